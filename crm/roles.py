@@ -1,0 +1,27 @@
+"""The three kinds of users and how to tell them apart.
+
+Each role is a Django group. The groups and their model permissions are
+created by data migrations (crm/migrations), so every database has them;
+this module is what code asks at run time.
+"""
+
+from django.db import models
+
+
+class Role(models.TextChoices):
+    SALES_REP = "Sales rep", "Sales rep"
+    MARKETER = "Marketer", "Marketer"
+    MANAGER = "Manager", "Manager"
+
+
+def user_has_role(user, role: Role) -> bool:
+    """True if the user is active and in the role's group (superusers have every role)."""
+    if not user.is_active:
+        return False
+    if user.is_superuser:
+        return True
+    return user.groups.filter(name=role.value).exists()
+
+
+def user_is_manager(user) -> bool:
+    return user_has_role(user, Role.MANAGER)

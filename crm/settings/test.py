@@ -1,0 +1,29 @@
+"""Test settings: fast hashing, in-memory email, tasks run in-process.
+
+`TEST_DATABASE_URL` points the suite at PostgreSQL; without it, SQLite.
+"""
+
+from .base import *  # noqa: F403
+from .base import _tune_database, env
+
+SECRET_KEY = "test-only-not-secret"
+DEBUG = False
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+STORAGES["staticfiles"] = {  # noqa: F405
+    "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"
+}
+
+if env.str("TEST_DATABASE_URL", default=""):
+    DATABASES = {"default": _tune_database(env.db("TEST_DATABASE_URL"))}
+else:
+    DATABASES = {
+        "default": _tune_database(
+            {"ENGINE": "django.db.backends.sqlite3", "NAME": str(VAR_DIR / "test.sqlite3")}  # noqa: F405
+        )
+    }
+    DATABASES["default"]["TEST"] = {"NAME": ""}  # in memory
+
+# Unit tests run tasks inline; the integration tests start a real worker.
+CELERY_TASK_ALWAYS_EAGER = True
+CELERY_TASK_EAGER_PROPAGATES = True

@@ -1,0 +1,31 @@
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import connection
+from django.http import JsonResponse
+from django.shortcuts import redirect
+from django.utils import timezone
+from django.views.decorators.cache import never_cache
+
+from .models import WorkerHeartbeat
+
+
+@never_cache
+def healthz(request):
+    """Liveness for load balancers and humans: the database answers; workers ticked recently."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+    last = WorkerHeartbeat.objects.order_by("-last_seen_at").values_list("last_seen_at", flat=True).first()
+    stale_after = timedelta(seconds=settings.CRM_BEAT_TICK_SECONDS * 3)
+    workers_ok = bool(last and timezone.now() - last < stale_after)
+    return JsonResponse(
+        {
+            "database": "ok",
+            "workers": "ok" if workers_ok else "no recent heartbeat",
+            "last_worker_heartbeat": last.isoformat() if last else None,
+        }
+    )
+
+
+def home(request):
+    return redirect("admin:index")

@@ -1,0 +1,474 @@
+"""The lead domain: who the leads are, where they came from, what happened with them.
+
+Models stay thin: every write that has rules (a stage move, a conversion, an
+activity that touches the lead) goes through `leads.services`.
+"""
+
+import zoneinfo
+from decimal import Decimal
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import MinValueValidator
+from django.db import models
+from django.db.models import Q
+from django.db.models.functions import Lower
+from django.utils.timezone import now
+
+from .pipeline import LeadStatus
+
+def validate_timezone(value):
+    if value and value not in zoneinfo.available_timezones():
+        raise ValidationError(
+            "%(value)s is not a known time zone. Use an IANA name such as Europe/Paris or America/New_York.",
+            params={"value": value},
+        )
+
+
+def validate_currency(value):
+    if not (len(value) == 3 and value.isalpha() and value.isupper()):
+        raise ValidationError("Use a three-letter ISO 4217 currency code in capitals, such as EUR or USD.")
+
+
+class Company(models.Model):
+    """An account: the organisation a lead works for."""
+
+    name = models.CharField(max_length=200)
+    domain = models.CharField(max_length=200, blank=True, help_text="Web domain, e.g. example.com")
+    industry = models.CharField(max_length=100, blank=True)
+    size = models.CharField(max_length=50, blank=True, help_text="Headcount band, e.g. 11-50")
+    country = models.CharField(max_length=100, blank=True)
+    created_at = models.DateTimeField(default=now, editable=False)
+
+    class Meta:
+        verbose_name_plural = "companies"
+        ordering = ["name"]
+        indexes = [models.Index(Lower("name"), name="company_name_lower")]
+
+    def __str__(self):
+        return self.name
+
+
+class Source(models.Model):
+    """Where traffic and leads come from; `slug` is the utm_source value."""
+
+    name = models.CharField(max_length=100)
+    slug = models.SlugField(max_length=100, unique=True, help_text="The utm_source value, e.g. google")
+    medium = models.CharField(max_length=50, blank=True, help_text="Default utm_medium, e.g. cpc, email, organic")
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self):
+        return self.name
+
+
+class Persona(models.Model):
+    """A described target audience, used to tell relevant leads from the rest."""
+
+    name = models.CharField(max_length=100, unique=True)
+    description = models.TextField(blank=True)
+    role = models.CharField(max_length=100, blank=True, help_text="Job role or function, e.g. Head of Sales")
+    interests = models.TextField(blank=True)
+    demographics = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self):
+        return self.name
+
+
+class Campaign(models.Model):
+    """A marketing campaign; `slug` is the utm_campaign value. Spend is recorded per period."""
+
+    name = models.CharField(max_length=200)
+    slug = models.SlugField(max_length=100, unique=True, help_text="The utm_campaign value")
+    source = models.ForeignKey(Source, null=True, blank=True, on_delete=models.SET_NULL, related_name="campaigns")
+    medium = models.CharField(max_length=50, blank=True)
+    persona = models.ForeignKey(Persona, null=True, blank=True, on_delete=models.SET_NULL, related_name="campaigns")
+    starts_on = models.DateField(null=True, blank=True)
+    ends_on = models.DateField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-starts_on", "name"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(ends_on__isnull=True) | Q(starts_on__isnull=True) | Q(ends_on__gte=models.F("starts_on")),
+                name="campaign_ends_after_start",
+                violation_error_message="The campaign cannot end before it starts.",
+            )
+        ]
+
+    def __str__(self):
+        return self.name
+
+
+class CampaignSpend(models.Model):
+    """What a campaign cost over a period: the numerator of cost per lead."""
+
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="spends")
+    period_start = models.DateField()
+    period_end = models.DateField()
+    amount = models.DecimalField(max_digits=12, decimal_places=2, validators=[MinValueValidator(Decimal("0"))])
+    currency = models.CharField(max_length=3, default="EUR", validators=[validate_currency])
+
+    class Meta:
+        ordering = ["-period_start"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(period_end__gte=models.F("period_start")),
+                name="spend_period_ends_after_start",
+                violation_error_message="The period cannot end before it starts.",
+            ),
+            models.CheckConstraint(
+                condition=Q(amount__gte=0),
+                name="spend_amount_not_negative",
+                violation_error_message="Spend cannot be negative.",
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.campaign}: {self.amount} {self.currency} ({self.period_start} – {self.period_end})"
+
+
+class LeadQuerySet(models.QuerySet):
+    def live(self):
+        return self.filter(archived_at__isnull=True)
+
+    def owned_by(self, user):
+        return self.filter(owner=user)
+
+
+class Lead(models.Model):
+    """A person who showed interest and can be contacted again."""
+
+    first_name = models.CharField(max_length=100, blank=True)
+    last_name = models.CharField(max_length=100, blank=True)
+    # Stored lower-cased (see services.normalize_email); unique among live leads.
+    email = models.EmailField(max_length=254, blank=True)
+    phone = models.CharField(max_length=40, blank=True)
+    title = models.CharField("job title", max_length=150, blank=True)
+    company = models.ForeignKey(Company, null=True, blank=True, on_delete=models.SET_NULL, related_name="leads")
+
+    source = models.ForeignKey(Source, null=True, blank=True, on_delete=models.PROTECT, related_name="leads", db_index=False)
+    campaign = models.ForeignKey(Campaign, null=True, blank=True, on_delete=models.PROTECT, related_name="leads", db_index=False)
+    utm_medium = models.CharField(max_length=50, blank=True)
+    utm_content = models.CharField(max_length=200, blank=True)
+    utm_term = models.CharField(max_length=200, blank=True)
+    persona = models.ForeignKey(Persona, null=True, blank=True, on_delete=models.SET_NULL, related_name="leads", db_index=False)
+
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="owned_leads",
+        db_index=False,
+        help_text="The sales rep who works this lead. Empty: in the unassigned pool.",
+    )
+    timezone = models.CharField(
+        max_length=64,
+        blank=True,
+        validators=[validate_timezone],
+        help_text="IANA time zone, e.g. Europe/Paris. Empty: the account's time zone.",
+    )
+
+    consent_given_at = models.DateTimeField(null=True, blank=True)
+    consent_text = models.TextField(blank=True, help_text="The exact wording the lead agreed to.")
+    consent_source = models.CharField(max_length=200, blank=True, help_text="Where consent was given: form, URL, event")
+
+    status = models.CharField(max_length=20, choices=LeadStatus.choices, default=LeadStatus.NEW, editable=False)
+    stage_entered_at = models.DateTimeField(default=now, editable=False)
+    lost_reason = models.CharField(max_length=300, blank=True, editable=False)
+    score = models.IntegerField(default=0, help_text="Fit and engagement score; scoring rules come later.")
+
+    created_at = models.DateTimeField(default=now, editable=False)
+    updated_at = models.DateTimeField(auto_now=True)
+    last_touch_at = models.DateTimeField(
+        null=True, blank=True, editable=False, help_text="Last call, meeting or email with the lead."
+    )
+    archived_at = models.DateTimeField(null=True, blank=True, editable=False)
+    # Lower-cased "first last email company" for fast substring search
+    # (a trigram index on PostgreSQL); kept up to date by the services.
+    search_text = models.TextField(blank=True, editable=False)
+
+    objects = LeadQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                Lower("email"),
+                condition=Q(archived_at__isnull=True) & ~Q(email=""),
+                name="lead_email_unique_among_live",
+                violation_error_message="Another lead already has this email address.",
+            ),
+            models.CheckConstraint(
+                condition=~Q(email="") | ~Q(phone=""),
+                name="lead_has_email_or_phone",
+                violation_error_message="Give an email address or a phone number, so the lead can be contacted.",
+            ),
+        ]
+        # One index per admin filter and ordering, each ending in the default
+        # ordering so a filtered, sorted page reads the index in order.
+        indexes = [
+            models.Index(fields=["-created_at", "-id"], name="lead_created"),
+            models.Index(fields=["status", "-created_at", "-id"], name="lead_status_created"),
+            models.Index(fields=["owner", "-created_at", "-id"], name="lead_owner_created"),
+            models.Index(fields=["owner", "status", "-created_at"], name="lead_owner_status_created"),
+            models.Index(fields=["source", "-created_at", "-id"], name="lead_source_created"),
+            models.Index(fields=["campaign", "-created_at", "-id"], name="lead_campaign_created"),
+            models.Index(fields=["persona", "-created_at", "-id"], name="lead_persona_created"),
+            models.Index(fields=["-last_touch_at", "-id"], name="lead_last_touch"),
+            models.Index(fields=["-score", "-id"], name="lead_score"),
+        ]
+
+    def __str__(self):
+        return self.full_name or self.email or self.phone
+
+    @property
+    def full_name(self):
+        return f"{self.first_name} {self.last_name}".strip()
+
+    @property
+    def is_open(self):
+        from .pipeline import OPEN_STATUSES
+
+        return self.status in OPEN_STATUSES
+
+    def build_search_text(self):
+        company = self.company.name if self.company_id else ""
+        return " ".join(p for p in (self.first_name, self.last_name, self.email, company) if p).lower()
+
+
+class StageChange(models.Model):
+    """One move of a lead through the pipeline: the history that stage metrics are computed from."""
+
+    lead = models.ForeignKey(Lead, on_delete=models.CASCADE, related_name="stage_changes", db_index=False)
+    from_status = models.CharField(max_length=20, choices=LeadStatus.choices, blank=True)
+    to_status = models.CharField(max_length=20, choices=LeadStatus.choices)
+    changed_at = models.DateTimeField(default=now)
+    changed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    # Who or what moved it when no person did: "sequence Welcome step 2", "import".
+    actor = models.CharField(max_length=200, blank=True)
+    reason = models.TextField(blank=True)
+    time_in_from_stage = models.DurationField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-changed_at", "-id"]
+        indexes = [
+            models.Index(fields=["lead", "-changed_at"], name="stagechange_lead"),
+            models.Index(fields=["to_status", "changed_at"], name="stagechange_to_status"),
+        ]
+
+    def __str__(self):
+        return f"{self.get_from_status_display() or '—'} → {self.get_to_status_display()}"
+
+    @property
+    def changed_by_label(self):
+        if self.changed_by_id:
+            return self.changed_by.get_username()
+        return self.actor or "system"
+
+
+class Activity(models.Model):
+    """Something that happened with a lead: a call, a note or a meeting."""
+
+    class Kind(models.TextChoices):
+        CALL = "call", "Call"
+        NOTE = "note", "Note"
+        MEETING = "meeting", "Meeting"
+
+    class Direction(models.TextChoices):
+        OUTBOUND = "outbound", "Outbound"
+        INBOUND = "inbound", "Inbound"
+
+    class CallOutcome(models.TextChoices):
+        CONNECTED = "connected", "Connected"
+        LEFT_VOICEMAIL = "voicemail", "Left voicemail"
+        NO_ANSWER = "no_answer", "No answer"
+        BUSY = "busy", "Busy"
+        WRONG_NUMBER = "wrong_number", "Wrong number"
+
+    # Kinds that count as touching the lead (notes are internal).
+    TOUCHES = frozenset({Kind.CALL, Kind.MEETING})
+
+    lead = models.ForeignKey(Lead, on_delete=models.CASCADE, related_name="activities", db_index=False)
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    author = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    occurred_at = models.DateTimeField(default=now)
+    body = models.TextField(blank=True, help_text="Notes")
+    direction = models.CharField(max_length=10, choices=Direction.choices, blank=True)
+    outcome = models.CharField(max_length=20, choices=CallOutcome.choices, blank=True)
+    duration_seconds = models.PositiveIntegerField(null=True, blank=True)
+    created_at = models.DateTimeField(default=now, editable=False)
+
+    class Meta:
+        verbose_name_plural = "activities"
+        ordering = ["-occurred_at", "-id"]
+        indexes = [models.Index(fields=["lead", "-occurred_at"], name="activity_lead")]
+        constraints = [
+            models.CheckConstraint(
+                condition=~Q(kind="call") | (~Q(direction="") & ~Q(outcome="")),
+                name="call_has_direction_and_outcome",
+                violation_error_message="A call needs a direction and an outcome.",
+            )
+        ]
+
+    def __str__(self):
+        if self.kind == self.Kind.CALL:
+            return f"{self.get_direction_display()} call: {self.get_outcome_display()}"
+        return self.get_kind_display()
+
+
+class Objection(models.Model):
+    """A reason the lead gave for not buying (yet), and how the rep answered it."""
+
+    class Category(models.TextChoices):
+        PRICE = "price", "Price"
+        TIMING = "timing", "Timing"
+        AUTHORITY = "authority", "Authority"
+        NEED = "need", "Need"
+        COMPETITOR = "competitor", "Competitor"
+        TRUST = "trust", "Trust"
+        OTHER = "other", "Other"
+
+    lead = models.ForeignKey(Lead, on_delete=models.CASCADE, related_name="objections", db_index=False)
+    activity = models.ForeignKey(
+        Activity,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="objections",
+        help_text="The call or meeting where it was raised.",
+    )
+    category = models.CharField(max_length=20, choices=Category.choices)
+    lead_words = models.TextField("the lead's words")
+    response = models.TextField("our answer", blank=True)
+    is_resolved = models.BooleanField(default=False)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    raised_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(default=now)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["lead", "-created_at"], name="objection_lead"),
+            models.Index(fields=["category", "is_resolved"], name="objection_category"),
+        ]
+
+    def __str__(self):
+        return f"{self.get_category_display()} objection"
+
+
+class Task(models.Model):
+    """A follow-up someone has to do by a given time."""
+
+    lead = models.ForeignKey(Lead, null=True, blank=True, on_delete=models.CASCADE, related_name="tasks", db_index=False)
+    assignee = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="crm_tasks", db_index=False)
+    title = models.CharField(max_length=200)
+    notes = models.TextField(blank=True)
+    due_at = models.DateTimeField()
+    completed_at = models.DateTimeField(null=True, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=now, editable=False)
+
+    class Meta:
+        ordering = ["due_at", "id"]
+        indexes = [
+            models.Index(fields=["assignee", "completed_at", "due_at"], name="task_assignee_due"),
+            models.Index(fields=["lead", "due_at"], name="task_lead"),
+        ]
+
+    def __str__(self):
+        return self.title
+
+    @property
+    def is_done(self):
+        return self.completed_at is not None
+
+    @property
+    def is_overdue(self):
+        return not self.is_done and self.due_at < now()
+
+
+class Customer(models.Model):
+    """Someone who said yes: a company, or a person when there is no company."""
+
+    name = models.CharField(max_length=200)
+    company = models.OneToOneField(
+        Company, null=True, blank=True, on_delete=models.PROTECT, related_name="customer"
+    )
+    # The lead who became the customer, for person customers and as the first contact.
+    primary_lead = models.ForeignKey(Lead, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    became_customer_at = models.DateTimeField(default=now)
+
+    class Meta:
+        ordering = ["-became_customer_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["primary_lead"],
+                condition=Q(company__isnull=True),
+                name="one_person_customer_per_lead",
+            )
+        ]
+
+    def __str__(self):
+        return self.name
+
+
+class Deal(models.Model):
+    """A concrete potential sale (an opportunity), open until won or lost."""
+
+    class Status(models.TextChoices):
+        OPEN = "open", "Open"
+        WON = "won", "Won"
+        LOST = "lost", "Lost"
+
+    lead = models.ForeignKey(Lead, on_delete=models.PROTECT, related_name="deals", db_index=False)
+    customer = models.ForeignKey(Customer, null=True, blank=True, on_delete=models.PROTECT, related_name="deals")
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="owned_deals"
+    )
+    product = models.CharField(max_length=200, blank=True)
+    value = models.DecimalField(max_digits=12, decimal_places=2, validators=[MinValueValidator(Decimal("0"))])
+    currency = models.CharField(max_length=3, validators=[validate_currency])
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.OPEN)
+    created_at = models.DateTimeField(default=now)
+    expected_close_on = models.DateField(null=True, blank=True)
+    closed_at = models.DateTimeField(null=True, blank=True)
+    lost_reason = models.CharField(max_length=300, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["status", "-closed_at"], name="deal_status_closed"),
+            models.Index(fields=["lead", "status"], name="deal_lead_status"),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(value__gte=0),
+                name="deal_value_not_negative",
+                violation_error_message="A deal's value cannot be negative.",
+            ),
+            models.CheckConstraint(
+                condition=Q(status="open", closed_at__isnull=True) | (~Q(status="open") & Q(closed_at__isnull=False)),
+                name="deal_closed_at_matches_status",
+                violation_error_message="A won or lost deal needs a close date; an open one has none.",
+            ),
+        ]
+
+    def __str__(self):
+        what = self.product or "Deal"
+        return f"{what}: {self.value} {self.currency} ({self.get_status_display()})"
+
+    @property
+    def time_to_close(self):
+        if self.status == self.Status.WON and self.closed_at:
+            return self.closed_at - self.created_at
+        return None

@@ -1,0 +1,563 @@
+"""Every write with a rule behind it.
+
+The admin, the reps' pages, the API and the Celery tasks all call these
+functions; none of them writes a lead's status, an activity that touches a
+lead, or a deal by hand. Each service validates first and raises
+`django.core.exceptions.ValidationError` (keyed by field) with a message a
+person can act on; each writes inside one transaction, so a failure leaves
+nothing half-written.
+"""
+
+from datetime import datetime, timedelta
+from decimal import Decimal, InvalidOperation
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from . import pipeline
+from .models import Activity, Company, Customer, Deal, Lead, Objection, StageChange, Task
+from .pipeline import LeadStatus
+from .selectors import lead_duplicate_of, user_can_own_leads
+from .signals import lead_stage_changed
+
+
+class StageMoveError(ValidationError):
+    """A stage move that the pipeline does not allow, or that lacks what it needs."""
+
+
+def normalize_email(email: str) -> str:
+    return (email or "").strip().lower()
+
+
+# --- Leads ----------------------------------------------------------------------
+
+_LEAD_FIELDS = frozenset(
+    f.name for f in Lead._meta.get_fields() if getattr(f, "editable", False) and not f.auto_created
+) - {"id"}
+
+
+def _lead_validate(lead: Lead):
+    lead.email = normalize_email(lead.email)
+    errors = {}
+    try:
+        # Constraints are checked below with a friendlier message, and again by
+        # the database, which has the last word on a race.
+        lead.full_clean(validate_constraints=False)
+    except ValidationError as exc:
+        errors.update(exc.message_dict)
+    if not lead.email and not lead.phone.strip():
+        errors.setdefault("email", []).append(
+            "Give an email address or a phone number, so the lead can be contacted."
+        )
+    if lead.email and "email" not in errors and lead.archived_at is None:
+        other = lead_duplicate_of(email=lead.email, exclude_pk=lead.pk)
+        if other is not None:
+            errors["email"] = [
+                f"Another lead already has this email address: {other} (lead #{other.pk}). "
+                "Open that lead instead of creating a duplicate."
+            ]
+    if errors:
+        raise ValidationError(errors)
+
+
+def _lead_save(lead: Lead):
+    """Save after validation, turning the database's duplicate check into the same error."""
+    lead.search_text = lead.build_search_text()
+    try:
+        with transaction.atomic():
+            lead.save()
+    except IntegrityError as exc:
+        if "lead_email_unique_among_live" in str(exc) or "UNIQUE" in str(exc).upper():
+            raise ValidationError({"email": ["Another lead already has this email address."]}) from exc
+        raise
+
+
+@transaction.atomic
+def lead_create(*, by=None, actor: str = "", reason: str = "", **fields) -> Lead:
+    """Create a lead in the New stage and record its entry into the pipeline.
+
+    Guarantees: the email is stored lower-cased and no other live lead has it;
+    the lead has an email or a phone; the first StageChange (— → New) exists.
+    """
+    unknown = set(fields) - _LEAD_FIELDS
+    if unknown:
+        raise TypeError(f"lead_create() got unknown fields: {', '.join(sorted(unknown))}")
+    now = timezone.now()
+    lead = Lead(**fields)
+    lead.created_at = fields.get("created_at") or now
+    lead.stage_entered_at = lead.created_at
+    lead.status = LeadStatus.NEW
+    _lead_validate(lead)
+    _lead_save(lead)
+    StageChange.objects.create(
+        lead=lead,
+        from_status="",
+        to_status=LeadStatus.NEW,
+        changed_at=lead.created_at,
+        changed_by=by,
+        actor=actor,
+        reason=reason or "Lead created",
+    )
+    return lead
+
+
+@transaction.atomic
+def lead_update(*, lead: Lead, by=None, **fields) -> Lead:
+    """Change a lead's contact and attribution details (never its stage: see lead_change_stage)."""
+    forbidden = set(fields) & {"status", "stage_entered_at", "lost_reason", "archived_at", "last_touch_at"}
+    if forbidden:
+        raise TypeError(f"lead_update() cannot change {', '.join(sorted(forbidden))}; use the stage services")
+    unknown = set(fields) - _LEAD_FIELDS
+    if unknown:
+        raise TypeError(f"lead_update() got unknown fields: {', '.join(sorted(unknown))}")
+    for name, value in fields.items():
+        setattr(lead, name, value)
+    _lead_validate(lead)
+    _lead_save(lead)
+    return lead
+
+
+def lead_assign_owner(*, leads, owner, by=None) -> int:
+    """Give leads to a rep (owner=None puts them back in the unassigned pool). Returns how many changed."""
+    if owner is not None and not user_can_own_leads(owner):
+        raise ValidationError(
+            {"owner": [f"{owner.get_username()} cannot own leads: choose an active sales rep or manager."]}
+        )
+    if hasattr(leads, "values"):
+        targets = Lead.objects.filter(pk__in=leads.values("pk"))
+    else:
+        targets = Lead.objects.filter(pk__in=[lead.pk for lead in leads])
+    targets = targets.exclude(owner=owner) if owner is not None else targets.filter(owner__isnull=False)
+    return targets.update(owner=owner, updated_at=timezone.now())
+
+
+def lead_archive(*, lead: Lead, by=None) -> Lead:
+    """Take a lead out of the live set (its email may then be used by a new lead). History is kept."""
+    if lead.archived_at is None:
+        lead.archived_at = timezone.now()
+        Lead.objects.filter(pk=lead.pk).update(archived_at=lead.archived_at, updated_at=lead.archived_at)
+    return lead
+
+
+def lead_touch(*, lead: Lead, at: datetime) -> None:
+    """Record a touch (call, meeting, email) at `at`, keeping last_touch_at the latest one."""
+    Lead.objects.filter(pk=lead.pk).filter(Q(last_touch_at__isnull=True) | Q(last_touch_at__lt=at)).update(
+        last_touch_at=at
+    )
+    if lead.last_touch_at is None or lead.last_touch_at < at:
+        lead.last_touch_at = at
+
+
+# --- The pipeline -------------------------------------------------------------------
+
+
+def _check_move(lead: Lead, to_status: str, reason: str):
+    if to_status not in LeadStatus.values:
+        raise StageMoveError(
+            {"to_status": [f"{to_status!r} is not a stage. {pipeline.describe_allowed_moves(lead.status)}"]}
+        )
+    if to_status == lead.status:
+        raise StageMoveError(
+            {"to_status": [f"The lead is already {pipeline.label(to_status)}. {pipeline.describe_allowed_moves(lead.status)}"]}
+        )
+    if not pipeline.is_move_allowed(lead.status, to_status):
+        raise StageMoveError(
+            {
+                "to_status": [
+                    f"A lead cannot move from {pipeline.label(lead.status)} to {pipeline.label(to_status)}. "
+                    f"{pipeline.describe_allowed_moves(lead.status)}"
+                ]
+            }
+        )
+    if to_status in pipeline.ENDED_STATUSES and not reason.strip():
+        raise StageMoveError(
+            {"reason": [f"Say why the lead is {pipeline.label(to_status).lower()}: a reason is required."]}
+        )
+
+
+def _move(*, lead: Lead, to_status: str, by, actor: str, reason: str, at: datetime | None) -> StageChange:
+    """Move a lead that the caller has locked and checked. Writes the history row."""
+    now = at or timezone.now()
+    from_status = lead.status
+    change = StageChange.objects.create(
+        lead=lead,
+        from_status=from_status,
+        to_status=to_status,
+        changed_at=now,
+        changed_by=by,
+        actor=actor,
+        reason=reason.strip(),
+        time_in_from_stage=max(now - lead.stage_entered_at, timedelta(0)),
+    )
+    lead.status = to_status
+    lead.stage_entered_at = now
+    lead.lost_reason = reason.strip() if to_status in pipeline.ENDED_STATUSES else ""
+    Lead.objects.filter(pk=lead.pk).update(
+        status=lead.status, stage_entered_at=now, lost_reason=lead.lost_reason, updated_at=timezone.now()
+    )
+    transaction.on_commit(
+        lambda: lead_stage_changed.send(
+            sender=Lead, lead_id=lead.pk, from_status=from_status, to_status=to_status, stage_change_id=change.pk
+        )
+    )
+    return change
+
+
+def _lock(lead: Lead) -> Lead:
+    """Re-read the lead under a row lock, so two moves of the same lead queue up."""
+    locked = Lead.objects.select_for_update().get(pk=lead.pk)
+    # Keep the caller's instance in step with the database.
+    lead.status, lead.stage_entered_at = locked.status, locked.stage_entered_at
+    lead.lost_reason, lead.owner_id = locked.lost_reason, locked.owner_id
+    return lead
+
+
+@transaction.atomic
+def lead_change_stage(
+    *, lead: Lead, to_status: str, by=None, actor: str = "", reason: str = "", at: datetime | None = None
+) -> StageChange:
+    """Move a lead to another stage of the pipeline.
+
+    Guarantees: the move is one of `pipeline.ALLOWED_MOVES` from the lead's
+    current status (read under a row lock); Lost and Disqualified carry a
+    reason; a StageChange row records from, to, when, who (a user or, for
+    automation, `actor`), why and the time spent in the stage left;
+    `leads.signals.lead_stage_changed` is sent once the transaction commits.
+    Customer is reached only through `lead_convert_to_customer`, which records
+    the won deal.
+    """
+    _lock(lead)
+    _check_move(lead, to_status, reason)
+    if to_status in pipeline.NEEDS_CONVERSION:
+        raise StageMoveError(
+            {"to_status": ["A lead becomes a customer by converting it, which records the won deal and its value."]}
+        )
+    return _move(lead=lead, to_status=to_status, by=by, actor=actor, reason=reason, at=at)
+
+
+# --- Activities -------------------------------------------------------------------
+
+
+def _activity_create(*, lead: Lead, by, **fields) -> Activity:
+    activity = Activity(lead=lead, author=by, **fields)
+    try:
+        activity.full_clean()
+    except ValidationError as exc:
+        raise ValidationError(exc.message_dict) from exc
+    activity.save()
+    if activity.kind in Activity.TOUCHES:
+        lead_touch(lead=lead, at=activity.occurred_at)
+    return activity
+
+
+@transaction.atomic
+def activity_log_call(
+    *,
+    lead: Lead,
+    by,
+    direction: str,
+    outcome: str,
+    duration_seconds: int | None = None,
+    body: str = "",
+    occurred_at: datetime | None = None,
+) -> Activity:
+    """Log a call. It touches the lead; the first call to a New lead moves it to Contacted."""
+    errors = {}
+    if not outcome:
+        errors["outcome"] = ["Choose the call's outcome."]
+    if not direction:
+        errors["direction"] = ["Choose whether the call was outbound or inbound."]
+    if duration_seconds is not None and duration_seconds < 0:
+        errors["duration_seconds"] = ["A call cannot last a negative time."]
+    if errors:
+        raise ValidationError(errors)
+    activity = _activity_create(
+        lead=lead,
+        by=by,
+        kind=Activity.Kind.CALL,
+        direction=direction,
+        outcome=outcome,
+        duration_seconds=duration_seconds,
+        body=body,
+        occurred_at=occurred_at or timezone.now(),
+    )
+    _lock(lead)
+    if lead.status == LeadStatus.NEW:
+        _move(lead=lead, to_status=LeadStatus.CONTACTED, by=by, actor="", reason="First call logged", at=None)
+    return activity
+
+
+@transaction.atomic
+def activity_add_note(*, lead: Lead, by, body: str) -> Activity:
+    if not body.strip():
+        raise ValidationError({"body": ["Write the note before saving it."]})
+    return _activity_create(lead=lead, by=by, kind=Activity.Kind.NOTE, body=body)
+
+
+@transaction.atomic
+def activity_log_meeting(
+    *, lead: Lead, by, occurred_at: datetime, body: str = "", duration_seconds: int | None = None
+) -> Activity:
+    if duration_seconds is not None and duration_seconds < 0:
+        raise ValidationError({"duration_seconds": ["A meeting cannot last a negative time."]})
+    return _activity_create(
+        lead=lead,
+        by=by,
+        kind=Activity.Kind.MEETING,
+        occurred_at=occurred_at,
+        body=body,
+        duration_seconds=duration_seconds,
+    )
+
+
+@transaction.atomic
+def objection_log(
+    *,
+    lead: Lead,
+    by,
+    category: str,
+    lead_words: str,
+    response: str = "",
+    is_resolved: bool = False,
+    activity: Activity | None = None,
+) -> Objection:
+    """Record an objection in the lead's words, with our answer if we gave one."""
+    now = timezone.now()
+    objection = Objection(
+        lead=lead,
+        activity=activity,
+        category=category,
+        lead_words=lead_words.strip(),
+        response=response.strip(),
+        is_resolved=is_resolved,
+        resolved_at=now if is_resolved else None,
+        raised_by=by,
+        created_at=now,
+    )
+    try:
+        objection.full_clean()
+    except ValidationError as exc:
+        raise ValidationError(exc.message_dict) from exc
+    if activity is not None and activity.lead_id != lead.pk:
+        raise ValidationError({"activity": ["That call or meeting belongs to another lead."]})
+    objection.save()
+    return objection
+
+
+def objection_resolve(*, objection: Objection, response: str = "", by=None) -> Objection:
+    if response.strip():
+        objection.response = response.strip()
+    if not objection.response:
+        raise ValidationError({"response": ["Say how the objection was answered before marking it resolved."]})
+    objection.is_resolved = True
+    objection.resolved_at = timezone.now()
+    objection.save(update_fields=["response", "is_resolved", "resolved_at"])
+    return objection
+
+
+# --- Tasks -----------------------------------------------------------------------
+
+
+def task_create(
+    *,
+    assignee,
+    title: str,
+    due_at: datetime,
+    lead: Lead | None = None,
+    notes: str = "",
+    by=None,
+    allow_past_due: bool = False,
+) -> Task:
+    """Schedule a follow-up. A due time in the past is refused unless the caller records history."""
+    errors = {}
+    if not title.strip():
+        errors["title"] = ["Say what has to be done."]
+    if due_at is None:
+        errors["due_at"] = ["Choose when the task is due."]
+    elif not allow_past_due and due_at < timezone.now():
+        errors["due_at"] = ["The due time is in the past: choose a time from now on."]
+    if assignee is None or not assignee.is_active:
+        errors["assignee"] = ["Choose an active user to do the task."]
+    if errors:
+        raise ValidationError(errors)
+    return Task.objects.create(
+        lead=lead, assignee=assignee, title=title.strip(), notes=notes, due_at=due_at, created_by=by
+    )
+
+
+def task_complete(*, task: Task, by=None, at: datetime | None = None) -> Task:
+    """Mark a task done (once: completing it again keeps the first time)."""
+    if task.completed_at is None:
+        task.completed_at = at or timezone.now()
+        Task.objects.filter(pk=task.pk, completed_at__isnull=True).update(completed_at=task.completed_at)
+    return task
+
+
+# --- Deals and customers ----------------------------------------------------------
+
+
+def _clean_money(value, field: str) -> Decimal:
+    if value is None or value == "":
+        raise ValidationError({field: ["Enter the deal value (0 or more)."]})
+    try:
+        amount = Decimal(str(value))
+    except (InvalidOperation, ValueError):
+        raise ValidationError({field: [f"{value!r} is not an amount: enter a number such as 1200.50."]}) from None
+    if not amount.is_finite():
+        raise ValidationError({field: ["Enter a finite amount."]})
+    if amount < 0:
+        raise ValidationError({field: ["A deal value cannot be negative."]})
+    if amount.as_tuple().exponent < -2:
+        raise ValidationError({field: ["Use at most two decimal places."]})
+    if amount >= Decimal("1e10"):
+        raise ValidationError({field: ["That amount is too large: at most 9,999,999,999.99."]})
+    return amount
+
+
+def _clean_currency(currency: str | None) -> str:
+    currency = (currency or settings.CRM_DEFAULT_CURRENCY).strip().upper()
+    if len(currency) != 3 or not currency.isalpha():
+        raise ValidationError({"currency": ["Use a three-letter ISO 4217 currency code, such as EUR or USD."]})
+    return currency
+
+
+@transaction.atomic
+def deal_open(
+    *,
+    lead: Lead,
+    value,
+    currency: str | None = None,
+    product: str = "",
+    expected_close_on=None,
+    by=None,
+) -> Deal:
+    """Open a deal (an opportunity) for a lead and move the lead to Opportunity if it was before it.
+
+    A customer may get further deals (upsell) without changing stage; a lost or
+    disqualified lead must be reopened first.
+    """
+    amount = _clean_money(value, "value")
+    currency = _clean_currency(currency)
+    _lock(lead)
+    if lead.status in pipeline.ENDED_STATUSES:
+        raise StageMoveError(
+            {"lead": [f"The lead is {pipeline.label(lead.status).lower()}: reopen it before opening a deal."]}
+        )
+    deal = Deal.objects.create(
+        lead=lead,
+        owner=by or lead.owner,
+        product=product,
+        value=amount,
+        currency=currency,
+        expected_close_on=expected_close_on,
+    )
+    if lead.status in pipeline.OPEN_STATUSES and lead.status != LeadStatus.OPPORTUNITY:
+        _move(
+            lead=lead,
+            to_status=LeadStatus.OPPORTUNITY,
+            by=by,
+            actor="",
+            reason=f"Deal opened: {deal}",
+            at=deal.created_at,
+        )
+    return deal
+
+
+def _customer_for(lead: Lead, now) -> Customer:
+    if lead.company_id:
+        customer, _ = Customer.objects.get_or_create(
+            company_id=lead.company_id,
+            defaults={"name": lead.company.name, "primary_lead": lead, "became_customer_at": now},
+        )
+        return customer
+    customer, _ = Customer.objects.get_or_create(
+        company=None,
+        primary_lead=lead,
+        defaults={"name": str(lead), "became_customer_at": now},
+    )
+    return customer
+
+
+@transaction.atomic
+def lead_convert_to_customer(
+    *,
+    lead: Lead,
+    deal_value,
+    currency: str | None = None,
+    product: str = "",
+    expected_close_on=None,
+    by=None,
+) -> Deal:
+    """Convert a lead into a customer with a won deal.
+
+    Guarantees: the value is present and not negative; the lead is open and
+    may move to Customer; the lead's company (or, without one, the person)
+    becomes a Customer, reusing an existing one; the lead's open deal is won
+    (the latest, if several), or a won deal is created; the lead moves to
+    Customer with a StageChange. On any error nothing is written.
+    """
+    amount = _clean_money(deal_value, "deal_value")
+    currency = _clean_currency(currency)
+    _lock(lead)
+    if lead.status == LeadStatus.CUSTOMER:
+        raise StageMoveError({"lead": ["This lead is already a customer."]})
+    _check_move(lead, LeadStatus.CUSTOMER, reason="")
+    now = timezone.now()
+    customer = _customer_for(lead, now)
+    deal = lead.deals.select_for_update().filter(status=Deal.Status.OPEN).order_by("-created_at", "-id").first()
+    if deal is None:
+        deal = Deal(lead=lead, owner=lead.owner or by, created_at=now)
+    deal.customer = customer
+    deal.value = amount
+    deal.currency = currency
+    if product:
+        deal.product = product
+    if expected_close_on:
+        deal.expected_close_on = expected_close_on
+    deal.status = Deal.Status.WON
+    deal.closed_at = now
+    deal.save()
+    _move(
+        lead=lead,
+        to_status=LeadStatus.CUSTOMER,
+        by=by,
+        actor="",
+        reason=f"Converted: deal #{deal.pk} won, {amount} {currency}",
+        at=now,
+    )
+    return deal
+
+
+@transaction.atomic
+def deal_mark_lost(*, deal: Deal, reason: str, by=None) -> Deal:
+    """Close an open deal as lost. When it was the lead's last open deal, the lead is lost too."""
+    if not reason.strip():
+        raise ValidationError({"lost_reason": ["Say why the deal was lost."]})
+    deal = Deal.objects.select_for_update().get(pk=deal.pk)
+    if deal.status != Deal.Status.OPEN:
+        raise ValidationError({"status": [f"The deal is already {deal.get_status_display().lower()}."]})
+    deal.status = Deal.Status.LOST
+    deal.closed_at = timezone.now()
+    deal.lost_reason = reason.strip()
+    deal.save(update_fields=["status", "closed_at", "lost_reason"])
+    lead = _lock(deal.lead)
+    if lead.status == LeadStatus.OPPORTUNITY and not lead.deals.filter(status=Deal.Status.OPEN).exists():
+        _move(lead=lead, to_status=LeadStatus.LOST, by=by, actor="", reason=f"Deal lost: {reason.strip()}", at=None)
+    return deal
+
+
+@transaction.atomic
+def company_update(*, company: Company, by=None, **fields) -> Company:
+    """Change a company; its leads' search text follows a rename."""
+    old_name = Company.objects.filter(pk=company.pk).values_list("name", flat=True).first() if company.pk else None
+    for name, value in fields.items():
+        setattr(company, name, value)
+    company.full_clean()
+    company.save()
+    if old_name is not None and old_name != company.name:
+        for lead in Lead.objects.filter(company=company).select_related("company").iterator(chunk_size=2000):
+            Lead.objects.filter(pk=lead.pk).update(search_text=lead.build_search_text())
+    return company

@@ -1,0 +1,1 @@
+# Sequences, steps, enrollments and deliveries arrive with the nurturing engine.
