@@ -189,7 +189,7 @@ class Lead(models.Model):
         null=True, blank=True, editable=False, help_text="Last call, meeting or email with the lead."
     )
     archived_at = models.DateTimeField(null=True, blank=True, editable=False)
-    # Lower-cased "first last email company" for fast substring search
+    # Lower-cased "first last email phone company" for fast substring search
     # (a trigram index on PostgreSQL); kept up to date by the services.
     search_text = models.TextField(blank=True, editable=False)
 
@@ -239,7 +239,8 @@ class Lead(models.Model):
 
     def build_search_text(self):
         company = self.company.name if self.company_id else ""
-        return " ".join(p for p in (self.first_name, self.last_name, self.email, company) if p).lower()
+        parts = (self.first_name, self.last_name, self.email, self.phone, company)
+        return " ".join(p for p in parts if p).lower()
 
 
 class StageChange(models.Model):

@@ -66,9 +66,12 @@ def _lead_validate(lead: Lead):
 def _lead_save(lead: Lead):
     """Save after validation, turning the database's duplicate check into the same error."""
     lead.search_text = lead.build_search_text()
+    # An update writes only the editable fields: a stage move that committed
+    # meanwhile is never overwritten with a stale status.
+    update_fields = None if lead._state.adding else [*_LEAD_FIELDS, "search_text", "updated_at"]
     try:
         with transaction.atomic():
-            lead.save()
+            lead.save(update_fields=update_fields)
     except IntegrityError as exc:
         if "lead_email_unique_among_live" in str(exc) or "UNIQUE" in str(exc).upper():
             raise ValidationError({"email": ["Another lead already has this email address."]}) from exc
@@ -82,7 +85,7 @@ def lead_create(*, by=None, actor: str = "", reason: str = "", **fields) -> Lead
     Guarantees: the email is stored lower-cased and no other live lead has it;
     the lead has an email or a phone; the first StageChange (— → New) exists.
     """
-    unknown = set(fields) - _LEAD_FIELDS
+    unknown = set(fields) - _LEAD_FIELDS - {"created_at"}
     if unknown:
         raise TypeError(f"lead_create() got unknown fields: {', '.join(sorted(unknown))}")
     now = timezone.now()
@@ -126,20 +129,22 @@ def lead_assign_owner(*, leads, owner, by=None) -> int:
         raise ValidationError(
             {"owner": [f"{owner.get_username()} cannot own leads: choose an active sales rep or manager."]}
         )
-    if hasattr(leads, "values"):
-        targets = Lead.objects.filter(pk__in=leads.values("pk"))
-    else:
-        targets = Lead.objects.filter(pk__in=[lead.pk for lead in leads])
+    targets = _leads_queryset(leads)
     targets = targets.exclude(owner=owner) if owner is not None else targets.filter(owner__isnull=False)
     return targets.update(owner=owner, updated_at=timezone.now())
 
 
-def lead_archive(*, lead: Lead, by=None) -> Lead:
-    """Take a lead out of the live set (its email may then be used by a new lead). History is kept."""
-    if lead.archived_at is None:
-        lead.archived_at = timezone.now()
-        Lead.objects.filter(pk=lead.pk).update(archived_at=lead.archived_at, updated_at=lead.archived_at)
-    return lead
+def _leads_queryset(leads):
+    """Leads given as a queryset (kept lazy: it may be a million rows) or as instances."""
+    if hasattr(leads, "values"):
+        return Lead.objects.filter(pk__in=leads.values("pk"))
+    return Lead.objects.filter(pk__in=[lead.pk for lead in leads])
+
+
+def lead_archive(*, leads, by=None) -> int:
+    """Take leads out of the live set; their email may then be used by a new lead. History is kept."""
+    now = timezone.now()
+    return _leads_queryset(leads).filter(archived_at__isnull=True).update(archived_at=now, updated_at=now)
 
 
 def lead_touch(*, lead: Lead, at: datetime) -> None:

@@ -1,0 +1,88 @@
+"""Run the web server, a Celery worker and beat together in the foreground.
+
+`make run` ends here. The three run as child processes in their own process
+group; Ctrl-C (or SIGTERM) stops all three, and if one of them dies the
+others are stopped too, so nothing is left running half-alive.
+"""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand
+
+
+class Command(BaseCommand):
+    help = "Start web + Celery worker + Celery beat in the foreground; Ctrl-C stops all."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", 8000)))
+        parser.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
+        parser.add_argument("--concurrency", type=int, default=2, help="Celery worker processes")
+
+    def handle(self, *args, host, port, concurrency, **options):
+        python = sys.executable
+        (settings.VAR_DIR / "mail").mkdir(parents=True, exist_ok=True)
+        for folder in settings.CELERY_BROKER_TRANSPORT_OPTIONS.get("data_folder_in"), settings.CELERY_BROKER_TRANSPORT_OPTIONS.get("processed_folder"):
+            if folder:
+                os.makedirs(folder, exist_ok=True)
+        commands = {
+            "web": [python, "manage.py", "runserver", f"{host}:{port}", "--noreload"],
+            "worker": [python, "-m", "celery", "-A", "crm", "worker", "-l", "info", f"--concurrency={concurrency}", "-n", "worker@%h"],
+            "beat": [python, "-m", "celery", "-A", "crm", "beat", "-l", "info", "-s", settings.CELERY_BEAT_SCHEDULE_FILENAME],
+        }
+        self._banner(host, port)
+        procs = {name: subprocess.Popen(cmd) for name, cmd in commands.items()}
+
+        stopping = False
+
+        def stop(signum=None, frame=None):
+            nonlocal stopping
+            if stopping:
+                return
+            stopping = True
+            self.stdout.write("\nStopping web, worker and beat…")
+            for proc in procs.values():
+                if proc.poll() is None:
+                    proc.terminate()
+            deadline = time.monotonic() + 10
+            for proc in procs.values():
+                try:
+                    proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+
+        signal.signal(signal.SIGINT, stop)
+        signal.signal(signal.SIGTERM, stop)
+        try:
+            while not stopping:
+                for name, proc in procs.items():
+                    if proc.poll() is not None:
+                        self.stderr.write(f"{name} exited with code {proc.returncode}; stopping the others.")
+                        stop()
+                        break
+                time.sleep(0.5)
+        finally:
+            stop()
+
+    def _banner(self, host, port):
+        url = f"http://{host}:{port}"
+        lines = [
+            "",
+            f"  CRM running at {url}/  (admin: {url}/admin/)",
+            f"  Outbox (email written to files): {settings.EMAIL_FILE_PATH}"
+            if settings.EMAIL_BACKEND.endswith("filebased.EmailBackend")
+            else f"  Email backend: {settings.EMAIL_BACKEND}",
+        ]
+        demo = list(
+            get_user_model().objects.filter(username__in=["manager", "marketer", "rep1", "rep2"]).values_list("username", flat=True)
+        )
+        if demo:
+            password = os.environ.get("CRM_DEMO_PASSWORD", "crm-demo")
+            lines.append(f"  Demo logins (password {password}): {', '.join(sorted(demo))}")
+        lines += ["  Press Ctrl-C to stop web, worker and beat.", ""]
+        self.stdout.write("\n".join(lines))

@@ -1,0 +1,571 @@
+"""The managers' pipeline review: the lead changelist, the lead page, the pipeline summary.
+
+Every stage move, conversion, assignment and logged activity goes through
+`leads.services`; the status field is never edited directly here.
+"""
+
+import csv
+
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import Http404, HttpResponseRedirect, StreamingHttpResponse
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils import timezone
+from django.utils.html import format_html, format_html_join
+from django.utils.http import urlencode
+
+from .. import pipeline, selectors, services
+from ..forms import AssignOwnerForm, ConvertForm, LeadForm, StageMoveForm, add_service_errors
+from ..models import Activity, Deal, Lead, Objection, StageChange, Task
+from .paginator import BoundedCountPaginator
+
+# Stage moves from the changelist run one service call per lead; beyond this
+# many, narrow the filter (or script it) instead of holding the page.
+BULK_STAGE_MOVE_LIMIT = 1000
+
+STATUS_COLOURS = {
+    "new": "#6c757d",
+    "contacted": "#0d6efd",
+    "nurturing": "#6610f2",
+    "mql": "#d63384",
+    "sql": "#fd7e14",
+    "opportunity": "#b8860b",
+    "customer": "#198754",
+    "lost": "#dc3545",
+    "disqualified": "#495057",
+}
+
+
+def status_badge_html(status: str):
+    return format_html(
+        '<span class="lead-status lead-status-{}" style="background:{};color:#fff;padding:2px 8px;'
+        'border-radius:10px;white-space:nowrap">{}</span>',
+        status,
+        STATUS_COLOURS.get(status, "#6c757d"),
+        pipeline.label(status),
+    )
+
+
+class OwnerFilter(admin.SimpleListFilter):
+    title = "owner"
+    parameter_name = "owner"
+
+    def lookups(self, request, model_admin):
+        users = [(str(u.pk), u.get_full_name() or u.get_username()) for u in selectors.lead_owner_choices()]
+        return [("none", "Unassigned"), *users]
+
+    def queryset(self, request, queryset):
+        value = self.value()
+        if value == "none":
+            return queryset.filter(owner__isnull=True)
+        if value and value.isdigit():
+            return queryset.filter(owner_id=int(value))
+        return queryset
+
+
+class LiveFilter(admin.SimpleListFilter):
+    """Live leads by default; archived ones on request."""
+
+    title = "archived"
+    parameter_name = "archived"
+
+    def lookups(self, request, model_admin):
+        return [("yes", "Archived"), ("all", "Live and archived")]
+
+    def choices(self, changelist):
+        yield {
+            "selected": self.value() is None,
+            "query_string": changelist.get_query_string(remove=[self.parameter_name]),
+            "display": "Live",
+        }
+        for lookup, title in self.lookup_choices:
+            yield {
+                "selected": self.value() == lookup,
+                "query_string": changelist.get_query_string({self.parameter_name: lookup}),
+                "display": title,
+            }
+
+    def queryset(self, request, queryset):
+        if self.value() == "yes":
+            return queryset.filter(archived_at__isnull=False)
+        if self.value() == "all":
+            return queryset
+        return queryset.filter(archived_at__isnull=True)
+
+
+class ReadOnlyInline(admin.TabularInline):
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+class StageChangeInline(ReadOnlyInline):
+    model = StageChange
+    verbose_name_plural = "stage history"
+    fields = ("changed_at", "from_status", "to_status", "who", "reason", "time_in_from_stage")
+    readonly_fields = fields
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("changed_by")
+
+    @admin.display(description="by")
+    def who(self, obj):
+        return obj.changed_by_label
+
+
+class DealInline(ReadOnlyInline):
+    model = Deal
+    fields = ("product", "value", "currency", "status", "created_at", "expected_close_on", "closed_at", "lost_reason")
+    readonly_fields = fields
+    show_change_link = True
+
+
+class ActivityInlineForm(forms.ModelForm):
+    class Meta:
+        model = Activity
+        fields = ("kind", "occurred_at", "direction", "outcome", "duration_seconds", "body")
+
+    def clean(self):
+        cleaned = super().clean()
+        if cleaned.get("kind") == Activity.Kind.CALL:
+            if not cleaned.get("direction"):
+                self.add_error("direction", "Choose whether the call was outbound or inbound.")
+            if not cleaned.get("outcome"):
+                self.add_error("outcome", "Choose the call's outcome.")
+        if cleaned.get("kind") == Activity.Kind.NOTE and not (cleaned.get("body") or "").strip():
+            self.add_error("body", "Write the note before saving it.")
+        return cleaned
+
+
+class ActivityInline(admin.TabularInline):
+    model = Activity
+    form = ActivityInlineForm
+    extra = 0
+    fields = ("kind", "occurred_at", "direction", "outcome", "duration_seconds", "body", "author")
+    readonly_fields = ("author",)
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("author")
+
+
+class ObjectionInline(admin.TabularInline):
+    model = Objection
+    extra = 0
+    fields = ("category", "lead_words", "response", "is_resolved", "raised_by", "created_at")
+    readonly_fields = ("raised_by", "created_at")
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("raised_by")
+
+
+class TaskInlineForm(forms.ModelForm):
+    class Meta:
+        model = Task
+        fields = ("title", "assignee", "due_at", "completed_at", "notes")
+
+    def clean_due_at(self):
+        due_at = self.cleaned_data.get("due_at")
+        if due_at and self.instance.pk is None and due_at < timezone.now():
+            raise ValidationError("The due time is in the past: choose a time from now on.")
+        return due_at
+
+
+class TaskInline(admin.TabularInline):
+    model = Task
+    form = TaskInlineForm
+    extra = 0
+    fields = ("title", "assignee", "due_at", "completed_at", "notes")
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        if db_field.name == "assignee":
+            kwargs["queryset"] = selectors.lead_owner_choices()
+        field = super().formfield_for_foreignkey(db_field, request, **kwargs)
+        if db_field.name == "assignee":
+            # One query for the choices, however many task rows the page shows.
+            cache = getattr(request, "_assignee_choices", None)
+            if cache is None:
+                cache = request._assignee_choices = list(field.choices)
+            field.choices = cache
+        return field
+
+
+def _csv_safe(value) -> str:
+    """Neutralise spreadsheet formulas (=, +, -, @) in user-entered text."""
+    text = "" if value is None else str(value)
+    if text[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + text
+    return text
+
+
+class _Echo:
+    def write(self, value):
+        return value
+
+
+CSV_COLUMNS = (
+    ("id", lambda lead: lead.pk),
+    ("first_name", lambda lead: lead.first_name),
+    ("last_name", lambda lead: lead.last_name),
+    ("email", lambda lead: lead.email),
+    ("phone", lambda lead: lead.phone),
+    ("title", lambda lead: lead.title),
+    ("company", lambda lead: lead.company),
+    ("status", lambda lead: lead.status),
+    ("owner", lambda lead: lead.owner.get_username() if lead.owner_id else ""),
+    ("source", lambda lead: lead.source.slug if lead.source_id else ""),
+    ("campaign", lambda lead: lead.campaign.slug if lead.campaign_id else ""),
+    ("persona", lambda lead: lead.persona),
+    ("score", lambda lead: lead.score),
+    ("created_at", lambda lead: lead.created_at.isoformat()),
+    ("last_touch_at", lambda lead: lead.last_touch_at.isoformat() if lead.last_touch_at else ""),
+)
+
+
+@admin.register(Lead)
+class LeadAdmin(admin.ModelAdmin):
+    form = LeadForm
+    list_display = (
+        "lead_name", "email", "company", "status_badge", "owner", "source", "campaign",
+        "score", "created_at", "last_touch_at",
+    )
+    list_display_links = ("lead_name",)
+    list_select_related = ("company", "owner", "source", "campaign")
+    list_filter = (
+        "status", OwnerFilter, "source", "campaign", "persona", ("created_at", admin.DateFieldListFilter), LiveFilter,
+    )
+    search_fields = ("search_text",)
+    search_help_text = "Search by name, email, phone or company."
+    date_hierarchy = "created_at"
+    show_full_result_count = False
+    paginator = BoundedCountPaginator
+    list_per_page = 50
+    # Only columns with an index behind them sort, so no sort scans the table.
+    sortable_by = ("created_at", "last_touch_at", "score")
+    ordering = ("-created_at", "-id")
+    autocomplete_fields = ("company",)
+    actions = ("assign_owner", "move_stage", "export_csv", "archive")
+    inlines = (StageChangeInline, ActivityInline, ObjectionInline, TaskInline, DealInline)
+    readonly_fields = (
+        "stage", "stage_entered_at", "lost_reason", "created_at", "updated_at", "last_touch_at", "archived_at",
+    )
+    fieldsets = (
+        ("Pipeline", {"fields": ("stage", "stage_entered_at", "lost_reason", "owner", "score")}),
+        ("Contact", {"fields": (("first_name", "last_name"), "email", "phone", "title", "company", "timezone")}),
+        ("Attribution", {"fields": ("source", "campaign", "persona", ("utm_medium", "utm_content", "utm_term"))}),
+        ("Consent", {"fields": ("consent_given_at", "consent_text", "consent_source")}),
+        ("Record", {"fields": ("created_at", "updated_at", "last_touch_at", "archived_at")}),
+    )
+
+    # --- Columns ---------------------------------------------------------------
+
+    @admin.display(description="lead", ordering="created_at")
+    def lead_name(self, obj):
+        return obj.full_name or obj.email or obj.phone
+
+    @admin.display(description="status")
+    def status_badge(self, obj):
+        return status_badge_html(obj.status)
+
+    @admin.display(description="stage")
+    def stage(self, obj):
+        if obj.pk is None:
+            return "New (every lead starts here)"
+        return format_html(
+            '{} <div class="help">{}</div>', status_badge_html(obj.status), pipeline.describe_allowed_moves(obj.status)
+        )
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        lead = self.get_object(request, object_id)
+        extra = {}
+        if lead is not None and self.has_change_permission(request, lead):
+            extra = {
+                "move_stage_url": reverse("admin:leads_lead_move_stage", args=[lead.pk])
+                if pipeline.allowed_moves(lead.status)
+                else None,
+                "convert_url": reverse("admin:leads_lead_convert", args=[lead.pk])
+                if pipeline.is_move_allowed(lead.status, pipeline.LeadStatus.CUSTOMER)
+                else None,
+            }
+        return super().change_view(request, object_id, form_url, {**extra, **(extra_context or {})})
+
+    # --- Search: one substring match on the indexed search text -------------
+
+    def get_search_results(self, request, queryset, search_term):
+        for term in search_term.lower().split():
+            queryset = queryset.filter(search_text__contains=term)
+        return queryset, False
+
+    # --- Saving through the services -------------------------------------------
+
+    def save_model(self, request, obj, form, change):
+        data = {name: form.cleaned_data[name] for name in form.cleaned_data if name in form.fields}
+        if change:
+            changed = {name: data[name] for name in form.changed_data if name in data}
+            services.lead_update(lead=obj, by=request.user, **changed)
+            return
+        created = services.lead_create(by=request.user, **data)
+        for field in Lead._meta.concrete_fields:
+            setattr(obj, field.attname, getattr(created, field.attname))
+        obj._state.adding = False
+        obj._state.db = created._state.db
+
+    def save_formset(self, request, form, formset, change):
+        lead = form.instance
+        instances = formset.save(commit=False)
+        for obj in formset.deleted_objects:
+            obj.delete()
+        for obj in instances:
+            if obj.pk is not None:
+                obj.save()
+            elif isinstance(obj, Activity):
+                self._log_activity(request, lead, obj)
+            elif isinstance(obj, Objection):
+                services.objection_log(
+                    lead=lead,
+                    by=request.user,
+                    category=obj.category,
+                    lead_words=obj.lead_words,
+                    response=obj.response,
+                    is_resolved=obj.is_resolved,
+                )
+            elif isinstance(obj, Task):
+                services.task_create(
+                    lead=lead, assignee=obj.assignee, title=obj.title, due_at=obj.due_at, notes=obj.notes, by=request.user
+                )
+            else:
+                obj.save()
+        formset.save_m2m()
+
+    @staticmethod
+    def _log_activity(request, lead, obj):
+        if obj.kind == Activity.Kind.CALL:
+            services.activity_log_call(
+                lead=lead,
+                by=request.user,
+                direction=obj.direction,
+                outcome=obj.outcome,
+                duration_seconds=obj.duration_seconds,
+                body=obj.body,
+                occurred_at=obj.occurred_at,
+            )
+        elif obj.kind == Activity.Kind.MEETING:
+            services.activity_log_meeting(
+                lead=lead, by=request.user, occurred_at=obj.occurred_at, body=obj.body, duration_seconds=obj.duration_seconds
+            )
+        else:
+            services.activity_add_note(lead=lead, by=request.user, body=obj.body)
+
+    # --- Extra pages ----------------------------------------------------------------
+
+    def get_urls(self):
+        view = self.admin_site.admin_view
+        return [
+            path("pipeline/", view(self.pipeline_view), name="leads_lead_pipeline"),
+            path("<int:object_id>/move-stage/", view(self.move_stage_view), name="leads_lead_move_stage"),
+            path("<int:object_id>/convert/", view(self.convert_view), name="leads_lead_convert"),
+            *super().get_urls(),
+        ]
+
+    def _lead_for_change(self, request, object_id):
+        lead = self.get_object(request, str(object_id))
+        if lead is None:
+            raise Http404("No lead with this id.")
+        if not self.has_change_permission(request, lead):
+            raise PermissionDenied
+        return lead
+
+    def _form_page(self, request, *, lead, title, form, submit, intro=""):
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "title": title,
+            "lead": lead,
+            "form": form,
+            "submit_label": submit,
+            "intro": intro,
+            "status_badge": status_badge_html(lead.status),
+        }
+        return TemplateResponse(request, "admin/leads/lead/lead_form_page.html", context)
+
+    def move_stage_view(self, request, object_id):
+        lead = self._lead_for_change(request, object_id)
+        form = StageMoveForm(request.POST or None, from_status=lead.status)
+        if request.method == "POST" and form.is_valid():
+            try:
+                services.lead_change_stage(
+                    lead=lead, to_status=form.cleaned_data["to_status"], reason=form.cleaned_data["reason"], by=request.user
+                )
+            except ValidationError as exc:
+                add_service_errors(form, exc)
+            else:
+                self.message_user(request, f"{lead} moved to {pipeline.label(lead.status)}.", messages.SUCCESS)
+                return HttpResponseRedirect(reverse("admin:leads_lead_change", args=[lead.pk]))
+        return self._form_page(
+            request,
+            lead=lead,
+            title=f"Move {lead} to another stage",
+            form=form,
+            submit="Move",
+            intro=pipeline.describe_allowed_moves(lead.status),
+        )
+
+    def convert_view(self, request, object_id):
+        lead = self._lead_for_change(request, object_id)
+        open_deal = lead.deals.filter(status=Deal.Status.OPEN).order_by("-created_at", "-id").first()
+        initial = {"currency": open_deal.currency if open_deal else services.settings.CRM_DEFAULT_CURRENCY}
+        if open_deal:
+            initial.update(deal_value=open_deal.value, product=open_deal.product, expected_close_on=open_deal.expected_close_on)
+        form = ConvertForm(request.POST or None, initial=initial)
+        if request.method == "POST" and form.is_valid():
+            try:
+                deal = services.lead_convert_to_customer(lead=lead, by=request.user, **form.cleaned_data)
+            except ValidationError as exc:
+                add_service_errors(form, exc)
+            else:
+                self.message_user(
+                    request, f"{lead} is now a customer: deal won, {deal.value} {deal.currency}.", messages.SUCCESS
+                )
+                return HttpResponseRedirect(reverse("admin:leads_lead_change", args=[lead.pk]))
+        intro = "Records the won deal and makes the lead's company (or the person) a customer."
+        if open_deal:
+            intro += f" The open deal “{open_deal}” will be marked won."
+        return self._form_page(request, lead=lead, title=f"Convert {lead} to a customer", form=form, submit="Convert", intro=intro)
+
+    def pipeline_view(self, request):
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        owner_id = request.GET.get("owner", "")
+        leads = Lead.objects.live()
+        if owner_id == "none":
+            leads = leads.filter(owner__isnull=True)
+        elif owner_id.isdigit():
+            leads = leads.filter(owner_id=int(owner_id))
+        changelist = reverse("admin:leads_lead_changelist")
+        rows = selectors.pipeline_summary(leads=leads)
+        for row in rows:
+            query = {"status__exact": row["status"]}
+            if owner_id:
+                query["owner"] = owner_id
+            row["link"] = f"{changelist}?{urlencode(query)}"
+            row["badge"] = status_badge_html(row["status"])
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "title": "Pipeline",
+            "rows": rows,
+            "total": sum(row["leads"] for row in rows),
+            "owners": selectors.lead_owner_choices(),
+            "owner_id": owner_id,
+        }
+        return TemplateResponse(request, "admin/leads/lead/pipeline.html", context)
+
+    def changelist_view(self, request, extra_context=None):
+        extra_context = {**(extra_context or {}), "pipeline_url": reverse("admin:leads_lead_pipeline")}
+        return super().changelist_view(request, extra_context)
+
+    # --- Actions ------------------------------------------------------------------
+
+    def _action_page(self, request, queryset, *, action, title, form, submit, intro):
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "title": title,
+            "form": form,
+            "submit_label": submit,
+            "intro": intro,
+            "action": action,
+            "select_across": request.POST.get("select_across", "0"),
+            "selected": request.POST.getlist(ACTION_CHECKBOX_NAME),
+            "sample": list(queryset.select_related(None).only("id", "first_name", "last_name", "email", "phone")[:10]),
+            "count_label": _count_label(queryset),
+        }
+        return TemplateResponse(request, "admin/leads/lead/action_form.html", context)
+
+    @admin.action(description="Assign owner to selected leads", permissions=["change"])
+    def assign_owner(self, request, queryset):
+        form = AssignOwnerForm(request.POST if "apply" in request.POST else None)
+        if "apply" in request.POST and form.is_valid():
+            owner = form.cleaned_data["owner"]
+            try:
+                changed = services.lead_assign_owner(leads=queryset, owner=owner, by=request.user)
+            except ValidationError as exc:
+                add_service_errors(form, exc)
+            else:
+                who = owner.get_full_name() or owner.get_username() if owner else "the unassigned pool"
+                self.message_user(request, f"{changed} lead(s) assigned to {who}.", messages.SUCCESS)
+                return None
+        return self._action_page(
+            request, queryset, action="assign_owner", title="Assign owner", form=form, submit="Assign",
+            intro="The selected leads go to this rep. Leads they already own are left as they are.",
+        )
+
+    @admin.action(description="Move selected leads to another stage", permissions=["change"])
+    def move_stage(self, request, queryset):
+        form = StageMoveForm(request.POST if "apply" in request.POST else None)
+        if "apply" in request.POST and form.is_valid():
+            ids = list(queryset.values_list("pk", flat=True)[: BULK_STAGE_MOVE_LIMIT + 1])
+            if len(ids) > BULK_STAGE_MOVE_LIMIT:
+                self.message_user(
+                    request,
+                    f"More than {BULK_STAGE_MOVE_LIMIT:,} leads are selected. Narrow the filter and move them in batches.",
+                    messages.ERROR,
+                )
+                return None
+            self._move_many(request, ids, form.cleaned_data["to_status"], form.cleaned_data["reason"])
+            return None
+        return self._action_page(
+            request, queryset, action="move_stage", title="Move leads to another stage", form=form, submit="Move",
+            intro="Each lead moves only if the pipeline allows it from its current stage; the others are listed.",
+        )
+
+    def _move_many(self, request, ids, to_status, reason):
+        moved, refused = 0, []
+        for lead in Lead.objects.filter(pk__in=ids).order_by("pk"):
+            try:
+                services.lead_change_stage(lead=lead, to_status=to_status, reason=reason, by=request.user)
+                moved += 1
+            except ValidationError as exc:
+                refused.append(f"{lead} (#{lead.pk}): {' '.join(exc.messages)}")
+        if moved:
+            self.message_user(request, f"{moved} lead(s) moved to {pipeline.label(to_status)}.", messages.SUCCESS)
+        if refused:
+            shown = refused[:10]
+            more = f" …and {len(refused) - 10} more." if len(refused) > 10 else ""
+            self.message_user(
+                request, f"{len(refused)} lead(s) not moved. " + " | ".join(shown) + more, messages.ERROR
+            )
+
+    @admin.action(description="Export selected leads as CSV", permissions=["view"])
+    def export_csv(self, request, queryset):
+        writer = csv.writer(_Echo())
+        rows = queryset.select_related("company", "owner", "source", "campaign", "persona").order_by("pk")
+
+        def stream():
+            yield writer.writerow([name for name, _ in CSV_COLUMNS])
+            for lead in rows.iterator(chunk_size=2000):
+                yield writer.writerow([_csv_safe(get(lead)) for _, get in CSV_COLUMNS])
+
+        response = StreamingHttpResponse(stream(), content_type="text/csv; charset=utf-8")
+        stamp = timezone.localtime().strftime("%Y%m%d-%H%M")
+        response["Content-Disposition"] = f'attachment; filename="leads-{stamp}.csv"'
+        return response
+
+    @admin.action(description="Archive selected leads", permissions=["change"])
+    def archive(self, request, queryset):
+        count = services.lead_archive(leads=queryset, by=request.user)
+        self.message_user(request, f"{count} lead(s) archived. Their history is kept.", messages.SUCCESS)
+
+
+def _count_label(queryset) -> str:
+    paginator = BoundedCountPaginator(queryset, 1)
+    prefix = "about " if paginator.is_estimated else ""
+    return f"{prefix}{paginator.count:,}"
+

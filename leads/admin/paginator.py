@@ -1,0 +1,50 @@
+"""A paginator that never counts a million rows.
+
+Django's admin counts the (filtered) rows to show "N results" and the page
+links. On a big table that COUNT(*) dominates the page. This paginator counts
+exactly up to a limit (reading at most limit+1 index entries) and, past it,
+takes PostgreSQL's planner estimate, as large Django sites do.
+"""
+
+import json
+
+from django.conf import settings
+from django.core.paginator import Paginator
+from django.db import connections
+from django.utils.functional import cached_property
+
+
+def estimated_count(queryset) -> int | None:
+    """The planner's row estimate for a queryset (PostgreSQL only), or None."""
+    connection = connections[queryset.db]
+    if connection.vendor != "postgresql":
+        return None
+    sql, params = queryset.order_by().values("pk").query.sql_with_params()
+    with connection.cursor() as cursor:
+        cursor.execute(f"EXPLAIN (FORMAT JSON) {sql}", params)
+        plan = cursor.fetchone()[0]
+    if isinstance(plan, str):
+        plan = json.loads(plan)
+    return int(plan[0]["Plan"]["Plan Rows"])
+
+
+class BoundedCountPaginator(Paginator):
+    @property
+    def exact_limit(self) -> int:
+        return settings.CRM_ADMIN_EXACT_COUNT_LIMIT
+
+    @cached_property
+    def is_estimated(self) -> bool:
+        return self._count[1]
+
+    @cached_property
+    def _count(self):
+        bounded = self.object_list.order_by()[: self.exact_limit + 1].count()
+        if bounded <= self.exact_limit:
+            return bounded, False
+        estimate = estimated_count(self.object_list) or 0
+        return max(estimate, bounded), True
+
+    @cached_property
+    def count(self):
+        return self._count[0]

@@ -1,0 +1,209 @@
+"""Admin for the records around leads: accounts, attribution, deals, customers, work items."""
+
+from django.contrib import admin, messages
+from django.core.exceptions import ValidationError
+from django.urls import reverse
+from django.utils.html import format_html
+
+from .. import services
+from ..models import Activity, Campaign, CampaignSpend, Company, Customer, Deal, Objection, Persona, Source, StageChange, Task
+from .paginator import BoundedCountPaginator
+
+
+def lead_link(lead):
+    if lead is None:
+        return "—"
+    return format_html('<a href="{}">{}</a>', reverse("admin:leads_lead_change", args=[lead.pk]), lead)
+
+
+@admin.register(Company)
+class CompanyAdmin(admin.ModelAdmin):
+    list_display = ("name", "domain", "industry", "size", "country")
+    search_fields = ("name", "domain")
+    list_filter = ("industry", "size")
+    paginator = BoundedCountPaginator
+    show_full_result_count = False
+
+    def save_model(self, request, obj, form, change):
+        fields = {name: form.cleaned_data[name] for name in form.changed_data}
+        services.company_update(company=obj, by=request.user, **fields)
+
+
+@admin.register(Source)
+class SourceAdmin(admin.ModelAdmin):
+    list_display = ("name", "slug", "medium")
+    search_fields = ("name", "slug")
+    prepopulated_fields = {"slug": ("name",)}
+
+
+@admin.register(Persona)
+class PersonaAdmin(admin.ModelAdmin):
+    list_display = ("name", "role")
+    search_fields = ("name", "role", "interests")
+
+
+class CampaignSpendInline(admin.TabularInline):
+    model = CampaignSpend
+    extra = 1
+    fields = ("period_start", "period_end", "amount", "currency")
+
+
+@admin.register(Campaign)
+class CampaignAdmin(admin.ModelAdmin):
+    list_display = ("name", "slug", "source", "medium", "persona", "starts_on", "ends_on")
+    list_select_related = ("source", "persona")
+    list_filter = ("source", "medium", "persona")
+    search_fields = ("name", "slug")
+    prepopulated_fields = {"slug": ("name",)}
+    inlines = (CampaignSpendInline,)
+
+
+@admin.register(Deal)
+class DealAdmin(admin.ModelAdmin):
+    list_display = ("__str__", "lead_column", "owner", "value", "currency", "status", "created_at", "expected_close_on", "closed_at")
+    list_select_related = ("lead", "owner")
+    list_filter = ("status", "currency", ("created_at", admin.DateFieldListFilter))
+    search_fields = ("product", "lead__search_text")
+    raw_id_fields = ("lead",)
+    paginator = BoundedCountPaginator
+    show_full_result_count = False
+    actions = ("mark_lost",)
+    readonly_fields = ("status", "customer", "closed_at", "lost_reason")
+
+    @admin.display(description="lead")
+    def lead_column(self, obj):
+        return lead_link(obj.lead)
+
+    def get_readonly_fields(self, request, obj=None):
+        # A deal's money and lead are fixed once it is closed; history stays true.
+        if obj is not None and obj.status != Deal.Status.OPEN:
+            return (*self.readonly_fields, "lead", "value", "currency", "product", "created_at", "owner")
+        return self.readonly_fields
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            obj.save()
+            return
+        deal = services.deal_open(
+            lead=form.cleaned_data["lead"],
+            value=form.cleaned_data["value"],
+            currency=form.cleaned_data["currency"],
+            product=form.cleaned_data.get("product", ""),
+            expected_close_on=form.cleaned_data.get("expected_close_on"),
+            by=request.user,
+        )
+        obj.pk, obj._state.adding = deal.pk, False
+
+    @admin.action(description="Mark selected open deals as lost (reason: lost in review)", permissions=["change"])
+    def mark_lost(self, request, queryset):
+        done = 0
+        for deal in queryset.filter(status=Deal.Status.OPEN):
+            try:
+                services.deal_mark_lost(deal=deal, reason="Lost in pipeline review", by=request.user)
+                done += 1
+            except ValidationError as exc:
+                self.message_user(request, f"{deal}: {' '.join(exc.messages)}", messages.ERROR)
+        self.message_user(request, f"{done} deal(s) marked lost.", messages.SUCCESS)
+
+
+@admin.register(Customer)
+class CustomerAdmin(admin.ModelAdmin):
+    list_display = ("name", "company", "primary_lead_column", "became_customer_at")
+    list_select_related = ("company", "primary_lead")
+    search_fields = ("name",)
+    readonly_fields = ("became_customer_at",)
+    raw_id_fields = ("primary_lead", "company")
+    paginator = BoundedCountPaginator
+    show_full_result_count = False
+
+    @admin.display(description="first contact")
+    def primary_lead_column(self, obj):
+        return lead_link(obj.primary_lead)
+
+
+@admin.register(Task)
+class TaskAdmin(admin.ModelAdmin):
+    list_display = ("title", "lead_column", "assignee", "due_at", "completed_at")
+    list_select_related = ("lead", "assignee")
+    list_filter = (("completed_at", admin.EmptyFieldListFilter), ("due_at", admin.DateFieldListFilter), "assignee")
+    raw_id_fields = ("lead",)
+    paginator = BoundedCountPaginator
+    show_full_result_count = False
+
+    @admin.display(description="lead")
+    def lead_column(self, obj):
+        return lead_link(obj.lead)
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            obj.save()
+            return
+        task = services.task_create(
+            lead=obj.lead, assignee=obj.assignee, title=obj.title, due_at=obj.due_at, notes=obj.notes, by=request.user
+        )
+        obj.pk, obj._state.adding = task.pk, False
+
+
+@admin.register(Objection)
+class ObjectionAdmin(admin.ModelAdmin):
+    """Managers review objections across leads: what stops deals, and how reps answer."""
+
+    list_display = ("category", "lead_column", "short_words", "is_resolved", "raised_by", "created_at")
+    list_select_related = ("lead", "raised_by")
+    list_filter = ("category", "is_resolved", ("created_at", admin.DateFieldListFilter))
+    search_fields = ("lead_words", "response")
+    readonly_fields = ("lead", "activity", "raised_by", "created_at", "resolved_at")
+    paginator = BoundedCountPaginator
+    show_full_result_count = False
+
+    def has_add_permission(self, request):
+        return False  # Logged on the lead, where the conversation is.
+
+    @admin.display(description="lead")
+    def lead_column(self, obj):
+        return lead_link(obj.lead)
+
+    @admin.display(description="the lead's words")
+    def short_words(self, obj):
+        return obj.lead_words if len(obj.lead_words) <= 80 else obj.lead_words[:77] + "…"
+
+
+@admin.register(StageChange)
+class StageChangeAdmin(admin.ModelAdmin):
+    """The stage history across all leads: read only, as history is."""
+
+    list_display = ("changed_at", "lead_column", "from_status", "to_status", "changed_by_label", "reason", "time_in_from_stage")
+    list_select_related = ("lead", "changed_by")
+    list_filter = ("to_status", "from_status", ("changed_at", admin.DateFieldListFilter))
+    paginator = BoundedCountPaginator
+    show_full_result_count = False
+
+    @admin.display(description="lead")
+    def lead_column(self, obj):
+        return lead_link(obj.lead)
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Activity)
+class ActivityAdmin(admin.ModelAdmin):
+    list_display = ("occurred_at", "kind", "lead_column", "author", "outcome", "duration_seconds")
+    list_select_related = ("lead", "author")
+    list_filter = ("kind", "outcome", ("occurred_at", admin.DateFieldListFilter))
+    readonly_fields = ("lead", "author", "created_at")
+    paginator = BoundedCountPaginator
+    show_full_result_count = False
+
+    def has_add_permission(self, request):
+        return False  # Logged on the lead, through the services.
+
+    @admin.display(description="lead")
+    def lead_column(self, obj):
+        return lead_link(obj.lead)

@@ -1,0 +1,99 @@
+"""Forms that feed the lead services. They parse input; the services decide."""
+
+from django import forms
+from django.core.exceptions import ValidationError
+
+from . import pipeline
+from .models import Lead
+from .pipeline import LeadStatus
+from .selectors import lead_duplicate_of, lead_owner_choices
+from .services import normalize_email
+
+
+def add_service_errors(form: forms.Form, exc: ValidationError) -> None:
+    """Show a service's ValidationError next to the matching fields (the rest on top)."""
+    if hasattr(exc, "error_dict"):
+        for field, errors in exc.message_dict.items():
+            form.add_error(field if field in form.fields else None, errors)
+    else:
+        form.add_error(None, exc.messages)
+
+
+class LeadForm(forms.ModelForm):
+    """Contact and attribution details of a lead. The stage is never edited here."""
+
+    class Meta:
+        model = Lead
+        fields = [
+            "first_name", "last_name", "email", "phone", "title", "company", "owner",
+            "source", "campaign", "utm_medium", "utm_content", "utm_term", "persona",
+            "timezone", "score", "consent_given_at", "consent_text", "consent_source",
+        ]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if "owner" in self.fields:
+            self.fields["owner"].queryset = lead_owner_choices()
+
+    def clean_email(self):
+        email = normalize_email(self.cleaned_data.get("email", ""))
+        if email:
+            other = lead_duplicate_of(email=email, exclude_pk=self.instance.pk)
+            if other is not None:
+                raise ValidationError(
+                    "Another lead already has this email address: %(other)s (lead #%(pk)s). "
+                    "Open that lead instead of creating a duplicate.",
+                    params={"other": other, "pk": other.pk},
+                    code="duplicate",
+                )
+        return email
+
+    def clean(self):
+        cleaned = super().clean()
+        if not cleaned.get("email") and not (cleaned.get("phone") or "").strip() and "email" not in self.errors:
+            raise ValidationError("Give an email address or a phone number, so the lead can be contacted.")
+        return cleaned
+
+
+class StageMoveForm(forms.Form):
+    to_status = forms.ChoiceField(label="Move to", choices=())
+    reason = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 3}),
+        required=False,
+        help_text="Required for Lost and Disqualified; recorded in the stage history.",
+    )
+
+    def __init__(self, *args, from_status: str | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        if from_status is None:
+            targets = [s for s in LeadStatus if s not in pipeline.NEEDS_CONVERSION]
+        else:
+            targets = [s for s in pipeline.allowed_moves(from_status) if s not in pipeline.NEEDS_CONVERSION]
+        self.fields["to_status"].choices = [(LeadStatus(s).value, LeadStatus(s).label) for s in targets]
+
+    def clean(self):
+        cleaned = super().clean()
+        to_status = cleaned.get("to_status")
+        if to_status in pipeline.ENDED_STATUSES and not cleaned.get("reason", "").strip():
+            self.add_error("reason", f"Say why the lead is {pipeline.label(to_status).lower()}: a reason is required.")
+        return cleaned
+
+
+class AssignOwnerForm(forms.Form):
+    owner = forms.ModelChoiceField(
+        queryset=None, required=False, empty_label="Nobody (unassigned pool)", label="Assign to"
+    )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["owner"].queryset = lead_owner_choices()
+
+
+class ConvertForm(forms.Form):
+    deal_value = forms.DecimalField(min_value=0, max_digits=12, decimal_places=2, label="Deal value")
+    currency = forms.CharField(max_length=3, min_length=3, help_text="ISO 4217 code, e.g. EUR")
+    product = forms.CharField(max_length=200, required=False)
+    expected_close_on = forms.DateField(required=False, help_text="YYYY-MM-DD")
+
+    def clean_currency(self):
+        return self.cleaned_data["currency"].strip().upper()
