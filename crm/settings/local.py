@@ -11,3 +11,6 @@ ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["127.0.0.1", "localhos
 STORAGES["staticfiles"] = {  # noqa: F405
     "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"
 }
+# Serve static files straight from the apps (no collectstatic needed).
+WHITENOISE_AUTOREFRESH = True
+WHITENOISE_USE_FINDERS = True

@@ -27,3 +27,6 @@ else:
 # Unit tests run tasks inline; the integration tests start a real worker.
 CELERY_TASK_ALWAYS_EAGER = True
 CELERY_TASK_EAGER_PROPAGATES = True
+# Serve static files straight from the apps (no collectstatic needed).
+WHITENOISE_AUTOREFRESH = True
+WHITENOISE_USE_FINDERS = True

@@ -1,0 +1,45 @@
+"""The three roles exist as groups, with the permissions their work needs."""
+
+import pytest
+from django.contrib.auth.models import Group
+
+from crm.roles import Role, user_has_role, user_is_manager
+from tests.factories import UserFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def test_the_data_migration_creates_the_three_groups():
+    assert set(Group.objects.values_list("name", flat=True)) >= {r.value for r in Role}
+
+
+@pytest.mark.parametrize(
+    ("role", "allowed", "refused"),
+    [
+        (Role.MANAGER, ["leads.change_lead", "leads.delete_deal", "leads.change_campaign", "leads.view_stagechange"], []),
+        (
+            Role.SALES_REP,
+            ["leads.add_lead", "leads.change_lead", "leads.add_activity", "leads.add_objection", "leads.add_task", "leads.add_deal"],
+            ["leads.delete_lead", "leads.change_campaign", "leads.change_stagechange", "leads.add_campaignspend"],
+        ),
+        (
+            Role.MARKETER,
+            ["leads.view_lead", "leads.add_campaign", "leads.add_campaignspend", "leads.change_persona", "leads.add_source"],
+            ["leads.change_lead", "leads.add_activity", "leads.delete_lead", "leads.change_deal"],
+        ),
+    ],
+)
+def test_each_role_has_the_permissions_its_work_needs_and_no_more(role, allowed, refused):
+    user = UserFactory(role=role)
+    for perm in allowed:
+        assert user.has_perm(perm), perm
+    for perm in refused:
+        assert not user.has_perm(perm), perm
+
+
+def test_role_checks_follow_the_groups(manager_user, rep_user):
+    assert user_is_manager(manager_user)
+    assert not user_is_manager(rep_user)
+    assert user_has_role(rep_user, Role.SALES_REP)
+    rep_user.is_active = False
+    assert not user_has_role(rep_user, Role.SALES_REP)

@@ -1,0 +1,413 @@
+"""The managers' pipeline review in the Django admin."""
+
+import csv
+import io
+
+import pytest
+from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
+from django.urls import reverse
+from django.utils import timezone
+
+from leads.models import Customer, Deal, Lead, StageChange
+from leads.pipeline import LeadStatus
+from tests.factories import CampaignFactory, CompanyFactory, LeadFactory, PersonaFactory, SourceFactory, lead_at
+
+pytestmark = pytest.mark.django_db
+
+CHANGELIST = reverse("admin:leads_lead_changelist")
+
+
+@pytest.fixture
+def manager_client(client, manager_user):
+    client.force_login(manager_user)
+    return client
+
+
+def bulk_leads(n, **fields):
+    """Many leads at once, for query-count tests (the services are tested elsewhere)."""
+    company = CompanyFactory()
+    source = SourceFactory()
+    now = timezone.now()
+    leads = [
+        Lead(
+            first_name=f"Bulk{i}",
+            last_name="Lead",
+            email=f"bulk{i}-{n}@example.org",
+            company=company,
+            source=source,
+            created_at=now - timezone.timedelta(minutes=i),
+            search_text=f"bulk{i} lead bulk{i}-{n}@example.org",
+            **fields,
+        )
+        for i in range(n)
+    ]
+    return Lead.objects.bulk_create(leads, batch_size=500)
+
+
+def changelist_queries(client, django_assert_max_num_queries, url, limit):
+    with django_assert_max_num_queries(limit) as captured:
+        response = client.get(url)
+    assert response.status_code == 200
+    return len(captured.captured_queries)
+
+
+# --- The changelist ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "query",
+    ["", "?status__exact=new", "?owner=none", "?q=bulk1", "?created_at__year=2026", "?o=-3"],
+    ids=["plain", "status", "owner", "search", "year", "sorted"],
+)
+def test_the_changelist_query_count_does_not_grow_with_the_leads(
+    manager_client, django_assert_max_num_queries, query
+):
+    bulk_leads(10)
+    at_10 = changelist_queries(manager_client, django_assert_max_num_queries, CHANGELIST + query, 20)
+    bulk_leads(990)
+    at_1000 = changelist_queries(manager_client, django_assert_max_num_queries, CHANGELIST + query, 20)
+    assert at_1000 == at_10
+
+
+def test_the_changelist_never_counts_the_whole_table(manager_client, django_assert_max_num_queries, settings):
+    settings.CRM_ADMIN_EXACT_COUNT_LIMIT = 100
+    bulk_leads(300)
+    with django_assert_max_num_queries(20) as captured:
+        response = manager_client.get(CHANGELIST)
+    counts = [q["sql"] for q in captured.captured_queries if "COUNT(" in q["sql"].upper()]
+    assert counts, "the page should count (a bounded count)"
+    assert all("LIMIT" in sql.upper() for sql in counts), counts
+    assert response.context["cl"].result_count >= 101
+
+
+def test_the_changelist_shows_status_owner_and_company(manager_client, rep_user):
+    lead = lead_at(LeadStatus.MQL, owner=rep_user, company=CompanyFactory(name="Globex"))
+    response = manager_client.get(CHANGELIST)
+    html = response.content.decode()
+    assert "lead-status-mql" in html
+    assert "Globex" in html
+    assert str(lead) in html
+    assert rep_user.get_full_name() in html or rep_user.username in html
+
+
+def test_filters_narrow_the_list(manager_client, rep_user):
+    source, persona = SourceFactory(slug="linkedin"), PersonaFactory()
+    campaign = CampaignFactory(source=source)
+    match = LeadFactory(owner=rep_user, source=source, campaign=campaign, persona=persona, first_name="Wanted")
+    LeadFactory(first_name="Other")
+
+    for query in (
+        f"owner={rep_user.pk}",
+        f"source__id__exact={source.pk}",
+        f"campaign__id__exact={campaign.pk}",
+        f"persona__id__exact={persona.pk}",
+        "status__exact=new&owner=" + str(rep_user.pk),
+    ):
+        results = list(manager_client.get(f"{CHANGELIST}?{query}").context["cl"].result_list)
+        assert results == [match], query
+
+
+def test_search_finds_leads_by_name_email_phone_and_company(manager_client):
+    lead = LeadFactory(
+        first_name="Hermione", last_name="Granger", email="hg@ministry.example", phone="+44 20 7946 0000",
+        company=CompanyFactory(name="Ministry of Magic"),
+    )
+    LeadFactory(first_name="Ron")
+    for term in ("hermione", "GRANGER", "hg@ministry", "7946", "ministry of", "herm granger"):
+        results = list(manager_client.get(CHANGELIST, {"q": term}).context["cl"].result_list)
+        assert results == [lead], term
+
+
+def test_archived_leads_are_hidden_unless_asked_for(manager_client):
+    live, gone = LeadFactory(), LeadFactory()
+    Lead.objects.filter(pk=gone.pk).update(archived_at=timezone.now())
+    assert list(manager_client.get(CHANGELIST).context["cl"].result_list) == [live]
+    assert list(manager_client.get(CHANGELIST + "?archived=yes").context["cl"].result_list) == [gone]
+
+
+def test_a_script_in_a_leads_name_is_shown_as_text(manager_client):
+    lead = LeadFactory(first_name="<script>alert(1)</script>", last_name="X")
+    for url in (CHANGELIST, reverse("admin:leads_lead_change", args=[lead.pk])):
+        html = manager_client.get(url).content.decode()
+        assert "<script>alert(1)</script>" not in html
+        assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+
+
+# --- Actions -----------------------------------------------------------------------
+
+
+def post_action(client, action, leads, **data):
+    payload = {"action": action, ACTION_CHECKBOX_NAME: [lead.pk for lead in leads], "index": 0, **data}
+    return client.post(CHANGELIST, payload)
+
+
+def test_assign_owner_asks_for_the_rep_then_assigns_through_the_service(manager_client, rep_user):
+    leads = [LeadFactory(), LeadFactory()]
+
+    page = post_action(manager_client, "assign_owner", leads)
+    assert page.status_code == 200 and "Assign to" in page.content.decode()
+
+    done = post_action(manager_client, "assign_owner", leads, apply="1", owner=rep_user.pk)
+    assert done.status_code == 302
+    assert set(Lead.objects.values_list("owner", flat=True)) == {rep_user.pk}
+
+
+def test_assign_owner_refuses_a_user_who_cannot_own_leads(manager_client, marketer_user):
+    lead = LeadFactory()
+    response = post_action(manager_client, "assign_owner", [lead], apply="1", owner=marketer_user.pk)
+    assert response.status_code == 200
+    assert "Select a valid choice" in response.content.decode()
+    lead.refresh_from_db()
+    assert lead.owner is None
+
+
+def test_move_stage_action_moves_through_the_service_and_reports_refusals(manager_client, manager_user):
+    movable = lead_at(LeadStatus.MQL)
+    final = lead_at(LeadStatus.CUSTOMER)
+
+    response = post_action(
+        manager_client, "move_stage", [movable, final], apply="1", to_status="sql", reason="Budget confirmed"
+    )
+
+    assert response.status_code == 302
+    movable.refresh_from_db()
+    final.refresh_from_db()
+    assert (movable.status, final.status) == (LeadStatus.SQL, LeadStatus.CUSTOMER)
+    change = movable.stage_changes.first()
+    assert (change.changed_by, change.reason) == (manager_user, "Budget confirmed")
+    messages = [str(m) for m in manager_client.get(CHANGELIST).context["messages"]]
+    assert any("1 lead(s) moved to SQL" in m for m in messages)
+    assert any("1 lead(s) not moved" in m and "Customer is final" in m for m in messages)
+
+
+def test_move_stage_action_needs_a_reason_for_lost(manager_client):
+    lead = lead_at(LeadStatus.SQL)
+    response = post_action(manager_client, "move_stage", [lead], apply="1", to_status="lost", reason="")
+    assert response.status_code == 200
+    assert "a reason is required" in response.content.decode()
+    lead.refresh_from_db()
+    assert lead.status == LeadStatus.SQL
+
+
+def test_export_csv_streams_the_selected_leads_with_formulas_neutralised(manager_client):
+    lead = LeadFactory(first_name="=HYPERLINK(\"http://evil\")", last_name="Doe", company=CompanyFactory(name="Acme"))
+    LeadFactory()
+
+    response = post_action(manager_client, "export_csv", [lead])
+
+    assert response["Content-Type"].startswith("text/csv")
+    rows = list(csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode())))
+    assert len(rows) == 1
+    assert rows[0]["email"] == lead.email
+    assert rows[0]["company"] == "Acme"
+    assert rows[0]["first_name"].startswith("'=")
+
+
+def test_archive_action_archives_and_keeps_history(manager_client):
+    lead = LeadFactory()
+    post_action(manager_client, "archive", [lead])
+    lead.refresh_from_db()
+    assert lead.archived_at is not None
+    assert lead.stage_changes.exists()
+
+
+# --- The lead page -----------------------------------------------------------------
+
+
+def test_the_lead_page_shows_history_activities_objections_tasks_and_deals(manager_client, rep_user):
+    from leads import services
+
+    lead = lead_at(LeadStatus.SQL, owner=rep_user)
+    services.activity_log_call(lead=lead, by=rep_user, direction="outbound", outcome="connected", body="Talked budget")
+    services.objection_log(lead=lead, by=rep_user, category="price", lead_words="Seems pricey")
+    services.task_create(lead=lead, assignee=rep_user, title="Send proposal", due_at=timezone.now() + timezone.timedelta(days=2))
+    services.deal_open(lead=lead, value=900, product="Starter")
+
+    html = manager_client.get(reverse("admin:leads_lead_change", args=[lead.pk])).content.decode()
+
+    for text in ("Stage history", "Talked budget", "Seems pricey", "Send proposal", "Starter", "Move stage", "Convert to customer"):
+        assert text in html, text
+
+
+def test_the_status_cannot_be_edited_on_the_lead_form(manager_client):
+    lead = LeadFactory(email="keep@example.com")
+    url = reverse("admin:leads_lead_change", args=[lead.pk])
+    form = manager_client.get(url).context["adminform"].form
+    assert "status" not in form.fields
+    data = {k: v for k, v in form.initial.items() if v is not None and k in form.fields}
+    data.update(_inline_management_data(lead), first_name="Renamed", email="keep@example.com", status="customer")
+    response = manager_client.post(url, data)
+    assert response.status_code == 302, response.context["adminform"].form.errors if response.context else ""
+    lead.refresh_from_db()
+    assert (lead.first_name, lead.status) == ("Renamed", LeadStatus.NEW)
+
+
+def _inline_management_data(lead):
+    data = {}
+    for prefix, count in (
+        ("stage_changes", lead.stage_changes.count()),
+        ("activities", 0),
+        ("objections", 0),
+        ("tasks", 0),
+        ("deals", 0),
+    ):
+        data.update({f"{prefix}-TOTAL_FORMS": count if prefix == "stage_changes" else 0, f"{prefix}-INITIAL_FORMS": count if prefix == "stage_changes" else 0})
+    for i, change in enumerate(lead.stage_changes.all()):
+        data[f"stage_changes-{i}-id"] = change.pk
+        data[f"stage_changes-{i}-lead"] = lead.pk
+    return data
+
+
+def test_adding_a_lead_with_a_duplicate_email_shows_a_form_error_and_writes_nothing(manager_client):
+    existing = LeadFactory(email="dup@example.com")
+    data = {"first_name": "Second", "email": "DUP@Example.com", "score": 0, **_empty_inlines()}
+    response = manager_client.post(reverse("admin:leads_lead_add"), data)
+    assert response.status_code == 200
+    errors = response.context["adminform"].form.errors["email"]
+    assert f"lead #{existing.pk}" in errors[0]
+    assert Lead.objects.count() == 1
+
+
+def test_adding_a_lead_in_the_admin_goes_through_the_service(manager_client, manager_user):
+    data = {"first_name": "New", "last_name": "Person", "email": "New.Person@Example.com", "score": 5, **_empty_inlines()}
+    response = manager_client.post(reverse("admin:leads_lead_add"), data)
+    assert response.status_code == 302
+    lead = Lead.objects.get()
+    assert lead.email == "new.person@example.com"
+    assert lead.stage_changes.get().changed_by == manager_user
+
+
+def test_logging_a_call_inline_goes_through_the_service(manager_client):
+    lead = LeadFactory(email="inline@example.com")
+    url = reverse("admin:leads_lead_change", args=[lead.pk])
+    data = {"first_name": lead.first_name, "last_name": lead.last_name, "email": lead.email, "score": 0}
+    data.update(_inline_management_data(lead))
+    data.update(
+        {
+            "activities-TOTAL_FORMS": 1,
+            "activities-0-kind": "call",
+            "activities-0-occurred_at_0": timezone.localtime().strftime("%Y-%m-%d"),
+            "activities-0-occurred_at_1": "09:00:00",
+            "activities-0-direction": "outbound",
+            "activities-0-outcome": "connected",
+            "activities-0-body": "Inline call",
+        }
+    )
+    response = manager_client.post(url, data)
+    assert response.status_code == 302, response.context["errors"] if response.context else ""
+    lead.refresh_from_db()
+    assert lead.status == LeadStatus.CONTACTED
+    assert lead.last_touch_at is not None
+
+
+def test_an_inline_call_without_an_outcome_is_refused(manager_client):
+    lead = LeadFactory(email="inline2@example.com")
+    url = reverse("admin:leads_lead_change", args=[lead.pk])
+    data = {"first_name": lead.first_name, "email": lead.email, "score": 0}
+    data.update(_inline_management_data(lead))
+    data.update(
+        {
+            "activities-TOTAL_FORMS": 1,
+            "activities-0-kind": "call",
+            "activities-0-occurred_at_0": timezone.localtime().strftime("%Y-%m-%d"),
+            "activities-0-occurred_at_1": "09:00:00",
+            "activities-0-direction": "outbound",
+            "activities-0-outcome": "",
+        }
+    )
+    response = manager_client.post(url, data)
+    assert response.status_code == 200
+    assert "Choose the call" in response.content.decode()
+    assert not lead.activities.exists()
+
+
+def _empty_inlines():
+    return {
+        f"{prefix}-{key}": 0
+        for prefix in ("stage_changes", "activities", "objections", "tasks", "deals")
+        for key in ("TOTAL_FORMS", "INITIAL_FORMS")
+    }
+
+
+def test_move_stage_page_moves_with_a_reason(manager_client, manager_user):
+    lead = lead_at(LeadStatus.NURTURING)
+    url = reverse("admin:leads_lead_move_stage", args=[lead.pk])
+    page = manager_client.get(url)
+    choices = [value for value, _ in page.context["form"].fields["to_status"].choices]
+    assert "mql" in choices and "customer" not in choices and "new" not in choices
+
+    response = manager_client.post(url, {"to_status": "mql", "reason": "Downloaded two guides"})
+
+    assert response.status_code == 302
+    lead.refresh_from_db()
+    assert lead.status == LeadStatus.MQL
+    assert lead.stage_changes.first().reason == "Downloaded two guides"
+
+
+def test_move_stage_page_refuses_a_move_not_allowed(manager_client):
+    lead = lead_at(LeadStatus.SQL)
+    response = manager_client.post(reverse("admin:leads_lead_move_stage", args=[lead.pk]), {"to_status": "new"})
+    assert response.status_code == 200
+    assert "Select a valid choice" in response.content.decode()
+    lead.refresh_from_db()
+    assert lead.status == LeadStatus.SQL
+
+
+def test_convert_page_refuses_a_negative_value_and_converts_nothing(manager_client):
+    lead = lead_at(LeadStatus.SQL)
+    url = reverse("admin:leads_lead_convert", args=[lead.pk])
+    response = manager_client.post(url, {"deal_value": "-5", "currency": "EUR"})
+    assert response.status_code == 200
+    assert "greater than or equal to 0" in response.content.decode()
+    assert not Deal.objects.exists() and not Customer.objects.exists()
+
+    response = manager_client.post(url, {"deal_value": "2500", "currency": "usd", "product": "Pro"})
+    assert response.status_code == 302
+    lead.refresh_from_db()
+    assert lead.status == LeadStatus.CUSTOMER
+    assert Deal.objects.get().currency == "USD"
+
+
+def test_pipeline_summary_counts_leads_and_deal_value_per_stage(manager_client):
+    for _ in range(2):
+        lead_at(LeadStatus.MQL)
+    from leads import services
+
+    services.deal_open(lead=lead_at(LeadStatus.SQL), value=1000)
+    services.lead_convert_to_customer(lead=lead_at(LeadStatus.SQL), deal_value=250)
+
+    response = manager_client.get(reverse("admin:leads_lead_pipeline"))
+
+    rows = {row["status"]: row for row in response.context["rows"]}
+    assert rows["mql"]["leads"] == 2
+    assert rows["opportunity"]["leads"] == 1 and rows["opportunity"]["values"][0][1] == 1000
+    assert rows["customer"]["deals"] == 1 and rows["customer"]["values"][0][1] == 250
+    assert "status__exact=mql" in rows["mql"]["link"]
+    assert response.context["total"] == 4
+
+
+# --- Who may do what ---------------------------------------------------------------
+
+
+def test_a_sales_rep_cannot_use_the_admin(client, rep_user):
+    client.force_login(rep_user)
+    response = client.get(CHANGELIST)
+    assert response.status_code == 302
+    assert reverse("admin:login") in response["Location"]
+
+
+def test_a_marketer_can_read_leads_but_not_move_them(client, marketer_user):
+    lead = LeadFactory()
+    client.force_login(marketer_user)
+    assert client.get(CHANGELIST).status_code == 200
+    assert client.get(reverse("admin:leads_lead_move_stage", args=[lead.pk])).status_code == 403
+    assert client.post(reverse("admin:leads_lead_convert", args=[lead.pk]), {"deal_value": 1, "currency": "EUR"}).status_code == 403
+    response = post_action(client, "move_stage", [lead], apply="1", to_status="contacted")
+    lead.refresh_from_db()
+    assert lead.status == LeadStatus.NEW
+    assert not StageChange.objects.filter(lead=lead, to_status="contacted").exists()
+    assert response.status_code in (200, 302)
+
+
+def test_unknown_lead_pages_answer_404(manager_client):
+    assert manager_client.get(reverse("admin:leads_lead_move_stage", args=[999999])).status_code == 404
