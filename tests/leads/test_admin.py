@@ -277,9 +277,8 @@ def test_adding_a_lead_in_the_admin_goes_through_the_service(manager_client, man
     assert lead.stage_changes.get().changed_by == manager_user
 
 
-def test_logging_a_call_inline_goes_through_the_service(manager_client):
-    lead = LeadFactory(email="inline@example.com")
-    url = reverse("admin:leads_lead_change", args=[lead.pk])
+def post_inline_call(client, lead, outcome):
+    """Save the lead page with one new call in the activities inline."""
     data = {"first_name": lead.first_name, "last_name": lead.last_name, "email": lead.email, "score": 0}
     data.update(_inline_management_data(lead))
     data.update(
@@ -289,11 +288,16 @@ def test_logging_a_call_inline_goes_through_the_service(manager_client):
             "activities-0-occurred_at_0": timezone.localtime().strftime("%Y-%m-%d"),
             "activities-0-occurred_at_1": "09:00:00",
             "activities-0-direction": "outbound",
-            "activities-0-outcome": "connected",
+            "activities-0-outcome": outcome,
             "activities-0-body": "Inline call",
         }
     )
-    response = manager_client.post(url, data)
+    return client.post(reverse("admin:leads_lead_change", args=[lead.pk]), data)
+
+
+def test_logging_a_call_inline_goes_through_the_service(manager_client):
+    lead = LeadFactory(email="inline@example.com")
+    response = post_inline_call(manager_client, lead, "connected")
     assert response.status_code == 302, response.context["errors"] if response.context else ""
     lead.refresh_from_db()
     assert lead.status == LeadStatus.CONTACTED
@@ -302,20 +306,7 @@ def test_logging_a_call_inline_goes_through_the_service(manager_client):
 
 def test_an_inline_call_without_an_outcome_is_refused(manager_client):
     lead = LeadFactory(email="inline2@example.com")
-    url = reverse("admin:leads_lead_change", args=[lead.pk])
-    data = {"first_name": lead.first_name, "email": lead.email, "score": 0}
-    data.update(_inline_management_data(lead))
-    data.update(
-        {
-            "activities-TOTAL_FORMS": 1,
-            "activities-0-kind": "call",
-            "activities-0-occurred_at_0": timezone.localtime().strftime("%Y-%m-%d"),
-            "activities-0-occurred_at_1": "09:00:00",
-            "activities-0-direction": "outbound",
-            "activities-0-outcome": "",
-        }
-    )
-    response = manager_client.post(url, data)
+    response = post_inline_call(manager_client, lead, "")
     assert response.status_code == 200
     assert "Choose the call" in response.content.decode()
     assert not lead.activities.exists()
