@@ -66,14 +66,22 @@ OTHER_TITLES = ("Operations Manager", "Account Executive", "Customer Success Man
 # name, slug (utm_campaign), source slug, medium, persona, starts (days ago), ends (days ago or None: always on),
 # monthly spend in EUR (low, high)
 CAMPAIGNS = (
-    ("Search: CRM for small sales teams", "search-crm-smb", "google", "cpc", "Sales leader at a SMB", 200, None, (2800, 4600)),
-    ("Search: competitor keywords", "search-competitors", "google", "cpc", "RevOps manager", 120, 30, (1500, 2600)),
-    ("LinkedIn: RevOps playbook e-book", "li-revops-playbook", "linkedin", "paid-social", "RevOps manager", 170, 60, (3200, 5200)),
-    ("LinkedIn: founder-led sales", "li-founder-led-sales", "linkedin", "paid-social", "Founder", 90, None, (2000, 3400)),
-    ("Newsletter: monthly pipeline tips", "nl-pipeline-tips", "newsletter", "email", "Sales leader at a SMB", 200, None, (180, 260)),
-    ("Newsletter: spring product update", "nl-spring-update", "newsletter", "email", "Marketing lead", 75, 68, (120, 160)),
-    ("Webinar: pipeline reviews that work", "webinar-pipeline-reviews", "webinar", "event", "Sales leader at a SMB", 140, 124, (900, 1400)),
-    ("Webinar: forecasting without spreadsheets", "webinar-forecasting", "webinar", "event", "RevOps manager", 52, 36, (1100, 1600)),
+    ("Search: CRM for small sales teams", "search-crm-smb", "google", "cpc",
+     "Sales leader at a SMB", 200, None, (2800, 4600)),
+    ("Search: competitor keywords", "search-competitors", "google", "cpc",
+     "RevOps manager", 120, 30, (1500, 2600)),
+    ("LinkedIn: RevOps playbook e-book", "li-revops-playbook", "linkedin", "paid-social",
+     "RevOps manager", 170, 60, (3200, 5200)),
+    ("LinkedIn: founder-led sales", "li-founder-led-sales", "linkedin", "paid-social",
+     "Founder", 90, None, (2000, 3400)),
+    ("Newsletter: monthly pipeline tips", "nl-pipeline-tips", "newsletter", "email",
+     "Sales leader at a SMB", 200, None, (180, 260)),
+    ("Newsletter: spring product update", "nl-spring-update", "newsletter", "email",
+     "Marketing lead", 75, 68, (120, 160)),
+    ("Webinar: pipeline reviews that work", "webinar-pipeline-reviews", "webinar", "event",
+     "Sales leader at a SMB", 140, 124, (900, 1400)),
+    ("Webinar: forecasting without spreadsheets", "webinar-forecasting", "webinar", "event",
+     "RevOps manager", 52, 36, (1100, 1600)),
 )
 
 UTM_CONTENT = {
@@ -101,17 +109,17 @@ COMPANY_KINDS = (
     ("Travel", "Travel"), ("Finance", "Financial services"), ("Recruiting", "Staffing"),
 )
 COMPANY_SIZES = ("1-10", "11-50", "11-50", "51-200", "51-200", "201-500", "501-1000")
-# country, time zones its leads live in
+# country, time zones its leads live in, weight (a European product with some North American and APAC reach)
 COUNTRIES = (
-    ("France", ("Europe/Paris",)),
-    ("Germany", ("Europe/Berlin",)),
-    ("United Kingdom", ("Europe/London",)),
-    ("Netherlands", ("Europe/Amsterdam",)),
-    ("Spain", ("Europe/Madrid",)),
-    ("United States", ("America/New_York", "America/Chicago", "America/Los_Angeles")),
-    ("Canada", ("America/Toronto",)),
-    ("Singapore", ("Asia/Singapore",)),
-    ("Australia", ("Australia/Sydney",)),
+    ("France", ("Europe/Paris",), 20),
+    ("Germany", ("Europe/Berlin",), 18),
+    ("United Kingdom", ("Europe/London",), 16),
+    ("Netherlands", ("Europe/Amsterdam",), 9),
+    ("Spain", ("Europe/Madrid",), 8),
+    ("United States", ("America/New_York", "America/Chicago", "America/Los_Angeles"), 16),
+    ("Canada", ("America/Toronto",), 5),
+    ("Singapore", ("Asia/Singapore",), 4),
+    ("Australia", ("Australia/Sydney",), 4),
 )
 PERSONAL_EMAIL_DOMAINS = ("example.com", "example.org", "example.net")
 
@@ -138,10 +146,10 @@ CONSENT_TEXTS = (
     "Yes, send me the guide and occasional emails about related resources. Unsubscribe in one click.",
     "I'd like to hear about webinars and product updates by email. See our privacy policy for details.",
 )
-# consent source by utm_source; "{campaign}" is the campaign's name
+# consent source by utm_source; "{campaign}" is the campaign's name, used only when there is one
 CONSENT_SOURCES = {
     "google": ("Form on /demo", "Form on /pricing", "Form on /guides/pipeline-checklist"),
-    "linkedin": ("LinkedIn Lead Gen Form: {campaign}",),
+    "linkedin": ("LinkedIn Lead Gen Form: {campaign}", "LinkedIn Lead Gen Form"),
     "newsletter": ("Newsletter signup, site footer", "Newsletter signup, blog sidebar"),
     "organic": ("Form on /guides/pipeline-checklist", "Form on /blog/forecasting-101", "Form on /demo"),
     "webinar": ("Webinar registration: {campaign}", "Webinar recording download"),
@@ -266,32 +274,74 @@ MONTHS = ("January", "April", "July", "October")
 # category -> (the lead's words, our answer)
 OBJECTIONS = {
     "price": (
-        ("It's more than we pay for {tool} today.", "Walked through the time saved on weekly reviews; offered annual billing at two months free."),
-        ("We can't justify that per seat for the whole team.", "Proposed starting with the reps only and adding managers later."),
+        (
+            "It's more than we pay for {tool} today.",
+            "Walked through the time saved on weekly reviews; offered annual billing at two months free.",
+        ),
+        (
+            "We can't justify that per seat for the whole team.",
+            "Proposed starting with the reps only and adding managers later.",
+        ),
     ),
     "timing": (
-        ("Not before the end of the quarter, we're heads down closing.", "Agreed to a start date after quarter end; set up the trial now so data is ready."),
-        ("We're in the middle of a reorg.", "Offered to revisit in six weeks and sent the onboarding timeline."),
+        (
+            "Not before the end of the quarter, we're heads down closing.",
+            "Agreed to a start date after quarter end; set up the trial now so data is ready.",
+        ),
+        (
+            "We're in the middle of a reorg.",
+            "Offered to revisit in six weeks and sent the onboarding timeline.",
+        ),
     ),
     "authority": (
-        ("I'd need our {role} to sign off.", "Sent a one-page business case and offered a short call with the {role}."),
-        ("Procurement handles anything above 5k.", "Shared our security and procurement pack."),
+        (
+            "I'd need our {role} to sign off.",
+            "Sent a one-page business case and offered a short call with the {role}.",
+        ),
+        (
+            "Procurement handles anything above 5k.",
+            "Shared our security and procurement pack.",
+        ),
     ),
     "need": (
-        ("Honestly our spreadsheet works fine.", "Showed how the stage history answers the questions the spreadsheet can't."),
-        ("We only have three deals a month.", "Pointed to the nurturing features for their many small leads."),
+        (
+            "Honestly our spreadsheet works fine.",
+            "Showed how the stage history answers the questions the spreadsheet can't.",
+        ),
+        (
+            "We only have three deals a month.",
+            "Pointed to the nurturing features for their many small leads.",
+        ),
     ),
     "competitor": (
-        ("{tool} offered us a bigger discount.", "Compared total cost including onboarding; ours is included."),
-        ("We already have a {tool} licence through marketing.", "Showed the reporting their current setup can't do for sales."),
+        (
+            "{tool} offered us a bigger discount.",
+            "Compared total cost including onboarding; ours is included.",
+        ),
+        (
+            "We already have a {tool} licence through marketing.",
+            "Showed the reporting their current setup can't do for sales.",
+        ),
     ),
     "trust": (
-        ("You're a small company; will you be around in two years?", "Shared customer references and the data export guarantee."),
-        ("Where is our data hosted?", "EU hosting, DPA available; sent the security overview."),
+        (
+            "You're a small company; will you be around in two years?",
+            "Shared customer references and the data export guarantee.",
+        ),
+        (
+            "Where is our data hosted?",
+            "EU hosting, DPA available; sent the security overview.",
+        ),
     ),
     "other": (
-        ("We need it in German for the field team.", "German UI is on the roadmap for next quarter; offered a beta."),
-        ("Our IT only allows single sign-on.", "SSO is supported on the Growth plan; sent the setup guide."),
+        (
+            "We need it in German for the field team.",
+            "German UI is on the roadmap for next quarter; offered a beta.",
+        ),
+        (
+            "Our IT only allows single sign-on.",
+            "SSO is supported on the Growth plan; sent the setup guide.",
+        ),
     ),
 }
 

@@ -32,6 +32,26 @@ def normalize_email(email: str) -> str:
     return (email or "").strip().lower()
 
 
+# Clocks disagree a little between machines: this far ahead still counts as now.
+_CLOCK_SKEW = timedelta(minutes=5)
+
+
+def _when(at: datetime | None, *, field: str = "at", not_before: datetime | None = None, since: str = "") -> datetime:
+    """The time an event happened: now by default; a given time must be past, and not before `not_before`.
+
+    Recording history after the fact (an import, a call logged the next day)
+    passes `at`; nothing can be dated in the future.
+    """
+    now = timezone.now()
+    if at is None:
+        return now
+    if at > now + _CLOCK_SKEW:
+        raise ValidationError({field: ["That time is in the future: record what has happened, with a time up to now."]})
+    if not_before is not None and at < not_before:
+        raise ValidationError({field: [f"That time is before {since or 'what it follows'} ({not_before:%Y-%m-%d %H:%M})."]})
+    return at
+
+
 # --- Leads ----------------------------------------------------------------------
 
 _LEAD_FIELDS = frozenset(
@@ -88,9 +108,8 @@ def lead_create(*, by=None, actor: str = "", reason: str = "", **fields) -> Lead
     unknown = set(fields) - _LEAD_FIELDS - {"created_at"}
     if unknown:
         raise TypeError(f"lead_create() got unknown fields: {', '.join(sorted(unknown))}")
-    now = timezone.now()
     lead = Lead(**fields)
-    lead.created_at = fields.get("created_at") or now
+    lead.created_at = _when(fields.get("created_at"), field="created_at")
     lead.stage_entered_at = lead.created_at
     lead.status = LeadStatus.NEW
     _lead_validate(lead)
@@ -185,7 +204,7 @@ def _check_move(lead: Lead, to_status: str, reason: str):
 
 def _move(*, lead: Lead, to_status: str, by, actor: str, reason: str, at: datetime | None) -> StageChange:
     """Move a lead that the caller has locked and checked. Writes the history row."""
-    now = at or timezone.now()
+    now = _when(at, not_before=lead.stage_entered_at, since="the lead entered its current stage")
     from_status = lead.status
     change = StageChange.objects.create(
         lead=lead,
@@ -195,7 +214,7 @@ def _move(*, lead: Lead, to_status: str, by, actor: str, reason: str, at: dateti
         changed_by=by,
         actor=actor,
         reason=reason.strip(),
-        time_in_from_stage=max(now - lead.stage_entered_at, timedelta(0)),
+        time_in_from_stage=now - lead.stage_entered_at,
     )
     lead.status = to_status
     lead.stage_entered_at = now
@@ -246,8 +265,9 @@ def lead_change_stage(
 # --- Activities -------------------------------------------------------------------
 
 
-def _activity_create(*, lead: Lead, by, **fields) -> Activity:
-    activity = Activity(lead=lead, author=by, **fields)
+def _activity_create(*, lead: Lead, by, occurred_at: datetime | None = None, **fields) -> Activity:
+    occurred_at = _when(occurred_at, field="occurred_at")
+    activity = Activity(lead=lead, author=by, occurred_at=occurred_at, **fields)
     try:
         activity.full_clean()
     except ValidationError as exc:
@@ -287,19 +307,21 @@ def activity_log_call(
         outcome=outcome,
         duration_seconds=duration_seconds,
         body=body,
-        occurred_at=occurred_at or timezone.now(),
+        occurred_at=occurred_at,
     )
     _lock(lead)
     if lead.status == LeadStatus.NEW:
-        _move(lead=lead, to_status=LeadStatus.CONTACTED, by=by, actor="", reason="First call logged", at=None)
+        # Dated when the call happened (a call logged late still dates the move right).
+        moved_at = max(activity.occurred_at, lead.stage_entered_at)
+        _move(lead=lead, to_status=LeadStatus.CONTACTED, by=by, actor="", reason="First call logged", at=moved_at)
     return activity
 
 
 @transaction.atomic
-def activity_add_note(*, lead: Lead, by, body: str) -> Activity:
+def activity_add_note(*, lead: Lead, by, body: str, occurred_at: datetime | None = None) -> Activity:
     if not body.strip():
         raise ValidationError({"body": ["Write the note before saving it."]})
-    return _activity_create(lead=lead, by=by, kind=Activity.Kind.NOTE, body=body)
+    return _activity_create(lead=lead, by=by, kind=Activity.Kind.NOTE, body=body, occurred_at=occurred_at)
 
 
 @transaction.atomic
@@ -328,9 +350,10 @@ def objection_log(
     response: str = "",
     is_resolved: bool = False,
     activity: Activity | None = None,
+    at: datetime | None = None,
 ) -> Objection:
     """Record an objection in the lead's words, with our answer if we gave one."""
-    now = timezone.now()
+    now = _when(at)
     objection = Objection(
         lead=lead,
         activity=activity,
@@ -352,13 +375,13 @@ def objection_log(
     return objection
 
 
-def objection_resolve(*, objection: Objection, response: str = "", by=None) -> Objection:
+def objection_resolve(*, objection: Objection, response: str = "", by=None, at: datetime | None = None) -> Objection:
     if response.strip():
         objection.response = response.strip()
     if not objection.response:
         raise ValidationError({"response": ["Say how the objection was answered before marking it resolved."]})
     objection.is_resolved = True
-    objection.resolved_at = timezone.now()
+    objection.resolved_at = _when(at, not_before=objection.created_at, since="the objection was raised")
     objection.save(update_fields=["response", "is_resolved", "resolved_at"])
     return objection
 
@@ -375,8 +398,10 @@ def task_create(
     notes: str = "",
     by=None,
     allow_past_due: bool = False,
+    at: datetime | None = None,
 ) -> Task:
-    """Schedule a follow-up. A due time in the past is refused unless the caller records history."""
+    """Schedule a follow-up. A due time in the past is refused unless the caller records history
+    (`allow_past_due`, with `at` the time the task was created)."""
     errors = {}
     if not title.strip():
         errors["title"] = ["Say what has to be done."]
@@ -389,7 +414,13 @@ def task_create(
     if errors:
         raise ValidationError(errors)
     return Task.objects.create(
-        lead=lead, assignee=assignee, title=title.strip(), notes=notes, due_at=due_at, created_by=by
+        lead=lead,
+        assignee=assignee,
+        title=title.strip(),
+        notes=notes,
+        due_at=due_at,
+        created_by=by,
+        created_at=_when(at),
     )
 
 
@@ -438,6 +469,7 @@ def deal_open(
     product: str = "",
     expected_close_on=None,
     by=None,
+    at: datetime | None = None,
 ) -> Deal:
     """Open a deal (an opportunity) for a lead and move the lead to Opportunity if it was before it.
 
@@ -453,7 +485,8 @@ def deal_open(
         )
     deal = Deal.objects.create(
         lead=lead,
-        owner=by or lead.owner,
+        created_at=_when(at),
+        owner=lead.owner or by,
         product=product,
         value=amount,
         currency=currency,
@@ -495,6 +528,7 @@ def lead_convert_to_customer(
     product: str = "",
     expected_close_on=None,
     by=None,
+    at: datetime | None = None,
 ) -> Deal:
     """Convert a lead into a customer with a won deal.
 
@@ -510,7 +544,7 @@ def lead_convert_to_customer(
     if lead.status == LeadStatus.CUSTOMER:
         raise StageMoveError({"lead": ["This lead is already a customer."]})
     _check_move(lead, LeadStatus.CUSTOMER, reason="")
-    now = timezone.now()
+    now = _when(at, not_before=lead.stage_entered_at, since="the lead entered its current stage")
     customer = _customer_for(lead, now)
     deal = lead.deals.select_for_update().filter(status=Deal.Status.OPEN).order_by("-created_at", "-id").first()
     if deal is None:
@@ -537,20 +571,25 @@ def lead_convert_to_customer(
 
 
 @transaction.atomic
-def deal_mark_lost(*, deal: Deal, reason: str, by=None) -> Deal:
-    """Close an open deal as lost. When it was the lead's last open deal, the lead is lost too."""
+def deal_mark_lost(*, deal: Deal, reason: str, by=None, at: datetime | None = None) -> Deal:
+    """Close an open deal as lost. When it was the lead's last open deal, the lead is lost too.
+
+    The deal passed in (and its `lead`, if loaded) are updated in place.
+    """
     if not reason.strip():
         raise ValidationError({"lost_reason": ["Say why the deal was lost."]})
-    deal = Deal.objects.select_for_update().get(pk=deal.pk)
-    if deal.status != Deal.Status.OPEN:
-        raise ValidationError({"status": [f"The deal is already {deal.get_status_display().lower()}."]})
-    deal.status = Deal.Status.LOST
-    deal.closed_at = timezone.now()
-    deal.lost_reason = reason.strip()
-    deal.save(update_fields=["status", "closed_at", "lost_reason"])
+    # Locks in one order everywhere: the lead, then its deals.
     lead = _lock(deal.lead)
+    stored = Deal.objects.select_for_update().get(pk=deal.pk)
+    if stored.status != Deal.Status.OPEN:
+        raise ValidationError({"status": [f"The deal is already {stored.get_status_display().lower()}."]})
+    deal.status = Deal.Status.LOST
+    deal.closed_at = _when(at, not_before=stored.created_at, since="the deal was opened")
+    deal.lost_reason = reason.strip()
+    Deal.objects.filter(pk=deal.pk).update(status=deal.status, closed_at=deal.closed_at, lost_reason=deal.lost_reason)
     if lead.status == LeadStatus.OPPORTUNITY and not lead.deals.filter(status=Deal.Status.OPEN).exists():
-        _move(lead=lead, to_status=LeadStatus.LOST, by=by, actor="", reason=f"Deal lost: {reason.strip()}", at=None)
+        moved_at = max(deal.closed_at, lead.stage_entered_at)
+        _move(lead=lead, to_status=LeadStatus.LOST, by=by, actor="", reason=f"Deal lost: {reason.strip()}", at=moved_at)
     return deal
 
 

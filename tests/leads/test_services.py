@@ -447,3 +447,57 @@ def test_leads_can_go_back_to_the_unassigned_pool(rep_user):
     assert services.lead_assign_owner(leads=[lead], owner=None) == 1
     lead.refresh_from_db()
     assert lead.owner is None
+
+
+# --- Recording history after the fact ----------------------------------------------
+
+
+def test_nothing_can_be_dated_in_the_future(rep_user):
+    later = timezone.now() + timedelta(days=1)
+    with pytest.raises(ValidationError) as exc:
+        services.lead_create(email="future@example.com", created_at=later)
+    assert "future" in exc.value.message_dict["created_at"][0]
+    lead = LeadFactory()
+    with pytest.raises(ValidationError):
+        services.activity_log_call(lead=lead, by=rep_user, direction="outbound", outcome="connected", occurred_at=later)
+    with pytest.raises(ValidationError):
+        services.lead_change_stage(lead=lead, to_status=LeadStatus.CONTACTED, at=later)
+    lead.refresh_from_db()
+    assert lead.status == LeadStatus.NEW and not lead.activities.exists()
+
+
+def test_a_move_cannot_be_dated_before_the_lead_entered_its_stage():
+    lead = LeadFactory()
+    with pytest.raises(ValidationError, match="before the lead entered its current stage"):
+        services.lead_change_stage(lead=lead, to_status=LeadStatus.CONTACTED, at=lead.created_at - timedelta(hours=1))
+
+
+def test_a_call_logged_late_dates_the_first_contact_when_the_call_happened(rep_user):
+    with time_machine.travel("2026-05-04 09:00Z", tick=False):
+        lead = LeadFactory()
+    with time_machine.travel("2026-05-06 18:00Z", tick=False):
+        call = services.activity_log_call(
+            lead=lead, by=rep_user, direction="outbound", outcome="connected",
+            occurred_at=timezone.now() - timedelta(days=1),
+        )
+    change = lead.stage_changes.first()
+    assert change.changed_at == call.occurred_at
+    assert change.time_in_from_stage == timedelta(days=1, hours=9)
+
+
+def test_a_history_can_be_recorded_with_its_own_dates():
+    with time_machine.travel("2026-06-01 12:00Z", tick=False):
+        lead = lead_at(LeadStatus.SQL)
+        start = timezone.now()
+    opened = services.deal_open(lead=lead, value=100, at=start + timedelta(days=1))
+    won = services.lead_convert_to_customer(lead=lead, deal_value=120, at=start + timedelta(days=15))
+    assert won.pk == opened.pk
+    assert won.time_to_close == timedelta(days=14)
+
+
+def test_losing_a_deal_updates_the_callers_objects():
+    lead = lead_at(LeadStatus.SQL)
+    deal = services.deal_open(lead=lead, value=100)
+    services.deal_mark_lost(deal=deal, reason="Gone quiet")
+    assert deal.status == Deal.Status.LOST
+    assert deal.lead.status == LeadStatus.LOST

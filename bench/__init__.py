@@ -1,0 +1,1 @@
+"""Benchmarks, run by `make bench` (scripts/bench); results in bench/results/."""
