@@ -19,6 +19,12 @@ def add_service_errors(form: forms.Form, exc: ValidationError) -> None:
         form.add_error(None, exc.messages)
 
 
+class OwnerChoiceField(forms.ModelChoiceField):
+    def label_from_instance(self, obj):
+        name = obj.get_full_name()
+        return f"{name} ({obj.get_username()})" if name else obj.get_username()
+
+
 class LeadForm(forms.ModelForm):
     """Contact and attribution details of a lead. The stage is never edited here."""
 
@@ -29,6 +35,7 @@ class LeadForm(forms.ModelForm):
             "source", "campaign", "utm_medium", "utm_content", "utm_term", "persona",
             "timezone", "score", "consent_given_at", "consent_text", "consent_source",
         ]
+        field_classes = {"owner": OwnerChoiceField}
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -80,9 +87,7 @@ class StageMoveForm(forms.Form):
 
 
 class AssignOwnerForm(forms.Form):
-    owner = forms.ModelChoiceField(
-        queryset=None, required=False, empty_label="Nobody (unassigned pool)", label="Assign to"
-    )
+    owner = OwnerChoiceField(queryset=None, required=False, empty_label="Nobody (unassigned pool)", label="Assign to")
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)

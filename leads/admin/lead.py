@@ -233,7 +233,7 @@ CSV_COLUMNS = (
 class LeadAdmin(admin.ModelAdmin):
     form = LeadForm
     list_display = (
-        "lead_name", "email", "company", "status_badge", "owner", "source", "campaign",
+        "lead_name", "email", "company", "status_badge", "owner_name", "source", "campaign",
         "score", "created_at", "last_touch_at",
     )
     list_display_links = ("lead_name",)
@@ -269,6 +269,10 @@ class LeadAdmin(admin.ModelAdmin):
     @admin.display(description="lead", ordering="created_at")
     def lead_name(self, obj):
         return obj.full_name or obj.email or obj.phone
+
+    @admin.display(description="owner")
+    def owner_name(self, obj):
+        return (obj.owner.get_full_name() or obj.owner.get_username()) if obj.owner_id else "—"
 
     @admin.display(description="status")
     def status_badge(self, obj):
