@@ -107,9 +107,30 @@ class ReadOnlyInline(admin.TabularInline):
         return False
 
 
-class StageChangeInline(ReadOnlyInline):
+class RecentRowsMixin:
+    """Show only the latest rows of a long history, so a lead page costs the same after years.
+
+    LeadAdmin.get_formset_kwargs applies the limit (an inline's queryset has no lead yet).
+    """
+
+    recent_limit = 50
+    recent_order: tuple[str, ...] = ("-id",)
+
+
+class LoggedRowsInline(RecentRowsMixin, admin.TabularInline):
+    """History rows are shown as text and never edited here; new ones can be logged."""
+
+    extra = 0
+    can_delete = False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+class StageChangeInline(RecentRowsMixin, ReadOnlyInline):
     model = StageChange
-    verbose_name_plural = "stage history"
+    verbose_name_plural = "stage history (latest 50)"
+    recent_order = ("-changed_at", "-id")
     fields = ("changed_at", "from_status", "to_status", "who", "reason", "time_in_from_stage")
     readonly_fields = fields
 
@@ -145,10 +166,11 @@ class ActivityInlineForm(forms.ModelForm):
         return cleaned
 
 
-class ActivityInline(admin.TabularInline):
+class ActivityInline(LoggedRowsInline):
     model = Activity
     form = ActivityInlineForm
-    extra = 0
+    verbose_name_plural = "calls, notes and meetings (latest 50; all under Activities)"
+    recent_order = ("-occurred_at", "-id")
     fields = ("kind", "occurred_at", "direction", "outcome", "duration_seconds", "body", "author")
     readonly_fields = ("author",)
 
@@ -156,9 +178,12 @@ class ActivityInline(admin.TabularInline):
         return super().get_queryset(request).select_related("author")
 
 
-class ObjectionInline(admin.TabularInline):
+class ObjectionInline(LoggedRowsInline):
+    """Objections are resolved on their own page (Objections), where the answer is written."""
+
     model = Objection
-    extra = 0
+    verbose_name_plural = "objections (latest 50)"
+    recent_order = ("-created_at", "-id")
     fields = ("category", "lead_words", "response", "is_resolved", "raised_by", "created_at")
     readonly_fields = ("raised_by", "created_at")
 
@@ -178,10 +203,12 @@ class TaskInlineForm(forms.ModelForm):
         return due_at
 
 
-class TaskInline(admin.TabularInline):
+class TaskInline(RecentRowsMixin, admin.TabularInline):
     model = Task
     form = TaskInlineForm
     extra = 0
+    verbose_name_plural = "tasks (latest 50)"
+    recent_order = ("-due_at", "-id")
     fields = ("title", "assignee", "due_at", "completed_at", "notes")
 
     def formfield_for_foreignkey(self, db_field, request, **kwargs):
@@ -306,6 +333,14 @@ class LeadAdmin(admin.ModelAdmin):
         for term in search_term.lower().split():
             queryset = queryset.filter(search_text__contains=term)
         return queryset, False
+
+    def get_formset_kwargs(self, request, obj, inline, prefix):
+        kwargs = super().get_formset_kwargs(request, obj, inline, prefix)
+        if isinstance(inline, RecentRowsMixin) and obj is not None and obj.pk is not None:
+            model = inline.model
+            recent = model.objects.filter(lead=obj).order_by(*inline.recent_order).values("pk")[: inline.recent_limit]
+            kwargs["queryset"] = kwargs["queryset"].filter(pk__in=recent).order_by(*inline.recent_order)
+        return kwargs
 
     # --- Saving through the services -------------------------------------------
 

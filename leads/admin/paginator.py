@@ -40,10 +40,12 @@ class BoundedCountPaginator(Paginator):
     @cached_property
     def _count(self):
         bounded = self.object_list.order_by()[: self.exact_limit + 1].count()
+        # Asked on every page (on PostgreSQL; under a millisecond), not only
+        # past the limit, so a page makes the same queries at any table size.
+        estimate = estimated_count(self.object_list)
         if bounded <= self.exact_limit:
             return bounded, False
-        estimate = estimated_count(self.object_list) or 0
-        return max(estimate, bounded), True
+        return max(estimate or 0, bounded), True
 
     @cached_property
     def count(self):
