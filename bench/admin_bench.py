@@ -28,7 +28,7 @@ import time
 from collections import Counter
 from datetime import datetime, timedelta, timezone as dt_timezone
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlencode, urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/crm_bench"
@@ -115,12 +115,14 @@ def orchestrate(args) -> int:
             "queries": page["queries"],
             "queries_at_1k": at_1k,
             "queries_same_at_1k_and_1m": page["queries"] == at_1k,
+            "queries_varied_between_runs": page["queries_varied"],
             **{k: v for k, v in diff.items() if v},
             "p50_ms_at_1k": small["pages"][name]["p50_ms"],
             "slowest_query_ms": page["slowest_query_ms"],
             "slowest_query_max_ms": page["slowest_query_max_ms"],
             "slowest_query": page["slowest_query"],
             "slowest_query_plan": page["slowest_query_plan"],
+            "query_times_ms": page["query_times_ms"],
             **page.get("extra", {}),
         }
     meets = all(p["p95_ms"] <= TARGET_P95_MS for p in pages.values())
@@ -128,9 +130,10 @@ def orchestrate(args) -> int:
         "benchmark": "admin",
         "leads": big["leads"],
         "leads_small": small["leads"],
+        "code": code_version(),
         "database": big["database"],
         "database_settings": big["database_settings"],
-        "machine": machine_info(),
+        "machine": {**machine_info(), "loadavg_1min_before_after_measuring": big["loadavg_1min"]},
         "load_seconds": big["load_seconds"],
         "load_seconds_small": small["load_seconds"],
         "data_reused": big["data_reused"],
@@ -140,6 +143,12 @@ def orchestrate(args) -> int:
         "targets": {"p95_ms_max": TARGET_P95_MS},
         "meets_targets": meets,
         "queries_constant": all(p["queries_same_at_1k_and_1m"] for p in pages.values()),
+        # The paginator asks the planner for an estimate only past its exact-count limit:
+        # one query more on a big filter, however big.
+        "queries_differ_only_by_count_estimate": all(
+            not p.get("queries_only_at_1k") and all(q.startswith("EXPLAIN (FORMAT JSON)") for q in p.get("queries_only_at_1m", []))
+            for p in pages.values()
+        ),
         "measured_at": datetime.now(dt_timezone.utc).isoformat(timespec="seconds"),
         "bench_seconds": round(time.perf_counter() - started, 1),
     }
@@ -147,6 +156,18 @@ def orchestrate(args) -> int:
     args.output.write_text(json.dumps(result, indent=2) + "\n")
     print_report(result, args.output)
     return 0
+
+
+def code_version() -> dict:
+    """The commit measured, and the files changed on top of it (the results depend on the code)."""
+    def git(*args):
+        try:
+            return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=True).stdout.rstrip("\n")
+        except (OSError, subprocess.CalledProcessError):
+            return None
+
+    changed = git("status", "--porcelain", "--untracked-files=no")
+    return {"commit": git("rev-parse", "HEAD"), "changed_files": [line[3:] for line in (changed or "").splitlines()]}
 
 
 def machine_info() -> dict:
@@ -197,8 +218,11 @@ def print_report(result: dict, output: Path) -> None:
         sql = " ".join(p["slowest_query"].split())
         print(f"  {name}: {p['slowest_query_ms']:.1f} ms  {sql[:220]}{'…' if len(sql) > 220 else ''}")
     verdict = "meets" if result["meets_targets"] else "MISSES"
-    print(f"\nTarget p95 <= {result['targets']['p95_ms_max']} ms: {verdict}. Query counts constant from 1k to {n:,}: "
-          f"{'yes' if result['queries_constant'] else 'NO'}.")
+    constant = "yes" if result["queries_constant"] else "NO"
+    if not result["queries_constant"] and result["queries_differ_only_by_count_estimate"]:
+        constant = "yes, but for the paginator's planner estimate (one query) past its exact-count limit"
+    print(f"\nTarget p95 <= {result['targets']['p95_ms_max']} ms: {verdict}. Query counts constant from "
+          f"{result['leads_small']:,} to {n:,} leads: {constant}.")
     print(f"Results: {output.relative_to(ROOT) if output.is_relative_to(ROOT) else output}")
 
 
@@ -237,12 +261,16 @@ def worker(args) -> int:
     call_command("migrate", interactive=False, verbosity=0)
     print(f"   migrated in {time.perf_counter() - t0:.1f} s", flush=True)
     meta, reused = ensure_data(args.leads, args.reload)
+    load_before = os.getloadavg()[0]
+    pages = measure(meta, runs=args.runs, warmups=args.warmups)
     result = {
         "leads": meta["leads"],
         "load_seconds": meta["load_seconds"],
         "data_reused": reused,
         **database_info(),
-        "pages": measure(meta, runs=args.runs, warmups=args.warmups),
+        # Other work on the machine shows in p95 and max; the load average says how much there was.
+        "loadavg_1min": [round(load_before, 2), round(os.getloadavg()[0], 2)],
+        "pages": pages,
     }
     args.worker_output.write_text(json.dumps(result))
     return 0
@@ -579,6 +607,8 @@ def load(n: int) -> dict:
         # As a production table would be: vacuumed (visibility map for index-only scans) and analysed.
         cursor.execute("VACUUM (ANALYZE) leads_lead")
         cursor.execute("ANALYZE")
+        # Write the loaded pages out now rather than in a checkpoint during the measurements.
+        cursor.execute("CHECKPOINT")
         print(f"   VACUUM ANALYZE in {time.perf_counter() - t:.1f} s", flush=True)
 
     meta = {
@@ -617,7 +647,7 @@ def add_showcase_history(reps) -> int:
         .exclude(email="")
         .order_by("-created_at", "-id")
         .first()
-    )
+    ) or Lead.objects.filter(archived_at__isnull=True).order_by("id").first()
     owner = reps[0] if lead.owner_id is None else lead.owner
     path = ["new", "contacted", "nurturing", "mql", "nurturing", "mql", "sql", "nurturing", "mql", "sql", "opportunity"]
     start = lead.created_at
@@ -723,8 +753,8 @@ def pages_for(meta) -> dict:
         "status": (f"{changelist}?status__exact=sql", live & Q(status="sql")),
         "owner": (f"{changelist}?owner={owner}", live & Q(owner_id=owner)),
         "status_owner": (f"{changelist}?status__exact=sql&owner={owner}", live & Q(status="sql", owner_id=owner)),
-        "search_surname": (f"{changelist}?q={surname}", live & Q(search_text__contains=surname)),
-        "search_email": (f"{changelist}?q={email}", live & Q(search_text__contains=email)),
+        "search_surname": (f"{changelist}?{urlencode({'q': surname})}", live & Q(search_text__contains=surname)),
+        "search_email": (f"{changelist}?{urlencode({'q': email})}", live & Q(search_text__contains=email)),
         "year": (f"{changelist}?created_at__year={year}", live & Q(created_at__year=year)),
         "change": (reverse("admin:leads_lead_change", args=[meta["showcase_lead_id"]]), None),
     }
@@ -790,7 +820,9 @@ def query_shape(sql: str) -> str:
     """A query without its literals or cursor names, to compare the queries of two databases."""
     sql = re.sub(r"_django_curs_\d+_\w+", "_django_curs_", sql)
     sql = re.sub(r"'(?:[^']|'')*'", "?", sql)
-    return re.sub(r"\b\d+\b", "?", sql)
+    sql = re.sub(r"\b\d+\b", "?", sql)
+    # A list that fits on one page is fetched without LIMIT: the same query.
+    return re.sub(r"(\s+LIMIT \?)?(\s+OFFSET \?)?$", "", sql.strip())
 
 
 def explainable(sql: str) -> str | None:
@@ -806,8 +838,13 @@ def slowest_query(run_queries) -> dict:
     from django.db import connection
 
     lengths = {len(qs) for qs in run_queries}
+    breakdown = []
     if len(lengths) == 1 and lengths.pop() > 0:
         medians = [statistics.median(run[i][3] for run in run_queries) for i in range(len(run_queries[0]))]
+        # Every query of the page by median time: where the SQL time goes.
+        breakdown = sorted(
+            ([round(ms, 2), " ".join(run_queries[0][i][0].split())[:140]] for i, ms in enumerate(medians)), reverse=True
+        )
         index = max(range(len(medians)), key=medians.__getitem__)
         shown, sql, params, _ = run_queries[0][index]
         median_ms = medians[index]
@@ -825,6 +862,7 @@ def slowest_query(run_queries) -> dict:
         "slowest_query_max_ms": round(max_ms, 2),
         "slowest_query": shown,
         "slowest_query_plan": plan,
+        "query_times_ms": breakdown,
     }
 
 

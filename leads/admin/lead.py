@@ -110,26 +110,17 @@ class ReadOnlyInline(admin.TabularInline):
 class RecentRowsMixin:
     """Show only the latest rows of a long history, so a lead page costs the same after years.
 
-    LeadAdmin.get_formset_kwargs applies the limit (an inline's queryset has no lead yet).
+    LeadAdmin.get_formset_kwargs applies the limit (an inline's queryset has no lead yet);
+    the page links to the full lists.
     """
 
-    recent_limit = 50
+    recent_limit = 20
     recent_order: tuple[str, ...] = ("-id",)
-
-
-class LoggedRowsInline(RecentRowsMixin, admin.TabularInline):
-    """History rows are shown as text and never edited here; new ones can be logged."""
-
-    extra = 0
-    can_delete = False
-
-    def has_change_permission(self, request, obj=None):
-        return False
 
 
 class StageChangeInline(RecentRowsMixin, ReadOnlyInline):
     model = StageChange
-    verbose_name_plural = "stage history (latest 50)"
+    verbose_name_plural = "stage history (latest 20)"
     recent_order = ("-changed_at", "-id")
     fields = ("changed_at", "from_status", "to_status", "who", "reason", "time_in_from_stage")
     readonly_fields = fields
@@ -149,43 +140,26 @@ class DealInline(ReadOnlyInline):
     show_change_link = True
 
 
-class ActivityInlineForm(forms.ModelForm):
-    class Meta:
-        model = Activity
-        fields = ("kind", "occurred_at", "direction", "outcome", "duration_seconds", "body")
-
-    def clean(self):
-        cleaned = super().clean()
-        if cleaned.get("kind") == Activity.Kind.CALL:
-            if not cleaned.get("direction"):
-                self.add_error("direction", "Choose whether the call was outbound or inbound.")
-            if not cleaned.get("outcome"):
-                self.add_error("outcome", "Choose the call's outcome.")
-        if cleaned.get("kind") == Activity.Kind.NOTE and not (cleaned.get("body") or "").strip():
-            self.add_error("body", "Write the note before saving it.")
-        return cleaned
-
-
-class ActivityInline(LoggedRowsInline):
+class ActivityInline(RecentRowsMixin, ReadOnlyInline):
     model = Activity
-    form = ActivityInlineForm
-    verbose_name_plural = "calls, notes and meetings (latest 50; all under Activities)"
+    verbose_name_plural = "calls, notes and meetings (latest 20)"
     recent_order = ("-occurred_at", "-id")
     fields = ("kind", "occurred_at", "direction", "outcome", "duration_seconds", "body", "author")
-    readonly_fields = ("author",)
+    readonly_fields = fields
 
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("author")
 
 
-class ObjectionInline(LoggedRowsInline):
-    """Objections are resolved on their own page (Objections), where the answer is written."""
+class ObjectionInline(RecentRowsMixin, ReadOnlyInline):
+    """Objections are answered and resolved on their own page (Objections)."""
 
     model = Objection
-    verbose_name_plural = "objections (latest 50)"
+    verbose_name_plural = "objections (latest 20)"
     recent_order = ("-created_at", "-id")
     fields = ("category", "lead_words", "response", "is_resolved", "raised_by", "created_at")
-    readonly_fields = ("raised_by", "created_at")
+    readonly_fields = fields
+    show_change_link = True
 
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("raised_by")
@@ -207,7 +181,7 @@ class TaskInline(RecentRowsMixin, admin.TabularInline):
     model = Task
     form = TaskInlineForm
     extra = 0
-    verbose_name_plural = "tasks (latest 50)"
+    verbose_name_plural = "tasks (latest 20)"
     recent_order = ("-due_at", "-id")
     fields = ("title", "assignee", "due_at", "completed_at", "notes")
 
@@ -325,6 +299,14 @@ class LeadAdmin(admin.ModelAdmin):
                 if pipeline.is_move_allowed(lead.status, pipeline.LeadStatus.CUSTOMER)
                 else None,
             }
+        if lead is not None:
+            query = f"?lead__id__exact={lead.pk}"
+            extra["history_links"] = [
+                ("All calls, notes and meetings", reverse("admin:leads_activity_changelist") + query),
+                ("All objections", reverse("admin:leads_objection_changelist") + query),
+                ("All stage changes", reverse("admin:leads_stagechange_changelist") + query),
+                ("All tasks", reverse("admin:leads_task_changelist") + query),
+            ]
         return super().change_view(request, object_id, form_url, {**extra, **(extra_context or {})})
 
     # --- Search: one substring match on the indexed search text -------------
@@ -357,50 +339,19 @@ class LeadAdmin(admin.ModelAdmin):
         obj._state.db = created._state.db
 
     def save_formset(self, request, form, formset, change):
-        lead = form.instance
+        """Existing rows are saved as edited; a new task goes through the task service."""
         instances = formset.save(commit=False)
         for obj in formset.deleted_objects:
             obj.delete()
         for obj in instances:
-            if obj.pk is not None:
-                obj.save()
-            elif isinstance(obj, Activity):
-                self._log_activity(request, lead, obj)
-            elif isinstance(obj, Objection):
-                services.objection_log(
-                    lead=lead,
-                    by=request.user,
-                    category=obj.category,
-                    lead_words=obj.lead_words,
-                    response=obj.response,
-                    is_resolved=obj.is_resolved,
-                )
-            elif isinstance(obj, Task):
+            if obj.pk is None and isinstance(obj, Task):
                 services.task_create(
-                    lead=lead, assignee=obj.assignee, title=obj.title, due_at=obj.due_at, notes=obj.notes, by=request.user
+                    lead=form.instance, assignee=obj.assignee, title=obj.title, due_at=obj.due_at, notes=obj.notes,
+                    by=request.user,
                 )
             else:
                 obj.save()
         formset.save_m2m()
-
-    @staticmethod
-    def _log_activity(request, lead, obj):
-        if obj.kind == Activity.Kind.CALL:
-            services.activity_log_call(
-                lead=lead,
-                by=request.user,
-                direction=obj.direction,
-                outcome=obj.outcome,
-                duration_seconds=obj.duration_seconds,
-                body=obj.body,
-                occurred_at=obj.occurred_at,
-            )
-        elif obj.kind == Activity.Kind.MEETING:
-            services.activity_log_meeting(
-                lead=lead, by=request.user, occurred_at=obj.occurred_at, body=obj.body, duration_seconds=obj.duration_seconds
-            )
-        else:
-            services.activity_add_note(lead=lead, by=request.user, body=obj.body)
 
     # --- Extra pages ----------------------------------------------------------------
 

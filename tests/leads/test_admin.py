@@ -277,39 +277,50 @@ def test_adding_a_lead_in_the_admin_goes_through_the_service(manager_client, man
     assert lead.stage_changes.get().changed_by == manager_user
 
 
-def post_inline_call(client, lead, outcome):
-    """Save the lead page with one new call in the activities inline."""
+def test_a_long_history_shows_its_latest_rows_and_links_to_the_rest(manager_client, rep_user):
+    from leads import services
+
+    lead = LeadFactory()
+    start = timezone.now() - timezone.timedelta(days=30)
+    for day in range(25):
+        services.activity_add_note(lead=lead, by=rep_user, body=f"Note number {day:02d}", occurred_at=start + timezone.timedelta(days=day))
+
+    response = manager_client.get(reverse("admin:leads_lead_change", args=[lead.pk]))
+
+    html = response.content.decode()
+    assert "Note number 24" in html and "Note number 05" in html
+    assert "Note number 04" not in html  # the 21st newest and older are behind the link
+    links = dict(response.context["history_links"])
+    full = manager_client.get(links["All calls, notes and meetings"])
+    assert full.status_code == 200
+    assert full.context["cl"].result_count == 25
+
+
+def test_adding_a_task_on_the_lead_page_goes_through_the_task_service(manager_client, rep_user):
+    lead = LeadFactory(email="tasks@example.com")
     data = {"first_name": lead.first_name, "last_name": lead.last_name, "email": lead.email, "score": 0}
     data.update(_inline_management_data(lead))
+    due = timezone.localtime() + timezone.timedelta(days=2)
     data.update(
         {
-            "activities-TOTAL_FORMS": 1,
-            "activities-0-kind": "call",
-            "activities-0-occurred_at_0": timezone.localtime().strftime("%Y-%m-%d"),
-            "activities-0-occurred_at_1": "09:00:00",
-            "activities-0-direction": "outbound",
-            "activities-0-outcome": outcome,
-            "activities-0-body": "Inline call",
+            "tasks-TOTAL_FORMS": 1,
+            "tasks-0-title": "Call about the proposal",
+            "tasks-0-assignee": rep_user.pk,
+            "tasks-0-due_at_0": due.strftime("%Y-%m-%d"),
+            "tasks-0-due_at_1": "10:00:00",
         }
     )
-    return client.post(reverse("admin:leads_lead_change", args=[lead.pk]), data)
-
-
-def test_logging_a_call_inline_goes_through_the_service(manager_client):
-    lead = LeadFactory(email="inline@example.com")
-    response = post_inline_call(manager_client, lead, "connected")
+    response = manager_client.post(reverse("admin:leads_lead_change", args=[lead.pk]), data)
     assert response.status_code == 302, response.context["errors"] if response.context else ""
-    lead.refresh_from_db()
-    assert lead.status == LeadStatus.CONTACTED
-    assert lead.last_touch_at is not None
+    task = lead.tasks.get()
+    assert (task.title, task.assignee, task.created_by.username) == ("Call about the proposal", rep_user, "manager")
 
-
-def test_an_inline_call_without_an_outcome_is_refused(manager_client):
-    lead = LeadFactory(email="inline2@example.com")
-    response = post_inline_call(manager_client, lead, "")
+    data["tasks-0-due_at_0"] = (timezone.localtime() - timezone.timedelta(days=2)).strftime("%Y-%m-%d")
+    data["tasks-0-title"] = "In the past"
+    response = manager_client.post(reverse("admin:leads_lead_change", args=[lead.pk]), data)
     assert response.status_code == 200
-    assert "Choose the call" in response.content.decode()
-    assert not lead.activities.exists()
+    assert "The due time is in the past" in response.content.decode()
+    assert not lead.tasks.filter(title="In the past").exists()
 
 
 def _empty_inlines():
