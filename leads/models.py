@@ -18,6 +18,7 @@ from django.utils.timezone import now
 
 from .pipeline import LeadStatus
 
+
 @functools.cache
 def known_timezones() -> frozenset[str]:
     # Reading the zone database from disk takes ~10 ms: do it once.

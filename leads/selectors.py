@@ -71,3 +71,44 @@ def pipeline_summary(*, leads=None):
         }
         for status in order
     ]
+
+
+def _duration_label(seconds):
+    if not seconds:
+        return ""
+    minutes, secs = divmod(int(seconds), 60)
+    return f"{minutes} min" if minutes else f"{secs} s"
+
+
+def lead_timeline(*, lead, limit: int = 30) -> list[dict]:
+    """The latest things that happened to a lead, newest first, as plain rows.
+
+    Merges stage changes, calls, notes, meetings and objections; each source
+    reads at most `limit` rows, so the cost does not grow with the history.
+    Rows: {"at", "kind", "title", "detail", "who"} (text, never HTML).
+    """
+    from .models import Activity, Objection, StageChange
+
+    rows = []
+    for change in StageChange.objects.filter(lead=lead).select_related("changed_by").order_by("-changed_at", "-id")[:limit]:
+        title = f"Stage: {change.get_from_status_display() or 'created'} → {change.get_to_status_display()}"
+        rows.append({"at": change.changed_at, "kind": "stage", "title": title, "detail": change.reason, "who": change.changed_by_label})
+    for activity in Activity.objects.filter(lead=lead).select_related("author").order_by("-occurred_at", "-id")[:limit]:
+        if activity.kind == Activity.Kind.CALL:
+            parts = [activity.get_direction_display().lower(), activity.get_outcome_display().lower(), _duration_label(activity.duration_seconds)]
+            title = f"Call ({', '.join(p for p in parts if p)})"
+        elif activity.kind == Activity.Kind.MEETING:
+            title = " ".join(p for p in ("Meeting", _duration_label(activity.duration_seconds)) if p)
+        else:
+            title = "Note"
+        who = activity.author.get_username() if activity.author_id else ""
+        rows.append({"at": activity.occurred_at, "kind": activity.kind, "title": title, "detail": activity.body, "who": who})
+    for objection in Objection.objects.filter(lead=lead).select_related("raised_by").order_by("-created_at", "-id")[:limit]:
+        state = "resolved" if objection.is_resolved else "open"
+        detail = f"“{objection.lead_words}”" + (f" — answer: {objection.response}" if objection.response else "")
+        who = objection.raised_by.get_username() if objection.raised_by_id else ""
+        rows.append(
+            {"at": objection.created_at, "kind": "objection", "title": f"Objection: {objection.get_category_display()} ({state})", "detail": detail, "who": who}
+        )
+    rows.sort(key=lambda row: row["at"], reverse=True)
+    return rows[:limit]

@@ -5,11 +5,11 @@ lead has the same invariants (normalised email, search text, first stage
 change) as one made by a person.
 """
 
+from datetime import timedelta
+
 import factory
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
-from datetime import timedelta
-
 from django.utils import timezone
 
 from crm.roles import Role

@@ -6,7 +6,6 @@ Every stage move, conversion, assignment and logged activity goes through
 
 import csv
 
-from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -14,12 +13,13 @@ from django.http import Http404, HttpResponseRedirect, StreamingHttpResponse
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
+from django.utils.formats import date_format
 from django.utils.html import format_html, format_html_join
 from django.utils.http import urlencode
 
 from .. import pipeline, selectors, services
 from ..forms import AssignOwnerForm, ConvertForm, LeadForm, StageMoveForm, add_service_errors
-from ..models import Activity, Deal, Lead, Objection, StageChange, Task
+from ..models import Deal, Lead
 from .paginator import BoundedCountPaginator
 
 # Stage moves from the changelist run one service call per lead; beyond this
@@ -96,108 +96,6 @@ class LiveFilter(admin.SimpleListFilter):
         return queryset.filter(archived_at__isnull=True)
 
 
-class ReadOnlyInline(admin.TabularInline):
-    extra = 0
-    can_delete = False
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-
-class RecentRowsMixin:
-    """Show only the latest rows of a long history, so a lead page costs the same after years.
-
-    LeadAdmin.get_formset_kwargs applies the limit (an inline's queryset has no lead yet);
-    the page links to the full lists.
-    """
-
-    recent_limit = 20
-    recent_order: tuple[str, ...] = ("-id",)
-
-
-class StageChangeInline(RecentRowsMixin, ReadOnlyInline):
-    model = StageChange
-    verbose_name_plural = "stage history (latest 20)"
-    recent_order = ("-changed_at", "-id")
-    fields = ("changed_at", "from_status", "to_status", "who", "reason", "time_in_from_stage")
-    readonly_fields = fields
-
-    def get_queryset(self, request):
-        return super().get_queryset(request).select_related("changed_by")
-
-    @admin.display(description="by")
-    def who(self, obj):
-        return obj.changed_by_label
-
-
-class DealInline(ReadOnlyInline):
-    model = Deal
-    fields = ("product", "value", "currency", "status", "created_at", "expected_close_on", "closed_at", "lost_reason")
-    readonly_fields = fields
-    show_change_link = True
-
-
-class ActivityInline(RecentRowsMixin, ReadOnlyInline):
-    model = Activity
-    verbose_name_plural = "calls, notes and meetings (latest 20)"
-    recent_order = ("-occurred_at", "-id")
-    fields = ("kind", "occurred_at", "direction", "outcome", "duration_seconds", "body", "author")
-    readonly_fields = fields
-
-    def get_queryset(self, request):
-        return super().get_queryset(request).select_related("author")
-
-
-class ObjectionInline(RecentRowsMixin, ReadOnlyInline):
-    """Objections are answered and resolved on their own page (Objections)."""
-
-    model = Objection
-    verbose_name_plural = "objections (latest 20)"
-    recent_order = ("-created_at", "-id")
-    fields = ("category", "lead_words", "response", "is_resolved", "raised_by", "created_at")
-    readonly_fields = fields
-    show_change_link = True
-
-    def get_queryset(self, request):
-        return super().get_queryset(request).select_related("raised_by")
-
-
-class TaskInlineForm(forms.ModelForm):
-    class Meta:
-        model = Task
-        fields = ("title", "assignee", "due_at", "completed_at", "notes")
-
-    def clean_due_at(self):
-        due_at = self.cleaned_data.get("due_at")
-        if due_at and self.instance.pk is None and due_at < timezone.now():
-            raise ValidationError("The due time is in the past: choose a time from now on.")
-        return due_at
-
-
-class TaskInline(RecentRowsMixin, admin.TabularInline):
-    model = Task
-    form = TaskInlineForm
-    extra = 0
-    verbose_name_plural = "tasks (latest 20)"
-    recent_order = ("-due_at", "-id")
-    fields = ("title", "assignee", "due_at", "completed_at", "notes")
-
-    def formfield_for_foreignkey(self, db_field, request, **kwargs):
-        if db_field.name == "assignee":
-            kwargs["queryset"] = selectors.lead_owner_choices()
-        field = super().formfield_for_foreignkey(db_field, request, **kwargs)
-        if db_field.name == "assignee":
-            # One query for the choices, however many task rows the page shows.
-            cache = getattr(request, "_assignee_choices", None)
-            if cache is None:
-                cache = request._assignee_choices = list(field.choices)
-            field.choices = cache
-        return field
-
-
 def _csv_safe(value) -> str:
     """Neutralise spreadsheet formulas (=, +, -, @) in user-entered text."""
     text = "" if value is None else str(value)
@@ -253,9 +151,8 @@ class LeadAdmin(admin.ModelAdmin):
     ordering = ("-created_at", "-id")
     autocomplete_fields = ("company",)
     actions = ("assign_owner", "move_stage", "export_csv", "archive")
-    inlines = (StageChangeInline, ActivityInline, ObjectionInline, TaskInline, DealInline)
     readonly_fields = (
-        "stage", "stage_entered_at", "lost_reason", "created_at", "updated_at", "last_touch_at", "archived_at",
+        "timeline", "deals", "open_tasks", "stage", "stage_entered_at", "lost_reason", "created_at", "updated_at", "last_touch_at", "archived_at",
     )
     fieldsets = (
         ("Pipeline", {"fields": ("stage", "stage_entered_at", "lost_reason", "owner", "score")}),
@@ -263,6 +160,8 @@ class LeadAdmin(admin.ModelAdmin):
         ("Attribution", {"fields": ("source", "campaign", "persona", ("utm_medium", "utm_content", "utm_term"))}),
         ("Consent", {"fields": ("consent_given_at", "consent_text", "consent_source")}),
         ("Record", {"fields": ("created_at", "updated_at", "last_touch_at", "archived_at")}),
+        ("Deals and tasks", {"fields": ("deals", "open_tasks")}),
+        ("Timeline", {"fields": ("timeline",), "description": "The latest 30 stage changes, calls, notes, meetings and objections."}),
     )
 
     # --- Columns ---------------------------------------------------------------
@@ -278,6 +177,70 @@ class LeadAdmin(admin.ModelAdmin):
     @admin.display(description="status")
     def status_badge(self, obj):
         return status_badge_html(obj.status)
+
+    @admin.display(description="latest")
+    def timeline(self, obj):
+        if obj.pk is None:
+            return "—"
+        rows = selectors.lead_timeline(lead=obj)
+        if not rows:
+            return "Nothing yet."
+        body = format_html_join(
+            "",
+            '<tr class="timeline-{}"><td style="white-space:nowrap">{}</td><td><strong>{}</strong><br>{}</td><td>{}</td></tr>',
+            (
+                (row["kind"], date_format(timezone.localtime(row["at"]), "DATETIME_FORMAT"), row["title"], row["detail"], row["who"])
+                for row in rows
+            ),
+        )
+        return format_html('<table class="lead-timeline"><tbody>{}</tbody></table>', body)
+
+    @admin.display(description="deals")
+    def deals(self, obj):
+        if obj.pk is None:
+            return "—"
+        rows = [
+            (
+                reverse("admin:leads_deal_change", args=[deal.pk]),
+                deal.product or "Deal",
+                f"{deal.value} {deal.currency}",
+                deal.get_status_display(),
+                date_format(timezone.localtime(deal.created_at), "DATE_FORMAT"),
+                deal.lost_reason,
+            )
+            for deal in obj.deals.order_by("-created_at", "-id")[:20]
+        ]
+        if not rows:
+            return "No deals yet."
+        return format_html(
+            '<table class="lead-deals"><tbody>{}</tbody></table>',
+            format_html_join("", '<tr><td><a href="{}">{}</a></td><td>{}</td><td>{}</td><td>opened {}</td><td>{}</td></tr>', rows),
+        )
+
+    @admin.display(description="open tasks")
+    def open_tasks(self, obj):
+        if obj.pk is None:
+            return "—"
+        add = format_html(
+            '<a class="addlink" href="{}?lead={}">Add a task</a>', reverse("admin:leads_task_add"), obj.pk
+        )
+        rows = [
+            (
+                reverse("admin:leads_task_change", args=[task.pk]),
+                task.title,
+                task.assignee.get_full_name() or task.assignee.get_username(),
+                date_format(timezone.localtime(task.due_at), "DATETIME_FORMAT"),
+                " (overdue)" if task.is_overdue else "",
+            )
+            for task in obj.tasks.filter(completed_at__isnull=True).select_related("assignee").order_by("due_at", "id")[:20]
+        ]
+        if not rows:
+            return format_html("None. {}", add)
+        return format_html(
+            '<table class="lead-tasks"><tbody>{}</tbody></table>{}',
+            format_html_join("", '<tr><td><a href="{}">{}</a></td><td>{}</td><td>due {}{}</td></tr>', rows),
+            add,
+        )
 
     @admin.display(description="stage")
     def stage(self, obj):
@@ -316,14 +279,6 @@ class LeadAdmin(admin.ModelAdmin):
             queryset = queryset.filter(search_text__contains=term)
         return queryset, False
 
-    def get_formset_kwargs(self, request, obj, inline, prefix):
-        kwargs = super().get_formset_kwargs(request, obj, inline, prefix)
-        if isinstance(inline, RecentRowsMixin) and obj is not None and obj.pk is not None:
-            model = inline.model
-            recent = model.objects.filter(lead=obj).order_by(*inline.recent_order).values("pk")[: inline.recent_limit]
-            kwargs["queryset"] = kwargs["queryset"].filter(pk__in=recent).order_by(*inline.recent_order)
-        return kwargs
-
     # --- Saving through the services -------------------------------------------
 
     def save_model(self, request, obj, form, change):
@@ -337,21 +292,6 @@ class LeadAdmin(admin.ModelAdmin):
             setattr(obj, field.attname, getattr(created, field.attname))
         obj._state.adding = False
         obj._state.db = created._state.db
-
-    def save_formset(self, request, form, formset, change):
-        """Existing rows are saved as edited; a new task goes through the task service."""
-        instances = formset.save(commit=False)
-        for obj in formset.deleted_objects:
-            obj.delete()
-        for obj in instances:
-            if obj.pk is None and isinstance(obj, Task):
-                services.task_create(
-                    lead=form.instance, assignee=obj.assignee, title=obj.title, due_at=obj.due_at, notes=obj.notes,
-                    by=request.user,
-                )
-            else:
-                obj.save()
-        formset.save_m2m()
 
     # --- Extra pages ----------------------------------------------------------------
 

@@ -1,11 +1,13 @@
 """Admin for the records around leads: accounts, attribution, deals, customers, work items."""
 
+from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.html import format_html
 
-from .. import services
+from .. import selectors, services
 from ..models import Activity, Campaign, CampaignSpend, Company, Customer, Deal, Objection, Persona, Source, StageChange, Task
 from .paginator import BoundedCountPaginator
 
@@ -121,8 +123,26 @@ class CustomerAdmin(admin.ModelAdmin):
         return lead_link(obj.primary_lead)
 
 
+class TaskForm(forms.ModelForm):
+    class Meta:
+        model = Task
+        fields = ("lead", "title", "assignee", "due_at", "completed_at", "notes")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if "assignee" in self.fields:
+            self.fields["assignee"].queryset = selectors.lead_owner_choices()
+
+    def clean_due_at(self):
+        due_at = self.cleaned_data.get("due_at")
+        if due_at and self.instance.pk is None and due_at < timezone.now():
+            raise ValidationError("The due time is in the past: choose a time from now on.")
+        return due_at
+
+
 @admin.register(Task)
 class TaskAdmin(admin.ModelAdmin):
+    form = TaskForm
     list_display = ("title", "lead_column", "assignee", "due_at", "completed_at")
     list_select_related = ("lead", "assignee")
     list_filter = (("completed_at", admin.EmptyFieldListFilter), ("due_at", admin.DateFieldListFilter), "assignee")

@@ -225,7 +225,8 @@ def test_the_lead_page_shows_history_activities_objections_tasks_and_deals(manag
 
     html = manager_client.get(reverse("admin:leads_lead_change", args=[lead.pk])).content.decode()
 
-    for text in ("Stage history", "Talked budget", "Seems pricey", "Send proposal", "Starter", "Move stage", "Convert to customer"):
+    for text in ("Timeline", "Stage: SQL → Opportunity", "Call (outbound, connected)", "Talked budget", "Seems pricey",
+                 "Send proposal", "Starter", "Move stage", "Convert to customer"):
         assert text in html, text
 
 
@@ -235,32 +236,16 @@ def test_the_status_cannot_be_edited_on_the_lead_form(manager_client):
     form = manager_client.get(url).context["adminform"].form
     assert "status" not in form.fields
     data = {k: v for k, v in form.initial.items() if v is not None and k in form.fields}
-    data.update(_inline_management_data(lead), first_name="Renamed", email="keep@example.com", status="customer")
+    data.update(first_name="Renamed", email="keep@example.com", status="customer")
     response = manager_client.post(url, data)
     assert response.status_code == 302, response.context["adminform"].form.errors if response.context else ""
     lead.refresh_from_db()
     assert (lead.first_name, lead.status) == ("Renamed", LeadStatus.NEW)
 
 
-def _inline_management_data(lead):
-    data = {}
-    for prefix, count in (
-        ("stage_changes", lead.stage_changes.count()),
-        ("activities", 0),
-        ("objections", 0),
-        ("tasks", 0),
-        ("deals", 0),
-    ):
-        data.update({f"{prefix}-TOTAL_FORMS": count if prefix == "stage_changes" else 0, f"{prefix}-INITIAL_FORMS": count if prefix == "stage_changes" else 0})
-    for i, change in enumerate(lead.stage_changes.all()):
-        data[f"stage_changes-{i}-id"] = change.pk
-        data[f"stage_changes-{i}-lead"] = lead.pk
-    return data
-
-
 def test_adding_a_lead_with_a_duplicate_email_shows_a_form_error_and_writes_nothing(manager_client):
     existing = LeadFactory(email="dup@example.com")
-    data = {"first_name": "Second", "email": "DUP@Example.com", "score": 0, **_empty_inlines()}
+    data = {"first_name": "Second", "email": "DUP@Example.com", "score": 0}
     response = manager_client.post(reverse("admin:leads_lead_add"), data)
     assert response.status_code == 200
     errors = response.context["adminform"].form.errors["email"]
@@ -269,7 +254,7 @@ def test_adding_a_lead_with_a_duplicate_email_shows_a_form_error_and_writes_noth
 
 
 def test_adding_a_lead_in_the_admin_goes_through_the_service(manager_client, manager_user):
-    data = {"first_name": "New", "last_name": "Person", "email": "New.Person@Example.com", "score": 5, **_empty_inlines()}
+    data = {"first_name": "New", "last_name": "Person", "email": "New.Person@Example.com", "score": 5}
     response = manager_client.post(reverse("admin:leads_lead_add"), data)
     assert response.status_code == 302
     lead = Lead.objects.get()
@@ -281,54 +266,66 @@ def test_a_long_history_shows_its_latest_rows_and_links_to_the_rest(manager_clie
     from leads import services
 
     lead = LeadFactory()
-    start = timezone.now() - timezone.timedelta(days=30)
-    for day in range(25):
+    start = timezone.now() - timezone.timedelta(days=40)
+    for day in range(35):
         services.activity_add_note(lead=lead, by=rep_user, body=f"Note number {day:02d}", occurred_at=start + timezone.timedelta(days=day))
 
     response = manager_client.get(reverse("admin:leads_lead_change", args=[lead.pk]))
 
     html = response.content.decode()
-    assert "Note number 24" in html and "Note number 05" in html
-    assert "Note number 04" not in html  # the 21st newest and older are behind the link
+    # 30 rows: the lead's creation (today) and the 29 newest notes.
+    assert "Stage: created → New" in html
+    assert "Note number 34" in html and "Note number 06" in html
+    assert "Note number 05" not in html
     links = dict(response.context["history_links"])
     full = manager_client.get(links["All calls, notes and meetings"])
     assert full.status_code == 200
-    assert full.context["cl"].result_count == 25
+    assert full.context["cl"].result_count == 35
 
 
-def test_adding_a_task_on_the_lead_page_goes_through_the_task_service(manager_client, rep_user):
-    lead = LeadFactory(email="tasks@example.com")
-    data = {"first_name": lead.first_name, "last_name": lead.last_name, "email": lead.email, "score": 0}
-    data.update(_inline_management_data(lead))
+def test_the_lead_page_makes_the_same_queries_for_a_short_and_a_long_history(
+    manager_client, rep_user, django_assert_max_num_queries
+):
+    from leads import services
+
+    lead = lead_at(LeadStatus.SQL, owner=rep_user)
+    url = reverse("admin:leads_lead_change", args=[lead.pk])
+    with django_assert_max_num_queries(30) as short:
+        manager_client.get(url)
+    for n in range(40):
+        services.activity_add_note(lead=lead, by=rep_user, body=f"n{n}")
+        services.objection_log(lead=lead, by=rep_user, category="price", lead_words=f"w{n}")
+    with django_assert_max_num_queries(30) as long:
+        manager_client.get(url)
+    assert len(long.captured_queries) == len(short.captured_queries)
+
+
+def test_the_lead_page_lists_deals_and_open_tasks_and_adds_a_task_through_the_service(manager_client, rep_user):
+    from leads import services
+
+    lead = lead_at(LeadStatus.SQL, owner=rep_user)
+    services.deal_open(lead=lead, value=900, product="Starter")
+    done = services.task_create(lead=lead, assignee=rep_user, title="Done already", due_at=timezone.now() + timezone.timedelta(hours=1))
+    services.task_complete(task=done)
+    page = manager_client.get(reverse("admin:leads_lead_change", args=[lead.pk])).content.decode()
+    assert "Starter" in page and "900.00 EUR" in page
+    assert "Done already" not in page
+    add_url = f"{reverse('admin:leads_task_add')}?lead={lead.pk}"
+    assert add_url in page
+
     due = timezone.localtime() + timezone.timedelta(days=2)
-    data.update(
-        {
-            "tasks-TOTAL_FORMS": 1,
-            "tasks-0-title": "Call about the proposal",
-            "tasks-0-assignee": rep_user.pk,
-            "tasks-0-due_at_0": due.strftime("%Y-%m-%d"),
-            "tasks-0-due_at_1": "10:00:00",
-        }
-    )
-    response = manager_client.post(reverse("admin:leads_lead_change", args=[lead.pk]), data)
+    data = {"lead": lead.pk, "title": "Call about the proposal", "assignee": rep_user.pk,
+            "due_at_0": due.strftime("%Y-%m-%d"), "due_at_1": "10:00:00"}
+    response = manager_client.post(add_url, data)
     assert response.status_code == 302, response.context["errors"] if response.context else ""
-    task = lead.tasks.get()
-    assert (task.title, task.assignee, task.created_by.username) == ("Call about the proposal", rep_user, "manager")
+    task = lead.tasks.get(title="Call about the proposal")
+    assert (task.assignee, task.created_by.username) == (rep_user, "manager")
 
-    data["tasks-0-due_at_0"] = (timezone.localtime() - timezone.timedelta(days=2)).strftime("%Y-%m-%d")
-    data["tasks-0-title"] = "In the past"
-    response = manager_client.post(reverse("admin:leads_lead_change", args=[lead.pk]), data)
+    data.update(title="In the past", due_at_0=(timezone.localtime() - timezone.timedelta(days=2)).strftime("%Y-%m-%d"))
+    response = manager_client.post(add_url, data)
     assert response.status_code == 200
     assert "The due time is in the past" in response.content.decode()
     assert not lead.tasks.filter(title="In the past").exists()
-
-
-def _empty_inlines():
-    return {
-        f"{prefix}-{key}": 0
-        for prefix in ("stage_changes", "activities", "objections", "tasks", "deals")
-        for key in ("TOTAL_FORMS", "INITIAL_FORMS")
-    }
 
 
 def test_move_stage_page_moves_with_a_reason(manager_client, manager_user):

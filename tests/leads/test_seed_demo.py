@@ -23,7 +23,18 @@ from django.utils import timezone
 from crm.roles import Role
 from leads import services
 from leads.models import (
-    Activity, Campaign, CampaignSpend, Company, Customer, Deal, Lead, Objection, Persona, Source, StageChange, Task,
+    Activity,
+    Campaign,
+    CampaignSpend,
+    Company,
+    Customer,
+    Deal,
+    Lead,
+    Objection,
+    Persona,
+    Source,
+    StageChange,
+    Task,
 )
 from leads.pipeline import LeadStatus
 from tests.factories import LeadFactory, UserFactory
