@@ -5,3 +5,12 @@ class NurturingConfig(AppConfig):
     name = "nurturing"
     verbose_name = "Nurturing"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self):
+        # leads.signals.lead_stage_changed -> stop the sequences of a lead that
+        # converted, was lost or reached a sequence's goal (nurturing/handlers.py).
+        from leads.signals import lead_stage_changed
+
+        from .handlers import stop_sequences_on_stage_change
+
+        lead_stage_changed.connect(stop_sequences_on_stage_change, dispatch_uid="nurturing.stop_sequences")

@@ -1,1 +1,223 @@
-# Sequences, steps, enrollments and deliveries arrive with the nurturing engine.
+"""Sequences of follow-ups, the leads enrolled in them, and every delivery.
+
+Scheduled work lives here, in the database: a Delivery row with a `due_at`
+is a promise to send one step to one lead. Beat only ticks; the dispatcher
+claims due rows and workers send them (see nurturing.dispatch).
+
+Editing a sequence that has leads in it, exactly:
+- a step's subject, bodies and send window apply to every delivery not yet
+  sent (emails are rendered when they are sent), so a typo fixed today is
+  fixed for tomorrow's sends;
+- a step's delay applies to deliveries scheduled after the edit; those
+  already scheduled keep their time;
+- a step is never deleted once it has deliveries (the database refuses);
+  it is switched off instead (`is_active=False`): a due delivery of a
+  switched-off step is skipped with that reason and the lead goes on to the
+  next active step;
+- a step added after a lead's current one is picked up by that lead; a step
+  added before it is not (the lead has passed that point).
+"""
+
+from datetime import time, timedelta
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import MinValueValidator
+from django.db import models
+from django.db.models import Q
+from django.utils.timezone import now
+
+from leads.models import Lead, Persona
+from leads.pipeline import LeadStatus
+
+WEEKDAYS = "0123456"  # Monday = 0, as datetime.weekday()
+
+
+def validate_weekdays(value):
+    if not value or any(c not in WEEKDAYS for c in value) or len(set(value)) != len(value):
+        raise ValidationError("List the days to send on as digits, Monday = 0 … Sunday = 6, e.g. 01234 for weekdays.")
+
+
+class Sequence(models.Model):
+    class Status(models.TextChoices):
+        DRAFT = "draft", "Draft"
+        ACTIVE = "active", "Active"
+        PAUSED = "paused", "Paused"
+        ARCHIVED = "archived", "Archived"
+
+    name = models.CharField(max_length=200)
+    goal = models.TextField(blank=True, help_text="What the sequence should achieve, e.g. turn guide downloaders into demo requests.")
+    target_persona = models.ForeignKey(Persona, null=True, blank=True, on_delete=models.SET_NULL, related_name="sequences")
+    goal_stage = models.CharField(
+        max_length=20,
+        choices=[(s.value, s.label) for s in (LeadStatus.NURTURING, LeadStatus.MQL, LeadStatus.SQL, LeadStatus.OPPORTUNITY)],
+        default=LeadStatus.SQL,
+        help_text="The sequence stops for a lead who reaches this stage (or goes past it).",
+    )
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.DRAFT)
+    sender = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="Who the emails come from. Empty: each lead's owner (their rep), with replies going to that rep.",
+    )
+    daily_cap_per_sender = models.PositiveIntegerField(
+        default=200,
+        validators=[MinValueValidator(1)],
+        help_text="At most this many emails of this sequence per sender per day; the rest wait for the next day.",
+    )
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(default=now, editable=False)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self):
+        return self.name
+
+
+class Step(models.Model):
+    class Kind(models.TextChoices):
+        EMAIL = "email", "Email"
+        CALL_TASK = "call_task", "Call task for the owner"
+
+    sequence = models.ForeignKey(Sequence, on_delete=models.CASCADE, related_name="steps")
+    position = models.PositiveSmallIntegerField(help_text="Steps run in this order.")
+    kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.EMAIL)
+    delay = models.DurationField(
+        default=timedelta(days=2),
+        help_text="Wait after the previous step (after enrolling, for the first step). Format: 'days hh:mm:ss', e.g. '3 00:00:00'.",
+    )
+    send_days = models.CharField(max_length=7, default="01234", validators=[validate_weekdays], help_text="Monday = 0 … Sunday = 6.")
+    window_start = models.TimeField(default=time(9, 0), help_text="Earliest send time, in the lead's time zone.")
+    window_end = models.TimeField(default=time(17, 0), help_text="Latest send time, in the lead's time zone.")
+    subject_template = models.CharField(max_length=300, blank=True)
+    text_template = models.TextField(blank=True, help_text="Plain-text body (Django template language).")
+    html_template = models.TextField(blank=True, help_text="Optional HTML body.")
+    stage_action = models.CharField(
+        max_length=20,
+        choices=LeadStatus.choices,
+        blank=True,
+        help_text="When this step is sent, move the lead to this stage (if the pipeline allows it).",
+    )
+    is_active = models.BooleanField(default=True, help_text="Switched off: due deliveries are skipped, leads go on to the next step.")
+
+    class Meta:
+        ordering = ["sequence", "position"]
+        constraints = [
+            models.UniqueConstraint(fields=["sequence", "position"], name="step_position_unique"),
+            models.CheckConstraint(condition=Q(window_start__lt=models.F("window_end")), name="step_window_starts_before_end",
+                                   violation_error_message="The send window must start before it ends."),
+        ]
+
+    def __str__(self):
+        return f"{self.sequence} — step {self.position}"
+
+
+class Enrollment(models.Model):
+    class Status(models.TextChoices):
+        ACTIVE = "active", "Active"
+        PAUSED = "paused", "Paused"
+        COMPLETED = "completed", "Completed"
+        EXITED = "exited", "Exited"
+
+    lead = models.ForeignKey(Lead, on_delete=models.CASCADE, related_name="enrollments")
+    sequence = models.ForeignKey(Sequence, on_delete=models.PROTECT, related_name="enrollments")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.ACTIVE)
+    exit_reason = models.CharField(max_length=300, blank=True)
+    enrolled_at = models.DateTimeField(default=now)
+    enrolled_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-enrolled_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["lead", "sequence"],
+                condition=Q(status__in=["active", "paused"]),
+                name="one_live_enrollment_per_lead_and_sequence",
+                violation_error_message="This lead is already in this sequence.",
+            )
+        ]
+        indexes = [models.Index(fields=["lead", "status"], name="enrollment_lead_status")]
+
+    def __str__(self):
+        return f"{self.lead} in {self.sequence}"
+
+
+class Delivery(models.Model):
+    """One step for one enrolled lead: the log of why a lead did or did not get an email."""
+
+    class Status(models.TextChoices):
+        SCHEDULED = "scheduled", "Scheduled"
+        CLAIMED = "claimed", "Claimed by a worker"
+        SENDING = "sending", "Sending"
+        SENT = "sent", "Sent"
+        SKIPPED = "skipped", "Skipped"
+        FAILED = "failed", "Failed"
+        UNKNOWN = "unknown", "Unknown (worker lost while sending)"
+
+    enrollment = models.ForeignKey(Enrollment, on_delete=models.CASCADE, related_name="deliveries")
+    step = models.ForeignKey(Step, on_delete=models.PROTECT, related_name="deliveries")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.SCHEDULED)
+    due_at = models.DateTimeField()
+    reason = models.CharField(max_length=500, blank=True, help_text="Why it was skipped, failed, or moved to a later time.")
+    claim_token = models.UUIDField(null=True, blank=True, editable=False)
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    sender = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    to_email = models.EmailField(blank=True)
+    subject = models.CharField(max_length=300, blank=True)
+    body_text = models.TextField(blank=True)
+    body_html = models.TextField(blank=True)
+    message_id = models.CharField(max_length=300, blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=now, editable=False)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name_plural = "deliveries"
+        ordering = ["-due_at", "-id"]
+        constraints = [models.UniqueConstraint(fields=["enrollment", "step"], name="one_delivery_per_enrollment_step")]
+        indexes = [
+            # The dispatcher's claim: the earliest due scheduled rows, read from a small partial index.
+            models.Index(fields=["due_at"], name="delivery_due", condition=Q(status="scheduled")),
+            # The reaper: rows a worker holds.
+            models.Index(fields=["claimed_at"], name="delivery_held", condition=Q(status__in=["claimed", "sending"])),
+            models.Index(fields=["step", "status"], name="delivery_step_status"),
+            models.Index(fields=["message_id"], name="delivery_message_id", condition=~Q(message_id="")),
+            models.Index(fields=["sender", "sent_at"], name="delivery_sender_sent", condition=Q(status="sent")),
+        ]
+
+    def __str__(self):
+        return f"{self.step} to {self.to_email or self.enrollment.lead} ({self.get_status_display()})"
+
+
+class Suppression(models.Model):
+    """An address no email may go to, by any path, from the moment it is written."""
+
+    class Reason(models.TextChoices):
+        UNSUBSCRIBED = "unsubscribed", "Unsubscribed"
+        BOUNCED = "bounced", "Hard bounce"
+        COMPLAINED = "complained", "Spam complaint"
+        MANUAL = "manual", "Added by hand"
+
+    email = models.EmailField(unique=True, help_text="Stored lower-cased.")
+    reason = models.CharField(max_length=20, choices=Reason.choices, default=Reason.MANUAL)
+    source = models.CharField(max_length=200, blank=True, help_text="Where it came from: a webhook, a form, a person.")
+    created_at = models.DateTimeField(default=now, editable=False)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self):
+        return f"{self.email} ({self.get_reason_display()})"
+
+    def save(self, *args, **kwargs):
+        self.email = self.email.strip().lower()
+        super().save(*args, **kwargs)
+

@@ -133,3 +133,28 @@ def lead_at(status, *, by=None, **kwargs):
 
 def in_a_day():
     return timezone.now() + timedelta(days=1)
+
+
+# --- Nurturing ------------------------------------------------------------------------
+
+
+def sequence_with_steps(*steps, status="active", **fields):
+    """An active sequence with email steps; each step is a dict of Step fields (defaults fill the rest)."""
+    from datetime import time as clock
+
+    from nurturing.models import Sequence, Step
+
+    sequence = Sequence.objects.create(name=fields.pop("name", "Welcome"), status=status, **fields)
+    for position, step in enumerate(steps or [{}], start=1):
+        values = {
+            "kind": Step.Kind.EMAIL,
+            "delay": timedelta(0),
+            "send_days": "0123456",
+            "window_start": clock(0, 0),
+            "window_end": clock(23, 59, 59),
+            "subject_template": f"Step {position} for {{{{ first_name|default:'there' }}}}",
+            "text_template": f"Hello {{{{ first_name|default:'there' }}}}, this is step {position}.",
+            **step,
+        }
+        Step.objects.create(sequence=sequence, position=position, **values)
+    return sequence

@@ -175,6 +175,14 @@ CELERY_BEAT_SCHEDULE = {
         "task": "crm.tasks.worker_heartbeat",
         "schedule": CRM_BEAT_TICK_SECONDS,
     },
+    "nurture-dispatch": {
+        "task": "nurturing.tasks.dispatch_due",
+        "schedule": CRM_BEAT_TICK_SECONDS,
+    },
+    "nurture-reap": {
+        "task": "nurturing.tasks.reap_stale",
+        "schedule": max(CRM_BEAT_TICK_SECONDS, 60.0),
+    },
 }
 
 # --- Forms ------------------------------------------------------------------
@@ -186,6 +194,18 @@ CRM_DEFAULT_CURRENCY = env.str("CRM_DEFAULT_CURRENCY", default="EUR")
 # The admin counts matching rows exactly up to this many; past it, the count
 # is PostgreSQL's estimate, so no page counts a million rows.
 CRM_ADMIN_EXACT_COUNT_LIMIT = env.int("CRM_ADMIN_EXACT_COUNT_LIMIT", default=10_000)
+
+# --- Nurturing ------------------------------------------------------------------
+# Deliveries claimed per worker task, and at most how many such batches one
+# dispatcher tick hands out before it re-queues itself for the rest.
+CRM_NURTURE_BATCH_SIZE = env.int("CRM_NURTURE_BATCH_SIZE", default=200)
+CRM_NURTURE_MAX_BATCHES_PER_TICK = env.int("CRM_NURTURE_MAX_BATCHES_PER_TICK", default=50)
+# A delivery a worker has held this long is either handed back (never started)
+# or marked unknown (started, outcome lost): never sent twice.
+CRM_NURTURE_STALE_AFTER_SECONDS = env.int("CRM_NURTURE_STALE_AFTER_SECONDS", default=600)
+CRM_BOOKING_URL = env.str("CRM_BOOKING_URL", default="")
+# The domain in the Message-ID of every nurture email.
+CRM_MESSAGE_ID_DOMAIN = env.str("CRM_MESSAGE_ID_DOMAIN", default="crm.localhost")
 
 LOGGING = {
     "version": 1,

@@ -1,0 +1,294 @@
+"""Marketers run campaigns here: sequences and steps, previews, test sends, enrolling leads.
+
+Also extends the lead admin (from leads/, which knows nothing of nurturing)
+with each lead's deliveries and an "enroll in a sequence" action.
+"""
+
+from django import forms
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db.models import Count
+from django.http import HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils import timezone
+from django.utils.formats import date_format
+from django.utils.html import format_html, format_html_join
+
+from leads.admin.lead import LeadAdmin
+from leads.admin.paginator import BoundedCountPaginator
+from leads.models import Lead
+
+from . import services
+from .models import Delivery, Enrollment, Sequence, Step, Suppression
+from .rendering import MERGE_FIELDS
+
+
+class StepForm(forms.ModelForm):
+    class Meta:
+        model = Step
+        fields = (
+            "position", "kind", "delay", "send_days", "window_start", "window_end",
+            "subject_template", "text_template", "html_template", "stage_action", "is_active",
+        )
+        widgets = {
+            "text_template": forms.Textarea(attrs={"rows": 6, "cols": 80}),
+            "html_template": forms.Textarea(attrs={"rows": 4, "cols": 80}),
+            "subject_template": forms.TextInput(attrs={"size": 80}),
+        }
+
+    def clean(self):
+        cleaned = super().clean()
+        step = Step(**{name: cleaned.get(name) for name in self.Meta.fields if name in cleaned})
+        step.subject_template = step.subject_template or ""
+        step.text_template = step.text_template or ""
+        step.html_template = step.html_template or ""
+        try:
+            services.step_check(step)
+        except ValidationError as exc:
+            for field, errors in exc.message_dict.items():
+                self.add_error(field if field in self.fields else None, errors)
+        return cleaned
+
+
+class StepInline(admin.StackedInline):
+    model = Step
+    form = StepForm
+    extra = 0
+    ordering = ("position",)
+    description = "Merge fields: " + "; ".join(f"{{{{ {name} }}}} — {what}" for name, what in MERGE_FIELDS.items())
+
+    def has_delete_permission(self, request, obj=None):
+        # A used step stays (switch it off instead); the database refuses anyway.
+        return obj is None or not Delivery.objects.filter(step__sequence=obj).exists()
+
+
+@admin.register(Sequence)
+class SequenceAdmin(admin.ModelAdmin):
+    list_display = ("name", "status", "goal_stage", "target_persona", "sender", "daily_cap_per_sender")
+    list_filter = ("status", "goal_stage")
+    search_fields = ("name", "goal")
+    inlines = (StepInline,)
+    readonly_fields = ("status", "step_counts", "step_tools")
+    fields = ("name", "goal", "target_persona", "goal_stage", "sender", "daily_cap_per_sender", "status", "step_counts", "step_tools")
+    actions = ("activate", "pause")
+
+    def save_model(self, request, obj, form, change):
+        if not change:
+            obj.created_by = request.user
+        super().save_model(request, obj, form, change)
+
+    @admin.display(description="deliveries per step")
+    def step_counts(self, obj):
+        if obj.pk is None:
+            return "—"
+        counts = {}
+        for step_id, status, n in Delivery.objects.filter(step__sequence=obj).values_list("step_id", "status").annotate(n=Count("id")).order_by():
+            counts.setdefault(step_id, {})[status] = n
+        statuses = [s for s in Delivery.Status if s not in (Delivery.Status.CLAIMED, Delivery.Status.SENDING)]
+        header = format_html_join("", "<th>{}</th>", ((s.label,) for s in statuses))
+        rows = format_html_join(
+            "",
+            "<tr><td>{}</td>{}</tr>",
+            (
+                (f"Step {step.position}" + ("" if step.is_active else " (off)"), format_html_join("", "<td>{}</td>", ((counts.get(step.pk, {}).get(s, 0),) for s in statuses)))
+                for step in obj.steps.order_by("position")
+            ),
+        )
+        return format_html('<table class="step-counts"><thead><tr><th></th>{}</tr></thead><tbody>{}</tbody></table>', header, rows)
+
+    @admin.display(description="preview and test")
+    def step_tools(self, obj):
+        if obj.pk is None:
+            return "Save the sequence to preview its steps."
+        return format_html_join(
+            " ",
+            '<a class="button" href="{}">Preview step {}</a>',
+            ((reverse("admin:nurturing_step_preview", args=[step.pk]), step.position) for step in obj.steps.order_by("position")),
+        )
+
+    @admin.action(description="Activate selected sequences", permissions=["change"])
+    def activate(self, request, queryset):
+        for sequence in queryset:
+            try:
+                services.sequence_activate(sequence=sequence, by=request.user)
+                self.message_user(request, f"{sequence} is active.", messages.SUCCESS)
+            except ValidationError as exc:
+                self.message_user(request, f"{sequence} was not activated: {' '.join(exc.messages)}", messages.ERROR)
+
+    @admin.action(description="Pause selected sequences", permissions=["change"])
+    def pause(self, request, queryset):
+        for sequence in queryset:
+            services.sequence_pause(sequence=sequence, by=request.user)
+        self.message_user(request, f"{queryset.count()} sequence(s) paused: their due emails wait.", messages.SUCCESS)
+
+    def get_urls(self):
+        view = self.admin_site.admin_view
+        return [path("step/<int:step_id>/preview/", view(self.preview_view), name="nurturing_step_preview"), *super().get_urls()]
+
+    def preview_view(self, request, step_id):
+        step = get_object_or_404(Step.objects.select_related("sequence"), pk=step_id)
+        if not self.has_view_permission(request, step.sequence):
+            raise PermissionDenied
+        lead_id = request.POST.get("lead") or request.GET.get("lead")
+        lead = None
+        if lead_id and str(lead_id).isdigit():
+            lead = Lead.objects.select_related("company", "owner", "campaign").filter(pk=int(lead_id)).first()
+        if lead is None:
+            lead = Lead.objects.live().exclude(email="").select_related("company", "owner", "campaign").first()
+        rendered, problem = None, None
+        if lead is not None:
+            try:
+                rendered = services.step_preview(step=step, lead=lead)
+            except Exception as exc:  # shown to the marketer, who is fixing the template
+                problem = str(exc)
+        if request.method == "POST" and lead is not None:
+            if not self.has_change_permission(request, step.sequence):
+                raise PermissionDenied
+            try:
+                services.step_send_test(step=step, lead=lead, to_email=request.user.email, by=request.user)
+                self.message_user(request, f"Test sent to {request.user.email}.", messages.SUCCESS)
+            except ValidationError as exc:
+                self.message_user(request, " ".join(exc.messages), messages.ERROR)
+            return HttpResponseRedirect(f"{request.path}?lead={lead.pk}")
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "title": f"Preview: {step}",
+            "step": step,
+            "lead": lead,
+            "rendered": rendered,
+            "problem": problem,
+        }
+        return TemplateResponse(request, "admin/nurturing/step_preview.html", context)
+
+
+@admin.register(Delivery)
+class DeliveryAdmin(admin.ModelAdmin):
+    """Why did (or didn't) a lead get an email: the log, read only."""
+
+    list_display = ("due_at", "status", "lead_column", "sequence_column", "step_position", "to_email", "sent_at", "reason")
+    list_select_related = ("enrollment__lead", "enrollment__sequence", "step")
+    list_filter = ("status", "enrollment__sequence")
+    search_fields = ("to_email", "message_id")
+    paginator = BoundedCountPaginator
+    show_full_result_count = False
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    @admin.display(description="lead")
+    def lead_column(self, obj):
+        lead = obj.enrollment.lead
+        return format_html('<a href="{}">{}</a>', reverse("admin:leads_lead_change", args=[lead.pk]), lead)
+
+    @admin.display(description="sequence")
+    def sequence_column(self, obj):
+        return obj.enrollment.sequence
+
+    @admin.display(description="step")
+    def step_position(self, obj):
+        return obj.step.position
+
+
+@admin.register(Enrollment)
+class EnrollmentAdmin(admin.ModelAdmin):
+    list_display = ("lead", "sequence", "status", "enrolled_at", "finished_at", "exit_reason")
+    list_select_related = ("lead", "sequence")
+    list_filter = ("status", "sequence")
+    raw_id_fields = ("lead",)
+    readonly_fields = ("lead", "sequence", "status", "enrolled_at", "enrolled_by", "finished_at", "exit_reason")
+    paginator = BoundedCountPaginator
+    show_full_result_count = False
+    actions = ("exit_selected",)
+
+    def has_add_permission(self, request):
+        return False  # Enroll from the lead list (action), through the service.
+
+    @admin.action(description="Take selected leads out of their sequence", permissions=["change"])
+    def exit_selected(self, request, queryset):
+        for enrollment in queryset.filter(status__in=services.LIVE_ENROLLMENT):
+            services.enrollment_exit(enrollment=enrollment, reason=f"removed by {request.user.get_username()}")
+        self.message_user(request, "Done: nothing more is sent to them from those sequences.", messages.SUCCESS)
+
+
+@admin.register(Suppression)
+class SuppressionAdmin(admin.ModelAdmin):
+    list_display = ("email", "reason", "source", "created_at")
+    list_filter = ("reason",)
+    search_fields = ("email",)
+    readonly_fields = ("created_at", "created_by")
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            obj.save()
+            return
+        created = services.suppression_add(email=obj.email, reason=obj.reason, source=obj.source or "admin", by=request.user)
+        obj.pk, obj._state.adding = created.pk, False
+
+
+# --- The lead admin, with nurturing -------------------------------------------------------
+
+
+class EnrollForm(forms.Form):
+    sequence = forms.ModelChoiceField(queryset=Sequence.objects.filter(status=Sequence.Status.ACTIVE), label="Sequence")
+
+
+class NurturingLeadAdmin(LeadAdmin):
+    actions = (*LeadAdmin.actions, "enroll_in_sequence")
+    readonly_fields = (*LeadAdmin.readonly_fields, "deliveries")
+    fieldsets = (*LeadAdmin.fieldsets, ("Nurturing", {"fields": ("deliveries",), "description": "Every email of every sequence for this lead, and why it went or did not."}))
+
+    @admin.display(description="deliveries")
+    def deliveries(self, obj):
+        if obj.pk is None:
+            return "—"
+        rows = [
+            (
+                d.enrollment.sequence.name,
+                d.step.position,
+                d.get_status_display(),
+                date_format(timezone.localtime(d.sent_at or d.due_at), "DATETIME_FORMAT"),
+                d.subject,
+                d.reason,
+            )
+            for d in Delivery.objects.filter(enrollment__lead=obj)
+            .select_related("enrollment__sequence", "step")
+            .order_by("-due_at", "-id")[:30]
+        ]
+        if not rows:
+            return "Not in any sequence yet."
+        return format_html(
+            '<table class="lead-deliveries"><tbody>{}</tbody></table>',
+            format_html_join("", "<tr><td>{} · step {}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>", rows),
+        )
+
+    @admin.action(description="Enroll selected leads in a sequence", permissions=["change"])
+    def enroll_in_sequence(self, request, queryset):
+        form = EnrollForm(request.POST if "apply" in request.POST else None)
+        if "apply" in request.POST and form.is_valid():
+            leads = list(queryset[:1001])
+            if len(leads) > 1000:
+                self.message_user(request, "Select at most 1,000 leads at a time: narrow the filter.", messages.ERROR)
+                return None
+            enrolled, refused = services.enroll_many(leads=leads, sequence=form.cleaned_data["sequence"], by=request.user)
+            self.message_user(request, f"{enrolled} lead(s) enrolled in {form.cleaned_data['sequence']}.", messages.SUCCESS)
+            if refused:
+                more = f" …and {len(refused) - 10} more." if len(refused) > 10 else ""
+                self.message_user(request, f"{len(refused)} not enrolled: " + " | ".join(refused[:10]) + more, messages.WARNING)
+            return None
+        return self._action_page(
+            request, queryset, action="enroll_in_sequence", title="Enroll leads in a sequence", form=form, submit="Enroll",
+            intro="Each lead is enrolled if it can be: open, short of the sequence's goal, with an unsuppressed address, not already in it.",
+        )
+
+
+admin.site.unregister(Lead)
+admin.site.register(Lead, NurturingLeadAdmin)

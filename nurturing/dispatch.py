@@ -1,0 +1,391 @@
+"""Claim due deliveries, send them, record what happened: each email at most once.
+
+A delivery moves scheduled -> claimed -> sending -> sent (or skipped/failed),
+each move a conditional UPDATE that only the holder of the claim can make:
+
+- `deliveries_claim` takes due rows for one worker task (PostgreSQL: FOR
+  UPDATE SKIP LOCKED, so two dispatchers never take the same row; SQLite:
+  one writer at a time). A claimed row has not been attempted: if its task
+  is lost (broker restart, worker killed before it started), the reaper hands
+  it back and it is sent later.
+- `deliveries_send` moves a small chunk to `sending` just before handing it to
+  the mail server and records the outcome right after. A row left in
+  `sending` is one whose outcome was lost with its worker: the reaper marks it
+  `unknown`, and it is never sent again.
+
+Both steps are plain functions, so tests call them directly with frozen time.
+"""
+
+import smtplib
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from email.utils import formataddr, make_msgid
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.mail import EmailMultiAlternatives, get_connection
+from django.db import connection as db_connection
+from django.db import transaction
+from django.db.models import Count
+from django.utils import timezone
+
+from leads import pipeline
+from leads import services as lead_services
+
+from .models import Delivery, Enrollment, Step, Suppression
+from .rendering import StepRenderer, lead_context
+from .schedule import lead_zone, next_send_time
+from .services import delivery_due_at, delivery_stop_reason, delivery_wait_reason, next_step_after
+
+# How many emails go to `sending` at a time: at most this many are `unknown`
+# when a worker is killed mid-send.
+SEND_CHUNK = 50
+# A paused sequence's due deliveries are looked at again after this long.
+PAUSED_RECHECK = timedelta(minutes=15)
+
+S = Delivery.Status
+LIVE = (Enrollment.Status.ACTIVE, Enrollment.Status.PAUSED)
+
+
+class TransientSendError(Exception):
+    """The provider or the network failed in a way that may pass: retry later."""
+
+
+# --- Claim -------------------------------------------------------------------------
+
+_CLAIM_SQL = """
+UPDATE nurturing_delivery
+   SET status = 'claimed', claim_token = %s, claimed_at = %s, attempts = attempts + 1, updated_at = %s
+ WHERE id IN (
+       SELECT id FROM nurturing_delivery
+        WHERE status = 'scheduled' AND due_at <= %s
+        ORDER BY due_at
+        LIMIT %s{lock})
+RETURNING id
+"""
+
+
+def deliveries_claim(*, limit: int, now: datetime | None = None) -> tuple[uuid.UUID, list[int]]:
+    """Claim up to `limit` due deliveries for one worker task; returns the claim token and the ids."""
+    now = now or timezone.now()
+    token = uuid.uuid4()
+    lock = " FOR UPDATE SKIP LOCKED" if db_connection.vendor == "postgresql" else ""
+    token_param = token if db_connection.vendor == "postgresql" else token.hex
+    with transaction.atomic(), db_connection.cursor() as cursor:
+        cursor.execute(_CLAIM_SQL.format(lock=lock), [token_param, now, now, now, limit])
+        ids = sorted(row[0] for row in cursor.fetchall())
+    return token, ids
+
+
+def deliveries_reap(*, now: datetime | None = None, stale_after: timedelta | None = None) -> tuple[int, int]:
+    """Deal with rows a lost worker held: hand back the never-started, mark the in-flight unknown."""
+    now = now or timezone.now()
+    cutoff = now - (stale_after or timedelta(seconds=settings.CRM_NURTURE_STALE_AFTER_SECONDS))
+    handed_back = Delivery.objects.filter(status=S.CLAIMED, claimed_at__lt=cutoff).update(
+        status=S.SCHEDULED, claim_token=None, claimed_at=None, updated_at=now,
+        reason="Handed back: the worker that claimed it never started it.",
+    )
+    unknown = Delivery.objects.filter(status=S.SENDING, claimed_at__lt=cutoff).update(
+        status=S.UNKNOWN, updated_at=now,
+        reason="The worker was lost while sending: it may or may not have gone out, so it is not sent again.",
+    )
+    return handed_back, unknown
+
+
+# --- Send ----------------------------------------------------------------------------
+
+
+@dataclass
+class BatchResult:
+    sent: int = 0
+    skipped: int = 0
+    failed: int = 0
+    rescheduled: int = 0
+    taken_by_others: int = 0
+    retry_ids: list[int] = field(default_factory=list)
+
+
+def _is_transient(exc: Exception) -> bool:
+    """Worth retrying later (network, 4xx SMTP replies, provider 5xx or rate limit), or a final refusal."""
+    from anymail.exceptions import AnymailAPIError, AnymailRecipientsRefused
+
+    if isinstance(exc, (smtplib.SMTPRecipientsRefused, AnymailRecipientsRefused)):
+        return False
+    if isinstance(exc, smtplib.SMTPResponseException):
+        return 400 <= exc.smtp_code < 500
+    if isinstance(exc, (smtplib.SMTPServerDisconnected, ConnectionError, TimeoutError, OSError)):
+        return True
+    if isinstance(exc, AnymailAPIError):
+        status = getattr(exc, "status_code", None)
+        return status is None or status == 429 or status >= 500
+    return False
+
+
+def _sender_for(enrollment: Enrollment, lead):
+    return enrollment.sequence.sender or lead.owner
+
+
+class _Batch:
+    """One worker task's claimed deliveries, loaded once, checked, sent, recorded."""
+
+    def __init__(self, ids, token, now, connection):
+        self.token = token
+        self.now = now
+        self.connection = connection
+        self.result = BatchResult()
+        self.renderer = StepRenderer()
+        self.next_steps: dict[int, Step | None] = {}
+        self.rows = list(
+            Delivery.objects.filter(pk__in=ids, status=S.CLAIMED, claim_token=token).select_related(
+                "step",
+                "enrollment__sequence__sender",
+                "enrollment__lead__company",
+                "enrollment__lead__owner",
+                "enrollment__lead__campaign",
+            )
+        )
+        self.result.taken_by_others = len(ids) - len(self.rows)
+
+    # -- checks ----------------------------------------------------------------
+
+    def _suppressed(self):
+        emails = {lead_services.normalize_email(d.enrollment.lead.email) for d in self.rows if d.enrollment.lead.email}
+        return set(Suppression.objects.filter(email__in=emails).values_list("email", flat=True))
+
+    def _sent_today(self):
+        day_start = timezone.localtime(self.now).replace(hour=0, minute=0, second=0, microsecond=0)
+        pairs = {(d.enrollment.sequence_id, getattr(_sender_for(d.enrollment, d.enrollment.lead), "pk", None)) for d in self.rows}
+        counts = (
+            Delivery.objects.filter(
+                status=S.SENT,
+                sent_at__gte=day_start,
+                enrollment__sequence_id__in={p[0] for p in pairs},
+                sender_id__in={p[1] for p in pairs if p[1] is not None},
+            )
+            .values_list("enrollment__sequence_id", "sender_id")
+            .annotate(n=Count("id"))
+        )
+        return {(seq, sender): n for seq, sender, n in counts}
+
+    def sort(self):
+        """Split the batch into what goes now, what waits, and what never goes."""
+        suppressed = self._suppressed()
+        sent_today = self._sent_today()
+        self.skips, self.exits, self.waits, self.emails, self.calls = [], [], [], [], []
+        for d in self.rows:
+            enrollment, step, lead = d.enrollment, d.step, d.enrollment.lead
+            sequence = enrollment.sequence
+            is_suppressed = lead_services.normalize_email(lead.email) in suppressed
+            stop = delivery_stop_reason(enrollment=enrollment, sequence=sequence, step=step, lead=lead, suppressed=is_suppressed)
+            if stop:
+                self.skips.append((d, stop))
+                if step.is_active and enrollment.status in LIVE:
+                    self.exits.append((enrollment, stop))
+                continue
+            wait = delivery_wait_reason(enrollment=enrollment, sequence=sequence)
+            if wait:
+                self.waits.append((d, self.now + PAUSED_RECHECK, f"Waiting: {wait}."))
+                continue
+            zone = lead_zone(lead.timezone)
+            window = dict(zone=zone, days=step.send_days, start=step.window_start, end=step.window_end)
+            allowed = next_send_time(self.now, **window)
+            if allowed != self.now:
+                self.waits.append((d, allowed, "Moved to the next send window (outside the step's days or hours in the lead's time zone)."))
+                continue
+            sender = _sender_for(enrollment, lead)
+            key = (sequence.pk, getattr(sender, "pk", None))
+            if sender is not None and sent_today.get(key, 0) >= sequence.daily_cap_per_sender:
+                tomorrow = timezone.localtime(self.now, zone).replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(days=1)
+                self.waits.append((d, next_send_time(tomorrow, **window), f"Moved to the next day: the daily cap of {sequence.daily_cap_per_sender} for this sender was reached."))
+                continue
+            sent_today[key] = sent_today.get(key, 0) + 1
+            d.sender_user = sender
+            (self.calls if step.kind == Step.Kind.CALL_TASK else self.emails).append(d)
+
+    # -- writes --------------------------------------------------------------------
+
+    def record_skips(self):
+        for d, reason in self.skips:
+            d.status, d.reason, d.updated_at = S.SKIPPED, f"Skipped: {reason}."[:500], self.now
+        if self.skips:
+            Delivery.objects.bulk_update([d for d, _ in self.skips], ["status", "reason", "updated_at"])
+        for enrollment, reason in self.exits:
+            Enrollment.objects.filter(pk=enrollment.pk, status__in=LIVE).update(
+                status=Enrollment.Status.EXITED, exit_reason=reason[:300], finished_at=self.now
+            )
+        # A switched-off step is passed over: the lead goes on to the next one.
+        self._schedule_next([d for d, _ in self.skips if not d.step.is_active and d.enrollment.status == Enrollment.Status.ACTIVE])
+        self.result.skipped += len(self.skips)
+        for d, due_at, reason in self.waits:
+            d.status, d.due_at, d.reason, d.claim_token, d.claimed_at, d.updated_at = S.SCHEDULED, due_at, reason, None, None, self.now
+        if self.waits:
+            Delivery.objects.bulk_update(
+                [d for d, _, _ in self.waits], ["status", "due_at", "reason", "claim_token", "claimed_at", "updated_at"]
+            )
+        self.result.rescheduled += len(self.waits)
+
+    def _next_step(self, step):
+        if step.pk not in self.next_steps:
+            self.next_steps[step.pk] = next_step_after(step)
+        return self.next_steps[step.pk]
+
+    def _schedule_next(self, done):
+        """After a step went (or was passed over): create the next step's delivery, or complete the enrollment."""
+        new, completed = [], []
+        for d in done:
+            nxt = self._next_step(d.step)
+            if nxt is None:
+                completed.append(d.enrollment_id)
+            else:
+                after = d.sent_at or self.now
+                new.append(
+                    Delivery(enrollment_id=d.enrollment_id, step=nxt, due_at=delivery_due_at(step=nxt, lead=d.enrollment.lead, after=after))
+                )
+        if new:
+            Delivery.objects.bulk_create(new, ignore_conflicts=True)
+        if completed:
+            Enrollment.objects.filter(pk__in=completed, status=Enrollment.Status.ACTIVE).update(
+                status=Enrollment.Status.COMPLETED, finished_at=self.now
+            )
+
+    def _start(self, chunk):
+        """Move a chunk from claimed to sending; returns the rows this task still holds."""
+        ids = [d.pk for d in chunk]
+        moved = Delivery.objects.filter(pk__in=ids, status=S.CLAIMED, claim_token=self.token).update(
+            status=S.SENDING, claimed_at=timezone.now(), updated_at=timezone.now()
+        )
+        if moved == len(chunk):
+            return chunk
+        held = set(Delivery.objects.filter(pk__in=ids, status=S.SENDING, claim_token=self.token).values_list("pk", flat=True))
+        self.result.taken_by_others += len(chunk) - len(held)
+        return [d for d in chunk if d.pk in held]
+
+    def _message(self, d):
+        lead, step = d.enrollment.lead, d.step
+        sender = d.sender_user
+        rendered = self.renderer.for_step(step).render(lead_context(lead, sender=sender))
+        from_email = settings.DEFAULT_FROM_EMAIL
+        reply_to = []
+        if sender is not None and sender.email:
+            from_email = formataddr((sender.get_full_name() or sender.get_username(), sender.email))
+            reply_to = [sender.email]
+        message_id = make_msgid(domain=settings.CRM_MESSAGE_ID_DOMAIN)
+        message = EmailMultiAlternatives(
+            subject=rendered.subject,
+            body=rendered.text,
+            from_email=from_email,
+            to=[lead.email],
+            reply_to=reply_to,
+            headers={"Message-ID": message_id, "X-CRM-Delivery": str(d.pk)},
+            connection=self.connection,
+        )
+        if rendered.html:
+            message.attach_alternative(rendered.html, "text/html")
+        d.to_email, d.subject, d.body_text, d.body_html, d.message_id = lead.email, rendered.subject, rendered.text, rendered.html, message_id
+        return message
+
+    def send_emails(self):
+        pending = list(self.emails)
+        while pending:
+            chunk, pending = pending[:SEND_CHUNK], pending[SEND_CHUNK:]
+            chunk = self._start(chunk)
+            sent, failed = [], []
+            try:
+                for index, d in enumerate(chunk):
+                    try:
+                        message = self._message(d)
+                    except Exception as exc:  # a template that breaks on this lead's data
+                        failed.append((d, f"Could not render: {exc}"))
+                        continue
+                    try:
+                        self.connection.send_messages([message])
+                    except Exception as exc:
+                        if _is_transient(exc):
+                            # Not sent: this one and the rest go back to `claimed` for the retry.
+                            self._hand_back(chunk[index:] + pending)
+                            raise TransientSendError(str(exc)) from exc
+                        failed.append((d, f"Refused by the mail provider: {exc}"))
+                        continue
+                    d.sent_at = timezone.now()
+                    sent.append(d)
+            finally:
+                self._record(sent, failed)
+
+    def _hand_back(self, rows):
+        ids = [d.pk for d in rows]
+        self.result.retry_ids = ids
+        Delivery.objects.filter(pk__in=ids, claim_token=self.token, status__in=[S.SENDING, S.CLAIMED]).update(
+            status=S.CLAIMED, updated_at=timezone.now()
+        )
+
+    def _record(self, sent, failed):
+        now = timezone.now()
+        for d in sent:
+            d.status, d.sender, d.reason, d.updated_at = S.SENT, d.sender_user, "", now
+        for d, reason in failed:
+            d.status, d.reason, d.updated_at = S.FAILED, reason[:500], now
+        if sent or failed:
+            Delivery.objects.bulk_update(
+                sent + [d for d, _ in failed],
+                ["status", "sent_at", "sender", "to_email", "subject", "body_text", "body_html", "message_id", "reason", "updated_at"],
+            )
+        self.result.sent += len(sent)
+        self.result.failed += len(failed)
+        if sent:
+            self._schedule_next(sent)
+            self._stage_actions(sent)
+
+    def _stage_actions(self, sent):
+        for d in sent:
+            target = d.step.stage_action
+            lead = d.enrollment.lead
+            if not target or lead.status == target or not pipeline.is_move_allowed(lead.status, target):
+                continue
+            actor = f"sequence {d.enrollment.sequence.name} step {d.step.position}"
+            try:
+                lead_services.lead_change_stage(lead=lead, to_status=target, actor=actor, reason=f"{actor}: email sent")
+            except ValidationError as exc:
+                Delivery.objects.filter(pk=d.pk).update(reason=f"Stage action not applied: {' '.join(exc.messages)}"[:500])
+
+    def create_call_tasks(self):
+        done, failed = [], []
+        for d in self._start(self.calls):
+            lead = d.enrollment.lead
+            if lead.owner is None:
+                failed.append((d, "No owner to call the lead: assign a rep."))
+                continue
+            lead_services.task_create(
+                assignee=lead.owner,
+                lead=lead,
+                title=f"Call {lead} ({d.enrollment.sequence.name}, step {d.step.position})",
+                due_at=self.now,
+                allow_past_due=True,
+            )
+            d.sent_at = timezone.now()
+            done.append(d)
+        self._record(done, failed)
+
+
+def deliveries_send(*, ids, token, connection=None, now: datetime | None = None) -> BatchResult:
+    """Send the claimed deliveries `ids` held under `token`, over one connection.
+
+    Safe to run twice: only rows still claimed under the token are looked at.
+    Raises TransientSendError (after handing the unsent rows back to
+    `claimed`) when the provider fails in a way that may pass.
+    """
+    token = uuid.UUID(str(token))
+    batch = _Batch(ids, token, now or timezone.now(), connection or get_connection())
+    if not batch.rows:
+        return batch.result
+    batch.sort()
+    with transaction.atomic():
+        batch.record_skips()
+    batch.create_call_tasks()
+    if batch.emails:
+        batch.connection.open()
+        try:
+            batch.send_emails()
+        finally:
+            batch.connection.close()
+    return batch.result

@@ -1,0 +1,301 @@
+"""Writes of the nurturing engine: sequences, enrollments, suppressions.
+
+Sending itself lives in nurturing.dispatch (claim, send, record); the rules
+checked before every send are here (`delivery_stop_reason`), shared by the
+dispatcher and test sends.
+"""
+
+from datetime import datetime
+
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from leads import pipeline
+from leads.models import Lead
+from leads.pipeline import LeadStatus
+
+from .models import Delivery, Enrollment, Sequence, Step, Suppression
+from .rendering import TemplateProblem, check_template
+from .schedule import lead_zone, next_send_time
+
+LIVE_ENROLLMENT = (Enrollment.Status.ACTIVE, Enrollment.Status.PAUSED)
+
+
+# --- Suppression ------------------------------------------------------------------
+
+
+def normalize_email(email: str) -> str:
+    return (email or "").strip().lower()
+
+
+def email_is_suppressed(email: str) -> bool:
+    return Suppression.objects.filter(email=normalize_email(email)).exists()
+
+
+def suppression_add(*, email: str, reason: str = Suppression.Reason.MANUAL, source: str = "", by=None) -> Suppression:
+    """Suppress an address at once: every pending delivery to it is skipped when its turn comes."""
+    email = normalize_email(email)
+    if not email:
+        raise ValidationError({"email": ["Enter the address to suppress."]})
+    suppression, _ = Suppression.objects.get_or_create(
+        email=email, defaults={"reason": reason, "source": source, "created_by": by}
+    )
+    return suppression
+
+
+# --- Sequences and steps --------------------------------------------------------
+
+
+def step_check(step: Step) -> None:
+    """Raise ValidationError (by field) if a step's templates or settings cannot be used."""
+    errors = {}
+    if step.kind == Step.Kind.EMAIL:
+        if not step.subject_template.strip():
+            errors["subject_template"] = ["An email step needs a subject."]
+        if not step.text_template.strip() and not step.html_template.strip():
+            errors["text_template"] = ["An email step needs a body (plain text, HTML or both)."]
+    for field in ("subject_template", "text_template", "html_template"):
+        source = getattr(step, field)
+        if source.strip() and field not in errors:
+            try:
+                check_template(source, field=Step._meta.get_field(field).verbose_name)
+            except TemplateProblem as exc:
+                errors[field] = [str(exc)]
+    if step.delay is not None and step.delay.total_seconds() < 0:
+        errors["delay"] = ["The delay cannot be negative."]
+    if step.stage_action and step.stage_action in pipeline.NEEDS_CONVERSION:
+        errors["stage_action"] = ["A lead becomes a customer only by conversion, never by an email."]
+    if errors:
+        raise ValidationError(errors)
+
+
+@transaction.atomic
+def sequence_activate(*, sequence: Sequence, by=None) -> Sequence:
+    """Start sending. Refused (nothing changes) unless every active step is usable."""
+    steps = list(sequence.steps.filter(is_active=True))
+    if not steps:
+        raise ValidationError({"status": ["Add at least one active step before activating the sequence."]})
+    problems = []
+    for step in steps:
+        try:
+            step_check(step)
+        except ValidationError as exc:
+            problems.extend(f"Step {step.position}: {message}" for message in exc.messages)
+    if problems:
+        raise ValidationError({"status": problems})
+    sequence.status = Sequence.Status.ACTIVE
+    sequence.save(update_fields=["status", "updated_at"])
+    return sequence
+
+
+def sequence_pause(*, sequence: Sequence, by=None) -> Sequence:
+    """Hold every send of the sequence; due deliveries wait and go when it is active again."""
+    sequence.status = Sequence.Status.PAUSED
+    sequence.save(update_fields=["status", "updated_at"])
+    return sequence
+
+
+# --- Enrollment ---------------------------------------------------------------------
+
+
+def _first_step(sequence: Sequence) -> Step | None:
+    return sequence.steps.filter(is_active=True).order_by("position").first()
+
+
+def next_step_after(step: Step) -> Step | None:
+    return (
+        Step.objects.filter(sequence_id=step.sequence_id, is_active=True, position__gt=step.position)
+        .order_by("position")
+        .first()
+    )
+
+
+def delivery_due_at(*, step: Step, lead: Lead, after: datetime) -> datetime:
+    """When a step may go: its delay after `after`, moved into the step's send window in the lead's zone."""
+    return next_send_time(
+        after + step.delay, zone=lead_zone(lead.timezone), days=step.send_days, start=step.window_start, end=step.window_end
+    )
+
+
+def enrollment_refusal(*, lead: Lead, sequence: Sequence) -> str | None:
+    """Why this lead cannot be enrolled now, or None."""
+    if sequence.status != Sequence.Status.ACTIVE:
+        return f"the sequence is {sequence.get_status_display().lower()}: activate it first"
+    if lead.archived_at is not None:
+        return "the lead is archived"
+    if not lead.email:
+        return "the lead has no email address"
+    if lead.status not in pipeline.OPEN_STATUSES:
+        return f"the lead is {pipeline.label(lead.status).lower()}"
+    if past_goal(lead.status, sequence.goal_stage):
+        return f"the lead is already {pipeline.label(lead.status)}, the sequence's goal"
+    if email_is_suppressed(lead.email):
+        return "the address is suppressed (unsubscribed, bounced or blocked)"
+    if Enrollment.objects.filter(lead=lead, sequence=sequence, status__in=LIVE_ENROLLMENT).exists():
+        return "the lead is already in this sequence"
+    return None
+
+
+def past_goal(status: str, goal_stage: str) -> bool:
+    """True when a lead at `status` has reached or passed the sequence's goal stage."""
+    if status not in pipeline.FUNNEL:
+        return False
+    return pipeline.FUNNEL.index(status) >= pipeline.FUNNEL.index(goal_stage)
+
+
+@transaction.atomic
+def enrollment_create(*, lead: Lead, sequence: Sequence, by=None, at: datetime | None = None) -> Enrollment:
+    """Enroll a lead and schedule its first step.
+
+    Guarantees: the sequence is active and has an active step; the lead is
+    live, open, short of the goal stage, has an unsuppressed address and is
+    not in the sequence already (the database enforces that too).
+    """
+    refusal = enrollment_refusal(lead=lead, sequence=sequence)
+    if refusal:
+        raise ValidationError({"sequence": [f"{lead} cannot be enrolled: {refusal}."]})
+    step = _first_step(sequence)
+    if step is None:
+        raise ValidationError({"sequence": ["The sequence has no active step."]})
+    now = at or timezone.now()
+    try:
+        with transaction.atomic():
+            enrollment = Enrollment.objects.create(lead=lead, sequence=sequence, enrolled_by=by, enrolled_at=now)
+    except IntegrityError:
+        raise ValidationError({"sequence": [f"{lead} is already in this sequence."]}) from None
+    Delivery.objects.create(enrollment=enrollment, step=step, due_at=delivery_due_at(step=step, lead=lead, after=now))
+    return enrollment
+
+
+def enroll_many(*, leads, sequence: Sequence, by=None) -> tuple[int, list[str]]:
+    """Enroll each lead that can be; return how many were, and why the others were not."""
+    enrolled, refused = 0, []
+    for lead in leads:
+        try:
+            enrollment_create(lead=lead, sequence=sequence, by=by)
+            enrolled += 1
+        except ValidationError as exc:
+            refused.append(" ".join(exc.messages))
+    return enrolled, refused
+
+
+def _cancel_pending(enrollments, reason: str) -> int:
+    return Delivery.objects.filter(enrollment__in=enrollments, status=Delivery.Status.SCHEDULED).update(
+        status=Delivery.Status.SKIPPED, reason=reason[:500], updated_at=timezone.now()
+    )
+
+
+@transaction.atomic
+def enrollment_exit(*, enrollment: Enrollment, reason: str) -> Enrollment:
+    """Take a lead out of a sequence: nothing more is sent, the reason is kept on the enrollment."""
+    now = timezone.now()
+    Enrollment.objects.filter(pk=enrollment.pk, status__in=LIVE_ENROLLMENT).update(
+        status=Enrollment.Status.EXITED, exit_reason=reason[:300], finished_at=now
+    )
+    _cancel_pending([enrollment.pk], f"Exited: {reason}")
+    enrollment.refresh_from_db()
+    return enrollment
+
+
+@transaction.atomic
+def lead_exit_all(*, lead_id: int, reason: str) -> int:
+    """Take a lead out of every sequence it is in (converted, lost, unsubscribed…). Returns how many."""
+    live = Enrollment.objects.filter(lead_id=lead_id, status__in=LIVE_ENROLLMENT)
+    ids = list(live.values_list("pk", flat=True))
+    if not ids:
+        return 0
+    Enrollment.objects.filter(pk__in=ids).update(
+        status=Enrollment.Status.EXITED, exit_reason=reason[:300], finished_at=timezone.now()
+    )
+    _cancel_pending(ids, f"Exited: {reason}")
+    return len(ids)
+
+
+def enrollment_pause(*, enrollment: Enrollment) -> Enrollment:
+    Enrollment.objects.filter(pk=enrollment.pk, status=Enrollment.Status.ACTIVE).update(status=Enrollment.Status.PAUSED)
+    enrollment.refresh_from_db()
+    return enrollment
+
+
+def enrollment_resume(*, enrollment: Enrollment) -> Enrollment:
+    Enrollment.objects.filter(pk=enrollment.pk, status=Enrollment.Status.PAUSED).update(status=Enrollment.Status.ACTIVE)
+    enrollment.refresh_from_db()
+    return enrollment
+
+
+# --- The rules checked before every send ----------------------------------------------
+
+
+def delivery_stop_reason(*, enrollment: Enrollment, sequence: Sequence, step: Step, lead: Lead, suppressed: bool) -> str | None:
+    """Why this delivery must not go (it is skipped, and the lead leaves the sequence), or None."""
+    if enrollment.status == Enrollment.Status.EXITED:
+        return f"the lead left the sequence ({enrollment.exit_reason or 'exited'})"
+    if enrollment.status == Enrollment.Status.COMPLETED:
+        return "the sequence was already completed"
+    if sequence.status == Sequence.Status.ARCHIVED:
+        return "the sequence is archived"
+    if not step.is_active:
+        return "the step was switched off"
+    if lead.archived_at is not None:
+        return "the lead is archived"
+    if lead.status == LeadStatus.CUSTOMER:
+        return "the lead is a customer"
+    if lead.status in pipeline.ENDED_STATUSES:
+        return f"the lead is {pipeline.label(lead.status).lower()}"
+    if past_goal(lead.status, sequence.goal_stage):
+        return f"the lead reached {pipeline.label(lead.status)}, the sequence's goal"
+    if step.kind == Step.Kind.EMAIL and not lead.email:
+        return "the lead has no email address"
+    if suppressed:
+        return "the address is suppressed"
+    return None
+
+
+def delivery_wait_reason(*, enrollment: Enrollment, sequence: Sequence) -> str | None:
+    """Why this delivery must wait (it stays scheduled), or None."""
+    if sequence.status in (Sequence.Status.PAUSED, Sequence.Status.DRAFT):
+        return "the sequence is paused"
+    if enrollment.status == Enrollment.Status.PAUSED:
+        return "the lead's enrollment is paused"
+    return None
+
+
+# --- Previews and test sends --------------------------------------------------------------
+
+
+def step_preview(*, step: Step, lead: Lead, sender=None):
+    """Render a step for a lead exactly as it would be sent (nothing is sent or stored)."""
+    from .rendering import CompiledStep, lead_context
+
+    enrollment_sender = sender or step.sequence.sender or lead.owner
+    return CompiledStep(step).render(lead_context(lead, sender=enrollment_sender))
+
+
+def step_send_test(*, step: Step, lead: Lead, to_email: str, by=None) -> str:
+    """Send a step rendered for `lead` to `to_email` (the marketer), marked as a test.
+
+    The suppression list applies here too: a suppressed address gets nothing.
+    Returns the Message-ID.
+    """
+    from email.utils import make_msgid
+
+    from django.conf import settings
+    from django.core.mail import EmailMultiAlternatives
+
+    if not to_email:
+        raise ValidationError({"to_email": ["Your user has no email address: add one to receive tests."]})
+    if email_is_suppressed(to_email):
+        raise ValidationError({"to_email": [f"{to_email} is on the suppression list: no email goes to it, tests included."]})
+    rendered = step_preview(step=step, lead=lead, sender=by)
+    message_id = make_msgid(domain=settings.CRM_MESSAGE_ID_DOMAIN)
+    message = EmailMultiAlternatives(
+        subject=f"[Test] {rendered.subject}",
+        body=rendered.text,
+        to=[to_email],
+        headers={"Message-ID": message_id, "X-CRM-Test": "1"},
+    )
+    if rendered.html:
+        message.attach_alternative(rendered.html, "text/html")
+    message.send()
+    return message_id

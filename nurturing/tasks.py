@@ -1,0 +1,64 @@
+"""Celery tasks: thin wrappers that take ids, call nurturing.dispatch, and are safe to run twice."""
+
+import logging
+
+from celery import shared_task
+from django.conf import settings
+
+from .dispatch import TransientSendError, deliveries_claim, deliveries_reap, deliveries_send
+
+log = logging.getLogger(__name__)
+
+
+@shared_task(ignore_result=True)
+def dispatch_due():
+    """Beat's tick: claim due deliveries in batches and hand each batch to a worker.
+
+    Hands out at most CRM_NURTURE_MAX_BATCHES_PER_TICK batches, then re-queues
+    itself if more are due, so one tick never holds a worker for long. Two
+    dispatchers at once (two beats, a re-queue meeting a tick) claim disjoint rows.
+    """
+    size = settings.CRM_NURTURE_BATCH_SIZE
+    for _ in range(settings.CRM_NURTURE_MAX_BATCHES_PER_TICK):
+        token, ids = deliveries_claim(limit=size)
+        if not ids:
+            return
+        send_batch.delay(ids, str(token))
+        if len(ids) < size:
+            return
+    dispatch_due.delay()
+
+
+@shared_task(
+    bind=True,
+    ignore_result=True,
+    acks_late=True,
+    reject_on_worker_lost=True,
+    max_retries=8,
+)
+def send_batch(self, ids, token):
+    """Send one claimed batch over one connection.
+
+    acks_late + reject_on_worker_lost: a worker killed mid-batch gives the
+    message back, and the redelivered task sends only what is still claimed
+    (what was in flight is marked unknown by the reaper, never resent).
+    Transient provider errors retry with exponential backoff.
+    """
+    try:
+        result = deliveries_send(ids=ids, token=token)
+    except TransientSendError as exc:
+        countdown = min(600, 15 * 2**self.request.retries)
+        log.warning("Transient send error, retrying %d deliveries in %ss: %s", len(ids), countdown, exc)
+        raise self.retry(exc=exc, countdown=countdown) from exc
+    log.info(
+        "Batch of %d: %d sent, %d skipped, %d failed, %d rescheduled",
+        len(ids), result.sent, result.skipped, result.failed, result.rescheduled,
+    )
+
+
+@shared_task(ignore_result=True)
+def reap_stale():
+    """Hand back deliveries claimed by a lost task; mark the ones lost mid-send unknown."""
+    handed_back, unknown = deliveries_reap()
+    if handed_back or unknown:
+        log.warning("Reaper: %d handed back, %d marked unknown", handed_back, unknown)

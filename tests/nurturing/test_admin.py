@@ -1,0 +1,126 @@
+"""Marketers run a campaign in the admin: build, preview, test, activate, enroll."""
+
+import pytest
+from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
+from django.urls import reverse
+
+from nurturing import services
+from nurturing.dispatch import deliveries_claim, deliveries_send
+from nurturing.models import Enrollment, Sequence, Suppression
+from tests.factories import LeadFactory, sequence_with_steps
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def marketer_client(client, marketer_user):
+    marketer_user.email = "marketer@example.com"
+    marketer_user.save()
+    client.force_login(marketer_user)
+    return client
+
+
+def step_formset(**step):
+    data = {
+        "name": "Guide follow-up", "goal": "", "goal_stage": "sql", "daily_cap_per_sender": 200,
+        "steps-TOTAL_FORMS": 1, "steps-INITIAL_FORMS": 0,
+        "steps-0-position": 1, "steps-0-kind": "email", "steps-0-delay": "1 00:00:00", "steps-0-send_days": "01234",
+        "steps-0-window_start": "09:00", "steps-0-window_end": "17:00", "steps-0-is_active": "on",
+        "steps-0-subject_template": "Tips for {{ first_name|default:'you' }}", "steps-0-text_template": "Hello",
+    }
+    data.update({f"steps-0-{k}": v for k, v in step.items()})
+    return data
+
+
+def test_a_marketer_builds_a_sequence_with_steps(marketer_client):
+    response = marketer_client.post(reverse("admin:nurturing_sequence_add"), step_formset())
+    assert response.status_code == 302
+    sequence = Sequence.objects.get()
+    assert sequence.status == Sequence.Status.DRAFT and sequence.steps.count() == 1
+
+
+@pytest.mark.parametrize(
+    ("step", "message"),
+    [
+        ({"text_template": "Hi\n{% if %}"}, "line 2"),
+        ({"text_template": "Hi {{ lead.salary }} {{ password }}"}, "unknown merge field “password”"),
+        ({"subject_template": ""}, "needs a subject"),
+        ({"delay": "-1 00:00:00"}, "cannot be negative"),
+    ],
+    ids=["syntax", "unknown-field", "no-subject", "negative-delay"],
+)
+def test_a_bad_step_is_refused_at_save_and_nothing_is_written(marketer_client, step, message):
+    response = marketer_client.post(reverse("admin:nurturing_sequence_add"), step_formset(**step))
+    assert response.status_code == 200
+    assert message in response.content.decode()
+    assert not Sequence.objects.exists()
+
+
+def test_activating_a_sequence_without_steps_says_why_and_leaves_it_draft(marketer_client):
+    sequence = Sequence.objects.create(name="Empty")
+    marketer_client.post(
+        reverse("admin:nurturing_sequence_changelist"), {"action": "activate", ACTION_CHECKBOX_NAME: [sequence.pk]}
+    )
+    sequence.refresh_from_db()
+    assert sequence.status == Sequence.Status.DRAFT
+    page = marketer_client.get(reverse("admin:nurturing_sequence_changelist")).content.decode()
+    assert "at least one active step" in page
+
+
+def test_preview_renders_a_step_for_a_chosen_lead_and_a_test_goes_to_me(marketer_client, mailbox):
+    sequence = sequence_with_steps({"html_template": "<p>Hi {{ first_name }}</p>"})
+    lead = LeadFactory(first_name="Grace")
+    url = reverse("admin:nurturing_step_preview", args=[sequence.steps.get().pk])
+
+    page = marketer_client.get(url, {"lead": lead.pk})
+    assert page.context["rendered"].subject == "Step 1 for Grace"
+
+    marketer_client.post(url, {"lead": lead.pk})
+    assert len(mailbox) == 1
+    assert mailbox[0].to == ["marketer@example.com"] and mailbox[0].subject == "[Test] Step 1 for Grace"
+
+
+def test_a_test_send_to_a_suppressed_address_is_refused(marketer_client, mailbox):
+    sequence = sequence_with_steps()
+    lead = LeadFactory()
+    Suppression.objects.create(email="marketer@example.com")
+    marketer_client.post(reverse("admin:nurturing_step_preview", args=[sequence.steps.get().pk]), {"lead": lead.pk})
+    assert mailbox == []
+
+
+def test_enrolling_selected_leads_from_the_lead_list(client, manager_user):
+    client.force_login(manager_user)
+    sequence = sequence_with_steps()
+    good, suppressed = LeadFactory(), LeadFactory()
+    Suppression.objects.create(email=suppressed.email)
+
+    response = client.post(
+        reverse("admin:leads_lead_changelist"),
+        {"action": "enroll_in_sequence", ACTION_CHECKBOX_NAME: [good.pk, suppressed.pk], "index": 0, "apply": "1", "sequence": sequence.pk},
+    )
+
+    assert response.status_code == 302
+    assert list(Enrollment.objects.values_list("lead_id", flat=True)) == [good.pk]
+    messages = [str(m) for m in client.get(reverse("admin:leads_lead_changelist")).context["messages"]]
+    assert any("1 lead(s) enrolled" in m for m in messages)
+    assert any("suppressed" in m for m in messages)
+
+
+def test_the_lead_page_shows_its_deliveries_and_the_sequence_its_counts(client, manager_user, mailbox):
+    client.force_login(manager_user)
+    sequence = sequence_with_steps({}, {})
+    lead = LeadFactory()
+    services.enrollment_create(lead=lead, sequence=sequence)
+    token, ids = deliveries_claim(limit=10)
+    deliveries_send(ids=ids, token=token)
+
+    page = client.get(reverse("admin:leads_lead_change", args=[lead.pk])).content.decode()
+    assert "Welcome · step 1" in page and "Sent" in page and "Scheduled" in page
+
+    counts = client.get(reverse("admin:nurturing_sequence_change", args=[sequence.pk])).content.decode()
+    assert "step-counts" in counts
+
+
+def test_a_sales_rep_cannot_open_the_sequence_admin(client, rep_user):
+    client.force_login(rep_user)
+    assert client.get(reverse("admin:nurturing_sequence_changelist")).status_code == 302

@@ -1,0 +1,78 @@
+"""Sequences and templates: what is refused at save, and what a preview shows."""
+
+from datetime import timedelta
+
+import pytest
+from django.core.exceptions import ValidationError
+
+from nurturing import services
+from nurturing.models import Sequence, Step
+from nurturing.rendering import CompiledStep, TemplateProblem, check_template, lead_context
+from tests.factories import CompanyFactory, LeadFactory, sequence_with_steps
+
+pytestmark = pytest.mark.django_db
+
+
+def test_a_syntax_error_is_reported_with_its_line():
+    with pytest.raises(TemplateProblem, match="line 3"):
+        check_template("Hi {{ first_name }},\n\nSee {% if %} you", field="body")
+
+
+def test_an_unknown_merge_field_is_reported_with_its_line():
+    with pytest.raises(TemplateProblem) as exc:
+        check_template("Hello {{ first_name }}\nYour plan: {{ lead.plan }}\n{{ secret_key }}", field="body")
+    assert "“secret_key”" in str(exc.value) and "line 3" in str(exc.value)
+
+
+@pytest.mark.parametrize(
+    "source",
+    ["{% for x in leads %}{{ x }}{% endfor %}", "{% if password %}x{% endif %}", "{{ first_name|default:settings }}"],
+)
+def test_unknown_names_in_tags_and_filters_are_caught_too(source):
+    with pytest.raises(TemplateProblem, match="unknown merge field"):
+        check_template(source)
+
+
+def test_known_fields_loops_and_defaults_pass():
+    check_template(
+        "{% with name=first_name|default:'there' %}Hi {{ name }}{% endwith %} "
+        "{% if company.name %}at {{ company.name }}{% endif %} {{ links.book_demo }}"
+    )
+
+
+@pytest.mark.parametrize("source", ['{% load humanize %}', '{% include "admin/base.html" %}', '{% extends "x.html" %}'])
+def test_templates_cannot_load_libraries_or_read_files(source):
+    with pytest.raises(Exception):  # noqa: B017 - any refusal will do, nothing may render
+        check_template(source)
+        CompiledStep(Step(subject_template="s", text_template=source)).render({})
+
+
+def test_html_bodies_escape_what_a_lead_typed_and_subjects_stay_one_line():
+    lead = LeadFactory(first_name="<script>alert(1)</script>", company=CompanyFactory(name="Evil\r\nBcc: x@y"))
+    step = Step(subject_template="Hi {{ company.name }}", text_template="Hi {{ first_name }}", html_template="<p>Hi {{ first_name }}</p>")
+    rendered = CompiledStep(step).render(lead_context(lead))
+    assert "<script>" not in rendered.html and "&lt;script&gt;" in rendered.html
+    assert "\n" not in rendered.subject and "\r" not in rendered.subject
+    assert rendered.text == "Hi <script>alert(1)</script>"  # plain text is not HTML
+
+
+def test_activating_needs_usable_steps_and_changes_nothing_otherwise():
+    empty = Sequence.objects.create(name="Empty")
+    with pytest.raises(ValidationError, match="at least one active step"):
+        services.sequence_activate(sequence=empty)
+
+    broken = sequence_with_steps({"subject_template": ""}, {"text_template": "{{ nope }}"}, status="draft")
+    with pytest.raises(ValidationError) as exc:
+        services.sequence_activate(sequence=broken)
+    messages = " ".join(exc.value.messages)
+    assert "Step 1: An email step needs a subject." in messages
+    assert "Step 2:" in messages and "nope" in messages
+    broken.refresh_from_db()
+    assert broken.status == Sequence.Status.DRAFT
+
+
+def test_a_negative_delay_and_a_customer_stage_action_are_refused():
+    step = Step(subject_template="s", text_template="t", delay=timedelta(days=-1), stage_action="customer")
+    with pytest.raises(ValidationError) as exc:
+        services.step_check(step)
+    assert {"delay", "stage_action"} <= set(exc.value.message_dict)
