@@ -91,42 +91,93 @@ class WorkerProcess:
         return self.log_path.read_text(errors="replace")
 
 
-@pytest.fixture
-def celery_worker_process(postgres_db, redis_broker_url, tmp_path):
-    """A real `celery worker` process on its own queue, using the test database."""
-    from celery import current_app
+def start_worker(queue, env_extra, log_path, concurrency=2):
+    """A real `celery worker` process (its own session, so it can be killed whole) on `queue`."""
     from django.db import connection
 
-    queue = f"crm-test-{uuid.uuid4().hex[:8]}"
     db = connection.settings_dict
     db_url = f"postgres://{db['USER']}:{db['PASSWORD'] or ''}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "crm.settings.test",
         "TEST_DATABASE_URL": db_url,
-        "CELERY_BROKER_URL": redis_broker_url,
+        "CELERY_TASK_DEFAULT_QUEUE": queue,
+        "CELERY_TASK_ALWAYS_EAGER": "false",
+        **env_extra,
     }
-    log_path = tmp_path / "worker.log"
-    with open(log_path, "w") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "crm", "worker", "-l", "info", "-Q", queue,
-             "--concurrency=2", "-n", f"{queue}@%h", "--without-gossip", "--without-mingle"],
-            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-        )
-    previous = current_app.conf.task_always_eager
-    current_app.conf.task_always_eager = False
-    worker = WorkerProcess(proc, queue, log_path)
+    log = open(log_path, "a")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "crm", "worker", "-l", "info", "-Q", queue,
+         f"--concurrency={concurrency}", "-n", f"{queue}-{uuid.uuid4().hex[:4]}@%h", "--without-gossip", "--without-mingle"],
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    )
+    log.close()
+    return proc
+
+
+def wait_until_ready(proc, log_path, already=0, timeout=60):
+    deadline = time.monotonic() + timeout
+    while log_path.read_text(errors="replace").count("ready.") <= already:
+        if proc.poll() is not None or time.monotonic() > deadline:
+            pytest.fail(f"the Celery worker did not start:\n{log_path.read_text(errors='replace')}")
+        time.sleep(0.2)
+
+
+def stop_worker(proc, sig=None):
+    import signal
+
     try:
-        deadline = time.monotonic() + 60
-        while "ready." not in worker.log():
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"the Celery worker did not start:\n{worker.log()}")
-            time.sleep(0.2)
+        os.killpg(proc.pid, sig or signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    try:
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=15)
+
+
+class WorkerProcess:
+    def __init__(self, proc, queue, log_path, env_extra):
+        self.proc, self.queue, self.log_path, self.env_extra = proc, queue, log_path, env_extra
+
+    def log(self):
+        return self.log_path.read_text(errors="replace")
+
+    def kill(self):
+        """SIGKILL the worker and its pool processes, mid-whatever."""
+        import signal
+
+        stop_worker(self.proc, signal.SIGKILL)
+
+    def restart(self):
+        ready = self.log().count("ready.")
+        self.proc = start_worker(self.queue, self.env_extra, self.log_path)
+        wait_until_ready(self.proc, self.log_path, already=ready)
+
+
+@pytest.fixture
+def worker_env():
+    """Extra environment for the worker process (tests add EMAIL_URL and the like)."""
+    return {}
+
+
+@pytest.fixture
+def celery_worker_process(postgres_db, redis_broker_url, tmp_path, worker_env):
+    """A real `celery worker` process on its own queue, using the test database and Redis."""
+    from celery import current_app
+
+    queue = f"crm-test-{uuid.uuid4().hex[:8]}"
+    env_extra = {"CELERY_BROKER_URL": redis_broker_url, **worker_env}
+    log_path = tmp_path / "worker.log"
+    log_path.write_text("")
+    previous = current_app.conf.task_always_eager, current_app.conf.task_default_queue
+    current_app.conf.task_always_eager = False
+    current_app.conf.task_default_queue = queue
+    worker = WorkerProcess(start_worker(queue, env_extra, log_path), queue, log_path, env_extra)
+    try:
+        wait_until_ready(worker.proc, log_path)
         yield worker
     finally:
-        current_app.conf.task_always_eager = previous
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        current_app.conf.task_always_eager, current_app.conf.task_default_queue = previous
+        stop_worker(worker.proc)

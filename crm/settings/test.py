@@ -9,7 +9,9 @@ from .base import _tune_database, env
 SECRET_KEY = "test-only-not-secret"
 DEBUG = False
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+# In memory by default; the integration tests point a real worker at a real
+# SMTP server on loopback with TEST_EMAIL_BACKEND and EMAIL_URL.
+EMAIL_BACKEND = env.str("TEST_EMAIL_BACKEND", default="django.core.mail.backends.locmem.EmailBackend")
 STORAGES["staticfiles"] = {  # noqa: F405
     "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"
 }
@@ -25,7 +27,7 @@ else:
     DATABASES["default"]["TEST"] = {"NAME": ""}  # in memory
 
 # Unit tests run tasks inline; the integration tests start a real worker.
-CELERY_TASK_ALWAYS_EAGER = True
+CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=True)
 CELERY_TASK_EAGER_PROPAGATES = True
 # Serve static files straight from the apps (no collectstatic needed).
 WHITENOISE_AUTOREFRESH = True
