@@ -83,14 +83,6 @@ def redis_broker_url():
     return url
 
 
-class WorkerProcess:
-    def __init__(self, proc, queue, log_path):
-        self.proc, self.queue, self.log_path = proc, queue, log_path
-
-    def log(self):
-        return self.log_path.read_text(errors="replace")
-
-
 def start_worker(queue, env_extra, log_path, concurrency=2):
     """A real `celery worker` process (its own session, so it can be killed whole) on `queue`."""
     from django.db import connection
