@@ -156,7 +156,8 @@ def lead_context(lead, *, sender=None, unsubscribe_url: str = "") -> dict:
         "owner": _person(lead.owner if lead.owner_id else None),
         "sender": _person(sender),
         "campaign": {"name": campaign.name if campaign else ""},
-        "resource": {"title": lead.utm_content or (campaign.name if campaign else "")},
+        # Until sign-ups are recorded per resource, the campaign names what the lead came for.
+        "resource": {"title": campaign.name if campaign else ""},
         "links": {"book_demo": settings.CRM_BOOKING_URL, "unsubscribe": unsubscribe_url},
     }
 
