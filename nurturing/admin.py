@@ -18,6 +18,7 @@ from django.utils.html import format_html, format_html_join
 
 from leads.admin.lead import LeadAdmin
 from leads.admin.paginator import BoundedCountPaginator
+from leads.admin.records import ReadOnlyAdminMixin, lead_link
 from leads.models import Lead
 
 from . import services
@@ -165,7 +166,7 @@ class SequenceAdmin(admin.ModelAdmin):
 
 
 @admin.register(Delivery)
-class DeliveryAdmin(admin.ModelAdmin):
+class DeliveryAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     """Why did (or didn't) a lead get an email: the log, read only."""
 
     list_display = ("due_at", "status", "lead_column", "sequence_column", "step_position", "to_email", "sent_at", "reason")
@@ -175,19 +176,9 @@ class DeliveryAdmin(admin.ModelAdmin):
     paginator = BoundedCountPaginator
     show_full_result_count = False
 
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
     @admin.display(description="lead")
     def lead_column(self, obj):
-        lead = obj.enrollment.lead
-        return format_html('<a href="{}">{}</a>', reverse("admin:leads_lead_change", args=[lead.pk]), lead)
+        return lead_link(obj.enrollment.lead)
 
     @admin.display(description="sequence")
     def sequence_column(self, obj):

@@ -352,13 +352,17 @@ class _Batch:
             if lead.owner is None:
                 failed.append((d, "No owner to call the lead: assign a rep."))
                 continue
-            lead_services.task_create(
-                assignee=lead.owner,
-                lead=lead,
-                title=f"Call {lead} ({d.enrollment.sequence.name}, step {d.step.position})",
-                due_at=self.now,
-                allow_past_due=True,
-            )
+            try:
+                lead_services.task_create(
+                    assignee=lead.owner,
+                    lead=lead,
+                    title=f"Call {lead} ({d.enrollment.sequence.name}, step {d.step.position})",
+                    due_at=self.now,
+                    allow_past_due=True,
+                )
+            except ValidationError as exc:
+                failed.append((d, f"Could not create the call task: {' '.join(exc.messages)}"))
+                continue
             d.sent_at = timezone.now()
             done.append(d)
         self._record(done, failed)

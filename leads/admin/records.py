@@ -12,6 +12,19 @@ from ..models import Activity, Campaign, CampaignSpend, Company, Customer, Deal,
 from .paginator import BoundedCountPaginator
 
 
+class ReadOnlyAdminMixin:
+    """A log: nothing is added, changed or deleted here."""
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
 def lead_link(lead):
     if lead is None:
         return "—"
@@ -189,7 +202,7 @@ class ObjectionAdmin(admin.ModelAdmin):
 
 
 @admin.register(StageChange)
-class StageChangeAdmin(admin.ModelAdmin):
+class StageChangeAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     """The stage history across all leads: read only, as history is."""
 
     list_display = ("changed_at", "lead_column", "from_status", "to_status", "changed_by_label", "reason", "time_in_from_stage")
@@ -201,15 +214,6 @@ class StageChangeAdmin(admin.ModelAdmin):
     @admin.display(description="lead")
     def lead_column(self, obj):
         return lead_link(obj.lead)
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(Activity)

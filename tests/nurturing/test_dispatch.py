@@ -391,3 +391,13 @@ def test_enrolling_many_reports_each_refusal():
     assert enrolled == 1 and len(refused) == 1 and "suppressed" in refused[0]
 
 
+
+
+def test_a_call_step_for_an_inactive_owner_fails_with_the_reason(rep_user):
+    sequence = sequence_with_steps({"kind": Step.Kind.CALL_TASK, "subject_template": "", "text_template": ""})
+    lead = LeadFactory(owner=rep_user)
+    services.enrollment_create(lead=lead, sequence=sequence)
+    type(rep_user).objects.filter(pk=rep_user.pk).update(is_active=False)
+    result = run_once()
+    assert result.failed == 1
+    assert "call task" in Delivery.objects.get().reason
