@@ -81,7 +81,9 @@ def deliveries_claim(*, limit: int, now: datetime | None = None) -> tuple[uuid.U
 def deliveries_reap(*, now: datetime | None = None, stale_after: timedelta | None = None) -> tuple[int, int]:
     """Deal with rows a lost worker held: hand back the never-started, mark the in-flight unknown."""
     now = now or timezone.now()
-    cutoff = now - (stale_after or timedelta(seconds=settings.CRM_NURTURE_STALE_AFTER_SECONDS))
+    if stale_after is None:
+        stale_after = timedelta(seconds=settings.CRM_NURTURE_STALE_AFTER_SECONDS)
+    cutoff = now - stale_after
     handed_back = Delivery.objects.filter(status=S.CLAIMED, claimed_at__lt=cutoff).update(
         status=S.SCHEDULED, claim_token=None, claimed_at=None, updated_at=now,
         reason="Handed back: the worker that claimed it never started it.",

@@ -149,3 +149,29 @@ def test_two_dispatchers_in_parallel_claim_disjoint_rows_on_postgresql(postgres_
     ids = [pk for batch in claimed for pk in batch]
     assert len(ids) == 400
     assert len(set(ids)) == 400
+
+
+def test_tasks_lost_with_a_redis_restart_are_handed_back_and_sent_once(celery_worker_process, smtp_sink, redis_broker_url):
+    import redis
+
+    from nurturing.tasks import send_batch
+
+    sequence = sequence_with_steps({})
+    bulk_enroll(sequence, 300)
+    worker = celery_worker_process
+    worker.kill()
+    # The dispatcher claims and queues batches; then Redis restarts empty (nothing persisted).
+    for _ in range(3):
+        token, ids = deliveries_claim(limit=100)
+        send_batch.apply_async(args=[ids, str(token)], queue=worker.queue)
+    redis.Redis.from_url(redis_broker_url).flushdb()
+    worker.restart()
+    assert Delivery.objects.filter(status="claimed").count() == 300
+
+    handed_back, unknown = deliveries_reap(stale_after=timedelta(0))
+    dispatch_due.apply_async(queue=worker.queue)
+
+    assert (handed_back, unknown) == (300, 0)
+    assert wait_for(lambda: Delivery.objects.filter(status="sent").count() == 300), worker.log()
+    received = collections.Counter(message["X-CRM-Delivery"] for _, _, message in smtp_sink.messages)
+    assert len(received) == 300 and max(received.values()) == 1
