@@ -71,9 +71,11 @@ def deliveries_claim(*, limit: int, now: datetime | None = None) -> tuple[uuid.U
     now = now or timezone.now()
     token = uuid.uuid4()
     lock = " FOR UPDATE SKIP LOCKED" if db_connection.vendor == "postgresql" else ""
-    token_param = token if db_connection.vendor == "postgresql" else token.hex
+    # Parameters in the form the ORM stores them (SQLite keeps UUIDs as hex, datetimes as naive UTC text).
+    token_param = Delivery._meta.get_field("claim_token").get_db_prep_value(token, db_connection)
+    at = db_connection.ops.adapt_datetimefield_value(now)
     with transaction.atomic(), db_connection.cursor() as cursor:
-        cursor.execute(_CLAIM_SQL.format(lock=lock), [token_param, now, now, now, limit])
+        cursor.execute(_CLAIM_SQL.format(lock=lock), [token_param, at, at, at, limit])
         ids = sorted(row[0] for row in cursor.fetchall())
     return token, ids
 

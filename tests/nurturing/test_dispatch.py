@@ -410,3 +410,12 @@ def test_a_zero_stale_time_reaps_at_once():
         deliveries_claim(limit=10)
     with time_machine.travel(MONDAY_10_UTC + timedelta(days=3, seconds=1), tick=False):
         assert deliveries_reap(stale_after=timedelta(0)) == (1, 0)
+
+
+def test_claimed_rows_are_stored_as_the_orm_stores_them():
+    sequence = sequence_with_steps()
+    services.enrollment_create(lead=LeadFactory(), sequence=sequence)
+    token, ids = deliveries_claim(limit=10)
+    delivery = Delivery.objects.get(pk=ids[0])
+    assert delivery.claim_token == token
+    assert Delivery.objects.filter(claimed_at=delivery.claimed_at, claim_token=token).count() == 1
