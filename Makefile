@@ -52,6 +52,7 @@ bench: setup-dev
 	bash scripts/bench
 
 check: setup-dev
+	$(VENV)/bin/ruff check .
 	$(PY) manage.py check
 	$(PY) manage.py makemigrations --check --dry-run
 
