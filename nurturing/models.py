@@ -160,15 +160,22 @@ class Delivery(models.Model):
         FAILED = "failed", "Failed"
         UNKNOWN = "unknown", "Unknown (worker lost while sending)"
 
-    enrollment = models.ForeignKey(Enrollment, on_delete=models.CASCADE, related_name="deliveries")
-    step = models.ForeignKey(Step, on_delete=models.PROTECT, related_name="deliveries")
+    # Every index here costs each claim and each send a write per row (a status
+    # change is never a heap-only update), so the foreign keys take no index of
+    # their own: lookups by enrollment use the unique (enrollment, step) index,
+    # by step the (step, status) index, and by sender the index of sent rows;
+    # deleting a user (they are deactivated, as a rule) scans the table.
+    enrollment = models.ForeignKey(Enrollment, on_delete=models.CASCADE, related_name="deliveries", db_index=False)
+    step = models.ForeignKey(Step, on_delete=models.PROTECT, related_name="deliveries", db_index=False)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.SCHEDULED)
     due_at = models.DateTimeField()
     reason = models.CharField(max_length=500, blank=True, help_text="Why it was skipped, failed, or moved to a later time.")
     claim_token = models.UUIDField(null=True, blank=True, editable=False)
     claimed_at = models.DateTimeField(null=True, blank=True)
     attempts = models.PositiveSmallIntegerField(default=0)
-    sender = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    sender = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False
+    )
     to_email = models.EmailField(blank=True)
     subject = models.CharField(max_length=300, blank=True)
     body_text = models.TextField(blank=True)
