@@ -16,6 +16,13 @@ def lead_duplicate_of(*, email: str, exclude_pk=None) -> Lead | None:
     return qs.only("id", "first_name", "last_name", "email", "phone").first()
 
 
+def lead_search(leads, text: str):
+    """Leads whose name, email, phone or company contain every word of `text` (the pg_trgm-indexed search text)."""
+    for term in text.lower().split():
+        leads = leads.filter(search_text__contains=term)
+    return leads
+
+
 def _lead_owner_permission():
     return Permission.objects.get(content_type__app_label="leads", codename="change_lead")
 

@@ -17,9 +17,9 @@ from django.utils.formats import date_format
 from django.utils.html import format_html, format_html_join
 
 from leads.admin.lead import LeadAdmin
-from leads.admin.paginator import BoundedCountPaginator
 from leads.admin.records import ReadOnlyAdminMixin, lead_link
 from leads.models import Lead
+from leads.pagination import BoundedCountPaginator
 
 from . import services
 from .models import Delivery, Enrollment, Sequence, Step, Suppression

@@ -20,7 +20,7 @@ from django.utils.http import urlencode
 from .. import pipeline, selectors, services
 from ..forms import AssignOwnerForm, ConvertForm, LeadForm, StageMoveForm, add_service_errors
 from ..models import Deal, Lead
-from .paginator import BoundedCountPaginator
+from ..pagination import BoundedCountPaginator
 
 # Stage moves from the changelist run one service call per lead; beyond this
 # many, narrow the filter (or script it) instead of holding the page.
@@ -275,9 +275,7 @@ class LeadAdmin(admin.ModelAdmin):
     # --- Search: one substring match on the indexed search text -------------
 
     def get_search_results(self, request, queryset, search_term):
-        for term in search_term.lower().split():
-            queryset = queryset.filter(search_text__contains=term)
-        return queryset, False
+        return selectors.lead_search(queryset, search_term), False
 
     # --- Saving through the services -------------------------------------------
 

@@ -9,7 +9,7 @@ from django.utils.html import format_html
 
 from .. import selectors, services
 from ..models import Activity, Campaign, CampaignSpend, Company, Customer, Deal, Objection, Persona, Source, StageChange, Task
-from .paginator import BoundedCountPaginator
+from ..pagination import BoundedCountPaginator
 
 
 class ReadOnlyAdminMixin:
