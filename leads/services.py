@@ -153,6 +153,21 @@ def lead_assign_owner(*, leads, owner, by=None) -> int:
     return targets.update(owner=owner, updated_at=timezone.now())
 
 
+@transaction.atomic
+def lead_claim(*, lead: Lead, by) -> Lead:
+    """Take a lead from the unassigned pool. Two reps claiming at once: the first wins, the second is told who."""
+    if not user_can_own_leads(by):
+        raise ValidationError({"owner": [f"{by.get_username()} cannot own leads: only active sales reps and managers can."]})
+    locked = Lead.objects.select_for_update().select_related("owner").get(pk=lead.pk)
+    if locked.owner_id == by.pk:
+        raise ValidationError("You already own this lead.")
+    if locked.owner_id is not None:
+        raise ValidationError(f"{locked.owner.get_full_name() or locked.owner.get_username()} claimed this lead first.")
+    lead.owner = by
+    Lead.objects.filter(pk=lead.pk).update(owner=by, updated_at=timezone.now())
+    return lead
+
+
 def _leads_queryset(leads):
     """Leads given as a queryset (kept lazy: it may be a million rows) or as instances."""
     if hasattr(leads, "values"):
@@ -288,8 +303,14 @@ def activity_log_call(
     duration_seconds: int | None = None,
     body: str = "",
     occurred_at: datetime | None = None,
+    follow_up_title: str = "",
+    follow_up_due_at: datetime | None = None,
 ) -> Activity:
-    """Log a call. It touches the lead; the first call to a New lead moves it to Contacted."""
+    """Log a call. It touches the lead; the first call to a New lead moves it to Contacted.
+
+    With `follow_up_title` (the next step), a task due at `follow_up_due_at` is
+    created for the caller in the same transaction: both are saved or neither.
+    """
     errors = {}
     if not outcome:
         errors["outcome"] = ["Choose the call's outcome."]
@@ -297,6 +318,12 @@ def activity_log_call(
         errors["direction"] = ["Choose whether the call was outbound or inbound."]
     if duration_seconds is not None and duration_seconds < 0:
         errors["duration_seconds"] = ["A call cannot last a negative time."]
+    if follow_up_due_at is not None and not follow_up_title.strip():
+        errors["follow_up_title"] = ["Say what the next step is, or clear its due time."]
+    if follow_up_title.strip() and follow_up_due_at is None:
+        errors["follow_up_due_at"] = ["Choose when the next step is due."]
+    elif follow_up_due_at is not None and follow_up_due_at < timezone.now():
+        errors["follow_up_due_at"] = ["The next step is due in the past: choose a time from now on."]
     if errors:
         raise ValidationError(errors)
     activity = _activity_create(
@@ -314,6 +341,8 @@ def activity_log_call(
         # Dated when the call happened (a call logged late still dates the move right).
         moved_at = max(activity.occurred_at, lead.stage_entered_at)
         _move(lead=lead, to_status=LeadStatus.CONTACTED, by=by, actor="", reason="First call logged", at=moved_at)
+    if follow_up_title.strip():
+        task_create(assignee=by, title=follow_up_title, due_at=follow_up_due_at, lead=lead, by=by)
     return activity
 
 
@@ -422,6 +451,17 @@ def task_create(
         created_by=by,
         created_at=_when(at),
     )
+
+
+def task_snooze(*, task: Task, until: datetime, by=None) -> Task:
+    """Move an open task's due time to later (`until`, from now on)."""
+    if task.completed_at is not None:
+        raise ValidationError("This task is already done: there is nothing to snooze.")
+    if until is None or until <= timezone.now():
+        raise ValidationError({"due_at": ["Snooze to a time from now on."]})
+    task.due_at = until
+    Task.objects.filter(pk=task.pk, completed_at__isnull=True).update(due_at=until)
+    return task
 
 
 def task_complete(*, task: Task, by=None, at: datetime | None = None) -> Task:

@@ -501,3 +501,60 @@ def test_losing_a_deal_updates_the_callers_objects():
     services.deal_mark_lost(deal=deal, reason="Gone quiet")
     assert deal.status == Deal.Status.LOST
     assert deal.lead.status == LeadStatus.LOST
+
+
+# --- Claiming, snoozing, a call's next step ------------------------------------------------------
+
+
+def test_claiming_a_pool_lead_gives_it_to_the_rep(rep_user):
+    lead = LeadFactory(owner=None)
+    services.lead_claim(lead=lead, by=rep_user)
+    lead.refresh_from_db()
+    assert lead.owner == rep_user
+
+
+def test_the_second_claim_is_told_who_was_first(rep_user, other_rep):
+    lead = LeadFactory(owner=None)
+    stale = Lead.objects.get(pk=lead.pk)  # read before the first claim, as a second browser tab would
+    services.lead_claim(lead=lead, by=rep_user)
+    with pytest.raises(ValidationError, match="claimed this lead first"):
+        services.lead_claim(lead=stale, by=other_rep)
+    stale.refresh_from_db()
+    assert stale.owner == rep_user
+
+
+def test_a_marketer_cannot_claim_leads(marketer_user):
+    lead = LeadFactory(owner=None)
+    with pytest.raises(ValidationError, match="cannot own leads"):
+        services.lead_claim(lead=lead, by=marketer_user)
+    lead.refresh_from_db()
+    assert lead.owner is None
+
+
+def test_snoozing_moves_an_open_task_to_later_only(rep_user):
+    due = timezone.now() + timedelta(hours=1)
+    task = services.task_create(assignee=rep_user, title="Call", due_at=due)
+    later = timezone.now() + timedelta(days=1)
+    services.task_snooze(task=task, until=later)
+    task.refresh_from_db()
+    assert task.due_at == later
+    with pytest.raises(ValidationError, match="from now on"):
+        services.task_snooze(task=task, until=timezone.now() - timedelta(minutes=1))
+    services.task_complete(task=task)
+    with pytest.raises(ValidationError, match="already done"):
+        services.task_snooze(task=task, until=later + timedelta(days=1))
+
+
+def test_a_call_and_its_next_step_are_saved_together_or_not_at_all(rep_user):
+    lead = LeadFactory(owner=rep_user)
+    with pytest.raises(ValidationError) as exc:
+        services.activity_log_call(lead=lead, by=rep_user, direction="outbound", outcome="connected",
+                                   follow_up_title="Call back", follow_up_due_at=timezone.now() - timedelta(hours=1))
+    assert "follow_up_due_at" in exc.value.message_dict
+    assert not Activity.objects.filter(lead=lead).exists() and not Task.objects.exists()
+
+    due = timezone.now() + timedelta(days=1)
+    services.activity_log_call(lead=lead, by=rep_user, direction="outbound", outcome="connected",
+                               follow_up_title="Call back", follow_up_due_at=due)
+    task = Task.objects.get(lead=lead)
+    assert (task.title, task.assignee, task.due_at) == ("Call back", rep_user, due)
