@@ -17,8 +17,8 @@ RUN groupadd --system --gid 1000 crm \
 WORKDIR /app
 
 # Dependencies first, so code changes do not reinstall them.
-COPY requirements.txt .
-RUN pip install -r requirements.txt
+COPY requirements.txt build-constraints.txt ./
+RUN PIP_CONSTRAINT=build-constraints.txt pip install -r requirements.txt
 
 # The code stays owned by root: the app user can read it, not change it.
 COPY . .

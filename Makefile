@@ -4,7 +4,8 @@
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
-PIP    := $(PY) -m pip --disable-pip-version-check
+# build-constraints.txt pins setuptools for the packages that build from source.
+PIP    := PIP_CONSTRAINT=build-constraints.txt $(PY) -m pip --disable-pip-version-check
 PORT   ?= 8000
 export PORT
 

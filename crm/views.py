@@ -3,7 +3,6 @@ from datetime import timedelta
 from django.conf import settings
 from django.db import connection
 from django.http import JsonResponse
-from django.shortcuts import redirect
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
 
@@ -25,7 +24,3 @@ def healthz(request):
             "last_worker_heartbeat": last.isoformat() if last else None,
         }
     )
-
-
-def home(request):
-    return redirect("admin:index")

@@ -9,6 +9,7 @@ outbox) and on PostgreSQL + Redis + a real email provider.
 from pathlib import Path
 
 import environ
+import xstatic.pkg.bootstrap
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 VAR_DIR = Path(environ.Env().str("CRM_VAR_DIR", default=str(BASE_DIR / "var")))
@@ -34,10 +35,12 @@ INSTALLED_APPS = [
     "django.contrib.humanize",
     "crispy_forms",
     "crispy_bootstrap5",
+    "django_htmx",
     "anymail",
-    # Our apps, ground floor first: leads <- nurturing <- crm (wires them).
+    # Our apps, ground floor first: leads <- nurturing <- workspace <- crm (wires them).
     "leads",
     "nurturing",
+    "workspace",
     "crm",
 ]
 
@@ -50,6 +53,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
 ]
 
 ROOT_URLCONF = "crm.urls"
@@ -108,7 +112,9 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
-LOGIN_URL = "admin:login"
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "home"
+LOGOUT_REDIRECT_URL = "login"
 
 # --- Internationalisation -------------------------------------------------
 LANGUAGE_CODE = "en-us"
@@ -120,6 +126,9 @@ USE_TZ = True
 # --- Static files -----------------------------------------------------------
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
+# Front-end packages come from PyPI, pinned in requirements.txt, and are served
+# by the app (WhiteNoise): no CDN, so the pages work without internet.
+STATICFILES_DIRS = [("bootstrap", xstatic.pkg.bootstrap.BASE_DIR)]
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
@@ -195,6 +204,8 @@ CRM_DEFAULT_CURRENCY = env.str("CRM_DEFAULT_CURRENCY", default="EUR")
 # The admin counts matching rows exactly up to this many; past it, the count
 # is PostgreSQL's estimate, so no page counts a million rows.
 CRM_ADMIN_EXACT_COUNT_LIMIT = env.int("CRM_ADMIN_EXACT_COUNT_LIMIT", default=10_000)
+# A lead goes cold after this many days without a call, meeting or email (reps' Today page).
+CRM_COLD_AFTER_DAYS = env.int("CRM_COLD_AFTER_DAYS", default=14)
 
 # --- Nurturing ------------------------------------------------------------------
 # Deliveries claimed per worker task, and at most how many such batches one

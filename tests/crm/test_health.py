@@ -17,8 +17,3 @@ def test_the_beat_tick_records_a_heartbeat_that_healthz_reports(client):
     body = client.get(reverse("healthz")).json()
     assert body["workers"] == "ok"
     assert body["last_worker_heartbeat"] is not None
-
-
-def test_the_home_page_leads_to_the_admin(client):
-    response = client.get("/")
-    assert response.status_code == 302 and response["Location"] == reverse("admin:index")

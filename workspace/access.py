@@ -1,0 +1,104 @@
+"""Who may see and do what on the reps' pages.
+
+- Sales reps see their own leads and the unassigned pool. They work (log
+  calls, objections, notes, meetings, tasks, move stages, convert, enroll)
+  only their own leads; a pool lead is claimed first.
+- Managers see and work every lead.
+- Marketers read every lead and manage its sequence enrollments; they do not
+  log calls or move stages for a rep.
+- Anyone else (no role) gets 403 on every page.
+
+Every view asks here for each request, GET and POST alike: a lead that is
+not visible is a 404 (its existence is not revealed), a visible lead the
+user may not change is a 403. Hiding links is only a convenience on top.
+"""
+
+from dataclasses import dataclass
+
+from django.core.exceptions import PermissionDenied
+from django.db.models import Q
+from django.http import Http404
+
+from crm.roles import Role
+from leads.models import Lead
+
+
+@dataclass(frozen=True)
+class Access:
+    user: object
+    is_manager: bool
+    is_rep: bool
+    is_marketer: bool
+
+    @property
+    def has_workspace(self) -> bool:
+        return self.is_manager or self.is_rep or self.is_marketer
+
+    @property
+    def sees_all(self) -> bool:
+        return self.is_manager or self.is_marketer
+
+    @property
+    def owns_leads(self) -> bool:
+        """Can be given leads (and so claim them, and have a Today list)."""
+        return self.is_manager or self.is_rep
+
+    def leads(self):
+        """The live leads this user may see."""
+        leads = Lead.objects.live()
+        if self.sees_all:
+            return leads
+        if self.is_rep:
+            return leads.filter(Q(owner=self.user) | Q(owner__isnull=True))
+        return leads.none()
+
+    def can_see(self, lead: Lead) -> bool:
+        if lead.archived_at is not None:
+            return False
+        return self.sees_all or (self.is_rep and lead.owner_id in (None, self.user.pk))
+
+    def can_work(self, lead: Lead) -> bool:
+        """Log calls, objections, notes, meetings and tasks; move the stage; convert."""
+        return self.is_manager or (self.is_rep and lead.owner_id == self.user.pk)
+
+    def can_claim(self, lead: Lead) -> bool:
+        return self.owns_leads and lead.owner_id is None
+
+    def can_manage_enrollments(self, lead: Lead) -> bool:
+        return self.is_manager or self.is_marketer or (self.is_rep and lead.owner_id == self.user.pk)
+
+    def check(self, lead: Lead, action: str) -> None:
+        """Raise 404 for a lead the user cannot see, 403 for an action they may not take on it."""
+        if not self.can_see(lead):
+            raise Http404("No such lead.")
+        allowed = {
+            "view": True,
+            "work": self.can_work(lead),
+            "claim": self.can_claim(lead),
+            "enroll": self.can_manage_enrollments(lead),
+        }[action]
+        if not allowed:
+            raise PermissionDenied(_DENIED[action])
+
+
+_DENIED = {
+    "work": "Only the lead's owner (or a manager) can do this. Claim the lead first if it is in the unassigned pool.",
+    "claim": "Only unassigned leads can be claimed, by a sales rep or a manager.",
+    "enroll": "Only the lead's owner, a marketer or a manager can change its sequences.",
+}
+
+
+def access_for(user) -> Access:
+    """The user's access, worked out once per request (one query for the groups)."""
+    cached = getattr(user, "_workspace_access", None)
+    if cached is not None:
+        return cached
+    if not user.is_authenticated or not user.is_active:
+        access = Access(user, False, False, False)
+    elif user.is_superuser:
+        access = Access(user, True, False, False)
+    else:
+        roles = set(user.groups.values_list("name", flat=True))
+        access = Access(user, Role.MANAGER in roles, Role.SALES_REP in roles, Role.MARKETER in roles)
+    user._workspace_access = access
+    return access

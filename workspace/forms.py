@@ -1,0 +1,152 @@
+"""The reps' forms. They parse input and show errors next to fields; the leads and nurturing services decide."""
+
+from datetime import timedelta
+
+from django import forms
+from django.conf import settings
+from django.utils import timezone
+
+from leads.forms import ConvertForm, StageMoveForm
+from leads.models import Activity, Campaign, Objection, Persona, Source
+from leads.pipeline import LeadStatus
+from nurturing.models import Sequence
+
+__all__ = ["ConvertForm", "StageMoveForm"]  # re-used as they are from the admin's forms
+
+
+class LocalDateTimeInput(forms.DateTimeInput):
+    """The browser's date-and-time picker; values are read in the account's timezone."""
+
+    input_type = "datetime-local"
+
+    def __init__(self, **kwargs):
+        super().__init__(format="%Y-%m-%dT%H:%M", **kwargs)
+
+
+def next_morning():
+    tomorrow = timezone.localtime() + timedelta(days=1)
+    return tomorrow.replace(hour=9, minute=0, second=0, microsecond=0)
+
+
+class MinutesField(forms.IntegerField):
+    def __init__(self, **kwargs):
+        super().__init__(
+            min_value=0,
+            max_value=24 * 60,
+            required=False,
+            error_messages={"min_value": "A duration cannot be negative.", "max_value": "At most 1,440 minutes (a day)."},
+            **kwargs,
+        )
+
+
+class CallForm(forms.Form):
+    direction = forms.ChoiceField(
+        choices=Activity.Direction.choices, initial=Activity.Direction.OUTBOUND, widget=forms.RadioSelect
+    )
+    outcome = forms.ChoiceField(
+        choices=[("", "Choose…"), *Activity.CallOutcome.choices],
+        error_messages={"required": "Choose the call's outcome."},
+    )
+    duration_minutes = MinutesField(label="Duration (minutes)")
+    body = forms.CharField(label="Notes", required=False, widget=forms.Textarea(attrs={"rows": 3}))
+    follow_up_title = forms.CharField(label="Next step", required=False, max_length=200,
+                                      help_text="Creates a task for you, e.g. “Send the pricing sheet”.")
+    follow_up_due_at = forms.DateTimeField(label="Next step due", required=False, widget=LocalDateTimeInput())
+
+    def service_kwargs(self) -> dict:
+        data = self.cleaned_data
+        minutes = data.get("duration_minutes")
+        return {
+            "direction": data["direction"],
+            "outcome": data["outcome"],
+            "duration_seconds": None if minutes is None else minutes * 60,
+            "body": data.get("body", ""),
+            "follow_up_title": data.get("follow_up_title", ""),
+            "follow_up_due_at": data.get("follow_up_due_at"),
+        }
+
+
+class ObjectionForm(forms.Form):
+    category = forms.ChoiceField(choices=[("", "Choose…"), *Objection.Category.choices],
+                                 error_messages={"required": "Choose what the objection is about."})
+    lead_words = forms.CharField(label="The lead's words", widget=forms.Textarea(attrs={"rows": 2}),
+                                 error_messages={"required": "Write down what the lead said."})
+    response = forms.CharField(label="My answer", required=False, widget=forms.Textarea(attrs={"rows": 2}))
+    is_resolved = forms.BooleanField(label="Resolved", required=False)
+
+    def clean(self):
+        cleaned = super().clean()
+        if cleaned.get("is_resolved") and not (cleaned.get("response") or "").strip():
+            self.add_error("response", "Say how you answered it before marking it resolved.")
+        return cleaned
+
+
+class NoteForm(forms.Form):
+    body = forms.CharField(label="Note", widget=forms.Textarea(attrs={"rows": 3}),
+                           error_messages={"required": "Write the note before saving it."})
+
+
+class MeetingForm(forms.Form):
+    occurred_at = forms.DateTimeField(label="When", widget=LocalDateTimeInput(), initial=timezone.localtime)
+    duration_minutes = MinutesField(label="Duration (minutes)")
+    body = forms.CharField(label="Notes", required=False, widget=forms.Textarea(attrs={"rows": 3}))
+
+
+class TaskForm(forms.Form):
+    title = forms.CharField(max_length=200, error_messages={"required": "Say what has to be done."})
+    due_at = forms.DateTimeField(label="Due", widget=LocalDateTimeInput(), initial=next_morning)
+    notes = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}))
+
+
+class SnoozeForm(forms.Form):
+    until = forms.DateTimeField(widget=LocalDateTimeInput(), initial=next_morning)
+
+
+class EnrollForm(forms.Form):
+    sequence = forms.ModelChoiceField(queryset=Sequence.objects.none(), empty_label="Choose a sequence…",
+                                      error_messages={"required": "Choose a sequence."})
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["sequence"].queryset = Sequence.objects.filter(status=Sequence.Status.ACTIVE).order_by("name")
+
+
+class LeadFilterForm(forms.Form):
+    """The My leads filters; every field is optional and a bad value is reported, not ignored."""
+
+    q = forms.CharField(required=False, label="Search", max_length=200)
+    scope = forms.ChoiceField(required=False, choices=())
+    status = forms.ChoiceField(required=False, choices=[("", "Any status"), *LeadStatus.choices])
+    source = forms.ModelChoiceField(required=False, queryset=Source.objects.order_by("name"), empty_label="Any source")
+    campaign = forms.ModelChoiceField(required=False, queryset=Campaign.objects.order_by("name"), empty_label="Any campaign")
+    persona = forms.ModelChoiceField(required=False, queryset=Persona.objects.order_by("name"), empty_label="Any persona")
+    score_min = forms.IntegerField(required=False, label="Score at least")
+    touched = forms.ChoiceField(
+        required=False,
+        label="Last touch",
+        choices=[("", "Any time"), ("week", "In the last 7 days"), ("cold", "Gone cold"), ("never", "Never touched")],
+    )
+    next_task = forms.ChoiceField(
+        required=False,
+        label="Next task",
+        choices=[("", "Any"), ("overdue", "Overdue"), ("today", "Due by today"), ("none", "No open task")],
+    )
+    sort = forms.ChoiceField(
+        required=False,
+        choices=[("newest", "Newest"), ("oldest", "Oldest"), ("score", "Highest score"), ("last_touch", "Recently touched"),
+                 ("least_touched", "Least recently touched"), ("name", "Name")],
+    )
+
+    def __init__(self, *args, access, **kwargs):
+        super().__init__(*args, **kwargs)
+        scopes = []
+        if access.owns_leads:
+            scopes.append(("mine", "My leads"))
+        scopes.append(("pool", "Unassigned pool"))
+        if access.sees_all:
+            scopes.append(("all", "All leads"))
+        self.fields["scope"].choices = scopes
+        self.fields["touched"].choices = [
+            (value, f"No touch for {settings.CRM_COLD_AFTER_DAYS} days" if value == "cold" else label)
+            for value, label in self.fields["touched"].choices
+        ]

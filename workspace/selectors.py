@@ -1,0 +1,210 @@
+"""What the reps' pages read. Each function makes a fixed number of queries, whatever the data size."""
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db.models import Count, Exists, OuterRef, Q, Subquery, Sum
+from django.utils import timezone
+
+from leads import pipeline
+from leads.models import Activity, Deal, Lead, Objection, StageChange, Task
+from leads.selectors import lead_search, lead_timeline
+from nurturing.models import Delivery, Enrollment
+
+from .access import Access
+
+LIST_RELATED = ("owner", "company", "source", "campaign", "persona")
+
+
+def _open_tasks():
+    return Task.objects.filter(completed_at__isnull=True)
+
+
+def cold_cutoff(now: datetime | None = None) -> datetime:
+    return (now or timezone.now()) - timedelta(days=settings.CRM_COLD_AFTER_DAYS)
+
+
+def cold_condition(now: datetime | None = None) -> Q:
+    """Open leads nobody called, met or emailed for CRM_COLD_AFTER_DAYS days (never touched: counted from creation)."""
+    cutoff = cold_cutoff(now)
+    return Q(status__in=pipeline.OPEN_STATUSES) & (
+        Q(last_touch_at__lt=cutoff) | Q(last_touch_at__isnull=True, created_at__lt=cutoff)
+    )
+
+
+# --- Today ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Today:
+    tasks: list
+    cold_leads: list
+    new_leads: list
+    day_end: datetime
+    cold_days: int
+
+
+def today_for(*, access: Access, limit: int = 25, now: datetime | None = None) -> Today:
+    """My open tasks due by the end of today (overdue first), my cold leads, my new leads."""
+    now = now or timezone.now()
+    day_end = timezone.localtime(now).replace(hour=23, minute=59, second=59, microsecond=999999)
+    user = access.user
+    tasks = list(
+        Task.objects.filter(assignee=user, completed_at__isnull=True, due_at__lte=day_end)
+        .filter(Q(lead__isnull=True) | Q(lead__archived_at__isnull=True))
+        .select_related("lead", "lead__company")
+        .order_by("due_at", "id")[:limit]
+    )
+    mine = Lead.objects.live().filter(owner=user)
+    cold = list(
+        mine.filter(cold_condition(now)).select_related("company").order_by("last_touch_at", "created_at", "id")[:limit]
+    )
+    new = list(mine.filter(status=pipeline.LeadStatus.NEW).select_related("company", "source").order_by("-created_at", "-id")[:limit])
+    return Today(tasks=tasks, cold_leads=cold, new_leads=new, day_end=day_end, cold_days=settings.CRM_COLD_AFTER_DAYS)
+
+
+# --- My leads --------------------------------------------------------------------------------
+
+SORTS = {
+    "newest": ("-created_at", "-id"),
+    "oldest": ("created_at", "id"),
+    "score": ("-score", "-id"),
+    "last_touch": ("-last_touch_at", "-id"),
+    "least_touched": ("last_touch_at", "id"),
+    "name": ("last_name", "first_name", "id"),
+}
+
+
+def lead_list(*, access: Access, filters: dict, now: datetime | None = None):
+    """The leads a user may see, filtered and sorted; each row carries its next open task's due time."""
+    now = now or timezone.now()
+    leads = access.leads()
+    scope = filters.get("scope") or ("mine" if access.owns_leads else "all")
+    if scope == "mine":
+        leads = leads.filter(owner=access.user)
+    elif scope == "pool":
+        leads = leads.filter(owner__isnull=True)
+    if filters.get("owner") is not None and access.sees_all:
+        leads = leads.filter(owner=filters["owner"])
+    if filters.get("q"):
+        leads = lead_search(leads, filters["q"])
+    for field in ("source", "campaign", "persona"):
+        if filters.get(field) is not None:
+            leads = leads.filter(**{field: filters[field]})
+    if filters.get("status"):
+        leads = leads.filter(status=filters["status"])
+    if filters.get("score_min") is not None:
+        leads = leads.filter(score__gte=filters["score_min"])
+    touched = filters.get("touched")
+    if touched == "week":
+        leads = leads.filter(last_touch_at__gte=now - timedelta(days=7))
+    elif touched == "cold":
+        leads = leads.filter(cold_condition(now))
+    elif touched == "never":
+        leads = leads.filter(last_touch_at__isnull=True)
+    open_tasks = _open_tasks().filter(lead=OuterRef("pk"))
+    next_task = filters.get("next_task")
+    if next_task == "overdue":
+        leads = leads.filter(Exists(open_tasks.filter(due_at__lt=now)))
+    elif next_task == "today":
+        day_end = timezone.localtime(now).replace(hour=23, minute=59, second=59, microsecond=999999)
+        leads = leads.filter(Exists(open_tasks.filter(due_at__lte=day_end)))
+    elif next_task == "none":
+        leads = leads.filter(~Exists(open_tasks))
+    leads = leads.annotate(next_task_due=Subquery(open_tasks.order_by("due_at").values("due_at")[:1]))
+    return leads.select_related(*LIST_RELATED).order_by(*SORTS.get(filters.get("sort") or "newest", SORTS["newest"]))
+
+
+# --- The lead page ---------------------------------------------------------------------------
+
+
+def lead_page(*, lead: Lead, limit: int = 30) -> dict:
+    """Everything the lead page shows: open tasks, deals, enrollments, and one timeline (newest first).
+
+    Seven queries whatever the lead's history: stage changes, activities and
+    objections (the leads timeline), tasks, emails, enrollments, deals.
+    """
+    timeline = lead_timeline(lead=lead, limit=limit)
+    tasks = list(
+        Task.objects.filter(lead=lead)
+        .filter(Q(completed_at__isnull=True) | Q(pk__in=Task.objects.filter(lead=lead).order_by("-created_at", "-id")
+                                                  .values("pk")[:limit]))
+        .select_related("assignee")
+    )
+    for task in tasks:
+        state = "done" if task.completed_at else f"due {timezone.localtime(task.due_at):%Y-%m-%d %H:%M}"
+        timeline.append(
+            {"at": task.created_at, "kind": "task", "title": f"Task: {task.title} ({state})", "detail": task.notes,
+             "who": task.assignee.get_username()}
+        )
+    deliveries = (
+        Delivery.objects.filter(enrollment__lead=lead)
+        .exclude(status__in=[Delivery.Status.SCHEDULED, Delivery.Status.CLAIMED])
+        .select_related("step__sequence")
+        .order_by("-updated_at", "-id")[:limit]
+    )
+    for delivery in deliveries:
+        step = delivery.step
+        if delivery.status == Delivery.Status.SENT:
+            title = f"Email sent: {delivery.subject}"
+            at = delivery.sent_at or delivery.updated_at
+        else:
+            title = f"Email {delivery.get_status_display().lower()}: {step.sequence.name}, step {step.position}"
+            at = delivery.updated_at
+        timeline.append({"at": at, "kind": "email", "title": title, "detail": delivery.reason, "who": step.sequence.name})
+    timeline.sort(key=lambda row: row["at"], reverse=True)
+    next_due = Delivery.objects.filter(enrollment=OuterRef("pk"), status=Delivery.Status.SCHEDULED).order_by("due_at")
+    enrollments = list(
+        Enrollment.objects.filter(lead=lead)
+        .select_related("sequence")
+        .annotate(next_due_at=Subquery(next_due.values("due_at")[:1]))
+        .order_by("-enrolled_at", "-id")[:10]
+    )
+    return {
+        "timeline": timeline[:limit],
+        "open_tasks": sorted((t for t in tasks if t.completed_at is None), key=lambda t: (t.due_at, t.pk)),
+        "deals": list(Deal.objects.filter(lead=lead).order_by("-created_at", "-id")[:10]),
+        "enrollments": enrollments,
+    }
+
+
+# --- A rep's numbers ---------------------------------------------------------------------------
+
+PERIODS = {"week": 7, "month": 30, "quarter": 90}
+
+
+def rep_numbers(*, user, period: str = "month", now: datetime | None = None) -> dict:
+    """Calls logged, objections by category and conversions over the last week, month or quarter."""
+    now = now or timezone.now()
+    since = now - timedelta(days=PERIODS.get(period, 30))
+    calls = Activity.objects.filter(author=user, kind=Activity.Kind.CALL, occurred_at__gte=since).aggregate(
+        total=Count("id"), connected=Count("id", filter=Q(outcome=Activity.CallOutcome.CONNECTED))
+    )
+    objections = list(
+        Objection.objects.filter(raised_by=user, created_at__gte=since)
+        .values("category")
+        .annotate(total=Count("id"), resolved=Count("id", filter=Q(is_resolved=True)))
+        .order_by("-total", "category")
+    )
+    labels = dict(Objection.Category.choices)
+    for row in objections:
+        row["label"] = labels.get(row["category"], row["category"])
+    conversions = StageChange.objects.filter(
+        changed_by=user, to_status=pipeline.LeadStatus.CUSTOMER, changed_at__gte=since
+    ).count()
+    won = (
+        Deal.objects.filter(owner=user, status=Deal.Status.WON, closed_at__gte=since)
+        .values("currency")
+        .annotate(deals=Count("id"), value=Sum("value"))
+        .order_by("currency")
+    )
+    return {
+        "period": period if period in PERIODS else "month",
+        "since": since,
+        "calls": calls["total"],
+        "calls_connected": calls["connected"],
+        "objections": objections,
+        "conversions": conversions,
+        "won_by_currency": list(won),
+    }

@@ -1,0 +1,17 @@
+from django.urls import path
+
+from . import views
+
+app_name = "workspace"
+
+urlpatterns = [
+    path("today/", views.today, name="today"),
+    path("numbers/", views.numbers, name="numbers"),
+    path("leads/", views.lead_list, name="lead_list"),
+    path("leads/<int:pk>/", views.lead_detail, name="lead_detail"),
+    path("leads/<int:pk>/claim/", views.lead_claim, name="lead_claim"),
+    path("leads/<int:pk>/<slug:name>/", views.lead_action, name="lead_action"),
+    path("enrollments/<int:pk>/<slug:op>/", views.enrollment_change, name="enrollment_change"),
+    path("tasks/<int:pk>/done/", views.task_done, name="task_done"),
+    path("tasks/<int:pk>/snooze/", views.task_snooze, name="task_snooze"),
+]

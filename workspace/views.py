@@ -1,0 +1,357 @@
+"""The reps' pages. Views parse input, ask `access` who may do it, call one service and render.
+
+Actions work in place with htmx (the form opens in the lead page's action
+panel; on success the lead's summary and timeline are redrawn) and without
+JavaScript (a page per form, then a redirect back to the lead).
+"""
+
+from dataclasses import dataclass
+from functools import wraps
+from typing import Callable
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import Http404, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_GET, require_POST
+from django_htmx.http import reswap, retarget
+
+from leads import pipeline
+from leads import services as lead_services
+from leads.forms import add_service_errors
+from leads.models import Lead, Task
+from leads.pagination import BoundedCountPaginator
+from nurturing import services as nurturing_services
+from nurturing.models import Enrollment
+
+from . import forms, selectors
+from .access import access_for
+
+PAGE_SIZE = 25
+
+
+def workspace_view(view):
+    """Login required; users with none of the three roles get 403. The view gets `access` as a keyword."""
+
+    @wraps(view)
+    @login_required
+    def wrapped(request, *args, **kwargs):
+        access = access_for(request.user)
+        if not access.has_workspace:
+            raise PermissionDenied("Your account has no role in the CRM yet: ask a manager to add you to one.")
+        return view(request, *args, access=access, **kwargs)
+
+    return wrapped
+
+
+def _lead(access, pk: int, action: str) -> Lead:
+    lead = get_object_or_404(Lead.objects.select_related(*selectors.LIST_RELATED), pk=pk)
+    access.check(lead, action)
+    return lead
+
+
+# --- Today and my numbers ---------------------------------------------------------------
+
+
+@require_GET
+@workspace_view
+def today(request, *, access):
+    if not access.owns_leads:
+        return redirect("workspace:lead_list")
+    context = {
+        "today": selectors.today_for(access=access),
+        "numbers": selectors.rep_numbers(user=request.user, period="week"),
+        "snooze_until": forms.next_morning(),
+        "nav": "today",
+    }
+    return render(request, "workspace/today.html", context)
+
+
+@require_GET
+@workspace_view
+def numbers(request, *, access):
+    period = request.GET.get("period", "month")
+    return render(
+        request,
+        "workspace/numbers.html",
+        {"numbers": selectors.rep_numbers(user=request.user, period=period), "periods": selectors.PERIODS, "nav": "numbers"},
+    )
+
+
+# --- My leads ------------------------------------------------------------------------------
+
+
+@require_GET
+@workspace_view
+def lead_list(request, *, access):
+    form = forms.LeadFilterForm(request.GET or None, access=access)
+    filters = form.cleaned_data if form.is_valid() else {}
+    leads = selectors.lead_list(access=access, filters=filters)
+    paginator = BoundedCountPaginator(leads, PAGE_SIZE)
+    page = paginator.get_page(request.GET.get("page"))
+    query = request.GET.copy()
+    query.pop("page", None)
+    context = {"form": form, "page": page, "paginator": paginator, "query": query.urlencode(), "access": access, "nav": "leads"}
+    template = "workspace/partials/lead_rows.html" if request.htmx and request.htmx.target == "lead-results" else "workspace/lead_list.html"
+    return render(request, template, context)
+
+
+# --- The lead page ---------------------------------------------------------------------------
+
+
+def _lead_context(request, access, lead, **extra) -> dict:
+    return {
+        "lead": lead,
+        "access": access,
+        "can_work": access.can_work(lead),
+        "can_claim": access.can_claim(lead),
+        "can_enroll": access.can_manage_enrollments(lead),
+        "allowed_moves": [pipeline.LeadStatus(s) for s in pipeline.allowed_moves(lead.status)],
+        "actions": [(name, spec) for name, spec in ACTIONS.items() if _allowed(access, lead, spec)],
+        "nav": "leads",
+        **selectors.lead_page(lead=lead),
+        **extra,
+    }
+
+
+@require_GET
+@workspace_view
+def lead_detail(request, pk, *, access):
+    lead = _lead(access, pk, "view")
+    extra = {}
+    name = request.GET.get("action")
+    if name in ACTIONS and _allowed(access, lead, ACTIONS[name]):
+        extra = {"open_action": name, "action_form": ACTIONS[name].form(lead, None)}
+    return render(request, "workspace/lead_detail.html", _lead_context(request, access, lead, **extra))
+
+
+def _lead_updated(request, access, lead, message: str):
+    """After a change: htmx redraws the lead's main column; a plain POST redirects back to the lead."""
+    messages.success(request, message)
+    if request.htmx:
+        lead = _lead(access, lead.pk, "view")  # fresh: status, owner, touch
+        return render(request, "workspace/partials/lead_main.html", _lead_context(request, access, lead))
+    return redirect("workspace:lead_detail", pk=lead.pk)
+
+
+# --- Actions on a lead ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Action:
+    title: str
+    permission: str  # see access.Access.check
+    form: Callable  # (lead, data) -> Form
+    perform: Callable  # (request, lead, form) -> success message
+    key: str  # keyboard shortcut on the lead page
+    when: Callable = lambda lead: True  # offered for this lead at all?
+
+
+def _log_call(request, lead, form):
+    lead_services.activity_log_call(lead=lead, by=request.user, **form.service_kwargs())
+    return "Call logged" + (" with its next step." if form.cleaned_data.get("follow_up_title") else ".")
+
+
+def _log_objection(request, lead, form):
+    lead_services.objection_log(lead=lead, by=request.user, **form.cleaned_data)
+    return "Objection logged."
+
+
+def _add_note(request, lead, form):
+    lead_services.activity_add_note(lead=lead, by=request.user, body=form.cleaned_data["body"])
+    return "Note added."
+
+
+def _log_meeting(request, lead, form):
+    minutes = form.cleaned_data.get("duration_minutes")
+    lead_services.activity_log_meeting(
+        lead=lead, by=request.user, occurred_at=form.cleaned_data["occurred_at"], body=form.cleaned_data.get("body", ""),
+        duration_seconds=None if minutes is None else minutes * 60,
+    )
+    return "Meeting logged."
+
+
+def _add_task(request, lead, form):
+    lead_services.task_create(assignee=request.user, lead=lead, by=request.user, **form.cleaned_data)
+    return "Follow-up task scheduled."
+
+
+def _change_stage(request, lead, form):
+    change = lead_services.lead_change_stage(
+        lead=lead, to_status=form.cleaned_data["to_status"], reason=form.cleaned_data.get("reason", ""), by=request.user
+    )
+    return f"Moved to {change.get_to_status_display()}."
+
+
+def _convert(request, lead, form):
+    deal = lead_services.lead_convert_to_customer(lead=lead, by=request.user, **form.cleaned_data)
+    return f"Converted to a customer: deal #{deal.pk} won, {deal.value} {deal.currency}."
+
+
+def _enroll(request, lead, form):
+    enrollment = nurturing_services.enrollment_create(lead=lead, sequence=form.cleaned_data["sequence"], by=request.user)
+    return f"Enrolled in {enrollment.sequence.name}."
+
+
+def _convert_form(lead, data):
+    from django.conf import settings
+
+    return forms.ConvertForm(data, initial={"currency": settings.CRM_DEFAULT_CURRENCY})
+
+
+ACTIONS: dict[str, Action] = {
+    "call": Action("Log a call", "work", lambda lead, data: forms.CallForm(data), _log_call, "c"),
+    "objection": Action("Log an objection", "work", lambda lead, data: forms.ObjectionForm(data), _log_objection, "o"),
+    "note": Action("Add a note", "work", lambda lead, data: forms.NoteForm(data), _add_note, "n"),
+    "meeting": Action("Log a meeting", "work", lambda lead, data: forms.MeetingForm(data), _log_meeting, "m"),
+    "task": Action("Schedule a follow-up", "work", lambda lead, data: forms.TaskForm(data), _add_task, "t"),
+    "stage": Action("Change stage", "work", lambda lead, data: forms.StageMoveForm(data, from_status=lead.status),
+                    _change_stage, "s", when=lambda lead: bool(pipeline.allowed_moves(lead.status))),
+    "convert": Action("Convert to customer", "work", _convert_form, _convert, "v",
+                      when=lambda lead: pipeline.is_move_allowed(lead.status, pipeline.LeadStatus.CUSTOMER)),
+    "enroll": Action("Enroll in a sequence", "enroll", lambda lead, data: forms.EnrollForm(data), _enroll, "e",
+                     when=lambda lead: lead.is_open),
+}
+
+
+def _allowed(access, lead, spec: Action) -> bool:
+    permitted = {"work": access.can_work, "enroll": access.can_manage_enrollments}[spec.permission](lead)
+    return permitted and spec.when(lead)
+
+
+@workspace_view
+def lead_action(request, pk, name, *, access):
+    spec = ACTIONS.get(name)
+    if spec is None:
+        raise Http404("No such action.")
+    lead = _lead(access, pk, spec.permission)
+    if request.method == "POST":
+        form = spec.form(lead, request.POST)
+        if form.is_valid():
+            try:
+                message = spec.perform(request, lead, form)
+            except ValidationError as exc:
+                add_service_errors(form, exc)
+            else:
+                return _lead_updated(request, access, lead, message)
+        status = 422
+    elif request.method == "GET":
+        form, status = spec.form(lead, None), 200
+    else:
+        return HttpResponse(status=405, headers={"Allow": "GET, POST"})
+    context = {"lead": lead, "name": name, "spec": spec, "form": form}
+    if request.htmx:
+        response = render(request, "workspace/partials/action_form.html", context, status=status)
+        return reswap(retarget(response, "#action-panel"), "innerHTML") if status != 200 else response
+    return render(request, "workspace/action_page.html", context, status=status)
+
+
+@require_POST
+@workspace_view
+def lead_claim(request, pk, *, access):
+    lead = _lead(access, pk, "claim")
+    try:
+        lead_services.lead_claim(lead=lead, by=request.user)
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+        if request.htmx:
+            return render(request, "workspace/partials/lead_main.html", _lead_context(request, access, _lead(access, pk, "view")))
+        return redirect("workspace:lead_detail", pk=pk)
+    return _lead_updated(request, access, lead, "The lead is yours now.")
+
+
+# --- Enrollments ---------------------------------------------------------------------------------
+
+ENROLLMENT_OPS = {
+    "pause": (nurturing_services.enrollment_pause, "Paused: no email goes out until you resume."),
+    "resume": (nurturing_services.enrollment_resume, "Resumed."),
+}
+
+
+@require_POST
+@workspace_view
+def enrollment_change(request, pk, op, *, access):
+    enrollment = get_object_or_404(Enrollment.objects.select_related("sequence"), pk=pk)
+    lead = _lead(access, enrollment.lead_id, "enroll")
+    if op == "remove":
+        nurturing_services.enrollment_exit(enrollment=enrollment, reason=f"Removed by {request.user.get_username()}")
+        message = f"Removed from {enrollment.sequence.name}."
+    elif op in ENROLLMENT_OPS:
+        service, message = ENROLLMENT_OPS[op]
+        before = enrollment.status
+        enrollment = service(enrollment=enrollment)
+        if enrollment.status == before:
+            message = f"Nothing to {op}: the enrollment is {enrollment.get_status_display().lower()}."
+    else:
+        raise Http404("No such change.")
+    return _lead_updated(request, access, lead, message)
+
+
+# --- Tasks ------------------------------------------------------------------------------------------
+
+
+def _task(access, pk) -> Task:
+    task = get_object_or_404(Task.objects.select_related("lead"), pk=pk)
+    if task.lead is not None and not access.can_see(task.lead):
+        raise Http404("No such task.")
+    if task.assignee_id != access.user.pk and not access.is_manager:
+        raise PermissionDenied("Only the person the task is for (or a manager) can change it.")
+    return task
+
+
+def _back(request, fallback: str):
+    target = request.POST.get("next") or ""
+    if url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}, require_https=request.is_secure()):
+        return redirect(target)
+    return redirect(fallback)
+
+
+@require_POST
+@workspace_view
+def task_done(request, pk, *, access):
+    task = lead_services.task_complete(task=_task(access, pk), by=request.user)
+    if request.htmx:
+        return HttpResponse("")  # the row goes
+    messages.success(request, f"Done: {task.title}.")
+    return _back(request, reverse("workspace:today"))
+
+
+@require_POST
+@workspace_view
+def task_snooze(request, pk, *, access):
+    task = _task(access, pk)
+    form = forms.SnoozeForm(request.POST)
+    error = None
+    if form.is_valid():
+        try:
+            lead_services.task_snooze(task=task, until=form.cleaned_data["until"], by=request.user)
+        except ValidationError as exc:
+            error = " ".join(exc.messages)
+    else:
+        error = " ".join(form.errors.get("until", ["Choose a time to snooze to."]))
+    if request.htmx:
+        if error:
+            return render(request, "workspace/partials/message.html", {"level": "danger", "text": error}, status=422)
+        return HttpResponse("")
+    if error:
+        messages.error(request, error)
+    else:
+        messages.success(request, f"Snoozed: {task.title}.")
+    return _back(request, reverse("workspace:today"))
+
+
+def home(request):
+    """The front door: reps and managers start on Today, marketers on the leads, staff without a role in the admin."""
+    if not request.user.is_authenticated:
+        return redirect("login")
+    access = access_for(request.user)
+    if access.owns_leads:
+        return redirect("workspace:today")
+    if access.has_workspace:
+        return redirect("workspace:lead_list")
+    if request.user.is_staff:
+        return redirect("admin:index")
+    raise PermissionDenied("Your account has no role in the CRM yet: ask a manager to add you to one.")
