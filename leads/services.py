@@ -158,11 +158,12 @@ def lead_claim(*, lead: Lead, by) -> Lead:
     """Take a lead from the unassigned pool. Two reps claiming at once: the first wins, the second is told who."""
     if not user_can_own_leads(by):
         raise ValidationError({"owner": [f"{by.get_username()} cannot own leads: only active sales reps and managers can."]})
-    locked = Lead.objects.select_for_update().select_related("owner").get(pk=lead.pk)
+    locked = Lead.objects.select_for_update().only("owner").get(pk=lead.pk)
     if locked.owner_id == by.pk:
         raise ValidationError("You already own this lead.")
     if locked.owner_id is not None:
-        raise ValidationError(f"{locked.owner.get_full_name() or locked.owner.get_username()} claimed this lead first.")
+        owner = locked.owner
+        raise ValidationError(f"{owner.get_full_name() or owner.get_username()} claimed this lead first.")
     lead.owner = by
     Lead.objects.filter(pk=lead.pk).update(owner=by, updated_at=timezone.now())
     return lead

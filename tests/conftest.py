@@ -59,7 +59,9 @@ def pytest_collection_modifyitems(config, items):
 
 
 @pytest.fixture
-def postgres_db(transactional_db):
+def postgres_db(django_db_serialized_rollback, transactional_db):
+    # Serialized rollback: the rows migrations create (role groups, permissions)
+    # are restored for each such test, whatever transactional test flushed them before.
     from django.db import connection
 
     if connection.vendor != "postgresql":

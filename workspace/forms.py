@@ -6,9 +6,10 @@ from django import forms
 from django.conf import settings
 from django.utils import timezone
 
-from leads.forms import ConvertForm, StageMoveForm
+from leads.forms import ConvertForm, OwnerChoiceField, StageMoveForm
 from leads.models import Activity, Campaign, Objection, Persona, Source
 from leads.pipeline import LeadStatus
+from leads.selectors import lead_owner_choices
 from nurturing.models import Sequence
 
 __all__ = ["ConvertForm", "StageMoveForm"]  # re-used as they are from the admin's forms
@@ -114,8 +115,10 @@ class EnrollForm(forms.Form):
 class LeadFilterForm(forms.Form):
     """The My leads filters; every field is optional and a bad value is reported, not ignored."""
 
-    q = forms.CharField(required=False, label="Search", max_length=200)
+    q = forms.CharField(required=False, label="Search", max_length=200,
+                        widget=forms.TextInput(attrs={"data-search": "", "placeholder": "Name, email, phone, company", "type": "search"}))
     scope = forms.ChoiceField(required=False, choices=())
+    owner = OwnerChoiceField(required=False, queryset=None, empty_label="Any owner")
     status = forms.ChoiceField(required=False, choices=[("", "Any status"), *LeadStatus.choices])
     source = forms.ModelChoiceField(required=False, queryset=Source.objects.order_by("name"), empty_label="Any source")
     campaign = forms.ModelChoiceField(required=False, queryset=Campaign.objects.order_by("name"), empty_label="Any campaign")
@@ -146,6 +149,10 @@ class LeadFilterForm(forms.Form):
         if access.sees_all:
             scopes.append(("all", "All leads"))
         self.fields["scope"].choices = scopes
+        if access.sees_all:
+            self.fields["owner"].queryset = lead_owner_choices()
+        else:
+            del self.fields["owner"]
         self.fields["touched"].choices = [
             (value, f"No touch for {settings.CRM_COLD_AFTER_DAYS} days" if value == "cold" else label)
             for value, label in self.fields["touched"].choices

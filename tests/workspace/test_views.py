@@ -405,3 +405,16 @@ def test_my_numbers_count_calls_objections_and_conversions(rep_client, rep_user,
     assert 'id="calls-count">2<' in body and "1 connected" in body
     assert 'id="conversions-count">1<' in body and "900.00 EUR" in body
     assert "<td>Price</td><td class=\"text-end\">2</td><td class=\"text-end\">1</td>" in body
+
+
+def test_a_manager_filters_all_leads_by_owner(client, manager_user, rep_user, other_rep):
+    mine = LeadFactory(first_name="Repone", owner=rep_user)
+    theirs = LeadFactory(first_name="Reptwo", owner=other_rep)
+    client.force_login(manager_user)
+    body = client.get(reverse("workspace:lead_list"), {"scope": "all", "owner": other_rep.pk}).content.decode()
+    assert str(theirs) in body and str(mine) not in body
+
+
+def test_a_rep_has_no_owner_filter(rep_client, other_rep):
+    body = rep_client.get(reverse("workspace:lead_list"), {"owner": other_rep.pk, "scope": "all"}).content.decode()
+    assert 'name="owner"' not in body
