@@ -323,7 +323,11 @@ class Activity(models.Model):
     class Meta:
         verbose_name_plural = "activities"
         ordering = ["-occurred_at", "-id"]
-        indexes = [models.Index(fields=["lead", "-occurred_at"], name="activity_lead")]
+        indexes = [
+            models.Index(fields=["lead", "-occurred_at"], name="activity_lead"),
+            # A rep's numbers: their calls over a period.
+            models.Index(fields=["author", "kind", "occurred_at"], name="activity_author_kind"),
+        ]
         constraints = [
             models.CheckConstraint(
                 condition=~Q(kind="call") | (~Q(direction="") & ~Q(outcome="")),

@@ -79,12 +79,16 @@ SORTS = {
 def lead_list(*, access: Access, filters: dict, now: datetime | None = None):
     """The leads a user may see, filtered and sorted; each row carries its next open task's due time."""
     now = now or timezone.now()
-    leads = access.leads()
     scope = filters.get("scope") or ("mine" if access.owns_leads else "all")
+    # "Mine" and the pool are within what every workspace user may see: they are
+    # asked for directly, without the access filter's OR, which would blur
+    # PostgreSQL's row estimate (the paginator's count past 10,000).
     if scope == "mine":
-        leads = leads.filter(owner=access.user)
-    elif scope == "pool":
-        leads = leads.filter(owner__isnull=True)
+        leads = Lead.objects.live().filter(owner=access.user)
+    elif scope == "pool" and access.has_workspace:
+        leads = Lead.objects.live().filter(owner__isnull=True)
+    else:
+        leads = access.leads()
     if filters.get("owner") is not None and access.sees_all:
         leads = leads.filter(owner=filters["owner"])
     if filters.get("q"):
