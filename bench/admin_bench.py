@@ -45,7 +45,7 @@ SEARCH_SURNAME = "nguyen"
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m bench.admin_bench", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m bench.admin_bench", description=__doc__.split("\n\n")[0], allow_abbrev=False)
     parser.add_argument("--leads", type=int, default=1_000_000, help="leads in the big database (default 1,000,000)")
     parser.add_argument("--small-leads", type=int, default=1_000, help="leads in the small database (default 1,000)")
     parser.add_argument("--reload", action="store_true", help="reload the data even if the databases hold enough leads")
@@ -59,9 +59,12 @@ def main(argv=None):
     )
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--worker-output", type=Path, help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
+    # scripts/bench passes its arguments to every benchmark: ignore the other benchmarks' options.
+    args, unknown = parser.parse_known_args(argv)
     if args.worker:
         return worker(args)
+    if unknown:
+        print(f"   (ignoring options for other benchmarks: {' '.join(unknown)})", flush=True)
     return orchestrate(args)
 
 
@@ -622,14 +625,20 @@ def load(n: int) -> dict:
         "owner_id": reps[0].pk,
         "manager_id": manager.pk,
     }
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "INSERT INTO bench_meta (key, value) VALUES ('dataset', %s::jsonb) "
-            "ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
-            [json.dumps(meta)],
-        )
+    save_meta("dataset", meta)
     print(f"   loaded {n:,} leads in {meta['load_seconds']:.1f} s", flush=True)
     return meta
+
+
+def save_meta(key: str, meta: dict) -> None:
+    """Remember what a benchmark loaded (bench_meta), so a later run can reuse it."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO bench_meta (key, value) VALUES (%s, %s::jsonb) ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
+            [key, json.dumps(meta)],
+        )
 
 
 def add_showcase_history(reps) -> int:
