@@ -11,6 +11,7 @@ class NurturingConfig(AppConfig):
         # converted, was lost or reached a sequence's goal (nurturing/handlers.py).
         from leads.signals import lead_stage_changed
 
+        from . import checks  # noqa: F401  (registers the deploy checks)
         from .handlers import stop_sequences_on_stage_change
 
         lead_stage_changed.connect(stop_sequences_on_stage_change, dispatch_uid="nurturing.stop_sequences")

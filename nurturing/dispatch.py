@@ -25,13 +25,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from email import generator as email_generator
 from email.policy import Compat32
-from email.utils import formataddr, make_msgid
+from email.utils import make_msgid
 from io import BytesIO
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
-from django.core.mail import EmailMultiAlternatives, get_connection
+from django.core.mail import get_connection
 from django.core.mail.backends.smtp import EmailBackend as SMTPEmailBackend
 from django.core.mail.message import sanitize_address
 from django.db import connection as db_connection
@@ -43,7 +43,8 @@ from leads import pipeline
 from leads import services as lead_services
 from leads.models import Campaign, Lead
 
-from .models import Delivery, Enrollment, Sequence, Step, Suppression
+from .compose import nurture_email, unsubscribe_token, unsubscribe_url
+from .models import Delivery, Enrollment, Sequence, Step, Suppression, email_hash
 from .rendering import StepRenderer, lead_context
 from .schedule import lead_zone, next_send_time
 from .services import delivery_due_at, delivery_stop_reason, delivery_wait_reason, next_step_after
@@ -319,9 +320,11 @@ class _Batch:
 
     # -- checks ----------------------------------------------------------------
 
-    def _suppressed(self):
-        emails = {lead_services.normalize_email(d.enrollment.lead.email) for d in self.rows if d.enrollment.lead.email}
-        return set(Suppression.objects.filter(email__in=emails).values_list("email", flat=True))
+    def _suppressed(self, rows=None):
+        """The normalized addresses of `rows` (default: the batch) that are suppressed now."""
+        by_hash = {email_hash(d.enrollment.lead.email): lead_services.normalize_email(d.enrollment.lead.email)
+                   for d in (self.rows if rows is None else rows) if d.enrollment.lead.email}
+        return {by_hash[h] for h in Suppression.objects.filter(email_hash__in=by_hash).values_list("email_hash", flat=True)}
 
     def _sent_today(self):
         day_start = timezone.localtime(self.now).replace(hour=0, minute=0, second=0, microsecond=0)
@@ -434,25 +437,14 @@ class _Batch:
     def _message(self, d):
         lead, step = d.enrollment.lead, d.step
         sender = d.sender_user
-        rendered = self.renderer.for_step(step).render(lead_context(lead, sender=sender))
-        from_email = settings.DEFAULT_FROM_EMAIL
-        reply_to = []
-        if sender is not None and sender.email:
-            from_email = formataddr((sender.get_full_name() or sender.get_username(), sender.email))
-            reply_to = [sender.email]
+        token = unsubscribe_token(lead_id=lead.pk, email=lead.email)
+        rendered = self.renderer.for_step(step).render(lead_context(lead, sender=sender, unsubscribe_url=unsubscribe_url(token)))
         message_id = make_msgid(domain=settings.CRM_MESSAGE_ID_DOMAIN)
-        message = EmailMultiAlternatives(
-            subject=rendered.subject,
-            body=rendered.text,
-            from_email=from_email,
-            to=[lead.email],
-            reply_to=reply_to,
-            headers={"Message-ID": message_id, "X-CRM-Delivery": str(d.pk)},
-            connection=self.connection,
+        message, final = nurture_email(
+            rendered=rendered, token=token, sender=sender, to=lead.email, message_id=message_id,
+            headers={"X-CRM-Delivery": str(d.pk)}, connection=self.connection,
         )
-        if rendered.html:
-            message.attach_alternative(rendered.html, "text/html")
-        d.to_email, d.subject, d.body_text, d.body_html, d.message_id = lead.email, rendered.subject, rendered.text, rendered.html, message_id
+        d.to_email, d.subject, d.body_text, d.body_html, d.message_id = lead.email, final.subject, final.text, final.html, message_id
         return message
 
     def send_emails(self):
@@ -465,7 +457,7 @@ class _Batch:
         pending = list(self.emails)
         while pending:
             chunk, pending = pending[:SEND_CHUNK], pending[SEND_CHUNK:]
-            chunk = self._start(chunk)
+            chunk = self._start(self._drop_suppressed_since(chunk))
             sent, failed = [], []
             try:
                 for index, d in enumerate(chunk):
@@ -487,6 +479,22 @@ class _Batch:
                     sent.append(d)
             finally:
                 self._record(sent, failed)
+
+    def _drop_suppressed_since(self, chunk):
+        """Asked again right before sending: an address suppressed since the batch was sorted gets nothing."""
+        late = self._suppressed(chunk)
+        if not late:
+            return chunk
+        stopped = [d for d in chunk if lead_services.normalize_email(d.enrollment.lead.email) in late]
+        reason = "Skipped: the address was suppressed just before sending."
+        Delivery.objects.filter(pk__in=[d.pk for d in stopped], status=S.CLAIMED, claim_token=self.token).update(
+            status=S.SKIPPED, reason=reason, updated_at=timezone.now()
+        )
+        Enrollment.objects.filter(pk__in=[d.enrollment_id for d in stopped], status__in=LIVE).update(
+            status=Enrollment.Status.EXITED, exit_reason="The address is suppressed", finished_at=self.now
+        )
+        self.result.skipped += len(stopped)
+        return [d for d in chunk if d not in stopped]
 
     def _hand_back(self, rows):
         ids = [d.pk for d in rows]

@@ -18,6 +18,7 @@ Editing a sequence that has leads in it, exactly:
   added before it is not (the lead has passed that point).
 """
 
+import hashlib
 from datetime import time, timedelta
 
 from django.conf import settings
@@ -203,16 +204,28 @@ class Delivery(models.Model):
         return f"{self.step} to {self.to_email or self.enrollment.lead} ({self.get_status_display()})"
 
 
+def email_hash(email: str) -> str:
+    """The SHA-256 of a lower-cased, trimmed address: what a suppression is matched on."""
+    return hashlib.sha256((email or "").strip().lower().encode()).hexdigest()
+
+
 class Suppression(models.Model):
-    """An address no email may go to, by any path, from the moment it is written."""
+    """An address no email may go to, by any path, from the moment it is written.
+
+    It is matched on the address's hash, so erasing a person can blank the
+    address and keep them suppressed.
+    """
 
     class Reason(models.TextChoices):
         UNSUBSCRIBED = "unsubscribed", "Unsubscribed"
         BOUNCED = "bounced", "Hard bounce"
+        SOFT_BOUNCES = "soft_bounces", "Repeated soft bounces"
         COMPLAINED = "complained", "Spam complaint"
+        ERASED = "erased", "Person erased"
         MANUAL = "manual", "Added by hand"
 
-    email = models.EmailField(unique=True, help_text="Stored lower-cased.")
+    email = models.EmailField(blank=True, help_text="Stored lower-cased; blank once the person is erased.")
+    email_hash = models.CharField(max_length=64, unique=True, editable=False)
     reason = models.CharField(max_length=20, choices=Reason.choices, default=Reason.MANUAL)
     source = models.CharField(max_length=200, blank=True, help_text="Where it came from: a webhook, a form, a person.")
     created_at = models.DateTimeField(default=now, editable=False)
@@ -222,9 +235,11 @@ class Suppression(models.Model):
         ordering = ["-created_at"]
 
     def __str__(self):
-        return f"{self.email} ({self.get_reason_display()})"
+        return f"{self.email or 'erased address ' + self.email_hash[:12]} ({self.get_reason_display()})"
 
     def save(self, *args, **kwargs):
         self.email = self.email.strip().lower()
+        if self.email:
+            self.email_hash = email_hash(self.email)
         super().save(*args, **kwargs)
 

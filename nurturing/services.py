@@ -5,6 +5,7 @@ checked before every send are here (`delivery_stop_reason`), shared by the
 dispatcher and test sends.
 """
 
+import dataclasses
 from datetime import datetime
 
 from django.core.exceptions import ValidationError
@@ -15,7 +16,7 @@ from leads import pipeline
 from leads.models import Lead
 from leads.pipeline import LeadStatus
 
-from .models import Delivery, Enrollment, Sequence, Step, Suppression
+from .models import Delivery, Enrollment, Sequence, Step, Suppression, email_hash
 from .rendering import TemplateProblem, check_template
 from .schedule import lead_zone, next_send_time
 
@@ -30,18 +31,36 @@ def normalize_email(email: str) -> str:
 
 
 def email_is_suppressed(email: str) -> bool:
-    return Suppression.objects.filter(email=normalize_email(email)).exists()
+    return Suppression.objects.filter(email_hash=email_hash(email)).exists()
 
 
-def suppression_add(*, email: str, reason: str = Suppression.Reason.MANUAL, source: str = "", by=None) -> Suppression:
-    """Suppress an address at once: every pending delivery to it is skipped when its turn comes."""
+def suppression_add(
+    *, email: str = "", address_hash: str = "", reason: str = Suppression.Reason.MANUAL, source: str = "", by=None
+) -> Suppression:
+    """Suppress an address at once (given as is, or as its hash): every pending delivery to it is skipped."""
     email = normalize_email(email)
-    if not email:
+    if not email and not address_hash:
         raise ValidationError({"email": ["Enter the address to suppress."]})
     suppression, _ = Suppression.objects.get_or_create(
-        email=email, defaults={"reason": reason, "source": source, "created_by": by}
+        email_hash=email_hash(email) if email else address_hash,
+        defaults={"email": email, "reason": reason, "source": source[:200], "created_by": by},
     )
     return suppression
+
+
+@transaction.atomic
+def unsubscribe(*, lead_id: int, address_hash: str, source: str) -> Lead | None:
+    """Unsubscribe the address an unsubscribe link was made for, and take its lead out of every sequence.
+
+    The address is suppressed even if the lead has since changed its address
+    or was erased. Returns the lead, if it still exists.
+    """
+    lead = Lead.objects.filter(pk=lead_id).first()
+    email = lead.email if lead is not None and lead.email and email_hash(lead.email) == address_hash else ""
+    suppression_add(email=email, address_hash=address_hash, reason=Suppression.Reason.UNSUBSCRIBED, source=source)
+    if lead is not None:
+        lead_exit_all(lead_id=lead.pk, reason="Unsubscribed")
+    return lead
 
 
 # --- Sequences and steps --------------------------------------------------------
@@ -265,11 +284,13 @@ def delivery_wait_reason(*, enrollment: Enrollment, sequence: Sequence) -> str |
 
 
 def step_preview(*, step: Step, lead: Lead, sender=None):
-    """Render a step for a lead exactly as it would be sent (nothing is sent or stored)."""
+    """Render a step for a lead exactly as it would be sent, footer included (nothing is sent or stored)."""
+    from .compose import unsubscribe_token, unsubscribe_url, with_footer
     from .rendering import CompiledStep, lead_context
 
     enrollment_sender = sender or step.sequence.sender or lead.owner
-    return CompiledStep(step).render(lead_context(lead, sender=enrollment_sender))
+    url = unsubscribe_url(unsubscribe_token(lead_id=lead.pk, email=lead.email))
+    return with_footer(CompiledStep(step).render(lead_context(lead, sender=enrollment_sender, unsubscribe_url=url)), url)
 
 
 def step_send_test(*, step: Step, lead: Lead, to_email: str, by=None) -> str:
@@ -281,21 +302,20 @@ def step_send_test(*, step: Step, lead: Lead, to_email: str, by=None) -> str:
     from email.utils import make_msgid
 
     from django.conf import settings
-    from django.core.mail import EmailMultiAlternatives
+
+    from .compose import nurture_email, unsubscribe_token, unsubscribe_url
+    from .rendering import CompiledStep, lead_context
 
     if not to_email:
         raise ValidationError({"to_email": ["Your user has no email address: add one to receive tests."]})
     if email_is_suppressed(to_email):
         raise ValidationError({"to_email": [f"{to_email} is on the suppression list: no email goes to it, tests included."]})
-    rendered = step_preview(step=step, lead=lead, sender=by)
+    # The links are the lead's, as in the real email; the test goes to the marketer.
+    token = unsubscribe_token(lead_id=lead.pk, email=lead.email)
+    rendered = CompiledStep(step).render(lead_context(lead, sender=by, unsubscribe_url=unsubscribe_url(token)))
+    rendered = dataclasses.replace(rendered, subject=f"[Test] {rendered.subject}")
     message_id = make_msgid(domain=settings.CRM_MESSAGE_ID_DOMAIN)
-    message = EmailMultiAlternatives(
-        subject=f"[Test] {rendered.subject}",
-        body=rendered.text,
-        to=[to_email],
-        headers={"Message-ID": message_id, "X-CRM-Test": "1"},
-    )
-    if rendered.html:
-        message.attach_alternative(rendered.html, "text/html")
+    message, _ = nurture_email(rendered=rendered, token=token, sender=by, to=to_email, message_id=message_id,
+                               headers={"X-CRM-Test": "1"})
     message.send()
     return message_id

@@ -219,6 +219,21 @@ CRM_BOOKING_URL = env.str("CRM_BOOKING_URL", default="")
 # The domain in the Message-ID of every nurture email.
 CRM_MESSAGE_ID_DOMAIN = env.str("CRM_MESSAGE_ID_DOMAIN", default="crm.localhost")
 
+# --- Engagement and deliverability --------------------------------------------------
+# Where the app is reached from outside: links in emails (unsubscribe) are built on it.
+CRM_SITE_URL = env.str("CRM_SITE_URL", default="http://127.0.0.1:8000").rstrip("/")
+# The sender's postal address, in the footer of every nurture email (required of bulk senders).
+CRM_POSTAL_ADDRESS = env.str("CRM_POSTAL_ADDRESS", default="")
+# The mailto: half of List-Unsubscribe; mail to it unsubscribes (through the inbound webhook).
+CRM_UNSUBSCRIBE_MAILTO = env.str("CRM_UNSUBSCRIBE_MAILTO", default=f"unsubscribe@{CRM_MESSAGE_ID_DOMAIN}")
+# How long an unsubscribe link works.
+CRM_UNSUBSCRIBE_LINK_DAYS = env.int("CRM_UNSUBSCRIBE_LINK_DAYS", default=365)
+# A click this soon after the email was sent is a security scanner's, not a person's.
+CRM_SCANNER_CLICK_SECONDS = env.int("CRM_SCANNER_CLICK_SECONDS", default=10)
+# A soft bounce is retried after this many hours; this many soft bounces in 30 days suppress the address.
+CRM_SOFT_BOUNCE_RETRY_HOURS = env.int("CRM_SOFT_BOUNCE_RETRY_HOURS", default=6)
+CRM_SOFT_BOUNCES_TO_SUPPRESS = env.int("CRM_SOFT_BOUNCES_TO_SUPPRESS", default=3)
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

@@ -42,10 +42,26 @@ def test_the_deploy_checklist_is_clean_with_production_settings(tmp_path):
             "SECRET_KEY": "x7-" + "k" * 20 + "Qz9!pL0_wR4#mN8$tY2^vB6&cX1*" + "j" * 10,
             "DJANGO_ALLOWED_HOSTS": "crm.example.com",
             "CRM_VAR_DIR": str(tmp_path),
+            "CRM_SITE_URL": "https://crm.example.com",
+            "CRM_POSTAL_ADDRESS": "Acme GmbH, Hauptstr. 1, 10115 Berlin",
         },
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "no issues" in result.stdout
+
+
+def test_the_deploy_checklist_asks_for_the_postal_address_and_an_https_site(tmp_path):
+    result = run_manage(
+        "check",
+        "--deploy",
+        env={
+            "DJANGO_SETTINGS_MODULE": "crm.settings.production",
+            "SECRET_KEY": "x7-" + "k" * 20 + "Qz9!pL0_wR4#mN8$tY2^vB6&cX1*" + "j" * 10,
+            "DJANGO_ALLOWED_HOSTS": "crm.example.com",
+            "CRM_VAR_DIR": str(tmp_path),
+        },
+    )
+    assert "nurturing.W001" in result.stderr + result.stdout and "nurturing.W002" in result.stderr + result.stdout
 
 
 def test_sqlite_runs_in_wal_mode_with_immediate_transactions(tmp_path, django_db_blocker):
