@@ -490,3 +490,43 @@ class Deal(models.Model):
         if self.status == self.Status.WON and self.closed_at:
             return self.closed_at - self.created_at
         return None
+
+
+class Resource(models.Model):
+    """Something a lead can download or sign up for: a guide, a webinar, a demo."""
+
+    class Kind(models.TextChoices):
+        GUIDE = "guide", "Guide or e-book"
+        WEBINAR = "webinar", "Webinar"
+        DEMO = "demo", "Demo request"
+        TRIAL = "trial", "Trial"
+        OTHER = "other", "Other"
+
+    name = models.CharField(max_length=200)
+    slug = models.SlugField(max_length=100, unique=True)
+    kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.GUIDE)
+    url = models.URLField(blank=True, help_text="Where it lives, for links in emails.")
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self):
+        return self.name
+
+
+class FormSubmission(models.Model):
+    """A form the lead sent: a download, a sign-up, a demo request."""
+
+    lead = models.ForeignKey(Lead, on_delete=models.CASCADE, related_name="submissions", db_index=False)
+    resource = models.ForeignKey(Resource, null=True, blank=True, on_delete=models.PROTECT, related_name="submissions")
+    form_name = models.CharField(max_length=200)
+    page_url = models.URLField(blank=True, max_length=1000)
+    submitted_at = models.DateTimeField(default=now)
+    data = models.JSONField(default=dict, blank=True, help_text="The fields as submitted.")
+
+    class Meta:
+        ordering = ["-submitted_at", "-id"]
+        indexes = [models.Index(fields=["lead", "-submitted_at"], name="submission_lead")]
+
+    def __str__(self):
+        return f"{self.form_name} by {self.lead}"

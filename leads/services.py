@@ -18,7 +18,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from . import pipeline
-from .models import Activity, Company, Customer, Deal, Lead, Objection, StageChange, Task
+from .models import Activity, Company, Customer, Deal, FormSubmission, Lead, Objection, Resource, StageChange, Task
 from .pipeline import LeadStatus
 from .selectors import lead_duplicate_of, user_can_own_leads
 from .signals import lead_stage_changed
@@ -646,3 +646,23 @@ def company_update(*, company: Company, by=None, **fields) -> Company:
         for lead in Lead.objects.filter(company=company).select_related("company").iterator(chunk_size=2000):
             Lead.objects.filter(pk=lead.pk).update(search_text=lead.build_search_text())
     return company
+
+
+# --- Form submissions ---------------------------------------------------------------
+
+
+def form_submission_record(
+    *, lead: Lead, form_name: str, resource: Resource | None = None, page_url: str = "", data: dict | None = None,
+    at: datetime | None = None,
+) -> FormSubmission:
+    """Record a form the lead sent (a download, a sign-up). Sequences can wait for a given resource."""
+    if not form_name.strip():
+        raise ValidationError({"form_name": ["Name the form (e.g. “Pricing guide download”)."]})
+    submission = FormSubmission(lead=lead, resource=resource, form_name=form_name.strip(), page_url=page_url,
+                                data=data or {}, submitted_at=_when(at))
+    try:
+        submission.full_clean()
+    except ValidationError as exc:
+        raise ValidationError(exc.message_dict) from exc
+    submission.save()
+    return submission

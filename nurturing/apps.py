@@ -15,3 +15,11 @@ class NurturingConfig(AppConfig):
         from .handlers import stop_sequences_on_stage_change
 
         lead_stage_changed.connect(stop_sequences_on_stage_change, dispatch_uid="nurturing.stop_sequences")
+
+        # anymail's webhook signals -> engagement events (nurturing/webhooks.py).
+        from anymail.signals import inbound, tracking
+
+        from .webhooks import on_inbound, on_tracking
+
+        tracking.connect(on_tracking, dispatch_uid="nurturing.tracking")
+        inbound.connect(on_inbound, dispatch_uid="nurturing.inbound")

@@ -28,12 +28,15 @@ class BadUnsubscribeLink(ValidationError):
     pass
 
 
-def unsubscribe_token(*, lead_id: int, email: str) -> str:
-    return signing.dumps({"l": lead_id, "h": email_hash(email)}, salt=_SALT, compress=True)
+def unsubscribe_token(*, lead_id: int, email: str, delivery_id: int | None = None) -> str:
+    data = {"l": lead_id, "h": email_hash(email)}
+    if delivery_id is not None:
+        data["d"] = delivery_id
+    return signing.dumps(data, salt=_SALT, compress=True)
 
 
-def unsubscribe_token_read(token: str) -> tuple[int, str]:
-    """The lead id and address hash a token was made for; a tampered or expired token raises BadUnsubscribeLink."""
+def unsubscribe_token_read(token: str) -> tuple[int, str, int | None]:
+    """The lead id, address hash and delivery a token was made for; a tampered or expired token raises BadUnsubscribeLink."""
     try:
         data = signing.loads(token, salt=_SALT, max_age=settings.CRM_UNSUBSCRIBE_LINK_DAYS * 86400)
     except signing.SignatureExpired:
@@ -42,7 +45,8 @@ def unsubscribe_token_read(token: str) -> tuple[int, str]:
         raise BadUnsubscribeLink("This unsubscribe link is not valid: it may have been cut or changed.", code="invalid") from None
     if not isinstance(data, dict) or not isinstance(data.get("l"), int) or not isinstance(data.get("h"), str):
         raise BadUnsubscribeLink("This unsubscribe link is not valid.", code="invalid")
-    return data["l"], data["h"]
+    delivery_id = data.get("d")
+    return data["l"], data["h"], delivery_id if isinstance(delivery_id, int) else None
 
 
 def unsubscribe_url(token: str) -> str:

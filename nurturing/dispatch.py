@@ -41,10 +41,10 @@ from django.utils import timezone
 
 from leads import pipeline
 from leads import services as lead_services
-from leads.models import Campaign, Lead
+from leads.models import Campaign, FormSubmission, Lead
 
 from .compose import nurture_email, unsubscribe_token, unsubscribe_url
-from .models import Delivery, Enrollment, Sequence, Step, Suppression, email_hash
+from .models import Delivery, EmailEvent, Enrollment, Sequence, Step, Suppression, email_hash
 from .rendering import StepRenderer, lead_context
 from .schedule import lead_zone, next_send_time
 from .services import delivery_due_at, delivery_stop_reason, delivery_wait_reason, next_step_after
@@ -341,11 +341,44 @@ class _Batch:
         )
         return {(seq, sender): n for seq, sender, n in counts}
 
+    def _conditions(self):
+        """For the rows whose step has a condition: the engagement it needs to know about (two queries at most)."""
+        conditional = [d for d in self.rows if d.step.condition != Step.Condition.ALWAYS]
+        engaged, downloaded = set(), set()
+        if conditional:
+            engaged = set(
+                EmailEvent.objects.filter(
+                    delivery__enrollment_id__in={d.enrollment_id for d in conditional},
+                    kind__in=[EmailEvent.Kind.REPLIED, EmailEvent.Kind.CLICKED], is_machine=False,
+                ).values_list("delivery__enrollment_id", "kind")
+            )
+            resources = {d.step.condition_resource_id for d in conditional if d.step.condition_resource_id}
+            if resources:
+                downloaded = set(
+                    FormSubmission.objects.filter(
+                        lead_id__in={d.enrollment.lead_id for d in conditional}, resource_id__in=resources
+                    ).values_list("lead_id", "resource_id")
+                )
+        return engaged, downloaded
+
+    @staticmethod
+    def _unmet(d, engaged, downloaded) -> str | None:
+        step, C = d.step, Step.Condition
+        if step.condition == C.NO_REPLY and (d.enrollment_id, EmailEvent.Kind.REPLIED) in engaged:
+            return "an earlier email got a reply"
+        if step.condition == C.HUMAN_CLICK and (d.enrollment_id, EmailEvent.Kind.CLICKED) not in engaged:
+            return "no earlier email got a click from a person"
+        if step.condition == C.DOWNLOADED and (d.enrollment.lead_id, step.condition_resource_id) not in downloaded:
+            return f"the lead has not downloaded {step.condition_resource or 'the resource'}"
+        return None
+
     def sort(self):
         """Split the batch into what goes now, what waits, and what never goes."""
         suppressed = self._suppressed()
         sent_today = self._sent_today()
+        engaged, downloaded = self._conditions()
         self.skips, self.exits, self.waits, self.emails, self.calls = [], [], [], [], []
+        self.passed_over = []
         for d in self.rows:
             enrollment, step, lead = d.enrollment, d.step, d.enrollment.lead
             sequence = enrollment.sequence
@@ -359,6 +392,12 @@ class _Batch:
             wait = delivery_wait_reason(enrollment=enrollment, sequence=sequence)
             if wait:
                 self.waits.append((d, self.now + PAUSED_RECHECK, f"Waiting: {wait}."))
+                continue
+            unmet = self._unmet(d, engaged, downloaded)
+            if unmet:
+                # Logged and passed over: the lead goes on to the next step.
+                self.skips.append((d, f"condition not met ({unmet})"))
+                self.passed_over.append(d)
                 continue
             zone = lead_zone(lead.timezone)
             window = dict(zone=zone, days=step.send_days, start=step.window_start, end=step.window_end)
@@ -387,8 +426,9 @@ class _Batch:
             Enrollment.objects.filter(pk=enrollment.pk, status__in=LIVE).update(
                 status=Enrollment.Status.EXITED, exit_reason=reason[:300], finished_at=self.now
             )
-        # A switched-off step is passed over: the lead goes on to the next one.
-        self._schedule_next([d for d, _ in self.skips if not d.step.is_active and d.enrollment.status == Enrollment.Status.ACTIVE])
+        # A switched-off step, or one whose condition is not met, is passed over: the lead goes on to the next one.
+        switched_off = [d for d, _ in self.skips if not d.step.is_active and d.enrollment.status == Enrollment.Status.ACTIVE]
+        self._schedule_next(switched_off + self.passed_over)
         self.result.skipped += len(self.skips)
         for d, due_at, reason in self.waits:
             d.status, d.due_at, d.reason, d.claim_token, d.claimed_at, d.updated_at = S.SCHEDULED, due_at, reason, None, None, self.now
@@ -437,7 +477,7 @@ class _Batch:
     def _message(self, d):
         lead, step = d.enrollment.lead, d.step
         sender = d.sender_user
-        token = unsubscribe_token(lead_id=lead.pk, email=lead.email)
+        token = unsubscribe_token(lead_id=lead.pk, email=lead.email, delivery_id=d.pk)
         rendered = self.renderer.for_step(step).render(lead_context(lead, sender=sender, unsubscribe_url=unsubscribe_url(token)))
         message_id = make_msgid(domain=settings.CRM_MESSAGE_ID_DOMAIN)
         message, final = nurture_email(
@@ -476,6 +516,8 @@ class _Batch:
                         failed.append((d, f"Refused by the mail provider: {exc}"))
                         continue
                     d.sent_at = timezone.now()
+                    status = getattr(message, "anymail_status", None)  # an ESP's own id for the message
+                    d.provider_message_id = (getattr(status, "message_id", None) or "")[:300]
                     sent.append(d)
             finally:
                 self._record(sent, failed)
@@ -552,7 +594,10 @@ class _Batch:
         self._record(done, failed)
 
 
-_OUTCOME_FIELDS = ("status", "sent_at", "sender_id", "to_email", "subject", "body_text", "body_html", "message_id", "reason", "updated_at")
+_OUTCOME_FIELDS = (
+    "status", "sent_at", "sender_id", "to_email", "subject", "body_text", "body_html", "message_id", "provider_message_id",
+    "reason", "updated_at",
+)
 
 
 def _write_outcomes(rows):

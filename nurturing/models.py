@@ -69,6 +69,10 @@ class Sequence(models.Model):
         validators=[MinValueValidator(1)],
         help_text="At most this many emails of this sequence per sender per day; the rest wait for the next day.",
     )
+    pause_company_on_reply = models.BooleanField(
+        default=False,
+        help_text="When a lead replies, also pause this sequence for the other leads of the same company.",
+    )
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     created_at = models.DateTimeField(default=now, editable=False)
     updated_at = models.DateTimeField(auto_now=True)
@@ -106,6 +110,30 @@ class Step(models.Model):
     )
     is_active = models.BooleanField(default=True, help_text="Switched off: due deliveries are skipped, leads go on to the next step.")
 
+    class Condition(models.TextChoices):
+        ALWAYS = "always", "Always"
+        NO_REPLY = "no_reply", "Only if no earlier email of this sequence got a reply"
+        HUMAN_CLICK = "human_click", "Only if an earlier email of this sequence got a click (by a person)"
+        DOWNLOADED = "downloaded", "Only if the lead downloaded the resource below"
+
+    condition = models.CharField(
+        max_length=20, choices=Condition.choices, default=Condition.ALWAYS,
+        help_text="Checked when the step is due; when it is not met the step is skipped (and logged), the lead goes on.",
+    )
+    condition_resource = models.ForeignKey(
+        "leads.Resource", null=True, blank=True, on_delete=models.PROTECT, related_name="+",
+        help_text="For “downloaded”: the guide, webinar or other resource.",
+    )
+    click_link_contains = models.CharField(
+        max_length=200, blank=True,
+        help_text="A person's click on a link of this email containing this text (e.g. /pricing) triggers the actions below.",
+    )
+    click_stage_action = models.CharField(
+        max_length=20, choices=LeadStatus.choices, blank=True,
+        help_text="On such a click, move the lead to this stage (if the pipeline allows it).",
+    )
+    click_creates_call_task = models.BooleanField(default=False, help_text="On such a click, create a call task for the owner rep.")
+
     class Meta:
         ordering = ["sequence", "position"]
         constraints = [
@@ -132,6 +160,10 @@ class Enrollment(models.Model):
     enrolled_at = models.DateTimeField(default=now)
     enrolled_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     finished_at = models.DateTimeField(null=True, blank=True)
+    exit_event = models.ForeignKey(
+        "EmailEvent", null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+        help_text="The reply, bounce, complaint or unsubscribe that ended it.",
+    )
 
     class Meta:
         ordering = ["-enrolled_at"]
@@ -182,6 +214,9 @@ class Delivery(models.Model):
     body_text = models.TextField(blank=True)
     body_html = models.TextField(blank=True)
     message_id = models.CharField(max_length=300, blank=True)
+    provider_message_id = models.CharField(
+        max_length=300, blank=True, help_text="The id the email provider gave the message (its events carry it)."
+    )
     sent_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(default=now, editable=False)
     updated_at = models.DateTimeField(auto_now=True)
@@ -197,6 +232,7 @@ class Delivery(models.Model):
             models.Index(fields=["claimed_at"], name="delivery_held", condition=Q(status__in=["claimed", "sending"])),
             models.Index(fields=["step", "status"], name="delivery_step_status"),
             models.Index(fields=["message_id"], name="delivery_message_id", condition=~Q(message_id="")),
+            models.Index(fields=["provider_message_id"], name="delivery_provider_message_id", condition=~Q(provider_message_id="")),
             models.Index(fields=["sender", "sent_at"], name="delivery_sender_sent", condition=Q(status="sent")),
         ]
 
@@ -243,3 +279,71 @@ class Suppression(models.Model):
             self.email_hash = email_hash(self.email)
         super().save(*args, **kwargs)
 
+
+
+class EmailEvent(models.Model):
+    """What happened to a sent email, from the provider's webhooks, the lead's mail client, or a rep.
+
+    Opens and clicks are marked human or machine (privacy proxies, link
+    scanners): both are kept and shown; only human ones count for conditions,
+    stage actions and reports. A provider sending the same event twice is
+    recorded once (`dedupe_key`).
+    """
+
+    class Kind(models.TextChoices):
+        DELIVERED = "delivered", "Delivered"
+        OPENED = "opened", "Opened"
+        CLICKED = "clicked", "Clicked"
+        BOUNCED = "bounced", "Bounced"
+        COMPLAINED = "complained", "Complained (spam)"
+        REPLIED = "replied", "Replied"
+        UNSUBSCRIBED = "unsubscribed", "Unsubscribed"
+        REJECTED = "rejected", "Rejected by the provider"
+        OTHER = "other", "Other"
+
+    class Bounce(models.TextChoices):
+        HARD = "hard", "Hard"
+        SOFT = "soft", "Soft"
+
+    delivery = models.ForeignKey(Delivery, null=True, blank=True, on_delete=models.SET_NULL, related_name="events")
+    lead = models.ForeignKey(Lead, null=True, blank=True, on_delete=models.CASCADE, related_name="email_events")
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    bounce = models.CharField(max_length=4, choices=Bounce.choices, blank=True)
+    provider = models.CharField(max_length=40, help_text="The email provider, or “link” / “manual”.")
+    event_id = models.CharField(max_length=200, blank=True, help_text="The provider's id for the event.")
+    message_id = models.CharField(max_length=300, blank=True)
+    recipient = models.EmailField(blank=True)
+    url = models.TextField(blank=True, help_text="The link clicked.")
+    user_agent = models.CharField(max_length=500, blank=True)
+    occurred_at = models.DateTimeField()
+    received_at = models.DateTimeField(default=now, editable=False)
+    is_machine = models.BooleanField(default=False, help_text="An open or click by a proxy or scanner, not a person.")
+    machine_reason = models.CharField(max_length=200, blank=True)
+    description = models.TextField(blank=True, help_text="The provider's explanation, or the reply's first lines.")
+    actions = models.TextField(blank=True, help_text="What the event did: exits, suppression, stage moves.")
+    recorded_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    dedupe_key = models.CharField(max_length=64, unique=True, editable=False)
+
+    class Meta:
+        ordering = ["-occurred_at", "-id"]
+        indexes = [
+            models.Index(fields=["delivery", "kind"], name="emailevent_delivery_kind"),
+            models.Index(fields=["lead", "-occurred_at"], name="emailevent_lead"),
+            models.Index(fields=["recipient", "kind", "occurred_at"], name="emailevent_recipient_kind"),
+        ]
+
+    def __str__(self):
+        who = "machine" if self.is_machine else "person"
+        return f"{self.get_kind_display()} ({who}) {self.recipient or self.message_id}"
+
+
+class WebhookNonce(models.Model):
+    """A signed webhook's one-time token, kept a while so a replayed request is refused."""
+
+    provider = models.CharField(max_length=40)
+    token = models.CharField(max_length=200)
+    seen_at = models.DateTimeField(default=now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["provider", "token"], name="webhook_nonce_once")]
+        indexes = [models.Index(fields=["seen_at"], name="webhook_nonce_seen")]

@@ -206,11 +206,11 @@ def _cancel_pending(enrollments, reason: str) -> int:
 
 
 @transaction.atomic
-def enrollment_exit(*, enrollment: Enrollment, reason: str) -> Enrollment:
-    """Take a lead out of a sequence: nothing more is sent, the reason is kept on the enrollment."""
+def enrollment_exit(*, enrollment: Enrollment, reason: str, event=None) -> Enrollment:
+    """Take a lead out of a sequence: nothing more is sent; the reason (and the event behind it) stay on the enrollment."""
     now = timezone.now()
     Enrollment.objects.filter(pk=enrollment.pk, status__in=LIVE_ENROLLMENT).update(
-        status=Enrollment.Status.EXITED, exit_reason=reason[:300], finished_at=now
+        status=Enrollment.Status.EXITED, exit_reason=reason[:300], finished_at=now, exit_event=event
     )
     _cancel_pending([enrollment.pk], f"Exited: {reason}")
     enrollment.refresh_from_db()
@@ -218,14 +218,14 @@ def enrollment_exit(*, enrollment: Enrollment, reason: str) -> Enrollment:
 
 
 @transaction.atomic
-def lead_exit_all(*, lead_id: int, reason: str) -> int:
+def lead_exit_all(*, lead_id: int, reason: str, event=None) -> int:
     """Take a lead out of every sequence it is in (converted, lost, unsubscribed…). Returns how many."""
     live = Enrollment.objects.filter(lead_id=lead_id, status__in=LIVE_ENROLLMENT)
     ids = list(live.values_list("pk", flat=True))
     if not ids:
         return 0
     Enrollment.objects.filter(pk__in=ids).update(
-        status=Enrollment.Status.EXITED, exit_reason=reason[:300], finished_at=timezone.now()
+        status=Enrollment.Status.EXITED, exit_reason=reason[:300], finished_at=timezone.now(), exit_event=event
     )
     _cancel_pending(ids, f"Exited: {reason}")
     return len(ids)

@@ -1,0 +1,289 @@
+"""Provider webhooks, through anymail's real views: each rule, and bad input refused with nothing recorded.
+
+Payloads are shaped as Postmark, Brevo and Mailgun send them.
+"""
+
+import base64
+import hashlib
+import hmac
+import json
+import time
+import uuid
+from datetime import timedelta
+from datetime import timezone as dt_timezone
+
+import pytest
+from django.urls import reverse
+from django.utils import timezone
+
+from leads.models import StageChange, Task
+from nurturing import dispatch, services
+from nurturing.models import Delivery, EmailEvent, Enrollment, Suppression
+from tests.factories import CompanyFactory, LeadFactory, sequence_with_steps
+
+SECRET = "hooks:s3cret-pass"
+SIGNING_KEY = "mailgun-signing-key"
+AUTH = {"HTTP_AUTHORIZATION": "Basic " + base64.b64encode(SECRET.encode()).decode()}
+HUMAN_AGENT = "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_5) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Safari/605.1.15"
+
+
+@pytest.fixture(autouse=True)
+def anymail_settings(settings):
+    settings.ANYMAIL = {"WEBHOOK_SECRET": SECRET, "MAILGUN_WEBHOOK_SIGNING_KEY": SIGNING_KEY}
+
+
+def url(name):
+    return reverse(f"nurturing:webhooks:{name}")
+
+
+def post_json(client, name, payload, auth=AUTH):
+    return client.post(url(name), data=json.dumps(payload), content_type="application/json", **auth)
+
+
+@pytest.fixture
+def sent(rep_user, mailbox):
+    """A two-step sequence whose first email went out an hour ago (step 1 has a pricing-link action)."""
+    lead = LeadFactory(first_name="Ada", owner=rep_user, company=CompanyFactory(name="Initech"))
+    sequence = sequence_with_steps(
+        {"click_link_contains": "/pricing", "click_stage_action": "mql", "click_creates_call_task": True},
+        {"delay": timedelta(days=2)},
+        name="Guide follow-up",
+    )
+    enrollment = services.enrollment_create(lead=lead, sequence=sequence)
+    token, ids = dispatch.deliveries_claim(limit=10)
+    dispatch.deliveries_send(ids=ids, token=token)
+    delivery = enrollment.deliveries.get(status=Delivery.Status.SENT)
+    Delivery.objects.filter(pk=delivery.pk).update(
+        sent_at=timezone.now() - timedelta(hours=1), provider_message_id="pm-" + uuid.uuid4().hex
+    )
+    delivery.refresh_from_db()
+    return delivery
+
+
+def iso(dt):
+    return dt.astimezone(dt_timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+# --- Postmark -----------------------------------------------------------------------------------
+
+
+def postmark_bounce(delivery, kind="HardBounce", bounce_id=None):
+    return {
+        "RecordType": "Bounce", "ID": bounce_id or int(time.time() * 1000) % 10**9, "Type": kind, "TypeCode": 1,
+        "MessageID": delivery.provider_message_id, "Email": delivery.to_email, "BouncedAt": iso(timezone.now()),
+        "Description": "The server was unable to deliver your message", "Details": "smtp;550 5.1.1 user unknown",
+    }
+
+
+def test_postmark_hard_bounce_suppresses_and_takes_the_lead_out(client, sent):
+    response = post_json(client, "postmark_tracking_webhook", postmark_bounce(sent))
+
+    assert response.status_code == 200
+    assert Suppression.objects.get(email=sent.to_email).reason == Suppression.Reason.BOUNCED
+    enrollment = sent.enrollment
+    enrollment.refresh_from_db()
+    assert enrollment.status == Enrollment.Status.EXITED and enrollment.exit_reason == "Hard bounce"
+    event = EmailEvent.objects.get()
+    assert enrollment.exit_event == event and event.delivery == sent and event.bounce == "hard"
+    assert not enrollment.deliveries.filter(status=Delivery.Status.SCHEDULED).exists()
+
+
+def test_postmark_sending_the_same_event_twice_counts_once(client, sent):
+    payload = postmark_bounce(sent, bounce_id=4242)
+    assert post_json(client, "postmark_tracking_webhook", payload).status_code == 200
+    assert post_json(client, "postmark_tracking_webhook", payload).status_code == 200
+    assert EmailEvent.objects.count() == 1
+
+
+def test_postmark_soft_bounce_sends_again_later_and_repeated_ones_suppress(client, sent, settings):
+    settings.CRM_SOFT_BOUNCES_TO_SUPPRESS = 2
+    post_json(client, "postmark_tracking_webhook", postmark_bounce(sent, kind="SoftBounce", bounce_id=1))
+    sent.refresh_from_db()
+    assert sent.status == Delivery.Status.SCHEDULED and sent.due_at > timezone.now() + timedelta(hours=5)
+    assert "Soft bounce" in sent.reason
+    assert not Suppression.objects.exists()
+    later = sent.enrollment.deliveries.exclude(pk=sent.pk).get()
+    assert later.due_at > sent.due_at  # the next step waits for the retry
+
+    post_json(client, "postmark_tracking_webhook", postmark_bounce(sent, kind="SoftBounce", bounce_id=2))
+    assert Suppression.objects.get(email=sent.to_email).reason == Suppression.Reason.SOFT_BOUNCES
+
+
+def test_postmark_inbound_reply_takes_the_lead_out_and_can_pause_the_company(client, sent, rep_user):
+    sequence = sent.enrollment.sequence
+    sequence.pause_company_on_reply = True
+    sequence.save()
+    colleague = LeadFactory(first_name="Bob", owner=rep_user, company=sent.enrollment.lead.company)
+    other = services.enrollment_create(lead=colleague, sequence=sequence)
+    payload = {
+        "FromFull": {"Email": sent.to_email, "Name": "Ada"}, "ToFull": [{"Email": "rep1@example.com", "Name": ""}],
+        "Subject": "Re: " + sent.subject, "MessageID": str(uuid.uuid4()), "TextBody": "Sounds good, call me Tuesday.",
+        "Headers": [{"Name": "In-Reply-To", "Value": sent.message_id}],
+    }
+    response = post_json(client, "postmark_inbound_webhook", payload)
+
+    assert response.status_code == 200
+    enrollment = sent.enrollment
+    enrollment.refresh_from_db()
+    other.refresh_from_db()
+    assert enrollment.status == Enrollment.Status.EXITED and enrollment.exit_reason == "Replied"
+    assert other.status == Enrollment.Status.PAUSED
+    event = EmailEvent.objects.get(kind=EmailEvent.Kind.REPLIED)
+    assert event.delivery == sent and "call me Tuesday" in event.description and "paused" in event.actions
+
+
+def test_an_out_of_office_reply_does_not_stop_the_sequence(client, sent):
+    payload = {
+        "FromFull": {"Email": sent.to_email, "Name": "Ada"}, "ToFull": [{"Email": "rep1@example.com", "Name": ""}],
+        "Subject": "Out of office", "MessageID": str(uuid.uuid4()), "TextBody": "Back on Monday.",
+        "Headers": [{"Name": "In-Reply-To", "Value": sent.message_id}, {"Name": "Auto-Submitted", "Value": "auto-replied"}],
+    }
+    assert post_json(client, "postmark_inbound_webhook", payload).status_code == 200
+    sent.enrollment.refresh_from_db()
+    assert sent.enrollment.status == Enrollment.Status.ACTIVE
+    assert EmailEvent.objects.get().kind == EmailEvent.Kind.OTHER
+
+
+@pytest.mark.parametrize("auth", [{}, {"HTTP_AUTHORIZATION": "Basic " + base64.b64encode(b"hooks:wrong").decode()}],
+                         ids=["unsigned", "forged"])
+def test_an_unauthenticated_webhook_is_refused_and_nothing_recorded(client, sent, auth):
+    response = post_json(client, "postmark_tracking_webhook", postmark_bounce(sent), auth=auth)
+    assert response.status_code == 400
+    assert not EmailEvent.objects.exists() and not Suppression.objects.exists()
+
+
+def test_without_a_configured_secret_every_webhook_is_refused(client, sent, settings):
+    settings.ANYMAIL = {}
+    response = post_json(client, "postmark_tracking_webhook", postmark_bounce(sent), auth={})
+    assert response.status_code == 400
+    assert not EmailEvent.objects.exists()
+
+
+def test_malformed_json_is_a_400_and_nothing_is_recorded(client, sent):
+    response = client.post(url("postmark_tracking_webhook"), data="{not json", content_type="application/json", **AUTH)
+    assert response.status_code == 400
+    response = client.post(url("brevo_tracking_webhook"), data='{"event": "click"', content_type="application/json", **AUTH)
+    assert response.status_code == 400
+    assert not EmailEvent.objects.exists()
+
+
+def test_an_event_for_an_unknown_message_is_logged_and_changes_nothing(client, sent):
+    payload = postmark_bounce(sent)
+    payload["MessageID"] = "not-one-of-ours"
+    assert post_json(client, "postmark_tracking_webhook", payload).status_code == 200
+    event = EmailEvent.objects.get()
+    assert event.delivery is None and event.lead is None and event.actions == ""
+    assert not Suppression.objects.exists()
+    sent.enrollment.refresh_from_db()
+    assert sent.enrollment.status == Enrollment.Status.ACTIVE
+
+
+def test_an_apple_privacy_prefetch_open_is_a_machine_open(client, sent):
+    payload = {"RecordType": "Open", "MessageID": sent.provider_message_id, "Recipient": sent.to_email,
+               "ReceivedAt": iso(timezone.now()), "UserAgent": "Mozilla/5.0", "FirstOpen": True}
+    post_json(client, "postmark_tracking_webhook", payload)
+    payload = {**payload, "UserAgent": HUMAN_AGENT, "ReceivedAt": iso(timezone.now() + timedelta(minutes=5))}
+    post_json(client, "postmark_tracking_webhook", payload)
+    machine, human = EmailEvent.objects.order_by("occurred_at")
+    assert machine.is_machine and "Apple" in machine.machine_reason
+    assert not human.is_machine
+
+
+# --- Brevo -----------------------------------------------------------------------------------------
+
+
+def brevo_event(delivery, event, at=None, **fields):
+    at = at or timezone.now()
+    return {"event": event, "email": delivery.to_email, "id": 12345, "date": at.strftime("%Y-%m-%d %H:%M:%S"),
+            "ts_epoch": int(at.timestamp() * 1000), "message-id": delivery.message_id, **fields}
+
+
+def test_brevo_spam_complaint_suppresses(client, sent):
+    response = post_json(client, "brevo_tracking_webhook", brevo_event(sent, "spam"))
+    assert response.status_code == 200
+    assert Suppression.objects.get(email=sent.to_email).reason == Suppression.Reason.COMPLAINED
+    sent.enrollment.refresh_from_db()
+    assert sent.enrollment.status == Enrollment.Status.EXITED and sent.enrollment.exit_reason == "Marked the email as spam"
+
+
+def test_brevo_a_proxy_open_is_a_machine_open(client, sent):
+    post_json(client, "brevo_tracking_webhook", brevo_event(sent, "unique_proxy_open"))
+    assert EmailEvent.objects.get().is_machine
+
+
+def test_brevo_a_scanner_click_is_kept_but_moves_nothing_and_a_human_click_moves_the_lead(client, sent):
+    lead = sent.enrollment.lead
+    Delivery.objects.filter(pk=sent.pk).update(sent_at=timezone.now() - timedelta(seconds=2))
+    scanner = brevo_event(sent, "click", link="https://example.com/pricing?utm=nurture")
+    assert post_json(client, "brevo_tracking_webhook", scanner).status_code == 200
+    lead.refresh_from_db()
+    assert lead.status == "new" and not Task.objects.exists()
+    assert EmailEvent.objects.get().is_machine
+
+    human = brevo_event(sent, "click", at=timezone.now() + timedelta(minutes=30), link="https://example.com/pricing?utm=nurture")
+    assert post_json(client, "brevo_tracking_webhook", human).status_code == 200
+    lead.refresh_from_db()
+    assert lead.status == "mql"
+    change = StageChange.objects.get(lead=lead, to_status="mql")
+    event = EmailEvent.objects.get(is_machine=False)
+    assert change.actor.startswith("sequence Guide follow-up step 1, event #") and f"#{event.pk}" in change.actor
+    task = Task.objects.get(lead=lead)
+    assert task.assignee == lead.owner and "pricing" in task.title
+    assert "moved to MQL" in event.actions
+
+    again = brevo_event(sent, "click", at=timezone.now() + timedelta(minutes=40), link="https://example.com/pricing")
+    post_json(client, "brevo_tracking_webhook", again)
+    assert Task.objects.filter(lead=lead).count() == 1  # the actions ran once
+
+
+def test_postmark_a_click_from_a_link_scanner_agent_is_a_machine_click(client, sent):
+    payload = {"RecordType": "Click", "MessageID": sent.provider_message_id, "Recipient": sent.to_email,
+               "ReceivedAt": iso(timezone.now()), "OriginalLink": "https://example.com/pricing",
+               "UserAgent": "Mozilla/5.0 (compatible; Barracuda Sentinel)"}
+    assert post_json(client, "postmark_tracking_webhook", payload).status_code == 200
+    event = EmailEvent.objects.get()
+    assert event.is_machine and "barracuda" in event.machine_reason
+    sent.enrollment.lead.refresh_from_db()
+    assert sent.enrollment.lead.status == "new"
+
+
+# --- Mailgun (signed) ------------------------------------------------------------------------------
+
+
+def mailgun_payload(delivery, event, *, signed_at=None, token=None, key=SIGNING_KEY, **data):
+    timestamp = str(int((signed_at or timezone.now()).timestamp()))
+    token = token or uuid.uuid4().hex
+    signature = hmac.new(key.encode(), f"{timestamp}{token}".encode(), hashlib.sha256).hexdigest()
+    event_data = {"event": event, "timestamp": time.time(), "id": uuid.uuid4().hex, "recipient": delivery.to_email,
+                  "message": {"headers": {"message-id": delivery.message_id.strip("<>")}}, **data}
+    return {"signature": {"timestamp": timestamp, "token": token, "signature": signature}, "event-data": event_data}
+
+
+def test_mailgun_a_click_seconds_after_sending_is_a_scanner(client, sent):
+    Delivery.objects.filter(pk=sent.pk).update(sent_at=timezone.now() - timedelta(seconds=3))
+    payload = mailgun_payload(sent, "clicked", url="https://example.com/pricing", **{"client-info": {"user-agent": HUMAN_AGENT}})
+    assert post_json(client, "mailgun_tracking_webhook", payload).status_code == 200
+    event = EmailEvent.objects.get()
+    assert event.is_machine and "after sending" in event.machine_reason
+    sent.enrollment.lead.refresh_from_db()
+    assert sent.enrollment.lead.status == "new"
+
+
+def test_mailgun_a_replayed_webhook_is_refused(client, sent):
+    payload = mailgun_payload(sent, "opened", **{"client-info": {"user-agent": HUMAN_AGENT}})
+    assert post_json(client, "mailgun_tracking_webhook", payload).status_code == 200
+    assert post_json(client, "mailgun_tracking_webhook", payload).status_code == 400
+    stale = mailgun_payload(sent, "opened", signed_at=timezone.now() - timedelta(minutes=30))
+    assert post_json(client, "mailgun_tracking_webhook", stale).status_code == 400
+    assert EmailEvent.objects.count() == 1
+
+
+def test_mailgun_a_wrong_signature_is_refused(client, sent):
+    payload = mailgun_payload(sent, "complained", key="not-the-key")
+    assert post_json(client, "mailgun_tracking_webhook", payload).status_code == 400
+    assert not EmailEvent.objects.exists() and not Suppression.objects.exists()
+
+
+def test_mailgun_unsubscribe_suppresses(client, sent):
+    assert post_json(client, "mailgun_tracking_webhook", mailgun_payload(sent, "unsubscribed")).status_code == 200
+    assert Suppression.objects.get(email=sent.to_email).reason == Suppression.Reason.UNSUBSCRIBED
