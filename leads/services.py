@@ -21,7 +21,7 @@ from . import pipeline
 from .models import Activity, Company, Customer, Deal, FormSubmission, Lead, Objection, Resource, StageChange, Task
 from .pipeline import LeadStatus
 from .selectors import lead_duplicate_of, user_can_own_leads
-from .signals import lead_stage_changed
+from .signals import activity_logged, lead_stage_changed
 
 
 class StageMoveError(ValidationError):
@@ -291,6 +291,11 @@ def _activity_create(*, lead: Lead, by, occurred_at: datetime | None = None, **f
     activity.save()
     if activity.kind in Activity.TOUCHES:
         lead_touch(lead=lead, at=activity.occurred_at)
+    transaction.on_commit(
+        lambda: activity_logged.send(
+            sender=Activity, lead_id=lead.pk, activity_id=activity.pk, kind=activity.kind, author_id=getattr(by, "pk", None)
+        )
+    )
     return activity
 
 

@@ -9,12 +9,14 @@ class NurturingConfig(AppConfig):
     def ready(self):
         # leads.signals.lead_stage_changed -> stop the sequences of a lead that
         # converted, was lost or reached a sequence's goal (nurturing/handlers.py).
-        from leads.signals import lead_stage_changed
+        from leads.signals import activity_logged, lead_stage_changed
 
         from . import checks  # noqa: F401  (registers the deploy checks)
-        from .handlers import stop_sequences_on_stage_change
+        from .handlers import stop_sequences_on_meeting, stop_sequences_on_stage_change
 
         lead_stage_changed.connect(stop_sequences_on_stage_change, dispatch_uid="nurturing.stop_sequences")
+        # leads.signals.activity_logged -> a logged meeting ends the lead's sequences.
+        activity_logged.connect(stop_sequences_on_meeting, dispatch_uid="nurturing.stop_on_meeting")
 
         # anymail's webhook signals -> engagement events (nurturing/webhooks.py).
         from anymail.signals import inbound, tracking

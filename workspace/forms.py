@@ -93,6 +93,19 @@ class MeetingForm(forms.Form):
     body = forms.CharField(label="Notes", required=False, widget=forms.Textarea(attrs={"rows": 3}))
 
 
+class ReplyForm(forms.Form):
+    """For mail setups without an inbound webhook: the rep records that the lead answered by email."""
+
+    occurred_at = forms.DateTimeField(label="When", widget=LocalDateTimeInput(), initial=timezone.localtime)
+    note = forms.CharField(label="What they said", required=False, widget=forms.Textarea(attrs={"rows": 3}))
+
+    def clean_occurred_at(self):
+        value = self.cleaned_data["occurred_at"]
+        if value > timezone.now() + timedelta(minutes=1):
+            raise forms.ValidationError("A reply cannot be in the future.")
+        return value
+
+
 class TaskForm(forms.Form):
     title = forms.CharField(max_length=200, error_messages={"required": "Say what has to be done."})
     due_at = forms.DateTimeField(label="Due", widget=LocalDateTimeInput(), initial=next_morning)

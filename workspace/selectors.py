@@ -4,13 +4,15 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db.models import Count, Exists, OuterRef, Q, Subquery, Sum
+from django.db import models
+from django.db.models import Count, Exists, F, OuterRef, Q, Subquery, Sum, Value
+from django.db.models.functions import Cast, Coalesce
 from django.utils import timezone
 
 from leads import pipeline
-from leads.models import Activity, Deal, Lead, Objection, StageChange, Task
+from leads.models import Activity, Deal, FormSubmission, Lead, Objection, StageChange, Task
 from leads.selectors import lead_search, lead_timeline
-from nurturing.models import Delivery, Enrollment
+from nurturing.models import Delivery, EmailEvent, Enrollment
 
 from .access import Access
 
@@ -39,6 +41,7 @@ def cold_condition(now: datetime | None = None) -> Q:
 @dataclass
 class Today:
     tasks: list
+    replies: list
     cold_leads: list
     new_leads: list
     day_end: datetime
@@ -46,7 +49,7 @@ class Today:
 
 
 def today_for(*, access: Access, limit: int = 25, now: datetime | None = None) -> Today:
-    """My open tasks due by the end of today (overdue first), my cold leads, my new leads."""
+    """My open tasks due by the end of today (overdue first), replies waiting for me, my cold leads, my new leads."""
     now = now or timezone.now()
     day_end = timezone.localtime(now).replace(hour=23, minute=59, second=59, microsecond=999999)
     user = access.user
@@ -56,12 +59,22 @@ def today_for(*, access: Access, limit: int = 25, now: datetime | None = None) -
         .select_related("lead", "lead__company")
         .order_by("due_at", "id")[:limit]
     )
+    # Replies nobody has answered yet: newer than the lead's last call or meeting.
+    replies = list(
+        EmailEvent.objects.filter(
+            kind=EmailEvent.Kind.REPLIED, lead__owner=user, lead__archived_at__isnull=True,
+            occurred_at__gte=now - timedelta(days=settings.CRM_COLD_AFTER_DAYS),
+        )
+        .filter(Q(lead__last_touch_at__isnull=True) | Q(lead__last_touch_at__lt=F("occurred_at")))
+        .select_related("lead__company", "delivery__step__sequence")
+        .order_by("-occurred_at", "-id")[:limit]
+    )
     mine = Lead.objects.live().filter(owner=user)
     cold = list(
         mine.filter(cold_condition(now)).select_related("company").order_by("last_touch_at", "created_at", "id")[:limit]
     )
     new = list(mine.filter(status=pipeline.LeadStatus.NEW).select_related("company", "source").order_by("-created_at", "-id")[:limit])
-    return Today(tasks=tasks, cold_leads=cold, new_leads=new, day_end=day_end, cold_days=settings.CRM_COLD_AFTER_DAYS)
+    return Today(tasks=tasks, replies=replies, cold_leads=cold, new_leads=new, day_end=day_end, cold_days=settings.CRM_COLD_AFTER_DAYS)
 
 
 # --- My leads --------------------------------------------------------------------------------
@@ -127,7 +140,8 @@ def lead_page(*, lead: Lead, limit: int = 30) -> dict:
     """Everything the lead page shows: open tasks, deals, enrollments, and one timeline (newest first).
 
     Seven queries whatever the lead's history: stage changes, activities and
-    objections (the leads timeline), tasks, emails, enrollments, deals.
+    objections (the leads timeline), tasks, emails with their events and the
+    lead's form submissions (one query), enrollments, deals.
     """
     timeline = lead_timeline(lead=lead, limit=limit)
     tasks = list(
@@ -142,21 +156,7 @@ def lead_page(*, lead: Lead, limit: int = 30) -> dict:
             {"at": task.created_at, "kind": "task", "title": f"Task: {task.title} ({state})", "detail": task.notes,
              "who": task.assignee.get_username()}
         )
-    deliveries = (
-        Delivery.objects.filter(enrollment__lead=lead)
-        .exclude(status__in=[Delivery.Status.SCHEDULED, Delivery.Status.CLAIMED])
-        .select_related("step__sequence")
-        .order_by("-updated_at", "-id")[:limit]
-    )
-    for delivery in deliveries:
-        step = delivery.step
-        if delivery.status == Delivery.Status.SENT:
-            title = f"Email sent: {delivery.subject}"
-            at = delivery.sent_at or delivery.updated_at
-        else:
-            title = f"Email {delivery.get_status_display().lower()}: {step.sequence.name}, step {step.position}"
-            at = delivery.updated_at
-        timeline.append({"at": at, "kind": "email", "title": title, "detail": delivery.reason, "who": step.sequence.name})
+    timeline.extend(_email_rows(lead=lead, limit=limit))
     timeline.sort(key=lambda row: row["at"], reverse=True)
     next_due = Delivery.objects.filter(enrollment=OuterRef("pk"), status=Delivery.Status.SCHEDULED).order_by("due_at")
     enrollments = list(
@@ -171,6 +171,66 @@ def lead_page(*, lead: Lead, limit: int = 30) -> dict:
         "deals": list(Deal.objects.filter(lead=lead).order_by("-created_at", "-id")[:10]),
         "enrollments": enrollments,
     }
+
+
+_EVENT_TITLES = {
+    EmailEvent.Kind.DELIVERED: "Email delivered",
+    EmailEvent.Kind.OPENED: "Email opened",
+    EmailEvent.Kind.CLICKED: "Link clicked",
+    EmailEvent.Kind.BOUNCED: "Email bounced",
+    EmailEvent.Kind.COMPLAINED: "Marked as spam",
+    EmailEvent.Kind.REPLIED: "Replied",
+    EmailEvent.Kind.UNSUBSCRIBED: "Unsubscribed",
+    EmailEvent.Kind.REJECTED: "Email rejected by the provider",
+    EmailEvent.Kind.OTHER: "Email event",
+}
+
+
+def _email_rows(*, lead: Lead, limit: int) -> list[dict]:
+    """Emails sent (or not), what the lead did with them, and the forms they sent: one UNION query."""
+    text, flag, number = models.TextField(), models.BooleanField(), models.IntegerField()
+
+    def columns(source, at, title, extra, detail, who, position, machine):
+        return dict(src=Value(source, text), at=at, title=Cast(title, text), extra=Cast(extra, text),
+                    detail=Cast(detail, text), who=Cast(who, text), position=position, machine=machine)
+
+    deliveries = (
+        Delivery.objects.filter(enrollment__lead=lead)
+        .exclude(status__in=[Delivery.Status.SCHEDULED, Delivery.Status.CLAIMED])
+        .annotate(**columns("delivery", Coalesce("sent_at", "updated_at"), F("subject"), F("status"), F("reason"),
+                            F("step__sequence__name"), F("step__position"), Value(False, flag)))
+    )
+    events = EmailEvent.objects.filter(lead=lead).annotate(
+        **columns("event", F("occurred_at"), F("kind"), F("url"), F("description"), F("machine_reason"),
+                  Coalesce("delivery__step__position", Value(0, number)), F("is_machine"))
+    )
+    submissions = FormSubmission.objects.filter(lead=lead).annotate(
+        **columns("submission", F("submitted_at"), F("form_name"), F("page_url"), Coalesce("resource__name", Value("", text)),
+                  Value("", text), Value(0, number), Value(False, flag))
+    )
+    fields = ["src", "at", "title", "extra", "detail", "who", "position", "machine"]
+    union = deliveries.order_by().values(*fields).union(
+        events.order_by().values(*fields), submissions.order_by().values(*fields), all=True
+    )
+    rows = []
+    for row in union.order_by("-at")[:limit]:
+        if row["src"] == "delivery":
+            if row["extra"] == Delivery.Status.SENT:
+                title = f"Email sent: {row['title']}"
+            else:
+                title = f"Email {Delivery.Status(row['extra']).label.lower()}: {row['who']}, step {row['position']}"
+            rows.append({"at": row["at"], "kind": "email", "title": title, "detail": row["detail"], "who": row["who"]})
+        elif row["src"] == "event":
+            title = _EVENT_TITLES.get(row["title"], "Email event")
+            if row["machine"]:
+                title += f" by a machine ({row['who']})"
+            detail = row["extra"] if row["title"] == EmailEvent.Kind.CLICKED else row["detail"][:500]
+            rows.append({"at": row["at"], "kind": "email", "title": title, "detail": detail, "who": "",
+                         "machine": row["machine"]})
+        else:
+            title = f"Form: {row['title']}" + (f" ({row['detail']})" if row["detail"] else "")
+            rows.append({"at": row["at"], "kind": "created", "title": title, "detail": row["extra"], "who": ""})
+    return rows
 
 
 # --- A rep's numbers ---------------------------------------------------------------------------

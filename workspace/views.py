@@ -24,6 +24,7 @@ from leads import services as lead_services
 from leads.forms import add_service_errors
 from leads.models import Lead, Task
 from leads.pagination import BoundedCountPaginator
+from nurturing import engagement
 from nurturing import services as nurturing_services
 from nurturing.models import Enrollment
 
@@ -174,6 +175,14 @@ def _log_meeting(request, lead, form):
     return "Meeting logged."
 
 
+def _log_reply(request, lead, form):
+    event = engagement.reply_log(lead=lead, by=request.user, at=form.cleaned_data["occurred_at"],
+                                 note=form.cleaned_data.get("note", ""))
+    if event is not None and event.actions:
+        return f"Reply logged: {event.actions}."
+    return "Reply logged."
+
+
 def _add_task(request, lead, form):
     lead_services.task_create(assignee=request.user, lead=lead, by=request.user, **form.cleaned_data)
     return "Follow-up task scheduled."
@@ -207,6 +216,7 @@ ACTIONS: dict[str, Action] = {
     "objection": Action("Log an objection", "work", lambda lead, data: forms.ObjectionForm(data), _log_objection, "o"),
     "note": Action("Add a note", "work", lambda lead, data: forms.NoteForm(data), _add_note, "n"),
     "meeting": Action("Log a meeting", "work", lambda lead, data: forms.MeetingForm(data), _log_meeting, "m"),
+    "reply": Action("Log a reply", "work", lambda lead, data: forms.ReplyForm(data), _log_reply, "r"),
     "task": Action("Schedule a follow-up", "work", lambda lead, data: forms.TaskForm(data), _add_task, "t"),
     "stage": Action("Change stage", "work", lambda lead, data: forms.StageMoveForm(data, from_status=lead.status),
                     _change_stage, "s", when=lambda lead: bool(pipeline.allowed_moves(lead.status))),

@@ -11,7 +11,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from leads.models import Activity, Deal, Lead, Objection, StageChange, Task
-from nurturing.models import Enrollment
+from nurturing.models import EmailEvent, Enrollment
 from tests.factories import sequence_with_steps
 
 ROLES = ("owner", "other_rep", "manager", "marketer", "no_role", "anonymous")
@@ -38,13 +38,15 @@ def _valid_post(name):
         "task": {"title": "Send the case study", "due_at": soon.strftime("%Y-%m-%dT%H:%M")},
         "stage": {"to_status": "contacted"},
         "convert": {"deal_value": "1200", "currency": "EUR"},
+        "reply": {"occurred_at": earlier.strftime("%Y-%m-%dT%H:%M"), "note": "Interested"},
         "enroll": {"sequence": ""},  # filled in by the test
     }[name]
 
 
 def _written():
     return (Activity.objects.count(), Objection.objects.count(), Task.objects.count(), StageChange.objects.count(),
-            Deal.objects.count(), Enrollment.objects.count(), list(Lead.objects.values_list("owner_id", flat=True)))
+            Deal.objects.count(), Enrollment.objects.count(), EmailEvent.objects.count(),
+            list(Lead.objects.values_list("owner_id", flat=True)))
 
 
 PAGES = {  # role -> expected status of the lead page (own lead of rep1) and the list pages
@@ -69,7 +71,7 @@ def test_pages_by_role(actor, own_lead, request):
         assert response["Location"].startswith(reverse("login"))
 
 
-WORK = ("call", "objection", "note", "meeting", "task", "stage", "convert")
+WORK = ("call", "objection", "note", "meeting", "task", "stage", "convert", "reply")
 ACTIONS = (*WORK, "enroll")
 
 # role -> action -> expected status of the POST on rep1's lead (302: done, then back to the lead)

@@ -418,3 +418,81 @@ def test_a_manager_filters_all_leads_by_owner(client, manager_user, rep_user, ot
 def test_a_rep_has_no_owner_filter(rep_client, other_rep):
     body = rep_client.get(reverse("workspace:lead_list"), {"owner": other_rep.pk, "scope": "all"}).content.decode()
     assert 'name="owner"' not in body
+
+
+# --- Engagement on the rep's pages ---------------------------------------------------------------
+
+
+def _sent_email(lead):
+    enrollment = enrollment_create(lead=lead, sequence=sequence_with_steps(name="Welcome"))
+    delivery = enrollment.deliveries.get()
+    Delivery.objects.filter(pk=delivery.pk).update(
+        status=Delivery.Status.SENT, subject="Hello Ada", sent_at=timezone.now() - timedelta(hours=2),
+        message_id="<abc@crm.test>", to_email=lead.email,
+    )
+    delivery.refresh_from_db()
+    return delivery
+
+
+def test_the_timeline_shows_what_the_lead_did_with_emails_and_forms(rep_client, rep_user, own_lead):
+    from leads.models import Resource
+    from nurturing.engagement import IncomingEvent, event_record
+
+    delivery = _sent_email(own_lead)
+    now = timezone.now()
+    event_record(IncomingEvent(provider="postmark", kind="opened", occurred_at=now - timedelta(hours=1),
+                               message_id=delivery.message_id, user_agent="Mozilla/5.0"))
+    event_record(IncomingEvent(provider="postmark", kind="clicked", occurred_at=now - timedelta(minutes=30),
+                               message_id=delivery.message_id, url="https://example.com/<b>pricing</b>",
+                               user_agent="Mozilla/5.0 (Macintosh) Safari/605"))
+    guide = Resource.objects.create(name="Pipeline guide", slug="pipeline-guide")
+    services.form_submission_record(lead=own_lead, form_name="Guide download", resource=guide,
+                                    page_url="https://example.com/guide")
+
+    timeline = rep_client.get(reverse("workspace:lead_detail", args=[own_lead.pk])).content.decode().split('id="timeline"')[1]
+    assert "Email opened by a machine (Apple Mail Privacy Protection prefetch)" in timeline
+    assert "Link clicked" in timeline and "&lt;b&gt;pricing&lt;/b&gt;" in timeline
+    assert "Form: Guide download (Pipeline guide)" in timeline
+    assert timeline.index("Form: Guide download") < timeline.index("Link clicked") < timeline.index("Email sent: Hello Ada")
+
+
+def test_a_rep_logs_a_reply_by_hand_and_the_lead_leaves_the_sequence(rep_client, own_lead):
+    delivery = _sent_email(own_lead)
+    earlier = timezone.localtime() - timedelta(minutes=10)
+    response = rep_client.post(action_url(own_lead, "reply"), {"occurred_at": local(earlier), "note": "Call me next week"}, **HTMX)
+    assert response.status_code == 200 and b"Reply logged: left Welcome." in response.content
+    delivery.enrollment.refresh_from_db()
+    assert delivery.enrollment.status == Enrollment.Status.EXITED and delivery.enrollment.exit_reason == "Replied"
+    event = delivery.enrollment.exit_event
+    assert event.kind == "replied" and event.provider == "manual" and event.recorded_by.username == "rep1"
+
+
+def test_replies_waiting_on_today_until_the_rep_calls_back(rep_client, rep_user, own_lead):
+    from nurturing.engagement import IncomingEvent, event_record
+
+    delivery = _sent_email(own_lead)
+    event_record(IncomingEvent(provider="postmark", kind="replied", occurred_at=timezone.now() - timedelta(minutes=5),
+                               message_id=delivery.message_id, description="Yes, let's talk"))
+    replies = rep_client.get(reverse("workspace:today")).content.decode().split('id="today-replies"')[1].split("</ul>")[0]
+    assert str(own_lead) in replies and "Yes, let&#x27;s talk" in replies
+
+    services.activity_log_call(lead=own_lead, by=rep_user, direction="outbound", outcome="connected")
+    replies = rep_client.get(reverse("workspace:today")).content.decode().split('id="today-replies"')[1].split("</ul>")[0]
+    assert str(own_lead) not in replies
+
+
+def test_a_logged_meeting_ends_the_leads_sequences(rep_client, own_lead, django_capture_on_commit_callbacks):
+    delivery = _sent_email(own_lead)
+    earlier = timezone.localtime() - timedelta(hours=1)
+    with django_capture_on_commit_callbacks(execute=True):
+        assert rep_client.post(action_url(own_lead, "meeting"), {"occurred_at": local(earlier)}).status_code == 302
+    delivery.enrollment.refresh_from_db()
+    assert delivery.enrollment.status == Enrollment.Status.EXITED
+    assert delivery.enrollment.exit_reason.startswith("Meeting logged by rep1")
+
+
+def test_the_lead_page_shows_the_consent(rep_client, rep_user):
+    lead = LeadFactory(owner=rep_user, consent_given_at=timezone.now() - timedelta(days=3), consent_source="Guide form",
+                       consent_text="I agree to receive <emails> about the guide.")
+    consent = rep_client.get(reverse("workspace:lead_detail", args=[lead.pk])).content.decode().split('id="lead-consent"')[1]
+    assert "via Guide form" in consent and "I agree to receive &lt;emails&gt; about the guide." in consent
