@@ -22,7 +22,8 @@ from leads.models import Lead
 from leads.pagination import BoundedCountPaginator
 
 from . import services
-from .models import Delivery, Enrollment, Sequence, Step, Suppression
+from .admin_reports import LeadEmailEventsMixin, SequenceReportMixin
+from .models import Delivery, EmailEvent, Enrollment, Sequence, Step, Suppression
 from .rendering import MERGE_FIELDS
 
 
@@ -32,6 +33,7 @@ class StepForm(forms.ModelForm):
         fields = (
             "position", "kind", "delay", "send_days", "window_start", "window_end",
             "subject_template", "text_template", "html_template", "stage_action", "is_active",
+            "condition", "condition_resource", "click_link_contains", "click_stage_action", "click_creates_call_task",
         )
         widgets = {
             "text_template": forms.Textarea(attrs={"rows": 6, "cols": 80}),
@@ -66,13 +68,14 @@ class StepInline(admin.StackedInline):
 
 
 @admin.register(Sequence)
-class SequenceAdmin(admin.ModelAdmin):
+class SequenceAdmin(SequenceReportMixin, admin.ModelAdmin):
     list_display = ("name", "status", "goal_stage", "target_persona", "sender", "daily_cap_per_sender")
     list_filter = ("status", "goal_stage")
     search_fields = ("name", "goal")
     inlines = (StepInline,)
     readonly_fields = ("status", "step_counts", "step_tools")
-    fields = ("name", "goal", "target_persona", "goal_stage", "sender", "daily_cap_per_sender", "status", "step_counts", "step_tools")
+    fields = ("name", "goal", "target_persona", "goal_stage", "sender", "daily_cap_per_sender", "pause_company_on_reply",
+              "status", "step_counts", "step_tools")
     actions = ("activate", "pause")
 
     def save_model(self, request, obj, form, change):
@@ -232,10 +235,10 @@ class EnrollForm(forms.Form):
     sequence = forms.ModelChoiceField(queryset=Sequence.objects.filter(status=Sequence.Status.ACTIVE), label="Sequence")
 
 
-class NurturingLeadAdmin(LeadAdmin):
+class NurturingLeadAdmin(LeadEmailEventsMixin, LeadAdmin):
     actions = (*LeadAdmin.actions, "enroll_in_sequence")
-    readonly_fields = (*LeadAdmin.readonly_fields, "deliveries")
-    fieldsets = (*LeadAdmin.fieldsets, ("Nurturing", {"fields": ("deliveries",), "description": "Every email of every sequence for this lead, and why it went or did not."}))
+    readonly_fields = (*LeadAdmin.readonly_fields, "deliveries", "email_events")
+    fieldsets = (*LeadAdmin.fieldsets, ("Nurturing", {"fields": ("deliveries", "email_events"), "description": "Every email of every sequence for this lead, and why it went or did not; then what the lead (or a machine) did with them."}))
 
     @admin.display(description="deliveries")
     def deliveries(self, obj):
@@ -283,3 +286,24 @@ class NurturingLeadAdmin(LeadAdmin):
 
 admin.site.unregister(Lead)
 admin.site.register(Lead, NurturingLeadAdmin)
+
+
+# --- Engagement events (read-only: they come from providers, links and reps) -------------------------------
+
+
+@admin.register(EmailEvent)
+class EmailEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = ("occurred_at", "kind", "bounce", "is_machine", "recipient", "provider", "lead_column", "short_actions")
+    list_filter = ("kind", "is_machine", "provider", "bounce")
+    search_fields = ("recipient", "message_id")
+    list_select_related = ("lead",)
+    paginator = BoundedCountPaginator
+    show_full_result_count = False
+
+    @admin.display(description="lead")
+    def lead_column(self, obj):
+        return lead_link(obj.lead)
+
+    @admin.display(description="what it did")
+    def short_actions(self, obj):
+        return obj.actions[:120]

@@ -96,6 +96,11 @@ def event_record(incoming: IncomingEvent) -> EmailEvent | None:
     )
     if incoming.machine_hint and not is_machine:
         is_machine, machine_reason = True, incoming.machine_hint
+    if delivery is None and lead is None and incoming.recipient and Suppression.objects.filter(
+        email_hash=email_hash(incoming.recipient), reason=Suppression.Reason.ERASED
+    ).exists():
+        # A late event about an erased person: logged, without their address or words.
+        incoming.recipient, incoming.description, incoming.url, incoming.user_agent = "", "", "", ""
     event = EmailEvent(
         delivery=delivery, lead=lead, kind=incoming.kind, bounce=incoming.bounce, provider=incoming.provider[:40],
         event_id=incoming.event_id[:200], message_id=incoming.message_id[:300],
@@ -149,7 +154,8 @@ def _suppress_and_exit(event, lead, reason, label) -> list[str]:
     address = event.recipient  # the address the email went to (the lead may have changed theirs since)
     actions = []
     if address:
-        services.suppression_add(email=address, reason=reason, source=f"{event.provider}, event #{event.pk}")
+        detail = f" ({event.description[:100]})" if event.provider in ("link", "manual") and event.description else ""
+        services.suppression_add(email=address, reason=reason, source=f"{event.provider} event #{event.pk}{detail}")
         actions.append(f"suppressed {address}")
     left = services.lead_exit_all(lead_id=lead.pk, reason=label, event=event)
     if left:
@@ -248,18 +254,29 @@ def reply_log(*, lead: Lead, by, at: datetime | None = None, note: str = "") -> 
     ))
 
 
+@transaction.atomic
 def unsubscribe_by_link(*, lead_id: int, address_hash: str, source: str, delivery_id: int | None = None) -> Lead | None:
-    """An unsubscribe from our link or mailto address: suppressed and out of every sequence, and logged as an event."""
-    lead = services.unsubscribe(lead_id=lead_id, address_hash=address_hash, source=source)
+    """An unsubscribe from our link or mailto address: suppressed, out of every sequence, logged once as an event.
+
+    The address the link was made for is suppressed, even if the lead has
+    since changed its address or was erased. The same link used twice (a mail
+    client retrying, the button pressed again) is one event.
+    """
+    lead = Lead.objects.filter(pk=lead_id).first()
+    matches = lead is not None and bool(lead.email) and email_hash(lead.email) == address_hash
     if lead is not None:
         delivery = (
-            Delivery.objects.filter(pk=delivery_id, enrollment__lead=lead).select_related("step", "enrollment__sequence").first()
+            Delivery.objects.filter(pk=delivery_id, enrollment__lead=lead)
+            .select_related("step", "enrollment__sequence", "enrollment__lead__owner")
+            .first()
             if delivery_id else None
         )
-        now = timezone.now()
         event_record(IncomingEvent(
-            provider="link", kind=K.UNSUBSCRIBED, occurred_at=now, event_id=f"unsubscribe-{lead_id}-{now.timestamp()}",
-            recipient=lead.email if email_hash(lead.email) == address_hash else "", description=source,
-            delivery=delivery, lead=lead, message_id=delivery.message_id if delivery else "",
+            provider="link", kind=K.UNSUBSCRIBED, occurred_at=timezone.now(),
+            event_id=f"unsubscribe-{address_hash[:32]}-{delivery_id or 0}", recipient=lead.email if matches else "",
+            description=source, delivery=delivery, lead=lead, message_id=delivery.message_id if delivery else "",
         ))
+        services.lead_exit_all(lead_id=lead.pk, reason="Unsubscribed")  # (already done by the event, unless a repeat)
+    services.suppression_add(email=lead.email if matches else "", address_hash=address_hash,
+                             reason=Suppression.Reason.UNSUBSCRIBED, source=source)
     return lead

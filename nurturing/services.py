@@ -48,21 +48,6 @@ def suppression_add(
     return suppression
 
 
-@transaction.atomic
-def unsubscribe(*, lead_id: int, address_hash: str, source: str) -> Lead | None:
-    """Unsubscribe the address an unsubscribe link was made for, and take its lead out of every sequence.
-
-    The address is suppressed even if the lead has since changed its address
-    or was erased. Returns the lead, if it still exists.
-    """
-    lead = Lead.objects.filter(pk=lead_id).first()
-    email = lead.email if lead is not None and lead.email and email_hash(lead.email) == address_hash else ""
-    suppression_add(email=email, address_hash=address_hash, reason=Suppression.Reason.UNSUBSCRIBED, source=source)
-    if lead is not None:
-        lead_exit_all(lead_id=lead.pk, reason="Unsubscribed")
-    return lead
-
-
 # --- Sequences and steps --------------------------------------------------------
 
 
@@ -85,6 +70,12 @@ def step_check(step: Step) -> None:
         errors["delay"] = ["The delay cannot be negative."]
     if step.stage_action and step.stage_action in pipeline.NEEDS_CONVERSION:
         errors["stage_action"] = ["A lead becomes a customer only by conversion, never by an email."]
+    if step.condition == Step.Condition.DOWNLOADED and step.condition_resource_id is None and getattr(step, "condition_resource", None) is None:
+        errors["condition_resource"] = ["Choose the resource the lead must have downloaded."]
+    if step.click_stage_action and step.click_stage_action in pipeline.NEEDS_CONVERSION:
+        errors["click_stage_action"] = ["A lead becomes a customer only by conversion, never by a click."]
+    if (step.click_stage_action or step.click_creates_call_task) and not (step.click_link_contains or "").strip():
+        errors["click_link_contains"] = ["Say which link triggers the click actions (text the link contains, e.g. /pricing)."]
     if errors:
         raise ValidationError(errors)
 

@@ -8,7 +8,21 @@ from django.utils import timezone
 from django.utils.html import format_html
 
 from .. import selectors, services
-from ..models import Activity, Campaign, CampaignSpend, Company, Customer, Deal, Objection, Persona, Source, StageChange, Task
+from ..models import (
+    Activity,
+    Campaign,
+    CampaignSpend,
+    Company,
+    Customer,
+    Deal,
+    FormSubmission,
+    Objection,
+    Persona,
+    Resource,
+    Source,
+    StageChange,
+    Task,
+)
 from ..pagination import BoundedCountPaginator
 
 
@@ -227,6 +241,29 @@ class ActivityAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request):
         return False  # Logged on the lead, through the services.
+
+    @admin.display(description="lead")
+    def lead_column(self, obj):
+        return lead_link(obj.lead)
+
+
+@admin.register(Resource)
+class ResourceAdmin(admin.ModelAdmin):
+    list_display = ("name", "kind", "slug", "url")
+    list_filter = ("kind",)
+    search_fields = ("name", "slug")
+    prepopulated_fields = {"slug": ("name",)}
+
+
+@admin.register(FormSubmission)
+class FormSubmissionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = ("submitted_at", "form_name", "resource", "lead_column", "page_url")
+    list_filter = ("resource",)
+    search_fields = ("form_name", "lead__search_text")
+    list_select_related = ("lead", "resource")
+    raw_id_fields = ("lead",)
+    paginator = BoundedCountPaginator
+    show_full_result_count = False
 
     @admin.display(description="lead")
     def lead_column(self, obj):

@@ -14,15 +14,8 @@ from nurturing.dispatch import deliveries_claim, deliveries_reap
 from nurturing.models import Delivery, Enrollment, Step
 from nurturing.tasks import dispatch_due
 from tests.factories import CompanyFactory, LeadFactory, rep, sequence_with_steps
-from tests.smtp_sink import SmtpSink
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def smtp_sink():
-    with SmtpSink() as sink:
-        yield sink
 
 
 @pytest.fixture

@@ -25,7 +25,7 @@ def step_formset(**step):
         "name": "Guide follow-up", "goal": "", "goal_stage": "sql", "daily_cap_per_sender": 200,
         "steps-TOTAL_FORMS": 1, "steps-INITIAL_FORMS": 0,
         "steps-0-position": 1, "steps-0-kind": "email", "steps-0-delay": "1 00:00:00", "steps-0-send_days": "01234",
-        "steps-0-window_start": "09:00", "steps-0-window_end": "17:00", "steps-0-is_active": "on",
+        "steps-0-window_start": "09:00", "steps-0-window_end": "17:00", "steps-0-is_active": "on", "steps-0-condition": "always",
         "steps-0-subject_template": "Tips for {{ first_name|default:'you' }}", "steps-0-text_template": "Hello",
     }
     data.update({f"steps-0-{k}": v for k, v in step.items()})

@@ -129,3 +129,16 @@ def test_a_suppression_kept_only_as_a_hash_still_stops_email(enrolled, mailbox):
     run_once()
     assert mailbox == []
     assert services.email_is_suppressed(enrolled.lead.email)
+
+
+def test_the_unsubscribe_event_is_on_the_enrollment_and_counted_once(client, enrolled, mailbox):
+    from nurturing.models import EmailEvent
+
+    run_once()
+    link = unsubscribe_link(mailbox[0])
+    client.post(link, {"List-Unsubscribe": "One-Click"})
+    client.post(link)  # the page's button pressed too
+    event = EmailEvent.objects.get(kind=EmailEvent.Kind.UNSUBSCRIBED)
+    enrolled.refresh_from_db()
+    assert enrolled.exit_event == event and event.delivery == enrolled.deliveries.get(step__position=1)
+    assert "left 1 sequence" in event.actions

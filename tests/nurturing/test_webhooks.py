@@ -287,3 +287,20 @@ def test_mailgun_a_wrong_signature_is_refused(client, sent):
 def test_mailgun_unsubscribe_suppresses(client, sent):
     assert post_json(client, "mailgun_tracking_webhook", mailgun_payload(sent, "unsubscribed")).status_code == 200
     assert Suppression.objects.get(email=sent.to_email).reason == Suppression.Reason.UNSUBSCRIBED
+
+
+def test_a_step_with_click_actions_needs_the_link_and_never_converts():
+    from django.core.exceptions import ValidationError
+
+    from nurturing.models import Step
+
+    step = Step(kind=Step.Kind.EMAIL, subject_template="Hi", text_template="Hello", click_stage_action="customer")
+    with pytest.raises(ValidationError) as exc:
+        services.step_check(step)
+    assert set(exc.value.message_dict) == {"click_stage_action", "click_link_contains"}
+
+
+def test_every_role_can_read_engagement_events(db, manager_user, marketer_user, rep_user):
+    for user in (manager_user, marketer_user, rep_user):
+        assert user.has_perm("nurturing.view_emailevent") and user.has_perm("leads.view_formsubmission")
+    assert marketer_user.has_perm("leads.change_resource") and not rep_user.has_perm("leads.change_resource")
