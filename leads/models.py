@@ -200,6 +200,13 @@ class Lead(models.Model):
         null=True, blank=True, editable=False, help_text="Last call, meeting or email with the lead."
     )
     archived_at = models.DateTimeField(null=True, blank=True, editable=False)
+    # Set when the person was erased (nurturing.privacy.person_erase): the row
+    # stays, anonymised, so funnel and revenue figures still add up.
+    erased_at = models.DateTimeField(null=True, blank=True, editable=False)
+    erased_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", editable=False,
+        db_index=False,
+    )
     # Lower-cased "first last email phone company" for fast substring search
     # (a trigram index on PostgreSQL); kept up to date by the services.
     search_text = models.TextField(blank=True, editable=False)
@@ -216,7 +223,8 @@ class Lead(models.Model):
                 violation_error_message="Another lead already has this email address.",
             ),
             models.CheckConstraint(
-                condition=~Q(email="") | ~Q(phone=""),
+                # An erased person's row keeps neither.
+                condition=~Q(email="") | ~Q(phone="") | Q(erased_at__isnull=False),
                 name="lead_has_email_or_phone",
                 violation_error_message="Give an email address or a phone number, so the lead can be contacted.",
             ),

@@ -22,6 +22,7 @@ from leads.models import Lead
 from leads.pagination import BoundedCountPaginator
 
 from . import services
+from .admin_privacy import PersonPrivacyAdminMixin
 from .admin_reports import LeadEmailEventsMixin, SequenceReportMixin
 from .models import Delivery, EmailEvent, Enrollment, Sequence, Step, Suppression
 from .rendering import MERGE_FIELDS
@@ -235,7 +236,7 @@ class EnrollForm(forms.Form):
     sequence = forms.ModelChoiceField(queryset=Sequence.objects.filter(status=Sequence.Status.ACTIVE), label="Sequence")
 
 
-class NurturingLeadAdmin(LeadEmailEventsMixin, LeadAdmin):
+class NurturingLeadAdmin(PersonPrivacyAdminMixin, LeadEmailEventsMixin, LeadAdmin):
     actions = (*LeadAdmin.actions, "enroll_in_sequence")
     readonly_fields = (*LeadAdmin.readonly_fields, "deliveries", "email_events")
     fieldsets = (*LeadAdmin.fieldsets, ("Nurturing", {"fields": ("deliveries", "email_events"), "description": "Every email of every sequence for this lead, and why it went or did not; then what the lead (or a machine) did with them."}))

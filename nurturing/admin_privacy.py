@@ -1,0 +1,106 @@
+"""A person's data from the lead's admin page: export it (JSON) or erase the person. Managers only.
+
+Mixed into NurturingLeadAdmin (nurturing/admin.py). "Managers" means users
+who may delete leads (`leads.delete_lead`, which only the Manager group has)
+and superusers; anyone else gets 403 on both pages, GET and POST alike.
+The views only check, parse and render: the work is in nurturing.privacy.
+"""
+
+import json
+
+from django import forms
+from django.contrib import messages
+from django.contrib.admin.utils import unquote
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import Http404, HttpResponse, HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+
+from leads.models import Lead
+
+from . import privacy
+
+PERSON_DATA_PERMISSION = "leads.delete_lead"
+
+
+class EraseConfirmForm(forms.Form):
+    confirm = forms.BooleanField(
+        label="I understand that this cannot be undone",
+        error_messages={"required": "Tick the box to confirm: erasing cannot be undone."},
+    )
+
+
+class PersonPrivacyAdminMixin:
+    """Adds "Export (JSON)" and "Erase person…" to the lead's page."""
+
+    change_form_template = "admin/nurturing/lead_change_form.html"
+
+    def get_urls(self):
+        view = self.admin_site.admin_view
+        return [
+            path("<int:object_id>/person/export/", view(self.person_export_view), name="leads_lead_person_export"),
+            path("<int:object_id>/person/erase/", view(self.person_erase_view), name="leads_lead_person_erase"),
+            *super().get_urls(),
+        ]
+
+    def has_person_data_permission(self, request) -> bool:
+        return request.user.has_perm(PERSON_DATA_PERMISSION)
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        extra = {}
+        pk = unquote(object_id)
+        if str(pk).isdigit() and self.has_person_data_permission(request):
+            extra = {
+                "person_export_url": reverse("admin:leads_lead_person_export", args=[pk]),
+                "person_erase_url": reverse("admin:leads_lead_person_erase", args=[pk]),
+            }
+        return super().change_view(request, object_id, form_url, {**extra, **(extra_context or {})})
+
+    def _person_lead(self, request, object_id) -> Lead:
+        # The permission first: who may not use the page learns nothing about which leads exist.
+        if not self.has_person_data_permission(request):
+            raise PermissionDenied
+        lead = Lead.objects.filter(pk=object_id).first()
+        if lead is None:
+            raise Http404("No lead with this id.")
+        return lead
+
+    def person_export_view(self, request, object_id):
+        lead = self._person_lead(request, object_id)
+        data = privacy.person_export(lead=lead)
+        self.log_change(request, lead, "Exported everything stored about the person (JSON).")
+        response = HttpResponse(json.dumps(data, indent=2, ensure_ascii=False), content_type="application/json; charset=utf-8")
+        response["Content-Disposition"] = f"attachment; filename=person-{lead.pk}.json"
+        response["Cache-Control"] = "no-store"
+        return response
+
+    def person_erase_view(self, request, object_id):
+        lead = self._person_lead(request, object_id)
+        form = EraseConfirmForm(request.POST if request.method == "POST" else None)
+        error = None
+        if request.method == "POST" and form.is_valid():
+            try:
+                result = privacy.person_erase(lead=lead, by=request.user)
+            except ValidationError as exc:
+                error = " ".join(exc.messages)
+            else:
+                self.log_change(request, lead, f"Erased the person (lead rows {', '.join(map(str, result.lead_ids))}).")
+                deleted = ", ".join(f"{n} {label}" for label, n in result.deleted.items() if n) or "no other records"
+                kept = " The address stays suppressed, as its hash only." if result.address_suppressed else ""
+                self.message_user(
+                    request,
+                    f"Person erased: {len(result.lead_ids)} lead row(s) anonymised and archived; deleted {deleted}.{kept}",
+                    messages.SUCCESS,
+                )
+                return HttpResponseRedirect(reverse("admin:leads_lead_change", args=[lead.pk]))
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "title": f"Erase {lead}",
+            "lead": lead,
+            "preview": privacy.person_erase_preview(lead=lead),
+            "form": form,
+            "error": error,
+            "export_url": reverse("admin:leads_lead_person_export", args=[lead.pk]),
+        }
+        return TemplateResponse(request, "admin/nurturing/erase_person.html", context)
