@@ -507,8 +507,8 @@ def enroll(sequence, step, leads=None):
         )
         cursor.execute(
             "INSERT INTO nurturing_delivery (enrollment_id, step_id, status, due_at, reason, attempts, to_email, subject, "
-            "body_text, body_html, message_id, created_at, updated_at) "
-            "SELECT id, %s, 'scheduled', %s, '', 0, '', '', '', '', '', %s, %s FROM nurturing_enrollment WHERE sequence_id = %s",
+            "body_text, body_html, message_id, provider_message_id, created_at, updated_at) "
+            "SELECT id, %s, 'scheduled', %s, '', 0, '', '', '', '', '', '', %s, %s FROM nurturing_enrollment WHERE sequence_id = %s",
             [step.pk, now, now, now, sequence.pk],
         )
     with connection.cursor() as cursor:
@@ -935,11 +935,11 @@ def load_claim_data(total: int, due: int, emails: int) -> dict:
                 )
                 cursor.execute(
                     "INSERT INTO nurturing_delivery (enrollment_id, step_id, status, due_at, reason, attempts, to_email, "
-                    "subject, body_text, body_html, message_id, created_at, updated_at) "
+                    "subject, body_text, body_html, message_id, provider_message_id, created_at, updated_at) "
                     "SELECT e.id, st.id, 'scheduled', "
                     "  CASE WHEN (row_number() OVER ()) %% %s = 0 THEN %s - random() * interval '1 hour' "
                     "       ELSE %s + interval '1 minute' + random() * interval '30 days' END, "
-                    "  '', 0, '', '', '', '', '', %s, %s "
+                    "  '', 0, '', '', '', '', '', '', %s, %s "
                     "FROM nurturing_enrollment e JOIN nurturing_step st ON st.sequence_id = e.sequence_id "
                     "WHERE e.sequence_id = ANY(%s::bigint[]) ORDER BY e.id",
                     [every, now, now, now, now, ids],

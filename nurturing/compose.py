@@ -15,13 +15,15 @@ from django.conf import settings
 from django.core import signing
 from django.core.exceptions import ValidationError
 from django.core.mail import EmailMultiAlternatives
-from django.urls import reverse
 from django.utils.html import escape
 
 from .models import email_hash
 from .rendering import RenderedEmail
 
 _SALT = "crm.nurturing.unsubscribe"
+# The unsubscribe page's path (nurturing/urls.py mounts it at the site's root). The
+# URL is built from it, not reversed: workers send email and never load the URLconf.
+UNSUBSCRIBE_PATH = "unsubscribe/"
 
 
 class BadUnsubscribeLink(ValidationError):
@@ -50,7 +52,7 @@ def unsubscribe_token_read(token: str) -> tuple[int, str, int | None]:
 
 
 def unsubscribe_url(token: str) -> str:
-    return settings.CRM_SITE_URL + reverse("nurturing:unsubscribe", args=[token])
+    return f"{settings.CRM_SITE_URL}/{UNSUBSCRIBE_PATH}{token}/"
 
 
 def unsubscribe_headers(token: str) -> dict:

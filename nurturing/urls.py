@@ -1,12 +1,13 @@
 from django.urls import include, path
 
 from . import views
-from .webhooks import webhook_urlpatterns
+from .compose import UNSUBSCRIBE_PATH
+from .webhook_views import webhook_urlpatterns
 
 app_name = "nurturing"
 
 urlpatterns = [
-    path("unsubscribe/<str:token>/", views.unsubscribe, name="unsubscribe"),
+    path(f"{UNSUBSCRIBE_PATH}<str:token>/", views.unsubscribe, name="unsubscribe"),
     # The email providers' tracking and inbound webhooks (anymail's views, made strict).
     path("webhooks/", include((webhook_urlpatterns(), "webhooks"))),
 ]

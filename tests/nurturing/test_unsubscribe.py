@@ -142,3 +142,10 @@ def test_the_unsubscribe_event_is_on_the_enrollment_and_counted_once(client, enr
     enrolled.refresh_from_db()
     assert enrolled.exit_event == event and event.delivery == enrolled.deliveries.get(step__position=1)
     assert "left 1 sequence" in event.actions
+
+
+def test_the_link_in_emails_is_the_unsubscribe_pages_address(settings):
+    from nurturing.compose import unsubscribe_url
+
+    settings.CRM_SITE_URL = "https://crm.example.com"
+    assert unsubscribe_url("TOKEN") == "https://crm.example.com" + reverse("nurturing:unsubscribe", args=["TOKEN"])

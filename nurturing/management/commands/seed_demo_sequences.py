@@ -13,7 +13,8 @@ from django.core.management.base import BaseCommand
 from django.db import transaction
 from django.utils import timezone
 
-from leads.models import Lead, Persona
+from leads import services as lead_services
+from leads.models import Lead, Persona, Resource
 from leads.pipeline import LeadStatus
 from nurturing import services
 from nurturing.models import Sequence, Step, Suppression
@@ -41,11 +42,16 @@ SEQUENCES = (
             },
             {
                 "delay": timedelta(days=3),
+                "condition": Step.Condition.NO_REPLY,
+                "click_link_contains": "/pricing",
+                "click_stage_action": LeadStatus.MQL,
+                "click_creates_call_task": True,
                 "subject": "How a team of 12 doubled its reply rate",
                 "text": (
                     "Hi {{ first_name|default:'there' }},\n\nA short story from a customer in a team much like "
                     "{{ company.name|default:'yours' }}: they moved from ad-hoc follow-ups to a fixed rhythm and "
-                    "doubled the replies they got in a quarter.\n\nWant the details? Reply and I'll send them.\n\n"
+                    "doubled the replies they got in a quarter.\n\nWant the details? Reply and I'll send them. "
+                    "What it costs: https://crm.example.com/pricing\n\n"
                     "{{ sender.full_name|default:'The team' }}"
                 ),
             },
@@ -55,6 +61,7 @@ SEQUENCES = (
     {
         "name": "Demo request nudge",
         "goal": "Get qualified leads to book a demo.",
+        "pause_company_on_reply": True,
         "goal_stage": LeadStatus.SQL,
         "persona": None,
         "steps": (
@@ -99,7 +106,8 @@ class Command(BaseCommand):
     def _sequence(self, spec, marketer):
         persona = Persona.objects.filter(name=spec["persona"]).first() if spec["persona"] else None
         sequence = Sequence.objects.create(
-            name=spec["name"], goal=spec["goal"], goal_stage=spec["goal_stage"], target_persona=persona, created_by=marketer
+            name=spec["name"], goal=spec["goal"], goal_stage=spec["goal_stage"], target_persona=persona, created_by=marketer,
+            pause_company_on_reply=spec.get("pause_company_on_reply", False),
         )
         for position, step in enumerate(spec["steps"], start=1):
             Step.objects.create(
@@ -113,6 +121,10 @@ class Command(BaseCommand):
                 subject_template=step.get("subject", ""),
                 text_template=step.get("text", ""),
                 stage_action=step.get("stage_action", ""),
+                condition=step.get("condition", Step.Condition.ALWAYS),
+                click_link_contains=step.get("click_link_contains", ""),
+                click_stage_action=step.get("click_stage_action", ""),
+                click_creates_call_task=step.get("click_creates_call_task", False),
             )
         return services.sequence_activate(sequence=sequence, by=marketer)
 
@@ -124,6 +136,9 @@ class Command(BaseCommand):
     def _enroll(self, rng, sequences, marketer):
         guide, demo = sequences
         now = timezone.now()
+        checklist, _ = Resource.objects.get_or_create(
+            slug="pipeline-checklist", defaults={"name": "Sales pipeline checklist", "kind": Resource.Kind.GUIDE}
+        )
         candidates = {
             guide: Lead.objects.live().filter(status__in=[LeadStatus.NEW, LeadStatus.CONTACTED, LeadStatus.NURTURING]),
             demo: Lead.objects.live().filter(status=LeadStatus.MQL),
@@ -134,6 +149,11 @@ class Command(BaseCommand):
                 if services.enrollment_refusal(lead=lead, sequence=sequence):
                     continue
                 at = max(now - timedelta(days=rng.uniform(0, 6)), lead.stage_entered_at)
+                if sequence is guide:  # what they downloaded, just before they were enrolled
+                    lead_services.form_submission_record(
+                        lead=lead, form_name="Checklist download", resource=checklist,
+                        page_url="https://crm.example.com/guides/pipeline-checklist", at=min(at, now - timedelta(minutes=1)),
+                    )
                 services.enrollment_create(lead=lead, sequence=sequence, by=marketer, at=at)
                 enrolled += 1
         return enrolled
