@@ -41,6 +41,7 @@ def cold_condition(now: datetime | None = None) -> Q:
 @dataclass
 class Today:
     tasks: list
+    more_tasks: bool
     replies: list
     cold_leads: list
     new_leads: list
@@ -57,8 +58,10 @@ def today_for(*, access: Access, limit: int = 25, now: datetime | None = None) -
         Task.objects.filter(assignee=user, completed_at__isnull=True, due_at__lte=day_end)
         .filter(Q(lead__isnull=True) | Q(lead__archived_at__isnull=True))
         .select_related("lead", "lead__company")
-        .order_by("due_at", "id")[:limit]
+        .order_by("due_at", "id")[: limit + 1]  # one more, to tell "25" from "more than 25"
     )
+    more_tasks = len(tasks) > limit
+    tasks = tasks[:limit]
     # Replies nobody has answered yet: newer than the lead's last call or meeting.
     replies = list(
         EmailEvent.objects.filter(
@@ -74,7 +77,7 @@ def today_for(*, access: Access, limit: int = 25, now: datetime | None = None) -
         mine.filter(cold_condition(now)).select_related("company").order_by("last_touch_at", "created_at", "id")[:limit]
     )
     new = list(mine.filter(status=pipeline.LeadStatus.NEW).select_related("company", "source").order_by("-created_at", "-id")[:limit])
-    return Today(tasks=tasks, replies=replies, cold_leads=cold, new_leads=new, day_end=day_end, cold_days=settings.CRM_COLD_AFTER_DAYS)
+    return Today(tasks=tasks, more_tasks=more_tasks, replies=replies, cold_leads=cold, new_leads=new, day_end=day_end, cold_days=settings.CRM_COLD_AFTER_DAYS)
 
 
 # --- My leads --------------------------------------------------------------------------------

@@ -496,3 +496,13 @@ def test_the_lead_page_shows_the_consent(rep_client, rep_user):
                        consent_text="I agree to receive <emails> about the guide.")
     consent = rep_client.get(reverse("workspace:lead_detail", args=[lead.pk])).content.decode().split('id="lead-consent"')[1]
     assert "via Guide form" in consent and "I agree to receive &lt;emails&gt; about the guide." in consent
+
+
+def test_today_says_when_there_are_more_tasks_than_it_shows(rep_client, rep_user):
+    due = timezone.now() - timedelta(hours=1)
+    for i in range(26):
+        Task.objects.create(assignee=rep_user, title=f"Task {i}", due_at=due, created_at=due)
+    body = rep_client.get(reverse("workspace:today")).content.decode()
+    assert ">25+</span>" in body and "Task 25" not in body
+    Task.objects.filter(title="Task 0").delete()
+    assert ">25</span>" in rep_client.get(reverse("workspace:today")).content.decode()
