@@ -14,7 +14,7 @@ from decimal import Decimal, InvalidOperation
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import Q
+from django.db.models import F, Q
 from django.utils import timezone
 
 from . import pipeline
@@ -150,7 +150,13 @@ def lead_assign_owner(*, leads, owner, by=None) -> int:
         )
     targets = _leads_queryset(leads)
     targets = targets.exclude(owner=owner) if owner is not None else targets.filter(owner__isnull=False)
-    return targets.update(owner=owner, updated_at=timezone.now())
+    with transaction.atomic():
+        if owner is not None:
+            # The previous owner's open follow-ups on these leads go with them to the new owner.
+            Task.objects.filter(
+                lead__in=targets.values("pk"), completed_at__isnull=True, assignee=F("lead__owner")
+            ).update(assignee=owner)
+        return targets.update(owner=owner, updated_at=timezone.now())
 
 
 @transaction.atomic

@@ -463,11 +463,25 @@ class _Batch:
             )
 
     def _start(self, chunk):
-        """Move a chunk from claimed to sending; returns the rows this task still holds."""
+        """Move a chunk from claimed to sending; returns the rows this task still holds.
+
+        Each row gets its Message-ID here, before anything is sent: an event
+        that comes back at once (a bounce, a reply) finds its delivery.
+        """
+        if not chunk:
+            return chunk
         ids = [d.pk for d in chunk]
-        moved = Delivery.objects.filter(pk__in=ids, status=S.CLAIMED, claim_token=self.token).update(
-            status=S.SENDING, claimed_at=timezone.now(), updated_at=timezone.now()
-        )
+        for d in chunk:
+            d.message_id = make_msgid(domain=settings.CRM_MESSAGE_ID_DOMAIN) if d.step.kind == Step.Kind.EMAIL else ""
+        now = db_connection.ops.adapt_datetimefield_value(timezone.now())
+        token = Delivery._meta.get_field("claim_token").get_db_prep_value(self.token, db_connection)
+        with db_connection.cursor() as cursor:
+            cursor.executemany(
+                f"UPDATE {Delivery._meta.db_table} SET status = %s, message_id = %s, claimed_at = %s, updated_at = %s "
+                "WHERE id = %s AND status = %s AND claim_token = %s",
+                [(S.SENDING, d.message_id, now, now, d.pk, S.CLAIMED, token) for d in chunk],
+            )
+            moved = cursor.rowcount  # summed over the rows, on SQLite and PostgreSQL alike
         if moved == len(chunk):
             return chunk
         held = set(Delivery.objects.filter(pk__in=ids, status=S.SENDING, claim_token=self.token).values_list("pk", flat=True))
@@ -479,7 +493,7 @@ class _Batch:
         sender = d.sender_user
         token = unsubscribe_token(lead_id=lead.pk, email=lead.email, delivery_id=d.pk)
         rendered = self.renderer.for_step(step).render(lead_context(lead, sender=sender, unsubscribe_url=unsubscribe_url(token)))
-        message_id = make_msgid(domain=settings.CRM_MESSAGE_ID_DOMAIN)
+        message_id = d.message_id  # given in _start
         message, final = nurture_email(
             rendered=rendered, token=token, sender=sender, to=lead.email, message_id=message_id,
             headers={"X-CRM-Delivery": str(d.pk)}, connection=self.connection,

@@ -67,17 +67,25 @@ def _dedupe_key(e: IncomingEvent) -> str:
     return hashlib.sha256(basis.encode()).hexdigest()
 
 
+def deliveries_for_messages(message_ids: list[str]) -> list[Delivery | None]:
+    """The delivery each provider message id or Message-ID header belongs to (None if unknown), in one query."""
+    bare = [(m or "").strip().strip("<>") for m in message_ids]
+    forms = {form for b in bare if b for form in (b, f"<{b}>")}
+    if not forms:
+        return [None] * len(message_ids)
+    found = {}
+    for delivery in Delivery.objects.filter(Q(provider_message_id__in=forms) | Q(message_id__in=forms)).select_related(
+        "step", "enrollment__sequence", "enrollment__lead__owner"
+    ):
+        for value in (delivery.provider_message_id, delivery.message_id):
+            if value:
+                found.setdefault(value.strip("<>"), delivery)
+    return [found.get(b) if b else None for b in bare]
+
+
 def delivery_for_message(message_id: str) -> Delivery | None:
     """The delivery a provider's message id or a Message-ID header belongs to."""
-    bare = (message_id or "").strip().strip("<>")
-    if not bare:
-        return None
-    candidates = [bare, f"<{bare}>"]
-    return (
-        Delivery.objects.filter(Q(provider_message_id__in=candidates) | Q(message_id__in=candidates))
-        .select_related("step", "enrollment__sequence", "enrollment__lead__owner")
-        .first()
-    )
+    return deliveries_for_messages([message_id])[0]
 
 
 @transaction.atomic
@@ -97,14 +105,15 @@ def event_record(incoming: IncomingEvent) -> EmailEvent | None:
     if incoming.machine_hint and not is_machine:
         is_machine, machine_reason = True, incoming.machine_hint
     if delivery is None and lead is None and incoming.recipient and Suppression.objects.filter(
-        email_hash=email_hash(incoming.recipient), reason=Suppression.Reason.ERASED
+        email_hash=email_hash(incoming.recipient), email=""
     ).exists():
-        # A late event about an erased person: logged, without their address or words.
+        # A late event about a person whose address we keep only as a hash (erased,
+        # whatever the suppression's reason): logged, without their address or words.
         incoming.recipient, incoming.description, incoming.url, incoming.user_agent = "", "", "", ""
     event = EmailEvent(
         delivery=delivery, lead=lead, kind=incoming.kind, bounce=incoming.bounce, provider=incoming.provider[:40],
         event_id=incoming.event_id[:200], message_id=incoming.message_id[:300],
-        recipient=(incoming.recipient or (delivery.to_email if delivery is not None else ""))[:254],
+        recipient=services.normalize_email(incoming.recipient or (delivery.to_email if delivery is not None else ""))[:254],
         url=incoming.url, user_agent=incoming.user_agent[:500], occurred_at=incoming.occurred_at,
         is_machine=is_machine, machine_reason=machine_reason, description=incoming.description[:5000],
         recorded_by=incoming.recorded_by, dedupe_key=_dedupe_key(incoming),
@@ -143,11 +152,14 @@ def _apply(event: EmailEvent, delivery: Delivery | None, lead: Lead) -> list[str
         return _suppress_and_exit(event, lead, Suppression.Reason.BOUNCED, "Hard bounce")
     if event.kind == K.BOUNCED and event.bounce == EmailEvent.Bounce.SOFT:
         return _soft_bounce(event, delivery, lead)
+    actions = []
+    if delivery is not None and event.kind in (K.DELIVERED, K.OPENED, K.CLICKED, K.REPLIED):
+        actions = _arrived_after_all(event, delivery)
     if event.kind == K.REPLIED:
-        return _replied(event, delivery, lead)
+        return actions + _replied(event, delivery, lead)
     if event.kind == K.CLICKED and delivery is not None:
-        return _clicked(event, delivery, lead)
-    return []
+        return actions + _clicked(event, delivery, lead)
+    return actions
 
 
 def _suppress_and_exit(event, lead, reason, label) -> list[str]:
@@ -167,12 +179,15 @@ def _soft_bounce(event, delivery, lead) -> list[str]:
     address = event.recipient or lead.email
     since = event.occurred_at - timedelta(days=30)
     count = EmailEvent.objects.filter(
-        recipient__iexact=address, kind=K.BOUNCED, bounce=EmailEvent.Bounce.SOFT, occurred_at__gte=since
+        recipient=address, kind=K.BOUNCED, bounce=EmailEvent.Bounce.SOFT, occurred_at__gte=since
     ).count()
     if count >= settings.CRM_SOFT_BOUNCES_TO_SUPPRESS:
         return _suppress_and_exit(event, lead, Suppression.Reason.SOFT_BOUNCES, f"{count} soft bounces in 30 days")
     if delivery is None or delivery.enrollment.status not in LIVE_ENROLLMENT:
         return []
+    why_not = _no_resend_reason(event, delivery)
+    if why_not:
+        return [f"soft bounce {count} of {settings.CRM_SOFT_BOUNCES_TO_SUPPRESS}: not sent again ({why_not})"]
     retry_at = timezone.now() + timedelta(hours=settings.CRM_SOFT_BOUNCE_RETRY_HOURS)
     # The email did not arrive: it goes again (a new Message-ID); the next step waits for it.
     moved = Delivery.objects.filter(pk=delivery.pk, status=Delivery.Status.SENT).update(
@@ -186,6 +201,32 @@ def _soft_bounce(event, delivery, lead) -> list[str]:
         if later.due_at < earliest:
             Delivery.objects.filter(pk=later.pk).update(due_at=earliest, reason="Waits for the soft-bounced email before it.")
     return [f"soft bounce {count} of {settings.CRM_SOFT_BOUNCES_TO_SUPPRESS}: the email goes again later"]
+
+
+# Signs that an email arrived after all: a soft-bounced one is then not sent again.
+_ARRIVED = Q(kind=K.DELIVERED) | Q(kind__in=[K.OPENED, K.CLICKED, K.REPLIED], is_machine=False)
+RESEND_WITHIN = timedelta(hours=48)
+
+
+def _no_resend_reason(event, delivery) -> str:
+    if delivery.sent_at is not None and event.occurred_at - delivery.sent_at > RESEND_WITHIN:
+        return "the bounce came more than 48 hours after sending"
+    if EmailEvent.objects.filter(_ARRIVED, delivery=delivery).exists():
+        return "the provider or the lead showed it arrived"
+    later = Delivery.objects.filter(enrollment_id=delivery.enrollment_id, step__position__gt=delivery.step.position).exclude(
+        status__in=[Delivery.Status.SCHEDULED, Delivery.Status.SKIPPED]
+    )
+    if later.exists():
+        return "a later step already went"
+    return ""
+
+
+def _arrived_after_all(event, delivery) -> list[str]:
+    """A soft-bounced email waiting to go again, that arrived after all: it is not sent again."""
+    reverted = Delivery.objects.filter(pk=delivery.pk, status=Delivery.Status.SCHEDULED, sent_at__isnull=False).update(
+        status=Delivery.Status.SENT, updated_at=timezone.now(), reason="Delivered after all: not sent again."
+    )
+    return ["the email arrived after all: not sent again"] if reverted else []
 
 
 def _replied(event, delivery, lead) -> list[str]:

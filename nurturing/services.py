@@ -6,7 +6,7 @@ dispatcher and test sends.
 """
 
 import dataclasses
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
@@ -16,7 +16,7 @@ from leads import pipeline
 from leads.models import Lead
 from leads.pipeline import LeadStatus
 
-from .models import Delivery, Enrollment, Sequence, Step, Suppression, email_hash
+from .models import Delivery, Enrollment, Sequence, Step, Suppression, WebhookNonce, email_hash
 from .rendering import TemplateProblem, check_template
 from .schedule import lead_zone, next_send_time
 
@@ -46,6 +46,21 @@ def suppression_add(
         defaults={"email": email, "reason": reason, "source": source[:200], "created_by": by},
     )
     return suppression
+
+
+# --- Webhook replay guard ------------------------------------------------------------
+
+# A signed webhook is accepted once (its token is kept), and only this long after it
+# was signed: long enough for a provider's own retries (Mailgun retries for 8 hours).
+REPLAY_WINDOW = timedelta(hours=8)
+NONCES_KEPT = timedelta(hours=24)
+
+
+def webhook_nonces_prune(*, now: datetime | None = None) -> int:
+    """Forget signed tokens older than any call the replay window still accepts."""
+    now = now or timezone.now()
+    deleted, _ = WebhookNonce.objects.filter(seen_at__lt=now - NONCES_KEPT).delete()
+    return deleted
 
 
 # --- Sequences and steps --------------------------------------------------------
@@ -276,11 +291,12 @@ def delivery_wait_reason(*, enrollment: Enrollment, sequence: Sequence) -> str |
 
 def step_preview(*, step: Step, lead: Lead, sender=None):
     """Render a step for a lead exactly as it would be sent, footer included (nothing is sent or stored)."""
-    from .compose import unsubscribe_token, unsubscribe_url, with_footer
+    from .compose import unsubscribe_url, with_footer
     from .rendering import CompiledStep, lead_context
 
     enrollment_sender = sender or step.sequence.sender or lead.owner
-    url = unsubscribe_url(unsubscribe_token(lead_id=lead.pk, email=lead.email))
+    # A preview shows where the link goes, not a working link: it may be copied around.
+    url = unsubscribe_url("preview")
     return with_footer(CompiledStep(step).render(lead_context(lead, sender=enrollment_sender, unsubscribe_url=url)), url)
 
 
@@ -301,8 +317,9 @@ def step_send_test(*, step: Step, lead: Lead, to_email: str, by=None) -> str:
         raise ValidationError({"to_email": ["Your user has no email address: add one to receive tests."]})
     if email_is_suppressed(to_email):
         raise ValidationError({"to_email": [f"{to_email} is on the suppression list: no email goes to it, tests included."]})
-    # The links are the lead's, as in the real email; the test goes to the marketer.
-    token = unsubscribe_token(lead_id=lead.pk, email=lead.email)
+    # The test carries working unsubscribe headers and link, but for the address it goes to
+    # (the marketer's), never the lead's: trying them must not unsubscribe the lead.
+    token = unsubscribe_token(lead_id=0, email=to_email)
     rendered = CompiledStep(step).render(lead_context(lead, sender=by, unsubscribe_url=unsubscribe_url(token)))
     rendered = dataclasses.replace(rendered, subject=f"[Test] {rendered.subject}")
     message_id = make_msgid(domain=settings.CRM_MESSAGE_ID_DOMAIN)

@@ -6,6 +6,7 @@ from celery import shared_task
 from django.conf import settings
 
 from .dispatch import TransientSendError, deliveries_claim, deliveries_reap, deliveries_send
+from .services import webhook_nonces_prune
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +59,8 @@ def send_batch(self, ids, token):
 
 @shared_task(ignore_result=True)
 def reap_stale():
-    """Hand back deliveries claimed by a lost task; mark the ones lost mid-send unknown."""
+    """Hand back deliveries claimed by a lost task; mark the ones lost mid-send unknown; forget old webhook tokens."""
+    webhook_nonces_prune()
     handed_back, unknown = deliveries_reap()
     if handed_back or unknown:
         log.warning("Reaper: %d handed back, %d marked unknown", handed_back, unknown)

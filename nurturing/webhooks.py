@@ -9,7 +9,7 @@ ANYMAIL_MAILGUN_WEBHOOK_SIGNING_KEY). On top of anymail:
 - no secret configured means every call is refused (anymail would accept it
   with a warning);
 - a body that cannot be parsed gets 400, and nothing is recorded;
-- a signed call seen before, or signed more than 5 minutes ago, is refused
+- a signed call seen before, or signed more than 8 hours ago, is refused
   as a replay (Mailgun's signed timestamp and one-time token).
 
 The views are in nurturing.webhook_views. anymail's `tracking` and
@@ -26,8 +26,9 @@ from django.utils import timezone
 from leads.models import Lead
 
 from .compose import BadUnsubscribeLink, unsubscribe_token_read
-from .engagement import IncomingEvent, delivery_for_message, event_record, unsubscribe_by_link
-from .models import EmailEvent
+from .engagement import IncomingEvent, deliveries_for_messages, event_record, unsubscribe_by_link
+from .models import EmailEvent, Suppression, email_hash
+from .services import normalize_email, suppression_add
 
 log = logging.getLogger(__name__)
 K = EmailEvent.Kind
@@ -101,38 +102,73 @@ def _is_automatic(message) -> bool:
     )
 
 
+# A reply that only asks to stop is an unsubscribe (the unsubscribe page tells people they may do this).
+_STOP_WORDS = {"unsubscribe", "stop", "remove me", "remove", "unsubscribe me", "please unsubscribe", "opt out", "opt-out"}
+MAX_REFERENCES = 10
+
+
+def _asks_to_stop(message) -> bool:
+    subject = (message.subject or "").strip().lower()
+    while subject[:3] in ("re:", "aw:", "sv:"):
+        subject = subject[3:].strip()
+    first_line = next((line.strip().lower().rstrip(".!") for line in (message.text or "").splitlines() if line.strip()), "")
+    return subject in _STOP_WORDS or first_line in _STOP_WORDS
+
+
+def _replied_to(message):
+    """The delivery a reply answers: In-Reply-To first, then the newest References (at most 10, one query)."""
+    in_reply_to = (message.get("In-Reply-To") or "").split()
+    references = list(reversed((message.get("References") or "").split()))
+    candidates = list(dict.fromkeys(in_reply_to[:1] + references))[:MAX_REFERENCES]
+    for reference, delivery in zip(candidates, deliveries_for_messages(candidates)):
+        if delivery is not None:
+            return reference, delivery
+    return (candidates[0] if candidates else ""), None
+
+
 def on_inbound(sender, event, esp_name, **kwargs):
     message = event.message
     recipients = {address.addr_spec.lower() for address in (message.to or [])}
+    sender_address = normalize_email(message.from_email.addr_spec) if message.from_email else ""
     if settings.CRM_UNSUBSCRIBE_MAILTO.lower() in recipients:
-        _unsubscribe_by_mail(message, esp_name)
+        _unsubscribe_by_mail(message, esp_name, sender_address)
         return
-    delivery = None
-    references = f"{message.get('In-Reply-To') or ''} {message.get('References') or ''}".split()
-    for reference in reversed(references):  # In-Reply-To first, then the newest reference
-        delivery = delivery_for_message(reference)
-        if delivery is not None:
-            break
-    sender_address = message.from_email.addr_spec if message.from_email else ""
+    reference, delivery = _replied_to(message)
     lead = delivery.enrollment.lead if delivery is not None else (
-        Lead.objects.live().filter(email__iexact=sender_address).first() if sender_address else None
+        Lead.objects.live().filter(email=sender_address).first() if sender_address else None
     )
     automatic = _is_automatic(message)
-    event_record(IncomingEvent(
-        provider=esp_name.lower(), kind=K.OTHER if automatic else K.REPLIED,
-        occurred_at=event.timestamp or timezone.now(), message_id=delivery.message_id if delivery else (references[-1:] or [""])[0],
+    stop = not automatic and _asks_to_stop(message)
+    kind = K.OTHER if automatic else (K.UNSUBSCRIBED if stop else K.REPLIED)
+    recorded = event_record(IncomingEvent(
+        provider=esp_name.lower(), kind=kind, occurred_at=event.timestamp or timezone.now(),
+        message_id=delivery.message_id if delivery else reference,
         event_id=event.event_id or (message.get("Message-ID") or ""), recipient=sender_address,
         description=("Automatic reply: " if automatic else "") + f"{message.subject or ''}\n{(message.text or '')[:1500]}",
         delivery=delivery, lead=lead,
     ))
+    if stop and recorded is not None and lead is None and sender_address:
+        # Not one of our leads (or not found): the address is suppressed all the same.
+        suppression_add(email=sender_address, reason=Suppression.Reason.UNSUBSCRIBED, source=f"reply asking to stop ({esp_name})")
 
 
-def _unsubscribe_by_mail(message, esp_name):
+def _unsubscribe_by_mail(message, esp_name, sender_address):
     token = (message.subject or "").strip().removeprefix("unsubscribe").strip()
     try:
         lead_id, address_hash, delivery_id = unsubscribe_token_read(token)
     except BadUnsubscribeLink:
-        log.warning("Unsubscribe email with an invalid token from %s: nobody unsubscribed", message.from_email)
+        # No (valid) link token: the sender asks for their own address to be taken off.
+        if not sender_address:
+            log.warning("Unsubscribe email without a token or a sender: nobody unsubscribed")
+            return
+        lead = Lead.objects.live().filter(email=sender_address).first()
+        event_record(IncomingEvent(
+            provider=esp_name.lower(), kind=K.UNSUBSCRIBED, occurred_at=timezone.now(),
+            event_id=f"unsubscribe-mail-{email_hash(sender_address)[:32]}", recipient=sender_address,
+            description="mail to the unsubscribe address", lead=lead,
+        ))
+        suppression_add(email=sender_address, reason=Suppression.Reason.UNSUBSCRIBED,
+                        source=f"mail to the unsubscribe address ({esp_name})")
         return
     unsubscribe_by_link(lead_id=lead_id, address_hash=address_hash, delivery_id=delivery_id,
                         source=f"mail to the unsubscribe address ({esp_name})")

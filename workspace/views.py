@@ -304,10 +304,13 @@ def enrollment_change(request, pk, op, *, access):
 
 
 def _task(access, pk) -> Task:
+    """A task its assignee may always close or snooze (even on a lead since given to someone else)."""
     task = get_object_or_404(Task.objects.select_related("lead"), pk=pk)
+    if task.assignee_id == access.user.pk:
+        return task
     if task.lead is not None and not access.can_see(task.lead):
         raise Http404("No such task.")
-    if task.assignee_id != access.user.pk and not access.is_manager:
+    if not access.is_manager:
         raise PermissionDenied("Only the person the task is for (or a manager) can change it.")
     return task
 

@@ -558,3 +558,13 @@ def test_a_call_and_its_next_step_are_saved_together_or_not_at_all(rep_user):
                                follow_up_title="Call back", follow_up_due_at=due)
     task = Task.objects.get(lead=lead)
     assert (task.title, task.assignee, task.due_at) == ("Call back", rep_user, due)
+
+
+def test_reassigning_a_lead_moves_its_owners_open_tasks(rep_user, other_rep):
+    lead = LeadFactory(owner=rep_user)
+    due = timezone.now() + timedelta(days=1)
+    open_task = services.task_create(assignee=rep_user, title="Call back", due_at=due, lead=lead)
+    done = services.task_complete(task=services.task_create(assignee=rep_user, title="Sent deck", due_at=due, lead=lead))
+    services.lead_assign_owner(leads=[lead], owner=other_rep)
+    open_task.refresh_from_db(), done.refresh_from_db()
+    assert open_task.assignee == other_rep and done.assignee == rep_user

@@ -70,3 +70,16 @@ def test_a_reply_ends_the_sequence_before_a_no_reply_step(mailbox):
     assert enrollment.status == Enrollment.Status.EXITED
     assert enrollment.deliveries.get(step__position=2).status == Delivery.Status.SKIPPED
     assert len(mailbox) == 1
+
+
+def test_a_no_reply_step_is_skipped_after_a_reply_that_did_not_end_the_sequence(mailbox):
+    from nurturing.models import EmailEvent
+
+    enrollment, first = enroll_and_send_first("no_reply")
+    # A reply recorded without its rules (e.g. before the rule existed): the enrollment is still active.
+    EmailEvent.objects.create(delivery=first, lead=enrollment.lead, kind="replied", provider="manual",
+                              occurred_at=timezone.now(), dedupe_key="r1")
+    run_once()
+    second = enrollment.deliveries.get(step__position=2)
+    assert second.status == Delivery.Status.SKIPPED and "an earlier email got a reply" in second.reason
+    assert enrollment.deliveries.get(step__position=3).status == Delivery.Status.SCHEDULED

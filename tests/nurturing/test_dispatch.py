@@ -419,3 +419,21 @@ def test_claimed_rows_are_stored_as_the_orm_stores_them():
     delivery = Delivery.objects.get(pk=ids[0])
     assert delivery.claim_token == token
     assert Delivery.objects.filter(claimed_at=delivery.claimed_at, claim_token=token).count() == 1
+
+
+def test_a_delivery_has_its_message_id_in_the_database_before_the_email_leaves(mailbox, monkeypatch):
+    from nurturing import dispatch as engine
+
+    enrollment = services.enrollment_create(lead=LeadFactory(), sequence=two_step_sequence())
+    seen = []
+    message = engine._Batch._message
+
+    def spy(batch, d):
+        seen.append(Delivery.objects.values_list("status", "message_id").get(pk=d.pk))
+        return message(batch, d)
+
+    monkeypatch.setattr(engine._Batch, "_message", spy)
+    run_once()
+    [(status, message_id)] = seen
+    assert status == Delivery.Status.SENDING and message_id == mailbox[0].extra_headers["Message-ID"]
+    assert enrollment.deliveries.get(step__position=1).message_id == message_id

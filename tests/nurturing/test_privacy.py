@@ -429,3 +429,13 @@ def test_a_late_provider_event_about_an_erased_person_keeps_no_personal_data(db,
                                        message_id="<old@crm.test>", recipient="gone@example.org",
                                        user_agent="Mozilla/5.0 (Windows) Chrome/130"))
     assert event.recipient == "" and event.user_agent == "" and event.lead is None
+
+
+def test_a_late_event_after_erasing_an_unsubscribed_person_keeps_no_personal_data(db, manager_user):
+    lead = LeadFactory(email="left@example.org")
+    services.suppression_add(email=lead.email, reason=Suppression.Reason.UNSUBSCRIBED)
+    privacy.person_erase(lead=lead, by=manager_user)
+    event = event_record(IncomingEvent(provider="postmark", kind="replied", occurred_at=timezone.now(),
+                                       message_id="<gone@crm.test>", recipient="left@example.org",
+                                       description="Please stop"))
+    assert event.recipient == "" and event.description == ""

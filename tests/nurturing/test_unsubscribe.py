@@ -149,3 +149,21 @@ def test_the_link_in_emails_is_the_unsubscribe_pages_address(settings):
 
     settings.CRM_SITE_URL = "https://crm.example.com"
     assert unsubscribe_url("TOKEN") == "https://crm.example.com" + reverse("nurturing:unsubscribe", args=["TOKEN"])
+
+
+def test_a_test_send_unsubscribes_its_recipient_not_the_lead(client, enrolled, mailbox):
+    lead = enrolled.lead
+    services.step_send_test(step=enrolled.sequence.steps.get(position=1), lead=lead, to_email="marketer@example.com")
+    link = unsubscribe_link(mailbox[0])
+    assert client.post(link, {"List-Unsubscribe": "One-Click"}).status_code == 200
+    assert services.email_is_suppressed("marketer@example.com")
+    assert not services.email_is_suppressed(lead.email)
+    enrolled.refresh_from_db()
+    assert enrolled.status == Enrollment.Status.ACTIVE
+
+
+def test_a_preview_has_no_working_unsubscribe_link(client, enrolled):
+    rendered = services.step_preview(step=enrolled.sequence.steps.get(position=1), lead=enrolled.lead)
+    link = rendered.text.split("Unsubscribe: ")[1].split()[0].removeprefix("http://testserver")
+    assert client.post(link).status_code == 400
+    assert not Suppression.objects.exists()

@@ -506,3 +506,11 @@ def test_today_says_when_there_are_more_tasks_than_it_shows(rep_client, rep_user
     assert ">25+</span>" in body and "Task 25" not in body
     Task.objects.filter(title="Task 0").delete()
     assert ">25</span>" in rep_client.get(reverse("workspace:today")).content.decode()
+
+
+def test_a_rep_can_still_close_their_own_task_on_a_lead_given_to_someone_else(rep_client, rep_user, other_rep):
+    lead = LeadFactory(owner=other_rep)
+    task = services.task_create(assignee=rep_user, title="Old follow-up", due_at=timezone.now() + timedelta(hours=1), lead=lead)
+    assert rep_client.post(reverse("workspace:task_done", args=[task.pk])).status_code == 302
+    task.refresh_from_db()
+    assert task.completed_at is not None
