@@ -24,7 +24,7 @@ from leads.pagination import BoundedCountPaginator
 from . import services
 from .admin_privacy import PersonPrivacyAdminMixin
 from .admin_reports import LeadEmailEventsMixin, SequenceReportMixin
-from .models import Delivery, EmailEvent, Enrollment, Sequence, Step, Suppression
+from .models import Delivery, EmailEvent, Enrollment, Sequence, Step, Suppression, email_hash
 from .rendering import MERGE_FIELDS
 
 
@@ -214,12 +214,48 @@ class EnrollmentAdmin(admin.ModelAdmin):
         self.message_user(request, "Done: nothing more is sent to them from those sequences.", messages.SUCCESS)
 
 
+class SuppressionForm(forms.ModelForm):
+    """The address is required and checked here, so a blank or already suppressed one is an error by the field."""
+
+    class Meta:
+        model = Suppression
+        fields = ("email", "reason", "source")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if "email" in self.fields:  # absent (read only) for an erased row
+            self.fields["email"].required = True
+            self.fields["email"].error_messages["required"] = "Enter the address to suppress."
+
+    def clean_email(self):
+        email = services.normalize_email(self.cleaned_data.get("email"))
+        if not email:
+            raise ValidationError("Enter the address to suppress.", code="required")
+        existing = Suppression.objects.filter(email_hash=email_hash(email))
+        if self.instance.pk is not None:
+            existing = existing.exclude(pk=self.instance.pk)
+        existing = existing.first()
+        if existing is not None:
+            since = date_format(timezone.localtime(existing.created_at), "DATE_FORMAT")
+            raise ValidationError(
+                f"This address is already suppressed ({existing.get_reason_display()}, since {since}).", code="duplicate"
+            )
+        return email
+
+
 @admin.register(Suppression)
 class SuppressionAdmin(admin.ModelAdmin):
+    form = SuppressionForm
     list_display = ("email", "reason", "source", "created_at")
     list_filter = ("reason",)
     search_fields = ("email",)
     readonly_fields = ("created_at", "created_by")
+
+    def get_readonly_fields(self, request, obj=None):
+        fields = super().get_readonly_fields(request, obj)
+        if obj is not None and not obj.email:
+            return ("email", *fields)  # erased: only the reason and source can change
+        return fields
 
     def save_model(self, request, obj, form, change):
         if change:

@@ -37,11 +37,13 @@ ERASED_NAME = "Erased"
 def person_leads(*, lead: Lead) -> list[Lead]:
     """The lead and every other lead row, live or archived, with the same address (oldest first).
 
-    Addresses are compared case-insensitively: rows written before addresses
-    were normalised count too. A lead without an address is a person of its own.
+    Lead addresses are stored normalised (trimmed, lower-cased: see
+    leads.services.normalize_email), so an exact match on the normalised
+    address finds them, and can use an index. A lead without an address is a
+    person of its own.
     """
     address = services.normalize_email(lead.email)
-    rows = Lead.objects.filter(Q(pk=lead.pk) | Q(email__iexact=address)) if address else Lead.objects.filter(pk=lead.pk)
+    rows = Lead.objects.filter(Q(pk=lead.pk) | Q(email=address)) if address else Lead.objects.filter(pk=lead.pk)
     return list(rows.select_related("company", "owner", "source", "campaign", "persona", "erased_by").order_by("pk"))
 
 
@@ -81,10 +83,13 @@ class _PersonRecords:
         return Delivery.objects.filter(enrollment__lead_id__in=self.lead_ids)
 
     def email_events(self):
-        # Events for a message we did not recognise carry only the address.
+        # Events for a message we did not recognise carry only the address (stored
+        # normalised): an exact match, which the recipient index serves. Events
+        # tied to the person's leads or deliveries match by those, whatever case
+        # their recipient was written in.
         match = Q(lead_id__in=self.lead_ids) | Q(delivery__enrollment__lead_id__in=self.lead_ids)
         if self.address:
-            match |= Q(recipient__iexact=self.address)
+            match |= Q(recipient=self.address)
         return EmailEvent.objects.filter(match)
 
     def suppression(self) -> Suppression | None:
@@ -391,7 +396,7 @@ def person_erase(*, lead: Lead, by) -> ErasureResult:
     """
     # Locks in one order everywhere: the leads (by id, in one statement), then their deliveries.
     address = services.normalize_email(Lead.objects.filter(pk=lead.pk).values_list("email", flat=True).first() or "")
-    match = (Q(pk=lead.pk) | Q(email__iexact=address)) if address else Q(pk=lead.pk)
+    match = (Q(pk=lead.pk) | Q(email=address)) if address else Q(pk=lead.pk)  # stored normalised: see person_leads
     leads = list(Lead.objects.select_for_update().filter(match).order_by("pk"))
     locked = next((row for row in leads if row.pk == lead.pk), None)
     if locked is None:

@@ -6,7 +6,7 @@ from django.urls import reverse
 
 from nurturing import services
 from nurturing.dispatch import deliveries_claim, deliveries_send
-from nurturing.models import Enrollment, Sequence, Suppression
+from nurturing.models import Enrollment, Sequence, Suppression, email_hash
 from tests.factories import LeadFactory, sequence_with_steps
 
 pytestmark = pytest.mark.django_db
@@ -124,3 +124,63 @@ def test_the_lead_page_shows_its_deliveries_and_the_sequence_its_counts(client, 
 def test_a_sales_rep_cannot_open_the_sequence_admin(client, rep_user):
     client.force_login(rep_user)
     assert client.get(reverse("admin:nurturing_sequence_changelist")).status_code == 302
+
+
+def test_adding_a_suppression_without_an_address_is_an_error_by_the_field(marketer_client):
+    response = marketer_client.post(reverse("admin:nurturing_suppression_add"), {"email": "  ", "reason": "manual", "source": ""})
+
+    assert response.status_code == 200
+    assert response.context["adminform"].form.errors["email"] == ["Enter the address to suppress."]
+    assert not Suppression.objects.exists()
+
+
+def test_adding_an_address_already_suppressed_says_why_and_since_when(marketer_client):
+    existing = Suppression.objects.create(email="ann@example.com", reason=Suppression.Reason.BOUNCED)
+
+    response = marketer_client.post(
+        reverse("admin:nurturing_suppression_add"), {"email": " Ann@Example.com ", "reason": "manual", "source": "call"}
+    )
+
+    assert response.status_code == 200
+    [error] = response.context["adminform"].form.errors["email"]
+    assert error.startswith("This address is already suppressed (Hard bounce, since ")
+    assert error in response.content.decode()
+    assert list(Suppression.objects.values_list("pk", "reason", "source")) == [(existing.pk, "bounced", "")]
+
+
+def test_changing_a_suppression_to_an_address_already_suppressed_is_an_error_by_the_field(client, manager_user):
+    client.force_login(manager_user)  # marketers may add suppressions, not change them
+    Suppression.objects.create(email="ann@example.com", reason=Suppression.Reason.UNSUBSCRIBED)
+    other = Suppression.objects.create(email="bob@example.com")
+
+    response = client.post(
+        reverse("admin:nurturing_suppression_change", args=[other.pk]), {"email": "ANN@example.com", "reason": "manual", "source": ""}
+    )
+
+    assert response.status_code == 200
+    [error] = response.context["adminform"].form.errors["email"]
+    assert error.startswith("This address is already suppressed (Unsubscribed, since ")
+    other.refresh_from_db()
+    assert other.email == "bob@example.com"
+
+
+def test_an_erased_suppression_stays_editable_for_its_reason_and_source(client, manager_user):
+    client.force_login(manager_user)  # marketers may add suppressions, not change them
+    erased = Suppression.objects.create(email="gone@example.com", reason=Suppression.Reason.ERASED)
+    Suppression.objects.filter(pk=erased.pk).update(email="")
+    url = reverse("admin:nurturing_suppression_change", args=[erased.pk])
+
+    assert "email" not in client.get(url).context["adminform"].form.fields
+    response = client.post(url, {"reason": "complained", "source": "support ticket"})
+
+    assert response.status_code == 302
+    erased.refresh_from_db()
+    assert (erased.email, erased.reason, erased.source) == ("", "complained", "support ticket")
+    assert erased.email_hash == email_hash("gone@example.com")
+
+
+def test_a_new_address_is_suppressed_from_the_admin(marketer_client):
+    response = marketer_client.post(reverse("admin:nurturing_suppression_add"), {"email": " New@Example.com", "reason": "manual", "source": ""})
+
+    assert response.status_code == 302
+    assert list(Suppression.objects.values_list("email", "source")) == [("new@example.com", "admin")]
