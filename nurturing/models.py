@@ -305,8 +305,9 @@ class EmailEvent(models.Model):
         HARD = "hard", "Hard"
         SOFT = "soft", "Soft"
 
-    delivery = models.ForeignKey(Delivery, null=True, blank=True, on_delete=models.SET_NULL, related_name="events")
-    lead = models.ForeignKey(Lead, null=True, blank=True, on_delete=models.CASCADE, related_name="email_events")
+    # The foreign keys' lookups use the (delivery, kind) and (lead, occurred_at) indexes below.
+    delivery = models.ForeignKey(Delivery, null=True, blank=True, on_delete=models.SET_NULL, related_name="events", db_index=False)
+    lead = models.ForeignKey(Lead, null=True, blank=True, on_delete=models.CASCADE, related_name="email_events", db_index=False)
     kind = models.CharField(max_length=20, choices=Kind.choices)
     bounce = models.CharField(max_length=4, choices=Bounce.choices, blank=True)
     provider = models.CharField(max_length=40, help_text="The email provider, or “link” / “manual”.")
@@ -322,10 +323,12 @@ class EmailEvent(models.Model):
     description = models.TextField(blank=True, help_text="The provider's explanation, or the reply's first lines.")
     actions = models.TextField(blank=True, help_text="What the event did: exits, suppression, stage moves.")
     recorded_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
-    dedupe_key = models.CharField(max_length=64, unique=True, editable=False)
+    dedupe_key = models.CharField(max_length=64, editable=False)
 
     class Meta:
         ordering = ["-occurred_at", "-id"]
+        # A constraint rather than unique=True: no second (LIKE) index on PostgreSQL.
+        constraints = [models.UniqueConstraint(fields=["dedupe_key"], name="emailevent_once")]
         indexes = [
             models.Index(fields=["delivery", "kind"], name="emailevent_delivery_kind"),
             models.Index(fields=["lead", "-occurred_at"], name="emailevent_lead"),
