@@ -17,7 +17,7 @@ from django.utils.formats import date_format
 from django.utils.html import format_html, format_html_join
 
 from leads.admin.lead import LeadAdmin
-from leads.admin.records import ReadOnlyAdminMixin, lead_link
+from leads.admin.records import LeadRecordAdmin, ReadOnlyAdminMixin, lead_link
 from leads.models import Lead
 from leads.pagination import BoundedCountPaginator
 
@@ -170,15 +170,13 @@ class SequenceAdmin(SequenceReportMixin, admin.ModelAdmin):
 
 
 @admin.register(Delivery)
-class DeliveryAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class DeliveryAdmin(ReadOnlyAdminMixin, LeadRecordAdmin):
     """Why did (or didn't) a lead get an email: the log, read only."""
 
     list_display = ("due_at", "status", "lead_column", "sequence_column", "step_position", "to_email", "sent_at", "reason")
     list_select_related = ("enrollment__lead", "enrollment__sequence", "step")
     list_filter = ("status", "enrollment__sequence")
     search_fields = ("to_email", "message_id")
-    paginator = BoundedCountPaginator
-    show_full_result_count = False
 
     @admin.display(description="lead")
     def lead_column(self, obj):
@@ -329,17 +327,11 @@ admin.site.register(Lead, NurturingLeadAdmin)
 
 
 @admin.register(EmailEvent)
-class EmailEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class EmailEventAdmin(ReadOnlyAdminMixin, LeadRecordAdmin):
     list_display = ("occurred_at", "kind", "bounce", "is_machine", "recipient", "provider", "lead_column", "short_actions")
     list_filter = ("kind", "is_machine", "provider", "bounce")
     search_fields = ("recipient", "message_id")
     list_select_related = ("lead",)
-    paginator = BoundedCountPaginator
-    show_full_result_count = False
-
-    @admin.display(description="lead")
-    def lead_column(self, obj):
-        return lead_link(obj.lead)
 
     @admin.display(description="what it did")
     def short_actions(self, obj):

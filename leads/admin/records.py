@@ -45,6 +45,17 @@ def lead_link(lead):
     return format_html('<a href="{}">{}</a>', reverse("admin:leads_lead_change", args=[lead.pk]), lead)
 
 
+class LeadRecordAdmin(admin.ModelAdmin):
+    """Records that belong to a lead: big tables (so counts are bounded), each row linked to its lead."""
+
+    paginator = BoundedCountPaginator
+    show_full_result_count = False
+
+    @admin.display(description="lead")
+    def lead_column(self, obj):
+        return lead_link(obj.lead)
+
+
 @admin.register(Company)
 class CompanyAdmin(admin.ModelAdmin):
     list_display = ("name", "domain", "industry", "size", "country")
@@ -88,20 +99,14 @@ class CampaignAdmin(admin.ModelAdmin):
 
 
 @admin.register(Deal)
-class DealAdmin(admin.ModelAdmin):
+class DealAdmin(LeadRecordAdmin):
     list_display = ("__str__", "lead_column", "owner", "value", "currency", "status", "created_at", "expected_close_on", "closed_at")
     list_select_related = ("lead", "owner")
     list_filter = ("status", "currency", ("created_at", admin.DateFieldListFilter))
     search_fields = ("product", "lead__search_text")
     raw_id_fields = ("lead",)
-    paginator = BoundedCountPaginator
-    show_full_result_count = False
     actions = ("mark_lost",)
     readonly_fields = ("status", "customer", "closed_at", "lost_reason")
-
-    @admin.display(description="lead")
-    def lead_column(self, obj):
-        return lead_link(obj.lead)
 
     def get_readonly_fields(self, request, obj=None):
         # A deal's money and lead are fixed once it is closed; history stays true.
@@ -168,18 +173,12 @@ class TaskForm(forms.ModelForm):
 
 
 @admin.register(Task)
-class TaskAdmin(admin.ModelAdmin):
+class TaskAdmin(LeadRecordAdmin):
     form = TaskForm
     list_display = ("title", "lead_column", "assignee", "due_at", "completed_at")
     list_select_related = ("lead", "assignee")
     list_filter = (("completed_at", admin.EmptyFieldListFilter), ("due_at", admin.DateFieldListFilter), "assignee")
     raw_id_fields = ("lead",)
-    paginator = BoundedCountPaginator
-    show_full_result_count = False
-
-    @admin.display(description="lead")
-    def lead_column(self, obj):
-        return lead_link(obj.lead)
 
     def save_model(self, request, obj, form, change):
         if change:
@@ -192,7 +191,7 @@ class TaskAdmin(admin.ModelAdmin):
 
 
 @admin.register(Objection)
-class ObjectionAdmin(admin.ModelAdmin):
+class ObjectionAdmin(LeadRecordAdmin):
     """Managers review objections across leads: what stops deals, and how reps answer."""
 
     list_display = ("category", "lead_column", "short_words", "is_resolved", "raised_by", "created_at")
@@ -200,15 +199,9 @@ class ObjectionAdmin(admin.ModelAdmin):
     list_filter = ("category", "is_resolved", ("created_at", admin.DateFieldListFilter))
     search_fields = ("lead_words", "response")
     readonly_fields = ("lead", "activity", "raised_by", "created_at", "resolved_at")
-    paginator = BoundedCountPaginator
-    show_full_result_count = False
 
     def has_add_permission(self, request):
         return False  # Logged on the lead, where the conversation is.
-
-    @admin.display(description="lead")
-    def lead_column(self, obj):
-        return lead_link(obj.lead)
 
     @admin.display(description="the lead's words")
     def short_words(self, obj):
@@ -216,35 +209,23 @@ class ObjectionAdmin(admin.ModelAdmin):
 
 
 @admin.register(StageChange)
-class StageChangeAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class StageChangeAdmin(ReadOnlyAdminMixin, LeadRecordAdmin):
     """The stage history across all leads: read only, as history is."""
 
     list_display = ("changed_at", "lead_column", "from_status", "to_status", "changed_by_label", "reason", "time_in_from_stage")
     list_select_related = ("lead", "changed_by")
     list_filter = ("to_status", "from_status", ("changed_at", admin.DateFieldListFilter))
-    paginator = BoundedCountPaginator
-    show_full_result_count = False
-
-    @admin.display(description="lead")
-    def lead_column(self, obj):
-        return lead_link(obj.lead)
 
 
 @admin.register(Activity)
-class ActivityAdmin(admin.ModelAdmin):
+class ActivityAdmin(LeadRecordAdmin):
     list_display = ("occurred_at", "kind", "lead_column", "author", "outcome", "duration_seconds")
     list_select_related = ("lead", "author")
     list_filter = ("kind", "outcome", ("occurred_at", admin.DateFieldListFilter))
     readonly_fields = ("lead", "author", "created_at")
-    paginator = BoundedCountPaginator
-    show_full_result_count = False
 
     def has_add_permission(self, request):
         return False  # Logged on the lead, through the services.
-
-    @admin.display(description="lead")
-    def lead_column(self, obj):
-        return lead_link(obj.lead)
 
 
 @admin.register(Resource)
@@ -256,15 +237,10 @@ class ResourceAdmin(admin.ModelAdmin):
 
 
 @admin.register(FormSubmission)
-class FormSubmissionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class FormSubmissionAdmin(ReadOnlyAdminMixin, LeadRecordAdmin):
     list_display = ("submitted_at", "form_name", "resource", "lead_column", "page_url")
     list_filter = ("resource",)
     search_fields = ("form_name", "lead__search_text")
     list_select_related = ("lead", "resource")
     raw_id_fields = ("lead",)
-    paginator = BoundedCountPaginator
-    show_full_result_count = False
 
-    @admin.display(description="lead")
-    def lead_column(self, obj):
-        return lead_link(obj.lead)
