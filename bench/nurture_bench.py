@@ -972,7 +972,7 @@ def measure_claim(args, data) -> dict:
     from django.db import connection, transaction
     from django.utils import timezone
 
-    from nurturing.dispatch import _CLAIM_SQL, deliveries_claim
+    from nurturing.dispatch import _CLAIM_SQL_POSTGRESQL, deliveries_claim
 
     loaded = load_claim_data(args.deliveries, args.due, args.emails)
     warmups = 2
@@ -998,8 +998,8 @@ def measure_claim(args, data) -> dict:
     def explain(fmt):
         with transaction.atomic(), connection.cursor() as cursor:
             now = timezone.now()
-            cursor.execute(f"EXPLAIN (ANALYZE, BUFFERS, WAL, FORMAT {fmt}) " + _CLAIM_SQL.format(lock=" FOR UPDATE SKIP LOCKED"),
-                           [uuid.uuid4(), now, now, now, 1000])
+            cursor.execute(f"EXPLAIN (ANALYZE, BUFFERS, WAL, FORMAT {fmt}) " + _CLAIM_SQL_POSTGRESQL,
+                           [now, 1000, uuid.uuid4(), now, now])
             rows = [row[0] for row in cursor.fetchall()]
             transaction.set_rollback(True)
         return rows
@@ -1010,8 +1010,9 @@ def measure_claim(args, data) -> dict:
         root = explain("JSON")[0]
         root = (json.loads(root) if isinstance(root, str) else root)[0]
         update = root["Plan"]
-        rows_node = update["Plans"][0]  # the join that finds the rows to update
-        select = _find_node(rows_node, "Limit")
+        # The scan that finds the rows to update (by their address, after the CTE picked and locked them).
+        rows_node = _find_node(update, "Tid Scan") or update["Plans"][0]
+        select = _find_node(update, "Limit")
         breakdown.append({
             "execution_ms": round(root["Execution Time"], 2),
             "select_and_lock_ms": round(select["Actual Total Time"], 2) if select else None,
