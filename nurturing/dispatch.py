@@ -496,13 +496,18 @@ class _Batch:
             d.message_id = make_msgid(domain=settings.CRM_MESSAGE_ID_DOMAIN) if d.step.kind == Step.Kind.EMAIL else ""
         now = db_connection.ops.adapt_datetimefield_value(timezone.now())
         token = Delivery._meta.get_field("claim_token").get_db_prep_value(self.token, db_connection)
+        # One statement for the chunk, each row with its own Message-ID (a UNION ALL list:
+        # SQLite cannot name the columns of a VALUES list).
+        rows = " UNION ALL ".join(["SELECT CAST(%s AS bigint) AS id, %s AS message_id"] * len(chunk))
+        params = [p for d in chunk for p in (d.pk, d.message_id)]
         with db_connection.cursor() as cursor:
-            cursor.executemany(
-                f"UPDATE {Delivery._meta.db_table} SET status = %s, message_id = %s, claimed_at = %s, updated_at = %s "
-                "WHERE id = %s AND status = %s AND claim_token = %s",
-                [(S.SENDING, d.message_id, now, now, d.pk, S.CLAIMED, token) for d in chunk],
+            cursor.execute(
+                f"UPDATE {Delivery._meta.db_table} SET status = %s, message_id = v.message_id, claimed_at = %s, updated_at = %s "
+                f"FROM ({rows}) AS v "
+                f"WHERE {Delivery._meta.db_table}.id = v.id AND status = %s AND claim_token = %s",
+                [S.SENDING, now, now, *params, S.CLAIMED, token],
             )
-            moved = cursor.rowcount  # summed over the rows, on SQLite and PostgreSQL alike
+            moved = cursor.rowcount
         if moved == len(chunk):
             return chunk
         held = set(Delivery.objects.filter(pk__in=ids, status=S.SENDING, claim_token=self.token).values_list("pk", flat=True))
