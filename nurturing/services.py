@@ -15,6 +15,7 @@ from django.utils import timezone
 from leads import pipeline
 from leads.models import Lead
 from leads.pipeline import LeadStatus
+from leads.services import normalize_email
 
 from .models import Delivery, Enrollment, Sequence, Step, Suppression, WebhookNonce, email_hash
 from .rendering import TemplateProblem, check_template
@@ -24,10 +25,6 @@ LIVE_ENROLLMENT = (Enrollment.Status.ACTIVE, Enrollment.Status.PAUSED)
 
 
 # --- Suppression ------------------------------------------------------------------
-
-
-def normalize_email(email: str) -> str:
-    return (email or "").strip().lower()
 
 
 def email_is_suppressed(email: str) -> bool:
