@@ -14,6 +14,7 @@ from nurturing.dispatch import deliveries_claim, deliveries_reap
 from nurturing.models import Delivery, Enrollment, Step
 from nurturing.tasks import dispatch_due
 from tests.factories import CompanyFactory, LeadFactory, rep, sequence_with_steps
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -22,14 +23,6 @@ pytestmark = pytest.mark.integration
 def worker_env(smtp_sink):
     return {"EMAIL_URL": smtp_sink.url, "TEST_EMAIL_BACKEND": "django.core.mail.backends.smtp.EmailBackend"}
 
-
-def wait_for(predicate, timeout=60.0, interval=0.2):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval)
-    return predicate()
 
 
 def bulk_enroll(sequence, count, owner=None):

@@ -21,6 +21,7 @@ from nurturing import services
 from nurturing.dispatch import deliveries_claim
 from nurturing.models import Delivery, EmailEvent, Enrollment, Suppression, email_hash
 from nurturing.tasks import dispatch_due, send_batch
+from tests import waiting
 from tests.factories import LeadFactory, sequence_with_steps
 
 pytestmark = pytest.mark.integration
@@ -52,13 +53,9 @@ def site_settings(settings):
     return settings
 
 
-def wait_for(predicate, timeout=30.0, interval=0.1):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval)
-    return predicate()
+
+def wait_for(predicate):
+    return waiting.wait_for(predicate, timeout=30.0, interval=0.1)
 
 
 def enrolled_leads(count):
