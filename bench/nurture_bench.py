@@ -535,6 +535,18 @@ def count_sent(step_id) -> int:
 # --- The worker -------------------------------------------------------------------------------------
 
 
+
+def proc_stats():
+    """(pid, command name, the fields after it) of every process in /proc/<pid>/stat."""
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        yield int(entry), stat[stat.index("(") + 1 : stat.rindex(")")], stat[stat.rindex(")") + 2 :].split()
+
 class Worker:
     """`celery -A crm worker --concurrency=N` on the bench database, Redis DB and sink, in its own session."""
 
@@ -577,18 +589,7 @@ class Worker:
 
     def pids(self) -> list[int]:
         """The worker and its pool: every process in its session's process group."""
-        pids = []
-        for entry in os.listdir("/proc"):
-            if not entry.isdigit():
-                continue
-            try:
-                stat = Path(f"/proc/{entry}/stat").read_text()
-            except OSError:
-                continue
-            fields = stat[stat.rindex(")") + 2 :].split()
-            if int(fields[2]) == self.proc.pid:  # pgrp
-                pids.append(int(entry))
-        return pids
+        return [pid for pid, _, fields in proc_stats() if int(fields[2]) == self.proc.pid]  # pgrp
 
     def log_tail(self, lines=40) -> str:
         try:
@@ -668,18 +669,9 @@ class CpuMeter:
         totals = collections.Counter()
         worker_pids = set(self.worker.pids()) if self.worker else set()
         sink_pid = self.sink.proc.pid if self.sink else None
-        for entry in os.listdir("/proc"):
-            if not entry.isdigit():
-                continue
-            try:
-                stat = Path(f"/proc/{entry}/stat").read_text()
-            except OSError:
-                continue
-            comm = stat[stat.index("(") + 1 : stat.rindex(")")]
-            fields = stat[stat.rindex(")") + 2 :].split()
+        for pid, comm, fields in proc_stats():
             own = (int(fields[11]) + int(fields[12])) / self.tick
             reaped = (int(fields[13]) + int(fields[14])) / self.tick
-            pid = int(entry)
             if pid in worker_pids:
                 name = "worker"
             elif pid == sink_pid:
