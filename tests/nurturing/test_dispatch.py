@@ -405,7 +405,8 @@ def test_a_call_step_for_an_inactive_owner_fails_with_the_reason(rep_user):
 
 def test_a_zero_stale_time_reaps_at_once():
     sequence = sequence_with_steps()
-    services.enrollment_create(lead=LeadFactory(), sequence=sequence)
+    with time_machine.travel(MONDAY_10_UTC, tick=False):
+        services.enrollment_create(lead=LeadFactory(), sequence=sequence)
     with time_machine.travel(MONDAY_10_UTC + timedelta(days=3), tick=False):
         deliveries_claim(limit=10)
     with time_machine.travel(MONDAY_10_UTC + timedelta(days=3, seconds=1), tick=False):
