@@ -1,4 +1,60 @@
+"""Fixtures shared by the whole suite, and the suite's clock switch.
+
+CRM_TEST_CLOCK runs every test as if the suite had started at another
+moment: `CRM_TEST_CLOCK=2028-02-29T12:00` (UTC) or with a zone,
+`CRM_TEST_CLOCK="2027-03-28T01:30 Europe/Berlin"`, which also moves the
+process's local time zone (set CRM_TIME_ZONE to make it the account's zone
+too). The clock keeps ticking from there, and a test that travels in time
+itself travels from it. On CI, `make test` runs the suite at such moved
+moments (scripts/test-suite), so no test may depend on the day it runs.
+"""
+
+import os
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
 import pytest
+
+_moved_clock = None
+_CLOCK_KEY = pytest.StashKey[datetime]()
+
+
+def clock_destination(value: str) -> datetime:
+    """The moment CRM_TEST_CLOCK names: an ISO date-time, then optionally an IANA zone (default UTC)."""
+    stamp, _, zone = value.strip().partition(" ")
+    moment = datetime.fromisoformat(stamp)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=ZoneInfo(zone.strip() or "UTC"))
+    elif zone.strip():
+        raise ValueError(f"CRM_TEST_CLOCK={value!r}: give either an offset or a zone, not both")
+    return moment
+
+
+def pytest_configure(config):
+    global _moved_clock
+    value = os.environ.get("CRM_TEST_CLOCK", "").strip()
+    if not value:
+        return
+    import time_machine
+
+    destination = clock_destination(value)
+    _moved_clock = time_machine.travel(destination, tick=True)
+    _moved_clock.start()
+    config.stash[_CLOCK_KEY] = destination
+
+
+
+def pytest_report_header(config):
+    if _CLOCK_KEY in config.stash:
+        return f"clock moved: the suite starts at {config.stash[_CLOCK_KEY].isoformat()} (CRM_TEST_CLOCK)"
+    return None
+
+
+def pytest_unconfigure(config):
+    if _moved_clock is not None:
+        _moved_clock.stop()
+
+
 
 
 @pytest.fixture
@@ -31,7 +87,6 @@ def marketer_user(db):
 
 # --- Service-backed tests -------------------------------------------------------
 
-import os  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402

@@ -489,8 +489,9 @@ def test_a_history_can_be_recorded_with_its_own_dates():
     with time_machine.travel("2026-06-01 12:00Z", tick=False):
         lead = lead_at(LeadStatus.SQL)
         start = timezone.now()
-    opened = services.deal_open(lead=lead, value=100, at=start + timedelta(days=1))
-    won = services.lead_convert_to_customer(lead=lead, deal_value=120, at=start + timedelta(days=15))
+    with time_machine.travel("2026-07-01 12:00Z", tick=False):  # recorded afterwards
+        opened = services.deal_open(lead=lead, value=100, at=start + timedelta(days=1))
+        won = services.lead_convert_to_customer(lead=lead, deal_value=120, at=start + timedelta(days=15))
     assert won.pk == opened.pk
     assert won.time_to_close == timedelta(days=14)
 

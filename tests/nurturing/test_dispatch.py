@@ -208,7 +208,13 @@ def test_a_lead_without_a_time_zone_uses_the_accounts(settings):
     assert enrollment.deliveries.get().due_at == datetime(2026, 11, 23, 8, 0, tzinfo=dt_timezone.utc)
 
 
-def test_the_daily_cap_per_sender_moves_the_rest_to_the_next_day(mailbox, rep_user):
+@pytest.mark.parametrize(("account_zone", "next_midnight"), [
+    ("UTC", datetime(2026, 11, 24, 0, 0, tzinfo=dt_timezone.utc)),
+    ("Europe/Berlin", datetime(2026, 11, 23, 23, 0, tzinfo=dt_timezone.utc)),
+])
+def test_the_daily_cap_per_sender_moves_the_rest_to_the_next_day(mailbox, rep_user, settings, account_zone, next_midnight):
+    # The day the cap counts is the account's day: its next midnight, in its own time zone.
+    settings.TIME_ZONE = account_zone
     sequence = sequence_with_steps(daily_cap_per_sender=2)
     with time_machine.travel(MONDAY_10_UTC, tick=False):
         for _ in range(3):
@@ -217,7 +223,7 @@ def test_the_daily_cap_per_sender_moves_the_rest_to_the_next_day(mailbox, rep_us
     assert (result.sent, result.rescheduled) == (2, 1)
     waiting = Delivery.objects.get(status=Delivery.Status.SCHEDULED)
     assert "daily cap of 2" in waiting.reason
-    assert waiting.due_at == datetime(2026, 11, 24, 0, 0, tzinfo=dt_timezone.utc)
+    assert waiting.due_at == next_midnight
 
 
 # --- Stage actions, call tasks, switched-off steps ---------------------------------------
@@ -411,6 +417,18 @@ def test_a_zero_stale_time_reaps_at_once():
         deliveries_claim(limit=10)
     with time_machine.travel(MONDAY_10_UTC + timedelta(days=3, seconds=1), tick=False):
         assert deliveries_reap(stale_after=timedelta(0)) == (1, 0)
+
+
+def test_the_dispatcher_runs_on_the_apps_clock_not_the_databases():
+    # Years ahead of the database server's own clock: a claim or a reap that asked
+    # the database for the time (PostgreSQL's now()) would find nothing due.
+    far_ahead = datetime(2031, 1, 6, 10, 0, tzinfo=dt_timezone.utc)
+    with time_machine.travel(far_ahead, tick=False):
+        services.enrollment_create(lead=LeadFactory(), sequence=sequence_with_steps())
+        _, ids = deliveries_claim(limit=10)
+    assert len(ids) == 1
+    with time_machine.travel(far_ahead + timedelta(hours=1), tick=False):
+        assert deliveries_reap(stale_after=timedelta(minutes=10)) == (1, 0)
 
 
 def test_claimed_rows_are_stored_as_the_orm_stores_them():

@@ -1,6 +1,7 @@
 """The reps' pages: what each shows, each action done in place, and bad input refused next to its field."""
 
-from datetime import timedelta
+from datetime import datetime, timedelta
+from datetime import timezone as dt_timezone
 
 import pytest
 import time_machine
@@ -59,7 +60,9 @@ def test_forms_refuse_a_post_without_the_csrf_token(rep_user, own_lead):
 
 
 @time_machine.travel("2026-03-10 10:00:00Z", tick=False)
-def test_today_lists_due_and_overdue_tasks_cold_and_new_leads(rep_client, rep_user, other_rep):
+@time_machine.travel(datetime(2026, 11, 24, 10, 0, tzinfo=dt_timezone.utc), tick=False)
+def test_today_lists_due_and_overdue_tasks_cold_and_new_leads(rep_client, rep_user, other_rep, settings):
+    settings.TIME_ZONE = "UTC"  # "this afternoon" is 13:00 today, in the account's zone
     now = timezone.now()
     warm = LeadFactory(first_name="Warm", owner=rep_user)
     services.activity_log_call(lead=warm, by=rep_user, direction="outbound", outcome="connected")
