@@ -226,6 +226,23 @@ def test_the_daily_cap_per_sender_moves_the_rest_to_the_next_day(mailbox, rep_us
     assert waiting.due_at == next_midnight
 
 
+def test_a_later_batch_the_same_day_counts_what_earlier_batches_sent(mailbox, rep_user, settings):
+    settings.TIME_ZONE = "UTC"
+    sequence = sequence_with_steps(daily_cap_per_sender=3)
+    with time_machine.travel(MONDAY_10_UTC, tick=False):
+        for _ in range(2):
+            services.enrollment_create(lead=LeadFactory(owner=rep_user), sequence=sequence)
+        assert run_once().sent == 2
+    with time_machine.travel(MONDAY_10_UTC + timedelta(hours=3), tick=False):
+        for _ in range(3):
+            services.enrollment_create(lead=LeadFactory(owner=rep_user), sequence=sequence)
+        result = run_once()
+    assert (result.sent, result.rescheduled) == (1, 2)  # 2 this morning + 1 now = the cap of 3
+    assert len(mailbox) == 3
+    with time_machine.travel(MONDAY_10_UTC + timedelta(days=1), tick=False):
+        assert run_once().sent == 2  # a new day, a new cap
+
+
 # --- Stage actions, call tasks, switched-off steps ---------------------------------------
 
 

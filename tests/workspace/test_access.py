@@ -12,7 +12,9 @@ from django.utils import timezone
 
 from leads.models import Activity, Deal, Lead, Objection, StageChange, Task
 from nurturing.models import EmailEvent, Enrollment
-from tests.factories import sequence_with_steps
+from tests.factories import LeadFactory, sequence_with_steps
+from workspace.access import access_for
+from workspace.selectors import lead_list
 
 ROLES = ("owner", "other_rep", "manager", "marketer", "no_role", "anonymous")
 
@@ -157,3 +159,22 @@ def test_a_rep_cannot_close_or_snooze_someone_elses_task(client, rep_user, other
     assert client.post(reverse("workspace:task_snooze", args=[task.pk]), {"until": "2099-01-01T09:00"}).status_code == 404
     task.refresh_from_db()
     assert task.completed_at is None and task.due_at.year != 2099
+
+
+# --- What each role's lists hold ------------------------------------------------------------
+
+
+def test_a_rep_who_asks_for_all_leads_gets_only_their_own_and_the_pool(rep_user, other_rep, manager_user, own_lead, pool_lead):
+    # The page offers a rep no "all" list; the selector holds the line for any other caller.
+    theirs = LeadFactory(first_name="Theirs", owner=other_rep)
+    as_rep = set(lead_list(access=access_for(rep_user), filters={"scope": "all"}))
+    assert as_rep == {own_lead, pool_lead}
+    assert set(lead_list(access=access_for(manager_user), filters={"scope": "all"})) == {own_lead, pool_lead, theirs}
+
+
+def test_a_rep_who_asks_for_all_leads_by_address_is_told_and_sees_none_of_another_reps(client, rep_user, other_rep, own_lead):
+    LeadFactory(first_name="Theirs", last_name="Secret", owner=other_rep)
+    client.force_login(rep_user)
+    body = client.get(reverse("workspace:lead_list"), {"scope": "all"}).content.decode()
+    assert "all is not one of the available choices" in body
+    assert "Secret" not in body
