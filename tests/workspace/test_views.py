@@ -470,6 +470,17 @@ def test_a_rep_logs_a_reply_by_hand_and_the_lead_leaves_the_sequence(rep_client,
     assert event.kind == "replied" and event.provider == "manual" and event.recorded_by.username == "rep1"
 
 
+def test_a_reply_logged_before_any_email_went_still_ends_the_leads_sequences(rep_client, own_lead):
+    # The lead wrote back (say, to the rep directly) before the first step was due: nothing to match it to.
+    with time_machine.travel(timezone.now() - timedelta(hours=1), tick=False):
+        enrollment = enrollment_create(lead=own_lead, sequence=sequence_with_steps({"delay": timedelta(days=1)}))
+    response = rep_client.post(action_url(own_lead, "reply"), {"occurred_at": local(timezone.localtime() - timedelta(minutes=5))}, **HTMX)
+    assert response.status_code == 200 and b"Reply logged: left 1 sequence." in response.content
+    enrollment.refresh_from_db()
+    assert (enrollment.status, enrollment.exit_reason) == (Enrollment.Status.EXITED, "Replied")
+    assert not enrollment.deliveries.filter(status=Delivery.Status.SCHEDULED).exists()
+
+
 def test_replies_waiting_on_today_until_the_rep_calls_back(rep_client, rep_user, own_lead):
     from nurturing.engagement import IncomingEvent, event_record
 
