@@ -53,7 +53,7 @@ class IncomingEvent:
     method: str = ""
     bounce: str = ""
     description: str = ""
-    machine_hint: str = ""  # the provider says a machine did it (e.g. Brevo's "proxy_open")
+    machine_hint: str = ""  # the provider says a machine did it (nurturing.providers.MACHINE_OPENS)
     delivery: Delivery | None = None  # when the caller knows it (a reply matched by its headers)
     lead: Lead | None = None
     recorded_by: object = None
@@ -98,12 +98,13 @@ def event_record(incoming: IncomingEvent) -> EmailEvent | None:
         other_clicks = tuple(
             EmailEvent.objects.filter(delivery=delivery, kind=K.CLICKED).exclude(url=incoming.url).values_list("occurred_at", flat=True)
         )
-    is_machine, machine_reason = classify(
-        kind=incoming.kind, user_agent=incoming.user_agent, method=incoming.method, occurred_at=incoming.occurred_at,
-        sent_at=delivery.sent_at if delivery is not None else None, other_click_times=other_clicks,
-    )
-    if incoming.machine_hint and not is_machine:
+    if incoming.machine_hint:  # the provider saw the proxy or prefetch itself: it knows better than our guesses
         is_machine, machine_reason = True, incoming.machine_hint
+    else:
+        is_machine, machine_reason = classify(
+            kind=incoming.kind, user_agent=incoming.user_agent, method=incoming.method, occurred_at=incoming.occurred_at,
+            sent_at=delivery.sent_at if delivery is not None else None, other_click_times=other_clicks,
+        )
     if delivery is None and lead is None and incoming.recipient and Suppression.objects.filter(
         email_hash=email_hash(incoming.recipient), email=""
     ).exists():

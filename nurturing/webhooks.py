@@ -8,23 +8,27 @@ ANYMAIL_MAILGUN_WEBHOOK_SIGNING_KEY). On top of anymail:
 
 - no secret configured means every call is refused (anymail would accept it
   with a warning);
-- a body that cannot be parsed gets 400, and nothing is recorded;
-- a signed call seen before, or signed more than 8 hours ago, is refused
-  as a replay (Mailgun's signed timestamp and one-time token).
+- a body that cannot be read, or an event without what its provider always
+  sends, gets 400 (never 500), and nothing of the call is recorded;
+- a call signed more than 8 hours ago is refused as a replay; a signed call
+  seen before is answered 200 and nothing is read from it (Mailgun's signed
+  timestamp and one-time token); a provider's retry of an event is recorded
+  once, by the provider's own event id.
 
 The views are in nurturing.webhook_views. anymail's `tracking` and
 `inbound` signals are handled here (connected in NurturingConfig.ready) and
-turned into engagement events.
+turned into engagement events; what each provider means by its own fields
+(bounce types, machine opens, event ids) is in nurturing.providers.
 """
 
 import logging
 
-from anymail.signals import EventType
 from django.conf import settings
 from django.utils import timezone
 
 from leads.models import Lead
 
+from . import providers
 from .compose import BadUnsubscribeLink, unsubscribe_token_read
 from .engagement import IncomingEvent, deliveries_for_messages, event_record, unsubscribe_by_link
 from .models import EmailEvent, Suppression, email_hash
@@ -36,62 +40,17 @@ K = EmailEvent.Kind
 
 # --- anymail's signals -> engagement events ------------------------------------------------
 
-_KINDS = {
-    EventType.DELIVERED: K.DELIVERED,
-    EventType.OPENED: K.OPENED,
-    EventType.CLICKED: K.CLICKED,
-    EventType.BOUNCED: K.BOUNCED,
-    EventType.COMPLAINED: K.COMPLAINED,
-    EventType.UNSUBSCRIBED: K.UNSUBSCRIBED,
-    EventType.REJECTED: K.REJECTED,
-    EventType.FAILED: K.REJECTED,
-    EventType.DEFERRED: K.OTHER,  # the provider retries by itself; a final failure comes as a bounce
-    EventType.AUTORESPONDED: K.OTHER,
-}
-_IGNORED = {EventType.QUEUED, EventType.SENT}
-# Bounces that the provider calls soft (the mailbox may accept mail again).
-_SOFT = {
-    ("Postmark", "Type"): {"SoftBounce", "Transient", "DnsError", "AutoResponder"},
-    ("Brevo", "event"): {"soft_bounce"},
-    ("SendGrid", "type"): {"blocked"},
-}
-# Opens the provider itself says a privacy proxy made.
-_PROXY_OPENS = {("Brevo", "event"): {"unique_proxy_open", "proxy_open"}}
-
-
-def _bounce(event, esp_name) -> str:
-    if event.event_type == EventType.REJECTED and event.reject_reason == "bounced":
-        return EmailEvent.Bounce.HARD
-    if event.event_type != EventType.BOUNCED:
-        return ""
-    raw = event.esp_event if isinstance(event.esp_event, dict) else {}
-    for (esp, field), soft in _SOFT.items():
-        if esp == esp_name and raw.get(field) in soft:
-            return EmailEvent.Bounce.SOFT
-    return EmailEvent.Bounce.HARD
-
-
-def _machine_hint(event, esp_name) -> str:
-    raw = event.esp_event if isinstance(event.esp_event, dict) else {}
-    for (esp, field), values in _PROXY_OPENS.items():
-        if esp == esp_name and raw.get(field) in values:
-            return f"{esp_name} reports a privacy proxy open"
-    return ""
-
 
 def on_tracking(sender, event, esp_name, **kwargs):
-    if event.event_type in _IGNORED:
+    if event.event_type in providers.IGNORED:
         return
-    kind = _KINDS.get(event.event_type, K.OTHER)
-    if event.event_type == EventType.REJECTED and event.reject_reason == "unsubscribed":
-        kind = K.UNSUBSCRIBED
-    if event.event_type == EventType.REJECTED and event.reject_reason == "spam":
-        kind = K.COMPLAINED
+    outcome = providers.tracking_outcome(esp_name, event)
     event_record(IncomingEvent(
-        provider=esp_name.lower(), kind=kind, occurred_at=event.timestamp or timezone.now(),
-        message_id=event.message_id or "", event_id=event.event_id or "", recipient=event.recipient or "",
-        url=event.click_url or "", user_agent=event.user_agent or "", bounce=_bounce(event, esp_name),
-        description=event.description or event.mta_response or "", machine_hint=_machine_hint(event, esp_name),
+        provider=esp_name.lower(), kind=outcome.kind, occurred_at=event.timestamp or timezone.now(),
+        message_id=event.message_id or "", event_id=providers.event_id(esp_name, event), recipient=event.recipient or "",
+        url=event.click_url or "", user_agent=event.user_agent or "", bounce=outcome.bounce,
+        description=event.description or event.mta_response or "",
+        machine_hint=providers.machine_open_reason(esp_name, event),
     ))
 
 
