@@ -68,19 +68,29 @@ def _dedupe_key(e: IncomingEvent) -> str:
 
 
 def deliveries_for_messages(message_ids: list[str]) -> list[Delivery | None]:
-    """The delivery each provider message id or Message-ID header belongs to (None if unknown), in one query."""
+    """The delivery each provider message id or Message-ID header belongs to (None if unknown), in one query.
+
+    Some providers replace our Message-ID with their id at their domain (Amazon
+    SES sends <its id@email.amazonses.com>): a reply's In-Reply-To then holds
+    that, so the part before "@" is matched against the provider's id too.
+    """
     bare = [(m or "").strip().strip("<>") for m in message_ids]
+    local = [b.partition("@")[0] if "@" in b else "" for b in bare]
     forms = {form for b in bare if b for form in (b, f"<{b}>")}
     if not forms:
         return [None] * len(message_ids)
-    found = {}
-    for delivery in Delivery.objects.filter(Q(provider_message_id__in=forms) | Q(message_id__in=forms)).select_related(
-        "step", "enrollment__sequence", "enrollment__lead__owner"
-    ):
-        for value in (delivery.provider_message_id, delivery.message_id):
-            if value:
-                found.setdefault(value.strip("<>"), delivery)
-    return [found.get(b) if b else None for b in bare]
+    by_message_id, by_provider_id = {}, {}
+    for delivery in Delivery.objects.filter(
+        Q(provider_message_id__in=forms | {part for part in local if part}) | Q(message_id__in=forms)
+    ).select_related("step", "enrollment__sequence", "enrollment__lead__owner"):
+        if delivery.message_id:
+            by_message_id.setdefault(delivery.message_id.strip("<>"), delivery)
+        if delivery.provider_message_id:
+            by_provider_id.setdefault(delivery.provider_message_id.strip("<>"), delivery)
+    return [
+        (by_provider_id.get(b) or by_message_id.get(b) or by_provider_id.get(part)) if b else None
+        for b, part in zip(bare, local)
+    ]
 
 
 def delivery_for_message(message_id: str) -> Delivery | None:

@@ -263,3 +263,31 @@ EMPTY_POSTS = {
 def is_documented_empty_post(esp_name: str, request) -> bool:
     check = EMPTY_POSTS.get(esp_name)
     return bool(check and check(request))
+
+
+# Verdicts the receiving provider gives on who sent an inbound email, in fields the sender
+# cannot write: SES's receipt (dmarcVerdict PASS means the From domain is authenticated,
+# aligned by SPF or DKIM) and SendGrid's dkim field ("{@example.com : pass}"), which passes
+# only for a signature by the From domain. Authentication-Results headers are not read:
+# a sender can put one in the email, and not every provider adds its own above it.
+def _ses_dmarc_passes(event, domain: str) -> bool:
+    return str(dig(_raw(event), ("receipt", "dmarcVerdict", "status")) or "").upper() == "PASS"
+
+
+def _sendgrid_dkim_passes(event, domain: str) -> bool:
+    post = getattr(event.esp_event, "POST", {})
+    results = str(post.get("dkim") or "").strip("{}").split(",")
+    return any(
+        result.partition(":")[0].strip().lstrip("@").lower() == domain and result.partition(":")[2].strip() == "pass"
+        for result in results
+    )
+
+
+SENDER_VERDICTS = {"Amazon SES": _ses_dmarc_passes, "SendGrid": _sendgrid_dkim_passes}
+
+
+def sender_is_authenticated(esp_name: str, event, sender_address: str) -> bool:
+    """The provider vouches that the inbound email comes from its From address's domain."""
+    check = SENDER_VERDICTS.get(esp_name)
+    domain = sender_address.rpartition("@")[2].lower()
+    return bool(check and domain and check(event, domain))

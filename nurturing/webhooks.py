@@ -90,20 +90,26 @@ def on_inbound(sender, event, esp_name, **kwargs):
     recipients = {address.addr_spec.lower() for address in (message.to or [])}
     sender_address = normalize_email(message.from_email.addr_spec) if message.from_email else ""
     if settings.CRM_UNSUBSCRIBE_MAILTO.lower() in recipients:
-        _unsubscribe_by_mail(message, esp_name, sender_address)
+        _unsubscribe_by_mail(event, esp_name, sender_address)
         return
     reference, delivery = _replied_to(message)
     lead = delivery.enrollment.lead if delivery is not None else (
         Lead.objects.live().filter(email=sender_address).first() if sender_address else None
     )
     automatic = _is_automatic(message)
-    stop = not automatic and _asks_to_stop(message)
+    asks_to_stop = not automatic and _asks_to_stop(message)
+    # Anyone can write any From: a "stop" unsubscribes only from someone who answers one of
+    # our emails (its headers name it) or whom the provider authenticated. Otherwise it is
+    # a reply (the lead leaves its sequences) with a note for a person to check.
+    stop = asks_to_stop and (delivery is not None or providers.sender_is_authenticated(esp_name, event, sender_address))
+    note = "Asks to stop, not verified (not an answer to one of our emails, sender not authenticated): check it.\n"
     kind = K.OTHER if automatic else (K.UNSUBSCRIBED if stop else K.REPLIED)
     recorded = event_record(IncomingEvent(
         provider=esp_name.lower(), kind=kind, occurred_at=event.timestamp or timezone.now(),
         message_id=delivery.message_id if delivery else reference,
         event_id=event.event_id or (message.get("Message-ID") or ""), recipient=sender_address,
-        description=("Automatic reply: " if automatic else "") + f"{message.subject or ''}\n{(message.text or '')[:1500]}",
+        description=("Automatic reply: " if automatic else note if asks_to_stop and not stop else "")
+        + f"{message.subject or ''}\n{(message.text or '')[:1500]}",
         delivery=delivery, lead=lead,
     ))
     if stop and recorded is not None and lead is None and sender_address:
@@ -111,23 +117,35 @@ def on_inbound(sender, event, esp_name, **kwargs):
         suppression_add(email=sender_address, reason=Suppression.Reason.UNSUBSCRIBED, source=f"reply asking to stop ({esp_name})")
 
 
-def _unsubscribe_by_mail(message, esp_name, sender_address):
+def _unsubscribe_by_mail(event, esp_name, sender_address):
+    """Mail to the unsubscribe address (List-Unsubscribe's mailto, whose subject carries the signed token).
+
+    With a valid token, the address the token was made for is unsubscribed.
+    Without one, the sender's own address is unsubscribed only if the provider
+    authenticated the sender's domain; else the request is logged for a person
+    to check, and nothing is suppressed (anyone can write any From).
+    """
+    message = event.message
     token = (message.subject or "").strip().removeprefix("unsubscribe").strip()
+    source = f"mail to the unsubscribe address ({esp_name})"
     try:
         lead_id, address_hash, delivery_id = unsubscribe_token_read(token)
     except BadUnsubscribeLink:
-        # No (valid) link token: the sender asks for their own address to be taken off.
         if not sender_address:
             log.warning("Unsubscribe email without a token or a sender: nobody unsubscribed")
             return
-        lead = Lead.objects.live().filter(email=sender_address).first()
+        verified = providers.sender_is_authenticated(esp_name, event, sender_address)
         event_record(IncomingEvent(
-            provider=esp_name.lower(), kind=K.UNSUBSCRIBED, occurred_at=timezone.now(),
-            event_id=f"unsubscribe-mail-{email_hash(sender_address)[:32]}", recipient=sender_address,
-            description="mail to the unsubscribe address", lead=lead,
+            provider=esp_name.lower(), kind=K.UNSUBSCRIBED if verified else K.OTHER, occurred_at=timezone.now(),
+            event_id=f"unsubscribe-mail-{'verified' if verified else 'unverified'}-{email_hash(sender_address)[:32]}",
+            recipient=sender_address,
+            description=source if verified else (
+                f"{source}, without the link's token and from a sender the provider did not authenticate: "
+                "not unsubscribed. Check it and unsubscribe the address by hand if the request is real."
+            ),
+            lead=Lead.objects.live().filter(email=sender_address).first(),
         ))
-        suppression_add(email=sender_address, reason=Suppression.Reason.UNSUBSCRIBED,
-                        source=f"mail to the unsubscribe address ({esp_name})")
+        if verified:
+            suppression_add(email=sender_address, reason=Suppression.Reason.UNSUBSCRIBED, source=source)
         return
-    unsubscribe_by_link(lead_id=lead_id, address_hash=address_hash, delivery_id=delivery_id,
-                        source=f"mail to the unsubscribe address ({esp_name})")
+    unsubscribe_by_link(lead_id=lead_id, address_hash=address_hash, delivery_id=delivery_id, source=source)

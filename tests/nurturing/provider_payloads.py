@@ -124,3 +124,25 @@ def sparkpost_bounce(delivery, bounce_class) -> list:
         "rcpt_to": delivery.to_email, "timestamp": str(int(timezone.now().timestamp())),
         "raw_reason": "550 5.1.1 refused", "reason": "550 5.1.1 refused",
     }}}]
+
+
+def ses_inbound(*, sender, to, subject, text, headers=(), verdict="PASS", message_id=None) -> dict:
+    """An SES receipt-rule notification (SNS action, UTF-8) carrying the whole email."""
+    message_id = message_id or f"<{uuid.uuid4().hex}@mail.example.org>"
+    lines = [f"From: {sender}", f"To: {to}", f"Subject: {subject}", f"Message-ID: {message_id}",
+             "MIME-Version: 1.0", *[f"{name}: {value}" for name, value in headers],
+             'Content-Type: text/plain; charset="UTF-8"', "", text, ""]
+    ses_event = {
+        "notificationType": "Received",
+        "mail": {"timestamp": iso(), "source": sender, "messageId": uuid.uuid4().hex, "destination": [to],
+                 "headersTruncated": False, "commonHeaders": {"from": [sender], "to": [to], "subject": subject,
+                                                              "messageId": message_id}},
+        "receipt": {"timestamp": iso(), "processingTimeMillis": 357, "recipients": [to],
+                    "spamVerdict": {"status": "PASS"}, "virusVerdict": {"status": "PASS"},
+                    "spfVerdict": {"status": verdict}, "dkimVerdict": {"status": verdict},
+                    "dmarcVerdict": {"status": verdict},
+                    "action": {"type": "SNS", "topicArn": "arn:aws:sns:eu-west-1:123456789012:ses-inbound",
+                               "encoding": "UTF8"}},
+        "content": "\r\n".join(lines),
+    }
+    return {**ses_notification(ses_event), "Subject": "Amazon SES Email Receipt Notification"}

@@ -263,15 +263,6 @@ def test_a_reply_that_only_asks_to_stop_unsubscribes(client, sent):
     assert EmailEvent.objects.get().kind == EmailEvent.Kind.UNSUBSCRIBED
 
 
-def test_mail_to_the_unsubscribe_address_without_a_token_unsubscribes_the_sender(client, sent, settings):
-    settings.CRM_UNSUBSCRIBE_MAILTO = "unsubscribe@crm.example"
-    payload = postmark_inbound(sent, to="unsubscribe@crm.example", subject="unsubscribe", headers=[])
-    assert post_json(client, "postmark_inbound_webhook", payload).status_code == 200
-    assert services.email_is_suppressed(sent.to_email)
-    sent.enrollment.refresh_from_db()
-    assert sent.enrollment.status == Enrollment.Status.EXITED
-
-
 def test_a_reply_is_matched_by_in_reply_to_before_older_references(client, sent, rep_user):
     other_lead = LeadFactory(owner=rep_user)
     other = services.enrollment_create(lead=other_lead, sequence=sent.enrollment.sequence)
