@@ -38,3 +38,18 @@ def sent(rep_user, mailbox):
     )
     delivery.refresh_from_db()
     return delivery
+
+
+WEBHOOK_NOW = "2026-06-03 10:00:00Z"
+
+
+@pytest.fixture
+def webhooks(settings):
+    """Every provider's webhook configured (tests.nurturing.webhook_posts), and the clock frozen."""
+    import time_machine
+
+    from tests.nurturing.webhook_posts import anymail_settings
+
+    settings.ANYMAIL = anymail_settings()
+    with time_machine.travel(WEBHOOK_NOW, tick=False):
+        yield

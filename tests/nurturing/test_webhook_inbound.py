@@ -3,28 +3,22 @@
 import json
 
 import pytest
-import time_machine
 
 from nurturing import services
 from nurturing.compose import unsubscribe_token
 from nurturing.models import EmailEvent, Enrollment, Suppression
 from tests.factories import LeadFactory
 from tests.nurturing.provider_payloads import ses_inbound
-from tests.nurturing.webhook_posts import anymail_settings, post_form, post_json, post_sns
+from tests.nurturing.webhook_posts import post_form, post_json, post_sns
+
+pytestmark = pytest.mark.usefixtures("webhooks")
 
 UNSUBSCRIBE_TO = "unsubscribe@crm.example"
 
 
 @pytest.fixture(autouse=True)
-def configured(settings):
-    settings.ANYMAIL = anymail_settings()
+def unsubscribe_address(settings):
     settings.CRM_UNSUBSCRIBE_MAILTO = UNSUBSCRIBE_TO
-
-
-@pytest.fixture(autouse=True)
-def frozen():
-    with time_machine.travel("2026-06-03 10:00:00Z", tick=False):
-        yield
 
 
 def ses_mail(client, **fields):

@@ -7,27 +7,18 @@ import json
 from datetime import timedelta
 
 import pytest
-import time_machine
 from django.utils import timezone
 
 from nurturing.models import Delivery, EmailEvent, Enrollment, Suppression
 from tests.nurturing import provider_payloads as p
-from tests.nurturing.webhook_posts import anymail_settings, mailgun_signature, post_form, post_json, post_sns
+from tests.nurturing.webhook_posts import mailgun_signature, post_form, post_json, post_sns
 
-pytestmark = pytest.mark.filterwarnings("ignore::anymail.exceptions.AnymailNotSupportedWarning")
+pytestmark = [pytest.mark.usefixtures("webhooks"),
+              pytest.mark.filterwarnings("ignore::anymail.exceptions.AnymailNotSupportedWarning")]
 GOOGLE_PROXY = "Mozilla/5.0 (Windows NT 5.1; rv:11.0) Gecko Firefox/11.0 (via ggpht.com GoogleImageProxy)"
 PERSON = "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_5) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Safari/605.1.15"
 
 
-@pytest.fixture(autouse=True)
-def every_provider_configured(settings):
-    settings.ANYMAIL = anymail_settings()
-
-
-@pytest.fixture(autouse=True)
-def frozen():
-    with time_machine.travel("2026-06-03 10:00:00Z", tick=False):
-        yield
 
 
 def ses(client, name, payload):

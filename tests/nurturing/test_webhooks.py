@@ -8,7 +8,6 @@ import uuid
 from datetime import timedelta
 
 import pytest
-import time_machine
 from django.utils import timezone
 
 from leads.models import StageChange, Task
@@ -16,20 +15,13 @@ from nurturing import services
 from nurturing.models import Delivery, EmailEvent, Enrollment, Suppression
 from tests.factories import LeadFactory
 from tests.nurturing.provider_payloads import iso, mailgun_event, postmark_bounce
-from tests.nurturing.webhook_posts import AUTH, MAILGUN_KEY, anymail_settings, mailgun_signature, post_json, url
+from tests.nurturing.webhook_posts import AUTH, MAILGUN_KEY, mailgun_signature, post_json, url
+
+pytestmark = pytest.mark.usefixtures("webhooks")
 
 HUMAN_AGENT = "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_5) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Safari/605.1.15"
 
 
-@pytest.fixture(autouse=True)
-def every_provider_configured(settings):
-    settings.ANYMAIL = anymail_settings()
-
-
-@pytest.fixture(autouse=True)
-def frozen():
-    with time_machine.travel("2026-06-03 10:00:00Z", tick=False):
-        yield
 
 
 def test_postmark_hard_bounce_suppresses_and_takes_the_lead_out(client, sent):
