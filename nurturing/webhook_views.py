@@ -47,7 +47,24 @@ class AlreadyHandled(Exception):
 
 # What anymail's views raise on a body they cannot read (a JSON list where an object
 # belongs, a missing key, a wrong type, an assertion about the shape...).
-MALFORMED = (ValueError, KeyError, TypeError, AttributeError, IndexError, AssertionError)
+MALFORMED = (ValueError, KeyError, TypeError, AttributeError, IndexError, AssertionError, AnymailAPIError)
+
+
+class Malformed(Exception):
+    """The call's body is not what its provider sends: 400, nothing recorded."""
+
+
+def _reading(step):
+    """Run one of anymail's reading steps, turning what a bad body makes it raise into Malformed."""
+    try:
+        return step()
+    except (AnymailWebhookValidationFailure, AnymailImproperlyInstalled, AnymailBotoClientAPIError, AlreadyHandled):
+        raise  # refused (400), answered before (200), or our installation or AWS failed (500: the provider retries)
+    except AnymailConfigurationError as exc:  # e.g. the inbound webhook pointed at the tracking URL
+        log.error("Webhook refused: %s", exc)
+        raise Malformed(f"not a call this URL takes: {exc}") from exc
+    except MALFORMED as exc:
+        raise Malformed(f"{exc.__class__.__name__}: {exc}") from exc
 
 
 class StrictWebhookMixin(RequireSecretMixin):
@@ -55,36 +72,36 @@ class StrictWebhookMixin(RequireSecretMixin):
 
     Whatever is wrong with a body (before or after authentication) is a 400, never
     a 500: a provider retries a 5xx for hours, and a malformed body never gets
-    better. One transaction: if recording fails, the provider's retry finds nothing
+    better. An error in recording the events stays a 500, for the provider to
+    retry. One transaction: if recording fails, the provider's retry finds nothing
     half-done (not even the replay guard's token).
     """
 
     def post(self, request, *args, **kwargs):
         try:
             with transaction.atomic():
-                return super().post(request, *args, **kwargs)
+                return super().post(request, *args, **kwargs)  # anymail's: validators, parse_events, the signals
         except AlreadyHandled:
             return HttpResponse()
-        except (AnymailWebhookValidationFailure, AnymailImproperlyInstalled, AnymailBotoClientAPIError):
-            raise  # refused (400), or our installation or AWS failed (500: the provider retries)
-        except AnymailConfigurationError as exc:  # e.g. the inbound webhook pointed at the tracking URL
-            log.error("%s webhook refused: %s", self.esp_name, exc)
-            return HttpResponseBadRequest(f"Not a {self.esp_name} webhook this URL takes: {exc}")
-        except (*MALFORMED, AnymailAPIError) as exc:
+        except Malformed as exc:
             log.warning("Malformed %s webhook refused: %s", self.esp_name, exc)
-            return HttpResponseBadRequest(f"Malformed {self.esp_name} webhook body: {exc.__class__.__name__}.")
+            return HttpResponseBadRequest(f"Malformed {self.esp_name} webhook: {exc}".encode()[:500])
+
+    def run_validators(self, request):
+        _reading(lambda: super(StrictWebhookMixin, self).run_validators(request))
 
     def parse_events(self, request):
-        events = [event for event in super().parse_events(request) if event is not None]
+        events = [event for event in _reading(lambda: super(StrictWebhookMixin, self).parse_events(request))
+                  if event is not None]
         for event in events:
             problem = (
                 providers.tracking_event_problem(self.esp_name, event) if self.signal is tracking
                 else "" if event.message.from_email else "no sender"
             )
             if problem:
-                raise ValueError(f"{self.esp_name} event with {problem}")
-        if not events and not providers.is_documented_empty_post(self.esp_name, request):
-            raise ValueError(f"{self.esp_name} webhook without an event")
+                raise Malformed(f"{self.esp_name} event with {problem}")
+        if not events and not _reading(lambda: providers.is_documented_empty_post(self.esp_name, request)):
+            raise Malformed(f"{self.esp_name} webhook without an event")
         return events
 
 
@@ -99,9 +116,9 @@ class SignedReplayGuardMixin:
     """
 
     def parse_events(self, request):  # after every validator, the signature's included
-        timestamp, token = self._signed_timestamp_and_token(request)
+        timestamp, token = _reading(lambda: self._signed_timestamp_and_token(request))
         if timestamp is not None:
-            signed_at = datetime.fromtimestamp(int(timestamp), tz=dt_timezone.utc)
+            signed_at = _reading(lambda: datetime.fromtimestamp(int(timestamp), tz=dt_timezone.utc))
             if abs(timezone.now() - signed_at) > REPLAY_WINDOW:
                 raise AnymailWebhookValidationFailure("Webhook signed more than 8 hours ago: refused as a replay.")
             try:

@@ -7,6 +7,7 @@ from anymail import urls as anymail_urls
 
 from nurturing.models import EmailEvent, Suppression, WebhookNonce
 from nurturing.webhook_views import webhook_urlpatterns
+from tests.nurturing.provider_payloads import mailgun_event
 from tests.nurturing.webhook_posts import AUTH, post_form, post_json, post_sns
 
 pytestmark = pytest.mark.usefixtures("webhooks")
@@ -113,3 +114,14 @@ def test_basic_auth_alone_does_not_pass_a_signed_provider(client, db):
     body = json.dumps({"type": "activity.opened", "data": {}})
     response = client.post("/webhooks/mailersend/tracking/", data=body, content_type="application/json", **AUTH)
     assert response.status_code == 400
+
+
+def test_a_failure_while_recording_is_a_500_for_the_provider_to_retry_and_leaves_nothing(client, sent, monkeypatch):
+    def broken(incoming):
+        raise TypeError("a bug of ours")
+
+    monkeypatch.setattr("nurturing.webhooks.event_record", broken)
+    client.raise_request_exception = False
+    response = post_json(client, "mailgun_tracking_webhook", mailgun_event(sent, "opened"))
+    assert response.status_code == 500
+    assert not EmailEvent.objects.exists() and not WebhookNonce.objects.exists()  # the retry is taken
