@@ -7,9 +7,12 @@ within seconds of delivery, sometimes with HEAD requests; link previewers
 fetch links pasted in chats. Counting those as interest would move leads and
 send follow-ups to people who never read a word.
 
-The rules, in order (the first that matches names the reason):
+A provider that flags the open itself (nurturing.providers.MACHINE_OPENS)
+is believed before these rules are asked. The rules, in order (the first that matches names the reason):
 - a HEAD request (only what our own redirects see; providers rarely say);
 - a user agent of a known scanner, proxy, previewer or script;
+- an open fetched by Google's image proxy ("... via ggpht.com GoogleImageProxy"),
+  which Gmail also uses to fetch images nobody looked at;
 - an open whose user agent is the bare "Mozilla/5.0" of Apple's prefetch proxy;
 - a click within CRM_SCANNER_CLICK_SECONDS of sending;
 - a click on another link of the same email within 2 seconds of this one
@@ -28,6 +31,7 @@ SCANNER_AGENTS = (
     "zscaler", "paloalto", "checkpoint", "check point", "avanan", "vade", "linkpreview", "slackbot",
     "facebookexternalhit", "whatsapp", "skypeuripreview", "discordbot", "twitterbot", "linkedinbot", "googleother",
 )
+IMAGE_PROXY_AGENTS = ("googleimageproxy", "ggpht.com")
 APPLE_PREFETCH_AGENT = "mozilla/5.0"
 SAME_EMAIL_CLICK_BURST = timedelta(seconds=2)
 
@@ -46,6 +50,8 @@ def classify(
         if token in agent:
             return True, f"user agent of a scanner or previewer ({token})"
     if kind == "opened":
+        if any(token in agent for token in IMAGE_PROXY_AGENTS):
+            return True, "Google image proxy"
         if agent == APPLE_PREFETCH_AGENT:
             return True, "Apple Mail Privacy Protection prefetch"
         return False, ""

@@ -53,7 +53,7 @@ class IncomingEvent:
     method: str = ""
     bounce: str = ""
     description: str = ""
-    machine_hint: str = ""  # the provider says a machine did it (e.g. Brevo's "proxy_open")
+    machine_hint: str = ""  # the provider says a machine did it (nurturing.providers.MACHINE_OPENS)
     delivery: Delivery | None = None  # when the caller knows it (a reply matched by its headers)
     lead: Lead | None = None
     recorded_by: object = None
@@ -68,19 +68,29 @@ def _dedupe_key(e: IncomingEvent) -> str:
 
 
 def deliveries_for_messages(message_ids: list[str]) -> list[Delivery | None]:
-    """The delivery each provider message id or Message-ID header belongs to (None if unknown), in one query."""
+    """The delivery each provider message id or Message-ID header belongs to (None if unknown), in one query.
+
+    Some providers replace our Message-ID with their id at their domain (Amazon
+    SES sends <its id@email.amazonses.com>): a reply's In-Reply-To then holds
+    that, so the part before "@" is matched against the provider's id too.
+    """
     bare = [(m or "").strip().strip("<>") for m in message_ids]
+    local = [b.partition("@")[0] if "@" in b else "" for b in bare]
     forms = {form for b in bare if b for form in (b, f"<{b}>")}
     if not forms:
         return [None] * len(message_ids)
-    found = {}
-    for delivery in Delivery.objects.filter(Q(provider_message_id__in=forms) | Q(message_id__in=forms)).select_related(
-        "step", "enrollment__sequence", "enrollment__lead__owner"
-    ):
-        for value in (delivery.provider_message_id, delivery.message_id):
-            if value:
-                found.setdefault(value.strip("<>"), delivery)
-    return [found.get(b) if b else None for b in bare]
+    by_message_id, by_provider_id = {}, {}
+    for delivery in Delivery.objects.filter(
+        Q(provider_message_id__in=forms | {part for part in local if part}) | Q(message_id__in=forms)
+    ).select_related("step", "enrollment__sequence", "enrollment__lead__owner"):
+        if delivery.message_id:
+            by_message_id.setdefault(delivery.message_id.strip("<>"), delivery)
+        if delivery.provider_message_id:
+            by_provider_id.setdefault(delivery.provider_message_id.strip("<>"), delivery)
+    return [
+        (by_provider_id.get(b) or by_message_id.get(b) or by_provider_id.get(part)) if b else None
+        for b, part in zip(bare, local)
+    ]
 
 
 def delivery_for_message(message_id: str) -> Delivery | None:
@@ -98,12 +108,13 @@ def event_record(incoming: IncomingEvent) -> EmailEvent | None:
         other_clicks = tuple(
             EmailEvent.objects.filter(delivery=delivery, kind=K.CLICKED).exclude(url=incoming.url).values_list("occurred_at", flat=True)
         )
-    is_machine, machine_reason = classify(
-        kind=incoming.kind, user_agent=incoming.user_agent, method=incoming.method, occurred_at=incoming.occurred_at,
-        sent_at=delivery.sent_at if delivery is not None else None, other_click_times=other_clicks,
-    )
-    if incoming.machine_hint and not is_machine:
+    if incoming.machine_hint:  # the provider saw the proxy or prefetch itself: it knows better than our guesses
         is_machine, machine_reason = True, incoming.machine_hint
+    else:
+        is_machine, machine_reason = classify(
+            kind=incoming.kind, user_agent=incoming.user_agent, method=incoming.method, occurred_at=incoming.occurred_at,
+            sent_at=delivery.sent_at if delivery is not None else None, other_click_times=other_clicks,
+        )
     if delivery is None and lead is None and incoming.recipient and Suppression.objects.filter(
         email_hash=email_hash(incoming.recipient), email=""
     ).exists():

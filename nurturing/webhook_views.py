@@ -10,19 +10,25 @@ from datetime import datetime
 from datetime import timezone as dt_timezone
 
 from anymail import urls as anymail_urls
-from anymail.exceptions import AnymailWebhookValidationFailure
-from anymail.webhooks.base import AnymailCoreWebhookView
+from anymail.exceptions import (
+    AnymailAPIError,
+    AnymailConfigurationError,
+    AnymailImproperlyInstalled,
+    AnymailWebhookValidationFailure,
+)
+from anymail.signals import tracking
+from anymail.webhooks.amazon_ses import AnymailBotoClientAPIError
 from django.db import IntegrityError, transaction
 from django.http import HttpResponse, HttpResponseBadRequest
 from django.urls import path, re_path
 from django.urls.resolvers import RegexPattern
 from django.utils import timezone
 
+from . import providers
 from .models import WebhookNonce
 from .services import REPLAY_WINDOW
 
 log = logging.getLogger(__name__)
-
 
 
 class RequireSecretMixin:
@@ -35,40 +41,91 @@ class RequireSecretMixin:
             )
 
 
+class AlreadyHandled(Exception):
+    """A signed call answered before (a provider's retry, or a replay): 200, nothing recorded again."""
+
+
+# What anymail's views raise on a body they cannot read (a JSON list where an object
+# belongs, a missing key, a wrong type, an assertion about the shape...).
+MALFORMED = (ValueError, KeyError, TypeError, AttributeError, IndexError, AssertionError, AnymailAPIError)
+
+
+class Malformed(Exception):
+    """The call's body is not what its provider sends: 400, nothing recorded."""
+
+
+def _reading(step):
+    """Run one of anymail's reading steps, turning what a bad body makes it raise into Malformed."""
+    try:
+        return step()
+    except (AnymailWebhookValidationFailure, AnymailImproperlyInstalled, AnymailBotoClientAPIError, AlreadyHandled):
+        raise  # refused (400), answered before (200), or our installation or AWS failed (500: the provider retries)
+    except AnymailConfigurationError as exc:  # e.g. the inbound webhook pointed at the tracking URL
+        log.error("Webhook refused: %s", exc)
+        raise Malformed(f"not a call this URL takes: {exc}") from exc
+    except MALFORMED as exc:
+        raise Malformed(f"{exc.__class__.__name__}: {exc}") from exc
+
+
 class StrictWebhookMixin(RequireSecretMixin):
-    """anymail's view, refusing unauthenticated calls, malformed bodies and replays."""
+    """anymail's view, refusing unauthenticated calls, malformed bodies and replays.
+
+    Whatever is wrong with a body (before or after authentication) is a 400, never
+    a 500: a provider retries a 5xx for hours, and a malformed body never gets
+    better. An error in recording the events stays a 500, for the provider to
+    retry. One transaction: if recording fails, the provider's retry finds nothing
+    half-done (not even the replay guard's token).
+    """
 
     def post(self, request, *args, **kwargs):
-        self.run_validators(request)  # a failure is a 400 (SuspiciousOperation)
-        # One transaction: if recording fails, the provider's retry finds nothing half-done
-        # (not even the replay guard's token).
-        with transaction.atomic():
-            try:
-                events = self.parse_events(request)
-            except AnymailWebhookValidationFailure:
-                raise
-            except (ValueError, KeyError, TypeError, AttributeError, IndexError) as exc:
-                log.warning("Malformed %s webhook refused: %s", self.esp_name, exc)
-                return HttpResponseBadRequest(f"Malformed {self.esp_name} webhook body: {exc.__class__.__name__}.")
-            for event in events:
-                self.signal.send(sender=self.__class__, event=event, esp_name=self.esp_name)
-        return HttpResponse()
+        try:
+            with transaction.atomic():
+                return super().post(request, *args, **kwargs)  # anymail's: validators, parse_events, the signals
+        except AlreadyHandled:
+            return HttpResponse()
+        except Malformed as exc:
+            log.warning("Malformed %s webhook refused: %s", self.esp_name, exc)
+            return HttpResponseBadRequest(f"Malformed {self.esp_name} webhook: {exc}".encode()[:500])
+
+    def run_validators(self, request):
+        _reading(lambda: super(StrictWebhookMixin, self).run_validators(request))
+
+    def parse_events(self, request):
+        events = [event for event in _reading(lambda: super(StrictWebhookMixin, self).parse_events(request))
+                  if event is not None]
+        for event in events:
+            problem = (
+                providers.tracking_event_problem(self.esp_name, event) if self.signal is tracking
+                else "" if event.message.from_email else "no sender"
+            )
+            if problem:
+                raise Malformed(f"{self.esp_name} event with {problem}")
+        if not events and not _reading(lambda: providers.is_documented_empty_post(self.esp_name, request)):
+            raise Malformed(f"{self.esp_name} webhook without an event")
+        return events
 
 
 class SignedReplayGuardMixin:
-    """For providers that sign a timestamp and a one-time token (Mailgun): each signed call is accepted once, fresh."""
+    """For providers that sign a timestamp and a one-time token (Mailgun): each signed call is accepted once, fresh.
+
+    The signature covers the timestamp and the token, not the body: a token
+    seen again is answered 200 and nothing is read from the body (a provider
+    retrying a call we took, or someone replaying it with another body). The
+    provider's own retries come with a new token; they are recorded once by
+    the event's id (nurturing.providers.event_id).
+    """
 
     def parse_events(self, request):  # after every validator, the signature's included
-        timestamp, token = self._signed_timestamp_and_token(request)
+        timestamp, token = _reading(lambda: self._signed_timestamp_and_token(request))
         if timestamp is not None:
-            signed_at = datetime.fromtimestamp(int(timestamp), tz=dt_timezone.utc)
+            signed_at = _reading(lambda: datetime.fromtimestamp(int(timestamp), tz=dt_timezone.utc))
             if abs(timezone.now() - signed_at) > REPLAY_WINDOW:
                 raise AnymailWebhookValidationFailure("Webhook signed more than 8 hours ago: refused as a replay.")
             try:
                 with transaction.atomic():
                     WebhookNonce.objects.create(provider=self.esp_name, token=str(token)[:200])
             except IntegrityError:
-                raise AnymailWebhookValidationFailure("Webhook token seen before: refused as a replay.") from None
+                raise AlreadyHandled from None
         return super().parse_events(request)
 
     @staticmethod
@@ -83,9 +140,9 @@ SIGNS_TIMESTAMP_AND_TOKEN = {"Mailgun"}
 
 
 def _strict(view_class):
-    # A provider whose view has its own post() (Amazon SES answers SNS's challenges there)
-    # keeps it: only the secret is required on top.
-    mixins = (StrictWebhookMixin,) if view_class.post is AnymailCoreWebhookView.post else (RequireSecretMixin,)
+    # anymail's own post() still runs inside ours: Amazon SES answers SNS's first,
+    # unauthenticated call with a 401 challenge there.
+    mixins = (StrictWebhookMixin,)
     if getattr(view_class, "esp_name", None) in SIGNS_TIMESTAMP_AND_TOKEN:
         mixins = (SignedReplayGuardMixin, *mixins)
     return type(f"Strict{view_class.__name__}", (*mixins, view_class), {"__module__": __name__})

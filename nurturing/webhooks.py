@@ -8,23 +8,27 @@ ANYMAIL_MAILGUN_WEBHOOK_SIGNING_KEY). On top of anymail:
 
 - no secret configured means every call is refused (anymail would accept it
   with a warning);
-- a body that cannot be parsed gets 400, and nothing is recorded;
-- a signed call seen before, or signed more than 8 hours ago, is refused
-  as a replay (Mailgun's signed timestamp and one-time token).
+- a body that cannot be read, or an event without what its provider always
+  sends, gets 400 (never 500), and nothing of the call is recorded;
+- a call signed more than 8 hours ago is refused as a replay; a signed call
+  seen before is answered 200 and nothing is read from it (Mailgun's signed
+  timestamp and one-time token); a provider's retry of an event is recorded
+  once, by the provider's own event id.
 
 The views are in nurturing.webhook_views. anymail's `tracking` and
 `inbound` signals are handled here (connected in NurturingConfig.ready) and
-turned into engagement events.
+turned into engagement events; what each provider means by its own fields
+(bounce types, machine opens, event ids) is in nurturing.providers.
 """
 
 import logging
 
-from anymail.signals import EventType
 from django.conf import settings
 from django.utils import timezone
 
 from leads.models import Lead
 
+from . import providers
 from .compose import BadUnsubscribeLink, unsubscribe_token_read
 from .engagement import IncomingEvent, deliveries_for_messages, event_record, unsubscribe_by_link
 from .models import EmailEvent, Suppression, email_hash
@@ -36,62 +40,17 @@ K = EmailEvent.Kind
 
 # --- anymail's signals -> engagement events ------------------------------------------------
 
-_KINDS = {
-    EventType.DELIVERED: K.DELIVERED,
-    EventType.OPENED: K.OPENED,
-    EventType.CLICKED: K.CLICKED,
-    EventType.BOUNCED: K.BOUNCED,
-    EventType.COMPLAINED: K.COMPLAINED,
-    EventType.UNSUBSCRIBED: K.UNSUBSCRIBED,
-    EventType.REJECTED: K.REJECTED,
-    EventType.FAILED: K.REJECTED,
-    EventType.DEFERRED: K.OTHER,  # the provider retries by itself; a final failure comes as a bounce
-    EventType.AUTORESPONDED: K.OTHER,
-}
-_IGNORED = {EventType.QUEUED, EventType.SENT}
-# Bounces that the provider calls soft (the mailbox may accept mail again).
-_SOFT = {
-    ("Postmark", "Type"): {"SoftBounce", "Transient", "DnsError", "AutoResponder"},
-    ("Brevo", "event"): {"soft_bounce"},
-    ("SendGrid", "type"): {"blocked"},
-}
-# Opens the provider itself says a privacy proxy made.
-_PROXY_OPENS = {("Brevo", "event"): {"unique_proxy_open", "proxy_open"}}
-
-
-def _bounce(event, esp_name) -> str:
-    if event.event_type == EventType.REJECTED and event.reject_reason == "bounced":
-        return EmailEvent.Bounce.HARD
-    if event.event_type != EventType.BOUNCED:
-        return ""
-    raw = event.esp_event if isinstance(event.esp_event, dict) else {}
-    for (esp, field), soft in _SOFT.items():
-        if esp == esp_name and raw.get(field) in soft:
-            return EmailEvent.Bounce.SOFT
-    return EmailEvent.Bounce.HARD
-
-
-def _machine_hint(event, esp_name) -> str:
-    raw = event.esp_event if isinstance(event.esp_event, dict) else {}
-    for (esp, field), values in _PROXY_OPENS.items():
-        if esp == esp_name and raw.get(field) in values:
-            return f"{esp_name} reports a privacy proxy open"
-    return ""
-
 
 def on_tracking(sender, event, esp_name, **kwargs):
-    if event.event_type in _IGNORED:
+    if event.event_type in providers.IGNORED:
         return
-    kind = _KINDS.get(event.event_type, K.OTHER)
-    if event.event_type == EventType.REJECTED and event.reject_reason == "unsubscribed":
-        kind = K.UNSUBSCRIBED
-    if event.event_type == EventType.REJECTED and event.reject_reason == "spam":
-        kind = K.COMPLAINED
+    outcome = providers.tracking_outcome(esp_name, event)
     event_record(IncomingEvent(
-        provider=esp_name.lower(), kind=kind, occurred_at=event.timestamp or timezone.now(),
-        message_id=event.message_id or "", event_id=event.event_id or "", recipient=event.recipient or "",
-        url=event.click_url or "", user_agent=event.user_agent or "", bounce=_bounce(event, esp_name),
-        description=event.description or event.mta_response or "", machine_hint=_machine_hint(event, esp_name),
+        provider=esp_name.lower(), kind=outcome.kind, occurred_at=event.timestamp or timezone.now(),
+        message_id=event.message_id or "", event_id=providers.event_id(esp_name, event), recipient=event.recipient or "",
+        url=event.click_url or "", user_agent=event.user_agent or "", bounce=outcome.bounce,
+        description=event.description or event.mta_response or "",
+        machine_hint=providers.machine_open_reason(esp_name, event),
     ))
 
 
@@ -131,20 +90,26 @@ def on_inbound(sender, event, esp_name, **kwargs):
     recipients = {address.addr_spec.lower() for address in (message.to or [])}
     sender_address = normalize_email(message.from_email.addr_spec) if message.from_email else ""
     if settings.CRM_UNSUBSCRIBE_MAILTO.lower() in recipients:
-        _unsubscribe_by_mail(message, esp_name, sender_address)
+        _unsubscribe_by_mail(event, esp_name, sender_address)
         return
     reference, delivery = _replied_to(message)
     lead = delivery.enrollment.lead if delivery is not None else (
         Lead.objects.live().filter(email=sender_address).first() if sender_address else None
     )
     automatic = _is_automatic(message)
-    stop = not automatic and _asks_to_stop(message)
+    asks_to_stop = not automatic and _asks_to_stop(message)
+    # Anyone can write any From: a "stop" unsubscribes only from someone who answers one of
+    # our emails (its headers name it) or whom the provider authenticated. Otherwise it is
+    # a reply (the lead leaves its sequences) with a note for a person to check.
+    stop = asks_to_stop and (delivery is not None or providers.sender_is_authenticated(esp_name, event, sender_address))
+    note = "Asks to stop, not verified (not an answer to one of our emails, sender not authenticated): check it.\n"
     kind = K.OTHER if automatic else (K.UNSUBSCRIBED if stop else K.REPLIED)
     recorded = event_record(IncomingEvent(
         provider=esp_name.lower(), kind=kind, occurred_at=event.timestamp or timezone.now(),
         message_id=delivery.message_id if delivery else reference,
         event_id=event.event_id or (message.get("Message-ID") or ""), recipient=sender_address,
-        description=("Automatic reply: " if automatic else "") + f"{message.subject or ''}\n{(message.text or '')[:1500]}",
+        description=("Automatic reply: " if automatic else note if asks_to_stop and not stop else "")
+        + f"{message.subject or ''}\n{(message.text or '')[:1500]}",
         delivery=delivery, lead=lead,
     ))
     if stop and recorded is not None and lead is None and sender_address:
@@ -152,23 +117,35 @@ def on_inbound(sender, event, esp_name, **kwargs):
         suppression_add(email=sender_address, reason=Suppression.Reason.UNSUBSCRIBED, source=f"reply asking to stop ({esp_name})")
 
 
-def _unsubscribe_by_mail(message, esp_name, sender_address):
+def _unsubscribe_by_mail(event, esp_name, sender_address):
+    """Mail to the unsubscribe address (List-Unsubscribe's mailto, whose subject carries the signed token).
+
+    With a valid token, the address the token was made for is unsubscribed.
+    Without one, the sender's own address is unsubscribed only if the provider
+    authenticated the sender's domain; else the request is logged for a person
+    to check, and nothing is suppressed (anyone can write any From).
+    """
+    message = event.message
     token = (message.subject or "").strip().removeprefix("unsubscribe").strip()
+    source = f"mail to the unsubscribe address ({esp_name})"
     try:
         lead_id, address_hash, delivery_id = unsubscribe_token_read(token)
     except BadUnsubscribeLink:
-        # No (valid) link token: the sender asks for their own address to be taken off.
         if not sender_address:
             log.warning("Unsubscribe email without a token or a sender: nobody unsubscribed")
             return
-        lead = Lead.objects.live().filter(email=sender_address).first()
+        verified = providers.sender_is_authenticated(esp_name, event, sender_address)
         event_record(IncomingEvent(
-            provider=esp_name.lower(), kind=K.UNSUBSCRIBED, occurred_at=timezone.now(),
-            event_id=f"unsubscribe-mail-{email_hash(sender_address)[:32]}", recipient=sender_address,
-            description="mail to the unsubscribe address", lead=lead,
+            provider=esp_name.lower(), kind=K.UNSUBSCRIBED if verified else K.OTHER, occurred_at=timezone.now(),
+            event_id=f"unsubscribe-mail-{'verified' if verified else 'unverified'}-{email_hash(sender_address)[:32]}",
+            recipient=sender_address,
+            description=source if verified else (
+                f"{source}, without the link's token and from a sender the provider did not authenticate: "
+                "not unsubscribed. Check it and unsubscribe the address by hand if the request is real."
+            ),
+            lead=Lead.objects.live().filter(email=sender_address).first(),
         ))
-        suppression_add(email=sender_address, reason=Suppression.Reason.UNSUBSCRIBED,
-                        source=f"mail to the unsubscribe address ({esp_name})")
+        if verified:
+            suppression_add(email=sender_address, reason=Suppression.Reason.UNSUBSCRIBED, source=source)
         return
-    unsubscribe_by_link(lead_id=lead_id, address_hash=address_hash, delivery_id=delivery_id,
-                        source=f"mail to the unsubscribe address ({esp_name})")
+    unsubscribe_by_link(lead_id=lead_id, address_hash=address_hash, delivery_id=delivery_id, source=source)

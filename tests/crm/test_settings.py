@@ -1,6 +1,7 @@
 """Settings: the embedded default, production's refusals, the deploy checklist."""
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -117,3 +118,16 @@ def test_the_environment_switches_database_and_email_with_no_code_change(env, ex
     base = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "EMAIL_URL", "EMAIL_BACKEND")}
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60, env={**base, **env})
     assert result.stdout.strip() == expected, result.stderr
+
+
+ENV_READ = re.compile(r"""\b(?:env|Env\(\))(?:\.\w+)?\(\s*["']([A-Z][A-Z0-9_]*)["']""")
+# Read through the ANYMAIL_ prefix rather than by name; the webhooks refuse every call without it.
+ENV_BY_PREFIX = {"ANYMAIL_WEBHOOK_SECRET"}
+
+
+def test_env_example_lists_every_variable_the_settings_read():
+    read = {name for source in (ROOT / "crm" / "settings").glob("*.py") for name in ENV_READ.findall(source.read_text())}
+    listed = set(re.findall(r"^#?\s*([A-Z][A-Z0-9_]*)=", (ROOT / ".env.example").read_text(), flags=re.MULTILINE))
+
+    assert len(read) > 30  # the pattern still finds the settings' reads
+    assert sorted((read | ENV_BY_PREFIX) - listed) == []

@@ -1,0 +1,127 @@
+"""Bad input to the providers' webhooks: answered 400 (never 500), nothing recorded, on every URL we serve."""
+
+import json
+
+import pytest
+from anymail import urls as anymail_urls
+
+from nurturing.models import EmailEvent, Suppression, WebhookNonce
+from nurturing.webhook_views import webhook_urlpatterns
+from tests.nurturing.provider_payloads import mailgun_event
+from tests.nurturing.webhook_posts import AUTH, post_form, post_json, post_sns
+
+pytestmark = pytest.mark.usefixtures("webhooks")
+
+WEBHOOKS = sorted(pattern.name for pattern in webhook_urlpatterns())
+# Where a form-encoded provider puts its payload.
+FORM_FIELDS = {"mailgun_inbound_webhook": "body-mime", "mandrill_webhook": "mandrill_events",
+               "mandrill_tracking_webhook": "mandrill_events", "sendgrid_inbound_webhook": "email"}
+GARBAGE = {
+    "not JSON": "{not json",
+    "a JSON string": '"hello"',
+    "JSON of another shape": '{"unexpected": [1, 2], "event": {"nested": true}}',
+    "an empty object": "{}",
+    "an empty list": "[]",
+    "an empty body": "",
+}
+# Mandrill checks a webhook URL by posting an empty batch (mandrill_events=[]): that is its
+# documented call, answered 200 with nothing recorded.
+DOCUMENTED = {("mandrill_webhook", "an empty list"), ("mandrill_tracking_webhook", "an empty list")}
+
+
+
+
+def post_garbage(client, name, body):
+    if name in FORM_FIELDS:
+        return post_form(client, name, {FORM_FIELDS[name]: body} if body else {})
+    if name.startswith("amazon_ses_"):
+        return post_sns(client, name, body)
+    return post_json(client, name, body)
+
+
+def test_every_provider_webhook_is_served():
+    assert len(WEBHOOKS) == len(anymail_urls.urlpatterns) == 27
+
+
+@pytest.mark.filterwarnings("ignore::anymail.exceptions.AnymailNotSupportedWarning",
+                            "ignore::anymail.exceptions.AnymailDeprecationWarning")
+@pytest.mark.parametrize("garbage", list(GARBAGE))
+@pytest.mark.parametrize("name", WEBHOOKS)
+def test_a_malformed_body_is_refused_with_400_and_nothing_is_recorded(client, db, name, garbage):
+    client.raise_request_exception = False  # a crash must show as the 500 the provider would see
+    response = post_garbage(client, name, GARBAGE[garbage])
+
+    expected = 200 if (name, garbage) in DOCUMENTED else 400
+    assert response.status_code == expected, response.content[:300]
+    assert not EmailEvent.objects.exists() and not Suppression.objects.exists() and not WebhookNonce.objects.exists()
+
+
+def sns_notification(message: str, message_id="sns-1") -> dict:
+    return {"Type": "Notification", "MessageId": message_id, "TopicArn": "arn:aws:sns:eu-west-1:123456789012:ses-events",
+            "Message": message, "Timestamp": "2026-06-03T10:00:00.000Z", "SignatureVersion": "1"}
+
+
+@pytest.mark.parametrize("message", ["not json", "{}", '{"eventType": "Bounce", "mail": {}}', "[1, 2]"],
+                         ids=["not JSON", "empty", "bounce without its object", "a list"])
+def test_amazon_ses_a_notification_whose_message_is_not_an_ses_event_is_a_400(client, db, message):
+    client.raise_request_exception = False
+    response = post_sns(client, "amazon_ses_tracking_webhook", sns_notification(message))
+    assert response.status_code == 400
+    assert not EmailEvent.objects.exists()
+
+
+def test_amazon_ses_the_topic_validation_notice_is_accepted_and_records_nothing(client, db):
+    notice = sns_notification("Successfully validated SNS topic for Amazon SES event publishing.")
+    assert post_sns(client, "amazon_ses_tracking_webhook", notice).status_code == 200
+    assert not EmailEvent.objects.exists()
+
+
+def test_amazon_ses_asks_for_the_secret_before_sns_sends_it(client, db):
+    response = post_sns(client, "amazon_ses_tracking_webhook", sns_notification("{}"), auth={})
+    assert response.status_code == 401 and response["WWW-Authenticate"].startswith("Basic ")
+
+
+def test_postmark_an_empty_body_is_a_400_and_records_nothing(client, db):
+    assert post_json(client, "postmark_tracking_webhook", {}).status_code == 400
+    assert not EmailEvent.objects.exists()
+
+
+@pytest.mark.parametrize("missing", ["RecordType", "MessageID", "Recipient"])
+def test_postmark_an_event_without_what_postmark_always_sends_is_a_400(client, db, missing):
+    opened = {"RecordType": "Open", "MessageID": "pm-1", "Recipient": "ada@example.com",
+              "ReceivedAt": "2026-06-03T10:00:00Z", "UserAgent": "Mozilla/5.0"}
+    del opened[missing]
+    assert post_json(client, "postmark_tracking_webhook", opened).status_code == 400
+    assert not EmailEvent.objects.exists()
+
+
+def test_postmark_an_inbound_email_without_a_sender_is_a_400(client, db):
+    payload = {"ToFull": [{"Email": "rep1@example.com", "Name": ""}], "Subject": "Hi", "MessageID": "in-1",
+               "TextBody": "Hello", "Headers": []}
+    assert post_json(client, "postmark_inbound_webhook", payload).status_code == 400
+    assert not EmailEvent.objects.exists()
+
+
+def test_a_batch_with_one_bad_event_records_none_of_it(client, db):
+    good = {"event": "open", "email": "ada@example.com", "timestamp": 1780480800, "sg_event_id": "e1", "anymail_id": "x"}
+    bad = {"email": "bob@example.com", "timestamp": 1780480800}
+    response = post_json(client, "sendgrid_tracking_webhook", [good, bad])
+    assert response.status_code == 400
+    assert not EmailEvent.objects.exists()
+
+
+def test_basic_auth_alone_does_not_pass_a_signed_provider(client, db):
+    body = json.dumps({"type": "activity.opened", "data": {}})
+    response = client.post("/webhooks/mailersend/tracking/", data=body, content_type="application/json", **AUTH)
+    assert response.status_code == 400
+
+
+def test_a_failure_while_recording_is_a_500_for_the_provider_to_retry_and_leaves_nothing(client, sent, monkeypatch):
+    def broken(incoming):
+        raise TypeError("a bug of ours")
+
+    monkeypatch.setattr("nurturing.webhooks.event_record", broken)
+    client.raise_request_exception = False
+    response = post_json(client, "mailgun_tracking_webhook", mailgun_event(sent, "opened"))
+    assert response.status_code == 500
+    assert not EmailEvent.objects.exists() and not WebhookNonce.objects.exists()  # the retry is taken
