@@ -13,7 +13,7 @@ from django.utils import timezone
 from leads.models import StageChange, Task
 from nurturing import services
 from nurturing.models import Delivery, EmailEvent, Enrollment, Suppression
-from tests.factories import LeadFactory
+from tests.factories import LeadFactory, sequence_with_steps
 from tests.nurturing.provider_payloads import iso, mailgun_event, postmark_bounce
 from tests.nurturing.webhook_posts import AUTH, MAILGUN_KEY, mailgun_signature, post_json, url
 
@@ -264,6 +264,23 @@ def test_a_reply_is_matched_by_in_reply_to_before_older_references(client, sent,
                {"Name": "References", "Value": f"<older@crm.test> {sent.message_id}"}]
     post_json(client, "postmark_inbound_webhook", postmark_inbound(sent, headers=headers))
     assert EmailEvent.objects.get().delivery == sent
+
+
+@pytest.mark.parametrize("headers", [
+    [],  # a client that keeps no thread headers
+    [{"Name": "In-Reply-To", "Value": "<someone-elses@mail.example>"}, {"Name": "References", "Value": "<unknown@elsewhere.example>"}],
+], ids=["no-thread-headers", "unknown-thread"])
+def test_a_reply_that_matches_no_email_still_takes_the_sender_out_of_every_sequence(client, sent, headers):
+    # A second sequence the lead is in, nothing sent from it yet: the reply ends it too.
+    other = services.enrollment_create(lead=sent.enrollment.lead, sequence=sequence_with_steps(name="Webinar invite"))
+    response = post_json(client, "postmark_inbound_webhook", postmark_inbound(sent, headers=headers, text="Sounds good, call me"))
+    assert response.status_code == 200
+    event = EmailEvent.objects.get()
+    assert (event.kind, event.delivery, event.lead) == (EmailEvent.Kind.REPLIED, None, sent.enrollment.lead)
+    for enrollment in (sent.enrollment, other):
+        enrollment.refresh_from_db()
+        assert (enrollment.status, enrollment.exit_reason) == (Enrollment.Status.EXITED, "Replied")
+    assert not Delivery.objects.filter(status=Delivery.Status.SCHEDULED).exists()
 
 
 def test_a_soft_bounced_email_that_arrived_after_all_is_not_sent_again(client, sent):
