@@ -8,6 +8,8 @@ import csv
 
 from django.contrib import admin, messages
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
+from django.contrib.admin.options import IncorrectLookupParameters
+from django.contrib.admin.views.main import ChangeList
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404, HttpResponseRedirect, StreamingHttpResponse
 from django.template.response import TemplateResponse
@@ -49,6 +51,20 @@ def status_badge_html(status: str):
     )
 
 
+def _filter_by_owner(leads, value: str):
+    """The leads of the user with this id, or the unassigned pool for "none".
+
+    Raises ValidationError for anything else (a word, an id past the column's
+    range), which the database would otherwise be asked about and fail on.
+    """
+    if value == "none":
+        return leads.filter(owner__isnull=True)
+    id_field = Lead._meta.get_field("owner").target_field
+    owner_id = id_field.to_python(value)
+    id_field.run_validators(owner_id)
+    return leads.filter(owner_id=owner_id)
+
+
 class OwnerFilter(admin.SimpleListFilter):
     title = "owner"
     parameter_name = "owner"
@@ -58,12 +74,23 @@ class OwnerFilter(admin.SimpleListFilter):
         return [("none", "Unassigned"), *users]
 
     def queryset(self, request, queryset):
-        value = self.value()
-        if value == "none":
-            return queryset.filter(owner__isnull=True)
-        if value and value.isdigit():
-            return queryset.filter(owner_id=int(value))
-        return queryset
+        if not self.value():
+            return queryset
+        try:
+            return _filter_by_owner(queryset, self.value())
+        except ValidationError as exc:
+            raise IncorrectLookupParameters(exc) from exc
+
+
+class LeadChangeList(ChangeList):
+    def get_filters(self, request):
+        # Django turns a date drill-down it cannot read into its "invalid
+        # filter" redirect, but only for a ValueError: a year of 10**23
+        # overflows instead.
+        try:
+            return super().get_filters(request)
+        except OverflowError as exc:
+            raise IncorrectLookupParameters(exc) from exc
 
 
 class LiveFilter(admin.SimpleListFilter):
@@ -372,10 +399,14 @@ class LeadAdmin(admin.ModelAdmin):
             raise PermissionDenied
         owner_id = request.GET.get("owner", "")
         leads = Lead.objects.live()
-        if owner_id == "none":
-            leads = leads.filter(owner__isnull=True)
-        elif owner_id.isdigit():
-            leads = leads.filter(owner_id=int(owner_id))
+        if owner_id:
+            try:
+                leads = _filter_by_owner(leads, owner_id)
+            except ValidationError:
+                self.message_user(
+                    request, f"There is no owner “{owner_id}”: showing everyone's leads. Choose an owner from the list.", messages.ERROR
+                )
+                return HttpResponseRedirect(reverse("admin:leads_lead_pipeline"))
         changelist = reverse("admin:leads_lead_changelist")
         rows = selectors.pipeline_summary(leads=leads)
         for row in rows:
@@ -394,6 +425,9 @@ class LeadAdmin(admin.ModelAdmin):
             "owner_id": owner_id,
         }
         return TemplateResponse(request, "admin/leads/lead/pipeline.html", context)
+
+    def get_changelist(self, request, **kwargs):
+        return LeadChangeList
 
     def changelist_view(self, request, extra_context=None):
         extra_context = {**(extra_context or {}), "pipeline_url": reverse("admin:leads_lead_pipeline")}
