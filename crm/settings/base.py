@@ -115,6 +115,12 @@ AUTH_PASSWORD_VALIDATORS = [
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
+# A login lasts a working day (12 hours), not Django's two weeks: the CRM shows
+# people's personal data, and a session left open on a shared or lost device
+# should not outlive the day. Expiring at browser close is off by default, as
+# browsers that restore tabs keep such cookies anyway; the age is the real limit.
+SESSION_COOKIE_AGE = env.int("DJANGO_SESSION_COOKIE_AGE", default=12 * 60 * 60)
+SESSION_EXPIRE_AT_BROWSER_CLOSE = env.bool("DJANGO_SESSION_EXPIRE_AT_BROWSER_CLOSE", default=False)
 
 # --- Internationalisation -------------------------------------------------
 LANGUAGE_CODE = "en-us"
