@@ -6,6 +6,7 @@ same code runs on the embedded default (SQLite, filesystem broker, local mail
 outbox) and on PostgreSQL + Redis + a real email provider.
 """
 
+from datetime import timedelta
 from pathlib import Path
 
 import environ
@@ -37,6 +38,7 @@ INSTALLED_APPS = [
     "crispy_bootstrap5",
     "django_htmx",
     "anymail",
+    "axes",
     # Our apps, ground floor first: leads <- nurturing <- workspace <- crm (wires them).
     "leads",
     "nurturing",
@@ -54,6 +56,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # Last, as django-axes asks: turns a locked-out login into the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "crm.urls"
@@ -115,6 +119,34 @@ AUTH_PASSWORD_VALIDATORS = [
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
+# django-axes first: it refuses a locked-out login before the password is checked.
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
+
+# --- Login throttling (django-axes), on both login pages -----------------------
+# After CRM_LOGIN_FAILURE_LIMIT wrong passwords for one username from one IP
+# address, that pair is locked out for CRM_LOGIN_COOLOFF_MINUTES; each further
+# try starts the wait again, and a right password then is refused too. Locking
+# the pair, not the username alone, keeps someone elsewhere from locking a rep
+# out of their own account by typing wrong passwords for it; locking it, not
+# the address alone, keeps one office behind one address from locking everyone
+# out. A manager unlocks in the admin (Axes > Access attempts: delete the rows);
+# on the command line, `manage.py axes_reset`.
+AXES_FAILURE_LIMIT = env.int("CRM_LOGIN_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = timedelta(minutes=env.int("CRM_LOGIN_COOLOFF_MINUTES", default=15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "crm.views.login_locked_out"
+# The client's address. Behind CRM_TRUSTED_PROXIES reverse proxies, it is the
+# one the nearest proxies added to X-Forwarded-For, counted from the right, so
+# addresses a client writes into the header itself are never used. Without
+# proxies (0, the default) the header is ignored: anyone can send it.
+CRM_TRUSTED_PROXIES = env.int("CRM_TRUSTED_PROXIES", default=0)
+if CRM_TRUSTED_PROXIES:
+    AXES_IPWARE_META_PRECEDENCE_ORDER = ("HTTP_X_FORWARDED_FOR", "REMOTE_ADDR")
+    AXES_IPWARE_PROXY_COUNT = CRM_TRUSTED_PROXIES - 1  # ipware counts the hops after the client's
+    IPWARE_STRICT = False  # a longer header (what the client sent) is fine; the position still counts from the right
+else:
+    AXES_IPWARE_META_PRECEDENCE_ORDER = ("REMOTE_ADDR",)
 # A login lasts a working day (12 hours), not Django's two weeks: the CRM shows
 # people's personal data, and a session left open on a shared or lost device
 # should not outlive the day. Expiring at browser close is off by default, as

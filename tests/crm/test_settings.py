@@ -180,3 +180,15 @@ def test_the_environment_switches_database_and_email_with_no_code_change(env, ex
     base = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "EMAIL_URL", "EMAIL_BACKEND")}
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60, env={**base, **env})
     assert result.stdout.strip() == expected, result.stderr
+
+
+def test_login_limits_and_the_proxy_count_come_from_the_environment():
+    code = (
+        "import django; django.setup(); from django.conf import settings as s;"
+        "print(s.SESSION_COOKIE_AGE, s.AXES_FAILURE_LIMIT, int(s.AXES_COOLOFF_TIME.total_seconds()),"
+        " ','.join(s.AXES_IPWARE_META_PRECEDENCE_ORDER), s.AXES_IPWARE_PROXY_COUNT, s.IPWARE_STRICT)"
+    )
+    env = {"DJANGO_SETTINGS_MODULE": "crm.settings.local", "DJANGO_SESSION_COOKIE_AGE": "3600", "CRM_LOGIN_FAILURE_LIMIT": "3",
+           "CRM_LOGIN_COOLOFF_MINUTES": "30", "CRM_TRUSTED_PROXIES": "1"}
+    result = run_python(code, env)
+    assert result.stdout.split() == ["3600", "3", "1800", "HTTP_X_FORWARDED_FOR,REMOTE_ADDR", "0", "False"], result.stderr
