@@ -28,27 +28,10 @@ from ..pagination import BoundedCountPaginator
 # many, narrow the filter (or script it) instead of holding the page.
 BULK_STAGE_MOVE_LIMIT = 1000
 
-STATUS_COLOURS = {
-    "new": "#6c757d",
-    "contacted": "#0d6efd",
-    "nurturing": "#6610f2",
-    "mql": "#d63384",
-    "sql": "#fd7e14",
-    "opportunity": "#b8860b",
-    "customer": "#198754",
-    "lost": "#dc3545",
-    "disqualified": "#495057",
-}
-
 
 def status_badge_html(status: str):
-    return format_html(
-        '<span class="lead-status lead-status-{}" style="background:{};color:#fff;padding:2px 8px;'
-        'border-radius:10px;white-space:nowrap">{}</span>',
-        status,
-        STATUS_COLOURS.get(status, "#6c757d"),
-        pipeline.label(status),
-    )
+    """The status as a coloured badge (colours in crm/static/crm/admin.css)."""
+    return format_html('<span class="lead-status lead-status-{}">{}</span>', status, pipeline.label(status))
 
 
 def _filter_by_owner(leads, value: str):
@@ -182,7 +165,7 @@ class LeadAdmin(admin.ModelAdmin):
             return "Nothing yet."
         body = format_html_join(
             "",
-            '<tr class="timeline-{}"><td style="white-space:nowrap">{}</td><td><strong>{}</strong><br>{}</td><td>{}</td></tr>',
+            '<tr class="timeline-{}"><td class="nowrap">{}</td><td><strong>{}</strong><br>{}</td><td>{}</td></tr>',
             (
                 (row["kind"], date_format(timezone.localtime(row["at"]), "DATETIME_FORMAT"), row["title"], row["detail"], row["who"])
                 for row in rows
