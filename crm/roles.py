@@ -25,3 +25,8 @@ def user_has_role(user, role: Role) -> bool:
 
 def user_is_manager(user) -> bool:
     return user_has_role(user, Role.MANAGER)
+
+
+def user_can_export_personal_data(user) -> bool:
+    """Exports take people's data out of the CRM: only with `leads.export_lead`, which the Manager role has."""
+    return user.is_active and user.has_perm("leads.export_lead")

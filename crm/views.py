@@ -1,8 +1,10 @@
 from datetime import timedelta
 
+from axes.helpers import get_cool_off
 from django.conf import settings
 from django.db import connection
 from django.http import JsonResponse
+from django.shortcuts import render
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
 
@@ -24,3 +26,16 @@ def healthz(request):
             "last_worker_heartbeat": last.isoformat() if last else None,
         }
     )
+
+
+def login_locked_out(request, original_response, credentials):
+    """What django-axes answers on either login page once a username and address are locked out."""
+    cool_off = get_cool_off(request)
+    response = render(
+        request,
+        "registration/locked_out.html",
+        {"retry_at": timezone.now() + cool_off, "cool_off_minutes": round(cool_off.total_seconds() / 60)},
+        status=429,
+    )
+    response["Retry-After"] = str(int(cool_off.total_seconds()))
+    return response

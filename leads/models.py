@@ -215,6 +215,7 @@ class Lead(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-id"]
+        permissions = [("export_lead", "Can export leads' personal data")]
         constraints = [
             models.UniqueConstraint(
                 Lower("email"),
@@ -538,3 +539,23 @@ class FormSubmission(models.Model):
 
     def __str__(self):
         return f"{self.form_name} by {self.lead}"
+
+
+class LeadExport(models.Model):
+    """One export of leads' personal data out of the CRM: who, when, how many rows, which leads."""
+
+    # PROTECT: the record of who took data out outlives nobody's account (deactivate users instead).
+    exported_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    exported_at = models.DateTimeField(default=now)
+    row_count = models.PositiveIntegerField(help_text="Leads in the export when it started.")
+    filters = models.TextField(blank=True, help_text="The lead list's filters and search, as in its address.")
+    lead_ids = models.JSONField(
+        default=list, blank=True, help_text="The leads ticked one by one; empty when every lead matching the filters was exported."
+    )
+
+    class Meta:
+        ordering = ["-exported_at", "-id"]
+        indexes = [models.Index(fields=["-exported_at", "-id"], name="leadexport_exported")]
+
+    def __str__(self):
+        return f"{self.row_count} lead(s) by {self.exported_by} at {self.exported_at:%Y-%m-%d %H:%M}"

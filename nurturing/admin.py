@@ -4,6 +4,8 @@ Also extends the lead admin (from leads/, which knows nothing of nurturing)
 with each lead's deliveries and an "enroll in a sequence" action.
 """
 
+from csp.constants import UNSAFE_INLINE
+from csp.decorators import csp_update
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -132,6 +134,10 @@ class SequenceAdmin(SequenceReportMixin, admin.ModelAdmin):
         view = self.admin_site.admin_view
         return [path("step/<int:step_id>/preview/", view(self.preview_view), name="nurturing_step_preview"), *super().get_urls()]
 
+    # The email's HTML is shown in a sandboxed frame (no scripts run in it), which
+    # takes this page's Content-Security-Policy: let it keep its inline styles
+    # and remote images, as a mail client shows them. Scripts stay 'self' only.
+    @csp_update({"style-src": [UNSAFE_INLINE], "img-src": ["https:"]})
     def preview_view(self, request, step_id):
         step = get_object_or_404(Step.objects.select_related("sequence"), pk=step_id)
         if not self.has_view_permission(request, step.sequence):

@@ -82,8 +82,8 @@ class LeadEmailEventsMixin:
             '<table class="lead-email-events"><thead><tr><th>when</th><th>event</th><th>by</th><th>email</th>'
             "<th>link or detail</th><th>what it did</th></tr></thead><tbody>{}</tbody></table>",
             format_html_join(
-                "", '<tr class="{}"><td style="white-space:nowrap">{}</td><td>{}</td><td>{}</td><td>{}</td>'
-                '<td style="word-break:break-all">{}</td><td>{}</td></tr>', rows
+                "", '<tr class="{}"><td class="nowrap">{}</td><td>{}</td><td>{}</td><td>{}</td>'
+                '<td class="break-all">{}</td><td>{}</td></tr>', rows
             ),
         )
 

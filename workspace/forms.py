@@ -7,7 +7,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from leads.forms import ConvertForm, OwnerChoiceField, StageMoveForm
-from leads.models import Activity, Campaign, Objection, Persona, Source
+from leads.models import Activity, Campaign, Lead, Objection, Persona, Source
 from leads.pipeline import LeadStatus
 from leads.selectors import lead_owner_choices
 from nurturing.models import Sequence
@@ -170,3 +170,9 @@ class LeadFilterForm(forms.Form):
             (value, f"No touch for {settings.CRM_COLD_AFTER_DAYS} days" if value == "cold" else label)
             for value, label in self.fields["touched"].choices
         ]
+
+    def clean_score_min(self):
+        value = self.cleaned_data["score_min"]
+        if value is not None:
+            Lead._meta.get_field("score").run_validators(value)  # within what the database can compare
+        return value

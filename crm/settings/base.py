@@ -6,10 +6,12 @@ same code runs on the embedded default (SQLite, filesystem broker, local mail
 outbox) and on PostgreSQL + Redis + a real email provider.
 """
 
+from datetime import timedelta
 from pathlib import Path
 
 import environ
 import xstatic.pkg.bootstrap
+from csp.constants import NONE, SELF
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 VAR_DIR = Path(environ.Env().str("CRM_VAR_DIR", default=str(BASE_DIR / "var")))
@@ -37,6 +39,8 @@ INSTALLED_APPS = [
     "crispy_bootstrap5",
     "django_htmx",
     "anymail",
+    "axes",
+    "csp",
     # Our apps, ground floor first: leads <- nurturing <- workspace <- crm (wires them).
     "leads",
     "nurturing",
@@ -53,7 +57,10 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # Last, as django-axes asks: turns a locked-out login into the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "crm.urls"
@@ -73,6 +80,24 @@ TEMPLATES = [
         },
     },
 ]
+
+# --- Content-Security-Policy (django-csp) ------------------------------------
+# Every page, the admin's included, loads scripts, styles and images from this
+# site only, and has no inline script, event handler or style: an injected
+# <script> or onclick does not run. htmx's own indicator <style> is turned off
+# (workspace/base.html); the reps' pages style their spinner in app.css.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF],
+        "img-src": [SELF, "data:"],
+        "frame-ancestors": [NONE],
+        "form-action": [SELF],
+        "base-uri": [NONE],
+        "object-src": [NONE],
+    }
+}
 
 # --- Database -------------------------------------------------------------
 # Embedded default: SQLite under var/. WAL lets the web server and the Celery
@@ -115,6 +140,40 @@ AUTH_PASSWORD_VALIDATORS = [
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
+# django-axes first: it refuses a locked-out login before the password is checked.
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
+
+# --- Login throttling (django-axes), on both login pages -----------------------
+# After CRM_LOGIN_FAILURE_LIMIT wrong passwords for one username from one IP
+# address, that pair is locked out for CRM_LOGIN_COOLOFF_MINUTES; each further
+# try starts the wait again, and a right password then is refused too. Locking
+# the pair, not the username alone, keeps someone elsewhere from locking a rep
+# out of their own account by typing wrong passwords for it; locking it, not
+# the address alone, keeps one office behind one address from locking everyone
+# out. A manager unlocks in the admin (Axes > Access attempts: delete the rows);
+# on the command line, `manage.py axes_reset`.
+AXES_FAILURE_LIMIT = env.int("CRM_LOGIN_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = timedelta(minutes=env.int("CRM_LOGIN_COOLOFF_MINUTES", default=15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "crm.views.login_locked_out"
+# The client's address. Behind CRM_TRUSTED_PROXIES reverse proxies, it is the
+# one the nearest proxies added to X-Forwarded-For, counted from the right, so
+# addresses a client writes into the header itself are never used. Without
+# proxies (0, the default) the header is ignored: anyone can send it.
+CRM_TRUSTED_PROXIES = env.int("CRM_TRUSTED_PROXIES", default=0)
+if CRM_TRUSTED_PROXIES:
+    AXES_IPWARE_META_PRECEDENCE_ORDER = ("HTTP_X_FORWARDED_FOR", "REMOTE_ADDR")
+    AXES_IPWARE_PROXY_COUNT = CRM_TRUSTED_PROXIES - 1  # ipware counts the hops after the client's
+    IPWARE_STRICT = False  # a longer header (what the client sent) is fine; the position still counts from the right
+else:
+    AXES_IPWARE_META_PRECEDENCE_ORDER = ("REMOTE_ADDR",)
+# A login lasts a working day (12 hours), not Django's two weeks: the CRM shows
+# people's personal data, and a session left open on a shared or lost device
+# should not outlive the day. Expiring at browser close is off by default, as
+# browsers that restore tabs keep such cookies anyway; the age is the real limit.
+SESSION_COOKIE_AGE = env.int("DJANGO_SESSION_COOKIE_AGE", default=12 * 60 * 60)
+SESSION_EXPIRE_AT_BROWSER_CLOSE = env.bool("DJANGO_SESSION_EXPIRE_AT_BROWSER_CLOSE", default=False)
 
 # --- Internationalisation -------------------------------------------------
 LANGUAGE_CODE = "en-us"

@@ -1,18 +1,13 @@
 """Production: PostgreSQL, Redis (or RabbitMQ), a real email provider, HTTPS.
 
-Refuses to start without SECRET_KEY; `manage.py check --deploy` is clean.
+Refuses to start without a strong SECRET_KEY of its own; `manage.py check --deploy` is clean.
 """
-
-from django.core.exceptions import ImproperlyConfigured
 
 from .base import *  # noqa: F403
 from .base import env
+from .keys import check_production_secret_key
 
-if not SECRET_KEY:  # noqa: F405
-    raise ImproperlyConfigured(
-        "SECRET_KEY is not set. Set it in the environment to a long random value, "
-        "e.g. python -c 'import secrets; print(secrets.token_urlsafe(50))'."
-    )
+check_production_secret_key(SECRET_KEY)  # noqa: F405
 
 DEBUG = False
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS")

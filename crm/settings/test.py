@@ -5,8 +5,9 @@
 
 from .base import *  # noqa: F403
 from .base import _tune_database, env
+from .keys import TEST_SECRET_KEY
 
-SECRET_KEY = "test-only-not-secret"
+SECRET_KEY = TEST_SECRET_KEY
 DEBUG = False
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 # In memory by default; the integration tests point a real worker at a real

@@ -16,6 +16,7 @@ from ..models import (
     Customer,
     Deal,
     FormSubmission,
+    LeadExport,
     Objection,
     Persona,
     Resource,
@@ -244,3 +245,21 @@ class FormSubmissionAdmin(ReadOnlyAdminMixin, LeadRecordAdmin):
     list_select_related = ("lead", "resource")
     raw_id_fields = ("lead",)
 
+
+
+@admin.register(LeadExport)
+class LeadExportAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    """Every export of leads' personal data: read only, as a log is."""
+
+    list_display = ("exported_at", "exported_by", "row_count", "what")
+    list_select_related = ("exported_by",)
+    list_filter = (("exported_at", admin.DateFieldListFilter), "exported_by")
+    fields = ("exported_at", "exported_by", "row_count", "filters", "lead_ids")
+    paginator = BoundedCountPaginator
+    show_full_result_count = False
+
+    @admin.display(description="leads")
+    def what(self, obj):
+        if obj.lead_ids:
+            return f"{len(obj.lead_ids)} ticked: " + ", ".join(f"#{pk}" for pk in obj.lead_ids[:10]) + (" …" if len(obj.lead_ids) > 10 else "")
+        return f"every lead matching: {obj.filters or 'no filter'}"

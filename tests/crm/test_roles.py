@@ -16,16 +16,22 @@ def test_the_data_migration_creates_the_three_groups():
 @pytest.mark.parametrize(
     ("role", "allowed", "refused"),
     [
-        (Role.MANAGER, ["leads.change_lead", "leads.delete_deal", "leads.change_campaign", "leads.view_stagechange"], []),
+        (
+            Role.MANAGER,
+            ["leads.change_lead", "leads.delete_deal", "leads.change_campaign", "leads.view_stagechange", "leads.export_lead",
+             "leads.view_leadexport"],
+            ["leads.change_leadexport", "leads.delete_leadexport"],
+        ),
         (
             Role.SALES_REP,
             ["leads.add_lead", "leads.change_lead", "leads.add_activity", "leads.add_objection", "leads.add_task", "leads.add_deal"],
-            ["leads.delete_lead", "leads.change_campaign", "leads.change_stagechange", "leads.add_campaignspend"],
+            ["leads.delete_lead", "leads.change_campaign", "leads.change_stagechange", "leads.add_campaignspend", "leads.export_lead"],
         ),
         (
             Role.MARKETER,
             ["leads.view_lead", "leads.add_campaign", "leads.add_campaignspend", "leads.change_persona", "leads.add_source"],
-            ["leads.change_lead", "leads.add_activity", "leads.delete_lead", "leads.change_deal"],
+            ["leads.change_lead", "leads.add_activity", "leads.delete_lead", "leads.change_deal", "leads.export_lead",
+             "leads.view_leadexport"],
         ),
     ],
 )

@@ -23,11 +23,14 @@ def free_port():
 @pytest.mark.slow
 def test_run_all_serves_the_admin_and_a_worker_answers_beats_tick(tmp_path):
     port = free_port()
+    # A newcomer's shell: no settings module, no key. manage.py picks the local
+    # settings and run_all hands them to the worker and beat (whose own default
+    # is production, which would refuse to start without a key).
     env = {
         k: v for k, v in os.environ.items()
-        if k not in ("DATABASE_URL", "TEST_DATABASE_URL", "CELERY_BROKER_URL", "DJANGO_SETTINGS_MODULE")
+        if k not in ("DATABASE_URL", "TEST_DATABASE_URL", "CELERY_BROKER_URL", "DJANGO_SETTINGS_MODULE", "SECRET_KEY")
     }
-    env.update(CRM_VAR_DIR=str(tmp_path), CRM_BEAT_TICK_SECONDS="1", DJANGO_SETTINGS_MODULE="crm.settings.local")
+    env.update(CRM_VAR_DIR=str(tmp_path), CRM_BEAT_TICK_SECONDS="1")
     manage = [sys.executable, "manage.py"]
     subprocess.run([*manage, "migrate", "-v0"], cwd=ROOT, env=env, check=True, timeout=300)
     log = open(tmp_path / "run.log", "w")

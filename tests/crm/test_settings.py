@@ -2,6 +2,8 @@
 
 import os
 import re
+import secrets
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -12,24 +14,84 @@ from django.db.backends.sqlite3.base import DatabaseWrapper
 from crm.settings.base import _tune_database
 
 ROOT = Path(__file__).resolve().parent.parent.parent
+PRODUCTION = {"DJANGO_SETTINGS_MODULE": "crm.settings.production", "DJANGO_ALLOWED_HOSTS": "crm.example.com"}
+
+
+def clean_environ():
+    return {k: v for k, v in os.environ.items() if k not in ("SECRET_KEY", "DATABASE_URL", "TEST_DATABASE_URL", "DJANGO_SETTINGS_MODULE")}
 
 
 def run_manage(*args, env=None):
-    clean = {k: v for k, v in os.environ.items() if k not in ("SECRET_KEY", "DATABASE_URL", "TEST_DATABASE_URL")}
     return subprocess.run(
         [sys.executable, "manage.py", *args],
         cwd=ROOT,
-        env={**clean, **(env or {})},
+        env={**clean_environ(), **(env or {})},
         capture_output=True,
         text=True,
         timeout=120,
     )
 
 
+def run_python(code, env):
+    return subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env={**clean_environ(), **env}, capture_output=True, text=True, timeout=120
+    )
+
+
 def test_production_refuses_to_start_without_a_secret_key():
-    result = run_manage("check", env={"DJANGO_SETTINGS_MODULE": "crm.settings.production", "DJANGO_ALLOWED_HOSTS": "crm.example.com"})
+    result = run_manage("check", env=PRODUCTION)
     assert result.returncode != 0
     assert "SECRET_KEY is not set" in result.stderr
+
+
+def env_example_secret_key():
+    return re.search(r"^# SECRET_KEY=(.+)$", (ROOT / ".env.example").read_text(), re.MULTILINE).group(1)
+
+
+@pytest.mark.parametrize(
+    ("key", "says"),
+    [
+        ("local-development-only-not-secret", "written in this project's files"),
+        ("test-only-not-secret", "written in this project's files"),
+        ("change-me-in-production", "written in this project's files"),
+        (env_example_secret_key(), "written in this project's files"),
+        ("django-insecure-" + "aB3dE5gH7jK9mN1pQ3sT5vW7yZ9bC1eF3hJ5kL7nP9", "starts with 'django-insecure-'"),
+        ("aB3dE5gH7jK9mN1pQ3sT5vW7yZ9bC1eF3hJ5kL7nP9rS1", "too weak: it needs at least 50 characters"),
+        ("abcdabcdab" * 6, "5 different ones (it has 60 characters, 4 different)"),
+    ],
+    ids=["local-default", "test-key", "compose-default", "env-example", "django-insecure", "short", "few-characters"],
+)
+def test_production_refuses_a_secret_key_anybody_could_know_or_guess(key, says):
+    result = run_manage("check", env={**PRODUCTION, "SECRET_KEY": key})
+    assert result.returncode != 0
+    assert "ImproperlyConfigured" in result.stderr and says in result.stderr
+    assert "secrets.token_urlsafe(50)" in result.stderr
+    assert key not in result.stderr.replace("ImproperlyConfigured", "")  # a key is never echoed into logs
+
+
+@pytest.mark.parametrize("module", ["crm.wsgi", "crm.celery"])
+def test_the_wsgi_app_and_celery_run_production_settings_unless_told_otherwise(module):
+    code = f"import {module}; from django.conf import settings; print(settings.SETTINGS_MODULE, settings.DEBUG)"
+    refused = run_python(code, {"DJANGO_ALLOWED_HOSTS": "crm.example.com"})
+    assert refused.returncode != 0 and "SECRET_KEY is not set" in refused.stderr
+
+    started = run_python(code, {"DJANGO_ALLOWED_HOSTS": "crm.example.com", "SECRET_KEY": secrets.token_urlsafe(50)})
+    assert started.stdout.split() == ["crm.settings.production", "False"], started.stderr
+
+
+def test_docker_compose_needs_a_secret_key_and_has_no_default_one(tmp_path):
+    compose = (ROOT / "docker-compose.yml").read_text()
+    assert "${SECRET_KEY:?" in compose and "${SECRET_KEY:-" not in compose
+    if shutil.which("docker-compose") is None:
+        return  # the text above is what can be checked without compose
+    env = {k: v for k, v in clean_environ().items() if not k.startswith("COMPOSE_")}
+    command = ["docker-compose", "--project-directory", str(ROOT), "-f", str(ROOT / "docker-compose.yml"), "config", "-q"]
+    refused = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+    assert refused.returncode != 0 and "Set SECRET_KEY in .env or the shell" in refused.stderr
+    accepted = subprocess.run(
+        command, cwd=tmp_path, env={**env, "SECRET_KEY": secrets.token_urlsafe(50)}, capture_output=True, text=True, timeout=60
+    )
+    assert accepted.returncode == 0, accepted.stderr
 
 
 def test_the_deploy_checklist_is_clean_with_production_settings(tmp_path):
@@ -131,3 +193,15 @@ def test_env_example_lists_every_variable_the_settings_read():
 
     assert len(read) > 30  # the pattern still finds the settings' reads
     assert sorted((read | ENV_BY_PREFIX) - listed) == []
+
+
+def test_login_limits_and_the_proxy_count_come_from_the_environment():
+    code = (
+        "import django; django.setup(); from django.conf import settings as s;"
+        "print(s.SESSION_COOKIE_AGE, s.AXES_FAILURE_LIMIT, int(s.AXES_COOLOFF_TIME.total_seconds()),"
+        " ','.join(s.AXES_IPWARE_META_PRECEDENCE_ORDER), s.AXES_IPWARE_PROXY_COUNT, s.IPWARE_STRICT)"
+    )
+    env = {"DJANGO_SETTINGS_MODULE": "crm.settings.local", "DJANGO_SESSION_COOKIE_AGE": "3600", "CRM_LOGIN_FAILURE_LIMIT": "3",
+           "CRM_LOGIN_COOLOFF_MINUTES": "30", "CRM_TRUSTED_PROXIES": "1"}
+    result = run_python(code, env)
+    assert result.stdout.split() == ["3600", "3", "1800", "HTTP_X_FORWARDED_FOR,REMOTE_ADDR", "0", "False"], result.stderr

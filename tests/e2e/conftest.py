@@ -6,6 +6,7 @@ tests are skipped locally and fail on CI (`.ci/run` installs it).
 """
 
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -74,3 +75,12 @@ def new_page(browser, live_server, monkeypatch):
     # Connections opened while Playwright's loop ran belong to that context:
     # close them here, or the test database cannot be dropped at the end.
     connections.close_all()
+
+
+def log_in(page, username, password="crm-demo"):
+    """Through the login form, as a person does; reps and managers land on Today."""
+    page.goto("/accounts/login/")
+    page.get_by_label("Username").fill(username)
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Log in").click()
+    page.wait_for_url(re.compile(r"/today/$"))

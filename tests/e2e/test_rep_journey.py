@@ -8,18 +8,9 @@ from django.core.management import call_command
 from django.utils import timezone
 
 from leads.models import Activity, Deal, Lead, Objection, Task
+from tests.e2e.conftest import log_in
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
-
-PASSWORD = "crm-demo"
-
-
-def log_in(page, username):
-    page.goto("/accounts/login/")
-    page.get_by_label("Username").fill(username)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Log in").click()
-    page.wait_for_url(re.compile(r"/today/$"))
 
 
 def test_a_rep_takes_a_lead_from_search_to_customer(new_page, artifacts):

@@ -410,3 +410,58 @@ def test_a_marketer_can_read_leads_but_not_move_them(client, marketer_user):
 
 def test_unknown_lead_pages_answer_404(manager_client):
     assert manager_client.get(reverse("admin:leads_lead_move_stage", args=[999999])).status_code == 404
+
+
+# --- Filter values the database cannot take ------------------------------------------
+
+OUT_OF_RANGE = "99999999999999999999999"
+
+
+@pytest.fixture
+def attributed_lead():
+    source = SourceFactory()
+    return LeadFactory(source=source, campaign=CampaignFactory(source=source), persona=PersonaFactory())
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        {"owner": OUT_OF_RANGE},
+        {"owner": "abc"},
+        {"created_at__year": OUT_OF_RANGE},
+        {"created_at__year": "2026", "created_at__month": OUT_OF_RANGE},
+        {"campaign__id__exact": "abc"},
+    ],
+    ids=["owner-out-of-range", "owner-word", "year-out-of-range", "month-out-of-range", "campaign-word"],
+)
+def test_a_lead_list_filter_that_cannot_be_read_gets_the_admins_invalid_filter_redirect(manager_client, attributed_lead, query):
+    response = manager_client.get(CHANGELIST, query)
+    assert response.status_code == 302
+    assert response["Location"] == CHANGELIST + "?e=1"
+    assert manager_client.get(response["Location"]).status_code == 200
+
+
+@pytest.mark.parametrize("parameter", ["source__id__exact", "campaign__id__exact", "persona__id__exact"])
+def test_a_related_record_id_past_the_columns_range_lists_no_lead(manager_client, attributed_lead, parameter):
+    response = manager_client.get(CHANGELIST, {parameter: OUT_OF_RANGE})
+    assert response.status_code == 200
+    assert list(response.context["cl"].result_list) == []
+
+
+@pytest.mark.parametrize("value", [OUT_OF_RANGE, "abc"])
+def test_the_pipeline_summary_says_so_when_the_owner_is_no_user_id(manager_client, value):
+    lead_at(LeadStatus.MQL)
+    response = manager_client.get(reverse("admin:leads_lead_pipeline"), {"owner": value}, follow=True)
+    assert response.status_code == 200
+    assert response.redirect_chain == [(reverse("admin:leads_lead_pipeline"), 302)]
+    assert f"There is no owner “{value}”" in response.content.decode()
+    assert response.context["total"] == 1
+
+
+@pytest.mark.parametrize("changelist", ["admin:leads_activity_changelist", "admin:leads_task_changelist",
+                                        "admin:leads_stagechange_changelist"])
+def test_a_lead_id_past_the_columns_range_lists_nothing_on_the_lead_records(manager_client, changelist):
+    LeadFactory()
+    response = manager_client.get(reverse(changelist), {"lead__id__exact": OUT_OF_RANGE})
+    assert response.status_code == 200
+    assert list(response.context["cl"].result_list) == []

@@ -17,7 +17,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import transaction
 from django.db.models import F, Max, Q
-from django.test import TestCase
+from django.test import RequestFactory, TestCase
 from django.utils import timezone
 
 from crm.roles import Role
@@ -49,6 +49,11 @@ DEMO_USERS = {
 }
 
 
+def log_in(*, username, password):
+    """What the login form does: authenticate with the request (django-axes requires one)."""
+    return authenticate(RequestFactory().post("/accounts/login/"), username=username, password=password)
+
+
 def seed(*args, leads=60):
     out = io.StringIO()
     call_command("seed_demo", "--leads", str(leads), *args, stdout=out)
@@ -76,7 +81,7 @@ class TestOneSeededDatabase(TestCase):
             assert list(user.groups.values_list("name", flat=True)) == [role.value]
             assert user.is_staff is is_staff
             assert user.email.endswith("@example.com") and user.first_name and user.last_name
-            assert authenticate(username=username, password="crm-demo") == user
+            assert log_in(username=username, password="crm-demo") == user
 
     def test_seed_creates_the_marketing_reference_data(self):
         assert set(Source.objects.values_list("slug", flat=True)) == {
@@ -200,8 +205,8 @@ class TestOneSeededDatabase(TestCase):
 def test_the_demo_password_comes_from_crm_demo_password(db, monkeypatch):
     monkeypatch.setenv("CRM_DEMO_PASSWORD", "another-demo-pw")
     output = seed(leads=5)
-    assert authenticate(username="rep1", password="another-demo-pw") is not None
-    assert authenticate(username="rep1", password="crm-demo") is None
+    assert log_in(username="rep1", password="another-demo-pw") is not None
+    assert log_in(username="rep1", password="crm-demo") is None
     assert "Demo logins (password: another-demo-pw): manager, marketer, rep1, rep2" in output
 
 
@@ -209,8 +214,8 @@ def test_an_existing_user_keeps_its_password_and_groups(db):
     UserFactory(username="rep1", password="my-own-password")
     output = seed(leads=5)
     rep1 = get_user_model().objects.get(username="rep1")
-    assert authenticate(username="rep1", password="my-own-password") == rep1
-    assert authenticate(username="rep1", password="crm-demo") is None
+    assert log_in(username="rep1", password="my-own-password") == rep1
+    assert log_in(username="rep1", password="crm-demo") is None
     assert not rep1.groups.exists()
     assert "left unchanged" in output and "rep1" in output.split("left unchanged")[1]
 

@@ -528,3 +528,20 @@ def test_a_rep_can_still_close_their_own_task_on_a_lead_given_to_someone_else(re
     assert rep_client.post(reverse("workspace:task_done", args=[task.pk])).status_code == 302
     task.refresh_from_db()
     assert task.completed_at is not None
+
+
+OUT_OF_RANGE = "99999999999999999999999"
+
+
+@pytest.mark.parametrize(
+    "query",
+    [{"score_min": OUT_OF_RANGE}, {"score_min": "-" + OUT_OF_RANGE}, {"scope": "all", "owner": OUT_OF_RANGE},
+     {"scope": "all", "owner": "abc"}, {"source": OUT_OF_RANGE}, {"campaign": "abc"}, {"persona": OUT_OF_RANGE}],
+    ids=["score-too-high", "score-too-low", "owner-out-of-range", "owner-word", "source", "campaign", "persona"],
+)
+def test_a_filter_value_the_database_cannot_take_is_reported_on_my_leads(client, manager_user, query):
+    LeadFactory(owner=manager_user)
+    client.force_login(manager_user)
+    response = client.get(reverse("workspace:lead_list"), query)
+    assert response.status_code == 200
+    assert b"Some filters were not understood" in response.content

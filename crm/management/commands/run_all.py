@@ -36,7 +36,10 @@ class Command(BaseCommand):
             "beat": [python, "-m", "celery", "-A", "crm", "beat", "-l", "info", "-s", settings.CELERY_BEAT_SCHEDULE_FILENAME],
         }
         self._banner(host, port)
-        procs = {name: subprocess.Popen(cmd) for name, cmd in commands.items()}
+        # Celery's entry point defaults to production settings: the children run
+        # the settings this command runs with (crm.settings.local under `make run`).
+        env = {**os.environ, "DJANGO_SETTINGS_MODULE": settings.SETTINGS_MODULE}
+        procs = {name: subprocess.Popen(cmd, env=env) for name, cmd in commands.items()}
 
         stopping = False
 
