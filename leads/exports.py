@@ -1,4 +1,4 @@
-"""Leads' personal data out of the CRM, as CSV: who may, what goes out, and the record of each export."""
+"""Leads' personal data out of the CRM: who may, what goes out (a list as CSV), and the record of each export."""
 
 import csv
 from collections.abc import Iterator
@@ -42,6 +42,23 @@ CSV_COLUMNS = (
 )
 
 
+def _check_may_export(by) -> None:
+    if not user_can_export_personal_data(by):
+        raise PermissionDenied("Exporting leads' personal data needs the export permission, which managers have.")
+
+
+def person_export_record(*, lead_ids: list[int], by) -> LeadExport:
+    """Record that `by` takes everything stored about one person (its lead rows `lead_ids`) out of the CRM.
+
+    Raises PermissionDenied, writing nothing, unless the permission policy lets
+    `by` export personal data. Call it in the transaction that reads the data.
+    """
+    _check_may_export(by)
+    return LeadExport.objects.create(
+        kind=LeadExport.Kind.PERSON, exported_by=by, row_count=len(lead_ids), lead_ids=sorted(lead_ids)
+    )
+
+
 def lead_export_csv(*, leads, by, filters: str = "", every_match: bool = False) -> tuple[LeadExport, Iterator[str]]:
     """Record an export of `leads` by `by`, and return the record and the CSV lines to send.
 
@@ -50,8 +67,7 @@ def lead_export_csv(*, leads, by, filters: str = "", every_match: bool = False) 
     `filters`, and the ids unless `every_match` lead matching them was asked for)
     is written before any row is read, so an export cut short is on record too.
     """
-    if not user_can_export_personal_data(by):
-        raise PermissionDenied("Exporting leads' personal data needs the export permission, which managers have.")
+    _check_may_export(by)
     leads = leads.select_related("company", "owner", "source", "campaign", "persona").order_by("pk")
     ids = [] if every_match else list(leads.values_list("pk", flat=True))
     export = LeadExport.objects.create(

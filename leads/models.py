@@ -542,8 +542,13 @@ class FormSubmission(models.Model):
 
 
 class LeadExport(models.Model):
-    """One export of leads' personal data out of the CRM: who, when, how many rows, which leads."""
+    """One export of leads' personal data out of the CRM: who, when, what, how many rows, which leads."""
 
+    class Kind(models.TextChoices):
+        LEAD_LIST = "lead_list", "Lead list (CSV)"
+        PERSON = "person", "Everything about one person (JSON)"
+
+    kind = models.CharField(max_length=20, choices=Kind.choices, default=Kind.LEAD_LIST)
     # PROTECT: the record of who took data out outlives nobody's account (deactivate users instead).
     exported_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     exported_at = models.DateTimeField(default=now)

@@ -1,9 +1,11 @@
 """A person's data from the lead's admin page: export it (JSON) or erase the person. Managers only.
 
-Mixed into NurturingLeadAdmin (nurturing/admin.py). "Managers" means users
-who may delete leads (`leads.delete_lead`, which only the Manager group has)
-and superusers; anyone else gets 403 on both pages, GET and POST alike.
-The views only check, parse and render: the work is in nurturing.privacy.
+Mixed into NurturingLeadAdmin (nurturing/admin.py). Exporting asks the
+permission policy (crm.roles: `leads.export_lead`) and is recorded like every
+export of personal data; erasing needs `leads.delete_lead`. Only the Manager
+group (and superusers) have either; anyone else gets 403 on the page, GET and
+POST alike. The views only check, parse and render: the work is in
+nurturing.privacy.
 """
 
 import json
@@ -16,11 +18,12 @@ from django.http import Http404, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 
+from crm.roles import user_can_export_personal_data
 from leads.models import Lead
 
 from . import privacy
 
-PERSON_DATA_PERMISSION = "leads.delete_lead"
+ERASE_PERMISSION = "leads.delete_lead"
 
 
 class EraseConfirmForm(forms.Form):
@@ -43,22 +46,20 @@ class PersonPrivacyAdminMixin:
             *super().get_urls(),
         ]
 
-    def has_person_data_permission(self, request) -> bool:
-        return request.user.has_perm(PERSON_DATA_PERMISSION)
-
     def change_view(self, request, object_id, form_url="", extra_context=None):
         extra = {}
         pk = unquote(object_id)
-        if str(pk).isdigit() and self.has_person_data_permission(request):
-            extra = {
-                "person_export_url": reverse("admin:leads_lead_person_export", args=[pk]),
-                "person_erase_url": reverse("admin:leads_lead_person_erase", args=[pk]),
-            }
+        if str(pk).isdigit():
+            if user_can_export_personal_data(request.user):
+                extra["person_export_url"] = reverse("admin:leads_lead_person_export", args=[pk])
+            if request.user.has_perm(ERASE_PERMISSION):
+                extra["person_erase_url"] = reverse("admin:leads_lead_person_erase", args=[pk])
         return super().change_view(request, object_id, form_url, {**extra, **(extra_context or {})})
 
-    def _person_lead(self, request, object_id) -> Lead:
+    @staticmethod
+    def _person_lead(object_id, *, allowed: bool) -> Lead:
         # The permission first: who may not use the page learns nothing about which leads exist.
-        if not self.has_person_data_permission(request):
+        if not allowed:
             raise PermissionDenied
         lead = Lead.objects.filter(pk=object_id).first()
         if lead is None:
@@ -66,8 +67,8 @@ class PersonPrivacyAdminMixin:
         return lead
 
     def person_export_view(self, request, object_id):
-        lead = self._person_lead(request, object_id)
-        data = privacy.person_export(lead=lead)
+        lead = self._person_lead(object_id, allowed=user_can_export_personal_data(request.user))
+        data = privacy.person_export_by(lead=lead, by=request.user)
         self.log_change(request, lead, "Exported everything stored about the person (JSON).")
         response = HttpResponse(json.dumps(data, indent=2, ensure_ascii=False), content_type="application/json; charset=utf-8")
         response["Content-Disposition"] = f"attachment; filename=person-{lead.pk}.json"
@@ -75,7 +76,7 @@ class PersonPrivacyAdminMixin:
         return response
 
     def person_erase_view(self, request, object_id):
-        lead = self._person_lead(request, object_id)
+        lead = self._person_lead(object_id, allowed=request.user.has_perm(ERASE_PERMISSION))
         form = EraseConfirmForm(request.POST if request.method == "POST" else None)
         error = None
         if request.method == "POST" and form.is_valid():
@@ -101,6 +102,6 @@ class PersonPrivacyAdminMixin:
             "preview": privacy.person_erase_preview(lead=lead),
             "form": form,
             "error": error,
-            "export_url": reverse("admin:leads_lead_person_export", args=[lead.pk]),
+            "export_url": reverse("admin:leads_lead_person_export", args=[lead.pk]) if user_can_export_personal_data(request.user) else "",
         }
         return TemplateResponse(request, "admin/nurturing/erase_person.html", context)

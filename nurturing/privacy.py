@@ -23,6 +23,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.duration import duration_iso_string
 
+from leads.exports import person_export_record
 from leads.models import Activity, Customer, Deal, FormSubmission, Lead, Objection, StageChange, Task
 
 from . import services
@@ -184,6 +185,14 @@ def _event(e: EmailEvent) -> dict:
         "actions": e.actions,
         "delivery_id": e.delivery_id,
     }
+
+
+@transaction.atomic
+def person_export_by(*, lead: Lead, by) -> dict:
+    """person_export for the user `by`: refused (PermissionDenied) unless the permission policy
+    lets them export personal data, and recorded as an export (leads.LeadExport) before anything is read."""
+    person_export_record(lead_ids=[row.pk for row in person_leads(lead=lead)], by=by)
+    return person_export(lead=lead)
 
 
 def person_export(*, lead: Lead) -> dict:

@@ -251,15 +251,17 @@ class FormSubmissionAdmin(ReadOnlyAdminMixin, LeadRecordAdmin):
 class LeadExportAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     """Every export of leads' personal data: read only, as a log is."""
 
-    list_display = ("exported_at", "exported_by", "row_count", "what")
+    list_display = ("exported_at", "exported_by", "kind", "row_count", "what")
     list_select_related = ("exported_by",)
-    list_filter = (("exported_at", admin.DateFieldListFilter), "exported_by")
-    fields = ("exported_at", "exported_by", "row_count", "filters", "lead_ids")
+    list_filter = (("exported_at", admin.DateFieldListFilter), "kind", "exported_by")
+    fields = ("exported_at", "exported_by", "kind", "row_count", "filters", "lead_ids")
     paginator = BoundedCountPaginator
     show_full_result_count = False
 
     @admin.display(description="leads")
     def what(self, obj):
+        if obj.kind == LeadExport.Kind.PERSON:
+            return "one person: lead rows " + ", ".join(f"#{pk}" for pk in obj.lead_ids)
         if obj.lead_ids:
             return f"{len(obj.lead_ids)} ticked: " + ", ".join(f"#{pk}" for pk in obj.lead_ids[:10]) + (" …" if len(obj.lead_ids) > 10 else "")
         return f"every lead matching: {obj.filters or 'no filter'}"

@@ -5,13 +5,13 @@ from datetime import datetime, timedelta
 
 import pytest
 from django.contrib.admin.models import LogEntry
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
 from leads import services as lead_services
-from leads.models import Activity, Customer, Deal, FormSubmission, Lead, Objection, Resource, StageChange, Task
+from leads.models import Activity, Customer, Deal, FormSubmission, Lead, LeadExport, Objection, Resource, StageChange, Task
 from nurturing import privacy, services
 from nurturing.dispatch import deliveries_claim, deliveries_send
 from nurturing.engagement import IncomingEvent, event_record
@@ -340,6 +340,26 @@ def test_a_manager_downloads_the_export_as_a_json_file(client, manager_user, per
     data = json.loads(response.content)
     assert set(data["leads"]) == {str(lead.pk), str(old.pk)}
     assert data["leads"][str(lead.pk)]["consent"]["wording"] == CONSENT
+    record = LeadExport.objects.get()  # on the same record as every export of personal data
+    assert (record.kind, record.exported_by, record.row_count) == (LeadExport.Kind.PERSON, manager_user, 2)
+    assert record.lead_ids == sorted([lead.pk, old.pk])
+
+
+def test_who_may_erase_but_not_export_gets_no_export_and_nothing_is_recorded(client, person):
+    from django.contrib.auth.models import Permission
+
+    lead, _ = person
+    eraser = rep(username="eraser", is_staff=True)
+    eraser.user_permissions.add(*Permission.objects.filter(codename__in=["view_lead", "change_lead", "delete_lead"]))
+    client.force_login(eraser)
+
+    page = client.get(reverse("admin:leads_lead_change", args=[lead.pk])).content.decode()
+    assert f'href="{erase_url(lead)}"' in page and export_url(lead) not in page
+    assert export_url(lead) not in client.get(erase_url(lead)).content.decode()
+    assert client.get(export_url(lead)).status_code == 403
+    with pytest.raises(PermissionDenied):
+        privacy.person_export_by(lead=lead, by=eraser)
+    assert not LeadExport.objects.exists()
 
 
 def test_the_erase_page_says_what_goes_and_what_stays_and_a_get_changes_nothing(client, manager_user, person):
