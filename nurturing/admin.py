@@ -26,6 +26,7 @@ from .admin_privacy import PersonPrivacyAdminMixin
 from .admin_reports import LeadEmailEventsMixin, SequenceReportMixin
 from .models import Delivery, EmailEvent, Enrollment, Sequence, Step, Suppression, email_hash
 from .rendering import MERGE_FIELDS
+from .sandbox import ALLOWED_FILTERS, ALLOWED_TAGS
 
 
 class StepForm(forms.ModelForm):
@@ -61,7 +62,10 @@ class StepInline(admin.StackedInline):
     form = StepForm
     extra = 0
     ordering = ("position",)
-    description = "Merge fields: " + "; ".join(f"{{{{ {name} }}}} — {what}" for name, what in MERGE_FIELDS.items())
+    description = (
+        "Merge fields: " + "; ".join(f"{{{{ {name} }}}} — {what}" for name, what in MERGE_FIELDS.items())
+        + ". Tags: " + ", ".join(ALLOWED_TAGS) + ". Filters: " + ", ".join(ALLOWED_FILTERS) + "."
+    )
 
     def has_delete_permission(self, request, obj=None):
         # A used step stays (switch it off instead); the database refuses anyway.

@@ -518,7 +518,7 @@ class _Batch:
         lead, step = d.enrollment.lead, d.step
         sender = d.sender_user
         token = unsubscribe_token(lead_id=lead.pk, email=lead.email, delivery_id=d.pk)
-        rendered = self.renderer.for_step(step).render(lead_context(lead, sender=sender, unsubscribe_url=unsubscribe_url(token)))
+        rendered = self.renderer.render(step, lead_context(lead, sender=sender, unsubscribe_url=unsubscribe_url(token)))
         message_id = d.message_id  # given in _start
         message, final = nurture_email(
             rendered=rendered, token=token, sender=sender, to=lead.email, message_id=message_id,

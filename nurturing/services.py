@@ -317,7 +317,10 @@ def step_send_test(*, step: Step, lead: Lead, to_email: str, by=None) -> str:
     # The test carries working unsubscribe headers and link, but for the address it goes to
     # (the marketer's), never the lead's: trying them must not unsubscribe the lead.
     token = unsubscribe_token(lead_id=0, email=to_email)
-    rendered = CompiledStep(step).render(lead_context(lead, sender=by, unsubscribe_url=unsubscribe_url(token)))
+    try:
+        rendered = CompiledStep(step).render(lead_context(lead, sender=by, unsubscribe_url=unsubscribe_url(token)))
+    except TemplateProblem as exc:
+        raise ValidationError({"step": [f"Not sent: {exc}"]}) from None
     rendered = dataclasses.replace(rendered, subject=f"[Test] {rendered.subject}")
     message_id = make_msgid(domain=settings.CRM_MESSAGE_ID_DOMAIN)
     message, _ = nurture_email(rendered=rendered, token=token, sender=by, to=to_email, message_id=message_id,

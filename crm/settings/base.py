@@ -216,6 +216,10 @@ CRM_NURTURE_MAX_BATCHES_PER_TICK = env.int("CRM_NURTURE_MAX_BATCHES_PER_TICK", d
 # or marked unknown (started, outcome lost): never sent twice.
 CRM_NURTURE_STALE_AFTER_SECONDS = env.int("CRM_NURTURE_STALE_AFTER_SECONDS", default=600)
 CRM_BOOKING_URL = env.str("CRM_BOOKING_URL", default="")
+# Rendering a step's template stops (the delivery fails with the reason, a preview
+# shows it) when a part grows past this many characters, or an email takes longer.
+CRM_NURTURE_RENDER_MAX_CHARS = env.int("CRM_NURTURE_RENDER_MAX_CHARS", default=256 * 1024)
+CRM_NURTURE_RENDER_MAX_SECONDS = env.float("CRM_NURTURE_RENDER_MAX_SECONDS", default=2.0)
 # The domain in the Message-ID of every nurture email.
 CRM_MESSAGE_ID_DOMAIN = env.str("CRM_MESSAGE_ID_DOMAIN", default="crm.localhost")
 

@@ -46,8 +46,15 @@ def test_a_marketer_builds_a_sequence_with_steps(marketer_client):
         ({"text_template": "Hi {{ lead.salary }} {{ password }}"}, "unknown merge field “password”"),
         ({"subject_template": ""}, "needs a subject"),
         ({"delay": "-1 00:00:00"}, "cannot be negative"),
+        ({"text_template": "Hi\n{% debug %}"}, "the tag “{% debug %}” on line 2 cannot be used in emails"),
+        ({"text_template": "{% lorem 200000 w %}"}, "the tag “{% lorem %}” on line 1 cannot be used in emails"),
+        ({"html_template": '<p>{{ first_name|ljust:"50000000" }}</p>'}, "pads to at most 200 characters, not 50000000"),
+        (
+            {"text_template": '{% for a in "xxxxxxxxxx" %}{% for b in "xxxxxxxxxx" %}spam{% endfor %}{% endfor %}'},
+            "the loop on line 1 goes over a fixed text or number",
+        ),
     ],
-    ids=["syntax", "unknown-field", "no-subject", "negative-delay"],
+    ids=["syntax", "unknown-field", "no-subject", "negative-delay", "debug", "lorem", "wide-padding", "loop-over-text"],
 )
 def test_a_bad_step_is_refused_at_save_and_nothing_is_written(marketer_client, step, message):
     response = marketer_client.post(reverse("admin:nurturing_sequence_add"), step_formset(**step))
@@ -78,6 +85,41 @@ def test_preview_renders_a_step_for_a_chosen_lead_and_a_test_goes_to_me(marketer
     marketer_client.post(url, {"lead": lead.pk})
     assert len(mailbox) == 1
     assert mailbox[0].to == ["marketer@example.com"] and mailbox[0].subject == "[Test] Step 1 for Grace"
+
+
+# Two loops over long texts: written long before the sandbox refused them at save.
+NESTED_LOOPS = '{% for a in "' + "x" * 2000 + '" %}{% for b in "' + "x" * 2000 + '" %}{{ body }}{% endfor %}{% endfor %}'
+
+
+@pytest.mark.parametrize(
+    ("body", "limits", "message"),
+    [
+        ("spam", {"CRM_NURTURE_RENDER_MAX_CHARS": 100_000}, "plain-text body: longer than 100,000 characters once rendered"),
+        ("", {"CRM_NURTURE_RENDER_MAX_SECONDS": 0.2}, "plain-text body: rendering took longer than 0.2 seconds"),
+    ],
+    ids=["too-long", "too-slow"],
+)
+def test_a_preview_of_a_step_that_renders_past_its_limits_says_so_instead_of_hanging(marketer_client, settings, body, limits, message):
+    for name, value in limits.items():
+        setattr(settings, name, value)
+    sequence = sequence_with_steps({"text_template": NESTED_LOOPS.replace("{{ body }}", body)})
+    lead = LeadFactory()
+
+    page = marketer_client.get(reverse("admin:nurturing_step_preview", args=[sequence.steps.get().pk]), {"lead": lead.pk})
+
+    assert page.context["rendered"] is None
+    assert message in page.content.decode()
+
+
+def test_a_test_send_of_a_step_that_renders_past_its_limits_is_refused_with_the_reason(marketer_client, settings, mailbox):
+    settings.CRM_NURTURE_RENDER_MAX_CHARS = 100_000
+    sequence = sequence_with_steps({"text_template": NESTED_LOOPS.replace("{{ body }}", "spam")})
+    url = reverse("admin:nurturing_step_preview", args=[sequence.steps.get().pk])
+
+    response = marketer_client.post(url, {"lead": LeadFactory().pk}, follow=True)
+
+    assert mailbox == []
+    assert any("Not sent: plain-text body: longer than 100,000 characters" in str(m) for m in response.context["messages"])
 
 
 def test_a_test_send_to_a_suppressed_address_is_refused(marketer_client, mailbox):
