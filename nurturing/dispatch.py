@@ -12,6 +12,9 @@ each move a conditional UPDATE that only the holder of the claim can make:
   the mail server and records the outcome right after. A row left in
   `sending` is one whose outcome was lost with its worker: the reaper marks it
   `unknown`, and it is never sent again.
+- When the task's soft time limit strikes while an email is rendered or
+  handed to the mail server, the batch stops there: the email being handed
+  over is `unknown` at once, the ones not yet tried are `scheduled` again.
 
 Both steps are plain functions, so tests call them directly with frozen time.
 """
@@ -28,6 +31,7 @@ from email.policy import Compat32
 from email.utils import make_msgid
 from io import BytesIO
 
+from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
@@ -138,6 +142,7 @@ class BatchResult:
     skipped: int = 0
     failed: int = 0
     rescheduled: int = 0
+    unknown: int = 0
     taken_by_others: int = 0
     retry_ids: list[int] = field(default_factory=list)
 
@@ -543,11 +548,17 @@ class _Batch:
                 for index, d in enumerate(chunk):
                     try:
                         message = self._message(d)
+                    except SoftTimeLimitExceeded:
+                        self._out_of_time(untried=chunk[index:] + pending)
+                        raise
                     except Exception as exc:  # a template that breaks on this lead's data
                         failed.append((d, f"Could not render: {exc}"))
                         continue
                     try:
                         send(message)
+                    except SoftTimeLimitExceeded:
+                        self._out_of_time(untried=chunk[index + 1:] + pending, in_flight=d)
+                        raise
                     except Exception as exc:
                         if _is_transient(exc):
                             # Not sent: this one and the rest go back to `claimed` for the retry.
@@ -577,6 +588,22 @@ class _Batch:
         )
         self.result.skipped += len(stopped)
         return [d for d in chunk if d not in stopped]
+
+    def _out_of_time(self, *, untried, in_flight=None):
+        """The task's soft time limit struck: what may have gone is unknown, what was not tried is scheduled again."""
+        now = timezone.now()
+        if in_flight is not None:
+            self.result.unknown += Delivery.objects.filter(pk=in_flight.pk, status=S.SENDING, claim_token=self.token).update(
+                status=S.UNKNOWN, updated_at=now,
+                reason="The batch ran out of time while handing it to the mail server: it may or may not have gone out, "
+                       "so it is not sent again.",
+            )
+        self.result.rescheduled += Delivery.objects.filter(
+            pk__in=[d.pk for d in untried], status__in=[S.CLAIMED, S.SENDING], claim_token=self.token
+        ).update(
+            status=S.SCHEDULED, claim_token=None, claimed_at=None, updated_at=now,
+            reason="Handed back: its batch ran out of time before trying it.",
+        )
 
     def _hand_back(self, rows):
         ids = [d.pk for d in rows]
@@ -663,7 +690,8 @@ def deliveries_send(*, ids, token, connection=None, now: datetime | None = None)
 
     Safe to run twice: only rows still claimed under the token are looked at.
     Raises TransientSendError (after handing the unsent rows back to
-    `claimed`) when the provider fails in a way that may pass.
+    `claimed`) when the provider fails in a way that may pass, and the task's
+    SoftTimeLimitExceeded after recording where the batch stopped.
     """
     token = uuid.UUID(str(token))
     batch = _Batch(ids, token, now or timezone.now(), connection or get_connection())
