@@ -23,11 +23,11 @@ RUN PIP_CONSTRAINT=build-constraints.txt pip install -r requirements.txt
 # The code stays owned by root: the app user can read it, not change it.
 COPY . .
 
-# The throwaway key and host only let the production settings import for this
+# The throwaway keys and host only let the production settings import for this
 # one command; they are not kept in the image's environment. Only var/ (the
 # embedded-default data directory, unused with PostgreSQL + Redis) is writable.
 RUN SECRET_KEY=collectstatic-only DJANGO_ALLOWED_HOSTS=localhost \
-    python manage.py collectstatic --noinput \
+    CRM_EMAIL_HASH_KEY=collectstatic-only python manage.py collectstatic --noinput \
  && mkdir -p /app/var \
  && chown crm:crm /app/var
 

@@ -24,7 +24,7 @@ from leads.pagination import BoundedCountPaginator
 from . import services
 from .admin_privacy import PersonPrivacyAdminMixin
 from .admin_reports import LeadEmailEventsMixin, SequenceReportMixin
-from .models import Delivery, EmailEvent, Enrollment, Sequence, Step, Suppression, email_hash
+from .models import Delivery, EmailEvent, Enrollment, Sequence, Step, Suppression
 from .rendering import MERGE_FIELDS
 from .sandbox import ALLOWED_FILTERS, ALLOWED_TAGS
 
@@ -233,7 +233,7 @@ class SuppressionForm(forms.ModelForm):
         email = services.normalize_email(self.cleaned_data.get("email"))
         if not email:
             raise ValidationError("Enter the address to suppress.", code="required")
-        existing = Suppression.objects.filter(email_hash=email_hash(email))
+        existing = Suppression.objects.for_address(email)
         if self.instance.pk is not None:
             existing = existing.exclude(pk=self.instance.pk)
         existing = existing.first()

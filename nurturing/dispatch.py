@@ -47,8 +47,9 @@ from leads import pipeline
 from leads import services as lead_services
 from leads.models import Campaign, FormSubmission, Lead
 
+from .address_hash import email_hashes
 from .compose import nurture_email, unsubscribe_token, unsubscribe_url
-from .models import Delivery, EmailEvent, Enrollment, Sequence, Step, Suppression, email_hash
+from .models import Delivery, EmailEvent, Enrollment, Sequence, Step, Suppression
 from .rendering import StepRenderer, lead_context
 from .schedule import lead_zone, next_send_time
 from .services import delivery_due_at, delivery_stop_reason, delivery_wait_reason, next_step_after
@@ -348,8 +349,8 @@ class _Batch:
 
     def _suppressed(self, rows=None):
         """The normalized addresses of `rows` (default: the batch) that are suppressed now."""
-        by_hash = {email_hash(d.enrollment.lead.email): lead_services.normalize_email(d.enrollment.lead.email)
-                   for d in (self.rows if rows is None else rows) if d.enrollment.lead.email}
+        addresses = {lead_services.normalize_email(d.enrollment.lead.email) for d in (self.rows if rows is None else rows)}
+        by_hash = {h: address for address in addresses - {""} for h in email_hashes(address)}
         return {by_hash[h] for h in Suppression.objects.filter(email_hash__in=by_hash).values_list("email_hash", flat=True)}
 
     def _sent_today(self):

@@ -5,6 +5,7 @@ checked before every send are here (`delivery_stop_reason`), shared by the
 dispatcher and test sends.
 """
 
+import collections
 import dataclasses
 from datetime import datetime, timedelta
 
@@ -17,7 +18,8 @@ from leads.models import Lead
 from leads.pipeline import LeadStatus
 from leads.services import normalize_email
 
-from .models import Delivery, Enrollment, Sequence, Step, Suppression, WebhookNonce, email_hash
+from .address_hash import current_key, email_hash, hash_keys, key_id
+from .models import Delivery, Enrollment, Sequence, Step, Suppression, WebhookNonce
 from .rendering import TemplateProblem, check_template
 from .schedule import lead_zone, next_send_time
 
@@ -28,21 +30,66 @@ LIVE_ENROLLMENT = (Enrollment.Status.ACTIVE, Enrollment.Status.PAUSED)
 
 
 def email_is_suppressed(email: str) -> bool:
-    return Suppression.objects.filter(email_hash=email_hash(email)).exists()
+    return Suppression.objects.for_address(email).exists()
 
 
 def suppression_add(
     *, email: str = "", address_hash: str = "", reason: str = Suppression.Reason.MANUAL, source: str = "", by=None
 ) -> Suppression:
-    """Suppress an address at once (given as is, or as its hash): every pending delivery to it is skipped."""
+    """Suppress an address at once (given as is, or as its keyed hash): every pending delivery to it is skipped.
+
+    An address already suppressed keeps its suppression, whichever hash key it was stored under.
+    """
     email = normalize_email(email)
     if not email and not address_hash:
         raise ValidationError({"email": ["Enter the address to suppress."]})
+    existing = Suppression.objects.for_address(email).first() if email else None
+    if existing is not None:
+        return existing
     suppression, _ = Suppression.objects.get_or_create(
         email_hash=email_hash(email) if email else address_hash,
         defaults={"email": email, "reason": reason, "source": source[:200], "created_by": by},
     )
     return suppression
+
+
+@dataclasses.dataclass(frozen=True)
+class RehashReport:
+    rehashed: int
+    merged: int  # rows whose address was suppressed under the current key already: removed
+    hash_only_by_key: dict  # key id -> rows kept only as a hash under that old key
+    old_key_ids: frozenset  # the key ids of CRM_EMAIL_HASH_KEYS_OLD
+
+
+@transaction.atomic
+def suppressions_rehash(*, batch_size: int = 1000) -> RehashReport:
+    """Rewrite under the current hash key every suppression that holds its address and was hashed under an old key.
+
+    Rows kept only as a hash cannot be recomputed: they are counted by the key
+    they were made with, and match only while it stays in CRM_EMAIL_HASH_KEYS_OLD.
+    """
+    stale = Suppression.objects.exclude(email_hash__startswith=f"{key_id(current_key())}:")
+    rows = list(stale.exclude(email="").order_by("created_at", "pk").values_list("pk", "email"))
+    rehashed = [(pk, email_hash(email)) for pk, email in rows]
+    taken = set()
+    for start in range(0, len(rehashed), batch_size):
+        wanted = [h for _, h in rehashed[start:start + batch_size]]
+        taken.update(Suppression.objects.filter(email_hash__in=wanted).values_list("email_hash", flat=True))
+    keep, merged = [], []
+    for pk, new_hash in rehashed:
+        if new_hash in taken:
+            merged.append(pk)
+        else:
+            taken.add(new_hash)
+            keep.append(Suppression(pk=pk, email_hash=new_hash))
+    for start in range(0, len(merged), batch_size):
+        Suppression.objects.filter(pk__in=merged[start:start + batch_size]).delete()
+    Suppression.objects.bulk_update(keep, ["email_hash"], batch_size=batch_size)
+    hash_only = collections.Counter(h.partition(":")[0] for h in stale.filter(email="").values_list("email_hash", flat=True))
+    return RehashReport(
+        rehashed=len(keep), merged=len(merged), hash_only_by_key=dict(hash_only),
+        old_key_ids=frozenset(key_id(key) for key in hash_keys()[1:]),
+    )
 
 
 # --- Webhook replay guard ------------------------------------------------------------

@@ -230,6 +230,13 @@ CRM_SITE_URL = env.str("CRM_SITE_URL", default="http://127.0.0.1:8000").rstrip("
 CRM_POSTAL_ADDRESS = env.str("CRM_POSTAL_ADDRESS", default="")
 # The mailto: half of List-Unsubscribe; mail to it unsubscribes (through the inbound webhook).
 CRM_UNSUBSCRIBE_MAILTO = env.str("CRM_UNSUBSCRIBE_MAILTO", default=f"unsubscribe@{CRM_MESSAGE_ID_DOMAIN}")
+# Suppressions are matched on an HMAC-SHA256 of the address under this key, so an
+# address kept only as its hash (erased) cannot be confirmed by guessing.
+# Production requires it; local and test settings make one from SECRET_KEY when
+# it is empty. To rotate, move the current key into CRM_EMAIL_HASH_KEYS_OLD (still
+# matched) and run `manage.py rehash_suppressions`.
+CRM_EMAIL_HASH_KEY = env.str("CRM_EMAIL_HASH_KEY", default="")
+CRM_EMAIL_HASH_KEYS_OLD = env.list("CRM_EMAIL_HASH_KEYS_OLD", default=[])
 # How long an unsubscribe link works.
 CRM_UNSUBSCRIBE_LINK_DAYS = env.int("CRM_UNSUBSCRIBE_LINK_DAYS", default=365)
 # A click this soon after the email was sent is a security scanner's, not a person's.

@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parent.parent.parent
 
 
 def run_manage(*args, env=None):
-    clean = {k: v for k, v in os.environ.items() if k not in ("SECRET_KEY", "DATABASE_URL", "TEST_DATABASE_URL")}
+    clean = {k: v for k, v in os.environ.items() if k not in ("SECRET_KEY", "CRM_EMAIL_HASH_KEY", "DATABASE_URL", "TEST_DATABASE_URL")}
     return subprocess.run(
         [sys.executable, "manage.py", *args],
         cwd=ROOT,
@@ -31,6 +31,15 @@ def test_production_refuses_to_start_without_a_secret_key():
     assert "SECRET_KEY is not set" in result.stderr
 
 
+def test_production_refuses_to_start_without_a_key_for_address_hashes():
+    result = run_manage("check", env={
+        "DJANGO_SETTINGS_MODULE": "crm.settings.production", "DJANGO_ALLOWED_HOSTS": "crm.example.com",
+        "SECRET_KEY": "x7-" + "k" * 20 + "Qz9!pL0_wR4#mN8$tY2^vB6&cX1*" + "j" * 10,
+    })
+    assert result.returncode != 0
+    assert "ImproperlyConfigured: CRM_EMAIL_HASH_KEY is not set" in result.stderr
+
+
 def test_the_deploy_checklist_is_clean_with_production_settings(tmp_path):
     result = run_manage(
         "check",
@@ -40,6 +49,7 @@ def test_the_deploy_checklist_is_clean_with_production_settings(tmp_path):
         env={
             "DJANGO_SETTINGS_MODULE": "crm.settings.production",
             "SECRET_KEY": "x7-" + "k" * 20 + "Qz9!pL0_wR4#mN8$tY2^vB6&cX1*" + "j" * 10,
+            "CRM_EMAIL_HASH_KEY": "hash-" + "q" * 20 + "Zr8!wT1_eY5#uI9$oP3^aS7&dF2*",
             "DJANGO_ALLOWED_HOSTS": "crm.example.com",
             "CRM_VAR_DIR": str(tmp_path),
             "CRM_SITE_URL": "https://crm.example.com",
@@ -57,6 +67,7 @@ def test_the_deploy_checklist_asks_for_the_postal_address_and_an_https_site(tmp_
         env={
             "DJANGO_SETTINGS_MODULE": "crm.settings.production",
             "SECRET_KEY": "x7-" + "k" * 20 + "Qz9!pL0_wR4#mN8$tY2^vB6&cX1*" + "j" * 10,
+            "CRM_EMAIL_HASH_KEY": "hash-" + "q" * 20 + "Zr8!wT1_eY5#uI9$oP3^aS7&dF2*",
             "DJANGO_ALLOWED_HOSTS": "crm.example.com",
             "CRM_VAR_DIR": str(tmp_path),
         },
