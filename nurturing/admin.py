@@ -21,7 +21,7 @@ from leads.admin.records import LeadRecordAdmin, ReadOnlyAdminMixin, lead_link
 from leads.models import Lead
 from leads.pagination import BoundedCountPaginator
 
-from . import services
+from . import previews, services
 from .admin_privacy import PersonPrivacyAdminMixin
 from .admin_reports import LeadEmailEventsMixin, SequenceReportMixin
 from .models import Delivery, EmailEvent, Enrollment, Sequence, Step, Suppression
@@ -149,14 +149,14 @@ class SequenceAdmin(SequenceReportMixin, admin.ModelAdmin):
         rendered, problem = None, None
         if lead is not None:
             try:
-                rendered = services.step_preview(step=step, lead=lead)
+                rendered = previews.step_preview(step=step, lead=lead)
             except Exception as exc:  # shown to the marketer, who is fixing the template
                 problem = str(exc)
         if request.method == "POST" and lead is not None:
             if not self.has_change_permission(request, step.sequence):
                 raise PermissionDenied
             try:
-                services.step_send_test(step=step, lead=lead, to_email=request.user.email, by=request.user)
+                previews.step_send_test(step=step, lead=lead, to_email=request.user.email, by=request.user)
                 self.message_user(request, f"Test sent to {request.user.email}.", messages.SUCCESS)
             except ValidationError as exc:
                 self.message_user(request, " ".join(exc.messages), messages.ERROR)

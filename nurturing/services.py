@@ -1,8 +1,8 @@
 """Writes of the nurturing engine: sequences, enrollments, suppressions.
 
-Sending itself lives in nurturing.dispatch (claim, send, record); the rules
-checked before every send are here (`delivery_stop_reason`), shared by the
-dispatcher and test sends.
+Sending itself lives in nurturing.dispatch (claim, send, record), previews
+and test sends in nurturing.previews; the rules checked before every send
+are here (`delivery_stop_reason`).
 """
 
 import collections
@@ -328,49 +328,3 @@ def delivery_wait_reason(*, enrollment: Enrollment, sequence: Sequence) -> str |
     if enrollment.status == Enrollment.Status.PAUSED:
         return "the lead's enrollment is paused"
     return None
-
-
-# --- Previews and test sends --------------------------------------------------------------
-
-
-def step_preview(*, step: Step, lead: Lead, sender=None):
-    """Render a step for a lead exactly as it would be sent, footer included (nothing is sent or stored)."""
-    from .compose import unsubscribe_url, with_footer
-    from .rendering import CompiledStep, lead_context
-
-    enrollment_sender = sender or step.sequence.sender or lead.owner
-    # A preview shows where the link goes, not a working link: it may be copied around.
-    url = unsubscribe_url("preview")
-    return with_footer(CompiledStep(step).render(lead_context(lead, sender=enrollment_sender, unsubscribe_url=url)), url)
-
-
-def step_send_test(*, step: Step, lead: Lead, to_email: str, by=None) -> str:
-    """Send a step rendered for `lead` to `to_email` (the marketer), marked as a test.
-
-    The suppression list applies here too: a suppressed address gets nothing.
-    Returns the Message-ID.
-    """
-    from email.utils import make_msgid
-
-    from django.conf import settings
-
-    from .compose import nurture_email, unsubscribe_token, unsubscribe_url
-    from .rendering import CompiledStep, lead_context
-
-    if not to_email:
-        raise ValidationError({"to_email": ["Your user has no email address: add one to receive tests."]})
-    if email_is_suppressed(to_email):
-        raise ValidationError({"to_email": [f"{to_email} is on the suppression list: no email goes to it, tests included."]})
-    # The test carries working unsubscribe headers and link, but for the address it goes to
-    # (the marketer's), never the lead's: trying them must not unsubscribe the lead.
-    token = unsubscribe_token(lead_id=0, email=to_email)
-    try:
-        rendered = CompiledStep(step).render(lead_context(lead, sender=by, unsubscribe_url=unsubscribe_url(token)))
-    except TemplateProblem as exc:
-        raise ValidationError({"step": [f"Not sent: {exc}"]}) from None
-    rendered = dataclasses.replace(rendered, subject=f"[Test] {rendered.subject}")
-    message_id = make_msgid(domain=settings.CRM_MESSAGE_ID_DOMAIN)
-    message, _ = nurture_email(rendered=rendered, token=token, sender=by, to=to_email, message_id=message_id,
-                               headers={"X-CRM-Test": "1"})
-    message.send()
-    return message_id
