@@ -57,6 +57,25 @@ class StepForm(forms.ModelForm):
         return cleaned
 
 
+class SequenceForm(forms.ModelForm):
+    """Shows by the field why the sender cannot be chosen (the rule is the service's)."""
+
+    by = None  # the user saving: set by SequenceAdmin.get_form
+
+    class Meta:
+        model = Sequence
+        fields = "__all__"
+
+    def clean(self):
+        cleaned = super().clean()
+        if "sender" in self.fields:
+            try:
+                services.sequence_sender_check(sequence=self.instance, sender=cleaned.get("sender"), by=self.by)
+            except ValidationError as exc:
+                self.add_error("sender", exc.message_dict["sender"])
+        return cleaned
+
+
 class StepInline(admin.StackedInline):
     model = Step
     form = StepForm
@@ -74,6 +93,7 @@ class StepInline(admin.StackedInline):
 
 @admin.register(Sequence)
 class SequenceAdmin(SequenceReportMixin, admin.ModelAdmin):
+    form = SequenceForm
     list_display = ("name", "status", "goal_stage", "target_persona", "sender", "daily_cap_per_sender")
     list_filter = ("status", "goal_stage")
     search_fields = ("name", "goal")
@@ -83,10 +103,13 @@ class SequenceAdmin(SequenceReportMixin, admin.ModelAdmin):
               "status", "step_counts", "step_tools")
     actions = ("activate", "pause")
 
+    def get_form(self, request, obj=None, **kwargs):
+        form = super().get_form(request, obj, **kwargs)  # a class of its own, made for this request
+        form.by = request.user
+        return form
+
     def save_model(self, request, obj, form, change):
-        if not change:
-            obj.created_by = request.user
-        super().save_model(request, obj, form, change)
+        services.sequence_save(sequence=obj, by=request.user)
 
     @admin.display(description="deliveries per step")
     def step_counts(self, obj):

@@ -63,7 +63,8 @@ class Sequence(models.Model):
         blank=True,
         on_delete=models.SET_NULL,
         related_name="+",
-        help_text="Who the emails come from. Empty: each lead's owner (their rep), with replies going to that rep.",
+        help_text="Who the emails come from. Empty: each lead's owner (their rep), with replies going to that rep. "
+                  "You can choose yourself; choosing someone else needs the permission to send as others (managers have it).",
     )
     daily_cap_per_sender = models.PositiveIntegerField(
         default=200,
@@ -80,6 +81,7 @@ class Sequence(models.Model):
 
     class Meta:
         ordering = ["name"]
+        permissions = [("send_as_others", "Can make another user the sender of a sequence")]
 
     def __str__(self):
         return self.name

@@ -139,6 +139,49 @@ def step_check(step: Step) -> None:
         raise ValidationError(errors)
 
 
+def sequence_sender_refusal(*, sender, by) -> str | None:
+    """Why `by` may not make `sender` the sender of a sequence's emails, or None.
+
+    Anyone may choose themselves; choosing another user needs the
+    nurturing.send_as_others permission (managers have it). Either way the
+    sender must be active and have an email address. No sender (each lead's
+    owner sends) is always allowed.
+    """
+    if sender is None:
+        return None
+    name = sender.get_full_name() or sender.get_username()
+    if sender.pk != getattr(by, "pk", None) and not (by is not None and by.has_perm("nurturing.send_as_others")):
+        return f"You can choose only yourself as the sender: sending as {name} needs the permission to send as others (managers have it)."
+    if not sender.is_active:
+        return f"{name} is deactivated: choose an active user, or leave the sender empty to send as each lead's owner."
+    if not sender.email:
+        return f"{name} has no email address: add one to their user, or choose another sender."
+    return None
+
+
+def sequence_sender_check(*, sequence: Sequence, sender, by) -> None:
+    """Raise ValidationError (on "sender") unless `by` may make `sender` the sender of `sequence`.
+
+    A sender the sequence already has is not checked again: whoever edits a
+    sequence a manager set up can change the rest and keep its sender.
+    """
+    if sequence.pk is not None and Sequence.objects.filter(pk=sequence.pk, sender=sender).exists():
+        return
+    refusal = sequence_sender_refusal(sender=sender, by=by)
+    if refusal:
+        raise ValidationError({"sender": [refusal]})
+
+
+@transaction.atomic
+def sequence_save(*, sequence: Sequence, by) -> Sequence:
+    """Create or change a sequence. Guarantees: its sender, if chosen or changed now, is one `by` may send as."""
+    sequence_sender_check(sequence=sequence, sender=sequence.sender, by=by)
+    if sequence.pk is None:
+        sequence.created_by = by
+    sequence.save()
+    return sequence
+
+
 @transaction.atomic
 def sequence_activate(*, sequence: Sequence, by=None) -> Sequence:
     """Start sending. Refused (nothing changes) unless every active step is usable."""

@@ -16,7 +16,11 @@ def test_the_data_migration_creates_the_three_groups():
 @pytest.mark.parametrize(
     ("role", "allowed", "refused"),
     [
-        (Role.MANAGER, ["leads.change_lead", "leads.delete_deal", "leads.change_campaign", "leads.view_stagechange"], []),
+        (
+            Role.MANAGER,
+            ["leads.change_lead", "leads.delete_deal", "leads.change_campaign", "leads.view_stagechange", "nurturing.send_as_others"],
+            [],
+        ),
         (
             Role.SALES_REP,
             ["leads.add_lead", "leads.change_lead", "leads.add_activity", "leads.add_objection", "leads.add_task", "leads.add_deal"],
@@ -25,7 +29,7 @@ def test_the_data_migration_creates_the_three_groups():
         (
             Role.MARKETER,
             ["leads.view_lead", "leads.add_campaign", "leads.add_campaignspend", "leads.change_persona", "leads.add_source"],
-            ["leads.change_lead", "leads.add_activity", "leads.delete_lead", "leads.change_deal"],
+            ["leads.change_lead", "leads.add_activity", "leads.delete_lead", "leads.change_deal", "nurturing.send_as_others"],
         ),
     ],
 )

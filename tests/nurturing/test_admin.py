@@ -63,6 +63,82 @@ def test_a_bad_step_is_refused_at_save_and_nothing_is_written(marketer_client, s
     assert not Sequence.objects.exists()
 
 
+# --- Who a sequence's emails come from -------------------------------------------------------
+
+
+def sender_form(sender, **fields):
+    """The sequence change form as posted, with no steps."""
+    return {
+        "name": "Guide follow-up", "goal": "", "goal_stage": "sql", "daily_cap_per_sender": 200,
+        "sender": sender.pk if sender else "", "steps-TOTAL_FORMS": 0, "steps-INITIAL_FORMS": 0, **fields,
+    }
+
+
+def test_a_marketer_cannot_make_someone_else_the_sender_and_the_form_says_why(marketer_client, manager_user):
+    response = marketer_client.post(reverse("admin:nurturing_sequence_add"), sender_form(manager_user))
+
+    assert response.status_code == 200
+    [error] = response.context["adminform"].form.errors["sender"]
+    assert error.startswith("You can choose only yourself as the sender: sending as ")
+    assert "needs the permission to send as others" in error and error in response.content.decode()
+    assert not Sequence.objects.exists()
+
+
+def test_a_marketer_cannot_switch_an_existing_sequence_to_another_sender(marketer_client, marketer_user, manager_user):
+    sequence = Sequence.objects.create(name="Guide follow-up", sender=marketer_user)
+
+    response = marketer_client.post(reverse("admin:nurturing_sequence_change", args=[sequence.pk]), sender_form(manager_user))
+
+    assert "sender" in response.context["adminform"].form.errors
+    sequence.refresh_from_db()
+    assert sequence.sender == marketer_user
+
+
+def test_a_marketer_may_send_as_themselves(marketer_client, marketer_user):
+    response = marketer_client.post(reverse("admin:nurturing_sequence_add"), sender_form(marketer_user))
+
+    assert response.status_code == 302
+    sequence = Sequence.objects.get()
+    assert (sequence.sender, sequence.created_by) == (marketer_user, marketer_user)
+
+
+def test_a_marketer_may_edit_a_sequence_a_manager_set_to_send_as_someone_else(marketer_client, manager_user):
+    sequence = Sequence.objects.create(name="Guide follow-up", sender=manager_user)
+
+    response = marketer_client.post(
+        reverse("admin:nurturing_sequence_change", args=[sequence.pk]), sender_form(manager_user, name="Guide follow-up (v2)")
+    )
+
+    assert response.status_code == 302
+    sequence.refresh_from_db()
+    assert (sequence.name, sequence.sender) == ("Guide follow-up (v2)", manager_user)
+
+
+def test_a_manager_may_make_a_colleague_the_sender(client, manager_user, rep_user):
+    client.force_login(manager_user)
+
+    response = client.post(reverse("admin:nurturing_sequence_add"), sender_form(rep_user))
+
+    assert response.status_code == 302
+    assert Sequence.objects.get().sender == rep_user
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [({"is_active": False}, "is deactivated: choose an active user"), ({"email": ""}, "has no email address")],
+    ids=["deactivated", "no-address"],
+)
+def test_a_manager_cannot_make_a_user_who_cannot_send_the_sender(client, manager_user, rep_user, change, message):
+    client.force_login(manager_user)
+    type(rep_user).objects.filter(pk=rep_user.pk).update(**change)
+
+    response = client.post(reverse("admin:nurturing_sequence_add"), sender_form(rep_user))
+
+    [error] = response.context["adminform"].form.errors["sender"]
+    assert message in error
+    assert not Sequence.objects.exists()
+
+
 def test_activating_a_sequence_without_steps_says_why_and_leaves_it_draft(marketer_client):
     sequence = Sequence.objects.create(name="Empty")
     marketer_client.post(
