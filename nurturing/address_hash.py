@@ -63,3 +63,28 @@ def email_hashes(email: str) -> list[str]:
     """Every hash the address may be stored under: the current key's first, then the old keys'."""
     unkeyed = unkeyed_hash(email)
     return [keyed_hash(unkeyed, key=key) for key in hash_keys()]
+
+
+def hashes_rewrite(rows, rehashed: list[tuple[int, str]], *, batch_size: int = 1000) -> tuple[int, int]:
+    """Give each suppression in `rehashed` (pk, new hash), oldest first; one whose hash another row has is deleted.
+
+    `rows` is the Suppression queryset to write through (a migration's
+    historical model will do). The suppression stands either way: the row
+    that keeps the hash matches the same address. Returns how many rows were
+    rewritten and how many deleted.
+    """
+    holders = {}
+    for start in range(0, len(rehashed), batch_size):
+        wanted = [new_hash for _, new_hash in rehashed[start:start + batch_size]]
+        holders.update(rows.filter(email_hash__in=wanted).values_list("email_hash", "pk"))
+    keep, duplicates = [], []
+    for pk, new_hash in rehashed:
+        if holders.setdefault(new_hash, pk) == pk:
+            keep.append(rows.model(pk=pk, email_hash=new_hash))
+        else:
+            duplicates.append(pk)
+    # New hashes are under the current key, the ones they replace are not: no write collides with a row not yet rewritten.
+    for start in range(0, len(duplicates), batch_size):
+        rows.filter(pk__in=duplicates[start:start + batch_size]).delete()
+    rows.bulk_update(keep, ["email_hash"], batch_size=batch_size)
+    return len(keep), len(duplicates)

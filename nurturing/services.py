@@ -18,7 +18,7 @@ from leads.models import Lead
 from leads.pipeline import LeadStatus
 from leads.services import normalize_email
 
-from .address_hash import current_key, email_hash, hash_keys, key_id
+from .address_hash import current_key, email_hash, hash_keys, hashes_rewrite, key_id
 from .models import Delivery, Enrollment, Sequence, Step, Suppression, WebhookNonce
 from .rendering import TemplateProblem, check_template
 from .schedule import lead_zone, next_send_time
@@ -69,25 +69,11 @@ def suppressions_rehash(*, batch_size: int = 1000) -> RehashReport:
     they were made with, and match only while it stays in CRM_EMAIL_HASH_KEYS_OLD.
     """
     stale = Suppression.objects.exclude(email_hash__startswith=f"{key_id(current_key())}:")
-    rows = list(stale.exclude(email="").order_by("created_at", "pk").values_list("pk", "email"))
-    rehashed = [(pk, email_hash(email)) for pk, email in rows]
-    taken = set()
-    for start in range(0, len(rehashed), batch_size):
-        wanted = [h for _, h in rehashed[start:start + batch_size]]
-        taken.update(Suppression.objects.filter(email_hash__in=wanted).values_list("email_hash", flat=True))
-    keep, merged = [], []
-    for pk, new_hash in rehashed:
-        if new_hash in taken:
-            merged.append(pk)
-        else:
-            taken.add(new_hash)
-            keep.append(Suppression(pk=pk, email_hash=new_hash))
-    for start in range(0, len(merged), batch_size):
-        Suppression.objects.filter(pk__in=merged[start:start + batch_size]).delete()
-    Suppression.objects.bulk_update(keep, ["email_hash"], batch_size=batch_size)
+    rows = stale.exclude(email="").order_by("created_at", "pk").values_list("pk", "email")
+    rehashed, merged = hashes_rewrite(Suppression.objects.all(), [(pk, email_hash(email)) for pk, email in rows], batch_size=batch_size)
     hash_only = collections.Counter(h.partition(":")[0] for h in stale.filter(email="").values_list("email_hash", flat=True))
     return RehashReport(
-        rehashed=len(keep), merged=len(merged), hash_only_by_key=dict(hash_only),
+        rehashed=rehashed, merged=merged, hash_only_by_key=dict(hash_only),
         old_key_ids=frozenset(key_id(key) for key in hash_keys()[1:]),
     )
 

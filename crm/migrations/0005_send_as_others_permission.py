@@ -3,25 +3,24 @@
 from django.contrib.auth.management import create_permissions
 from django.db import migrations
 
-GRANTS = {"Manager": ["send_as_others"]}
+
+def _send_as_others(apps):
+    return apps.get_model("auth", "Permission").objects.get(content_type__app_label="nurturing", codename="send_as_others")
 
 
 def grant(apps, schema_editor):
-    app_config = apps.get_app_config("nurturing")
-    app_config.models_module = True
-    create_permissions(app_config, apps=apps, verbosity=0)
-    app_config.models_module = None
-    Group = apps.get_model("auth", "Group")
-    Permission = apps.get_model("auth", "Permission")
-    for role, codenames in GRANTS.items():
-        group, _ = Group.objects.get_or_create(name=role)
-        group.permissions.add(*Permission.objects.filter(content_type__app_label="nurturing", codename__in=codenames))
+    # Permissions are created after all migrations ran; create this one now to give it.
+    nurturing = apps.get_app_config("nurturing")
+    nurturing.models_module = True
+    create_permissions(nurturing, apps=apps, verbosity=0)
+    nurturing.models_module = None
+    manager, _ = apps.get_model("auth", "Group").objects.get_or_create(name="Manager")
+    manager.permissions.add(_send_as_others(apps))
 
 
 def revoke(apps, schema_editor):
-    Permission = apps.get_model("auth", "Permission")
-    for group in apps.get_model("auth", "Group").objects.filter(name__in=GRANTS):
-        group.permissions.remove(*Permission.objects.filter(content_type__app_label="nurturing", codename__in=GRANTS[group.name]))
+    for group in apps.get_model("auth", "Group").objects.filter(name="Manager"):
+        group.permissions.remove(_send_as_others(apps))
 
 
 class Migration(migrations.Migration):

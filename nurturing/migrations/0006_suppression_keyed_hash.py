@@ -28,46 +28,36 @@ undone, and they would stop matching anyone.
 from django.db import DEFAULT_DB_ALIAS, migrations, models
 from django.db.migrations.exceptions import IrreversibleError
 
-from nurturing.address_hash import keyed_hash, unkeyed_hash
+from nurturing.address_hash import hashes_rewrite, keyed_hash, unkeyed_hash
 
 BATCH_SIZE = 1000
 
 
 def _rows(apps, schema_editor):
-    Suppression = apps.get_model("nurturing", "Suppression")
     db = schema_editor.connection.alias if schema_editor is not None else DEFAULT_DB_ALIAS
-    return Suppression, Suppression.objects.using(db)
+    return apps.get_model("nurturing", "Suppression").objects.using(db)
 
 
 def key_hashes(apps, schema_editor):
-    """Key every plain SHA-256; of rows that end up with the same hash the oldest is kept."""
-    Suppression, rows = _rows(apps, schema_editor)
-    seen, keep, duplicates = set(), [], []
+    """Key every plain SHA-256; rows that end up with the same hash are merged into one."""
+    rows = _rows(apps, schema_editor)
+    rehashed = []
     for pk, email, stored in rows.order_by("created_at", "pk").values_list("pk", "email", "email_hash").iterator(chunk_size=BATCH_SIZE):
         if ":" in stored and not email:
-            seen.add(stored)  # keyed already: written by a process that ran the new code before this migration
-            continue
-        keyed = keyed_hash(unkeyed_hash(email) if email else stored)
-        if keyed in seen:
-            duplicates.append(pk)
-        else:
-            seen.add(keyed)
-            keep.append(Suppression(pk=pk, email_hash=keyed))
-    # Keyed hashes never equal plain ones, so no write collides with a row not yet rewritten.
-    for start in range(0, len(duplicates), BATCH_SIZE):
-        rows.filter(pk__in=duplicates[start:start + BATCH_SIZE]).delete()
-    rows.bulk_update(keep, ["email_hash"], batch_size=BATCH_SIZE)
+            continue  # keyed already: written by a process that ran the new code before this migration
+        rehashed.append((pk, keyed_hash(unkeyed_hash(email) if email else stored)))
+    hashes_rewrite(rows, rehashed, batch_size=BATCH_SIZE)
 
 
 def unkey_hashes(apps, schema_editor):
-    Suppression, rows = _rows(apps, schema_editor)
+    rows = _rows(apps, schema_editor)
     hash_only = rows.filter(email="").count()
     if hash_only:
         raise IrreversibleError(
             f"{hash_only} suppression(s) are kept only as a keyed hash (erased people): the plain SHA-256 of their "
             "address cannot be recovered, and without it they would no longer be suppressed."
         )
-    keep = [Suppression(pk=pk, email_hash=unkeyed_hash(email)) for pk, email in rows.values_list("pk", "email").iterator(chunk_size=BATCH_SIZE)]
+    keep = [rows.model(pk=pk, email_hash=unkeyed_hash(email)) for pk, email in rows.values_list("pk", "email").iterator(chunk_size=BATCH_SIZE)]
     rows.bulk_update(keep, ["email_hash"], batch_size=BATCH_SIZE)
 
 

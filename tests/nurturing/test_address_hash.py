@@ -124,6 +124,18 @@ def test_after_a_key_rotation_old_hashes_match_until_rehashed_and_erased_ones_sa
     assert not services.email_is_suppressed("gone@example.org")  # only with the old key, as the command said
 
 
+def test_rehashing_merges_an_address_suppressed_under_both_keys_into_the_current_one(keys, capsys):
+    old = services.suppression_add(email=ADDRESS, reason=Suppression.Reason.BOUNCED)
+    keys.CRM_EMAIL_HASH_KEYS_OLD, keys.CRM_EMAIL_HASH_KEY = [keys.CRM_EMAIL_HASH_KEY], "second-key-" + "z" * 40
+    current = Suppression.objects.create(email=ADDRESS, reason=Suppression.Reason.UNSUBSCRIBED)
+
+    call_command("rehash_suppressions")
+
+    assert "Removed 1 that were suppressed under the current key already." in capsys.readouterr().out
+    assert list(Suppression.objects.values_list("pk", flat=True)) == [current.pk]
+    assert not Suppression.objects.filter(pk=old.pk).exists()
+
+
 def test_a_batch_after_a_key_rotation_still_skips_an_address_suppressed_under_the_old_key(keys, mailbox):
     from nurturing.dispatch import deliveries_claim, deliveries_send
 
