@@ -28,6 +28,7 @@ undone, and they would stop matching anyone.
 from django.db import DEFAULT_DB_ALIAS, migrations, models
 from django.db.migrations.exceptions import IrreversibleError
 
+# The app's own hashing, on purpose: this writes hashes in the form the app reads them.
 from nurturing.address_hash import hashes_rewrite, keyed_hash, unkeyed_hash
 
 BATCH_SIZE = 1000
