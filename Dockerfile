@@ -23,11 +23,11 @@ RUN PIP_CONSTRAINT=build-constraints.txt pip install -r requirements.txt
 # The code stays owned by root: the app user can read it, not change it.
 COPY . .
 
-# The throwaway key (random, made for this one command) and host only let the
+# The throwaway keys (random, made for this one command) and host only let the
 # production settings import; they are not kept in the image. Only var/ (the
 # embedded-default data directory, unused with PostgreSQL + Redis) is writable.
 RUN SECRET_KEY="$(python -c 'import secrets; print(secrets.token_urlsafe(50))')" DJANGO_ALLOWED_HOSTS=localhost \
-    python manage.py collectstatic --noinput \
+    CRM_EMAIL_HASH_KEY="$(python -c 'import secrets; print(secrets.token_urlsafe(32))')" python manage.py collectstatic --noinput \
  && mkdir -p /app/var \
  && chown crm:crm /app/var
 

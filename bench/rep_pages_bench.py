@@ -171,6 +171,7 @@ def server_env(database_url: str, workdir: Path) -> dict:
         "DJANGO_SETTINGS_MODULE": "rep_pages_bench_settings",
         "DATABASE_URL": database_url,
         "SECRET_KEY": secrets.token_urlsafe(50),
+        "CRM_EMAIL_HASH_KEY": secrets.token_urlsafe(50),
         "DJANGO_ALLOWED_HOSTS": "127.0.0.1",
         "LOG_LEVEL": "WARNING",
         "PYTHONPATH": os.pathsep.join(filter(None, [str(workdir), str(ROOT), os.environ.get("PYTHONPATH")])),

@@ -23,11 +23,12 @@ from leads.admin.records import LeadRecordAdmin, ReadOnlyAdminMixin, lead_link
 from leads.models import Lead
 from leads.pagination import BoundedCountPaginator
 
-from . import services
+from . import previews, services
 from .admin_privacy import PersonPrivacyAdminMixin
 from .admin_reports import LeadEmailEventsMixin, SequenceReportMixin
-from .models import Delivery, EmailEvent, Enrollment, Sequence, Step, Suppression, email_hash
+from .models import Delivery, EmailEvent, Enrollment, Sequence, Step, Suppression
 from .rendering import MERGE_FIELDS
+from .sandbox import ALLOWED_FILTERS, ALLOWED_TAGS
 
 
 class StepForm(forms.ModelForm):
@@ -58,12 +59,34 @@ class StepForm(forms.ModelForm):
         return cleaned
 
 
+class SequenceForm(forms.ModelForm):
+    """Shows by the field why the sender cannot be chosen (the rule is the service's)."""
+
+    by = None  # the user saving: set by SequenceAdmin.get_form
+
+    class Meta:
+        model = Sequence
+        fields = "__all__"
+
+    def clean(self):
+        cleaned = super().clean()
+        if "sender" in self.fields:
+            try:
+                services.sequence_sender_check(sequence=self.instance, sender=cleaned.get("sender"), by=self.by)
+            except ValidationError as exc:
+                self.add_error("sender", exc.message_dict["sender"])
+        return cleaned
+
+
 class StepInline(admin.StackedInline):
     model = Step
     form = StepForm
     extra = 0
     ordering = ("position",)
-    description = "Merge fields: " + "; ".join(f"{{{{ {name} }}}} — {what}" for name, what in MERGE_FIELDS.items())
+    description = (
+        "Merge fields: " + "; ".join(f"{{{{ {name} }}}} — {what}" for name, what in MERGE_FIELDS.items())
+        + ". Tags: " + ", ".join(ALLOWED_TAGS) + ". Filters: " + ", ".join(ALLOWED_FILTERS) + "."
+    )
 
     def has_delete_permission(self, request, obj=None):
         # A used step stays (switch it off instead); the database refuses anyway.
@@ -72,6 +95,7 @@ class StepInline(admin.StackedInline):
 
 @admin.register(Sequence)
 class SequenceAdmin(SequenceReportMixin, admin.ModelAdmin):
+    form = SequenceForm
     list_display = ("name", "status", "goal_stage", "target_persona", "sender", "daily_cap_per_sender")
     list_filter = ("status", "goal_stage")
     search_fields = ("name", "goal")
@@ -81,10 +105,13 @@ class SequenceAdmin(SequenceReportMixin, admin.ModelAdmin):
               "status", "step_counts", "step_tools")
     actions = ("activate", "pause")
 
+    def get_form(self, request, obj=None, **kwargs):
+        form = super().get_form(request, obj, **kwargs)  # a class of its own, made for this request
+        form.by = request.user
+        return form
+
     def save_model(self, request, obj, form, change):
-        if not change:
-            obj.created_by = request.user
-        super().save_model(request, obj, form, change)
+        services.sequence_save(sequence=obj, by=request.user)
 
     @admin.display(description="deliveries per step")
     def step_counts(self, obj):
@@ -151,14 +178,14 @@ class SequenceAdmin(SequenceReportMixin, admin.ModelAdmin):
         rendered, problem = None, None
         if lead is not None:
             try:
-                rendered = services.step_preview(step=step, lead=lead)
+                rendered = previews.step_preview(step=step, lead=lead)
             except Exception as exc:  # shown to the marketer, who is fixing the template
                 problem = str(exc)
         if request.method == "POST" and lead is not None:
             if not self.has_change_permission(request, step.sequence):
                 raise PermissionDenied
             try:
-                services.step_send_test(step=step, lead=lead, to_email=request.user.email, by=request.user)
+                previews.step_send_test(step=step, lead=lead, to_email=request.user.email, by=request.user)
                 self.message_user(request, f"Test sent to {request.user.email}.", messages.SUCCESS)
             except ValidationError as exc:
                 self.message_user(request, " ".join(exc.messages), messages.ERROR)
@@ -235,7 +262,7 @@ class SuppressionForm(forms.ModelForm):
         email = services.normalize_email(self.cleaned_data.get("email"))
         if not email:
             raise ValidationError("Enter the address to suppress.", code="required")
-        existing = Suppression.objects.filter(email_hash=email_hash(email))
+        existing = Suppression.objects.for_address(email)
         if self.instance.pk is not None:
             existing = existing.exclude(pk=self.instance.pk)
         existing = existing.first()

@@ -11,7 +11,7 @@ class NurturingConfig(AppConfig):
         # converted, was lost or reached a sequence's goal (nurturing/handlers.py).
         from leads.signals import activity_logged, lead_stage_changed
 
-        from . import checks  # noqa: F401  (registers the deploy checks)
+        from . import checks  # noqa: F401  (registers the checks)
         from .handlers import stop_sequences_on_meeting, stop_sequences_on_stage_change
 
         lead_stage_changed.connect(stop_sequences_on_stage_change, dispatch_uid="nurturing.stop_sequences")

@@ -1,7 +1,21 @@
-"""Deployment checks for sending bulk email: `manage.py check --deploy` reports what is missing."""
+"""Checks of the nurturing settings: `manage.py check` (and `check --deploy` for bulk-sender rules) reports what is wrong."""
 
 from django.conf import settings
 from django.core.checks import Warning, register
+
+
+@register()
+def check_stale_after_outlasts_a_batch(app_configs=None, **kwargs):
+    from .tasks import SEND_BATCH_TIME_LIMIT
+
+    if settings.CRM_NURTURE_STALE_AFTER_SECONDS > SEND_BATCH_TIME_LIMIT:
+        return []
+    return [Warning(
+        f"CRM_NURTURE_STALE_AFTER_SECONDS is {settings.CRM_NURTURE_STALE_AFTER_SECONDS}, not more than a send batch's "
+        f"time limit ({SEND_BATCH_TIME_LIMIT} s): the reaper could mark unknown emails that a running batch is sending.",
+        hint=f"Set CRM_NURTURE_STALE_AFTER_SECONDS above {SEND_BATCH_TIME_LIMIT} (default: 600).",
+        id="nurturing.W003",
+    )]
 
 
 @register(deploy=True)

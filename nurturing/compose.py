@@ -3,8 +3,10 @@
 - `List-Unsubscribe` with an https link and a mailto address, and
   `List-Unsubscribe-Post: List-Unsubscribe=One-Click` (RFC 8058): mail clients
   show an unsubscribe button that POSTs to the link, which unsubscribes at once.
-- The link carries a signed token naming the lead and the address's hash: it
-  cannot be forged or altered, and it expires after CRM_UNSUBSCRIBE_LINK_DAYS.
+- The link carries a signed token naming the lead and the address's keyed
+  hash (nurturing.address_hash): it cannot be forged or altered, it does not
+  tell the address to whoever reads it, and it expires after
+  CRM_UNSUBSCRIBE_LINK_DAYS.
 - A footer with the sender's postal address (CRM_POSTAL_ADDRESS) and the link.
 """
 
@@ -17,7 +19,7 @@ from django.core.exceptions import ValidationError
 from django.core.mail import EmailMultiAlternatives
 from django.utils.html import escape
 
-from .models import email_hash
+from .address_hash import email_hash, keyed_hash
 from .rendering import RenderedEmail
 
 _SALT = "crm.nurturing.unsubscribe"
@@ -31,24 +33,31 @@ class BadUnsubscribeLink(ValidationError):
 
 
 def unsubscribe_token(*, lead_id: int, email: str, delivery_id: int | None = None) -> str:
-    data = {"l": lead_id, "h": email_hash(email)}
+    data = {"l": lead_id, "a": email_hash(email)}
     if delivery_id is not None:
         data["d"] = delivery_id
     return signing.dumps(data, salt=_SALT, compress=True)
 
 
 def unsubscribe_token_read(token: str) -> tuple[int, str, int | None]:
-    """The lead id, address hash and delivery a token was made for; a tampered or expired token raises BadUnsubscribeLink."""
+    """The lead id, address hash (keyed) and delivery a token was made for; a tampered or expired token raises BadUnsubscribeLink."""
     try:
         data = signing.loads(token, salt=_SALT, max_age=settings.CRM_UNSUBSCRIBE_LINK_DAYS * 86400)
     except signing.SignatureExpired:
         raise BadUnsubscribeLink("This unsubscribe link has expired.", code="expired") from None
     except signing.BadSignature:
         raise BadUnsubscribeLink("This unsubscribe link is not valid: it may have been cut or changed.", code="invalid") from None
-    if not isinstance(data, dict) or not isinstance(data.get("l"), int) or not isinstance(data.get("h"), str):
+    if not isinstance(data, dict) or not isinstance(data.get("l"), int):
+        raise BadUnsubscribeLink("This unsubscribe link is not valid.", code="invalid")
+    address_hash = data.get("a")
+    if "h" in data and isinstance(data["h"], str):
+        # A link sent before addresses were hashed with a key carries their plain SHA-256: it
+        # works until it expires, CRM_UNSUBSCRIBE_LINK_DAYS after the change, and then this goes.
+        address_hash = keyed_hash(data["h"])
+    if not isinstance(address_hash, str):
         raise BadUnsubscribeLink("This unsubscribe link is not valid.", code="invalid")
     delivery_id = data.get("d")
-    return data["l"], data["h"], delivery_id if isinstance(delivery_id, int) else None
+    return data["l"], address_hash, delivery_id if isinstance(delivery_id, int) else None
 
 
 def unsubscribe_url(token: str) -> str:

@@ -12,28 +12,24 @@ each move a conditional UPDATE that only the holder of the claim can make:
   the mail server and records the outcome right after. A row left in
   `sending` is one whose outcome was lost with its worker: the reaper marks it
   `unknown`, and it is never sent again.
+- When the task's soft time limit strikes while an email is rendered or
+  handed to the mail server, the batch stops there: the email being handed
+  over is `unknown` at once, the ones not yet tried are `scheduled` again.
 
 Both steps are plain functions, so tests call them directly with frozen time.
 """
 
-import random
-import re
-import smtplib
-import sys
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from email import generator as email_generator
-from email.policy import Compat32
 from email.utils import make_msgid
-from io import BytesIO
 
+from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.core.mail import get_connection
 from django.core.mail.backends.smtp import EmailBackend as SMTPEmailBackend
-from django.core.mail.message import sanitize_address
 from django.db import connection as db_connection
 from django.db import transaction
 from django.db.models import Count
@@ -43,11 +39,13 @@ from leads import pipeline
 from leads import services as lead_services
 from leads.models import Campaign, FormSubmission, Lead
 
+from .address_hash import email_hashes
 from .compose import nurture_email, unsubscribe_token, unsubscribe_url
-from .models import Delivery, EmailEvent, Enrollment, Sequence, Step, Suppression, email_hash
+from .models import Delivery, EmailEvent, Enrollment, Sequence, Step, Suppression
 from .rendering import StepRenderer, lead_context
 from .schedule import lead_zone, next_send_time
 from .services import delivery_due_at, delivery_stop_reason, delivery_wait_reason, next_step_after
+from .transport import SMTPSender, is_transient
 
 # How many emails go to `sending` at a time: at most this many are `unknown`
 # when a worker is killed mid-send.
@@ -138,151 +136,9 @@ class BatchResult:
     skipped: int = 0
     failed: int = 0
     rescheduled: int = 0
+    unknown: int = 0
     taken_by_others: int = 0
     retry_ids: list[int] = field(default_factory=list)
-
-
-def _is_transient(exc: Exception) -> bool:
-    """Worth retrying later (network, 4xx SMTP replies, provider 5xx or rate limit), or a final refusal."""
-    from anymail.exceptions import AnymailAPIError, AnymailRecipientsRefused
-
-    if isinstance(exc, smtplib.SMTPRecipientsRefused):
-        # A 4xx to RCPT (mailbox busy, greylisting) passes; a 5xx is final.
-        codes = [code for code, _ in exc.recipients.values()]
-        return bool(codes) and all(400 <= code < 500 for code in codes)
-    if isinstance(exc, AnymailRecipientsRefused):
-        return False
-    if isinstance(exc, smtplib.SMTPResponseException):
-        return 400 <= exc.smtp_code < 500
-    if isinstance(exc, (smtplib.SMTPServerDisconnected, ConnectionError, TimeoutError, OSError)):
-        return True
-    if isinstance(exc, AnymailAPIError):
-        status = getattr(exc, "status_code", None)
-        return status is None or status == 429 or status >= 500
-    return False
-
-
-# --- Serializing for SMTP -------------------------------------------------------------
-#
-# Django's SMTP backend sanitizes the addresses, builds the MIME message and
-# serializes it with the email package, message by message; serializing
-# (header folding, and a regular expression compiled per message to check the
-# MIME boundary) and parsing addresses cost more than rendering, the database
-# and the SMTP exchange together. `_SMTPSender` does what the backend's `_send`
-# does, in the same order and with the same bytes on the wire, minus work that
-# repeats: it is used only with Django's own SMTP backend; every other backend
-# (an ESP through anymail, the file outbox, locmem in tests) gets `send_messages`.
-
-# Headers whose value repeats from message to message: their folded form is kept.
-_REPEATING_HEADERS = frozenset({"mime-version", "content-type", "content-transfer-encoding", "from", "reply-to"})
-_FOLDED: dict = {}
-# What str.splitlines() breaks an ASCII header value at: such values take the long way.
-_LINE_BREAKS = re.compile("[\n\r\x0b\x0c\x1c\x1d\x1e]")
-
-
-class _FoldingCompat32(Compat32):
-    """Python's compat32 policy (the one Django's messages carry), with two shortcuts to the same bytes.
-
-    - An ASCII value without line breaks whose "Name: value" fits in
-      max_line_length folds to itself (the Header algorithm splits it at
-      whitespace and joins it back unchanged when no line is too long).
-    - Headers that repeat from message to message are folded once: folding
-      depends only on the name, the value and the policy's settings.
-    """
-
-    def fold_binary(self, name, value):
-        if isinstance(value, str) and value.isascii() and not _LINE_BREAKS.search(value):
-            if len(name) + 2 + len(value) <= (self.max_line_length or 1_000_000):
-                return f"{name}: {value}{self.linesep}".encode("ascii")
-        if not isinstance(value, str) or name.lower() not in _REPEATING_HEADERS or "boundary=" in value:
-            return super().fold_binary(name, value)
-        key = (name, value, self.linesep, self.max_line_length, self.cte_type)
-        folded = _FOLDED.get(key)
-        if folded is None:
-            folded = super().fold_binary(name, value)
-            if len(_FOLDED) >= 1024:
-                _FOLDED.clear()
-            _FOLDED[key] = folded
-        return folded
-
-
-_POLICY = _FoldingCompat32()
-
-
-class _BytesGenerator(email_generator.BytesGenerator):
-    @classmethod
-    def _make_boundary(cls, text=None):
-        """The stdlib's random boundary, checked with a substring test instead of a compiled regex.
-
-        The stdlib refuses a boundary that appears as a delimiter line in the
-        parts; this refuses one that appears anywhere in them, which is stricter.
-        """
-        token = random.randrange(sys.maxsize)
-        boundary = ("=" * 15) + (email_generator._fmt % token) + "=="
-        if text is None:
-            return boundary
-        candidate, counter = boundary, 0
-        while (b"--" + candidate.encode("ascii") if isinstance(text, bytes) else "--" + candidate) in text:
-            candidate = f"{boundary}.{counter}"
-            counter += 1
-        return candidate
-
-
-def _as_bytes(mime_message) -> bytes:
-    """What Django's `message.as_bytes(linesep="\\r\\n")` returns (bar the random boundary), faster."""
-    out = BytesIO()
-    _BytesGenerator(out, mangle_from_=False, policy=_POLICY).flatten(mime_message, unixfrom=False, linesep="\r\n")
-    return out.getvalue()
-
-
-# A plain address: a dot-atom local part and an ASCII domain whose labels IDNA accepts as they are.
-_PLAIN_ADDRESS = re.compile(r"[A-Za-z0-9_+-]+(?:\.[A-Za-z0-9_+-]+)*@[A-Za-z0-9-]{1,63}(?:\.[A-Za-z0-9-]{1,63})*")
-
-
-def _sanitize_recipient(address, encoding):
-    """Django's sanitize_address, which returns a plain address unchanged (parsing it costs more than the rest)."""
-    if isinstance(address, str) and _PLAIN_ADDRESS.fullmatch(address):
-        return address
-    return sanitize_address(address, encoding)
-
-
-class _SMTPSender:
-    """Sends over an open Django SMTP backend as its `_send` does, with the sender's address sanitized once.
-
-    Only for the messages that `_send` was written for (Django's compat32 MIME
-    messages): should `message()` build another kind, the backend sends them all.
-    """
-
-    def __init__(self, backend: SMTPEmailBackend):
-        self.backend = backend
-        self.sanitized = {}
-        self.compat32 = None  # known after the first message
-
-    def _sanitize(self, address, encoding):
-        key = (address, encoding)
-        if key not in self.sanitized:
-            self.sanitized[key] = sanitize_address(address, encoding)
-        return self.sanitized[key]
-
-    def send(self, message) -> None:
-        backend = self.backend
-        if self.compat32 is None:
-            self.compat32 = isinstance(message.message().policy, Compat32)
-        if not self.compat32 or backend.connection is None:  # (not open: the backend opens, sends and closes)
-            backend.send_messages([message])
-            return
-        recipients = message.recipients()
-        if not recipients:
-            return
-        encoding = message.encoding or settings.DEFAULT_CHARSET
-        from_email = self._sanitize(message.from_email, encoding)
-        recipients = [_sanitize_recipient(address, encoding) for address in recipients]
-        raw = _as_bytes(message.message())
-        try:
-            backend.connection.sendmail(from_email, recipients, raw)
-        except smtplib.SMTPException:
-            if not backend.fail_silently:
-                raise
 
 
 def _sender_for(enrollment: Enrollment, lead):
@@ -343,8 +199,8 @@ class _Batch:
 
     def _suppressed(self, rows=None):
         """The normalized addresses of `rows` (default: the batch) that are suppressed now."""
-        by_hash = {email_hash(d.enrollment.lead.email): lead_services.normalize_email(d.enrollment.lead.email)
-                   for d in (self.rows if rows is None else rows) if d.enrollment.lead.email}
+        addresses = {lead_services.normalize_email(d.enrollment.lead.email) for d in (self.rows if rows is None else rows)}
+        by_hash = {h: address for address in addresses - {""} for h in email_hashes(address)}
         return {by_hash[h] for h in Suppression.objects.filter(email_hash__in=by_hash).values_list("email_hash", flat=True)}
 
     def _sent_today(self):
@@ -518,7 +374,7 @@ class _Batch:
         lead, step = d.enrollment.lead, d.step
         sender = d.sender_user
         token = unsubscribe_token(lead_id=lead.pk, email=lead.email, delivery_id=d.pk)
-        rendered = self.renderer.for_step(step).render(lead_context(lead, sender=sender, unsubscribe_url=unsubscribe_url(token)))
+        rendered = self.renderer.render(step, lead_context(lead, sender=sender, unsubscribe_url=unsubscribe_url(token)))
         message_id = d.message_id  # given in _start
         message, final = nurture_email(
             rendered=rendered, token=token, sender=sender, to=lead.email, message_id=message_id,
@@ -529,7 +385,7 @@ class _Batch:
 
     def send_emails(self):
         if type(self.connection) is SMTPEmailBackend:
-            send = _SMTPSender(self.connection).send
+            send = SMTPSender(self.connection).send
         else:
             def send(message):
                 self.connection.send_messages([message])
@@ -543,13 +399,19 @@ class _Batch:
                 for index, d in enumerate(chunk):
                     try:
                         message = self._message(d)
+                    except SoftTimeLimitExceeded:
+                        self._out_of_time(untried=chunk[index:] + pending)
+                        raise
                     except Exception as exc:  # a template that breaks on this lead's data
                         failed.append((d, f"Could not render: {exc}"))
                         continue
                     try:
                         send(message)
+                    except SoftTimeLimitExceeded:
+                        self._out_of_time(untried=chunk[index + 1:] + pending, in_flight=d)
+                        raise
                     except Exception as exc:
-                        if _is_transient(exc):
+                        if is_transient(exc):
                             # Not sent: this one and the rest go back to `claimed` for the retry.
                             self._hand_back(chunk[index:] + pending)
                             raise TransientSendError(str(exc)) from exc
@@ -577,6 +439,22 @@ class _Batch:
         )
         self.result.skipped += len(stopped)
         return [d for d in chunk if d not in stopped]
+
+    def _out_of_time(self, *, untried, in_flight=None):
+        """The task's soft time limit struck: what may have gone is unknown, what was not tried is scheduled again."""
+        now = timezone.now()
+        if in_flight is not None:
+            self.result.unknown += Delivery.objects.filter(pk=in_flight.pk, status=S.SENDING, claim_token=self.token).update(
+                status=S.UNKNOWN, updated_at=now,
+                reason="The batch ran out of time while handing it to the mail server: it may or may not have gone out, "
+                       "so it is not sent again.",
+            )
+        self.result.rescheduled += Delivery.objects.filter(
+            pk__in=[d.pk for d in untried], status__in=[S.CLAIMED, S.SENDING], claim_token=self.token
+        ).update(
+            status=S.SCHEDULED, claim_token=None, claimed_at=None, updated_at=now,
+            reason="Handed back: its batch ran out of time before trying it.",
+        )
 
     def _hand_back(self, rows):
         ids = [d.pk for d in rows]
@@ -663,7 +541,8 @@ def deliveries_send(*, ids, token, connection=None, now: datetime | None = None)
 
     Safe to run twice: only rows still claimed under the token are looked at.
     Raises TransientSendError (after handing the unsent rows back to
-    `claimed`) when the provider fails in a way that may pass.
+    `claimed`) when the provider fails in a way that may pass, and the task's
+    SoftTimeLimitExceeded after recording where the batch stopped.
     """
     token = uuid.UUID(str(token))
     batch = _Batch(ids, token, now or timezone.now(), connection or get_connection())

@@ -33,8 +33,9 @@ from leads import services as lead_services
 from leads.models import Lead
 
 from . import services
+from .address_hash import email_hashes
 from .classify import classify
-from .models import Delivery, EmailEvent, Enrollment, Suppression, email_hash
+from .models import Delivery, EmailEvent, Enrollment, Suppression
 from .services import LIVE_ENROLLMENT
 
 K = EmailEvent.Kind
@@ -115,8 +116,8 @@ def event_record(incoming: IncomingEvent) -> EmailEvent | None:
             kind=incoming.kind, user_agent=incoming.user_agent, method=incoming.method, occurred_at=incoming.occurred_at,
             sent_at=delivery.sent_at if delivery is not None else None, other_click_times=other_clicks,
         )
-    if delivery is None and lead is None and incoming.recipient and Suppression.objects.filter(
-        email_hash=email_hash(incoming.recipient), email=""
+    if delivery is None and lead is None and incoming.recipient and Suppression.objects.for_address(incoming.recipient).filter(
+        email=""
     ).exists():
         # A late event about a person whose address we keep only as a hash (erased,
         # whatever the suppression's reason): logged, without their address or words.
@@ -315,7 +316,7 @@ def unsubscribe_by_link(*, lead_id: int, address_hash: str, source: str, deliver
     client retrying, the button pressed again) is one event.
     """
     lead = Lead.objects.filter(pk=lead_id).first()
-    matches = lead is not None and bool(lead.email) and email_hash(lead.email) == address_hash
+    matches = lead is not None and bool(lead.email) and address_hash in email_hashes(lead.email)
     if lead is not None:
         delivery = (
             Delivery.objects.filter(pk=delivery_id, enrollment__lead=lead)

@@ -18,7 +18,6 @@ Editing a sequence that has leads in it, exactly:
   added before it is not (the lead has passed that point).
 """
 
-import hashlib
 from datetime import time, timedelta
 
 from django.conf import settings
@@ -30,6 +29,8 @@ from django.utils.timezone import now
 
 from leads.models import Lead, Persona
 from leads.pipeline import LeadStatus
+
+from .address_hash import email_hash, email_hashes
 
 WEEKDAYS = "0123456"  # Monday = 0, as datetime.weekday()
 
@@ -62,7 +63,8 @@ class Sequence(models.Model):
         blank=True,
         on_delete=models.SET_NULL,
         related_name="+",
-        help_text="Who the emails come from. Empty: each lead's owner (their rep), with replies going to that rep.",
+        help_text="Who the emails come from. Empty: each lead's owner (their rep), with replies going to that rep. "
+                  "You can choose yourself; choosing someone else needs the permission to send as others (managers have it).",
     )
     daily_cap_per_sender = models.PositiveIntegerField(
         default=200,
@@ -79,6 +81,7 @@ class Sequence(models.Model):
 
     class Meta:
         ordering = ["name"]
+        permissions = [("send_as_others", "Can make another user the sender of a sequence")]
 
     def __str__(self):
         return self.name
@@ -240,16 +243,18 @@ class Delivery(models.Model):
         return f"{self.step} to {self.to_email or self.enrollment.lead} ({self.get_status_display()})"
 
 
-def email_hash(email: str) -> str:
-    """The SHA-256 of a lower-cased, trimmed address: what a suppression is matched on."""
-    return hashlib.sha256((email or "").strip().lower().encode()).hexdigest()
+class SuppressionQuerySet(models.QuerySet):
+    def for_address(self, email: str):
+        """The suppressions of an address, under the current hash key or an old one."""
+        return self.filter(email_hash__in=email_hashes(email))
 
 
 class Suppression(models.Model):
     """An address no email may go to, by any path, from the moment it is written.
 
-    It is matched on the address's hash, so erasing a person can blank the
-    address and keep them suppressed.
+    It is matched on the address's keyed hash (nurturing.address_hash), so
+    erasing a person can blank the address and keep them suppressed, and the
+    hash alone does not tell who they were.
     """
 
     class Reason(models.TextChoices):
@@ -261,17 +266,19 @@ class Suppression(models.Model):
         MANUAL = "manual", "Added by hand"
 
     email = models.EmailField(blank=True, help_text="Stored lower-cased; blank once the person is erased.")
-    email_hash = models.CharField(max_length=64, unique=True, editable=False)
+    email_hash = models.CharField(max_length=80, unique=True, editable=False)
     reason = models.CharField(max_length=20, choices=Reason.choices, default=Reason.MANUAL)
     source = models.CharField(max_length=200, blank=True, help_text="Where it came from: a webhook, a form, a person.")
     created_at = models.DateTimeField(default=now, editable=False)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
 
+    objects = SuppressionQuerySet.as_manager()
+
     class Meta:
         ordering = ["-created_at"]
 
     def __str__(self):
-        return f"{self.email or 'erased address ' + self.email_hash[:12]} ({self.get_reason_display()})"
+        return f"{self.email or 'erased address ' + self.email_hash.rpartition(':')[2][:12]} ({self.get_reason_display()})"
 
     def save(self, *args, **kwargs):
         self.email = self.email.strip().lower()

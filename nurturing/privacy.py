@@ -27,7 +27,8 @@ from leads.exports import person_export_record
 from leads.models import Activity, Customer, Deal, FormSubmission, Lead, Objection, StageChange, Task
 
 from . import services
-from .models import Delivery, EmailEvent, Enrollment, Suppression, email_hash
+from .address_hash import email_hash
+from .models import Delivery, EmailEvent, Enrollment, Suppression
 
 ERASED_NAME = "Erased"
 
@@ -96,7 +97,7 @@ class _PersonRecords:
     def suppression(self) -> Suppression | None:
         if not self.address:
             return None
-        return Suppression.objects.filter(email_hash=email_hash(self.address)).first()
+        return Suppression.objects.for_address(self.address).first()
 
 
 def _records(leads: list[Lead], address: str) -> _PersonRecords:
@@ -427,7 +428,8 @@ def person_erase(*, lead: Lead, by) -> ErasureResult:
     suppression_ids = []
     if address:
         suppression = services.suppression_add(email=address, reason=Suppression.Reason.ERASED, source="erasure", by=by)
-        Suppression.objects.filter(pk=suppression.pk).update(email="")
+        # The last moment its hash can be made under the current key: without the address it cannot be rehashed.
+        Suppression.objects.filter(pk=suppression.pk).update(email="", email_hash=email_hash(address))
         suppression_ids = [suppression.pk]
 
     task_ids = list(records.tasks().values_list("pk", flat=True))

@@ -2,17 +2,33 @@
 
 Templates see a plain context of strings and dicts (never model objects, so a
 template cannot call a method or walk to other records), in a sandboxed engine
-that can neither load tag libraries nor read template files. Templates are
-checked when saved: a syntax error or an unknown merge field is reported with
-its line.
+(nurturing.sandbox) with only the tags and filters an email needs, and bounded
+rendering. Templates are checked when saved: a syntax error, a tag or filter
+outside the sandbox, a loop that can only repeat text, or an unknown merge
+field is reported with its line.
 """
 
+import re
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.template import Context, Engine, TemplateSyntaxError
-from django.template.base import FilterExpression, VariableNode
-from django.template.defaulttags import ForNode, IfNode, WithNode
+from django.template import TemplateSyntaxError
+from django.template.base import FilterExpression, Lexer, Node, TokenType, Variable, VariableNode
+from django.template.defaulttags import FirstOfNode, ForNode, IfNode, WithNode
+
+from .models import Delivery
+from .sandbox import (
+    ALLOWED_FILTERS,
+    ALLOWED_TAGS,
+    ENGINE,
+    PADDING_FILTERS,
+    TAG_PARTS,
+    Deadline,
+    RenderLimitExceeded,
+    SandboxTemplate,
+    TemplateProblem,
+    padding_width,
+)
 
 # The merge fields a template may use, and what each holds.
 MERGE_FIELDS = {
@@ -26,43 +42,87 @@ MERGE_FIELDS = {
     "resource": "resource.title (what the lead downloaded or signed up for)",
     "links": "links.book_demo, links.unsubscribe",
 }
+# A loop inside a loop is the most an email needs; each level multiplies the text.
+MAX_LOOP_DEPTH = 2
+SUBJECT_MAX_CHARS = Delivery._meta.get_field("subject").max_length
 
-# No loaders (no file can be included), no libraries beyond the built-in tags and filters.
-ENGINE = Engine(debug=True, loaders=[("django.template.loaders.locmem.Loader", {})], libraries={}, autoescape=True)
+_WHY_NOT = {
+    "load": "templates cannot load tag libraries",
+    "include": "templates cannot read other templates: paste the text in",
+    "extends": "templates cannot read other templates: paste the text in",
+    "block": "templates cannot read other templates: paste the text in",
+    "debug": "it would show the email's data instead of the text",
+    "lorem": "write the placeholder text yourself",
+    "autoescape": "HTML bodies always escape what leads typed",
+    "safe": "HTML bodies always escape what leads typed",
+}
+_QUOTED = re.compile(r""""[^"\\]*(?:\\.[^"\\]*)*"|'[^'\\]*(?:\\.[^'\\]*)*'""")
+_FILTER_NAME = re.compile(r"\|\s*(\w+)")
 
 
-class TemplateProblem(ValueError):
-    """A template that cannot be used, with a message that says where and what to fix."""
+def _refused_name(source: str) -> tuple[str, str, int] | None:
+    """The first tag or filter (kind, name, line) that the sandbox does not have, outside comments."""
+    in_comment = False
+    for token in Lexer(source).tokenize():
+        if token.token_type not in (TokenType.BLOCK, TokenType.VAR):
+            continue
+        command = (token.contents.split() or [""])[0] if token.token_type == TokenType.BLOCK else ""
+        if in_comment or command == "comment":
+            in_comment = command != "endcomment"
+            continue
+        if command and command not in ALLOWED_TAGS and command not in TAG_PARTS:
+            return "tag", command, token.lineno
+        for name in _FILTER_NAME.findall(_QUOTED.sub('""', token.contents)):
+            if name not in ALLOWED_FILTERS:
+                return "filter", name, token.lineno
+    return None
 
 
-def _names_used(nodelist, bound=frozenset()):
-    """(name, line) of every variable a template reads that it does not bind itself."""
+def _refusal(field: str, kind: str, name: str, line: int) -> str:
+    shown = f"{{% {name} %}}" if kind == "tag" else f"|{name}"
+    why = f" ({_WHY_NOT[name]})" if name in _WHY_NOT else ""
+    usable = ", ".join(ALLOWED_TAGS if kind == "tag" else ALLOWED_FILTERS)
+    return f"{field}: the {kind} “{shown}” on line {line} cannot be used in emails{why}. Remove it; the {kind}s you can use are: {usable}."
+
+
+@dataclass(frozen=True)
+class _Use:
+    """A node of a template, the expressions it evaluates and the names the template binds around them."""
+
+    node: Node
+    line: int | None
+    expressions: list
+    bound: frozenset
+    loops: int  # loops around the node, itself included
+
+
+def _uses(nodelist, bound=frozenset(), loops=0):
     for node in nodelist:
         line = getattr(getattr(node, "token", None), "lineno", None)
-        expressions = []
-        inner_bound = bound
+        expressions, inner_bound, inner_loops = [], bound, loops
         if isinstance(node, VariableNode):
             expressions.append(node.filter_expression)
         elif isinstance(node, ForNode):
             expressions.append(node.sequence)
-            inner_bound = bound | set(node.loopvars) | {"forloop"}
+            inner_bound, inner_loops = bound | set(node.loopvars) | {"forloop"}, loops + 1
         elif isinstance(node, IfNode):
             for condition, _ in node.conditions_nodelists:
                 expressions.extend(_condition_expressions(condition))
         elif isinstance(node, WithNode):
             expressions.extend(node.extra_context.values())
             inner_bound = bound | set(node.extra_context)
-        for expression in expressions:
-            for name in _expression_names(expression):
-                if name not in inner_bound:
-                    yield name, line
-        for attr in getattr(node, "child_nodelists", ()):
-            children = getattr(node, attr, None)
-            if children:
-                yield from _names_used(children, inner_bound)
+        elif isinstance(node, FirstOfNode):
+            expressions.extend(node.vars)
+        yield _Use(node=node, line=line, expressions=expressions, bound=bound, loops=inner_loops)
         if isinstance(node, IfNode):
-            for _, children in node.conditions_nodelists:
-                yield from _names_used(children, inner_bound)
+            children = [branch for _, branch in node.conditions_nodelists]
+        else:
+            children = [getattr(node, attr, None) for attr in node.child_nodelists]
+        for child in children:
+            if child:
+                yield from _uses(child, inner_bound, inner_loops)
+        if getattr(node, "asvar", None):  # {% firstof … as x %}, {% now … as x %}: x is set from here on
+            bound = bound | {node.asvar}
 
 
 def _condition_expressions(condition):
@@ -76,6 +136,13 @@ def _condition_expressions(condition):
             yield from _condition_expressions(side)
 
 
+def _literal(var):
+    """(True, value) for a constant (a quoted text or a number), (False, None) for a lookup."""
+    if isinstance(var, Variable):
+        return (var.lookups is None, var.literal)
+    return True, var
+
+
 def _expression_names(expression: FilterExpression):
     variables = [expression.var, *(arg for _, args in expression.filters for lookup, arg in args if lookup)]
     for var in variables:
@@ -84,19 +151,47 @@ def _expression_names(expression: FilterExpression):
             yield lookups[0]
 
 
-def check_template(source: str, *, field: str = "template") -> None:
-    """Raise TemplateProblem if the template has a syntax error or reads an unknown merge field."""
+def _use_problem(use: _Use) -> str | None:
+    where = f" on line {use.line}" if use.line else ""
+    for expression in use.expressions:
+        for name in _expression_names(expression):
+            if name not in use.bound and name not in MERGE_FIELDS:
+                return f"unknown merge field “{name}”{where}. Known fields: {', '.join(sorted(MERGE_FIELDS))}."
+        for func, args in expression.filters:
+            name = getattr(func, "_filter_name", "")
+            if name in PADDING_FILTERS:
+                is_constant, width = _literal(args[0][1]) if args else (True, None)
+                try:
+                    padding_width(name, width if is_constant else None, where=where)
+                except TemplateProblem as exc:
+                    return str(exc)
+    if isinstance(use.node, ForNode):
+        if _literal(use.node.sequence.var)[0]:
+            return f"the loop{where} goes over a fixed text or number: a loop can only go over a merge field."
+        if use.loops > MAX_LOOP_DEPTH:
+            return f"a loop{where} is nested {use.loops} deep: put at most {MAX_LOOP_DEPTH} loops inside each other."
+    return None
+
+
+def _parse(source: str, field: str):
+    """The template compiled in the sandbox; TemplateProblem for a tag or filter it lacks (by name) or a syntax error."""
+    refused = _refused_name(source)
+    if refused:
+        raise TemplateProblem(_refusal(field, *refused))
     try:
-        template = ENGINE.from_string(source)
+        return ENGINE.from_string(source)
     except TemplateSyntaxError as exc:
         line = getattr(exc, "template_debug", {}).get("line")
         where = f" on line {line}" if line else ""
         raise TemplateProblem(f"{field}: {exc}{where}.") from None
-    for name, line in _names_used(template.nodelist):
-        if name not in MERGE_FIELDS:
-            where = f" on line {line}" if line else ""
-            known = ", ".join(sorted(MERGE_FIELDS))
-            raise TemplateProblem(f"{field}: unknown merge field “{name}”{where}. Known fields: {known}.")
+
+
+def check_template(source: str, *, field: str = "template") -> None:
+    """Raise TemplateProblem if the template cannot be used: its first problem, with its line and what to do."""
+    for use in _uses(_parse(source, field).nodelist):
+        problem = _use_problem(use)
+        if problem:
+            raise TemplateProblem(f"{field}: {problem}")
 
 
 @dataclass(frozen=True)
@@ -107,18 +202,22 @@ class RenderedEmail:
 
 
 class CompiledStep:
-    """A step's templates compiled once, rendered for many leads (one batch)."""
+    """A step's templates compiled once, rendered for many leads (one batch), each email within the render limits."""
 
     def __init__(self, step):
-        self.subject = ENGINE.from_string(step.subject_template)
-        self.text = ENGINE.from_string(step.text_template)
-        self.html = ENGINE.from_string(step.html_template) if step.html_template.strip() else None
+        # A template saved before a tag or filter was refused fails here, by name, as it does at save.
+        self.subject = SandboxTemplate(_parse(step.subject_template, "subject"), part="subject")
+        self.text = SandboxTemplate(_parse(step.text_template, "plain-text body"), part="plain-text body")
+        self.html = SandboxTemplate(_parse(step.html_template, "HTML body"), part="HTML body") if step.html_template.strip() else None
 
     def render(self, context: dict) -> RenderedEmail:
-        plain = Context(context, autoescape=False)
-        subject = " ".join(self.subject.render(plain).split())  # one line: no header injection
-        text = self.text.render(plain)
-        html = self.html.render(Context(context, autoescape=True)) if self.html else ""
+        deadline = Deadline.after(settings.CRM_NURTURE_RENDER_MAX_SECONDS)
+        limits = {"max_chars": settings.CRM_NURTURE_RENDER_MAX_CHARS, "deadline": deadline}
+        subject = " ".join(self.subject.render(context, autoescape=False, **limits).split())  # one line: no header injection
+        if len(subject) > SUBJECT_MAX_CHARS:
+            raise RenderLimitExceeded(f"subject: longer than {SUBJECT_MAX_CHARS} characters once rendered. Make it shorter.")
+        text = self.text.render(context, autoescape=False, **limits)
+        html = self.html.render(context, autoescape=True, **limits) if self.html else ""
         return RenderedEmail(subject=subject, text=text, html=html)
 
 
@@ -163,13 +262,28 @@ def lead_context(lead, *, sender=None, unsubscribe_url: str = "") -> dict:
 
 
 class StepRenderer:
-    """Compiled steps for one batch, keyed by step id."""
+    """Compiled steps for one batch, keyed by step id.
+
+    A step that cannot be compiled, or that ran past a render limit, fails
+    for the rest of the batch at once: one bad step does not spend the
+    batch's time limit rendering it for every lead.
+    """
 
     def __init__(self):
         self._compiled = {}
 
-    def for_step(self, step) -> CompiledStep:
+    def render(self, step, context: dict) -> RenderedEmail:
         compiled = self._compiled.get(step.pk)
         if compiled is None:
-            compiled = self._compiled[step.pk] = CompiledStep(step)
-        return compiled
+            try:
+                compiled = CompiledStep(step)
+            except TemplateProblem as exc:
+                compiled = exc
+            self._compiled[step.pk] = compiled
+        if isinstance(compiled, TemplateProblem):
+            raise TemplateProblem(str(compiled))
+        try:
+            return compiled.render(context)
+        except RenderLimitExceeded as exc:
+            self._compiled[step.pk] = exc
+            raise

@@ -1,10 +1,11 @@
 """Writes of the nurturing engine: sequences, enrollments, suppressions.
 
-Sending itself lives in nurturing.dispatch (claim, send, record); the rules
-checked before every send are here (`delivery_stop_reason`), shared by the
-dispatcher and test sends.
+Sending itself lives in nurturing.dispatch (claim, send, record), previews
+and test sends in nurturing.previews; the rules checked before every send
+are here (`delivery_stop_reason`).
 """
 
+import collections
 import dataclasses
 from datetime import datetime, timedelta
 
@@ -17,7 +18,8 @@ from leads.models import Lead
 from leads.pipeline import LeadStatus
 from leads.services import normalize_email
 
-from .models import Delivery, Enrollment, Sequence, Step, Suppression, WebhookNonce, email_hash
+from .address_hash import current_key, email_hash, hash_keys, hashes_rewrite, key_id
+from .models import Delivery, Enrollment, Sequence, Step, Suppression, WebhookNonce
 from .rendering import TemplateProblem, check_template
 from .schedule import lead_zone, next_send_time
 
@@ -28,21 +30,52 @@ LIVE_ENROLLMENT = (Enrollment.Status.ACTIVE, Enrollment.Status.PAUSED)
 
 
 def email_is_suppressed(email: str) -> bool:
-    return Suppression.objects.filter(email_hash=email_hash(email)).exists()
+    return Suppression.objects.for_address(email).exists()
 
 
 def suppression_add(
     *, email: str = "", address_hash: str = "", reason: str = Suppression.Reason.MANUAL, source: str = "", by=None
 ) -> Suppression:
-    """Suppress an address at once (given as is, or as its hash): every pending delivery to it is skipped."""
+    """Suppress an address at once (given as is, or as its keyed hash): every pending delivery to it is skipped.
+
+    An address already suppressed keeps its suppression, whichever hash key it was stored under.
+    """
     email = normalize_email(email)
     if not email and not address_hash:
         raise ValidationError({"email": ["Enter the address to suppress."]})
+    existing = Suppression.objects.for_address(email).first() if email else None
+    if existing is not None:
+        return existing
     suppression, _ = Suppression.objects.get_or_create(
         email_hash=email_hash(email) if email else address_hash,
         defaults={"email": email, "reason": reason, "source": source[:200], "created_by": by},
     )
     return suppression
+
+
+@dataclasses.dataclass(frozen=True)
+class RehashReport:
+    rehashed: int
+    merged: int  # rows whose address was suppressed under the current key already: removed
+    hash_only_by_key: dict  # key id -> rows kept only as a hash under that old key
+    old_key_ids: frozenset  # the key ids of CRM_EMAIL_HASH_KEYS_OLD
+
+
+@transaction.atomic
+def suppressions_rehash(*, batch_size: int = 1000) -> RehashReport:
+    """Rewrite under the current hash key every suppression that holds its address and was hashed under an old key.
+
+    Rows kept only as a hash cannot be recomputed: they are counted by the key
+    they were made with, and match only while it stays in CRM_EMAIL_HASH_KEYS_OLD.
+    """
+    stale = Suppression.objects.exclude(email_hash__startswith=f"{key_id(current_key())}:")
+    rows = stale.exclude(email="").order_by("created_at", "pk").values_list("pk", "email")
+    rehashed, merged = hashes_rewrite(Suppression.objects.all(), [(pk, email_hash(email)) for pk, email in rows], batch_size=batch_size)
+    hash_only = collections.Counter(h.partition(":")[0] for h in stale.filter(email="").values_list("email_hash", flat=True))
+    return RehashReport(
+        rehashed=rehashed, merged=merged, hash_only_by_key=dict(hash_only),
+        old_key_ids=frozenset(key_id(key) for key in hash_keys()[1:]),
+    )
 
 
 # --- Webhook replay guard ------------------------------------------------------------
@@ -90,6 +123,49 @@ def step_check(step: Step) -> None:
         errors["click_link_contains"] = ["Say which link triggers the click actions (text the link contains, e.g. /pricing)."]
     if errors:
         raise ValidationError(errors)
+
+
+def sequence_sender_refusal(*, sender, by) -> str | None:
+    """Why `by` may not make `sender` the sender of a sequence's emails, or None.
+
+    Anyone may choose themselves; choosing another user needs the
+    nurturing.send_as_others permission (managers have it). Either way the
+    sender must be active and have an email address. No sender (each lead's
+    owner sends) is always allowed.
+    """
+    if sender is None:
+        return None
+    name = sender.get_full_name() or sender.get_username()
+    if sender.pk != getattr(by, "pk", None) and not (by is not None and by.has_perm("nurturing.send_as_others")):
+        return f"You can choose only yourself as the sender: sending as {name} needs the permission to send as others (managers have it)."
+    if not sender.is_active:
+        return f"{name} is deactivated: choose an active user, or leave the sender empty to send as each lead's owner."
+    if not sender.email:
+        return f"{name} has no email address: add one to their user, or choose another sender."
+    return None
+
+
+def sequence_sender_check(*, sequence: Sequence, sender, by) -> None:
+    """Raise ValidationError (on "sender") unless `by` may make `sender` the sender of `sequence`.
+
+    A sender the sequence already has is not checked again: whoever edits a
+    sequence a manager set up can change the rest and keep its sender.
+    """
+    if sequence.pk is not None and Sequence.objects.filter(pk=sequence.pk, sender=sender).exists():
+        return
+    refusal = sequence_sender_refusal(sender=sender, by=by)
+    if refusal:
+        raise ValidationError({"sender": [refusal]})
+
+
+@transaction.atomic
+def sequence_save(*, sequence: Sequence, by) -> Sequence:
+    """Create or change a sequence. Guarantees: its sender, if chosen or changed now, is one `by` may send as."""
+    sequence_sender_check(sequence=sequence, sender=sequence.sender, by=by)
+    if sequence.pk is None:
+        sequence.created_by = by
+    sequence.save()
+    return sequence
 
 
 @transaction.atomic
@@ -281,46 +357,3 @@ def delivery_wait_reason(*, enrollment: Enrollment, sequence: Sequence) -> str |
     if enrollment.status == Enrollment.Status.PAUSED:
         return "the lead's enrollment is paused"
     return None
-
-
-# --- Previews and test sends --------------------------------------------------------------
-
-
-def step_preview(*, step: Step, lead: Lead, sender=None):
-    """Render a step for a lead exactly as it would be sent, footer included (nothing is sent or stored)."""
-    from .compose import unsubscribe_url, with_footer
-    from .rendering import CompiledStep, lead_context
-
-    enrollment_sender = sender or step.sequence.sender or lead.owner
-    # A preview shows where the link goes, not a working link: it may be copied around.
-    url = unsubscribe_url("preview")
-    return with_footer(CompiledStep(step).render(lead_context(lead, sender=enrollment_sender, unsubscribe_url=url)), url)
-
-
-def step_send_test(*, step: Step, lead: Lead, to_email: str, by=None) -> str:
-    """Send a step rendered for `lead` to `to_email` (the marketer), marked as a test.
-
-    The suppression list applies here too: a suppressed address gets nothing.
-    Returns the Message-ID.
-    """
-    from email.utils import make_msgid
-
-    from django.conf import settings
-
-    from .compose import nurture_email, unsubscribe_token, unsubscribe_url
-    from .rendering import CompiledStep, lead_context
-
-    if not to_email:
-        raise ValidationError({"to_email": ["Your user has no email address: add one to receive tests."]})
-    if email_is_suppressed(to_email):
-        raise ValidationError({"to_email": [f"{to_email} is on the suppression list: no email goes to it, tests included."]})
-    # The test carries working unsubscribe headers and link, but for the address it goes to
-    # (the marketer's), never the lead's: trying them must not unsubscribe the lead.
-    token = unsubscribe_token(lead_id=0, email=to_email)
-    rendered = CompiledStep(step).render(lead_context(lead, sender=by, unsubscribe_url=unsubscribe_url(token)))
-    rendered = dataclasses.replace(rendered, subject=f"[Test] {rendered.subject}")
-    message_id = make_msgid(domain=settings.CRM_MESSAGE_ID_DOMAIN)
-    message, _ = nurture_email(rendered=rendered, token=token, sender=by, to=to_email, message_id=message_id,
-                               headers={"X-CRM-Test": "1"})
-    message.send()
-    return message_id

@@ -1,8 +1,16 @@
-"""Celery tasks: thin wrappers that take ids, call nurturing.dispatch, and are safe to run twice."""
+"""Celery tasks: thin wrappers that take ids, call nurturing.dispatch, and are safe to run twice.
+
+Each has a soft time limit (the task stops where it is and records it) and a
+hard one (the worker process is killed), set for the work it does. A send
+batch's hard limit stays well under CRM_NURTURE_STALE_AFTER_SECONDS (600 s
+by default), so the reaper never marks unknown the rows of a batch still
+running (see nurturing.checks).
+"""
 
 import logging
 
 from celery import shared_task
+from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 
 from .dispatch import TransientSendError, deliveries_claim, deliveries_reap, deliveries_send
@@ -11,7 +19,8 @@ from .services import webhook_nonces_prune
 log = logging.getLogger(__name__)
 
 
-@shared_task(ignore_result=True)
+# Claims only: a few queries per batch handed out.
+@shared_task(ignore_result=True, soft_time_limit=60, time_limit=90)
 def dispatch_due():
     """Beat's tick: claim due deliveries in batches and hand each batch to a worker.
 
@@ -30,12 +39,20 @@ def dispatch_due():
     dispatch_due.delay()
 
 
+# A batch (CRM_NURTURE_BATCH_SIZE, 200) takes seconds to a minute or two with a
+# slow provider; each email's rendering is bounded (CRM_NURTURE_RENDER_MAX_SECONDS).
+SEND_BATCH_SOFT_TIME_LIMIT = 300
+SEND_BATCH_TIME_LIMIT = 360
+
+
 @shared_task(
     bind=True,
     ignore_result=True,
     acks_late=True,
     reject_on_worker_lost=True,
     max_retries=8,
+    soft_time_limit=SEND_BATCH_SOFT_TIME_LIMIT,
+    time_limit=SEND_BATCH_TIME_LIMIT,
 )
 def send_batch(self, ids, token):
     """Send one claimed batch over one connection.
@@ -43,10 +60,15 @@ def send_batch(self, ids, token):
     acks_late + reject_on_worker_lost: a worker killed mid-batch gives the
     message back, and the redelivered task sends only what is still claimed
     (what was in flight is marked unknown by the reaper, never resent).
-    Transient provider errors retry with exponential backoff.
+    Transient provider errors retry with exponential backoff. At the soft
+    time limit the batch stops: the email being handed over is unknown, the
+    rest are scheduled again for the next tick; nothing is sent twice.
     """
     try:
         result = deliveries_send(ids=ids, token=token)
+    except SoftTimeLimitExceeded:
+        log.warning("Batch of %d ran out of time: the emails not tried yet go back to be claimed again", len(ids))
+        return
     except TransientSendError as exc:
         countdown = min(600, 15 * 2**self.request.retries)
         log.warning("Transient send error, retrying %d deliveries in %ss: %s", len(ids), countdown, exc)
@@ -57,7 +79,8 @@ def send_batch(self, ids, token):
     )
 
 
-@shared_task(ignore_result=True)
+# Two UPDATEs and a DELETE over small indexes.
+@shared_task(ignore_result=True, soft_time_limit=60, time_limit=90)
 def reap_stale():
     """Hand back deliveries claimed by a lost task; mark the ones lost mid-send unknown; forget old webhook tokens."""
     webhook_nonces_prune()

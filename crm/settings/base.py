@@ -275,6 +275,10 @@ CRM_NURTURE_MAX_BATCHES_PER_TICK = env.int("CRM_NURTURE_MAX_BATCHES_PER_TICK", d
 # or marked unknown (started, outcome lost): never sent twice.
 CRM_NURTURE_STALE_AFTER_SECONDS = env.int("CRM_NURTURE_STALE_AFTER_SECONDS", default=600)
 CRM_BOOKING_URL = env.str("CRM_BOOKING_URL", default="")
+# Rendering a step's template stops (the delivery fails with the reason, a preview
+# shows it) when a part grows past this many characters, or an email takes longer.
+CRM_NURTURE_RENDER_MAX_CHARS = env.int("CRM_NURTURE_RENDER_MAX_CHARS", default=256 * 1024)
+CRM_NURTURE_RENDER_MAX_SECONDS = env.float("CRM_NURTURE_RENDER_MAX_SECONDS", default=2.0)
 # The domain in the Message-ID of every nurture email.
 CRM_MESSAGE_ID_DOMAIN = env.str("CRM_MESSAGE_ID_DOMAIN", default="crm.localhost")
 
@@ -285,6 +289,13 @@ CRM_SITE_URL = env.str("CRM_SITE_URL", default="http://127.0.0.1:8000").rstrip("
 CRM_POSTAL_ADDRESS = env.str("CRM_POSTAL_ADDRESS", default="")
 # The mailto: half of List-Unsubscribe; mail to it unsubscribes (through the inbound webhook).
 CRM_UNSUBSCRIBE_MAILTO = env.str("CRM_UNSUBSCRIBE_MAILTO", default=f"unsubscribe@{CRM_MESSAGE_ID_DOMAIN}")
+# Suppressions are matched on an HMAC-SHA256 of the address under this key, so an
+# address kept only as its hash (erased) cannot be confirmed by guessing.
+# Production requires it; local and test settings make one from SECRET_KEY when
+# it is empty. To rotate, move the current key into CRM_EMAIL_HASH_KEYS_OLD (still
+# matched) and run `manage.py rehash_suppressions`.
+CRM_EMAIL_HASH_KEY = env.str("CRM_EMAIL_HASH_KEY", default="")
+CRM_EMAIL_HASH_KEYS_OLD = env.list("CRM_EMAIL_HASH_KEYS_OLD", default=[])
 # How long an unsubscribe link works.
 CRM_UNSUBSCRIBE_LINK_DAYS = env.int("CRM_UNSUBSCRIBE_LINK_DAYS", default=365)
 # A click this soon after the email was sent is a security scanner's, not a person's.

@@ -23,3 +23,12 @@ SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS
 SECURE_HSTS_PRELOAD = env.bool("DJANGO_SECURE_HSTS_PRELOAD", default=True)
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
+
+# Suppression hashes need a key of their own: none is made up here (see .env.example).
+if not CRM_EMAIL_HASH_KEY:  # noqa: F405
+    from django.core.exceptions import ImproperlyConfigured
+
+    raise ImproperlyConfigured(
+        "CRM_EMAIL_HASH_KEY is not set. Set it in the environment to a long random value, kept apart from "
+        "SECRET_KEY, e.g. python -c 'import secrets; print(secrets.token_urlsafe(50))'."
+    )

@@ -46,13 +46,96 @@ def test_a_marketer_builds_a_sequence_with_steps(marketer_client):
         ({"text_template": "Hi {{ lead.salary }} {{ password }}"}, "unknown merge field “password”"),
         ({"subject_template": ""}, "needs a subject"),
         ({"delay": "-1 00:00:00"}, "cannot be negative"),
+        ({"text_template": "Hi\n{% debug %}"}, "the tag “{% debug %}” on line 2 cannot be used in emails"),
+        ({"text_template": "{% lorem 200000 w %}"}, "the tag “{% lorem %}” on line 1 cannot be used in emails"),
+        ({"html_template": '<p>{{ first_name|ljust:"50000000" }}</p>'}, "pads to at most 200 characters, not 50000000"),
+        (
+            {"text_template": '{% for a in "xxxxxxxxxx" %}{% for b in "xxxxxxxxxx" %}spam{% endfor %}{% endfor %}'},
+            "the loop on line 1 goes over a fixed text or number",
+        ),
     ],
-    ids=["syntax", "unknown-field", "no-subject", "negative-delay"],
+    ids=["syntax", "unknown-field", "no-subject", "negative-delay", "debug", "lorem", "wide-padding", "loop-over-text"],
 )
 def test_a_bad_step_is_refused_at_save_and_nothing_is_written(marketer_client, step, message):
     response = marketer_client.post(reverse("admin:nurturing_sequence_add"), step_formset(**step))
     assert response.status_code == 200
     assert message in response.content.decode()
+    assert not Sequence.objects.exists()
+
+
+# --- Who a sequence's emails come from -------------------------------------------------------
+
+
+def sender_form(sender, **fields):
+    """The sequence change form as posted, with no steps."""
+    return {
+        "name": "Guide follow-up", "goal": "", "goal_stage": "sql", "daily_cap_per_sender": 200,
+        "sender": sender.pk if sender else "", "steps-TOTAL_FORMS": 0, "steps-INITIAL_FORMS": 0, **fields,
+    }
+
+
+def test_a_marketer_cannot_make_someone_else_the_sender_and_the_form_says_why(marketer_client, manager_user):
+    response = marketer_client.post(reverse("admin:nurturing_sequence_add"), sender_form(manager_user))
+
+    assert response.status_code == 200
+    [error] = response.context["adminform"].form.errors["sender"]
+    assert error.startswith("You can choose only yourself as the sender: sending as ")
+    assert "needs the permission to send as others" in error and error in response.content.decode()
+    assert not Sequence.objects.exists()
+
+
+def test_a_marketer_cannot_switch_an_existing_sequence_to_another_sender(marketer_client, marketer_user, manager_user):
+    sequence = Sequence.objects.create(name="Guide follow-up", sender=marketer_user)
+
+    response = marketer_client.post(reverse("admin:nurturing_sequence_change", args=[sequence.pk]), sender_form(manager_user))
+
+    assert "sender" in response.context["adminform"].form.errors
+    sequence.refresh_from_db()
+    assert sequence.sender == marketer_user
+
+
+def test_a_marketer_may_send_as_themselves(marketer_client, marketer_user):
+    response = marketer_client.post(reverse("admin:nurturing_sequence_add"), sender_form(marketer_user))
+
+    assert response.status_code == 302
+    sequence = Sequence.objects.get()
+    assert (sequence.sender, sequence.created_by) == (marketer_user, marketer_user)
+
+
+def test_a_marketer_may_edit_a_sequence_a_manager_set_to_send_as_someone_else(marketer_client, manager_user):
+    sequence = Sequence.objects.create(name="Guide follow-up", sender=manager_user)
+
+    response = marketer_client.post(
+        reverse("admin:nurturing_sequence_change", args=[sequence.pk]), sender_form(manager_user, name="Guide follow-up (v2)")
+    )
+
+    assert response.status_code == 302
+    sequence.refresh_from_db()
+    assert (sequence.name, sequence.sender) == ("Guide follow-up (v2)", manager_user)
+
+
+def test_a_manager_may_make_a_colleague_the_sender(client, manager_user, rep_user):
+    client.force_login(manager_user)
+
+    response = client.post(reverse("admin:nurturing_sequence_add"), sender_form(rep_user))
+
+    assert response.status_code == 302
+    assert Sequence.objects.get().sender == rep_user
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [({"is_active": False}, "is deactivated: choose an active user"), ({"email": ""}, "has no email address")],
+    ids=["deactivated", "no-address"],
+)
+def test_a_manager_cannot_make_a_user_who_cannot_send_the_sender(client, manager_user, rep_user, change, message):
+    client.force_login(manager_user)
+    type(rep_user).objects.filter(pk=rep_user.pk).update(**change)
+
+    response = client.post(reverse("admin:nurturing_sequence_add"), sender_form(rep_user))
+
+    [error] = response.context["adminform"].form.errors["sender"]
+    assert message in error
     assert not Sequence.objects.exists()
 
 
@@ -78,6 +161,41 @@ def test_preview_renders_a_step_for_a_chosen_lead_and_a_test_goes_to_me(marketer
     marketer_client.post(url, {"lead": lead.pk})
     assert len(mailbox) == 1
     assert mailbox[0].to == ["marketer@example.com"] and mailbox[0].subject == "[Test] Step 1 for Grace"
+
+
+# Two loops over long texts: written long before the sandbox refused them at save.
+NESTED_LOOPS = '{% for a in "' + "x" * 2000 + '" %}{% for b in "' + "x" * 2000 + '" %}{{ body }}{% endfor %}{% endfor %}'
+
+
+@pytest.mark.parametrize(
+    ("body", "limits", "message"),
+    [
+        ("spam", {"CRM_NURTURE_RENDER_MAX_CHARS": 100_000}, "plain-text body: longer than 100,000 characters once rendered"),
+        ("", {"CRM_NURTURE_RENDER_MAX_SECONDS": 0.2}, "plain-text body: rendering took longer than 0.2 seconds"),
+    ],
+    ids=["too-long", "too-slow"],
+)
+def test_a_preview_of_a_step_that_renders_past_its_limits_says_so_instead_of_hanging(marketer_client, settings, body, limits, message):
+    for name, value in limits.items():
+        setattr(settings, name, value)
+    sequence = sequence_with_steps({"text_template": NESTED_LOOPS.replace("{{ body }}", body)})
+    lead = LeadFactory()
+
+    page = marketer_client.get(reverse("admin:nurturing_step_preview", args=[sequence.steps.get().pk]), {"lead": lead.pk})
+
+    assert page.context["rendered"] is None
+    assert message in page.content.decode()
+
+
+def test_a_test_send_of_a_step_that_renders_past_its_limits_is_refused_with_the_reason(marketer_client, settings, mailbox):
+    settings.CRM_NURTURE_RENDER_MAX_CHARS = 100_000
+    sequence = sequence_with_steps({"text_template": NESTED_LOOPS.replace("{{ body }}", "spam")})
+    url = reverse("admin:nurturing_step_preview", args=[sequence.steps.get().pk])
+
+    response = marketer_client.post(url, {"lead": LeadFactory().pk}, follow=True)
+
+    assert mailbox == []
+    assert any("Not sent: plain-text body: longer than 100,000 characters" in str(m) for m in response.context["messages"])
 
 
 def test_a_test_send_to_a_suppressed_address_is_refused(marketer_client, mailbox):

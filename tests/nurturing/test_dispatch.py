@@ -352,6 +352,30 @@ def test_a_permanent_refusal_fails_that_delivery_with_the_reason_and_the_rest_go
     assert "No such user" in failed.reason
 
 
+def test_a_step_that_renders_past_its_limits_fails_its_deliveries_with_the_reason_and_the_rest_go(mailbox, settings, monkeypatch):
+    from nurturing import rendering
+
+    settings.CRM_NURTURE_RENDER_MAX_CHARS = 100_000
+    # Saved before the sandbox refused loops over fixed texts: a megabyte per email.
+    loops = '{% for a in "' + "x" * 1000 + '" %}{% for b in "' + "x" * 1000 + '" %}spam{% endfor %}{% endfor %}'
+    bad, good = sequence_with_steps({"text_template": loops}, name="Bad"), sequence_with_steps(name="Good")
+    renders = []
+    render = rendering.CompiledStep.render
+    monkeypatch.setattr(rendering.CompiledStep, "render", lambda self, context: renders.append(context["lead"]) or render(self, context))
+    with time_machine.travel(MONDAY_10_UTC, tick=False):
+        for sequence in (bad, bad, bad):
+            services.enrollment_create(lead=LeadFactory(), sequence=sequence)
+        services.enrollment_create(lead=LeadFactory(first_name="Grace"), sequence=good)
+        result = run_once()
+
+    assert (result.sent, result.failed) == (1, 3)
+    assert [m.subject for m in mailbox] == ["Step 1 for Grace"]
+    failed = Delivery.objects.filter(status=Delivery.Status.FAILED)
+    assert {d.enrollment.sequence for d in failed} == {bad}
+    assert all(d.reason.startswith("Could not render: plain-text body: longer than 100,000 characters") for d in failed)
+    assert len(renders) == 2  # the bad step once: the batch's other leads fail at once
+
+
 # --- The reaper: crashes never cause a second send ------------------------------------
 
 

@@ -1,4 +1,4 @@
-"""The data migration that moves suppressions to address hashes."""
+"""The data migrations that move suppressions to address hashes, then to keyed hashes."""
 
 import importlib
 from datetime import timedelta
@@ -7,11 +7,13 @@ import pytest
 from django.apps import apps
 from django.utils import timezone
 
-from nurturing.models import Suppression, email_hash
+from nurturing.address_hash import email_hash, unkeyed_hash
+from nurturing.models import Suppression
 
 pytestmark = pytest.mark.django_db
 
 fill_hashes = importlib.import_module("nurturing.migrations.0003_suppression_by_hash").fill_hashes
+keyed_migration = importlib.import_module("nurturing.migrations.0006_suppression_keyed_hash")
 
 
 def test_addresses_differing_only_in_case_are_merged_into_the_oldest_row():
@@ -28,16 +30,58 @@ def test_addresses_differing_only_in_case_are_merged_into_the_oldest_row():
     rows = {row.pk: row for row in Suppression.objects.all()}
     assert set(rows) == {oldest.pk, other.pk}
     kept = rows[oldest.pk]
-    assert kept.email_hash == email_hash("ann@example.com")
+    assert kept.email_hash == unkeyed_hash("ann@example.com")
     assert kept.email == "ann@example.com"
     assert kept.reason == Suppression.Reason.BOUNCED
-    assert rows[other.pk].email_hash == email_hash("bob@example.com")
+    assert rows[other.pk].email_hash == unkeyed_hash("bob@example.com")
 
 
 def test_an_erased_row_keeps_its_hash():
     erased = Suppression.objects.create(email="gone@example.com", reason=Suppression.Reason.ERASED)
-    Suppression.objects.filter(pk=erased.pk).update(email="")
+    Suppression.objects.filter(pk=erased.pk).update(email="", email_hash=unkeyed_hash("gone@example.com"))
 
     fill_hashes(apps, None)
 
-    assert Suppression.objects.get(pk=erased.pk).email_hash == email_hash("gone@example.com")
+    assert Suppression.objects.get(pk=erased.pk).email_hash == unkeyed_hash("gone@example.com")
+
+
+def plain_sha256_rows():
+    """Suppressions as they were stored before the key: plain SHA-256 hashes, erased ones without their address."""
+    now = timezone.now()
+    return Suppression.objects.bulk_create([
+        Suppression(email="ann@example.com", email_hash=unkeyed_hash("ann@example.com"), created_at=now),
+        Suppression(email="", email_hash=unkeyed_hash("gone@example.com"), reason=Suppression.Reason.ERASED, created_at=now),
+    ])
+
+
+def test_every_plain_hash_is_keyed_erased_people_included():
+    kept, erased = plain_sha256_rows()
+
+    keyed_migration.key_hashes(apps, None)
+
+    rows = dict(Suppression.objects.values_list("pk", "email_hash"))
+    assert rows == {kept.pk: email_hash("ann@example.com"), erased.pk: email_hash("gone@example.com")}
+    assert not Suppression.objects.filter(email_hash__in=[unkeyed_hash("ann@example.com"), unkeyed_hash("gone@example.com")]).exists()
+
+
+def test_an_erased_person_stays_suppressed_after_the_hashes_are_keyed():
+    from nurturing import services
+
+    plain_sha256_rows()
+    keyed_migration.key_hashes(apps, None)
+
+    assert services.email_is_suppressed(" Gone@Example.com")
+    assert not services.email_is_suppressed("someone-else@example.com")
+
+
+def test_keying_the_hashes_can_be_undone_only_while_every_row_holds_its_address():
+    from django.db.migrations.exceptions import IrreversibleError
+
+    kept, erased = plain_sha256_rows()
+    keyed_migration.key_hashes(apps, None)
+
+    with pytest.raises(IrreversibleError, match="1 suppression"):
+        keyed_migration.unkey_hashes(apps, None)
+    erased.delete()
+    keyed_migration.unkey_hashes(apps, None)
+    assert Suppression.objects.get().email_hash == unkeyed_hash("ann@example.com")

@@ -76,3 +76,13 @@ def test_a_negative_delay_and_a_customer_stage_action_are_refused():
     with pytest.raises(ValidationError) as exc:
         services.step_check(step)
     assert {"delay", "stage_action"} <= set(exc.value.message_dict)
+
+
+def test_the_sender_rule_holds_outside_the_admin_too(marketer_user, manager_user):
+    with pytest.raises(ValidationError) as exc:
+        services.sequence_save(sequence=Sequence(name="Spoofed", sender=manager_user), by=marketer_user)
+    assert "You can choose only yourself as the sender" in exc.value.message_dict["sender"][0]
+    assert not Sequence.objects.exists()
+
+    sequence = services.sequence_save(sequence=Sequence(name="Mine", sender=marketer_user), by=marketer_user)
+    assert sequence.created_by == marketer_user

@@ -7,7 +7,7 @@ import pytest
 from django.core.mail import EmailMultiAlternatives
 from django.core.mail.message import sanitize_address
 
-from nurturing.dispatch import _as_bytes, _is_transient, _sanitize_recipient
+from nurturing.transport import as_bytes, is_transient, sanitize_recipient
 
 BOUNDARY = re.compile(rb"=+\d+==(?:\.\d+)?")
 
@@ -28,7 +28,7 @@ def test_the_fast_serializer_writes_the_same_bytes_as_django(fields, html):
         message.attach_alternative("<p>Grüße <b>Ada</b></p>", "text/html")
     mime = message.message()
     expected = BOUNDARY.sub(b"B", mime.as_bytes(linesep="\r\n"))
-    assert BOUNDARY.sub(b"B", _as_bytes(mime)) == expected
+    assert BOUNDARY.sub(b"B", as_bytes(mime)) == expected
 
 
 @pytest.mark.parametrize(
@@ -36,9 +36,9 @@ def test_the_fast_serializer_writes_the_same_bytes_as_django(fields, html):
     ["ada@example.org", "first.last+tag@sub.example.co.uk", "Ada <ada@example.org>", "zoë@exämple.org", "UPPER@EXAMPLE.ORG"],
 )
 def test_recipients_are_sanitized_as_django_does(address):
-    assert _sanitize_recipient(address, "utf-8") == sanitize_address(address, "utf-8")
+    assert sanitize_recipient(address, "utf-8") == sanitize_address(address, "utf-8")
 
 
 def test_a_4xx_to_rcpt_is_retried_and_a_5xx_is_final():
-    assert _is_transient(smtplib.SMTPRecipientsRefused({"a@example.org": (451, b"Try later")}))
-    assert not _is_transient(smtplib.SMTPRecipientsRefused({"a@example.org": (550, b"No such user")}))
+    assert is_transient(smtplib.SMTPRecipientsRefused({"a@example.org": (451, b"Try later")}))
+    assert not is_transient(smtplib.SMTPRecipientsRefused({"a@example.org": (550, b"No such user")}))

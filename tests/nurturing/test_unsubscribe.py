@@ -7,7 +7,7 @@ import time_machine
 from django.urls import reverse
 from django.utils import timezone
 
-from nurturing import dispatch, services
+from nurturing import dispatch, previews, services
 from nurturing.compose import unsubscribe_token
 from nurturing.models import Delivery, Enrollment, Suppression, email_hash
 from tests.factories import LeadFactory, sequence_with_steps
@@ -153,7 +153,7 @@ def test_the_link_in_emails_is_the_unsubscribe_pages_address(settings):
 
 def test_a_test_send_unsubscribes_its_recipient_not_the_lead(client, enrolled, mailbox):
     lead = enrolled.lead
-    services.step_send_test(step=enrolled.sequence.steps.get(position=1), lead=lead, to_email="marketer@example.com")
+    previews.step_send_test(step=enrolled.sequence.steps.get(position=1), lead=lead, to_email="marketer@example.com")
     link = unsubscribe_link(mailbox[0])
     assert client.post(link, {"List-Unsubscribe": "One-Click"}).status_code == 200
     assert services.email_is_suppressed("marketer@example.com")
@@ -163,7 +163,7 @@ def test_a_test_send_unsubscribes_its_recipient_not_the_lead(client, enrolled, m
 
 
 def test_a_preview_has_no_working_unsubscribe_link(client, enrolled):
-    rendered = services.step_preview(step=enrolled.sequence.steps.get(position=1), lead=enrolled.lead)
+    rendered = previews.step_preview(step=enrolled.sequence.steps.get(position=1), lead=enrolled.lead)
     link = rendered.text.split("Unsubscribe: ")[1].split()[0].removeprefix("http://testserver")
     assert client.post(link).status_code == 400
     assert not Suppression.objects.exists()

@@ -1,0 +1,156 @@
+"""Handing emails to the mail server: which failures pass, and Django's SMTP sending without its repeated work."""
+
+import random
+import re
+import smtplib
+import sys
+from email import generator as email_generator
+from email.policy import Compat32
+from io import BytesIO
+
+from django.conf import settings
+from django.core.mail.backends.smtp import EmailBackend as SMTPEmailBackend
+from django.core.mail.message import sanitize_address
+
+
+def is_transient(exc: Exception) -> bool:
+    """Worth retrying later (network, 4xx SMTP replies, provider 5xx or rate limit), or a final refusal."""
+    from anymail.exceptions import AnymailAPIError, AnymailRecipientsRefused
+
+    if isinstance(exc, smtplib.SMTPRecipientsRefused):
+        # A 4xx to RCPT (mailbox busy, greylisting) passes; a 5xx is final.
+        codes = [code for code, _ in exc.recipients.values()]
+        return bool(codes) and all(400 <= code < 500 for code in codes)
+    if isinstance(exc, AnymailRecipientsRefused):
+        return False
+    if isinstance(exc, smtplib.SMTPResponseException):
+        return 400 <= exc.smtp_code < 500
+    if isinstance(exc, (smtplib.SMTPServerDisconnected, ConnectionError, TimeoutError, OSError)):
+        return True
+    if isinstance(exc, AnymailAPIError):
+        status = getattr(exc, "status_code", None)
+        return status is None or status == 429 or status >= 500
+    return False
+
+
+# --- Serializing for SMTP -------------------------------------------------------------
+#
+# Django's SMTP backend sanitizes the addresses, builds the MIME message and
+# serializes it with the email package, message by message; serializing
+# (header folding, and a regular expression compiled per message to check the
+# MIME boundary) and parsing addresses cost more than rendering, the database
+# and the SMTP exchange together. `SMTPSender` does what the backend's `_send`
+# does, in the same order and with the same bytes on the wire, minus work that
+# repeats: it is used only with Django's own SMTP backend; every other backend
+# (an ESP through anymail, the file outbox, locmem in tests) gets `send_messages`.
+
+# Headers whose value repeats from message to message: their folded form is kept.
+_REPEATING_HEADERS = frozenset({"mime-version", "content-type", "content-transfer-encoding", "from", "reply-to"})
+_FOLDED: dict = {}
+# What str.splitlines() breaks an ASCII header value at: such values take the long way.
+_LINE_BREAKS = re.compile("[\n\r\x0b\x0c\x1c\x1d\x1e]")
+
+
+class _FoldingCompat32(Compat32):
+    """Python's compat32 policy (the one Django's messages carry), with two shortcuts to the same bytes.
+
+    - An ASCII value without line breaks whose "Name: value" fits in
+      max_line_length folds to itself (the Header algorithm splits it at
+      whitespace and joins it back unchanged when no line is too long).
+    - Headers that repeat from message to message are folded once: folding
+      depends only on the name, the value and the policy's settings.
+    """
+
+    def fold_binary(self, name, value):
+        if isinstance(value, str) and value.isascii() and not _LINE_BREAKS.search(value):
+            if len(name) + 2 + len(value) <= (self.max_line_length or 1_000_000):
+                return f"{name}: {value}{self.linesep}".encode("ascii")
+        if not isinstance(value, str) or name.lower() not in _REPEATING_HEADERS or "boundary=" in value:
+            return super().fold_binary(name, value)
+        key = (name, value, self.linesep, self.max_line_length, self.cte_type)
+        folded = _FOLDED.get(key)
+        if folded is None:
+            folded = super().fold_binary(name, value)
+            if len(_FOLDED) >= 1024:
+                _FOLDED.clear()
+            _FOLDED[key] = folded
+        return folded
+
+
+_POLICY = _FoldingCompat32()
+
+
+class _BytesGenerator(email_generator.BytesGenerator):
+    @classmethod
+    def _make_boundary(cls, text=None):
+        """The stdlib's random boundary, checked with a substring test instead of a compiled regex.
+
+        The stdlib refuses a boundary that appears as a delimiter line in the
+        parts; this refuses one that appears anywhere in them, which is stricter.
+        """
+        token = random.randrange(sys.maxsize)
+        boundary = ("=" * 15) + (email_generator._fmt % token) + "=="
+        if text is None:
+            return boundary
+        candidate, counter = boundary, 0
+        while (b"--" + candidate.encode("ascii") if isinstance(text, bytes) else "--" + candidate) in text:
+            candidate = f"{boundary}.{counter}"
+            counter += 1
+        return candidate
+
+
+def as_bytes(mime_message) -> bytes:
+    """What Django's `message.as_bytes(linesep="\\r\\n")` returns (bar the random boundary), faster."""
+    out = BytesIO()
+    _BytesGenerator(out, mangle_from_=False, policy=_POLICY).flatten(mime_message, unixfrom=False, linesep="\r\n")
+    return out.getvalue()
+
+
+# A plain address: a dot-atom local part and an ASCII domain whose labels IDNA accepts as they are.
+_PLAIN_ADDRESS = re.compile(r"[A-Za-z0-9_+-]+(?:\.[A-Za-z0-9_+-]+)*@[A-Za-z0-9-]{1,63}(?:\.[A-Za-z0-9-]{1,63})*")
+
+
+def sanitize_recipient(address, encoding):
+    """Django's sanitize_address, which returns a plain address unchanged (parsing it costs more than the rest)."""
+    if isinstance(address, str) and _PLAIN_ADDRESS.fullmatch(address):
+        return address
+    return sanitize_address(address, encoding)
+
+
+class SMTPSender:
+    """Sends over an open Django SMTP backend as its `_send` does, with the sender's address sanitized once.
+
+    Only for the messages that `_send` was written for (Django's compat32 MIME
+    messages): should `message()` build another kind, the backend sends them all.
+    """
+
+    def __init__(self, backend: SMTPEmailBackend):
+        self.backend = backend
+        self.sanitized = {}
+        self.compat32 = None  # known after the first message
+
+    def _sanitize(self, address, encoding):
+        key = (address, encoding)
+        if key not in self.sanitized:
+            self.sanitized[key] = sanitize_address(address, encoding)
+        return self.sanitized[key]
+
+    def send(self, message) -> None:
+        backend = self.backend
+        if self.compat32 is None:
+            self.compat32 = isinstance(message.message().policy, Compat32)
+        if not self.compat32 or backend.connection is None:  # (not open: the backend opens, sends and closes)
+            backend.send_messages([message])
+            return
+        recipients = message.recipients()
+        if not recipients:
+            return
+        encoding = message.encoding or settings.DEFAULT_CHARSET
+        from_email = self._sanitize(message.from_email, encoding)
+        recipients = [sanitize_recipient(address, encoding) for address in recipients]
+        raw = as_bytes(message.message())
+        try:
+            backend.connection.sendmail(from_email, recipients, raw)
+        except smtplib.SMTPException:
+            if not backend.fail_silently:
+                raise
