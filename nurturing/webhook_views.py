@@ -4,6 +4,7 @@ Kept apart from the signal handlers so that workers, which never serve
 webhooks, do not import every provider's view.
 """
 
+import functools
 import json
 import logging
 from datetime import datetime
@@ -19,7 +20,7 @@ from anymail.exceptions import (
 from anymail.signals import tracking
 from anymail.webhooks.amazon_ses import AnymailBotoClientAPIError
 from django.db import IntegrityError, transaction
-from django.http import HttpResponse, HttpResponseBadRequest
+from django.http import HttpResponse, HttpResponseBadRequest, HttpResponseNotFound
 from django.urls import path, re_path
 from django.urls.resolvers import RegexPattern
 from django.utils import timezone
@@ -148,12 +149,30 @@ def _strict(view_class):
     return type(f"Strict{view_class.__name__}", (*mixins, view_class), {"__module__": __name__})
 
 
+def _only_if_configured(view_class, initkwargs):
+    """A provider this installation does not configure (anymail will not build its view without
+    its keys) is not served: 404 with the reason, not a 500 for anyone who posts to its URL."""
+    view = view_class.as_view(**initkwargs)
+
+    @functools.wraps(view)
+    def serve(request, *args, **kwargs):
+        try:
+            view_class(**initkwargs)  # anymail reads the provider's settings as it builds the view
+        except AnymailConfigurationError as exc:
+            log.warning("Webhook for an unconfigured provider refused: %s", exc)
+            return HttpResponseNotFound(b"This email provider's webhook is not configured on this CRM.")
+        return view(request, *args, **kwargs)
+
+    return serve
+
+
 def webhook_urlpatterns():
     """anymail's webhook URLs, each view made strict (see the module's docstring)."""
     patterns = []
     for pattern in anymail_urls.urlpatterns:
         view = pattern.callback
         route = re_path if isinstance(pattern.pattern, RegexPattern) else path
-        patterns.append(route(str(pattern.pattern), _strict(view.view_class).as_view(**view.view_initkwargs), name=pattern.name))
+        served = _only_if_configured(_strict(view.view_class), view.view_initkwargs)
+        patterns.append(route(str(pattern.pattern), served, name=pattern.name))
     return patterns
 

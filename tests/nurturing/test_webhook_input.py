@@ -8,7 +8,7 @@ from anymail import urls as anymail_urls
 from nurturing.models import EmailEvent, Suppression, WebhookNonce
 from nurturing.webhook_views import webhook_urlpatterns
 from tests.nurturing.provider_payloads import mailgun_event
-from tests.nurturing.webhook_posts import AUTH, post_form, post_json, post_sns
+from tests.nurturing.webhook_posts import AUTH, SECRET, post_form, post_json, post_sns
 
 pytestmark = pytest.mark.usefixtures("webhooks")
 
@@ -125,3 +125,27 @@ def test_a_failure_while_recording_is_a_500_for_the_provider_to_retry_and_leaves
     response = post_json(client, "mailgun_tracking_webhook", mailgun_event(sent, "opened"))
     assert response.status_code == 500
     assert not EmailEvent.objects.exists() and not WebhookNonce.objects.exists()  # the retry is taken
+
+
+@pytest.mark.filterwarnings("ignore::anymail.exceptions.AnymailNotSupportedWarning",
+                            "ignore::anymail.exceptions.AnymailDeprecationWarning")
+@pytest.mark.parametrize("name", WEBHOOKS)
+def test_a_provider_left_unconfigured_answers_404_or_400_never_500(client, db, settings, name):
+    # Only the basic-auth secret: the providers that sign their calls have no key to check them with.
+    settings.ANYMAIL = {"WEBHOOK_SECRET": SECRET}
+    client.raise_request_exception = False
+    response = post_garbage(client, name, json.dumps({"event": "delivered"}))
+    assert response.status_code in (400, 404), response.content[:300]
+    if response.status_code == 404:
+        assert b"not configured on this CRM" in response.content
+    assert not EmailEvent.objects.exists()
+
+
+def test_a_provider_left_unconfigured_says_so():
+    from django.test import Client, override_settings
+
+    with override_settings(ANYMAIL={"WEBHOOK_SECRET": SECRET}):
+        response = Client(raise_request_exception=False).post(
+            "/webhooks/mailersend/tracking/", data="{}", content_type="application/json", **AUTH
+        )
+    assert response.status_code == 404 and b"not configured on this CRM" in response.content
