@@ -51,7 +51,8 @@ def fail(client, url, username, times=5, **kwargs):
         log_in(client, url, username, "wrong", **kwargs)
 
 
-def test_five_wrong_passwords_lock_the_account_at_that_address_even_for_the_right_one(client, login_page):
+def test_five_wrong_passwords_lock_the_account_at_that_address_even_for_the_right_one(client, login_page, settings):
+    settings.TIME_ZONE = "Europe/Berlin"  # the page tells the time in the account's zone: 09:00 UTC is 10:00 there
     url, username = login_page
     with time_machine.travel(MONDAY_9AM, tick=False):
         fail(client, url, username, times=4)
@@ -62,7 +63,7 @@ def test_five_wrong_passwords_lock_the_account_at_that_address_even_for_the_righ
     assert response.status_code == 429 and not is_logged_in(client)
     page = response.content.decode()
     assert "Account locked for now" in page and "locked for 15 minutes" in page
-    assert "Try again after <strong>09:15</strong>" in page and "Ask a manager to unlock the account" in page
+    assert "Try again after <strong>10:15</strong>" in page and "Ask a manager to unlock the account" in page
     assert response["Retry-After"] == "900"
 
 
