@@ -464,18 +464,21 @@ class _Batch:
         )
 
     def _record(self, sent, failed):
+        # One transaction: a sent email is never recorded without its next step (a
+        # crash in between leaves the rows `sending`, for the reaper to mark unknown).
         now = timezone.now()
         for d in sent:
             d.status, d.sender, d.reason, d.updated_at = S.SENT, d.sender_user, "", now
         for d, reason in failed:
             d.status, d.reason, d.updated_at = S.FAILED, reason[:500], now
-        if sent or failed:
-            _write_outcomes(sent + [d for d, _ in failed])
+        with transaction.atomic():
+            if sent or failed:
+                _write_outcomes(sent + [d for d, _ in failed])
+            if sent:
+                self._schedule_next(sent)
+                self._stage_actions(sent)
         self.result.sent += len(sent)
         self.result.failed += len(failed)
-        if sent:
-            self._schedule_next(sent)
-            self._stage_actions(sent)
 
     def _stage_actions(self, sent):
         for d in sent:

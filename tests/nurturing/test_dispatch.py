@@ -450,6 +450,28 @@ def test_a_call_step_for_an_inactive_owner_fails_with_the_reason(rep_user):
     assert "call task" in Delivery.objects.get().reason
 
 
+def test_a_crash_between_recording_a_send_and_scheduling_the_next_step_leaves_nothing_half_written(mailbox, monkeypatch):
+    from nurturing import dispatch
+
+    schedule_next = dispatch._Batch._schedule_next
+
+    def crash_after_a_send(self, done):
+        if any(d.status == Delivery.Status.SENT for d in done):
+            raise RuntimeError("worker lost")
+        schedule_next(self, done)
+
+    monkeypatch.setattr(dispatch._Batch, "_schedule_next", crash_after_a_send)
+    with time_machine.travel(MONDAY_10_UTC, tick=False):
+        enrollment = services.enrollment_create(lead=LeadFactory(), sequence=two_step_sequence())
+        with pytest.raises(RuntimeError):
+            run_once()
+    assert len(mailbox) == 1
+    # Not "sent" without its next step: still in flight, which the reaper marks unknown (never sent again).
+    assert list(enrollment.deliveries.values_list("step__position", "status")) == [(1, Delivery.Status.SENDING)]
+    with time_machine.travel(MONDAY_10_UTC + timedelta(hours=1), tick=False):
+        assert deliveries_reap() == (0, 1)
+
+
 def test_a_zero_stale_time_reaps_at_once():
     sequence = sequence_with_steps()
     with time_machine.travel(MONDAY_10_UTC, tick=False):
