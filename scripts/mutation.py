@@ -10,7 +10,7 @@ Each module is one `mutmut run` (under `nice`, at most MUTATION_CHILDREN tests
 processes at once, 2 by default), so its wall time is its own. Each mutant
 runs only the tests that call the function it changed (mutmut learns which
 from one traced run of the suite, kept in mutants/mutmut-stats.json and
-redone when a test file changes). Prints, per module: mutants, killed,
+redone when the code or a test changes). Prints, per module: mutants, killed,
 survived, no tests, timeouts, the kill rate and the wall time; writes the
 mutants that no test noticed, each with its diff, to var/mutation/survivors.txt
 and mutmut's output to var/mutation/<module>.log.
@@ -57,12 +57,19 @@ def mutant_globs(module: str, functions: list[str] | None) -> list[str]:
     return [f"{dotted}.x_{name}__mutmut_*" for name in functions]
 
 
-def tests_changed_since_stats() -> bool:
-    """mutmut notices new tests but not edited ones; an edited test may call other functions now."""
+def code_changed_since_stats() -> bool:
+    """Whether the traced run is out of date.
+
+    mutmut traces new tests, but not edited tests (which may call other
+    functions now) nor functions it could not trace before: their mutants
+    would count as "no tests". Any change to the code or the tests means a
+    new trace.
+    """
     if not STATS.exists():
         return False
-    collected = STATS.stat().st_mtime
-    return any(path.stat().st_mtime > collected for path in (ROOT / "tests").rglob("*.py"))
+    traced = STATS.stat().st_mtime
+    folders = ["tests", *tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["mutmut"]["source_paths"]]
+    return any(path.stat().st_mtime > traced for folder in folders for path in (ROOT / folder).rglob("*.py"))
 
 
 def results(module: str, globs: list[str]) -> dict[str, int | None]:
@@ -98,8 +105,8 @@ def main() -> int:
     children = int(os.environ.get("MUTATION_CHILDREN", "2"))
 
     OUT.mkdir(parents=True, exist_ok=True)
-    if tests_changed_since_stats():
-        print("Tests changed since mutmut last traced the suite: tracing it again.")
+    if code_changed_since_stats():
+        print("The code or the tests changed since mutmut last traced the suite: tracing it again (a minute or two).")
         STATS.unlink()
 
     rows, survivors, failed = [], [], []
