@@ -54,9 +54,10 @@ bench: setup-dev
 	bash scripts/bench
 
 # Not part of `make test`: it takes minutes per module (see README, "Mutation testing").
+# UNKILLED=1 runs again only the mutants the last run did not kill.
 MODULES ?=
 mutation: setup-dev
-	$(PY) scripts/mutation.py $(MODULES)
+	$(PY) scripts/mutation.py $(if $(UNKILLED),--unkilled) $(MODULES)
 
 check: setup-dev
 	$(VENV)/bin/ruff check .

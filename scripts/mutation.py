@@ -72,6 +72,11 @@ def code_changed_since_stats() -> bool:
     return any(path.stat().st_mtime > traced for folder in folders for path in (ROOT / folder).rglob("*.py"))
 
 
+def source_changed_since_run(module: str) -> bool:
+    meta = ROOT / "mutants" / f"{module}.meta"
+    return not meta.exists() or (ROOT / module).stat().st_mtime > meta.stat().st_mtime
+
+
 def results(module: str, globs: list[str]) -> dict[str, int | None]:
     import json
 
@@ -97,6 +102,11 @@ def main() -> int:
     modules, functions = config()
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("modules", nargs="*", metavar="MODULE", help=f"one of: {' '.join(modules)}")
+    parser.add_argument(
+        "--unkilled", action="store_true",
+        help="run again only the mutants the last run did not kill (after writing tests for them); "
+        "a module whose source changed since is run whole",
+    )
     args = parser.parse_args()
     chosen = args.modules or modules
     unknown = [m for m in chosen if m not in modules]
@@ -114,12 +124,18 @@ def main() -> int:
         globs = mutant_globs(module, functions.get(module))
         log = OUT / f"{module.replace('/', '.')}.log"
         print(f"== {module}: mutmut run ({children} at a time), output in {log.relative_to(ROOT)}", flush=True)
+        names = globs
+        if args.unkilled and not source_changed_since_run(module):
+            names = [name for name, code in results(module, globs).items() if code not in KILLED | TIMEOUT]
+            print(f"   only the {len(names)} mutants the last run did not kill", flush=True)
         started = time.monotonic()
-        with open(log, "w") as out:
-            code = subprocess.call(
-                ["nice", "-n", "10", str(MUTMUT), "run", "--max-children", str(children), *globs],
-                cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
-            )
+        code = 0
+        if names:
+            with open(log, "w") as out:
+                code = subprocess.call(
+                    ["nice", "-n", "10", str(MUTMUT), "run", "--max-children", str(children), *names],
+                    cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
+                )
         seconds = time.monotonic() - started
         found = results(module, globs)
         if code != 0 or not found:
