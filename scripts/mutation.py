@@ -72,9 +72,11 @@ def code_changed_since_stats() -> bool:
     return any(path.stat().st_mtime > traced for folder in folders for path in (ROOT / folder).rglob("*.py"))
 
 
-def source_changed_since_run(module: str) -> bool:
-    meta = ROOT / "mutants" / f"{module}.meta"
-    return not meta.exists() or (ROOT / module).stat().st_mtime > meta.stat().st_mtime
+def mutmut_run(names: list[str], children: int, out) -> int:
+    return subprocess.call(
+        ["nice", "-n", "10", str(MUTMUT), "run", "--max-children", str(children), *names],
+        cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
+    )
 
 
 def results(module: str, globs: list[str]) -> dict[str, int | None]:
@@ -104,8 +106,8 @@ def main() -> int:
     parser.add_argument("modules", nargs="*", metavar="MODULE", help=f"one of: {' '.join(modules)}")
     parser.add_argument(
         "--unkilled", action="store_true",
-        help="run again only the mutants the last run did not kill (after writing tests for them); "
-        "a module whose source changed since is run whole",
+        help="run again only the mutants the last run did not kill (after writing tests for them), "
+        "and those of functions changed since",
     )
     args = parser.parse_args()
     chosen = args.modules or modules
@@ -124,18 +126,20 @@ def main() -> int:
         globs = mutant_globs(module, functions.get(module))
         log = OUT / f"{module.replace('/', '.')}.log"
         print(f"== {module}: mutmut run ({children} at a time), output in {log.relative_to(ROOT)}", flush=True)
-        names = globs
-        if args.unkilled and not source_changed_since_run(module):
-            names = [name for name, code in results(module, globs).items() if code not in KILLED | TIMEOUT]
-            print(f"   only the {len(names)} mutants the last run did not kill", flush=True)
         started = time.monotonic()
-        code = 0
-        if names:
-            with open(log, "w") as out:
-                code = subprocess.call(
-                    ["nice", "-n", "10", str(MUTMUT), "run", "--max-children", str(children), *names],
-                    cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
-                )
+        with open(log, "w") as out:
+            if not args.unkilled or not results(module, globs):
+                code = mutmut_run(globs, children, out)
+            else:
+                # mutmut renews the mutants of a function whose code changed (they have no result
+                # then) when it runs: a second pass runs those.
+                code = 0
+                for _ in range(2):
+                    names = [name for name, c in results(module, globs).items() if c not in KILLED | TIMEOUT]
+                    if not names or code != 0:
+                        break
+                    print(f"   only the {len(names)} mutants not killed yet", flush=True)
+                    code = mutmut_run(names, children, out)
         seconds = time.monotonic() - started
         found = results(module, globs)
         if code != 0 or not found:
