@@ -72,6 +72,13 @@ def code_changed_since_stats() -> bool:
     return any(path.stat().st_mtime > traced for folder in folders for path in (ROOT / folder).rglob("*.py"))
 
 
+def source_changed_since_run(module: str) -> bool:
+    """A changed module is run whole: mutmut numbers a function's mutants anew when a pragma
+    changes, but keeps the old results when the function's code is the same."""
+    meta = ROOT / "mutants" / f"{module}.meta"
+    return not meta.exists() or (ROOT / module).stat().st_mtime > meta.stat().st_mtime
+
+
 def mutmut_run(names: list[str], children: int, out) -> int:
     return subprocess.call(
         ["nice", "-n", "10", str(MUTMUT), "run", "--max-children", str(children), *names],
@@ -106,8 +113,8 @@ def main() -> int:
     parser.add_argument("modules", nargs="*", metavar="MODULE", help=f"one of: {' '.join(modules)}")
     parser.add_argument(
         "--unkilled", action="store_true",
-        help="run again only the mutants the last run did not kill (after writing tests for them), "
-        "and those of functions changed since",
+        help="run again only the mutants the last run did not kill (after writing tests for them); "
+        "a module changed since is run whole",
     )
     args = parser.parse_args()
     chosen = args.modules or modules
@@ -128,18 +135,11 @@ def main() -> int:
         print(f"== {module}: mutmut run ({children} at a time), output in {log.relative_to(ROOT)}", flush=True)
         started = time.monotonic()
         with open(log, "w") as out:
-            if not args.unkilled or not results(module, globs):
-                code = mutmut_run(globs, children, out)
-            else:
-                # mutmut renews the mutants of a function whose code changed (they have no result
-                # then) when it runs: a second pass runs those.
-                code = 0
-                for _ in range(2):
-                    names = [name for name, c in results(module, globs).items() if c not in KILLED | TIMEOUT]
-                    if not names or code != 0:
-                        break
-                    print(f"   only the {len(names)} mutants not killed yet", flush=True)
-                    code = mutmut_run(names, children, out)
+            names = globs
+            if args.unkilled and not source_changed_since_run(module):
+                names = [name for name, c in results(module, globs).items() if c not in KILLED | TIMEOUT]
+                print(f"   only the {len(names)} mutants the last run did not kill", flush=True)
+            code = mutmut_run(names, children, out) if names else 0
         seconds = time.monotonic() - started
         found = results(module, globs)
         if code != 0 or not found:
