@@ -607,7 +607,9 @@ def lead_convert_to_customer(
             # The reason is read only for moves that end a lead: any value is the same here (not mutated).
             reason="",  # pragma: no mutate
         )
-        now = _when(at, not_before=lead.stage_entered_at, since="the lead entered its current stage")
+        # A time before the lead entered its stage is refused by _move below; the transaction
+        # then undoes the customer and the deal.
+        now = _when(at)
         customer = _customer_for(lead, now)
         deal = lead.deals.select_for_update().filter(status=Deal.Status.OPEN).order_by("-created_at", "-id").first()
         if deal is None:

@@ -56,6 +56,7 @@ def test_a_conversion_cannot_be_dated_before_the_lead_entered_its_stage():
 
     assert refused == {"at": ["That time is before the lead entered its current stage (2026-03-02 09:00)."]}
     assert not Deal.objects.exists()
+    assert not Customer.objects.exists()
 
 
 def test_a_conversion_recorded_later_dates_the_won_deal_and_the_move_when_it_happened():
