@@ -10,12 +10,13 @@ PORT   ?= 8000
 export PORT
 
 .DEFAULT_GOAL := help
-.PHONY: help run test test-sqlite test-postgres bench setup setup-dev migrate seed check compose-check clean
+.PHONY: help run test test-sqlite test-postgres bench mutation setup setup-dev migrate seed check compose-check clean
 
 help:
 	@echo "make run    - set up, migrate, load demo data on first run, start web + worker + beat"
 	@echo "make test   - set up and run the whole test suite (SQLite; PostgreSQL + Redis too on CI)"
 	@echo "make bench  - benchmarks on PostgreSQL + Redis, results in bench/results/"
+	@echo "make mutation [MODULES=\"workspace/access.py ...\"] - mutation testing of the modules that guard people and data"
 
 # The virtualenv is rebuilt when the Python it came from is gone, and
 # dependencies are reinstalled when a requirements file changes.
@@ -51,6 +52,12 @@ test: setup-dev
 
 bench: setup-dev
 	bash scripts/bench
+
+# Not part of `make test`: it takes minutes per module (see README, "Mutation testing").
+# UNKILLED=1 runs again only the mutants the last run did not kill.
+MODULES ?=
+mutation: setup-dev
+	$(PY) scripts/mutation.py $(if $(UNKILLED),--unkilled) $(MODULES)
 
 check: setup-dev
 	$(VENV)/bin/ruff check .

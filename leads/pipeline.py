@@ -68,7 +68,3 @@ def describe_allowed_moves(from_status: str) -> str:
     if not moves:
         return f"{label(from_status)} is final: no moves are allowed from it."
     return f"Allowed moves from {label(from_status)}: {', '.join(label(m) for m in moves)}."
-
-
-def is_reopening(from_status: str, to_status: str) -> bool:
-    return from_status in ENDED_STATUSES and to_status in OPEN_STATUSES

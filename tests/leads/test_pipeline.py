@@ -92,3 +92,8 @@ def test_an_unknown_stage_is_refused():
     lead = lead_at(LeadStatus.NEW)
     with pytest.raises(ValidationError, match="not a stage"):
         services.lead_change_stage(lead=lead, to_status="won")
+
+
+def test_the_allowed_moves_are_described_by_name_in_their_order():
+    assert pipeline.describe_allowed_moves(LeadStatus.LOST) == "Allowed moves from Lost: Contacted, Nurturing."
+    assert pipeline.describe_allowed_moves(LeadStatus.CUSTOMER) == "Customer is final: no moves are allowed from it."

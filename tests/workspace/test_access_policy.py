@@ -1,0 +1,114 @@
+"""The permission policy asked directly: who counts as what, and what each refusal says.
+
+test_access.py walks the pages as each role; these tests pin the policy's own
+answers, including the users no page test can be (an inactive account, a
+superuser without a role) and the reasons a refusal gives.
+"""
+
+import pytest
+import time_machine
+from django.contrib.auth.models import AnonymousUser
+from django.core.exceptions import PermissionDenied
+from django.http import Http404
+
+from leads.services import lead_archive
+from tests.factories import LeadFactory, UserFactory, manager, marketer, rep
+from workspace.access import Access, access_for
+
+pytestmark = pytest.mark.django_db
+
+# Everything these tests create is created at this moment; the policy itself has no clock.
+MOMENT = "2026-03-02 09:00Z"
+
+
+@pytest.fixture
+def frozen():
+    with time_machine.travel(MOMENT, tick=False):
+        yield
+
+
+def test_an_anonymous_visitor_has_no_role_and_sees_no_lead(frozen):
+    LeadFactory(owner=None)
+    visitor = AnonymousUser()
+
+    access = access_for(visitor)
+
+    assert access == Access(visitor, False, False, False)
+    assert not access.has_workspace
+    assert not access.leads().exists()
+
+
+def test_an_inactive_rep_has_no_role_and_sees_not_even_their_own_leads(frozen):
+    former = rep(username="former", is_active=False)
+    theirs = LeadFactory(owner=former)
+
+    access = access_for(former)
+
+    assert access == Access(former, False, False, False)
+    assert not access.leads().exists()
+    assert not access.can_see(theirs)
+
+
+def test_a_superuser_without_a_role_works_every_lead_as_a_manager(frozen):
+    root = UserFactory(username="root", is_superuser=True)
+    someone_elses = LeadFactory(owner=rep(username="rep9"))
+
+    access = access_for(root)
+
+    assert access == Access(root, True, False, False)
+    assert access.can_see(someone_elses) and access.can_work(someone_elses)
+
+
+def test_a_users_access_is_worked_out_once_with_one_query(frozen, django_assert_num_queries):
+    user = rep(username="rep7")
+
+    with django_assert_num_queries(1):
+        first = access_for(user)
+    with django_assert_num_queries(0):
+        again = access_for(user)
+
+    assert again is first
+    assert first.is_rep
+
+
+def test_an_archived_lead_is_hidden_even_from_a_manager(frozen):
+    boss = manager(username="boss")
+    lead = LeadFactory(owner=boss)
+    lead_archive(leads=[lead])
+    lead.refresh_from_db()
+
+    access = access_for(boss)
+
+    assert not access.can_see(lead)
+    with pytest.raises(Http404, match=r"^No such lead\.$"):
+        access.check(lead, "view")
+
+
+def test_a_rep_changes_a_pool_leads_sequences_only_after_claiming_it(frozen):
+    seller = rep(username="seller")
+    lead = LeadFactory(owner=None)
+    access = access_for(seller)
+
+    assert access.can_see(lead)
+    with pytest.raises(PermissionDenied, match="Only the lead's owner, a marketer or a manager can change its sequences"):
+        access.check(lead, "enroll")
+
+    lead.owner = seller
+    access.check(lead, "enroll")
+
+
+@pytest.mark.parametrize(
+    ("action", "reason"),
+    [
+        ("work", "Only the lead's owner (or a manager) can do this. Claim the lead first if it is in the unassigned pool."),
+        ("claim", "Only unassigned leads can be claimed, by a sales rep or a manager."),
+    ],
+)
+def test_a_refusal_says_who_may_do_it(frozen, action, reason):
+    lead = LeadFactory(owner=rep(username="owner"))
+    access = access_for(marketer(username="mkt"))
+
+    with pytest.raises(PermissionDenied) as refused:
+        access.check(lead, action)
+
+    assert str(refused.value) == reason
