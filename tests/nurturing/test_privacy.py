@@ -16,7 +16,16 @@ from nurturing import privacy, services
 from nurturing.dispatch import deliveries_claim, deliveries_send
 from nurturing.engagement import IncomingEvent, event_record
 from nurturing.models import Delivery, EmailEvent, Enrollment, Suppression, email_hash
-from tests.factories import CampaignFactory, LeadFactory, PersonaFactory, SourceFactory, marketer, rep, sequence_with_steps
+from tests.factories import (
+    CampaignFactory,
+    CompanyFactory,
+    LeadFactory,
+    PersonaFactory,
+    SourceFactory,
+    marketer,
+    rep,
+    sequence_with_steps,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -33,7 +42,9 @@ def run_once():
 @pytest.fixture
 def person(rep_user, mailbox):
     """Ada: an archived lead row and a live one with the same address, and a bit of everything about her."""
-    old = LeadFactory(first_name="Ada", last_name="Byron", email=ADDRESS, phone="+44 20 7946 0001", owner=rep_user)
+    # A fixed company: its name stays searchable after erasure, and a random one can contain "ada".
+    company = CompanyFactory(name="Initech", domain="initech.example")
+    old = LeadFactory(first_name="Ada", last_name="Byron", email=ADDRESS, phone="+44 20 7946 0001", owner=rep_user, company=company)
     lead_services.activity_add_note(lead=old, by=rep_user, body="Old row: met Ada at the 2024 fair")
     deal = lead_services.deal_open(lead=old, value="900.50", product="Starter", by=rep_user)
     lead_services.deal_mark_lost(deal=deal, reason="Ada's boss said no", by=rep_user)
@@ -41,7 +52,7 @@ def person(rep_user, mailbox):
 
     lead = LeadFactory(
         first_name="Ada", last_name="Lovelace", email=ADDRESS.upper(), phone="+44 20 7946 0000", title="Analyst",
-        owner=rep_user, source=SourceFactory(name="Google Ads"), campaign=CampaignFactory(name="Spring guide"),
+        owner=rep_user, company=company, source=SourceFactory(name="Google Ads"), campaign=CampaignFactory(name="Spring guide"),
         persona=PersonaFactory(name="Analysts"), utm_medium="cpc", utm_content="banner-a", utm_term="engines",
         consent_given_at=timezone.now() - timedelta(days=3), consent_text=CONSENT, consent_source="Pricing guide form",
     )
