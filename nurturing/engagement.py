@@ -99,48 +99,48 @@ def delivery_for_message(message_id: str) -> Delivery | None:
     return deliveries_for_messages([message_id])[0]
 
 
-@transaction.atomic
 def event_record(incoming: IncomingEvent) -> EmailEvent | None:
     """Store an event once and apply its rules; returns None when it was already recorded."""
-    delivery = incoming.delivery or delivery_for_message(incoming.message_id)
-    lead = incoming.lead or (delivery.enrollment.lead if delivery is not None else None)
-    other_clicks = ()
-    if incoming.kind == K.CLICKED and delivery is not None:
-        other_clicks = tuple(
-            EmailEvent.objects.filter(delivery=delivery, kind=K.CLICKED).exclude(url=incoming.url).values_list("occurred_at", flat=True)
+    with transaction.atomic():
+        delivery = incoming.delivery or delivery_for_message(incoming.message_id)
+        lead = incoming.lead or (delivery.enrollment.lead if delivery is not None else None)
+        other_clicks = ()
+        if incoming.kind == K.CLICKED and delivery is not None:
+            other_clicks = tuple(
+                EmailEvent.objects.filter(delivery=delivery, kind=K.CLICKED).exclude(url=incoming.url).values_list("occurred_at", flat=True)
+            )
+        if incoming.machine_hint:  # the provider saw the proxy or prefetch itself: it knows better than our guesses
+            is_machine, machine_reason = True, incoming.machine_hint
+        else:
+            is_machine, machine_reason = classify(
+                kind=incoming.kind, user_agent=incoming.user_agent, method=incoming.method, occurred_at=incoming.occurred_at,
+                sent_at=delivery.sent_at if delivery is not None else None, other_click_times=other_clicks,
+            )
+        if delivery is None and lead is None and incoming.recipient and Suppression.objects.for_address(incoming.recipient).filter(
+            email=""
+        ).exists():
+            # A late event about a person whose address we keep only as a hash (erased,
+            # whatever the suppression's reason): logged, without their address or words.
+            incoming.recipient, incoming.description, incoming.url, incoming.user_agent = "", "", "", ""
+        event = EmailEvent(
+            delivery=delivery, lead=lead, kind=incoming.kind, bounce=incoming.bounce, provider=incoming.provider[:40],
+            event_id=incoming.event_id[:200], message_id=incoming.message_id[:300],
+            recipient=services.normalize_email(incoming.recipient or (delivery.to_email if delivery is not None else ""))[:254],
+            url=incoming.url, user_agent=incoming.user_agent[:500], occurred_at=incoming.occurred_at,
+            is_machine=is_machine, machine_reason=machine_reason, description=incoming.description[:5000],
+            recorded_by=incoming.recorded_by, dedupe_key=_dedupe_key(incoming),
         )
-    if incoming.machine_hint:  # the provider saw the proxy or prefetch itself: it knows better than our guesses
-        is_machine, machine_reason = True, incoming.machine_hint
-    else:
-        is_machine, machine_reason = classify(
-            kind=incoming.kind, user_agent=incoming.user_agent, method=incoming.method, occurred_at=incoming.occurred_at,
-            sent_at=delivery.sent_at if delivery is not None else None, other_click_times=other_clicks,
-        )
-    if delivery is None and lead is None and incoming.recipient and Suppression.objects.for_address(incoming.recipient).filter(
-        email=""
-    ).exists():
-        # A late event about a person whose address we keep only as a hash (erased,
-        # whatever the suppression's reason): logged, without their address or words.
-        incoming.recipient, incoming.description, incoming.url, incoming.user_agent = "", "", "", ""
-    event = EmailEvent(
-        delivery=delivery, lead=lead, kind=incoming.kind, bounce=incoming.bounce, provider=incoming.provider[:40],
-        event_id=incoming.event_id[:200], message_id=incoming.message_id[:300],
-        recipient=services.normalize_email(incoming.recipient or (delivery.to_email if delivery is not None else ""))[:254],
-        url=incoming.url, user_agent=incoming.user_agent[:500], occurred_at=incoming.occurred_at,
-        is_machine=is_machine, machine_reason=machine_reason, description=incoming.description[:5000],
-        recorded_by=incoming.recorded_by, dedupe_key=_dedupe_key(incoming),
-    )
-    try:
-        with transaction.atomic():
-            event.save()
-    except IntegrityError:
-        return None  # the provider sent it again: counted once
-    if lead is not None and not is_machine:
-        actions = _apply(event, delivery, lead)
-        if actions:
-            event.actions = "; ".join(actions)
-            EmailEvent.objects.filter(pk=event.pk).update(actions=event.actions)
-    return event
+        try:
+            with transaction.atomic():
+                event.save()
+        except IntegrityError:
+            return None  # the provider sent it again: counted once
+        if lead is not None and not is_machine:
+            actions = _apply(event, delivery, lead)
+            if actions:
+                event.actions = "; ".join(actions)
+                EmailEvent.objects.filter(pk=event.pk).update(actions=event.actions)
+        return event
 
 
 def _why(event: EmailEvent, delivery: Delivery | None) -> str:
@@ -307,7 +307,6 @@ def reply_log(*, lead: Lead, by, at: datetime | None = None, note: str = "") -> 
     ))
 
 
-@transaction.atomic
 def unsubscribe_by_link(*, lead_id: int, address_hash: str, source: str, delivery_id: int | None = None) -> Lead | None:
     """An unsubscribe from our link or mailto address: suppressed, out of every sequence, logged once as an event.
 
@@ -315,21 +314,22 @@ def unsubscribe_by_link(*, lead_id: int, address_hash: str, source: str, deliver
     since changed its address or was erased. The same link used twice (a mail
     client retrying, the button pressed again) is one event.
     """
-    lead = Lead.objects.filter(pk=lead_id).first()
-    matches = lead is not None and bool(lead.email) and address_hash in email_hashes(lead.email)
-    if lead is not None:
-        delivery = (
-            Delivery.objects.filter(pk=delivery_id, enrollment__lead=lead)
-            .select_related("step", "enrollment__sequence", "enrollment__lead__owner")
-            .first()
-            if delivery_id else None
-        )
-        event_record(IncomingEvent(
-            provider="link", kind=K.UNSUBSCRIBED, occurred_at=timezone.now(),
-            event_id=f"unsubscribe-{address_hash[:32]}-{delivery_id or 0}", recipient=lead.email if matches else "",
-            description=source, delivery=delivery, lead=lead, message_id=delivery.message_id if delivery else "",
-        ))
-        services.lead_exit_all(lead_id=lead.pk, reason="Unsubscribed")  # (already done by the event, unless a repeat)
-    services.suppression_add(email=lead.email if matches else "", address_hash=address_hash,
-                             reason=Suppression.Reason.UNSUBSCRIBED, source=source)
-    return lead
+    with transaction.atomic():
+        lead = Lead.objects.filter(pk=lead_id).first()
+        matches = lead is not None and bool(lead.email) and address_hash in email_hashes(lead.email)
+        if lead is not None:
+            delivery = (
+                Delivery.objects.filter(pk=delivery_id, enrollment__lead=lead)
+                .select_related("step", "enrollment__sequence", "enrollment__lead__owner")
+                .first()
+                if delivery_id else None
+            )
+            event_record(IncomingEvent(
+                provider="link", kind=K.UNSUBSCRIBED, occurred_at=timezone.now(),
+                event_id=f"unsubscribe-{address_hash[:32]}-{delivery_id or 0}", recipient=lead.email if matches else "",
+                description=source, delivery=delivery, lead=lead, message_id=delivery.message_id if delivery else "",
+            ))
+            services.lead_exit_all(lead_id=lead.pk, reason="Unsubscribed")  # (already done by the event, unless a repeat)
+        services.suppression_add(email=lead.email if matches else "", address_hash=address_hash,
+                                 reason=Suppression.Reason.UNSUBSCRIBED, source=source)
+        return lead
