@@ -10,7 +10,9 @@ Each module is one `mutmut run` (under `nice`, at most MUTATION_CHILDREN tests
 processes at once, 2 by default), so its wall time is its own. Each mutant
 runs only the tests that call the function it changed (mutmut learns which
 from one traced run of the suite, kept in mutants/mutmut-stats.json and
-redone when the code or a test changes). Prints, per module: mutants, killed,
+redone when the code or a test changes). Each test process starts from a copy
+of one database migrated beforehand (CRM_TEST_DB_TEMPLATE, tests/conftest.py),
+not by migrating its own. Prints, per module: mutants, killed,
 survived, no tests, timeouts, the kill rate and the wall time; writes the
 mutants that no test noticed, each with its diff, to var/mutation/survivors.txt
 and mutmut's output to var/mutation/<module>.log.
@@ -79,10 +81,22 @@ def source_changed_since_run(module: str) -> bool:
     return not meta.exists() or (ROOT / module).stat().st_mtime > meta.stat().st_mtime
 
 
-def mutmut_run(names: list[str], children: int, out) -> int:
+def database_template() -> Path:
+    """One migrated SQLite database, copied by each test process (tests/conftest.py) instead of migrating its own."""
+    template = OUT / "template.sqlite3"
+    for leftover in (template, template.with_name(template.name + "-wal"), template.with_name(template.name + "-shm")):
+        leftover.unlink(missing_ok=True)
+    subprocess.run(
+        [sys.executable, "manage.py", "migrate", "--settings=crm.settings.test", "--verbosity=0"],
+        cwd=ROOT, check=True, env={**os.environ, "TEST_DATABASE_URL": f"sqlite:///{template}"},
+    )
+    return template
+
+
+def mutmut_run(names: list[str], children: int, template: Path, out) -> int:
     return subprocess.call(
         ["nice", "-n", "10", str(MUTMUT), "run", "--max-children", str(children), *names],
-        cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
+        cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, "CRM_TEST_DB_TEMPLATE": str(template)},
     )
 
 
@@ -128,6 +142,7 @@ def main() -> int:
         print("The code or the tests changed since mutmut last traced the suite: tracing it again (a minute or two).")
         STATS.unlink()
 
+    template = database_template()
     rows, survivors, failed = [], [], []
     for module in chosen:
         globs = mutant_globs(module, functions.get(module))
@@ -139,7 +154,7 @@ def main() -> int:
             if args.unkilled and not source_changed_since_run(module):
                 names = [name for name, c in results(module, globs).items() if c not in KILLED | TIMEOUT]
                 print(f"   only the {len(names)} mutants the last run did not kill", flush=True)
-            code = mutmut_run(names, children, out) if names else 0
+            code = mutmut_run(names, children, template, out) if names else 0
         seconds = time.monotonic() - started
         found = results(module, globs)
         if code != 0 or not found:
