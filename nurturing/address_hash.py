@@ -65,8 +65,10 @@ def email_hashes(email: str) -> list[str]:
     return [keyed_hash(unkeyed, key=key) for key in hash_keys()]
 
 
-def hashes_rewrite(rows, rehashed: list[tuple[int, str]], *, batch_size: int = 1000) -> tuple[int, int]:
+def hashes_rewrite(rows, rehashed: list[tuple[int, str]], *, batch_size: int = 1000) -> tuple[int, int]:  # pragma: no mutate
     """Give each suppression in `rehashed` (pk, new hash), oldest first; one whose hash another row has is deleted.
+
+    The batch size only sets how many rows go per query: any size writes the same rows.
 
     `rows` is the Suppression queryset to write through (a migration's
     historical model will do). The suppression stands either way: the row

@@ -148,3 +148,46 @@ def test_a_batch_after_a_key_rotation_still_skips_an_address_suppressed_under_th
         result = deliveries_send(ids=ids, token=token)
 
     assert (result.sent, result.skipped) == (0, 1) and mailbox == []
+
+
+def test_the_plain_hash_is_the_sha256_of_the_trimmed_lower_cased_address_and_of_nothing_for_no_address():
+    from nurturing.address_hash import unkeyed_hash
+
+    assert unkeyed_hash("  Ann.Example@EXAMPLE.org \n") == plain_sha256(ADDRESS)
+    assert unkeyed_hash("") == unkeyed_hash(None) == hashlib.sha256(b"").hexdigest()
+
+
+def test_without_a_hash_key_of_its_own_the_key_is_made_from_the_secret_key(settings):
+    from nurturing.address_hash import email_hash
+
+    settings.CRM_EMAIL_HASH_KEY = ""
+    settings.SECRET_KEY = "one-installations-secret-" + "a" * 40
+    first = email_hash(ADDRESS)
+    settings.SECRET_KEY = "another-installations-secret-" + "b" * 40
+    second = email_hash(ADDRESS)
+    settings.CRM_EMAIL_HASH_KEY = "a-hash-key-of-its-own-" + "c" * 40
+    own = email_hash(ADDRESS)
+
+    assert len({first, second, own}) == 3  # each secret makes its own key: one installation's hashes tell another nothing
+
+
+def test_rewriting_hashes_goes_in_batches_keeps_the_oldest_holder_and_deletes_the_rest(keys, django_assert_num_queries):
+    from nurturing.address_hash import email_hash, hashes_rewrite
+
+    def suppressed(address):  # suppressed under a key since retired
+        row = Suppression.objects.create(email=address, reason=Suppression.Reason.MANUAL)
+        Suppression.objects.filter(pk=row.pk).update(email_hash=f"old:{row.pk}")
+        return row
+
+    rows = [suppressed(f"p{n}@example.org") for n in range(5)]
+    holder = Suppression.objects.create(email="p4@example.org", reason=Suppression.Reason.BOUNCED)  # already current
+    twins = [suppressed(f"P{n}@example.org ") for n in (0, 1, 2)]  # the same addresses, written another way
+    rehashed = [(row.pk, email_hash(row.email)) for row in [*rows, *twins]]
+
+    # Four lookups of two hashes each, two deletes and two updates of two rows each.
+    with django_assert_num_queries(4 + 2 + 2):
+        assert hashes_rewrite(Suppression.objects.all(), rehashed, batch_size=2) == (4, 4)
+
+    left = dict(Suppression.objects.values_list("email_hash", "pk"))
+    rewritten = {email_hash(f"p{n}@example.org"): row.pk for n, row in enumerate(rows[:4])}
+    assert left == rewritten | {email_hash("p4@example.org"): holder.pk}
