@@ -493,7 +493,7 @@ def load(n: int) -> dict:
     from faker import Faker
     from faker.providers.person.en_US import Provider as PersonProvider
 
-    from crm.roles import Role
+    from core.roles import Role
     from leads.models import Campaign, Company, Persona, Source
 
     started = time.perf_counter()

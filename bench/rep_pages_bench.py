@@ -235,7 +235,7 @@ def spread_and_enrich(dataset: dict) -> dict:
     from django.contrib.auth.models import Group
     from django.db import connection, transaction
 
-    from crm.roles import Role
+    from core.roles import Role
     from leads import pipeline
     from leads.models import Lead
 

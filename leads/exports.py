@@ -5,7 +5,7 @@ from collections.abc import Iterator
 
 from django.core.exceptions import PermissionDenied
 
-from crm.roles import user_can_export_personal_data
+from core.roles import user_can_export_personal_data
 
 from .models import LeadExport
 

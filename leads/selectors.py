@@ -4,13 +4,15 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Permission
 from django.db.models import Count, Q, Sum
 
+from core.emails import normalize_email
+
 from . import pipeline
 from .models import Deal, Lead
 
 
 def lead_duplicate_of(*, email: str, exclude_pk=None) -> Lead | None:
     """The live lead that already has this (lower-cased) email, if any."""
-    qs = Lead.objects.live().filter(email=email.strip().lower())
+    qs = Lead.objects.live().filter(email=normalize_email(email))
     if exclude_pk is not None:
         qs = qs.exclude(pk=exclude_pk)
     return qs.only("id", "first_name", "last_name", "email", "phone").first()

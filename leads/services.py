@@ -17,6 +17,8 @@ from django.db import IntegrityError, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from core.emails import normalize_email
+
 from . import pipeline
 from .models import Activity, Company, Customer, Deal, FormSubmission, Lead, Objection, Resource, StageChange, Task
 from .pipeline import LeadStatus
@@ -28,8 +30,6 @@ class StageMoveError(ValidationError):
     """A stage move that the pipeline does not allow, or that lacks what it needs."""
 
 
-def normalize_email(email: str) -> str:
-    return (email or "").strip().lower()
 
 
 # Clocks disagree a little between machines: this far ahead still counts as now.

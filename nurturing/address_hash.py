@@ -22,6 +22,8 @@ import hmac
 from django.conf import settings
 from django.utils.crypto import salted_hmac
 
+from core.emails import normalize_email
+
 
 @functools.lru_cache(maxsize=8)
 def _derived_key(secret_key: str) -> bytes:
@@ -45,7 +47,7 @@ def key_id(key: bytes) -> str:
 
 def unkeyed_hash(email: str) -> str:
     """The plain SHA-256 of a trimmed, lower-cased address: what suppressions were matched on before there was a key."""
-    return hashlib.sha256((email or "").strip().lower().encode()).hexdigest()
+    return hashlib.sha256(normalize_email(email).encode()).hexdigest()
 
 
 def keyed_hash(unkeyed: str, *, key: bytes | None = None) -> str:

@@ -1,7 +1,7 @@
 """A person's data from the lead's admin page: export it (JSON) or erase the person. Managers only.
 
 Mixed into NurturingLeadAdmin (nurturing/admin.py). Exporting asks the
-permission policy (crm.roles: `leads.export_lead`) and is recorded like every
+permission policy (core.roles: `leads.export_lead`) and is recorded like every
 export of personal data; erasing needs `leads.delete_lead`. Only the Manager
 group (and superusers) have either; anyone else gets 403 on the page, GET and
 POST alike. The views only check, parse and render: the work is in
@@ -18,7 +18,7 @@ from django.http import Http404, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 
-from crm.roles import user_can_export_personal_data
+from core.roles import user_can_export_personal_data
 from leads.models import Lead
 
 from . import privacy

@@ -27,6 +27,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils.timezone import now
 
+from core.emails import normalize_email
 from leads.models import Lead, Persona
 from leads.pipeline import LeadStatus
 
@@ -281,7 +282,7 @@ class Suppression(models.Model):
         return f"{self.email or 'erased address ' + self.email_hash.rpartition(':')[2][:12]} ({self.get_reason_display()})"
 
     def save(self, *args, **kwargs):
-        self.email = self.email.strip().lower()
+        self.email = normalize_email(self.email)
         if self.email:
             self.email_hash = email_hash(self.email)
         super().save(*args, **kwargs)

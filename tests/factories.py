@@ -12,7 +12,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.utils import timezone
 
-from crm.roles import Role
+from core.roles import Role
 from leads import services
 from leads.models import Campaign, Company, Persona, Source
 

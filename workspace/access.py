@@ -19,7 +19,7 @@ from django.core.exceptions import PermissionDenied
 from django.db.models import Q
 from django.http import Http404
 
-from crm.roles import Role
+from core.roles import Role
 from leads.models import Lead
 
 

@@ -41,7 +41,8 @@ INSTALLED_APPS = [
     "anymail",
     "axes",
     "csp",
-    # Our apps, ground floor first: leads <- nurturing <- workspace <- crm (wires them).
+    # Our apps, ground floor first: core <- leads <- nurturing <- workspace <- crm (wires them).
+    "core",
     "leads",
     "nurturing",
     "workspace",

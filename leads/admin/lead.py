@@ -17,7 +17,7 @@ from django.utils.formats import date_format
 from django.utils.html import format_html, format_html_join
 from django.utils.http import urlencode
 
-from crm.roles import user_can_export_personal_data
+from core.roles import user_can_export_personal_data
 
 from .. import exports, pipeline, selectors, services
 from ..forms import AssignOwnerForm, ConvertForm, LeadForm, StageMoveForm, add_service_errors

@@ -20,7 +20,7 @@ from django.db.models import F, Max, Q
 from django.test import RequestFactory, TestCase
 from django.utils import timezone
 
-from crm.roles import Role
+from core.roles import Role
 from leads import services
 from leads.models import (
     Activity,

@@ -30,7 +30,7 @@ from django.db import transaction
 from django.db.models import Count, Q
 from django.utils import timezone
 
-from crm.roles import Role
+from core.roles import Role
 from leads import demo_data as data
 from leads import services
 from leads.models import Activity, Campaign, CampaignSpend, Company, Deal, Lead, Objection, Persona, Source, Task

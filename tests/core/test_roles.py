@@ -3,7 +3,7 @@
 import pytest
 from django.contrib.auth.models import Group
 
-from crm.roles import Role, user_has_role, user_is_manager
+from core.roles import Role, user_has_role, user_is_manager
 from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
