@@ -147,16 +147,13 @@ class LeadQuerySet(models.QuerySet):
     def live(self):
         return self.filter(LIVE)
 
-    def owned_by(self, user):
-        return self.filter(owner=user)
-
 
 class Lead(models.Model):
     """A person who showed interest and can be contacted again."""
 
     first_name = models.CharField(max_length=100, blank=True)
     last_name = models.CharField(max_length=100, blank=True)
-    # Stored lower-cased (see services.normalize_email); unique among live leads.
+    # Stored lower-cased (see core.emails.normalize_email); unique among live leads.
     email = models.EmailField(max_length=254, blank=True)
     phone = models.CharField(max_length=40, blank=True)
     title = models.CharField("job title", max_length=150, blank=True)

@@ -27,7 +27,3 @@ def next_send_time(earliest: datetime, *, zone: zoneinfo.ZoneInfo, days: str, st
         if candidate < closes:
             return candidate.astimezone(earliest.tzinfo)
     raise ValueError(f"No send time within a week: check the send days {days!r}")
-
-
-def is_within_window(moment: datetime, *, zone, days: str, start, end) -> bool:
-    return next_send_time(moment, zone=zone, days=days, start=start, end=end) == moment
