@@ -23,7 +23,7 @@ from . import pipeline
 from .models import Activity, Company, Customer, Deal, FormSubmission, Lead, Objection, Resource, StageChange, Task
 from .pipeline import LeadStatus
 from .selectors import lead_duplicate_of, user_can_own_leads
-from .signals import activity_logged, lead_stage_changed
+from .signals import activity_logged, lead_stage_changed, send_after_commit
 
 
 class StageMoveError(ValidationError):
@@ -249,10 +249,9 @@ def _move(*, lead: Lead, to_status: str, by, actor: str, reason: str, at: dateti
     Lead.objects.filter(pk=lead.pk).update(
         status=lead.status, stage_entered_at=now, lost_reason=lead.lost_reason, updated_at=timezone.now()
     )
-    transaction.on_commit(
-        lambda: lead_stage_changed.send(
-            sender=Lead, lead_id=lead.pk, from_status=from_status, to_status=to_status, stage_change_id=change.pk
-        )
+    send_after_commit(
+        lead_stage_changed, "lead_stage_changed",
+        sender=Lead, lead_id=lead.pk, from_status=from_status, to_status=to_status, stage_change_id=change.pk,
     )
     return change
 
@@ -302,10 +301,9 @@ def _activity_create(*, lead: Lead, by, occurred_at: datetime | None = None, **f
     activity.save()
     if activity.kind in Activity.TOUCHES:
         lead_touch(lead=lead, at=activity.occurred_at)
-    transaction.on_commit(
-        lambda: activity_logged.send(
-            sender=Activity, lead_id=lead.pk, activity_id=activity.pk, kind=activity.kind, author_id=getattr(by, "pk", None)
-        )
+    send_after_commit(
+        activity_logged, "activity_logged",
+        sender=Activity, lead_id=lead.pk, activity_id=activity.pk, kind=activity.kind, author_id=getattr(by, "pk", None),
     )
     return activity
 

@@ -1,5 +1,10 @@
 """Signals the lead domain sends, for the apps standing on it.
 
+Both are sent with `send_after_commit`: once the change has committed, each
+receiver runs on its own, and one that fails is logged (logger
+"leads.signals") instead of failing a request, task or command whose change
+already happened, or keeping the other receivers from running.
+
 lead_stage_changed(sender=Lead, lead_id, from_status, to_status, stage_change_id)
     Sent after the transaction that moved a lead commits. The nurturing app
     handles it (nurturing/apps.py) to stop a converted or lost lead's sequences.
@@ -10,7 +15,28 @@ activity_logged(sender=Activity, lead_id, activity_id, kind, author_id)
     its sequences (nobody wants an automated follow-up after a meeting).
 """
 
+import logging
+
+from django.db import transaction
 from django.dispatch import Signal
+
+logger = logging.getLogger(__name__)
 
 lead_stage_changed = Signal()
 activity_logged = Signal()
+
+
+def send_after_commit(signal: Signal, name: str, **kwargs) -> None:
+    """Send `signal` once the current transaction commits (at once outside one), every receiver on its own."""
+
+    def send():
+        for receiver, result in signal.send_robust(**kwargs):
+            if isinstance(result, Exception):
+                logger.error(
+                    "%s: the receiver %s.%s failed after the change committed (%s)",
+                    name, getattr(receiver, "__module__", "?"), getattr(receiver, "__qualname__", repr(receiver)),
+                    ", ".join(f"{key}={value}" for key, value in kwargs.items() if key != "sender"),
+                    exc_info=(type(result), result, result.__traceback__),
+                )
+
+    transaction.on_commit(send)

@@ -165,6 +165,39 @@ def test_the_stage_signal_is_sent_only_after_commit(django_capture_on_commit_cal
         lead_stage_changed.disconnect(handler)
 
 
+def test_a_receiver_that_fails_after_the_move_committed_is_logged_and_the_others_still_run(
+    django_capture_on_commit_callbacks, caplog
+):
+    received = []
+
+    def broken(sender, **kwargs):
+        raise RuntimeError("the report cache is down")
+
+    def recording(sender, **kwargs):
+        received.append(kwargs["to_status"])
+
+    lead_stage_changed.connect(broken)
+    lead_stage_changed.connect(recording)
+    try:
+        lead = LeadFactory()
+        with django_capture_on_commit_callbacks(execute=True):
+            change = services.lead_change_stage(lead=lead, to_status=LeadStatus.CONTACTED)
+    finally:
+        lead_stage_changed.disconnect(broken)
+        lead_stage_changed.disconnect(recording)
+
+    assert Lead.objects.get(pk=lead.pk).status == LeadStatus.CONTACTED and change.to_status == LeadStatus.CONTACTED
+    assert received == [LeadStatus.CONTACTED]
+    [record] = [r for r in caplog.records if r.name == "leads.signals"]
+    assert record.levelname == "ERROR" and record.exc_info[1].args == ("the report cache is down",)
+    assert record.getMessage() == (
+        "lead_stage_changed: the receiver tests.leads.test_services."
+        "test_a_receiver_that_fails_after_the_move_committed_is_logged_and_the_others_still_run.<locals>.broken "
+        f"failed after the change committed (lead_id={lead.pk}, from_status=new, to_status=contacted, "
+        f"stage_change_id={change.pk})"
+    )
+
+
 def test_a_stale_instance_is_checked_against_the_stored_status():
     lead = lead_at(LeadStatus.SQL)
     stale = Lead.objects.get(pk=lead.pk)

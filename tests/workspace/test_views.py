@@ -344,6 +344,30 @@ def test_change_stage_offers_only_allowed_moves_and_lost_needs_a_reason(rep_clie
     assert StageChange.objects.filter(lead=own_lead, to_status="sql").get().changed_by.username == "rep1"
 
 
+def test_a_move_stands_and_its_sequences_stop_when_another_receiver_of_it_fails(
+    rep_client, own_lead, django_capture_on_commit_callbacks, caplog
+):
+    from leads.signals import lead_stage_changed
+
+    enrollment = enrollment_create(lead=own_lead, sequence=sequence_with_steps())
+
+    def broken(sender, **kwargs):
+        raise RuntimeError("a receiver added later is broken")
+
+    lead_stage_changed.connect(broken)
+    try:
+        with django_capture_on_commit_callbacks(execute=True):
+            moved = rep_client.post(action_url(own_lead, "stage"), {"to_status": "lost", "reason": "Chose a competitor"}, **HTMX)
+    finally:
+        lead_stage_changed.disconnect(broken)
+
+    assert moved.status_code == 200 and b"Moved to Lost." in moved.content
+    own_lead.refresh_from_db()
+    enrollment.refresh_from_db()
+    assert own_lead.status == "lost" and enrollment.status == Enrollment.Status.EXITED
+    assert any("a receiver added later is broken" in str(r.exc_info[1]) for r in caplog.records if r.name == "leads.signals")
+
+
 def test_convert_to_customer_and_not_twice(rep_client, own_lead):
     data = {"deal_value": "4800.00", "currency": "eur", "product": "Team plan", "expected_close_on": "2026-12-31"}
     assert rep_client.post(action_url(own_lead, "convert"), data).status_code == 302
