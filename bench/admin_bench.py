@@ -881,8 +881,8 @@ def measure_counts(runs: int) -> dict:
     from django.conf import settings
     from django.db import connection
 
+    from core.pagination import BoundedCountPaginator
     from leads.models import Lead
-    from leads.pagination import BoundedCountPaginator
 
     def timed(fn, n):
         fn()  # warm-up

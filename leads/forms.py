@@ -78,13 +78,6 @@ class StageMoveForm(forms.Form):
             targets = [s for s in pipeline.allowed_moves(from_status) if s not in pipeline.NEEDS_CONVERSION]
         self.fields["to_status"].choices = [(LeadStatus(s).value, LeadStatus(s).label) for s in targets]
 
-    def clean(self):
-        cleaned = super().clean()
-        to_status = cleaned.get("to_status")
-        if to_status in pipeline.ENDED_STATUSES and not cleaned.get("reason", "").strip():
-            self.add_error("reason", f"Say why the lead is {pipeline.label(to_status).lower()}: a reason is required.")
-        return cleaned
-
 
 class AssignOwnerForm(forms.Form):
     owner = OwnerChoiceField(queryset=None, required=False, empty_label="Nobody (unassigned pool)", label="Assign to")

@@ -8,6 +8,7 @@ person can act on; each writes inside one transaction, so a failure leaves
 nothing half-written.
 """
 
+import dataclasses
 from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
 
@@ -18,6 +19,8 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from core.emails import normalize_email
+from core.events import Actor, EventType, event_record, events_record
+from core.models import ActorKind
 
 from . import pipeline
 from .models import Activity, Company, Customer, Deal, FormSubmission, Lead, Objection, Resource, StageChange, Task
@@ -123,6 +126,10 @@ def lead_create(*, by=None, actor: str = "", reason: str = "", **fields) -> Lead
         actor=actor,
         reason=reason or "Lead created",
     )
+    event_record(
+        EventType.LEAD_CREATED, actor=Actor.of(by, label=actor), lead_id=lead.pk, at=lead.created_at,
+        payload={"source": lead.source_id, "campaign": lead.campaign_id, "owner": lead.owner_id},
+    )
     return lead
 
 
@@ -139,6 +146,8 @@ def lead_update(*, lead: Lead, by=None, **fields) -> Lead:
         setattr(lead, name, value)
     _lead_validate(lead)
     _lead_save(lead)
+    # Which fields, not their values: the log keeps no personal data.
+    event_record(EventType.LEAD_UPDATED, actor=Actor.of(by), lead_id=lead.pk, payload={"fields": sorted(fields)})
     return lead
 
 
@@ -151,12 +160,15 @@ def lead_assign_owner(*, leads, owner, by=None) -> int:
     targets = _leads_queryset(leads)
     targets = targets.exclude(owner=owner) if owner is not None else targets.filter(owner__isnull=False)
     with transaction.atomic():
-        if owner is not None:
-            # The previous owner's open follow-ups on these leads go with them to the new owner.
-            Task.objects.filter(
-                lead__in=targets.values("pk"), completed_at__isnull=True, assignee=F("lead__owner")
-            ).update(assignee=owner)
-        return targets.update(owner=owner, updated_at=timezone.now())
+        ids = list(targets.select_for_update().order_by("pk").values_list("pk", flat=True))
+        now = timezone.now()
+        for chunk in _chunks(ids):
+            if owner is not None:
+                # The previous owner's open follow-ups on these leads go with them to the new owner.
+                Task.objects.filter(lead__in=chunk, completed_at__isnull=True, assignee=F("lead__owner")).update(assignee=owner)
+            Lead.objects.filter(pk__in=chunk).update(owner=owner, updated_at=now)
+        events_record(EventType.LEAD_ASSIGNED, actor=Actor.of(by), lead_ids=ids, payload={"owner": getattr(owner, "pk", None)})
+        return len(ids)
 
 
 @transaction.atomic
@@ -172,7 +184,14 @@ def lead_claim(*, lead: Lead, by) -> Lead:
         raise ValidationError(f"{owner.get_full_name() or owner.get_username()} claimed this lead first.")
     lead.owner = by
     Lead.objects.filter(pk=lead.pk).update(owner=by, updated_at=timezone.now())
+    event_record(EventType.LEAD_CLAIMED, actor=Actor.of(by), lead_id=lead.pk, payload={"owner": by.pk})
     return lead
+
+
+def _chunks(ids: list[int], size: int = 1000):
+    """Ids in slices a database takes as query parameters."""
+    for start in range(0, len(ids), size):
+        yield ids[start:start + size]
 
 
 def _leads_queryset(leads):
@@ -185,7 +204,13 @@ def _leads_queryset(leads):
 def lead_archive(*, leads, by=None) -> int:
     """Take leads out of the live set; their email may then be used by a new lead. History is kept."""
     now = timezone.now()
-    return _leads_queryset(leads).filter(archived_at__isnull=True).update(archived_at=now, updated_at=now)
+    with transaction.atomic():
+        live = _leads_queryset(leads).filter(archived_at__isnull=True)
+        ids = list(live.select_for_update().order_by("pk").values_list("pk", flat=True))
+        for chunk in _chunks(ids):
+            Lead.objects.filter(pk__in=chunk).update(archived_at=now, updated_at=now)
+        events_record(EventType.LEAD_ARCHIVED, actor=Actor.of(by), lead_ids=ids, at=now)
+        return len(ids)
 
 
 def lead_touch(*, lead: Lead, at: datetime) -> None:
@@ -249,6 +274,10 @@ def _move(*, lead: Lead, to_status: str, by, actor: str, reason: str, at: dateti
     Lead.objects.filter(pk=lead.pk).update(
         status=lead.status, stage_entered_at=now, lost_reason=lead.lost_reason, updated_at=timezone.now()
     )
+    event_record(
+        EventType.STAGE_CHANGED, actor=Actor.of(by, label=actor), lead_id=lead.pk, subject=change, at=now,
+        payload={"from": from_status, "to": to_status},
+    )
     send_after_commit(
         lead_stage_changed, "lead_stage_changed",
         sender=Lead, lead_id=lead.pk, from_status=from_status, to_status=to_status, stage_change_id=change.pk,
@@ -288,6 +317,36 @@ def lead_change_stage(
         return _move(lead=lead, to_status=to_status, by=by, actor=actor, reason=reason, at=at)
 
 
+@dataclasses.dataclass(frozen=True)
+class StageMoves:
+    moved: int
+    refused: list  # (lead, the reasons) for each lead that could not move
+
+
+def lead_change_stage_many(*, lead_ids, to_status: str, by=None, reason: str = "") -> StageMoves:
+    """Move many leads to one stage, each in its own transaction; a lead the pipeline does not let move is listed.
+
+    What holds for every lead (a stage that exists and is reached by a move, a
+    reason for Lost and Disqualified) is checked first: then nothing moves.
+    """
+    errors = {}
+    if to_status not in LeadStatus.values or to_status in pipeline.NEEDS_CONVERSION:
+        errors["to_status"] = [f"{to_status!r} is not a stage leads can be moved to together."]
+    elif to_status in pipeline.ENDED_STATUSES and not reason.strip():
+        errors["reason"] = [f"Say why the leads are {pipeline.label(to_status).lower()}: a reason is required."]
+    if errors:
+        raise StageMoveError(errors)
+    moved, refused = 0, []
+    for lead in Lead.objects.filter(pk__in=list(lead_ids)).order_by("pk"):
+        try:
+            lead_change_stage(lead=lead, to_status=to_status, reason=reason, by=by)
+        except ValidationError as exc:
+            refused.append((lead, exc.messages))
+        else:
+            moved += 1
+    return StageMoves(moved=moved, refused=refused)
+
+
 # --- Activities -------------------------------------------------------------------
 
 
@@ -299,6 +358,10 @@ def _activity_create(*, lead: Lead, by, occurred_at: datetime | None = None, **f
     except ValidationError as exc:
         raise ValidationError(exc.message_dict) from exc
     activity.save()
+    event_record(
+        EventType.ACTIVITY_LOGGED, actor=Actor.of(by), lead_id=lead.pk, subject=activity, at=activity.occurred_at,
+        payload={"kind": activity.kind},
+    )
     if activity.kind in Activity.TOUCHES:
         lead_touch(lead=lead, at=activity.occurred_at)
     send_after_commit(
@@ -396,7 +459,9 @@ def objection_log(
     activity: Activity | None = None,
     at: datetime | None = None,
 ) -> Objection:
-    """Record an objection in the lead's words, with our answer if we gave one."""
+    """Record an objection in the lead's words, with our answer if we gave one (required to mark it resolved)."""
+    if is_resolved and not response.strip():
+        raise ValidationError({"response": ["Say how you answered it before marking it resolved."]})
     now = _when(at)
     objection = Objection(
         lead=lead,
@@ -416,9 +481,14 @@ def objection_log(
     if activity is not None and activity.lead_id != lead.pk:
         raise ValidationError({"activity": ["That call or meeting belongs to another lead."]})
     objection.save()
+    event_record(
+        EventType.OBJECTION_LOGGED, actor=Actor.of(by), lead_id=lead.pk, subject=objection, at=now,
+        payload={"category": objection.category, "resolved": objection.is_resolved},
+    )
     return objection
 
 
+@transaction.atomic
 def objection_resolve(*, objection: Objection, response: str = "", by=None, at: datetime | None = None) -> Objection:
     if response.strip():
         objection.response = response.strip()
@@ -427,6 +497,10 @@ def objection_resolve(*, objection: Objection, response: str = "", by=None, at: 
     objection.is_resolved = True
     objection.resolved_at = _when(at, not_before=objection.created_at, since="the objection was raised")
     objection.save(update_fields=["response", "is_resolved", "resolved_at"])
+    event_record(
+        EventType.OBJECTION_RESOLVED, actor=Actor.of(by), lead_id=objection.lead_id, subject=objection,
+        at=objection.resolved_at,
+    )
     return objection
 
 
@@ -457,15 +531,21 @@ def task_create(
         errors["assignee"] = ["Choose an active user to do the task."]
     if errors:
         raise ValidationError(errors)
-    return Task.objects.create(
-        lead=lead,
-        assignee=assignee,
-        title=title.strip(),
-        notes=notes,
-        due_at=due_at,
-        created_by=by,
-        created_at=_when(at),
-    )
+    with transaction.atomic():
+        task = Task.objects.create(
+            lead=lead,
+            assignee=assignee,
+            title=title.strip(),
+            notes=notes,
+            due_at=due_at,
+            created_by=by,
+            created_at=_when(at),
+        )
+        event_record(
+            EventType.TASK_CREATED, actor=Actor.of(by), lead_id=getattr(lead, "pk", None), subject=task, at=task.created_at,
+            payload={"assignee": assignee.pk, "due_at": due_at.isoformat()},
+        )
+        return task
 
 
 def task_snooze(*, task: Task, until: datetime, by=None) -> Task:
@@ -475,7 +555,12 @@ def task_snooze(*, task: Task, until: datetime, by=None) -> Task:
     if until is None or until <= timezone.now():
         raise ValidationError({"due_at": ["Snooze to a time from now on."]})
     task.due_at = until
-    Task.objects.filter(pk=task.pk, completed_at__isnull=True).update(due_at=until)
+    with transaction.atomic():
+        if Task.objects.filter(pk=task.pk, completed_at__isnull=True).update(due_at=until):
+            event_record(
+                EventType.TASK_SNOOZED, actor=Actor.of(by), lead_id=task.lead_id, subject=task,
+                payload={"due_at": until.isoformat()},
+            )
     return task
 
 
@@ -483,7 +568,9 @@ def task_complete(*, task: Task, by=None, at: datetime | None = None) -> Task:
     """Mark a task done (once: completing it again keeps the first time)."""
     if task.completed_at is None:
         task.completed_at = at or timezone.now()
-        Task.objects.filter(pk=task.pk, completed_at__isnull=True).update(completed_at=task.completed_at)
+        with transaction.atomic():
+            if Task.objects.filter(pk=task.pk, completed_at__isnull=True).update(completed_at=task.completed_at):
+                event_record(EventType.TASK_DONE, actor=Actor.of(by), lead_id=task.lead_id, subject=task, at=task.completed_at)
     return task
 
 
@@ -547,6 +634,10 @@ def deal_open(
             value=amount,
             currency=currency,
             expected_close_on=expected_close_on,
+        )
+        event_record(
+            EventType.DEAL_CREATED, actor=Actor.of(by), lead_id=lead.pk, subject=deal, at=deal.created_at,
+            payload={"value": str(amount), "currency": currency},
         )
         if lead.status in pipeline.OPEN_STATUSES and lead.status != LeadStatus.OPPORTUNITY:
             _move(
@@ -621,7 +712,17 @@ def lead_convert_to_customer(
             deal.expected_close_on = expected_close_on
         deal.status = Deal.Status.WON
         deal.closed_at = now
+        created = deal.pk is None
         deal.save()
+        if created:
+            event_record(
+                EventType.DEAL_CREATED, actor=Actor.of(by), lead_id=lead.pk, subject=deal, at=now,
+                payload={"value": str(amount), "currency": currency},
+            )
+        event_record(
+            EventType.DEAL_WON, actor=Actor.of(by), lead_id=lead.pk, subject=deal, at=now,
+            payload={"value": str(amount), "currency": currency, "customer": customer.pk},
+        )
         _move(
             lead=lead,
             to_status=LeadStatus.CUSTOMER,
@@ -650,6 +751,7 @@ def deal_mark_lost(*, deal: Deal, reason: str, by=None, at: datetime | None = No
         deal.closed_at = _when(at, not_before=stored.created_at, since="the deal was opened")
         deal.lost_reason = reason.strip()
         Deal.objects.filter(pk=deal.pk).update(status=deal.status, closed_at=deal.closed_at, lost_reason=deal.lost_reason)
+        event_record(EventType.DEAL_LOST, actor=Actor.of(by), lead_id=lead.pk, subject=deal, at=deal.closed_at)
         if lead.status == LeadStatus.OPPORTUNITY and not lead.deals.filter(status=Deal.Status.OPEN).exists():
             moved_at = max(deal.closed_at, lead.stage_entered_at)
             _move(lead=lead, to_status=LeadStatus.LOST, by=by, actor="", reason=f"Deal lost: {reason.strip()}", at=moved_at)
@@ -664,6 +766,7 @@ def company_update(*, company: Company, by=None, **fields) -> Company:
         setattr(company, name, value)
     company.full_clean()
     company.save()
+    event_record(EventType.COMPANY_UPDATED, actor=Actor.of(by), subject=company, payload={"fields": sorted(fields)})
     if old_name is not None and old_name != company.name:
         for lead in Lead.objects.filter(company=company).select_related("company").iterator(chunk_size=2000):
             Lead.objects.filter(pk=lead.pk).update(search_text=lead.build_search_text())
@@ -686,5 +789,10 @@ def form_submission_record(
         submission.full_clean()
     except ValidationError as exc:
         raise ValidationError(exc.message_dict) from exc
-    submission.save()
+    with transaction.atomic():
+        submission.save()
+        event_record(
+            EventType.FORM_SUBMITTED, actor=Actor(ActorKind.FORM), lead_id=lead.pk,
+            subject=submission, at=submission.submitted_at, payload={"resource": submission.resource_id},
+        )
     return submission

@@ -75,12 +75,6 @@ class ObjectionForm(forms.Form):
     response = forms.CharField(label="My answer", required=False, widget=forms.Textarea(attrs={"rows": 2}))
     is_resolved = forms.BooleanField(label="Resolved", required=False)
 
-    def clean(self):
-        cleaned = super().clean()
-        if cleaned.get("is_resolved") and not (cleaned.get("response") or "").strip():
-            self.add_error("response", "Say how you answered it before marking it resolved.")
-        return cleaned
-
 
 class NoteForm(forms.Form):
     body = forms.CharField(label="Note", widget=forms.Textarea(attrs={"rows": 3}),

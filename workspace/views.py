@@ -19,11 +19,11 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import reswap, retarget
 
+from core.pagination import BoundedCountPaginator
 from leads import pipeline
 from leads import services as lead_services
 from leads.forms import add_service_errors
 from leads.models import Lead, Task
-from leads.pagination import BoundedCountPaginator
 from nurturing import engagement
 from nurturing import services as nurturing_services
 from nurturing.models import Enrollment

@@ -267,6 +267,11 @@ CRM_ADMIN_EXACT_COUNT_LIMIT = env.int("CRM_ADMIN_EXACT_COUNT_LIMIT", default=10_
 # A lead goes cold after this many days without a call, meeting or email (reps' Today page).
 CRM_COLD_AFTER_DAYS = env.int("CRM_COLD_AFTER_DAYS", default=14)
 
+# --- Event log ------------------------------------------------------------------
+# Readers of the event log (core.events.events_after) see an event only once it is
+# this old: a row whose transaction is still committing is not stepped over.
+CRM_EVENT_SETTLE_SECONDS = env.float("CRM_EVENT_SETTLE_SECONDS", default=5.0)
+
 # --- Nurturing ------------------------------------------------------------------
 # Deliveries claimed per worker task, and at most how many such batches one
 # dispatcher tick hands out before it re-queues itself for the rest.

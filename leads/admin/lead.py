@@ -17,12 +17,12 @@ from django.utils.formats import date_format
 from django.utils.html import format_html, format_html_join
 from django.utils.http import urlencode
 
+from core.pagination import BoundedCountPaginator
 from core.roles import user_can_export_personal_data
 
 from .. import exports, pipeline, selectors, services
 from ..forms import AssignOwnerForm, ConvertForm, LeadForm, StageMoveForm, add_service_errors
 from ..models import Deal, Lead
-from ..pagination import BoundedCountPaginator
 
 # Stage moves from the changelist run one service call per lead; beyond this
 # many, narrow the filter (or script it) instead of holding the page.
@@ -432,21 +432,21 @@ class LeadAdmin(admin.ModelAdmin):
                     messages.ERROR,
                 )
                 return None
-            self._move_many(request, ids, form.cleaned_data["to_status"], form.cleaned_data["reason"])
-            return None
+            if self._move_many(request, form, ids, form.cleaned_data["to_status"], form.cleaned_data["reason"]):
+                return None
         return self._action_page(
             request, queryset, action="move_stage", title="Move leads to another stage", form=form, submit="Move",
             intro="Each lead moves only if the pipeline allows it from its current stage; the others are listed.",
         )
 
-    def _move_many(self, request, ids, to_status, reason):
-        moved, refused = 0, []
-        for lead in Lead.objects.filter(pk__in=ids).order_by("pk"):
-            try:
-                services.lead_change_stage(lead=lead, to_status=to_status, reason=reason, by=request.user)
-                moved += 1
-            except ValidationError as exc:
-                refused.append(f"{lead} (#{lead.pk}): {' '.join(exc.messages)}")
+    def _move_many(self, request, form, ids, to_status, reason) -> bool:
+        try:
+            result = services.lead_change_stage_many(lead_ids=ids, to_status=to_status, reason=reason, by=request.user)
+        except ValidationError as exc:
+            add_service_errors(form, exc)
+            return False
+        moved = result.moved
+        refused = [f"{lead} (#{lead.pk}): {' '.join(reasons)}" for lead, reasons in result.refused]
         if moved:
             self.message_user(request, f"{moved} lead(s) moved to {pipeline.label(to_status)}.", messages.SUCCESS)
         if refused:
@@ -455,6 +455,7 @@ class LeadAdmin(admin.ModelAdmin):
             self.message_user(
                 request, f"{len(refused)} lead(s) not moved. " + " | ".join(shown) + more, messages.ERROR
             )
+        return True
 
     def has_export_permission(self, request):
         return user_can_export_personal_data(request.user)

@@ -7,6 +7,8 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
+from core.pagination import BoundedCountPaginator
+
 from .. import selectors, services
 from ..models import (
     Activity,
@@ -24,7 +26,6 @@ from ..models import (
     StageChange,
     Task,
 )
-from ..pagination import BoundedCountPaginator
 
 
 class ReadOnlyAdminMixin:

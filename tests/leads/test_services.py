@@ -8,7 +8,7 @@ import time_machine
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 
-from leads import services
+from leads import pipeline, services
 from leads.models import Activity, Customer, Deal, Lead, Objection, StageChange, Task
 from leads.pipeline import LeadStatus
 from leads.signals import lead_stage_changed
@@ -602,3 +602,47 @@ def test_reassigning_a_lead_moves_its_owners_open_tasks(rep_user, other_rep):
     services.lead_assign_owner(leads=[lead], owner=other_rep)
     open_task.refresh_from_db(), done.refresh_from_db()
     assert open_task.assignee == other_rep and done.assignee == rep_user
+
+
+# --- Rules that lived in forms: the services hold them for every caller ------------------
+
+
+def test_an_objection_marked_resolved_without_an_answer_is_refused_and_not_written(rep_user):
+    lead = LeadFactory(owner=rep_user)
+    with pytest.raises(ValidationError) as refused:
+        services.objection_log(lead=lead, by=rep_user, category="price", lead_words="Too expensive", response=" ", is_resolved=True)
+    assert refused.value.message_dict == {"response": ["Say how you answered it before marking it resolved."]}
+    assert not Objection.objects.exists()
+
+
+def test_moving_many_leads_to_lost_needs_one_reason_before_any_moves(rep_user):
+    leads = [lead_at(LeadStatus.CONTACTED), lead_at(LeadStatus.SQL)]
+    with pytest.raises(ValidationError) as refused:
+        services.lead_change_stage_many(lead_ids=[lead.pk for lead in leads], to_status=LeadStatus.LOST, by=rep_user, reason=" ")
+    assert refused.value.message_dict == {"reason": ["Say why the leads are lost: a reason is required."]}
+    assert set(Lead.objects.values_list("status", flat=True)) == {LeadStatus.CONTACTED, LeadStatus.SQL}
+
+
+@pytest.mark.parametrize("to_status", [LeadStatus.CUSTOMER, "won"])
+def test_many_leads_cannot_be_moved_together_to_customer_or_to_no_stage(rep_user, to_status):
+    lead = lead_at(LeadStatus.OPPORTUNITY)
+    with pytest.raises(ValidationError) as refused:
+        services.lead_change_stage_many(lead_ids=[lead.pk], to_status=to_status, by=rep_user)
+    assert refused.value.message_dict == {"to_status": [f"{to_status!r} is not a stage leads can be moved to together."]}
+    assert Lead.objects.get(pk=lead.pk).status == LeadStatus.OPPORTUNITY
+
+
+def test_moving_many_leads_moves_each_the_pipeline_allows_and_lists_the_others(rep_user):
+    new, customer, contacted = LeadFactory(), lead_at(LeadStatus.CUSTOMER), lead_at(LeadStatus.CONTACTED)
+
+    result = services.lead_change_stage_many(
+        lead_ids=[new.pk, customer.pk, contacted.pk], to_status=LeadStatus.NURTURING, by=rep_user
+    )
+
+    assert result.moved == 2
+    assert [(lead.pk, reasons) for lead, reasons in result.refused] == [
+        (customer.pk, ["A lead cannot move from Customer to Nurturing. " + pipeline.describe_allowed_moves(LeadStatus.CUSTOMER)])
+    ]
+    assert dict(Lead.objects.values_list("pk", "status")) == {
+        new.pk: LeadStatus.NURTURING, customer.pk: LeadStatus.CUSTOMER, contacted.pk: LeadStatus.NURTURING,
+    }

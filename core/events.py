@@ -1,0 +1,140 @@
+"""Writing and reading the domain event log (core.models.DomainEvent).
+
+Every service that changes state calls `event_record` (or `events_record` for
+many leads at once) inside its own transaction: the event exists exactly when
+the change does. The actor is a user or a structured source (`Actor`).
+
+Readers (outbound webhooks, scoring, triggers, reports) keep a cursor and call
+`events_after`: rows come in id order. An id is taken when a row is written,
+not when its transaction commits, so a row may appear behind one already read;
+`events_after` holds back rows younger than CRM_EVENT_SETTLE_SECONDS so that a
+reader polling the log does not step over a transaction still committing.
+"""
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import models, transaction
+from django.utils import timezone
+
+from .models import ActorKind, DomainEvent, EventCursor
+
+
+class EventType(models.TextChoices):
+    LEAD_CREATED = "lead.created", "Lead created"
+    LEAD_UPDATED = "lead.updated", "Lead updated"
+    LEAD_ASSIGNED = "lead.assigned", "Lead assigned"
+    LEAD_CLAIMED = "lead.claimed", "Lead claimed"
+    LEAD_ARCHIVED = "lead.archived", "Lead archived"
+    LEAD_MERGED = "lead.merged", "Lead merged"
+    STAGE_CHANGED = "lead.stage_changed", "Stage changed"
+    ACTIVITY_LOGGED = "activity.logged", "Activity logged"
+    OBJECTION_LOGGED = "objection.logged", "Objection logged"
+    OBJECTION_RESOLVED = "objection.resolved", "Objection resolved"
+    TASK_CREATED = "task.created", "Task created"
+    TASK_SNOOZED = "task.snoozed", "Task snoozed"
+    TASK_DONE = "task.done", "Task done"
+    DEAL_CREATED = "deal.created", "Deal created"
+    DEAL_WON = "deal.won", "Deal won"
+    DEAL_LOST = "deal.lost", "Deal lost"
+    COMPANY_UPDATED = "company.updated", "Company updated"
+    FORM_SUBMITTED = "form.submitted", "Form submitted"
+    ENROLLMENT_STARTED = "enrollment.started", "Enrollment started"
+    ENROLLMENT_EXITED = "enrollment.exited", "Enrollment exited"
+    EMAIL_SENT = "email.sent", "Email sent"
+    EMAIL_DELIVERED = "email.delivered", "Email delivered"
+    EMAIL_OPENED = "email.opened", "Email opened"
+    EMAIL_CLICKED = "email.clicked", "Email clicked"
+    EMAIL_REPLIED = "email.replied", "Email replied"
+    EMAIL_BOUNCED = "email.bounced", "Email bounced"
+    EMAIL_COMPLAINED = "email.complained", "Spam complaint"
+    EMAIL_UNSUBSCRIBED = "email.unsubscribed", "Unsubscribed"
+    SUPPRESSION_ADDED = "suppression.added", "Suppression added"
+    PERSON_EXPORTED = "person.exported", "Person exported"
+    PERSON_ERASED = "person.erased", "Person erased"
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who or what made a change: a user, or a source named by ids (never by a name that can change)."""
+
+    kind: str
+    user: object = None
+    ref: dict = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, by=None, *, label: str = "") -> "Actor":
+        """The acting user; without one, the system (with what it called itself, if anything)."""
+        if by is not None:
+            return cls(ActorKind.USER, user=by)
+        return cls(ActorKind.SYSTEM, ref={"label": label} if label else {})
+
+    @classmethod
+    def sequence(cls, *, sequence_id: int, step_id: int | None = None) -> "Actor":
+        return cls(ActorKind.SEQUENCE, ref={"sequence": sequence_id, "step": step_id})
+
+    @classmethod
+    def system(cls, name: str) -> "Actor":
+        return cls(ActorKind.SYSTEM, ref={"name": name})
+
+
+def _row(type: str, actor: Actor, *, lead_id, subject, payload, at) -> DomainEvent:
+    if type not in EventType.values:
+        raise ValueError(f"Unknown event type {type!r}: add it to core.events.EventType")
+    now = timezone.now()
+    return DomainEvent(
+        type=type, occurred_at=at or now, recorded_at=now, lead_id=lead_id,
+        subject_type=subject._meta.model_name if subject is not None else "",
+        subject_id=subject.pk if subject is not None else None,
+        actor_kind=actor.kind, actor_user=actor.user, actor_ref=actor.ref, payload=payload or {},
+    )
+
+
+def event_record(
+    type: str, *, actor: Actor, lead_id: int | None = None, subject=None, payload: dict | None = None,
+    at: datetime | None = None,
+) -> DomainEvent:
+    """Append one event; call it inside the transaction that makes the change."""
+    event = _row(type, actor, lead_id=lead_id, subject=subject, payload=payload, at=at)
+    event.save(force_insert=True)
+    return event
+
+
+def events_record(
+    type: str, *, actor: Actor, lead_ids: Iterable[int], payload: dict | None = None, at: datetime | None = None,
+    batch_size: int = 1000,
+) -> int:
+    """Append the same event for many leads (a bulk assignment, an archive), in batches; returns how many."""
+    written, batch = 0, []
+    for lead_id in lead_ids:
+        batch.append(_row(type, actor, lead_id=lead_id, subject=None, payload=payload, at=at))
+        if len(batch) == batch_size:
+            written += len(DomainEvent.objects.bulk_create(batch))
+            batch = []
+    if batch:
+        written += len(DomainEvent.objects.bulk_create(batch))
+    return written
+
+
+def events_after(position: int, *, limit: int = 500, types: Iterable[str] | None = None) -> list[DomainEvent]:
+    """The events after `position` (an event id), oldest first, held back while younger than the settle time."""
+    settled = timezone.now() - timedelta(seconds=settings.CRM_EVENT_SETTLE_SECONDS)
+    rows = DomainEvent.objects.filter(id__gt=position, recorded_at__lte=settled)
+    if types is not None:
+        rows = rows.filter(type__in=list(types))
+    return list(rows.order_by("id")[:limit])
+
+
+def cursor_position(name: str) -> int:
+    return EventCursor.objects.filter(name=name).values_list("position", flat=True).first() or 0
+
+
+def cursor_advance(name: str, position: int) -> None:
+    """Move a reader's cursor forward to `position` (never back)."""
+    with transaction.atomic():
+        cursor, _ = EventCursor.objects.select_for_update().get_or_create(name=name)
+        if position > cursor.position:
+            cursor.position, cursor.updated_at = position, timezone.now()
+            cursor.save(update_fields=["position", "updated_at"])
