@@ -646,9 +646,9 @@ def measure_queries(meta: dict, pages: dict, runs: int = 5) -> dict:
     from django.test import Client
     from django.test.utils import CaptureQueriesContext
 
+    from core.policy import access_for
     from leads.models import Lead
     from workspace import selectors
-    from workspace.access import access_for
     from workspace.forms import LeadFilterForm
 
     rep = get_user_model().objects.get(pk=meta["measured_rep_id"])

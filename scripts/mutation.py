@@ -2,7 +2,7 @@
 
     .venv/bin/python scripts/mutation.py [MODULE ...]
 
-MODULE is a path such as `workspace/access.py`; without one, every module in
+MODULE is a path such as `core/policy.py`; without one, every module in
 `[tool.mutmut] only_mutate` (pyproject.toml). In a module listed under
 `[tool.crm.mutation.functions]`, only those functions are mutated.
 

@@ -9,12 +9,11 @@ from django.db.models import Count, Exists, F, OuterRef, Q, Subquery, Sum, Value
 from django.db.models.functions import Cast, Coalesce
 from django.utils import timezone
 
+from core.policy import Access
 from leads import pipeline
 from leads.models import Activity, Deal, FormSubmission, Lead, Objection, StageChange, Task
 from leads.selectors import lead_search, lead_timeline
 from nurturing.models import Delivery, EmailEvent, Enrollment
-
-from .access import Access
 
 LIST_RELATED = ("owner", "company", "source", "campaign", "persona")
 
@@ -104,7 +103,7 @@ def lead_list(*, access: Access, filters: dict, now: datetime | None = None):
     elif scope == "pool" and access.has_workspace:
         leads = Lead.objects.live().filter(owner__isnull=True)
     else:
-        leads = access.leads()
+        leads = access.leads(Lead.objects.live())
     if filters.get("owner") is not None and access.sees_all:
         leads = leads.filter(owner=filters["owner"])
     if filters.get("q"):

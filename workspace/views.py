@@ -20,6 +20,7 @@ from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import reswap, retarget
 
 from core.pagination import BoundedCountPaginator
+from core.policy import access_for
 from leads import pipeline
 from leads import services as lead_services
 from leads.forms import add_service_errors
@@ -29,7 +30,6 @@ from nurturing import services as nurturing_services
 from nurturing.models import Enrollment
 
 from . import forms, selectors
-from .access import access_for
 
 PAGE_SIZE = 25
 

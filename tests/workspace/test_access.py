@@ -10,10 +10,10 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
+from core.policy import access_for
 from leads.models import Activity, Deal, Lead, Objection, StageChange, Task
 from nurturing.models import EmailEvent, Enrollment
 from tests.factories import LeadFactory, sequence_with_steps
-from workspace.access import access_for
 from workspace.selectors import lead_list
 
 ROLES = ("owner", "other_rep", "manager", "marketer", "no_role", "anonymous")

@@ -1,4 +1,8 @@
-"""Who may see and do what on the reps' pages.
+"""The permission policy: who may see and do what on a lead, asked by every entry point.
+
+The reps' pages ask here. It sits below every app so that the admin, the
+services (with the acting user) and an API can ask the same questions and get
+the same answers. By role:
 
 - Sales reps see their own leads and the unassigned pool. They work (log
   calls, objections, notes, meetings, tasks, move stages, convert, enroll)
@@ -8,9 +12,13 @@
   log calls or move stages for a rep.
 - Anyone else (no role) gets 403 on every page.
 
-Every view asks here for each request, GET and POST alike: a lead that is
-not visible is a 404 (its existence is not revealed), a visible lead the
-user may not change is a 403. Hiding links is only a convenience on top.
+Pages ask for each request, GET and POST alike: a lead that is not visible is
+a 404 (its existence is not revealed), a visible lead the user may not change
+is a 403. Hiding links is only a convenience on top.
+
+It stands at the bottom of the project (core): it reads a lead's owner and
+archive time and filters the querysets it is given, without importing the
+apps above it.
 """
 
 from dataclasses import dataclass
@@ -19,8 +27,7 @@ from django.core.exceptions import PermissionDenied
 from django.db.models import Q
 from django.http import Http404
 
-from core.roles import Role
-from leads.models import Lead
+from .roles import Role
 
 
 @dataclass(frozen=True)
@@ -43,31 +50,30 @@ class Access:
         """Can be given leads (and so claim them, and have a Today list)."""
         return self.is_manager or self.is_rep
 
-    def leads(self):
-        """The live leads this user may see."""
-        leads = Lead.objects.live()
+    def leads(self, leads):
+        """Those of `leads` (a queryset of live leads) this user may see."""
         if self.sees_all:
             return leads
         if self.is_rep:
             return leads.filter(Q(owner=self.user) | Q(owner__isnull=True))
         return leads.none()
 
-    def can_see(self, lead: Lead) -> bool:
+    def can_see(self, lead) -> bool:
         if lead.archived_at is not None:
             return False
         return self.sees_all or (self.is_rep and lead.owner_id in (None, self.user.pk))
 
-    def can_work(self, lead: Lead) -> bool:
+    def can_work(self, lead) -> bool:
         """Log calls, objections, notes, meetings and tasks; move the stage; convert."""
         return self.is_manager or (self.is_rep and lead.owner_id == self.user.pk)
 
-    def can_claim(self, lead: Lead) -> bool:
+    def can_claim(self, lead) -> bool:
         return self.owns_leads and lead.owner_id is None
 
-    def can_manage_enrollments(self, lead: Lead) -> bool:
+    def can_manage_enrollments(self, lead) -> bool:
         return self.is_manager or self.is_marketer or (self.is_rep and lead.owner_id == self.user.pk)
 
-    def check(self, lead: Lead, action: str) -> None:
+    def check(self, lead, action: str) -> None:
         """Raise 404 for a lead the user cannot see, 403 for an action they may not take on it."""
         if not self.can_see(lead):
             raise Http404("No such lead.")
@@ -102,3 +108,4 @@ def access_for(user) -> Access:
         access = Access(user, Role.MANAGER in roles, Role.SALES_REP in roles, Role.MARKETER in roles)
     user._workspace_access = access
     return access
+
