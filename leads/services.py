@@ -574,6 +574,39 @@ def task_complete(*, task: Task, by=None, at: datetime | None = None) -> Task:
     return task
 
 
+_TASK_EDITABLE = frozenset({"lead", "title", "assignee", "due_at", "completed_at", "notes"})
+
+
+def task_update(*, task: Task, by=None, **fields) -> Task:
+    """Change a task (the admin's edit form). Marking it done here is the same as `task_complete`."""
+    unknown = set(fields) - _TASK_EDITABLE
+    if unknown:
+        raise TypeError(f"task_update() got unknown fields: {', '.join(sorted(unknown))}")
+    errors = {}
+    if "title" in fields and not (fields["title"] or "").strip():
+        errors["title"] = ["Say what has to be done."]
+    if "due_at" in fields and fields["due_at"] is None:
+        errors["due_at"] = ["Choose when the task is due."]
+    if "assignee" in fields and (fields["assignee"] is None or not fields["assignee"].is_active):
+        errors["assignee"] = ["Choose an active user to do the task."]
+    if errors:
+        raise ValidationError(errors)
+    if "title" in fields:
+        fields["title"] = fields["title"].strip()
+    with transaction.atomic():
+        was_done = Task.objects.select_for_update().filter(pk=task.pk).values_list("completed_at", flat=True).get()
+        for name, value in fields.items():
+            setattr(task, name, value)
+        task.save(update_fields=sorted(fields) or None)
+        changed = sorted(set(fields) - {"completed_at"})
+        if changed or ("completed_at" in fields and task.completed_at is None and was_done is not None):
+            event_record(EventType.TASK_UPDATED, actor=Actor.of(by), lead_id=task.lead_id, subject=task,
+                         payload={"fields": sorted(fields)})
+        if task.completed_at is not None and was_done is None:
+            event_record(EventType.TASK_DONE, actor=Actor.of(by), lead_id=task.lead_id, subject=task, at=task.completed_at)
+    return task
+
+
 # --- Deals and customers ----------------------------------------------------------
 
 
@@ -649,6 +682,44 @@ def deal_open(
                 at=deal.created_at,
             )
         return deal
+
+
+_DEAL_TERMS = frozenset({"lead", "value", "currency", "product", "created_at", "owner", "expected_close_on"})
+
+
+def deal_update_check(stored: Deal, **fields) -> None:
+    """The rules of `deal_update` for a deal as stored (forms call it to show the refusal by its field)."""
+    fixed = set(fields) - {"expected_close_on"}
+    if stored.status != Deal.Status.OPEN and fixed:
+        raise ValidationError(
+            f"The deal is already {stored.get_status_display().lower()}: its {', '.join(sorted(fixed))} stay as recorded."
+        )
+    new_lead = fields.get("lead")
+    if new_lead is not None and new_lead.pk != stored.lead_id and new_lead.status in pipeline.ENDED_STATUSES:
+        raise ValidationError(
+            {"lead": [f"That lead is {pipeline.label(new_lead.status).lower()}: reopen it before giving it a deal."]}
+        )
+
+
+def deal_update(*, deal: Deal, by=None, **fields) -> Deal:
+    """Change an open deal's terms. A won or lost deal is history: only its expected close date may change."""
+    unknown = set(fields) - _DEAL_TERMS
+    if unknown:
+        raise TypeError(f"deal_update() got unknown fields: {', '.join(sorted(unknown))}")
+    if "value" in fields:
+        fields["value"] = _clean_money(fields["value"], "value")
+    if "currency" in fields:
+        fields["currency"] = _clean_currency(fields["currency"])
+    with transaction.atomic():
+        stored = Deal.objects.select_for_update().get(pk=deal.pk)
+        deal_update_check(stored, **fields)
+        for name, value in fields.items():
+            setattr(deal, name, value)
+        if fields:
+            deal.save(update_fields=sorted(fields))
+            event_record(EventType.DEAL_UPDATED, actor=Actor.of(by), lead_id=deal.lead_id, subject=deal,
+                         payload={"fields": sorted(fields)})
+    return deal
 
 
 def _customer_for(lead: Lead, now) -> Customer:

@@ -259,19 +259,10 @@ class SuppressionForm(forms.ModelForm):
             self.fields["email"].error_messages["required"] = "Enter the address to suppress."
 
     def clean_email(self):
-        email = services.normalize_email(self.cleaned_data.get("email"))
-        if not email:
-            raise ValidationError("Enter the address to suppress.", code="required")
-        existing = Suppression.objects.for_address(email)
-        if self.instance.pk is not None:
-            existing = existing.exclude(pk=self.instance.pk)
-        existing = existing.first()
-        if existing is not None:
-            since = date_format(timezone.localtime(existing.created_at), "DATE_FORMAT")
-            raise ValidationError(
-                f"This address is already suppressed ({existing.get_reason_display()}, since {since}).", code="duplicate"
-            )
-        return email
+        try:
+            return services.suppression_address_check(self.cleaned_data.get("email"), exclude_pk=self.instance.pk)
+        except ValidationError as exc:
+            raise ValidationError(exc.error_dict["email"]) from None
 
 
 @admin.register(Suppression)
@@ -290,7 +281,8 @@ class SuppressionAdmin(admin.ModelAdmin):
 
     def save_model(self, request, obj, form, change):
         if change:
-            obj.save()
+            fields = {name: form.cleaned_data[name] for name in form.changed_data}
+            services.suppression_update(suppression=obj, by=request.user, **fields)
             return
         created = services.suppression_add(email=obj.email, reason=obj.reason, source=obj.source or "admin", by=request.user)
         obj.pk, obj._state.adding = created.pk, False

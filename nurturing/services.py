@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from django.utils.formats import date_format
 
 from leads import pipeline
 from leads.models import Lead
@@ -50,6 +51,42 @@ def suppression_add(
         email_hash=email_hash(email) if email else address_hash,
         defaults={"email": email, "reason": reason, "source": source[:200], "created_by": by},
     )
+    return suppression
+
+
+def suppression_address_check(email: str, *, exclude_pk: int | None = None) -> str:
+    """The address normalised, or a ValidationError (by the field) if it is empty or suppressed by another row."""
+    email = normalize_email(email)
+    if not email:
+        raise ValidationError({"email": [ValidationError("Enter the address to suppress.", code="required")]})
+    existing = Suppression.objects.for_address(email)
+    if exclude_pk is not None:
+        existing = existing.exclude(pk=exclude_pk)
+    existing = existing.first()
+    if existing is not None:
+        since = date_format(timezone.localtime(existing.created_at), "DATE_FORMAT")
+        raise ValidationError({"email": [ValidationError(
+            f"This address is already suppressed ({existing.get_reason_display()}, since {since}).", code="duplicate"
+        )]})
+    return email
+
+
+def suppression_update(*, suppression: Suppression, by=None, **fields) -> Suppression:
+    """Change a suppression's reason or source, or correct its address (not once the person is erased)."""
+    unknown = set(fields) - {"email", "reason", "source"}
+    if unknown:
+        raise TypeError(f"suppression_update() got unknown fields: {', '.join(sorted(unknown))}")
+    with transaction.atomic():
+        stored = Suppression.objects.select_for_update().get(pk=suppression.pk)
+        if "email" in fields:
+            if not stored.email:
+                raise ValidationError({"email": ["The person was erased: their address is kept only as a hash and cannot change."]})
+            fields["email"] = suppression_address_check(fields["email"], exclude_pk=stored.pk)
+        if "source" in fields:
+            fields["source"] = (fields["source"] or "")[:200]
+        for name, value in fields.items():
+            setattr(suppression, name, value)
+        suppression.save()
     return suppression
 
 

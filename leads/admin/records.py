@@ -10,6 +10,7 @@ from django.utils.html import format_html
 from core.pagination import BoundedCountPaginator
 
 from .. import selectors, services
+from ..forms import add_service_errors
 from ..models import (
     Activity,
     Campaign,
@@ -100,8 +101,23 @@ class CampaignAdmin(admin.ModelAdmin):
     inlines = (CampaignSpendInline,)
 
 
+class DealForm(forms.ModelForm):
+    """The admin's deal form: a change is checked by the service's rules before it is saved."""
+
+    def clean(self):
+        cleaned = super().clean()
+        if self.instance.pk is not None and not self.errors:
+            stored = Deal.objects.get(pk=self.instance.pk)
+            try:
+                services.deal_update_check(stored, **{name: cleaned[name] for name in self.changed_data if name in cleaned})
+            except ValidationError as exc:
+                add_service_errors(self, exc)
+        return cleaned
+
+
 @admin.register(Deal)
 class DealAdmin(LeadRecordAdmin):
+    form = DealForm
     list_display = ("__str__", "lead_column", "owner", "value", "currency", "status", "created_at", "expected_close_on", "closed_at")
     list_select_related = ("lead", "owner")
     list_filter = ("status", "currency", ("created_at", admin.DateFieldListFilter))
@@ -118,7 +134,7 @@ class DealAdmin(LeadRecordAdmin):
 
     def save_model(self, request, obj, form, change):
         if change:
-            obj.save()
+            services.deal_update(deal=obj, by=request.user, **{name: form.cleaned_data[name] for name in form.changed_data})
             return
         deal = services.deal_open(
             lead=form.cleaned_data["lead"],
@@ -184,7 +200,7 @@ class TaskAdmin(LeadRecordAdmin):
 
     def save_model(self, request, obj, form, change):
         if change:
-            obj.save()
+            services.task_update(task=obj, by=request.user, **{name: form.cleaned_data[name] for name in form.changed_data})
             return
         task = services.task_create(
             lead=obj.lead, assignee=obj.assignee, title=obj.title, due_at=obj.due_at, notes=obj.notes, by=request.user

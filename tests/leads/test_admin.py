@@ -4,7 +4,9 @@ import csv
 import io
 
 import pytest
+import time_machine
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
+from django.core.exceptions import ValidationError
 from django.urls import reverse
 from django.utils import timezone
 
@@ -465,3 +467,85 @@ def test_a_lead_id_past_the_columns_range_lists_nothing_on_the_lead_records(mana
     response = manager_client.get(reverse(changelist), {"lead__id__exact": OUT_OF_RANGE})
     assert response.status_code == 200
     assert list(response.context["cl"].result_list) == []
+
+
+# --- Edits in the admin go through the services -------------------------------------------
+
+
+def deal_form(deal, **changes):
+    data = {
+        "lead": deal.lead_id, "owner": deal.owner_id or "", "value": str(deal.value), "currency": deal.currency,
+        "product": deal.product, "created_at_0": timezone.localtime(deal.created_at).strftime("%Y-%m-%d"),
+        "created_at_1": timezone.localtime(deal.created_at).strftime("%H:%M:%S"),
+        "expected_close_on": deal.expected_close_on.isoformat() if deal.expected_close_on else "",
+    }
+    # A field with a callable default is posted twice, as a browser does: its value, and its initial one hidden.
+    data.update({"initial-created_at_0": data["created_at_0"], "initial-created_at_1": data["created_at_1"]})
+    return {**data, **changes}
+
+
+def test_editing_an_open_deal_goes_through_the_service_and_is_logged(manager_client, manager_user):
+    from core.models import DomainEvent
+    from leads import services
+
+    with time_machine.travel("2026-05-04 09:00Z", tick=False):
+        lead = lead_at(LeadStatus.SQL)
+        deal = services.deal_open(lead=lead, value=900, product="Starter")
+        response = manager_client.post(reverse("admin:leads_deal_change", args=[deal.pk]), deal_form(deal, value="1250.00"))
+
+    assert response.status_code == 302
+    deal.refresh_from_db()
+    assert deal.value == 1250
+    event = DomainEvent.objects.get(type="deal.updated")
+    assert (event.subject_id, event.actor_user, event.payload) == (deal.pk, manager_user, {"fields": ["value"]})
+
+
+def test_an_open_deal_cannot_be_moved_to_a_lost_lead_and_the_form_says_why(manager_client):
+    from leads import services
+
+    with time_machine.travel("2026-05-04 09:00Z", tick=False):
+        deal = services.deal_open(lead=lead_at(LeadStatus.SQL), value=900)
+        lost = lead_at(LeadStatus.LOST)
+        response = manager_client.post(reverse("admin:leads_deal_change", args=[deal.pk]), deal_form(deal, lead=lost.pk))
+
+    assert response.status_code == 200
+    assert "That lead is lost: reopen it before giving it a deal." in response.content.decode()
+    deal.refresh_from_db()
+    assert deal.lead_id != lost.pk
+
+
+def test_a_closed_deal_keeps_its_terms_whoever_asks(manager_user):
+    from leads import services
+
+    lead = lead_at(LeadStatus.SQL)
+    won = services.lead_convert_to_customer(lead=lead, deal_value=500)
+    with pytest.raises(ValidationError) as refused:
+        services.deal_update(deal=won, by=manager_user, value=1, product="Other")
+    assert refused.value.messages == ["The deal is already won: its product, value stay as recorded."]
+    services.deal_update(deal=won, by=manager_user, expected_close_on=None)
+    won.refresh_from_db()
+    assert won.value == 500
+
+
+def test_marking_a_task_done_in_the_admin_is_the_same_as_completing_it(manager_client, manager_user, rep_user):
+    from core.models import DomainEvent
+    from leads import services
+
+    with time_machine.travel("2026-05-04 09:00Z", tick=False):
+        task = services.task_create(assignee=rep_user, title="Call back", due_at=timezone.now() + timezone.timedelta(hours=2))
+        due = timezone.localtime(task.due_at)
+        done = timezone.localtime()
+        data = {"title": "Call back about pricing", "assignee": rep_user.pk, "lead": "", "notes": "",
+                "due_at_0": due.strftime("%Y-%m-%d"), "due_at_1": due.strftime("%H:%M:%S"),
+                "completed_at_0": done.strftime("%Y-%m-%d"), "completed_at_1": done.strftime("%H:%M:%S")}
+        response = manager_client.post(reverse("admin:leads_task_change", args=[task.pk]), data)
+
+    assert response.status_code == 302
+    task.refresh_from_db()
+    assert task.title == "Call back about pricing" and task.completed_at is not None
+    rows = list(DomainEvent.objects.filter(subject_type="task", subject_id=task.pk).values_list("type", "payload"))
+    assert rows == [
+        ("task.created", {"assignee": rep_user.pk, "due_at": task.due_at.isoformat()}),
+        ("task.updated", {"fields": ["completed_at", "title"]}),
+        ("task.done", {}),
+    ]

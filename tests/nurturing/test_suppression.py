@@ -72,3 +72,27 @@ def test_an_address_given_with_a_hash_is_suppressed_by_its_address(keys):
 
     assert row(suppression)[:2] == ("ada@example.org", email_hash("ada@example.org"))
     assert not services.email_is_suppressed("someone-else@example.org")
+
+
+def test_a_suppression_is_corrected_through_the_service_never_onto_an_address_already_suppressed(keys, manager_user):
+    first = services.suppression_add(email="ada@example.org", source="form")
+    other = services.suppression_add(email="bob@example.org")
+
+    with pytest.raises(ValidationError) as refused:
+        services.suppression_update(suppression=other, by=manager_user, email=" ADA@example.org")
+    assert refused.value.message_dict["email"][0].startswith("This address is already suppressed (Added by hand, since ")
+
+    services.suppression_update(suppression=first, by=manager_user, reason=Suppression.Reason.COMPLAINED, source="x" * 300)
+    assert row(first)[2:4] == (Suppression.Reason.COMPLAINED, "x" * 200)
+    services.suppression_update(suppression=other, by=manager_user, email="Bob.Smith@example.org ")
+    assert row(other)[:2] == ("bob.smith@example.org", email_hash("bob.smith@example.org"))
+
+
+def test_an_erased_persons_suppression_keeps_its_hash(keys, manager_user):
+    erased = services.suppression_add(address_hash=email_hash("gone@example.org"))
+    with pytest.raises(ValidationError) as refused:
+        services.suppression_update(suppression=erased, by=manager_user, email="someone@example.org")
+    assert refused.value.message_dict == {
+        "email": ["The person was erased: their address is kept only as a hash and cannot change."]
+    }
+    assert row(erased)[:2] == ("", email_hash("gone@example.org"))
