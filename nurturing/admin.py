@@ -103,7 +103,7 @@ class SequenceAdmin(SequenceReportMixin, admin.ModelAdmin):
     readonly_fields = ("status", "step_counts", "step_tools")
     fields = ("name", "goal", "target_persona", "goal_stage", "sender", "daily_cap_per_sender", "pause_company_on_reply",
               "status", "step_counts", "step_tools")
-    actions = ("activate", "pause")
+    actions = ("activate", "pause", "archive")
 
     def get_form(self, request, obj=None, **kwargs):
         form = super().get_form(request, obj, **kwargs)  # a class of its own, made for this request
@@ -153,9 +153,31 @@ class SequenceAdmin(SequenceReportMixin, admin.ModelAdmin):
 
     @admin.action(description="Pause selected sequences", permissions=["change"])
     def pause(self, request, queryset):
+        paused = 0
         for sequence in queryset:
-            services.sequence_pause(sequence=sequence, by=request.user)
-        self.message_user(request, f"{queryset.count()} sequence(s) paused: their due emails wait.", messages.SUCCESS)
+            try:
+                services.sequence_pause(sequence=sequence, by=request.user)
+                paused += 1
+            except ValidationError as exc:
+                self.message_user(request, f"{sequence} was not paused: {' '.join(exc.messages)}", messages.ERROR)
+        if paused:
+            self.message_user(request, f"{paused} sequence(s) paused: their due emails wait.", messages.SUCCESS)
+
+    @admin.action(description="Archive selected sequences (their leads leave them)", permissions=["change"])
+    def archive(self, request, queryset):
+        for sequence in queryset.exclude(status=Sequence.Status.ARCHIVED):
+            left = services.sequence_archive(sequence=sequence, by=request.user)
+            self.message_user(request, f"{sequence} is archived; {left} lead(s) left it.", messages.SUCCESS)
+
+    def save_formset(self, request, form, formset, change):
+        if formset.model is not Step:
+            return super().save_formset(request, form, formset, change)
+        steps = formset.save(commit=False)
+        for step in steps:
+            services.step_save(step=step, by=request.user)
+        for step in formset.deleted_objects:
+            services.step_delete(step=step, by=request.user)
+        formset.save_m2m()
 
     def get_urls(self):
         view = self.admin_site.admin_view

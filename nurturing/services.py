@@ -208,6 +208,8 @@ def sequence_save(*, sequence: Sequence, by) -> Sequence:
 @transaction.atomic
 def sequence_activate(*, sequence: Sequence, by=None) -> Sequence:
     """Start sending. Refused (nothing changes) unless every active step is usable."""
+    if sequence.status == Sequence.Status.ARCHIVED:
+        raise ValidationError({"status": ["The sequence is archived: make a new one (or copy its steps) instead."]})
     steps = list(sequence.steps.filter(is_active=True))
     if not steps:
         raise ValidationError({"status": ["Add at least one active step before activating the sequence."]})
@@ -226,9 +228,44 @@ def sequence_activate(*, sequence: Sequence, by=None) -> Sequence:
 
 def sequence_pause(*, sequence: Sequence, by=None) -> Sequence:
     """Hold every send of the sequence; due deliveries wait and go when it is active again."""
+    if sequence.status == Sequence.Status.ARCHIVED:
+        raise ValidationError({"status": ["The sequence is archived: it sends nothing more."]})
     sequence.status = Sequence.Status.PAUSED
     sequence.save(update_fields=["status", "updated_at"])
     return sequence
+
+
+@transaction.atomic
+def sequence_archive(*, sequence: Sequence, by=None) -> int:
+    """Retire a sequence for good: every lead still in it leaves, nothing more is sent. Returns how many left.
+
+    Its steps, deliveries and report stay; it can no longer be activated.
+    """
+    live = list(Enrollment.objects.filter(sequence=sequence, status__in=LIVE_ENROLLMENT).values_list("pk", flat=True))
+    if live:
+        Enrollment.objects.filter(pk__in=live).update(
+            status=Enrollment.Status.EXITED, exit_reason="The sequence was archived", finished_at=timezone.now()
+        )
+        _cancel_pending(live, "Exited: the sequence was archived")
+    sequence.status = Sequence.Status.ARCHIVED
+    sequence.save(update_fields=["status", "updated_at"])
+    return len(live)
+
+
+@transaction.atomic
+def step_delete(*, step: Step, by=None) -> None:
+    """Remove a step no email was ever scheduled from (a used one is switched off instead: its history stays)."""
+    if Delivery.objects.filter(step=step).exists():
+        raise ValidationError("This step has been used: switch it off instead of deleting it, so its history stays.")
+    step.delete()
+
+
+@transaction.atomic
+def step_save(*, step: Step, by=None) -> Step:
+    """Create or change a step of a sequence. Guarantees: its templates and settings pass `step_check`."""
+    step_check(step)
+    step.save()
+    return step
 
 
 # --- Enrollment ---------------------------------------------------------------------

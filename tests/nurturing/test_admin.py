@@ -150,6 +150,23 @@ def test_activating_a_sequence_without_steps_says_why_and_leaves_it_draft(market
     assert "at least one active step" in page
 
 
+def test_a_marketer_archives_a_sequence_and_its_leads_leave_it(marketer_client):
+    from nurturing import services
+    from nurturing.models import Enrollment
+
+    sequence = sequence_with_steps(name="Old webinar follow-up")
+    enrollment = services.enrollment_create(lead=LeadFactory(), sequence=sequence)
+
+    response = marketer_client.post(
+        reverse("admin:nurturing_sequence_changelist"), {"action": "archive", ACTION_CHECKBOX_NAME: [sequence.pk]}, follow=True
+    )
+
+    assert "Old webinar follow-up is archived; 1 lead(s) left it." in response.content.decode()
+    sequence.refresh_from_db()
+    enrollment.refresh_from_db()
+    assert sequence.status == Sequence.Status.ARCHIVED and enrollment.status == Enrollment.Status.EXITED
+
+
 def test_preview_renders_a_step_for_a_chosen_lead_and_a_test_goes_to_me(marketer_client, mailbox):
     sequence = sequence_with_steps({"html_template": "<p>Hi {{ first_name }}</p>"})
     lead = LeadFactory(first_name="Grace")

@@ -86,3 +86,42 @@ def test_the_sender_rule_holds_outside_the_admin_too(marketer_user, manager_user
 
     sequence = services.sequence_save(sequence=Sequence(name="Mine", sender=marketer_user), by=marketer_user)
     assert sequence.created_by == marketer_user
+
+
+# --- Sequences and steps: their services hold the rules ---------------------------------
+
+
+def test_archiving_a_sequence_takes_its_leads_out_and_it_cannot_be_started_again():
+    from nurturing.models import Delivery, Enrollment
+
+    sequence = sequence_with_steps()
+    enrollment = services.enrollment_create(lead=LeadFactory(), sequence=sequence)
+
+    assert services.sequence_archive(sequence=sequence) == 1
+
+    enrollment.refresh_from_db()
+    assert (enrollment.status, enrollment.exit_reason) == (Enrollment.Status.EXITED, "The sequence was archived")
+    assert list(enrollment.deliveries.values_list("status", "reason")) == [
+        (Delivery.Status.SKIPPED, "Exited: the sequence was archived")
+    ]
+    for change in (services.sequence_activate, services.sequence_pause):
+        with pytest.raises(ValidationError) as refused:
+            change(sequence=sequence)
+        assert refused.value.message_dict["status"][0].startswith("The sequence is archived")
+    assert Sequence.objects.get(pk=sequence.pk).status == Sequence.Status.ARCHIVED
+
+
+def test_a_step_is_saved_only_when_usable_and_deleted_only_when_never_used():
+    sequence = sequence_with_steps({}, {})
+    first, second = sequence.steps.order_by("position")
+    first.subject_template = "Hi {% debug %}"
+    with pytest.raises(ValidationError) as refused:
+        services.step_save(step=first)
+    assert "the tag “{% debug %}” on line 1 cannot be used" in refused.value.message_dict["subject_template"][0]
+    assert Step.objects.get(pk=first.pk).subject_template != "Hi {% debug %}"
+
+    services.enrollment_create(lead=LeadFactory(), sequence=sequence)  # schedules the first step
+    with pytest.raises(ValidationError, match="This step has been used: switch it off instead"):
+        services.step_delete(step=first)
+    services.step_delete(step=second)
+    assert list(sequence.steps.values_list("pk", flat=True)) == [first.pk]
