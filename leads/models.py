@@ -272,8 +272,12 @@ class StageChange(models.Model):
     changed_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
-    # Who or what moved it when no person did: "sequence Welcome step 2", "import".
+    # Who or what moved it when no person did, as shown: "sequence Welcome step 2", "import".
     actor = models.CharField(max_length=200, blank=True)
+    # The sequence and step that moved it, by id (reports group by these, never by the text above,
+    # so renaming a sequence keeps its report). Ids, not foreign keys: the lead app stands below nurturing.
+    source_sequence_id = models.BigIntegerField(null=True, blank=True)
+    source_step_id = models.BigIntegerField(null=True, blank=True)
     reason = models.TextField(blank=True)
     time_in_from_stage = models.DurationField(null=True, blank=True)
 
@@ -282,6 +286,10 @@ class StageChange(models.Model):
         indexes = [
             models.Index(fields=["lead", "-changed_at"], name="stagechange_lead"),
             models.Index(fields=["to_status", "changed_at"], name="stagechange_to_status"),
+            models.Index(
+                fields=["source_sequence_id", "source_step_id"], name="stagechange_source",
+                condition=models.Q(source_sequence_id__isnull=False),
+            ),
         ]
 
     def __str__(self):

@@ -254,10 +254,13 @@ def _check_move(lead: Lead, to_status: str, reason: str):
         )
 
 
-def _move(*, lead: Lead, to_status: str, by, actor: str, reason: str, at: datetime | None) -> StageChange:
+def _move(
+    *, lead: Lead, to_status: str, by, actor: str, reason: str, at: datetime | None, source: Actor | None = None
+) -> StageChange:
     """Move a lead that the caller has locked and checked. Writes the history row."""
     now = _when(at, not_before=lead.stage_entered_at, since="the lead entered its current stage")
     from_status = lead.status
+    by_sequence = source is not None and source.kind == ActorKind.SEQUENCE
     change = StageChange.objects.create(
         lead=lead,
         from_status=from_status,
@@ -265,6 +268,8 @@ def _move(*, lead: Lead, to_status: str, by, actor: str, reason: str, at: dateti
         changed_at=now,
         changed_by=by,
         actor=actor,
+        source_sequence_id=source.ref.get("sequence") if by_sequence else None,
+        source_step_id=source.ref.get("step") if by_sequence else None,
         reason=reason.strip(),
         time_in_from_stage=now - lead.stage_entered_at,
     )
@@ -275,7 +280,7 @@ def _move(*, lead: Lead, to_status: str, by, actor: str, reason: str, at: dateti
         status=lead.status, stage_entered_at=now, lost_reason=lead.lost_reason, updated_at=timezone.now()
     )
     event_record(
-        EventType.STAGE_CHANGED, actor=Actor.of(by, label=actor), lead_id=lead.pk, subject=change, at=now,
+        EventType.STAGE_CHANGED, actor=source or Actor.of(by, label=actor), lead_id=lead.pk, subject=change, at=now,
         payload={"from": from_status, "to": to_status},
     )
     send_after_commit(
@@ -295,14 +300,16 @@ def _lock(lead: Lead) -> Lead:
 
 
 def lead_change_stage(
-    *, lead: Lead, to_status: str, by=None, actor: str = "", reason: str = "", at: datetime | None = None
+    *, lead: Lead, to_status: str, by=None, actor: str = "", reason: str = "", at: datetime | None = None,
+    source: Actor | None = None,
 ) -> StageChange:
     """Move a lead to another stage of the pipeline.
 
     Guarantees: the move is one of `pipeline.ALLOWED_MOVES` from the lead's
     current status (read under a row lock); Lost and Disqualified carry a
     reason; a StageChange row records from, to, when, who (a user or, for
-    automation, `actor`), why and the time spent in the stage left;
+    automation, `actor`, with `source` naming a sequence and step by id), why
+    and the time spent in the stage left;
     `leads.signals.lead_stage_changed` is sent once the transaction commits.
     Customer is reached only through `lead_convert_to_customer`, which records
     the won deal.
@@ -314,7 +321,7 @@ def lead_change_stage(
             raise StageMoveError(
                 {"to_status": ["A lead becomes a customer by converting it, which records the won deal and its value."]}
             )
-        return _move(lead=lead, to_status=to_status, by=by, actor=actor, reason=reason, at=at)
+        return _move(lead=lead, to_status=to_status, by=by, actor=actor, reason=reason, at=at, source=source)
 
 
 @dataclasses.dataclass(frozen=True)

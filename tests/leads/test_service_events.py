@@ -185,3 +185,18 @@ def test_a_refused_call_appends_no_event(call, rep_user):
         call(lead, rep_user)
     assert DomainEvent.objects.count() == before
 
+
+
+def test_a_move_a_sequence_makes_names_the_sequence_and_step_by_id():
+    from core.events import Actor
+
+    lead = LeadFactory()
+    change, rows = events_of(lambda: services.lead_change_stage(
+        lead=lead, to_status=LeadStatus.NURTURING, actor="sequence Welcome step 2",
+        source=Actor.sequence(sequence_id=41, step_id=97),
+    ))
+
+    assert (change.source_sequence_id, change.source_step_id, change.changed_by_label) == (41, 97, "sequence Welcome step 2")
+    assert rows == [("lead.stage_changed", lead.pk, "stagechange", change.pk, ActorKind.SEQUENCE, None,
+                     {"from": "new", "to": "nurturing"})]
+    assert DomainEvent.objects.get(subject_id=change.pk).actor_ref == {"sequence": 41, "step": 97}

@@ -85,3 +85,32 @@ def test_keying_the_hashes_can_be_undone_only_while_every_row_holds_its_address(
     erased.delete()
     keyed_migration.unkey_hashes(apps, None)
     assert Suppression.objects.get().email_hash == unkeyed_hash("ann@example.com")
+
+
+def test_stage_moves_written_by_name_are_linked_to_their_sequence_and_step_by_id():
+    from leads.models import StageChange
+    from tests.factories import LeadFactory, sequence_with_steps
+
+    link = importlib.import_module("nurturing.migrations.0008_stage_changes_name_their_step_by_id").link
+    welcome, welcome_back = sequence_with_steps({}, {}, name="Welcome"), sequence_with_steps({}, name="Welcome back")
+    lead = LeadFactory()
+    w1, w2 = welcome.steps.order_by("position")
+    [back1] = welcome_back.steps.all()
+
+    def move(actor):
+        return StageChange.objects.create(lead=lead, from_status="new", to_status="nurturing", actor=actor).pk
+
+    rows = {
+        move("sequence Welcome step 2"): (welcome.pk, w2.pk),
+        move("sequence Welcome step 1, event #12 (clicked /pricing)"): (welcome.pk, w1.pk),
+        move("sequence Welcome back step 1"): (welcome_back.pk, back1.pk),
+        move("sequence Welcome step 9"): (None, None),  # no such step
+        move("sequence Renamed since step 1"): (None, None),
+        move("Lead scoring"): (None, None),
+    }
+
+    link(apps, None)
+
+    linked = dict(StageChange.objects.filter(pk__in=rows).values_list("pk", "source_sequence_id"))
+    steps = dict(StageChange.objects.filter(pk__in=rows).values_list("pk", "source_step_id"))
+    assert {pk: (linked[pk], steps[pk]) for pk in rows} == rows
