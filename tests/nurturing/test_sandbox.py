@@ -99,3 +99,85 @@ def test_a_subject_longer_than_a_delivery_keeps_is_refused_at_rendering():
     step = Step(subject_template="{% for c in first_name %}Hello {% endfor %}", text_template="x")
     with pytest.raises(TemplateProblem, match="subject: longer than 300 characters"):
         CompiledStep(step).render({"first_name": "x" * 60})
+
+
+# --- Bounded rendering, exactly ------------------------------------------------------------
+
+
+def bounded(source: str, values: dict | None = None, *, max_chars: int = 1000, seconds: float = 60) -> str:
+    from nurturing.sandbox import ENGINE, Deadline, SandboxTemplate
+
+    template = SandboxTemplate(ENGINE.from_string(source), part="body")
+    return template.render(values or {}, autoescape=False, max_chars=max_chars, deadline=Deadline.after(seconds))
+
+
+def test_loop_variables_single_and_unpacked_render_in_the_sandbox():
+    values = {"name": "Ada", "pairs": [("plan", "Team"), ("seats", 5)]}
+    assert bounded("{% for c in name %}[{{ c }}]{% endfor %}", values) == "[A][d][a]"
+    assert bounded("{% for key, value in pairs %}{{ key }}={{ value }};{% endfor %}", values) == "plan=Team;seats=5;"
+
+
+def test_every_allowed_tag_renders_in_the_sandbox():
+    source = (
+        "{% if name %}Hi {{ name }}{% elif other %}x{% else %}y{% endif %}|{% firstof missing name %}|"
+        "{% with n=name|upper %}{{ n }}{% endwith %}|{% comment %}hidden{% endcomment %}|"
+        "{% spaceless %}<p> <b>x</b> </p>{% endspaceless %}|{% now 'Y' as year %}{{ year|length }}"
+    )
+    assert bounded(source, {"name": "Ada"}) == "Hi Ada|Ada|ADA||<p><b>x</b></p>|4"
+
+
+def test_a_part_may_be_exactly_as_long_as_its_limit_and_not_one_character_longer():
+    assert bounded("0123456789", max_chars=10) == "0123456789"
+    # Inside a container the text counts once (where it is written), not again for the container around it.
+    assert bounded("{% if yes %}{% for c in ten %}{{ c }}{% endfor %}{% endif %}", {"yes": True, "ten": "0123456789"},
+                   max_chars=10) == "0123456789"
+    with pytest.raises(TemplateProblem) as refused:
+        bounded("0123456789A", max_chars=10)
+    assert str(refused.value) == (
+        "body: longer than 10 characters once rendered (stopped at line 1). Make it shorter, or take out the loop that repeats it."
+    )
+
+
+def test_text_inside_a_branch_is_counted_and_the_message_says_which_line():
+    with pytest.raises(TemplateProblem) as refused:
+        bounded("Hi\n{% if yes %}\n{% for c in ten %}{{ c }}{{ c }}{% endfor %}{% endif %}", {"yes": 1, "ten": "0123456789"},
+                max_chars=10)
+    assert str(refused.value).startswith("body: longer than 10 characters once rendered (stopped at line 3).")
+
+
+def test_running_out_of_time_says_how_long_where_and_what_to_do(settings):
+    with pytest.raises(TemplateProblem) as refused:
+        bounded("Hi\n{{ name }}", {"name": "Ada"}, seconds=-1)  # a deadline already past
+    assert str(refused.value) == (
+        "body: rendering took longer than -1 seconds (stopped at line 1). Take out the loop that repeats it, or make it shorter."
+    )
+
+
+def test_padding_is_allowed_up_to_its_limit_and_refused_past_it_with_the_reason():
+    from nurturing.sandbox import MAX_PADDING, padding_width
+
+    assert MAX_PADDING == 200 and padding_width("ljust", "200") == 200
+    assert len(bounded('{{ name|rjust:"200" }}', {"name": "Ada"})) == 200
+    with pytest.raises(TemplateProblem) as refused:
+        padding_width("ljust", "201")
+    assert str(refused.value) == "“|ljust” pads to at most 200 characters, not 201: give a smaller width."
+    with pytest.raises(TemplateProblem) as refused:
+        padding_width("center", "wide")
+    assert str(refused.value) == "“|center” takes a width written as a number, e.g. |center:\"20\"."
+
+
+def test_rendering_may_take_exactly_its_time_and_not_a_moment_more(monkeypatch):
+    from types import SimpleNamespace
+
+    from nurturing import sandbox
+
+    clock = SimpleNamespace(now=100.0)
+    monkeypatch.setattr(sandbox, "time", SimpleNamespace(monotonic=lambda: clock.now))
+    deadline = sandbox.Deadline.after(2)
+    template = sandbox.SandboxTemplate(sandbox.ENGINE.from_string("{{ name }}"), part="body")
+
+    clock.now = 102.0
+    assert template.render({"name": "Ada"}, autoescape=False, max_chars=100, deadline=deadline) == "Ada"
+    clock.now = 102.001
+    with pytest.raises(TemplateProblem, match="rendering took longer than 2 seconds"):
+        template.render({"name": "Ada"}, autoescape=False, max_chars=100, deadline=deadline)
