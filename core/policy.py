@@ -1,8 +1,7 @@
 """The permission policy: who may see and do what on a lead, asked by every entry point.
 
-The reps' pages ask here. It sits below every app so that the admin, the
-services (with the acting user) and an API can ask the same questions and get
-the same answers. By role:
+The reps' pages and the lead services (with the acting user) ask here; it sits
+below every app so that the admin and an API get the same answers. By role:
 
 - Sales reps see their own leads and the unassigned pool. They work (log
   calls, objections, notes, meetings, tasks, move stages, convert, enroll)
@@ -14,7 +13,9 @@ the same answers. By role:
 
 Pages ask for each request, GET and POST alike: a lead that is not visible is
 a 404 (its existence is not revealed), a visible lead the user may not change
-is a 403. Hiding links is only a convenience on top.
+is a 403. Hiding links is only a convenience on top. The lead services ask
+`check_may_work` / `check_may_manage_leads` for the acting user, so the admin
+and any later API get the same refusal (a PermissionDenied with the reason).
 
 It stands at the bottom of the project (core): it reads a lead's owner and
 archive time and filters the querysets it is given, without importing the
@@ -109,3 +110,17 @@ def access_for(user) -> Access:
     user._workspace_access = access
     return access
 
+
+def check_may_work(user, lead) -> None:
+    """For the services: refuse (PermissionDenied, with the reason) a user who may not work this lead.
+
+    `user` None is the system (a sequence, a webhook, an import, a migration): it is not asked.
+    """
+    if user is not None and not access_for(user).can_work(lead):
+        raise PermissionDenied(_DENIED["work"])
+
+
+def check_may_manage_leads(user) -> None:
+    """Assigning and archiving leads: managers (and the system) only."""
+    if user is not None and not access_for(user).is_manager:
+        raise PermissionDenied("Only a manager can assign or archive leads.")

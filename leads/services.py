@@ -21,6 +21,7 @@ from django.utils import timezone
 from core.emails import normalize_email
 from core.events import Actor, EventType, event_record, events_record
 from core.models import ActorKind
+from core.policy import check_may_manage_leads, check_may_work
 
 from . import pipeline
 from .models import Activity, Company, Customer, Deal, FormSubmission, Lead, Objection, Resource, StageChange, Task
@@ -142,6 +143,7 @@ def lead_update(*, lead: Lead, by=None, **fields) -> Lead:
     unknown = set(fields) - _LEAD_FIELDS
     if unknown:
         raise TypeError(f"lead_update() got unknown fields: {', '.join(sorted(unknown))}")
+    check_may_work(by, lead)
     for name, value in fields.items():
         setattr(lead, name, value)
     _lead_validate(lead)
@@ -153,6 +155,7 @@ def lead_update(*, lead: Lead, by=None, **fields) -> Lead:
 
 def lead_assign_owner(*, leads, owner, by=None) -> int:
     """Give leads to a rep (owner=None puts them back in the unassigned pool). Returns how many changed."""
+    check_may_manage_leads(by)
     if owner is not None and not user_can_own_leads(owner):
         raise ValidationError(
             {"owner": [f"{owner.get_username()} cannot own leads: choose an active sales rep or manager."]}
@@ -203,6 +206,7 @@ def _leads_queryset(leads):
 
 def lead_archive(*, leads, by=None) -> int:
     """Take leads out of the live set; their email may then be used by a new lead. History is kept."""
+    check_may_manage_leads(by)
     now = timezone.now()
     with transaction.atomic():
         live = _leads_queryset(leads).filter(archived_at__isnull=True)
@@ -316,6 +320,7 @@ def lead_change_stage(
     """
     with transaction.atomic():
         _lock(lead)
+        check_may_work(by, lead)
         _check_move(lead, to_status, reason)
         if to_status in pipeline.NEEDS_CONVERSION:
             raise StageMoveError(
@@ -358,6 +363,7 @@ def lead_change_stage_many(*, lead_ids, to_status: str, by=None, reason: str = "
 
 
 def _activity_create(*, lead: Lead, by, occurred_at: datetime | None = None, **fields) -> Activity:
+    check_may_work(by, lead)
     occurred_at = _when(occurred_at, field="occurred_at")
     activity = Activity(lead=lead, author=by, occurred_at=occurred_at, **fields)
     try:
@@ -467,6 +473,7 @@ def objection_log(
     at: datetime | None = None,
 ) -> Objection:
     """Record an objection in the lead's words, with our answer if we gave one (required to mark it resolved)."""
+    check_may_work(by, lead)
     if is_resolved and not response.strip():
         raise ValidationError({"response": ["Say how you answered it before marking it resolved."]})
     now = _when(at)
@@ -497,6 +504,7 @@ def objection_log(
 
 @transaction.atomic
 def objection_resolve(*, objection: Objection, response: str = "", by=None, at: datetime | None = None) -> Objection:
+    check_may_work(by, objection.lead)
     if response.strip():
         objection.response = response.strip()
     if not objection.response:
@@ -662,6 +670,7 @@ def deal_open(
         amount = _clean_money(value, "value")
         currency = _clean_currency(currency)
         _lock(lead)
+        check_may_work(by, lead)
         if lead.status in pipeline.ENDED_STATUSES:
             raise StageMoveError(
                 {"lead": [f"The lead is {pipeline.label(lead.status).lower()}: reopen it before opening a deal."]}
@@ -766,6 +775,7 @@ def lead_convert_to_customer(
         amount = _clean_money(deal_value, "deal_value")
         currency = _clean_currency(currency)
         _lock(lead)
+        check_may_work(by, lead)
         if lead.status == LeadStatus.CUSTOMER:
             raise StageMoveError({"lead": ["This lead is already a customer."]})
         _check_move(
@@ -822,6 +832,7 @@ def deal_mark_lost(*, deal: Deal, reason: str, by=None, at: datetime | None = No
             raise ValidationError({"lost_reason": ["Say why the deal was lost."]})
         # Locks in one order everywhere: the lead, then its deals.
         lead = _lock(deal.lead)
+        check_may_work(by, lead)
         stored = Deal.objects.select_for_update().get(pk=deal.pk)
         if stored.status != Deal.Status.OPEN:
             raise ValidationError({"status": [f"The deal is already {stored.get_status_display().lower()}."]})

@@ -267,7 +267,7 @@ def test_adding_a_lead_in_the_admin_goes_through_the_service(manager_client, man
 def test_a_long_history_shows_its_latest_rows_and_links_to_the_rest(manager_client, rep_user):
     from leads import services
 
-    lead = LeadFactory()
+    lead = LeadFactory(owner=rep_user)
     start = timezone.now() - timezone.timedelta(days=40)
     for day in range(35):
         services.activity_add_note(lead=lead, by=rep_user, body=f"Note number {day:02d}", occurred_at=start + timezone.timedelta(days=day))

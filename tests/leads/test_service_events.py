@@ -38,11 +38,11 @@ def test_creating_updating_claiming_assigning_and_archiving_leads(rep_user, mana
     assert rows == [("lead.created", lead.pk, "", None, ActorKind.USER, rep_user.pk,
                      {"source": None, "campaign": None, "owner": None})]
 
-    _, rows = events_of(lambda: services.lead_update(lead=lead, by=rep_user, first_name="Ada", last_name="L"))
-    assert rows == [("lead.updated", lead.pk, "", None, ActorKind.USER, rep_user.pk, {"fields": ["first_name", "last_name"]})]
-
     _, rows = events_of(lambda: services.lead_claim(lead=lead, by=rep_user))
     assert rows == [("lead.claimed", lead.pk, "", None, ActorKind.USER, rep_user.pk, {"owner": rep_user.pk})]
+
+    _, rows = events_of(lambda: services.lead_update(lead=lead, by=rep_user, first_name="Ada", last_name="L"))
+    assert rows == [("lead.updated", lead.pk, "", None, ActorKind.USER, rep_user.pk, {"fields": ["first_name", "last_name"]})]
 
     other, already_theirs = LeadFactory(), LeadFactory(owner=manager_user)
     count, rows = events_of(lambda: services.lead_assign_owner(leads=[lead, other, already_theirs], owner=manager_user, by=manager_user))
@@ -172,7 +172,7 @@ REFUSED = {
     ),
     "form without a name": lambda lead, user: services.form_submission_record(lead=lead, form_name=" "),
     "assign to a user who cannot own leads": lambda lead, user: services.lead_assign_owner(
-        leads=[lead], owner=rep(username="gone", is_active=False), by=user
+        leads=[lead], owner=rep(username="gone", is_active=False), by=None
     ),
 }
 
@@ -200,3 +200,33 @@ def test_a_move_a_sequence_makes_names_the_sequence_and_step_by_id():
     assert rows == [("lead.stage_changed", lead.pk, "stagechange", change.pk, ActorKind.SEQUENCE, None,
                      {"from": "new", "to": "nurturing"})]
     assert DomainEvent.objects.get(subject_id=change.pk).actor_ref == {"sequence": 41, "step": 97}
+
+
+# What the permission policy refuses, the services refuse too, for every caller: another rep's lead, a pool
+# lead not yet claimed, a marketer working a lead, a rep assigning or archiving.
+POLICY_REFUSED = {
+    "note on another rep's lead": lambda lead, user: services.activity_add_note(lead=lead, by=user, body="Hi"),
+    "call on another rep's lead": lambda lead, user: services.activity_log_call(
+        lead=lead, by=user, direction="outbound", outcome="connected"
+    ),
+    "move another rep's lead": lambda lead, user: services.lead_change_stage(lead=lead, to_status=LeadStatus.CONTACTED, by=user),
+    "edit another rep's lead": lambda lead, user: services.lead_update(lead=lead, by=user, first_name="X"),
+    "objection on another rep's lead": lambda lead, user: services.objection_log(
+        lead=lead, by=user, category="price", lead_words="Too much"
+    ),
+    "deal on another rep's lead": lambda lead, user: services.deal_open(lead=lead, value=10, by=user),
+    "convert another rep's lead": lambda lead, user: services.lead_convert_to_customer(lead=lead, deal_value=10, by=user),
+    "assign as a rep": lambda lead, user: services.lead_assign_owner(leads=[lead], owner=user, by=user),
+    "archive as a rep": lambda lead, user: services.lead_archive(leads=[lead], by=user),
+}
+
+
+@pytest.mark.parametrize("call", POLICY_REFUSED.values(), ids=POLICY_REFUSED.keys())
+def test_what_the_policy_refuses_the_service_refuses_and_appends_no_event(call, rep_user):
+    from django.core.exceptions import PermissionDenied
+
+    lead = LeadFactory(owner=rep(username="rep2"))
+    before = DomainEvent.objects.count()
+    with pytest.raises(PermissionDenied):
+        call(lead, rep_user)
+    assert DomainEvent.objects.count() == before

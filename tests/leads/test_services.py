@@ -226,7 +226,7 @@ def test_converting_creates_the_customer_and_a_won_deal(rep_user):
 
 def test_converting_wins_the_open_deal_and_keeps_its_creation_date_for_time_to_close(rep_user):
     with time_machine.travel("2026-01-10 10:00Z", tick=False):
-        lead = lead_at(LeadStatus.SQL)
+        lead = lead_at(LeadStatus.SQL, owner=rep_user)
         opened = services.deal_open(lead=lead, value=5000, product="Team plan", by=rep_user)
     with time_machine.travel("2026-02-09 10:00Z", tick=False):
         won = services.lead_convert_to_customer(lead=lead, deal_value=4500, by=rep_user)
@@ -364,21 +364,21 @@ def test_the_first_call_to_a_new_lead_touches_it_and_moves_it_to_contacted(rep_u
 
 
 def test_a_call_to_a_lead_further_down_the_pipeline_does_not_move_it(rep_user):
-    lead = lead_at(LeadStatus.SQL)
+    lead = lead_at(LeadStatus.SQL, owner=rep_user)
     services.activity_log_call(lead=lead, by=rep_user, direction="inbound", outcome="connected")
     lead.refresh_from_db()
     assert lead.status == LeadStatus.SQL
 
 
 def test_a_note_is_not_a_touch(rep_user):
-    lead = LeadFactory()
+    lead = LeadFactory(owner=rep_user)
     services.activity_add_note(lead=lead, by=rep_user, body="Prefers email")
     lead.refresh_from_db()
     assert lead.last_touch_at is None
 
 
 def test_last_touch_keeps_the_latest_touch_when_an_older_call_is_logged(rep_user):
-    lead = LeadFactory()
+    lead = LeadFactory(owner=rep_user)
     recent = timezone.now() - timedelta(hours=1)
     services.activity_log_meeting(lead=lead, by=rep_user, occurred_at=recent)
     services.activity_log_call(
@@ -398,7 +398,7 @@ def test_last_touch_keeps_the_latest_touch_when_an_older_call_is_logged(rep_user
     ],
 )
 def test_a_bad_call_is_refused_and_nothing_is_logged(rep_user, kwargs, field):
-    lead = LeadFactory()
+    lead = LeadFactory(owner=rep_user)
     with pytest.raises(ValidationError) as exc:
         services.activity_log_call(lead=lead, by=rep_user, **kwargs)
     assert field in exc.value.message_dict
@@ -413,7 +413,7 @@ def test_an_empty_note_is_refused(rep_user):
 
 
 def test_an_objection_is_logged_in_the_leads_words_and_can_be_resolved(rep_user):
-    lead = LeadFactory()
+    lead = LeadFactory(owner=rep_user)
     objection = services.objection_log(
         lead=lead, by=rep_user, category=Objection.Category.PRICE, lead_words="Too expensive for us this year"
     )
@@ -428,7 +428,7 @@ def test_an_objection_is_logged_in_the_leads_words_and_can_be_resolved(rep_user)
 
 
 def test_an_objection_needs_a_known_category_and_the_leads_words(rep_user):
-    lead = LeadFactory()
+    lead = LeadFactory(owner=rep_user)
     with pytest.raises(ValidationError) as exc:
         services.objection_log(lead=lead, by=rep_user, category="weather", lead_words="")
     assert {"category", "lead_words"} <= set(exc.value.message_dict)
@@ -436,10 +436,10 @@ def test_an_objection_needs_a_known_category_and_the_leads_words(rep_user):
 
 
 def test_an_objection_cannot_point_at_another_leads_call(rep_user):
-    other_call = services.activity_log_call(lead=LeadFactory(), by=rep_user, direction="outbound", outcome="connected")
+    other_call = services.activity_log_call(lead=LeadFactory(owner=rep_user), by=rep_user, direction="outbound", outcome="connected")
     with pytest.raises(ValidationError, match="another lead"):
         services.objection_log(
-            lead=LeadFactory(), by=rep_user, category="price", lead_words="Too dear", activity=other_call
+            lead=LeadFactory(owner=rep_user), by=rep_user, category="price", lead_words="Too dear", activity=other_call
         )
 
 
@@ -490,7 +490,7 @@ def test_nothing_can_be_dated_in_the_future(rep_user):
     with pytest.raises(ValidationError) as exc:
         services.lead_create(email="future@example.com", created_at=later)
     assert "future" in exc.value.message_dict["created_at"][0]
-    lead = LeadFactory()
+    lead = LeadFactory(owner=rep_user)
     with pytest.raises(ValidationError):
         services.activity_log_call(lead=lead, by=rep_user, direction="outbound", outcome="connected", occurred_at=later)
     with pytest.raises(ValidationError):
@@ -507,7 +507,7 @@ def test_a_move_cannot_be_dated_before_the_lead_entered_its_stage():
 
 def test_a_call_logged_late_dates_the_first_contact_when_the_call_happened(rep_user):
     with time_machine.travel("2026-05-04 09:00Z", tick=False):
-        lead = LeadFactory()
+        lead = LeadFactory(owner=rep_user)
     with time_machine.travel("2026-05-06 18:00Z", tick=False):
         call = services.activity_log_call(
             lead=lead, by=rep_user, direction="outbound", outcome="connected",
@@ -633,7 +633,7 @@ def test_many_leads_cannot_be_moved_together_to_customer_or_to_no_stage(rep_user
 
 
 def test_moving_many_leads_moves_each_the_pipeline_allows_and_lists_the_others(rep_user):
-    new, customer, contacted = LeadFactory(), lead_at(LeadStatus.CUSTOMER), lead_at(LeadStatus.CONTACTED)
+    new, customer, contacted = LeadFactory(owner=rep_user), lead_at(LeadStatus.CUSTOMER, owner=rep_user), lead_at(LeadStatus.CONTACTED, owner=rep_user)
 
     result = services.lead_change_stage_many(
         lead_ids=[new.pk, customer.pk, contacted.pk], to_status=LeadStatus.NURTURING, by=rep_user

@@ -113,6 +113,43 @@ def test_actions_by_role(actor, action, own_lead, request):
             assert post["Location"].startswith(reverse("login"))
 
 
+# The same matrix asked of the services directly, with the acting user: the answers must match the pages'.
+def _service_calls():
+    from leads import services
+
+    earlier = timezone.now() - timedelta(hours=1)
+    return {
+        "call": lambda lead, user: services.activity_log_call(lead=lead, by=user, direction="outbound", outcome="connected"),
+        "objection": lambda lead, user: services.objection_log(lead=lead, by=user, category="price", lead_words="Too much"),
+        "note": lambda lead, user: services.activity_add_note(lead=lead, by=user, body="Prefers email"),
+        "meeting": lambda lead, user: services.activity_log_meeting(lead=lead, by=user, occurred_at=earlier),
+        "stage": lambda lead, user: services.lead_change_stage(lead=lead, to_status="contacted", by=user),
+        "convert": lambda lead, user: services.lead_convert_to_customer(lead=lead, deal_value="1200", by=user),
+    }
+
+
+SERVICE_ACTIONS = ("call", "objection", "note", "meeting", "stage", "convert")
+
+
+@pytest.mark.parametrize("action", SERVICE_ACTIONS)
+@pytest.mark.parametrize("role", ("owner", "other_rep", "manager", "marketer", "no_role"))
+def test_the_services_give_the_pages_answers(role, action, own_lead, rep_user, other_rep, manager_user, marketer_user,
+                                             no_role_user):
+    from django.core.exceptions import PermissionDenied
+
+    user = {"owner": rep_user, "other_rep": other_rep, "manager": manager_user, "marketer": marketer_user,
+            "no_role": no_role_user}[role]
+    allowed = EXPECTED[role][action] == 302
+    before = _written()
+    if allowed:
+        _service_calls()[action](own_lead, user)
+        assert _written() != before
+    else:
+        with pytest.raises(PermissionDenied, match="Only the lead's owner \\(or a manager\\) can do this"):
+            _service_calls()[action](own_lead, user)
+        assert _written() == before
+
+
 @pytest.mark.parametrize(
     "actor, view, claim, work",
     [("owner", 200, 302, 403), ("manager", 200, 302, 302), ("marketer", 200, 403, 403), ("no_role", 403, 403, 403)],

@@ -30,6 +30,7 @@ from django.db import transaction
 from django.db.models import Count, Q
 from django.utils import timezone
 
+from core.policy import access_for
 from core.roles import Role
 from leads import demo_data as data
 from leads import services
@@ -113,6 +114,10 @@ class DemoSeeder:
 
     def run(self, n_leads: int):
         self.create_users()
+        # Leads go to the demo reps who are sales reps here (an existing account of that name keeps its groups).
+        self.reps = [name for name in REPS if access_for(self.users[name]).owns_leads]
+        if not self.reps:
+            raise CommandError(f"None of {', '.join(REPS)} is a sales rep here: give one the Sales rep group, or seed another database.")
         self.create_reference_data(companies=max(8, min(60, n_leads // 5)))
         self.taken_emails = set(Lead.objects.live().exclude(email="").values_list("email", flat=True))
         for stage, route in self.plan(n_leads):
@@ -209,7 +214,7 @@ class DemoSeeder:
     def tell(self, stage, route):
         age = self.rng.uniform(*STAGE_MIX[stage][1])
         unassigned = set(route) <= UNASSIGNED_STEPS and self.rng.random() < UNASSIGNED_SHARE
-        owner = None if unassigned else self.users[self.rng.choice(REPS)]
+        owner = None if unassigned else self.users[self.rng.choice(self.reps)]
         lead = self.create_lead(age=age, owner=owner, score=self.rng.randint(*SCORES[stage]))
         story = Story(lead=lead, owner=owner, prev=lead.created_at)
         for step, moment in zip(route, self.timeline(lead.created_at, route)):
@@ -317,7 +322,7 @@ class DemoSeeder:
 
     def step_mql(self, story, moment):
         if self.rng.random() < 0.5:
-            self.move(story, S.MQL, moment, data.MQL_REASONS, by=self.users["marketer"])
+            self.move(story, S.MQL, moment, data.MQL_REASONS, by=story.owner or self.users["manager"])
         else:
             self.move(story, S.MQL, moment, data.MQL_REASONS, actor="Lead scoring")
 
@@ -336,7 +341,7 @@ class DemoSeeder:
         self.move(story, S.LOST, moment, data.LOST_REASONS, by=story.owner)
 
     def step_disqualify(self, story, moment):
-        self.move(story, S.DISQUALIFIED, moment, data.DISQUALIFY_REASONS, by=story.owner or self.users["marketer"])
+        self.move(story, S.DISQUALIFIED, moment, data.DISQUALIFY_REASONS, by=story.owner or self.users["manager"])
 
     def step_deal(self, story, moment):
         self.log_meeting(story, self.before(story, moment), "demo", minutes=(30, 60), objection_chance=0.5)
@@ -416,7 +421,7 @@ class DemoSeeder:
                 services.objection_resolve(objection=objection, response=answer, by=story.owner, at=later)
 
     def add_notes(self, story):
-        author = story.owner or self.users["marketer"]
+        author = story.owner or self.users["manager"]
         for _ in range(self.rng.choice((0, 0, 1, 1, 2))):
             moment = self.between(story.lead.created_at, self.now - MARGIN)
             services.activity_add_note(lead=story.lead, by=author,
