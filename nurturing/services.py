@@ -14,6 +14,8 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.formats import date_format
 
+from core.events import Actor, EventType, event_record
+from core.models import ActorKind, DomainEvent
 from leads import pipeline
 from leads.models import Lead
 from leads.pipeline import LeadStatus
@@ -47,10 +49,13 @@ def suppression_add(
     existing = Suppression.objects.for_address(email).first() if email else None
     if existing is not None:
         return existing
-    suppression, _ = Suppression.objects.get_or_create(
-        email_hash=email_hash(email) if email else address_hash,
-        defaults={"email": email, "reason": reason, "source": source[:200], "created_by": by},
-    )
+    with transaction.atomic():
+        suppression, created = Suppression.objects.get_or_create(
+            email_hash=email_hash(email) if email else address_hash,
+            defaults={"email": email, "reason": reason, "source": source[:200], "created_by": by},
+        )
+        if created:
+            event_record(EventType.SUPPRESSION_ADDED, actor=Actor.of(by), subject=suppression, payload={"reason": reason})
     return suppression
 
 
@@ -87,6 +92,7 @@ def suppression_update(*, suppression: Suppression, by=None, **fields) -> Suppre
         for name, value in fields.items():
             setattr(suppression, name, value)
         suppression.save()
+        event_record(EventType.SUPPRESSION_UPDATED, actor=Actor.of(by), subject=suppression, payload={"fields": sorted(fields)})
     return suppression
 
 
@@ -243,10 +249,12 @@ def sequence_archive(*, sequence: Sequence, by=None) -> int:
     """
     live = list(Enrollment.objects.filter(sequence=sequence, status__in=LIVE_ENROLLMENT).values_list("pk", flat=True))
     if live:
+        now = timezone.now()
         Enrollment.objects.filter(pk__in=live).update(
-            status=Enrollment.Status.EXITED, exit_reason="The sequence was archived", finished_at=timezone.now()
+            status=Enrollment.Status.EXITED, exit_reason="The sequence was archived", finished_at=now
         )
         _cancel_pending(live, "Exited: the sequence was archived")
+        _exits_record(Enrollment.objects.filter(pk__in=live), actor=Actor.of(by), reason="The sequence was archived", at=now)
     sequence.status = Sequence.Status.ARCHIVED
     sequence.save(update_fields=["status", "updated_at"])
     return len(live)
@@ -337,6 +345,10 @@ def enrollment_create(*, lead: Lead, sequence: Sequence, by=None, at: datetime |
     except IntegrityError:
         raise ValidationError({"sequence": [f"{lead} is already in this sequence."]}) from None
     Delivery.objects.create(enrollment=enrollment, step=step, due_at=delivery_due_at(step=step, lead=lead, after=now))
+    event_record(
+        EventType.ENROLLMENT_STARTED, actor=Actor.of(by), lead_id=lead.pk, subject=enrollment, at=now,
+        payload={"sequence": sequence.pk},
+    )
     return enrollment
 
 
@@ -352,6 +364,13 @@ def enroll_many(*, leads, sequence: Sequence, by=None) -> tuple[int, list[str]]:
     return enrolled, refused
 
 
+def _exit_actor(event) -> Actor:
+    """Who ended an enrollment: the email event behind it (a reply, a bounce...), or the system."""
+    if event is not None:
+        return Actor(ActorKind.EMAIL_EVENT, ref={"email_event": event.pk})
+    return Actor(ActorKind.SYSTEM)
+
+
 def _cancel_pending(enrollments, reason: str) -> int:
     return Delivery.objects.filter(enrollment__in=enrollments, status=Delivery.Status.SCHEDULED).update(
         status=Delivery.Status.SKIPPED, reason=reason[:500], updated_at=timezone.now()
@@ -362,11 +381,16 @@ def _cancel_pending(enrollments, reason: str) -> int:
 def enrollment_exit(*, enrollment: Enrollment, reason: str, event=None) -> Enrollment:
     """Take a lead out of a sequence: nothing more is sent; the reason (and the event behind it) stay on the enrollment."""
     now = timezone.now()
-    Enrollment.objects.filter(pk=enrollment.pk, status__in=LIVE_ENROLLMENT).update(
+    exited = Enrollment.objects.filter(pk=enrollment.pk, status__in=LIVE_ENROLLMENT).update(
         status=Enrollment.Status.EXITED, exit_reason=reason[:300], finished_at=now, exit_event=event
     )
     _cancel_pending([enrollment.pk], f"Exited: {reason}")
     enrollment.refresh_from_db()
+    if exited:
+        event_record(
+            EventType.ENROLLMENT_EXITED, actor=_exit_actor(event), lead_id=enrollment.lead_id, subject=enrollment, at=now,
+            payload={"sequence": enrollment.sequence_id, "reason": reason[:300]},
+        )
     return enrollment
 
 
@@ -377,11 +401,25 @@ def lead_exit_all(*, lead_id: int, reason: str, event=None) -> int:
     ids = list(live.values_list("pk", flat=True))
     if not ids:
         return 0
+    now = timezone.now()
     Enrollment.objects.filter(pk__in=ids).update(
-        status=Enrollment.Status.EXITED, exit_reason=reason[:300], finished_at=timezone.now(), exit_event=event
+        status=Enrollment.Status.EXITED, exit_reason=reason[:300], finished_at=now, exit_event=event
     )
     _cancel_pending(ids, f"Exited: {reason}")
+    _exits_record(Enrollment.objects.filter(pk__in=ids), actor=_exit_actor(event), reason=reason, at=now)
     return len(ids)
+
+
+def _exits_record(enrollments, *, actor: Actor, reason: str, at) -> None:
+    rows = [
+        DomainEvent(
+            type=EventType.ENROLLMENT_EXITED, occurred_at=at, recorded_at=timezone.now(), lead_id=lead_id,
+            subject_type="enrollment", subject_id=pk, actor_kind=actor.kind, actor_user=actor.user, actor_ref=actor.ref,
+            payload={"sequence": sequence_id, "reason": reason[:300]},
+        )
+        for pk, lead_id, sequence_id in enrollments.order_by("pk").values_list("pk", "lead_id", "sequence_id")
+    ]
+    DomainEvent.objects.bulk_create(rows, batch_size=1000)
 
 
 def enrollment_pause(*, enrollment: Enrollment) -> Enrollment:

@@ -1,0 +1,97 @@
+"""The nurturing services append their events in the same transaction: enrollments started and ended, suppressions."""
+
+from datetime import UTC, datetime
+
+import pytest
+import time_machine
+
+from core.models import ActorKind, DomainEvent
+from nurturing import services
+from nurturing.models import Enrollment, Suppression
+from tests.factories import LeadFactory, sequence_with_steps
+
+pytestmark = pytest.mark.django_db
+
+NOW = datetime(2026, 5, 4, 9, 0, tzinfo=UTC)
+
+
+@pytest.fixture(autouse=True)
+def frozen():
+    with time_machine.travel(NOW, tick=False):
+        yield
+
+
+def rows(**filters):
+    return list(
+        DomainEvent.objects.filter(**filters).order_by("id")
+        .values_list("type", "lead_id", "subject_type", "subject_id", "actor_kind", "actor_user_id", "actor_ref", "payload")
+    )
+
+
+def test_an_enrollment_started_and_ended_by_hand_is_told_with_who_and_why(marketer_user):
+    lead = LeadFactory()
+    sequence = sequence_with_steps()
+    enrollment = services.enrollment_create(lead=lead, sequence=sequence, by=marketer_user)
+    services.enrollment_exit(enrollment=enrollment, reason="Removed by marketer")
+    services.enrollment_exit(enrollment=enrollment, reason="Removed twice")  # nothing left to end: no event
+
+    assert rows(subject_type="enrollment") == [
+        ("enrollment.started", lead.pk, "enrollment", enrollment.pk, ActorKind.USER, marketer_user.pk, {},
+         {"sequence": sequence.pk}),
+        ("enrollment.exited", lead.pk, "enrollment", enrollment.pk, ActorKind.SYSTEM, None, {},
+         {"sequence": sequence.pk, "reason": "Removed by marketer"}),
+    ]
+
+
+def test_leaving_every_sequence_tells_each_enrollment_and_names_the_email_event_behind_it():
+    from nurturing.models import EmailEvent
+
+    lead = LeadFactory()
+    first, second = sequence_with_steps(name="A"), sequence_with_steps(name="B")
+    one = services.enrollment_create(lead=lead, sequence=first)
+    two = services.enrollment_create(lead=lead, sequence=second)
+    reply = EmailEvent.objects.create(lead=lead, kind=EmailEvent.Kind.REPLIED, occurred_at=NOW, dedupe_key="r1")
+
+    assert services.lead_exit_all(lead_id=lead.pk, reason="Replied", event=reply) == 2
+
+    assert rows(type="enrollment.exited") == [
+        ("enrollment.exited", lead.pk, "enrollment", e.pk, ActorKind.EMAIL_EVENT, None, {"email_event": reply.pk},
+         {"sequence": e.sequence_id, "reason": "Replied"})
+        for e in (one, two)
+    ]
+
+
+def test_archiving_a_sequence_tells_each_lead_that_left_it(manager_user):
+    sequence = sequence_with_steps()
+    enrollment = services.enrollment_create(lead=LeadFactory(), sequence=sequence)
+
+    services.sequence_archive(sequence=sequence, by=manager_user)
+
+    assert Enrollment.objects.get().status == Enrollment.Status.EXITED
+    assert rows(type="enrollment.exited") == [
+        ("enrollment.exited", enrollment.lead_id, "enrollment", enrollment.pk, ActorKind.USER, manager_user.pk, {},
+         {"sequence": sequence.pk, "reason": "The sequence was archived"})
+    ]
+
+
+def test_a_suppression_added_and_corrected_is_told_without_the_address(manager_user):
+    suppression = services.suppression_add(email="ada@example.org", reason=Suppression.Reason.COMPLAINED, by=manager_user)
+    services.suppression_add(email="ADA@example.org")  # already suppressed: nothing new
+    services.suppression_update(suppression=suppression, by=manager_user, reason=Suppression.Reason.MANUAL)
+
+    assert rows(subject_type="suppression") == [
+        ("suppression.added", None, "suppression", suppression.pk, ActorKind.USER, manager_user.pk, {},
+         {"reason": "complained"}),
+        ("suppression.updated", None, "suppression", suppression.pk, ActorKind.USER, manager_user.pk, {},
+         {"fields": ["reason"]}),
+    ]
+    assert "ada" not in str(list(DomainEvent.objects.values_list("payload", "actor_ref")))
+
+
+def test_a_refused_enrollment_tells_nothing():
+    from django.core.exceptions import ValidationError
+
+    sequence = sequence_with_steps(status="paused")
+    with pytest.raises(ValidationError):
+        services.enrollment_create(lead=LeadFactory(), sequence=sequence)
+    assert not DomainEvent.objects.filter(type__startswith="enrollment.").exists()
