@@ -5,6 +5,7 @@ from collections.abc import Iterator
 
 from django.core.exceptions import PermissionDenied
 
+from core.events import Actor, EventType, events_record
 from core.roles import user_can_export_personal_data
 
 from .models import LeadExport
@@ -54,9 +55,11 @@ def person_export_record(*, lead_ids: list[int], by) -> LeadExport:
     `by` export personal data. Call it in the transaction that reads the data.
     """
     _check_may_export(by)
-    return LeadExport.objects.create(
+    export = LeadExport.objects.create(
         kind=LeadExport.Kind.PERSON, exported_by=by, row_count=len(lead_ids), lead_ids=sorted(lead_ids)
     )
+    events_record(EventType.PERSON_EXPORTED, actor=Actor.of(by), lead_ids=sorted(lead_ids), payload={"export": export.pk})
+    return export
 
 
 def lead_export_csv(*, leads, by, filters: str = "", every_match: bool = False) -> tuple[LeadExport, Iterator[str]]:

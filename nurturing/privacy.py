@@ -23,6 +23,8 @@ from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.duration import duration_iso_string
 
+from core.events import Actor, EventType, events_record
+from core.models import DomainEvent
 from leads.exports import person_export_record
 from leads.models import Activity, Customer, Deal, FormSubmission, Lead, Objection, StageChange, Task
 
@@ -479,6 +481,9 @@ def person_erase(*, lead: Lead, by) -> ErasureResult:
             Delivery: delivery_ids, Customer: customer_ids, Suppression: suppression_ids,
         }
     )
+    # The event log keeps what happened and when, not what was said: payloads may quote a reason or a provider's words.
+    DomainEvent.objects.filter(lead_id__in=ids).exclude(payload={}).update(payload={})
+    events_record(EventType.PERSON_ERASED, actor=Actor.of(by), lead_ids=sorted(ids), at=now)
     return ErasureResult(lead_ids=ids, deleted=deleted, address_suppressed=bool(suppression_ids))
 
 

@@ -470,3 +470,23 @@ def test_a_late_event_after_erasing_an_unsubscribed_person_keeps_no_personal_dat
                                        message_id="<gone@crm.test>", recipient="left@example.org",
                                        description="Please stop"))
     assert event.recipient == "" and event.description == ""
+
+
+def test_the_event_log_keeps_what_happened_to_an_erased_person_but_none_of_its_words(person, manager_user):
+    from core.models import DomainEvent
+
+    lead, old = person
+    ids = sorted(ids_of(lead, old))
+    types_before = list(DomainEvent.objects.filter(lead_id__in=ids).order_by("id").values_list("type", flat=True))
+    assert DomainEvent.objects.filter(lead_id__in=ids).exclude(payload={}).exists()
+
+    privacy.person_export_by(lead=lead, by=manager_user)
+    privacy.person_erase(lead=lead, by=manager_user)
+
+    after = list(DomainEvent.objects.filter(lead_id__in=ids).order_by("id").values_list("type", "lead_id", "actor_user_id", "payload"))
+    assert [row[0] for row in after[: len(types_before)]] == types_before
+    assert after[len(types_before):] == [
+        *[("person.exported", pk, manager_user.pk, {}) for pk in ids],
+        *[("person.erased", pk, manager_user.pk, {}) for pk in ids],
+    ]
+    assert all(payload == {} for *_, payload in after)
