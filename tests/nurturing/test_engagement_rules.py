@@ -11,7 +11,7 @@ from django.utils import timezone
 from leads import services as lead_services
 from leads.models import StageChange, Task
 from nurturing import services
-from nurturing.engagement import IncomingEvent, event_record
+from nurturing.engagement import IncomingEvent, event_record, reply_log
 from nurturing.models import Delivery, EmailEvent, Enrollment, Step, Suppression
 from tests.factories import CompanyFactory, LeadFactory, sequence_with_steps
 
@@ -331,3 +331,74 @@ def test_a_click_on_an_email_we_cannot_find_does_nothing_for_the_lead(sent):
                                        url=PRICING, user_agent=HUMAN_AGENT, lead=lead))
     assert (event.delivery, event.lead, event.is_machine, event.actions) == (None, lead, False, "")
     assert not Task.objects.exists()
+
+
+# --- Replies a rep logs by hand ------------------------------------------------------------------
+
+
+def sent_email(enrollment, *, sent_at, message_id):
+    """The first email of an enrollment, marked sent at `sent_at`."""
+    delivery = enrollment.deliveries.get(step__position=1)
+    Delivery.objects.filter(pk=delivery.pk).update(status=Delivery.Status.SENT, sent_at=sent_at, message_id=message_id,
+                                                   to_email=enrollment.lead.email)
+    delivery.refresh_from_db()
+    return delivery
+
+
+def test_a_reply_a_rep_logs_is_recorded_on_the_latest_email_sent_to_the_lead(sent, rep_user):
+    lead = sent.enrollment.lead
+    newer = sent_email(services.enrollment_create(lead=lead, sequence=sequence_with_steps(name="Webinar invite")),
+                       sent_at=timezone.now() - timedelta(minutes=30), message_id="<newer@crm.test>")
+    # Written last, sent first (an import of old emails): the time sent counts, not the order of the rows.
+    sent_email(services.enrollment_create(lead=lead, sequence=sequence_with_steps(name="Imported")),
+               sent_at=timezone.now() - timedelta(hours=3), message_id="<imported@crm.test>")
+    # Another lead's email went after all of them; emails still to go are not sent.
+    sent_email(services.enrollment_create(lead=LeadFactory(owner=rep_user), sequence=sent.enrollment.sequence),
+               sent_at=timezone.now() - timedelta(minutes=5), message_id="<someone-else@crm.test>")
+    at = timezone.now() - timedelta(minutes=10)
+
+    event = reply_log(lead=lead, by=rep_user, at=at, note="Called back: wants a demo")
+
+    stored = EmailEvent.objects.get()
+    assert stored == event
+    assert (stored.provider, stored.kind, stored.occurred_at, stored.delivery, stored.lead, stored.recorded_by) == (
+        "manual", K.REPLIED, at, newer, lead, rep_user)
+    assert (stored.message_id, stored.event_id, stored.recipient, stored.description) == (
+        "<newer@crm.test>", f"manual-{lead.pk}-{at.timestamp()}", lead.email, "Called back: wants a demo")
+    assert stored.actions == "left Webinar invite"
+
+
+def test_of_two_emails_sent_at_the_same_moment_the_reply_goes_to_the_later_one(sent, rep_user):
+    lead = sent.enrollment.lead
+    second = sent_email(services.enrollment_create(lead=lead, sequence=sequence_with_steps(name="Webinar invite")),
+                        sent_at=sent.sent_at, message_id="<second@crm.test>")
+    assert second.pk > sent.pk
+    assert reply_log(lead=lead, by=rep_user).delivery == second
+
+
+def test_a_reply_logged_without_a_time_is_at_the_moment_it_is_logged(sent, rep_user):
+    event = reply_log(lead=sent.enrollment.lead, by=rep_user)
+    assert (event.occurred_at, event.delivery, event.actions) == (timezone.now(), sent, "left Guide follow-up")
+
+
+def test_a_reply_logged_for_a_lead_whose_address_changed_names_its_address_now(sent, rep_user):
+    lead = sent.enrollment.lead
+    lead_services.lead_update(lead=lead, email="ada.new@example.org")
+    event = reply_log(lead=lead, by=rep_user)
+    assert (event.recipient, event.delivery) == ("ada.new@example.org", sent)
+
+
+def test_a_reply_logged_before_any_email_went_is_on_no_email_and_ends_every_sequence(db, rep_user):
+    lead = LeadFactory(owner=rep_user)
+    enrollment = services.enrollment_create(lead=lead, sequence=sequence_with_steps(name="Welcome"))
+    event = reply_log(lead=lead, by=rep_user, note="Wrote to the rep directly")
+    assert (event.delivery, event.message_id, event.actions) == (None, "", "left 1 sequence")
+    enrollment.refresh_from_db()
+    assert (enrollment.status, enrollment.exit_reason) == (Enrollment.Status.EXITED, "Replied")
+
+
+def test_the_same_reply_logged_twice_is_recorded_once(sent, rep_user):
+    at = timezone.now() - timedelta(minutes=10)
+    assert reply_log(lead=sent.enrollment.lead, by=rep_user, at=at) is not None
+    assert reply_log(lead=sent.enrollment.lead, by=rep_user, at=at) is None
+    assert EmailEvent.objects.count() == 1
