@@ -59,7 +59,8 @@ def test_a_hard_bounce_suppresses_the_address_and_takes_the_lead_out_of_every_se
         sent.to_email, Suppression.Reason.BOUNCED, f"postmark event #{event.pk}")
     for enrollment in (enrollment_of(sent), second_sequence):
         enrollment.refresh_from_db()
-        assert (enrollment.status, enrollment.exit_reason, enrollment.exit_event) == (Enrollment.Status.EXITED, "Hard bounce", event)
+        assert (enrollment.status, enrollment.exit_reason, enrollment.exit_event) == (
+            Enrollment.Status.EXITED, "Hard bounce", event)
 
 
 def test_a_hard_rejection_by_the_provider_suppresses_like_a_hard_bounce(sent):
@@ -179,6 +180,22 @@ def test_one_other_lead_of_the_company_paused_is_said_in_the_singular(sent, rep_
     assert colleague.status == Enrollment.Status.PAUSED
 
 
+def test_a_reply_to_an_email_of_an_earlier_enrollment_pauses_the_others_but_not_the_lead_itself(sent, rep_user):
+    sequence = sent.enrollment.sequence
+    sequence.pause_company_on_reply = True
+    sequence.save()
+    services.enrollment_exit(enrollment=sent.enrollment, reason="Moved to another campaign")
+    current = services.enrollment_create(lead=sent.enrollment.lead, sequence=sequence)  # back in the sequence since
+    colleague = company_colleague(sent, rep_user)
+
+    event = record(sent, K.REPLIED)
+
+    assert event.actions == "paused Guide follow-up for 1 other lead of Initech"
+    current.refresh_from_db()
+    colleague.refresh_from_db()
+    assert (current.status, colleague.status) == (Enrollment.Status.ACTIVE, Enrollment.Status.PAUSED)
+
+
 def test_a_reply_pauses_no_one_else_when_the_sequence_does_not_say_so(sent, rep_user):
     colleague = company_colleague(sent, rep_user)
     event = record(sent, K.REPLIED)
@@ -218,9 +235,11 @@ def test_a_reply_that_matches_no_email_takes_the_lead_out_of_every_sequence(sent
 
 def test_a_reply_that_matches_no_email_from_a_lead_in_one_sequence_says_so(sent):
     lead = sent.enrollment.lead
-    event = event_record(IncomingEvent(provider="postmark", kind=K.REPLIED, occurred_at=timezone.now(), event_id="r-1", lead=lead))
+    event = event_record(IncomingEvent(provider="postmark", kind=K.REPLIED, occurred_at=timezone.now(), event_id="r-1",
+                                       lead=lead))
     assert event.actions == "left 1 sequence"
-    again = event_record(IncomingEvent(provider="postmark", kind=K.REPLIED, occurred_at=timezone.now(), event_id="r-2", lead=lead))
+    again = event_record(IncomingEvent(provider="postmark", kind=K.REPLIED, occurred_at=timezone.now(), event_id="r-2",
+                                       lead=lead))
     assert again.actions == ""
 
 
@@ -235,7 +254,8 @@ def test_a_persons_click_on_the_steps_link_moves_the_lead_and_gives_the_owner_a_
     assert EmailEvent.objects.get(pk=event.pk).actions == event.actions
     why = f"sequence Guide follow-up step 1, event #{event.pk} (clicked)"
     change = StageChange.objects.get(lead=lead, to_status="mql")
-    assert (change.from_status, change.to_status, change.actor, change.reason) == ("new", "mql", why, f"{why}: clicked {PRICING}")
+    assert (change.from_status, change.to_status, change.actor, change.reason) == (
+        "new", "mql", why, f"{why}: clicked {PRICING}")
     task = Task.objects.get(lead=lead)
     assert (task.assignee, task.title, task.notes, task.due_at) == (
         rep_user, f"Call {lead}: clicked /pricing (Guide follow-up)", f"{why}: {PRICING}", timezone.now())
@@ -264,6 +284,21 @@ def test_a_second_click_on_the_link_does_nothing_more(sent):
     again = click(sent, url="https://example.com/pricing#plans", at=timezone.now() + timedelta(minutes=10))
     assert again.actions == ""
     assert Task.objects.count() == 1
+
+
+def test_a_click_on_the_link_in_another_email_does_not_use_up_this_emails_click(sent, rep_user):
+    other = services.enrollment_create(lead=LeadFactory(owner=rep_user), sequence=sent.enrollment.sequence)
+    elsewhere = other.deliveries.get()
+    Delivery.objects.filter(pk=elsewhere.pk).update(status=Delivery.Status.SENT, sent_at=timezone.now() - timedelta(hours=2),
+                                                    provider_message_id="pm-elsewhere")
+    elsewhere.refresh_from_db()
+    assert click(elsewhere, at=timezone.now() - timedelta(minutes=20)).actions == "moved to MQL; call task for rep1"
+    assert click(sent).actions == "moved to MQL; call task for rep1"
+
+
+def test_only_a_click_acts_on_the_steps_link_whatever_other_events_carry(sent):
+    event = record(sent, K.OTHER, url=PRICING)
+    assert event.actions == "" and not Task.objects.exists()
 
 
 def test_a_scanners_click_before_does_not_use_up_the_persons_click(sent):
@@ -315,6 +350,16 @@ def test_a_lead_without_an_owner_gets_no_call_task(sent):
     Lead.objects.filter(pk=sent.enrollment.lead_id).update(owner=None)
     assert click(sent).actions == "moved to MQL"
     assert not Task.objects.exists()
+
+
+def test_a_long_reason_for_the_stage_move_is_cut_to_the_actors_200_characters(sent):
+    from nurturing.models import Sequence
+
+    Sequence.objects.filter(pk=sent.enrollment.sequence_id).update(name="Guide follow-up " + "g" * 180)
+    event = click(sent)
+    why = f"sequence Guide follow-up {'g' * 180} step 1, event #{event.pk} (clicked)"
+    change = StageChange.objects.get(to_status="mql")
+    assert (change.actor, change.reason) == (why[:200], f"{why}: clicked {PRICING}")
 
 
 def test_a_long_call_task_title_is_cut_to_200_characters(sent):
@@ -395,6 +440,25 @@ def test_a_reply_logged_before_any_email_went_is_on_no_email_and_ends_every_sequ
     assert (event.delivery, event.message_id, event.actions) == (None, "", "left 1 sequence")
     enrollment.refresh_from_db()
     assert (enrollment.status, enrollment.exit_reason) == (Enrollment.Status.EXITED, "Replied")
+
+
+def test_a_reply_logged_after_a_call_task_step_counts_for_that_sequence(rep_user, mailbox):
+    from nurturing import dispatch
+
+    lead = LeadFactory(owner=rep_user)
+    sequence = sequence_with_steps({"kind": Step.Kind.CALL_TASK}, {"delay": timedelta(days=2)}, name="Call first")
+    enrollment = services.enrollment_create(lead=lead, sequence=sequence)
+    other = services.enrollment_create(lead=lead, sequence=sequence_with_steps({"delay": timedelta(days=1)}, name="Later"))
+    token, ids = dispatch.deliveries_claim(limit=10)
+    dispatch.deliveries_send(ids=ids, token=token)
+    call = enrollment.deliveries.get(step__position=1, status=Delivery.Status.SENT)
+    assert call.message_id == ""
+
+    event = reply_log(lead=lead, by=rep_user)
+
+    assert (event.delivery, event.actions) == (call, "left Call first")
+    other.refresh_from_db()
+    assert other.status == Enrollment.Status.ACTIVE
 
 
 def test_the_same_reply_logged_twice_is_recorded_once(sent, rep_user):

@@ -50,13 +50,15 @@ def test_an_event_about_a_sent_email_is_linked_to_it_and_its_lead_and_names_its_
 
 def test_the_email_and_lead_the_caller_names_come_before_the_message_id(sent, rep_user):
     other = LeadFactory(owner=rep_user)
-    event = event_record(incoming(kind=K.DELIVERED, message_id="<not-ours@elsewhere>", event_id="d-1", delivery=sent, lead=other))
+    event = event_record(incoming(kind=K.DELIVERED, message_id="<not-ours@elsewhere>", event_id="d-1", delivery=sent,
+                                  lead=other))
     assert (event.delivery, event.lead, event.recipient) == (sent, other, sent.to_email)
 
 
 @pytest.mark.parametrize("message_id", ["{message_id}", "  {message_id}  ", "{bare}", "{provider_message_id}",
                                         "<{provider_message_id}>", "<{provider_message_id}@email.amazonses.com>"],
-                         ids=["message-id", "spaces", "without-brackets", "provider-id", "provider-id-bracketed", "ses-rewritten"])
+                         ids=["message-id", "spaces", "without-brackets", "provider-id", "provider-id-bracketed",
+                              "ses-rewritten"])
 def test_an_event_finds_its_email_by_any_form_of_its_message_id(sent, message_id):
     given = message_id.format(message_id=sent.message_id, bare=sent.message_id.strip("<>"),
                               provider_message_id=sent.provider_message_id)
@@ -66,7 +68,8 @@ def test_an_event_finds_its_email_by_any_form_of_its_message_id(sent, message_id
 def test_the_part_before_the_at_sign_of_our_own_message_id_finds_no_email(sent):
     local_part = sent.message_id.strip("<>").partition("@")[0]
     Delivery.objects.filter(pk=sent.pk).update(provider_message_id="")
-    assert event_record(incoming(kind=K.DELIVERED, message_id=f"<{local_part}@elsewhere.example>", event_id="d-1")).delivery is None
+    rewritten = event_record(incoming(kind=K.DELIVERED, message_id=f"<{local_part}@elsewhere.example>", event_id="d-1"))
+    assert rewritten.delivery is None
     assert event_record(incoming(kind=K.DELIVERED, message_id=local_part, event_id="d-2")).delivery is None
 
 
@@ -90,7 +93,8 @@ def test_an_event_the_provider_sends_again_under_its_id_is_recorded_once(sent):
 
 
 def test_an_event_without_an_id_is_recorded_once_whatever_the_case_of_its_address(sent):
-    fields = {"kind": K.OPENED, "message_id": sent.provider_message_id, "recipient": "Ada@Example.org", "user_agent": HUMAN_AGENT}
+    fields = {"kind": K.OPENED, "message_id": sent.provider_message_id, "recipient": "Ada@Example.org",
+              "user_agent": HUMAN_AGENT}
     assert event_record(incoming(**fields)) is not None
     assert event_record(incoming(**{**fields, "recipient": "ada@example.org"})) is None
     assert EmailEvent.objects.count() == 1
@@ -154,6 +158,11 @@ def test_clicks_on_emails_we_cannot_find_are_not_compared_with_each_other(db):
     event_record(incoming(url="https://example.com/a", occurred_at=timezone.now() - timedelta(seconds=1), **click_fields))
     event = event_record(incoming(url="https://example.com/b", **click_fields))
     assert (event.delivery, event.is_machine) == (None, False)
+
+
+def test_a_click_fetched_with_a_head_request_is_a_link_scanners(sent):
+    event = click(sent, "https://example.com/pricing", timezone.now(), method="head")
+    assert (event.is_machine, event.machine_reason, event.actions) == (True, "HEAD request (link scanner)", "")
 
 
 def test_a_click_is_judged_against_the_time_its_email_was_sent(sent, settings):

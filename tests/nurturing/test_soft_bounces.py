@@ -6,11 +6,13 @@ Events are recorded as a provider's webhook records them (nurturing.engagement.e
 from datetime import timedelta
 
 import pytest
+import time_machine
 from django.utils import timezone
 
 from nurturing import services
 from nurturing.engagement import IncomingEvent, event_record
-from nurturing.models import Delivery, EmailEvent, Enrollment, Suppression
+from nurturing.models import Delivery, EmailEvent, Enrollment, Step, Suppression
+from tests.factories import LeadFactory, sequence_with_steps
 
 pytestmark = pytest.mark.usefixtures("webhooks")
 
@@ -39,13 +41,28 @@ def earlier_soft_bounce(address, at):
                                       event_id=f"earlier-{at.isoformat()}-{address}", recipient=address))
 
 
+def sent_elsewhere(rep_user):
+    """Another lead's two-step sequence, its first email sent and its second still to go."""
+    lead = LeadFactory(owner=rep_user)
+    sequence = sequence_with_steps({}, {"delay": timedelta(days=1)}, name="Other")
+    enrollment = services.enrollment_create(lead=lead, sequence=sequence)
+    first = enrollment.deliveries.get()
+    Delivery.objects.filter(pk=first.pk).update(status=Delivery.Status.SENT, sent_at=timezone.now() - timedelta(hours=1),
+                                                provider_message_id="pm-elsewhere", to_email=lead.email)
+    second = Delivery.objects.create(enrollment=enrollment, step=enrollment.sequence.steps.get(position=2),
+                                     due_at=timezone.now() + timedelta(hours=1))
+    return Delivery.objects.get(pk=first.pk), second
+
+
 def later_step(sent):
     return sent.enrollment.deliveries.exclude(pk=sent.pk).get()
 
 
-def test_a_soft_bounce_schedules_the_email_again_and_the_next_step_waits_for_it(sent):
+def test_a_soft_bounce_schedules_the_email_again_and_the_next_step_waits_for_it(sent, rep_user):
     next_due = later_step(sent).due_at
     assert next_due < timezone.now() + timedelta(hours=6, days=2)  # it was due before the retry's own delay ends
+    Delivery.objects.filter(pk=sent.pk).update(updated_at=timezone.now() - timedelta(hours=1))
+    others = sent_elsewhere(rep_user)
 
     event = soft_bounce(sent)
 
@@ -61,6 +78,17 @@ def test_a_soft_bounce_schedules_the_email_again_and_the_next_step_waits_for_it(
     assert later.due_at == timezone.now() + timedelta(hours=6, days=2)  # step 2's delay after the retry
     assert later.reason == "Waits for the soft-bounced email before it."
     assert not Suppression.objects.exists()
+    for other in others:  # the other lead's emails are untouched
+        assert Delivery.objects.get(pk=other.pk).due_at == other.due_at
+        assert Delivery.objects.get(pk=other.pk).status == other.status
+
+
+def test_the_soft_bounced_email_goes_at_the_retry_time_whatever_its_steps_delay(sent):
+    Step.objects.filter(pk=sent.step_id).update(delay=timedelta(days=1))
+    soft_bounce(sent)
+    sent.refresh_from_db()
+    assert sent.due_at == timezone.now() + timedelta(hours=6)
+    assert sent.reason == "Soft bounce (Mailbox full): sent again from 2026-06-03 18:00."
 
 
 def test_the_retry_hours_come_from_the_settings(sent, settings):
@@ -96,7 +124,8 @@ def test_an_email_already_waiting_to_go_again_is_not_moved_by_another_soft_bounc
     sent.refresh_from_db()
     first_due, first_reason = sent.due_at, sent.reason
 
-    event = soft_bounce(sent, at=timezone.now() + timedelta(minutes=30))
+    with time_machine.travel(timezone.now() + timedelta(minutes=30), tick=False):
+        event = soft_bounce(sent)
 
     assert event.actions == ""
     sent.refresh_from_db()
@@ -126,6 +155,8 @@ def test_soft_bounces_older_than_30_days_hard_bounces_and_other_addresses_do_not
                                occurred_at=timezone.now() - timedelta(days=1), recipient=address))  # of no lead we know
     event_record(IncomingEvent(provider="postmark", kind=K.OPENED, event_id="open-1", recipient=address,
                                occurred_at=timezone.now() - timedelta(days=1)))
+    event_record(IncomingEvent(provider="postmark", kind=K.REJECTED, bounce=EmailEvent.Bounce.SOFT, event_id="rejected-1",
+                               occurred_at=timezone.now() - timedelta(days=1), recipient=address))
 
     event = soft_bounce(sent)
 
@@ -183,8 +214,19 @@ def test_a_machine_open_does_not_show_the_email_arrived(sent):
     assert event.actions == "soft bounce 1 of 3: the email goes again later"
 
 
-def test_a_later_step_skipped_or_still_scheduled_does_not_stop_the_resend(sent):
-    Delivery.objects.filter(pk=later_step(sent).pk).update(status=Delivery.Status.SKIPPED)
+def test_a_later_step_skipped_does_not_stop_the_resend_and_stays_as_it_was(sent):
+    skipped = later_step(sent)
+    Delivery.objects.filter(pk=skipped.pk).update(status=Delivery.Status.SKIPPED, reason="Exited: Converted")
+    event = soft_bounce(sent)
+    assert event.actions == "soft bounce 1 of 3: the email goes again later"
+    assert Delivery.objects.values_list("due_at", "reason").get(pk=skipped.pk) == (skipped.due_at, "Exited: Converted")
+
+
+def test_what_happened_to_other_leads_emails_does_not_stop_the_resend(sent, rep_user):
+    first, second = sent_elsewhere(rep_user)
+    Delivery.objects.filter(pk=second.pk).update(status=Delivery.Status.SENT, sent_at=timezone.now() - timedelta(minutes=5))
+    event_record(IncomingEvent(provider="postmark", kind=K.DELIVERED, event_id="delivered-elsewhere",
+                               message_id=first.provider_message_id, occurred_at=timezone.now() - timedelta(minutes=50)))
     event = soft_bounce(sent)
     assert event.actions == "soft bounce 1 of 3: the email goes again later"
 
@@ -212,14 +254,25 @@ def test_a_soft_bounce_matched_to_a_lead_but_no_email_sends_nothing_again(sent):
     assert sent.status == Delivery.Status.SENT
 
 
-def test_a_soft_bounced_email_that_was_delivered_after_all_is_not_sent_again(sent):
+def test_a_soft_bounced_email_that_was_delivered_after_all_is_not_sent_again(sent, rep_user):
+    waiting, _ = sent_elsewhere(rep_user)  # another soft-bounced email waiting to go again
+    Delivery.objects.filter(pk=waiting.pk).update(status=Delivery.Status.SCHEDULED)
     soft_bounce(sent)
+    Delivery.objects.filter(pk=sent.pk).update(updated_at=timezone.now() - timedelta(minutes=1))
     event = event_record(IncomingEvent(provider="postmark", kind=K.DELIVERED, event_id="delivered-1",
                                        message_id=sent.provider_message_id, occurred_at=timezone.now() + timedelta(minutes=5)))
     assert event.actions == "the email arrived after all: not sent again"
     sent.refresh_from_db()
     assert (sent.status, sent.reason, sent.updated_at) == (
         Delivery.Status.SENT, "Delivered after all: not sent again.", timezone.now())
+    assert Delivery.objects.get(pk=waiting.pk).status == Delivery.Status.SCHEDULED
+
+
+def test_a_delivered_event_for_an_email_sent_once_changes_nothing(sent):
+    event = event_record(IncomingEvent(provider="postmark", kind=K.DELIVERED, event_id="delivered-1",
+                                       message_id=sent.provider_message_id, occurred_at=timezone.now()))
+    assert event.actions == ""
+    assert Delivery.objects.values_list("status", "reason").get(pk=sent.pk) == (Delivery.Status.SENT, sent.reason)
 
 
 def test_a_delivered_event_for_an_email_never_sent_changes_nothing(sent):
