@@ -299,6 +299,7 @@ def test_a_click_on_the_link_in_another_email_does_not_use_up_this_emails_click(
 def test_only_a_click_acts_on_the_steps_link_whatever_other_events_carry(sent):
     event = record(sent, K.OTHER, url=PRICING)
     assert event.actions == "" and not Task.objects.exists()
+    assert click(sent, at=timezone.now() + timedelta(minutes=1)).actions == "moved to MQL; call task for rep1"
 
 
 def test_a_scanners_click_before_does_not_use_up_the_persons_click(sent):

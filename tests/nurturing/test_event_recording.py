@@ -100,6 +100,18 @@ def test_an_event_without_an_id_is_recorded_once_whatever_the_case_of_its_addres
     assert EmailEvent.objects.count() == 1
 
 
+def test_the_key_an_event_is_recognized_by_stays_the_same_from_one_version_to_the_next(db):
+    """Keys are stored: a provider's retry that arrives after an upgrade must still be recognized."""
+    import hashlib
+
+    with_id = event_record(incoming(kind=K.OPENED, event_id="evt-7", user_agent=HUMAN_AGENT))
+    without = event_record(incoming(kind=K.CLICKED, message_id="<one@crm.test>", recipient="Ada@Example.org",
+                                    url="https://example.com/a", user_agent=HUMAN_AGENT))
+    assert with_id.dedupe_key == hashlib.sha256(b"postmark|id|evt-7").hexdigest()
+    basis = "postmark|clicked|<one@crm.test>|ada@example.org|2026-06-03T10:00:00+00:00|https://example.com/a"
+    assert without.dedupe_key == hashlib.sha256(basis.encode()).hexdigest()
+
+
 @pytest.mark.parametrize("change", [
     {"provider": "mailgun"}, {"kind": K.CLICKED}, {"message_id": "<other@crm.test>"}, {"recipient": "bob@example.org"},
     {"occurred_at": "later"}, {"url": "https://example.com/b"},
