@@ -425,6 +425,7 @@ def test_of_two_emails_sent_at_the_same_moment_the_reply_goes_to_the_later_one(s
 def test_a_reply_logged_without_a_time_is_at_the_moment_it_is_logged(sent, rep_user):
     event = reply_log(lead=sent.enrollment.lead, by=rep_user)
     assert (event.occurred_at, event.delivery, event.actions) == (timezone.now(), sent, "left Guide follow-up")
+    assert event.description == ""  # no note given
 
 
 def test_a_reply_logged_for_a_lead_whose_address_changed_names_its_address_now(sent, rep_user):

@@ -65,6 +65,11 @@ def test_an_event_finds_its_email_by_any_form_of_its_message_id(sent, message_id
     assert event_record(incoming(kind=K.DELIVERED, message_id=given, event_id="d-1")).delivery == sent
 
 
+def test_a_provider_id_is_matched_as_it_is_whatever_letters_it_starts_and_ends_with(sent):
+    Delivery.objects.filter(pk=sent.pk).update(provider_message_id="Xq7Lw2KmX")  # a random mixed-case token
+    assert event_record(incoming(kind=K.DELIVERED, message_id="Xq7Lw2KmX", event_id="d-1")).delivery == sent
+
+
 def test_the_part_before_the_at_sign_of_our_own_message_id_finds_no_email(sent):
     local_part = sent.message_id.strip("<>").partition("@")[0]
     Delivery.objects.filter(pk=sent.pk).update(provider_message_id="")

@@ -214,6 +214,14 @@ def test_a_machine_open_does_not_show_the_email_arrived(sent):
     assert event.actions == "soft bounce 1 of 3: the email goes again later"
 
 
+def test_a_soft_bounce_is_not_sent_again_once_a_later_step_went(sent):
+    Delivery.objects.filter(pk=later_step(sent).pk).update(status=Delivery.Status.SENT, sent_at=timezone.now())
+    event = soft_bounce(sent)
+    assert event.actions == "soft bounce 1 of 3: not sent again (a later step already went)"
+    sent.refresh_from_db()
+    assert sent.status == Delivery.Status.SENT
+
+
 def test_a_later_step_skipped_does_not_stop_the_resend_and_stays_as_it_was(sent):
     skipped = later_step(sent)
     Delivery.objects.filter(pk=skipped.pk).update(status=Delivery.Status.SKIPPED, reason="Exited: Converted")
