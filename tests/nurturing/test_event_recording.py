@@ -70,6 +70,18 @@ def test_a_provider_id_is_matched_as_it_is_whatever_letters_it_starts_and_ends_w
     assert event_record(incoming(kind=K.DELIVERED, message_id="Xq7Lw2KmX", event_id="d-1")).delivery == sent
 
 
+def test_a_message_id_is_matched_as_it_is_whatever_letters_it_starts_and_ends_with(sent):
+    Delivery.objects.filter(pk=sent.pk).update(message_id="<X7.imported@mail.example.X>", provider_message_id="")
+    event = event_record(incoming(kind=K.DELIVERED, message_id="X7.imported@mail.example.X", event_id="d-1"))
+    assert event.delivery == sent
+
+
+def test_a_provider_id_kept_in_angle_brackets_is_found_without_them(sent):
+    Delivery.objects.filter(pk=sent.pk).update(provider_message_id="<20260603100000.1.ab12@mg.example.org>")  # as Mailgun has it
+    event = event_record(incoming(kind=K.DELIVERED, message_id="20260603100000.1.ab12@mg.example.org", event_id="d-1"))
+    assert event.delivery == sent
+
+
 def test_the_part_before_the_at_sign_of_our_own_message_id_finds_no_email(sent):
     local_part = sent.message_id.strip("<>").partition("@")[0]
     Delivery.objects.filter(pk=sent.pk).update(provider_message_id="")
