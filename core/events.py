@@ -53,6 +53,7 @@ class EventType(models.TextChoices):
     EMAIL_BOUNCED = "email.bounced", "Email bounced"
     EMAIL_COMPLAINED = "email.complained", "Spam complaint"
     EMAIL_UNSUBSCRIBED = "email.unsubscribed", "Unsubscribed"
+    EMAIL_REJECTED = "email.rejected", "Email rejected by the provider"
     SUPPRESSION_ADDED = "suppression.added", "Suppression added"
     SUPPRESSION_UPDATED = "suppression.updated", "Suppression updated"
     PERSON_EXPORTED = "person.exported", "Person exported"

@@ -28,6 +28,9 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from core.events import Actor, EventType
+from core.events import event_record as event_log_record
+from core.models import ActorKind
 from leads import pipeline
 from leads import services as lead_services
 from leads.models import Lead
@@ -136,12 +139,28 @@ def event_record(incoming: IncomingEvent) -> EmailEvent | None:
                 event.save()
         except IntegrityError:
             return None  # the provider sent it again: counted once
+        if incoming.kind in _EVENT_TYPES:
+            event_log_record(
+                _EVENT_TYPES[incoming.kind],
+                actor=Actor.of(incoming.recorded_by) if incoming.recorded_by is not None
+                else Actor(ActorKind.EMAIL_EVENT, ref={"email_event": event.pk}),
+                lead_id=getattr(lead, "pk", None), subject=event, at=event.occurred_at,
+                payload={"delivery": getattr(delivery, "pk", None), "machine": is_machine, "bounce": event.bounce},
+            )
         if lead is not None and not is_machine:
             actions = _apply(event, delivery, lead)
             if actions:
                 event.actions = "; ".join(actions)
                 EmailEvent.objects.filter(pk=event.pk).update(actions=event.actions)
         return event
+
+
+# What each kind of email event is called in the event log (core.events); "other" is not logged.
+_EVENT_TYPES = {
+    K.DELIVERED: EventType.EMAIL_DELIVERED, K.OPENED: EventType.EMAIL_OPENED, K.CLICKED: EventType.EMAIL_CLICKED,
+    K.BOUNCED: EventType.EMAIL_BOUNCED, K.COMPLAINED: EventType.EMAIL_COMPLAINED, K.REPLIED: EventType.EMAIL_REPLIED,
+    K.UNSUBSCRIBED: EventType.EMAIL_UNSUBSCRIBED, K.REJECTED: EventType.EMAIL_REJECTED,
+}
 
 
 def _why(event: EmailEvent, delivery: Delivery) -> str:
@@ -278,7 +297,10 @@ def _clicked(event, delivery, lead) -> list[str]:
     lead.refresh_from_db(fields=["status", "stage_entered_at", "owner"])  # pragma: no mutate
     if target and lead.status != target and pipeline.is_move_allowed(lead.status, target):
         try:
-            lead_services.lead_change_stage(lead=lead, to_status=target, actor=why[:200], reason=f"{why}: clicked {event.url}")
+            lead_services.lead_change_stage(
+                lead=lead, to_status=target, actor=why[:200], reason=f"{why}: clicked {event.url}",
+                source=Actor.sequence(sequence_id=delivery.enrollment.sequence_id, step_id=delivery.step_id),
+            )
             actions.append(f"moved to {pipeline.label(target)}")
         except ValidationError as exc:
             actions.append(f"stage not moved: {' '.join(exc.messages)}")
@@ -292,7 +314,13 @@ def _clicked(event, delivery, lead) -> list[str]:
 
 
 def reply_log(*, lead: Lead, by, at: datetime | None = None, note: str = "") -> EmailEvent | None:
-    """A rep records that the lead replied (SMTP setups with no inbound webhook): the same rules as a received reply."""
+    """A rep records that the lead replied (SMTP setups with no inbound webhook): the same rules as a received reply.
+
+    A reply cannot be in the future (a minute's leeway for clocks).
+    """
+    occurred_at = at or timezone.now()
+    if occurred_at > timezone.now() + timedelta(minutes=1):
+        raise ValidationError({"occurred_at": ["A reply cannot be in the future."]})
     delivery = (
         Delivery.objects.filter(enrollment__lead=lead, status=Delivery.Status.SENT)
         # (the joins save queries and change nothing else)
@@ -300,7 +328,6 @@ def reply_log(*, lead: Lead, by, at: datetime | None = None, note: str = "") -> 
         .order_by("-sent_at", "-id")
         .first()
     )
-    occurred_at = at or timezone.now()
     return event_record(IncomingEvent(
         provider="manual", kind=K.REPLIED, occurred_at=occurred_at, message_id=delivery.message_id if delivery else "",
         event_id=f"manual-{lead.pk}-{occurred_at.timestamp()}", recipient=lead.email, description=note,

@@ -93,12 +93,6 @@ class ReplyForm(forms.Form):
     occurred_at = forms.DateTimeField(label="When", widget=LocalDateTimeInput(), initial=timezone.localtime)
     note = forms.CharField(label="What they said", required=False, widget=forms.Textarea(attrs={"rows": 3}))
 
-    def clean_occurred_at(self):
-        value = self.cleaned_data["occurred_at"]
-        if value > timezone.now() + timedelta(minutes=1):
-            raise forms.ValidationError("A reply cannot be in the future.")
-        return value
-
 
 class TaskForm(forms.Form):
     title = forms.CharField(max_length=200, error_messages={"required": "Say what has to be done."})

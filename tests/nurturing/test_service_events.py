@@ -95,3 +95,43 @@ def test_a_refused_enrollment_tells_nothing():
     with pytest.raises(ValidationError):
         services.enrollment_create(lead=LeadFactory(), sequence=sequence)
     assert not DomainEvent.objects.filter(type__startswith="enrollment.").exists()
+
+
+def test_each_email_event_is_logged_once_with_the_event_or_the_rep_behind_it(rep_user, sent):
+    from datetime import timedelta
+
+    from nurturing import engagement
+    from nurturing.models import EmailEvent
+
+    lead = sent.enrollment.lead
+    click = engagement.IncomingEvent(
+        provider="postmark", kind="clicked", occurred_at=NOW - timedelta(minutes=5), event_id="c-1", delivery=sent,
+        url="https://example.com/docs", user_agent="Mozilla/5.0 (Windows NT 10.0) Chrome/130",
+    )
+    stored = engagement.event_record(click)
+    assert engagement.event_record(click) is None  # the provider sent it again: one row, one event
+    reply = engagement.reply_log(lead=lead, by=rep_user, at=NOW - timedelta(minutes=1), note="Call me")
+
+    assert rows(type__startswith="email.") == [
+        ("email.clicked", lead.pk, "emailevent", stored.pk, ActorKind.EMAIL_EVENT, None, {"email_event": stored.pk},
+         {"delivery": sent.pk, "machine": False, "bounce": ""}),
+        ("email.replied", lead.pk, "emailevent", reply.pk, ActorKind.USER, rep_user.pk, {},
+         {"delivery": sent.pk, "machine": False, "bounce": ""}),
+    ]
+    assert EmailEvent.objects.count() == 2
+
+
+def test_a_reply_cannot_be_logged_in_the_future_by_any_caller(rep_user):
+    from datetime import timedelta
+
+    from django.core.exceptions import ValidationError
+
+    from nurturing import engagement
+    from nurturing.models import EmailEvent
+
+    lead = LeadFactory(owner=rep_user)
+    with pytest.raises(ValidationError) as refused:
+        engagement.reply_log(lead=lead, by=rep_user, at=NOW + timedelta(minutes=2))
+    assert refused.value.message_dict == {"occurred_at": ["A reply cannot be in the future."]}
+    assert not EmailEvent.objects.exists() and not DomainEvent.objects.filter(type="email.replied").exists()
+    assert engagement.reply_log(lead=lead, by=rep_user, at=NOW + timedelta(seconds=50)) is not None  # clocks drift

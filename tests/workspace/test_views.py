@@ -569,3 +569,14 @@ def test_a_filter_value_the_database_cannot_take_is_reported_on_my_leads(client,
     response = client.get(reverse("workspace:lead_list"), query)
     assert response.status_code == 200
     assert b"Some filters were not understood" in response.content
+
+
+def test_a_reply_logged_in_the_future_is_refused_by_its_field(rep_client, own_lead):
+    from nurturing.models import EmailEvent
+
+    with time_machine.travel(datetime(2026, 5, 4, 9, 0, tzinfo=dt_timezone.utc), tick=False):
+        later = timezone.localtime() + timedelta(hours=2)
+        response = rep_client.post(action_url(own_lead, "reply"), {"occurred_at": later.strftime("%Y-%m-%dT%H:%M"), "note": "x"})
+
+    assert response.status_code == 422 and "A reply cannot be in the future." in response.content.decode()
+    assert not EmailEvent.objects.exists()
