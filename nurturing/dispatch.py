@@ -35,6 +35,7 @@ from django.db import transaction
 from django.db.models import Count
 from django.utils import timezone
 
+from core.events import Actor
 from leads import pipeline
 from leads import services as lead_services
 from leads.models import Campaign, FormSubmission, Lead
@@ -488,7 +489,10 @@ class _Batch:
                 continue
             actor = f"sequence {d.enrollment.sequence.name} step {d.step.position}"
             try:
-                lead_services.lead_change_stage(lead=lead, to_status=target, actor=actor, reason=f"{actor}: email sent")
+                lead_services.lead_change_stage(
+                    lead=lead, to_status=target, actor=actor, reason=f"{actor}: email sent",
+                    source=Actor.sequence(sequence_id=d.enrollment.sequence_id, step_id=d.step_id),
+                )
             except ValidationError as exc:
                 Delivery.objects.filter(pk=d.pk).update(reason=f"Stage action not applied: {' '.join(exc.messages)}"[:500])
 

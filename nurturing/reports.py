@@ -22,17 +22,16 @@ The units, chosen so a manager can check each number by hand:
 - machine opens and clicks (privacy proxies, link scanners: see
   nurturing.classify) are counted in their own columns and in no other
   number;
-- stage moves are the stage history rows whose actor names the step, as the
-  dispatcher (stage action on send) and the engagement rules (stage action on
-  a click) write it: "sequence <name> step <n>" and
-  "sequence <name> step <n>, event #<id> (...)". The actor holds the name the
-  sequence had then: moves made before a rename are not found, and two
-  sequences with the same name share their moves.
+- stage moves are the stage history rows the dispatcher (stage action on
+  send) and the engagement rules (stage action on a click) wrote for the
+  step, found by the sequence's and step's ids (`source_sequence_id`,
+  `source_step_id`), never by name: a renamed sequence keeps its moves, and
+  two sequences with the same name do not share them.
 """
 
 from dataclasses import dataclass, field
 
-from django.db.models import Case, Count, IntegerField, Q, Value, When
+from django.db.models import Count, Q
 
 from leads.models import StageChange
 from leads.pipeline import FUNNEL, LeadStatus
@@ -133,18 +132,6 @@ class SequenceReport:
     stages: list[tuple[str, str]]  # the stages leads were moved to, funnel order: the stage columns
 
 
-def _step_actor_case(sequence: Sequence, steps: list[Step]) -> Case:
-    """The step position a stage history row's actor names (None for other actors).
-
-    "step 1" must not catch "step 10": the actor is the bare prefix, or the prefix and ", event #...".
-    """
-    whens = []
-    for step in steps:
-        prefix = f"sequence {sequence.name} step {step.position}"
-        whens.append(When(Q(actor=prefix) | Q(actor__startswith=f"{prefix}, "), then=Value(step.position)))
-    return Case(*whens, default=None, output_field=IntegerField())
-
-
 def sequence_report(*, sequence: Sequence) -> SequenceReport:
     """Every step's sends, engagement and stage moves, with totals: five queries whatever the size."""
     steps = list(
@@ -171,16 +158,15 @@ def sequence_report(*, sequence: Sequence) -> SequenceReport:
     by_position = {step.position: rows[step.pk] for step in steps}
     moved = set()
     if steps:
+        position_of = {step.pk: step.position for step in steps}
         moves = (
-            StageChange.objects.filter(actor__startswith=f"sequence {sequence.name} step ")
-            .annotate(position=_step_actor_case(sequence, steps))
-            .filter(position__isnull=False)
-            .values("position", "to_status")
+            StageChange.objects.filter(source_sequence_id=sequence.pk, source_step_id__in=list(position_of))
+            .values("source_step_id", "to_status")
             .annotate(n=Count("id"))
             .order_by()
         )
         for move in moves:
-            by_position[move["position"]].stage_moves[move["to_status"]] = move["n"]
+            by_position[position_of[move["source_step_id"]]].stage_moves[move["to_status"]] = move["n"]
             moved.add(move["to_status"])
 
     total = StepRow(step=None)

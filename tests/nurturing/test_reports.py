@@ -11,11 +11,12 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
+from core.events import Actor
 from leads import services as lead_services
 from nurturing import services
 from nurturing.dispatch import deliveries_claim, deliveries_send
 from nurturing.engagement import IncomingEvent, event_record
-from nurturing.models import Delivery, EmailEvent, Enrollment, Step
+from nurturing.models import Delivery, EmailEvent, Enrollment, Sequence, Step
 from nurturing.reports import sequence_report
 from tests.factories import LeadFactory, UserFactory, sequence_with_steps
 
@@ -192,7 +193,11 @@ def build(*, steps: int, leads: int, name: str):
                     delivery=delivery, lead=lead, kind=kind, is_machine=is_machine, provider="test", occurred_at=now,
                     dedupe_key=f"{delivery.pk}-{kind}",
                 )
-        lead_services.lead_change_stage(lead=lead, to_status="nurturing", actor=f"sequence {name} step {steps}")
+        last = sequence.steps.order_by("position").last()
+        lead_services.lead_change_stage(
+            lead=lead, to_status="nurturing", actor=f"sequence {name} step {steps}",
+            source=Actor.sequence(sequence_id=sequence.pk, step_id=last.pk),
+        )
     return sequence
 
 
@@ -291,3 +296,20 @@ def test_the_lead_page_costs_the_same_queries_with_one_event_or_thirty(client, m
     client.get(url(few_lead))
 
     assert count_queries(lambda: client.get(url(few_lead))) == count_queries(lambda: client.get(url(many_lead)))
+
+
+def test_renaming_a_sequence_keeps_its_per_step_report_and_its_leads_stage_history(campaign):
+    sequence, (a, b, c, d) = campaign
+    before = sequence_report(sequence=sequence)
+    history = {lead.pk: list(lead.stage_changes.values_list("pk", "to_status", "actor")) for lead in (a, b, c, d)}
+    assert any(row.stage_moves for row in before.rows)  # the fixture's clicks and sends moved leads
+
+    sequence.name = "Welcome (2027 edition)"
+    sequence.save(update_fields=["name"])
+    after = sequence_report(sequence=Sequence.objects.get(pk=sequence.pk))
+
+    assert [(row.step.pk, row.stage_moves, row.moves) for row in after.rows] == [
+        (row.step.pk, row.stage_moves, row.moves) for row in before.rows
+    ]
+    assert after.stages == before.stages
+    assert {lead.pk: list(lead.stage_changes.values_list("pk", "to_status", "actor")) for lead in (a, b, c, d)} == history
