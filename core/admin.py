@@ -8,8 +8,21 @@ from .models import DomainEvent
 from .pagination import BoundedCountPaginator
 
 
+class ReadOnlyAdminMixin:
+    """A log: nothing is added, changed or deleted here."""
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
 @admin.register(DomainEvent)
-class DomainEventAdmin(admin.ModelAdmin):
+class DomainEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ("id", "occurred_at", "type", "lead", "subject", "actor", "payload")
     list_filter = ("type", "actor_kind")
     search_fields = ("=lead_id",)
@@ -20,15 +33,6 @@ class DomainEventAdmin(admin.ModelAdmin):
     ordering = ("-id",)
     paginator = BoundedCountPaginator
     show_full_result_count = False
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     @admin.display(description="lead", ordering="lead_id")
     def lead(self, obj):

@@ -18,9 +18,10 @@ from django.utils import timezone
 from django.utils.formats import date_format
 from django.utils.html import format_html, format_html_join
 
+from core.admin import ReadOnlyAdminMixin
 from core.pagination import BoundedCountPaginator
 from leads.admin.lead import LeadAdmin
-from leads.admin.records import LeadRecordAdmin, ReadOnlyAdminMixin, lead_link
+from leads.admin.records import LeadRecordAdmin, lead_link
 from leads.models import Lead
 
 from . import previews, services

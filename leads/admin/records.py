@@ -7,6 +7,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
+from core.admin import ReadOnlyAdminMixin
 from core.pagination import BoundedCountPaginator
 
 from .. import selectors, services
@@ -27,19 +28,6 @@ from ..models import (
     StageChange,
     Task,
 )
-
-
-class ReadOnlyAdminMixin:
-    """A log: nothing is added, changed or deleted here."""
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 def lead_link(lead):
