@@ -18,6 +18,7 @@ from anymail.exceptions import (
     AnymailWebhookValidationFailure,
 )
 from anymail.signals import tracking
+from anymail.utils import EmailAddress
 from anymail.webhooks.amazon_ses import AnymailBotoClientAPIError
 from django.db import IntegrityError, transaction
 from django.http import HttpResponse, HttpResponseBadRequest, HttpResponseNotFound
@@ -69,6 +70,17 @@ def _reading(step):
         raise Malformed(f"{exc.__class__.__name__}: {exc}") from exc
 
 
+def _inbound_problem(message) -> str:
+    """What an inbound email lacks to be read as somebody's email, or "".
+
+    anymail gives a list for an email with several From addresses: whose reply
+    (or request to stop) it is cannot be told.
+    """
+    if not message.from_email:
+        return "no sender"
+    return "" if isinstance(message.from_email, EmailAddress) else "several senders"
+
+
 class StrictWebhookMixin(RequireSecretMixin):
     """anymail's view, refusing unauthenticated calls, malformed bodies and replays.
 
@@ -100,7 +112,7 @@ class StrictWebhookMixin(RequireSecretMixin):
         for event in events:
             problem = (
                 providers.tracking_event_problem(self.esp_name, event) if self.signal is tracking
-                else "" if event.message.from_email else "no sender"
+                else _inbound_problem(event.message)
             )
             if problem:
                 raise Malformed(f"{self.esp_name} event with {problem}")

@@ -7,7 +7,7 @@ from anymail import urls as anymail_urls
 
 from nurturing.models import EmailEvent, Suppression, WebhookNonce
 from nurturing.webhook_views import webhook_urlpatterns
-from tests.nurturing.provider_payloads import mailgun_event
+from tests.nurturing.provider_payloads import mailgun_event, ses_inbound
 from tests.nurturing.webhook_posts import AUTH, SECRET, post_form, post_json, post_sns
 
 pytestmark = pytest.mark.usefixtures("webhooks")
@@ -149,3 +149,12 @@ def test_a_provider_left_unconfigured_says_so():
             "/webhooks/mailersend/tracking/", data="{}", content_type="application/json", **AUTH
         )
     assert response.status_code == 404 and b"not configured on this CRM" in response.content
+
+
+def test_an_inbound_email_from_several_senders_is_a_400_not_a_500(client, db):
+    # Whose reply (or request to stop) it is cannot be told; a 500 would have the provider retry it for hours.
+    client.raise_request_exception = False
+    mail = ses_inbound(sender="ada@example.com, bob@example.org", to="rep1@example.com", subject="Re: hi", text="stop")
+    response = post_sns(client, "amazon_ses_inbound_webhook", mail)
+    assert (response.status_code, response.content) == (400, b"Malformed Amazon SES webhook: Amazon SES event with several senders")
+    assert not EmailEvent.objects.exists() and not Suppression.objects.exists()
