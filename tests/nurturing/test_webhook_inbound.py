@@ -263,3 +263,57 @@ def test_mail_to_the_unsubscribe_address_with_the_token_is_recorded_against_the_
         EmailEvent.Kind.UNSUBSCRIBED, sent, "mail to the unsubscribe address (Amazon SES)"
     )
     assert Suppression.objects.get().source == f"link event #{event.pk} (mail to the unsubscribe address (Amazon SES))"
+
+
+# --- The sender verdicts each provider gives --------------------------------------------------------------
+
+
+def sendgrid_unsubscribe_mail(client, sender, dkim):
+    headers = f"From: Ada <{sender}>\nTo: {UNSUBSCRIBE_TO}\nSubject: unsubscribe\nMessage-ID: <sg-1@example.org>\n"
+    fields = {"headers": headers, "from": f"Ada <{sender}>", "to": UNSUBSCRIBE_TO, "subject": "unsubscribe",
+              "text": "", "dkim": dkim, "SPF": "pass", "charsets": '{"subject": "UTF-8", "text": "UTF-8"}',
+              "envelope": json.dumps({"to": [UNSUBSCRIBE_TO], "from": sender})}
+    return post_form(client, "sendgrid_inbound_webhook", fields)
+
+
+@pytest.mark.filterwarnings("ignore::anymail.exceptions.AnymailNotSupportedWarning")
+@pytest.mark.parametrize("dkim, verified", [
+    ("{@example.net : pass}", True),
+    ("{@example.net:pass}", True),
+    ("{example.net : pass}", True),
+    ("{@EXAMPLE.NET : pass}", True),
+    ("{@attacker.example : pass, @example.net : pass}", True),
+    ("{@example.net : pass, @attacker.example : fail}", True),
+    ("{@attacker.example : pass, @example.net : fail}", False),
+    ("{@mail.example.net : pass}", False),
+    ("{@example.net : passed}", False),
+    ("{@example.net : PASS}", False),
+    ("{@example.net}", False),
+    ("", False),
+], ids=lambda value: str(value))
+def test_sendgrid_a_sender_is_authenticated_only_by_a_passing_signature_of_its_own_domain(client, db, dkim, verified):
+    assert sendgrid_unsubscribe_mail(client, "Ada@Example.NET", dkim).status_code == 200
+    assert services.email_is_suppressed("ada@example.net") is verified
+    assert EmailEvent.objects.get().kind == (EmailEvent.Kind.UNSUBSCRIBED if verified else EmailEvent.Kind.OTHER)
+
+
+@pytest.mark.parametrize("verdict, verified", [("PASS", True), ("pass", True), ("FAIL", False), ("", False)])
+def test_amazon_ses_a_sender_is_authenticated_by_a_passing_dmarc_verdict(client, db, verdict, verified):
+    ses_mail(client, sender="ada@example.net", to=UNSUBSCRIBE_TO, subject="unsubscribe", text="", verdict=verdict)
+    assert services.email_is_suppressed("ada@example.net") is verified
+
+
+def test_amazon_ses_a_receipt_without_a_dmarc_verdict_authenticates_nobody(client, db):
+    notification = ses_inbound(sender="ada@example.net", to=UNSUBSCRIBE_TO, subject="unsubscribe", text="")
+    ses_event = json.loads(notification["Message"])
+    del ses_event["receipt"]["dmarcVerdict"]
+    assert post_sns(client, "amazon_ses_inbound_webhook", {**notification, "Message": json.dumps(ses_event)}).status_code == 200
+    assert not services.email_is_suppressed("ada@example.net")
+
+
+def test_a_provider_without_sender_verdicts_authenticates_nobody(client, db):
+    payload = {"FromFull": {"Email": "ada@example.net", "Name": "Ada"}, "ToFull": [{"Email": UNSUBSCRIBE_TO, "Name": ""}],
+               "Subject": "unsubscribe", "MessageID": "pm-1", "TextBody": "", "Headers": []}
+    assert post_json(client, "postmark_inbound_webhook", payload).status_code == 200
+    assert not services.email_is_suppressed("ada@example.net")
+    assert EmailEvent.objects.get().kind == EmailEvent.Kind.OTHER
