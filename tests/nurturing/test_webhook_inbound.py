@@ -317,3 +317,17 @@ def test_a_provider_without_sender_verdicts_authenticates_nobody(client, db):
     assert post_json(client, "postmark_inbound_webhook", payload).status_code == 200
     assert not services.email_is_suppressed("ada@example.net")
     assert EmailEvent.objects.get().kind == EmailEvent.Kind.OTHER
+
+
+@pytest.mark.filterwarnings("ignore::anymail.exceptions.AnymailNotSupportedWarning")
+@pytest.mark.parametrize("message_id_header, event_id", [("Message-ID: <sg-7@example.org>\n", "<sg-7@example.org>"),
+                                                         ("", "")])
+def test_sendgrid_a_reply_is_recorded_under_its_message_id_header(client, sent, message_id_header, event_id):
+    # SendGrid's inbound parse gives no id of its own.
+    headers = f"From: Ada <{sent.to_email}>\nTo: rep1@example.com\nSubject: Re: hi\n{message_id_header}"
+    fields = {"headers": headers, "from": f"Ada <{sent.to_email}>", "to": "rep1@example.com", "subject": "Re: hi",
+              "text": "Call me", "charsets": '{"subject": "UTF-8", "text": "UTF-8"}',
+              "envelope": json.dumps({"to": ["rep1@example.com"], "from": sent.to_email})}
+    assert post_form(client, "sendgrid_inbound_webhook", fields).status_code == 200
+    event = EmailEvent.objects.get()
+    assert (event.kind, event.provider, event.event_id, event.lead) == ("replied", "sendgrid", event_id, sent.enrollment.lead)
