@@ -331,3 +331,10 @@ def test_sendgrid_a_reply_is_recorded_under_its_message_id_header(client, sent, 
     assert post_form(client, "sendgrid_inbound_webhook", fields).status_code == 200
     event = EmailEvent.objects.get()
     assert (event.kind, event.provider, event.event_id, event.lead) == ("replied", "sendgrid", event_id, sent.enrollment.lead)
+
+
+@pytest.mark.filterwarnings("ignore::anymail.exceptions.AnymailNotSupportedWarning")
+def test_sendgrid_the_senders_domain_is_after_the_last_at_sign(client, db):
+    sender = '"ada@attacker.example"@example.net'
+    assert sendgrid_unsubscribe_mail(client, sender, "{@example.net : pass}").status_code == 200
+    assert services.email_is_suppressed(sender)

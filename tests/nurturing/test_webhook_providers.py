@@ -285,3 +285,25 @@ def test_mailgun_an_event_without_its_own_id_is_recorded_under_the_signatures_to
     del opened["event-data"]["id"]
     post_json(client, "mailgun_tracking_webhook", opened)
     assert EmailEvent.objects.get().event_id == opened["signature"]["token"]
+
+
+def test_a_bounce_field_of_another_type_than_documented_is_left_to_anymails_reading(client, sent):
+    bounce = {**p.mailjet_bounce(sent, hard=True), "hard_bounce": ["yes"]}
+    assert post_json(client, "mailjet_tracking_webhook", bounce).status_code == 200
+    event = EmailEvent.objects.get()
+    assert (event.kind, event.bounce) == ("bounced", "hard")
+
+
+def test_sparkpost_an_event_without_a_recipient_is_taken(client, sent):
+    [bounce] = p.sparkpost_bounce(sent, "22")
+    del bounce["msys"]["message_event"]["rcpt_to"], bounce["msys"]["message_event"]["raw_rcpt_to"]
+    assert post_json(client, "sparkpost_tracking_webhook", [bounce]).status_code == 200
+    event = EmailEvent.objects.get()
+    assert (event.kind, event.bounce, event.delivery) == ("bounced", "soft", sent)
+
+
+def test_amazon_ses_a_subscription_object_that_is_not_an_object_is_other(client, sent):
+    notification = p.ses_subscription(sent)
+    ses_event = {**json.loads(notification["Message"]), "subscription": "opted out"}
+    assert ses(client, "amazon_ses_tracking_webhook", {**notification, "Message": json.dumps(ses_event)}).status_code == 200
+    assert EmailEvent.objects.get().kind == "other"
