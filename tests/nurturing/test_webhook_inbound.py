@@ -288,6 +288,7 @@ def sendgrid_unsubscribe_mail(client, sender, dkim):
     ("{@mail.example.net : pass}", False),
     ("{@example.net : passed}", False),
     ("{@example.net : PASS}", False),
+    ("{@example.net : fail : pass}", False),
     ("{@example.net}", False),
     ("", False),
 ], ids=lambda value: str(value))
@@ -338,3 +339,9 @@ def test_sendgrid_the_senders_domain_is_after_the_last_at_sign(client, db):
     sender = '"ada@attacker.example"@example.net'
     assert sendgrid_unsubscribe_mail(client, sender, "{@example.net : pass}").status_code == 200
     assert services.email_is_suppressed(sender)
+
+
+@pytest.mark.filterwarnings("ignore::anymail.exceptions.AnymailNotSupportedWarning")
+def test_sendgrid_a_signing_domain_is_compared_whatever_its_case(client, db):
+    assert sendgrid_unsubscribe_mail(client, "ada@xyz.example", "{@XYZ.example : pass}").status_code == 200
+    assert services.email_is_suppressed("ada@xyz.example")

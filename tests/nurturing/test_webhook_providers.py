@@ -307,3 +307,12 @@ def test_amazon_ses_a_subscription_object_that_is_not_an_object_is_other(client,
     ses_event = {**json.loads(notification["Message"]), "subscription": "opted out"}
     assert ses(client, "amazon_ses_tracking_webhook", {**notification, "Message": json.dumps(ses_event)}).status_code == 200
     assert EmailEvent.objects.get().kind == "other"
+
+
+@pytest.mark.parametrize("event, kind, bounce", [("bounce", "bounced", "hard"), ("delivery", "delivered", "")])
+def test_a_provider_without_a_bounce_table_is_read_by_anymail(client, sent, event, kind, bounce):
+    mailtrap = {"event": event, "message_id": sent.provider_message_id, "email": sent.to_email, "event_id": "mt-1",
+                "timestamp": int(timezone.now().timestamp()), "response": "550 5.1.1 unknown"}
+    assert post_json(client, "mailtrap_tracking_webhook", {"events": [mailtrap]}).status_code == 200
+    recorded = EmailEvent.objects.get()
+    assert (recorded.provider, recorded.kind, recorded.bounce, recorded.delivery) == ("mailtrap", kind, bounce, sent)
