@@ -299,7 +299,7 @@ def test_sparkpost_an_event_without_a_recipient_is_taken(client, sent):
     del bounce["msys"]["message_event"]["rcpt_to"], bounce["msys"]["message_event"]["raw_rcpt_to"]
     assert post_json(client, "sparkpost_tracking_webhook", [bounce]).status_code == 200
     event = EmailEvent.objects.get()
-    assert (event.kind, event.bounce, event.delivery) == ("bounced", "soft", sent)
+    assert (event.kind, event.bounce, event.delivery, event.recipient) == ("bounced", "soft", sent, sent.to_email)
 
 
 def test_amazon_ses_a_subscription_object_that_is_not_an_object_is_other(client, sent):
