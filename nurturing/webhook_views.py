@@ -18,6 +18,7 @@ from anymail.exceptions import (
     AnymailWebhookValidationFailure,
 )
 from anymail.signals import tracking
+from anymail.utils import EmailAddress
 from anymail.webhooks.amazon_ses import AnymailBotoClientAPIError
 from django.db import IntegrityError, transaction
 from django.http import HttpResponse, HttpResponseBadRequest, HttpResponseNotFound
@@ -36,7 +37,8 @@ class RequireSecretMixin:
     """Refuse every call when no webhook secret is configured (anymail would accept them with a warning)."""
 
     def validate_request(self, request):  # anymail runs every validate_request of the class chain
-        if getattr(self, "warn_if_no_basic_auth", False) and not self.basic_auth:
+        # Both attributes are anymail's AnymailBasicAuthMixin's, which every webhook view of anymail has.
+        if self.warn_if_no_basic_auth and not self.basic_auth:
             raise AnymailWebhookValidationFailure(
                 "No webhook secret is configured (ANYMAIL_WEBHOOK_SECRET): unauthenticated webhooks are refused."
             )
@@ -68,6 +70,17 @@ def _reading(step):
         raise Malformed(f"{exc.__class__.__name__}: {exc}") from exc
 
 
+def _inbound_problem(message) -> str:
+    """What an inbound email lacks to be read as somebody's email, or "".
+
+    anymail gives a list for an email with several From addresses: whose reply
+    (or request to stop) it is cannot be told.
+    """
+    if not message.from_email:
+        return "no sender"
+    return "" if isinstance(message.from_email, EmailAddress) else "several senders"
+
+
 class StrictWebhookMixin(RequireSecretMixin):
     """anymail's view, refusing unauthenticated calls, malformed bodies and replays.
 
@@ -81,7 +94,9 @@ class StrictWebhookMixin(RequireSecretMixin):
     def post(self, request, *args, **kwargs):
         try:
             with transaction.atomic():
-                return super().post(request, *args, **kwargs)  # anymail's: validators, parse_events, the signals
+                # anymail's: validators, parse_events, the signals. It reads no URL argument (Mailgun's
+                # inbound URL has one): passing them on or not is the same.
+                return super().post(request, *args, **kwargs)  # pragma: no mutate
         except AlreadyHandled:
             return HttpResponse()
         except Malformed as exc:
@@ -97,7 +112,7 @@ class StrictWebhookMixin(RequireSecretMixin):
         for event in events:
             problem = (
                 providers.tracking_event_problem(self.esp_name, event) if self.signal is tracking
-                else "" if event.message.from_email else "no sender"
+                else _inbound_problem(event.message)
             )
             if problem:
                 raise Malformed(f"{self.esp_name} event with {problem}")
@@ -132,7 +147,7 @@ class SignedReplayGuardMixin:
     @staticmethod
     def _signed_timestamp_and_token(request):
         if request.content_type == "application/json":
-            signature = json.loads(request.body.decode("utf-8")).get("signature") or {}
+            signature = json.loads(request.body.decode()).get("signature") or {}
             return signature.get("timestamp"), signature.get("token")
         return request.POST.get("timestamp"), request.POST.get("token")
 
@@ -144,9 +159,11 @@ def _strict(view_class):
     # anymail's own post() still runs inside ours: Amazon SES answers SNS's first,
     # unauthenticated call with a 401 challenge there.
     mixins = (StrictWebhookMixin,)
-    if getattr(view_class, "esp_name", None) in SIGNS_TIMESTAMP_AND_TOKEN:
+    if view_class.esp_name in SIGNS_TIMESTAMP_AND_TOKEN:  # every anymail webhook view names its provider
         mixins = (SignedReplayGuardMixin, *mixins)
-    return type(f"Strict{view_class.__name__}", (*mixins, view_class), {"__module__": __name__})
+    # type() gives the class the calling module, this one, as its __module__ anyway: said for the reader.
+    namespace = {"__module__": __name__}  # pragma: no mutate
+    return type(f"Strict{view_class.__name__}", (*mixins, view_class), namespace)
 
 
 def _only_if_configured(view_class, initkwargs):

@@ -21,8 +21,6 @@ turned into engagement events; what each provider means by its own fields
 (bounce types, machine opens, event ids) is in nurturing.providers.
 """
 
-import logging
-
 from django.conf import settings
 from django.utils import timezone
 
@@ -34,7 +32,6 @@ from .engagement import IncomingEvent, deliveries_for_messages, event_record, un
 from .models import EmailEvent, Suppression, email_hash
 from .services import normalize_email, suppression_add
 
-log = logging.getLogger(__name__)
 K = EmailEvent.Kind
 
 
@@ -88,14 +85,14 @@ def _replied_to(message):
 def on_inbound(sender, event, esp_name, **kwargs):
     message = event.message
     recipients = {address.addr_spec.lower() for address in (message.to or [])}
-    sender_address = normalize_email(message.from_email.addr_spec) if message.from_email else ""
+    # The strict views hand on only an email from one sender, whose address anymail has checked
+    # (nurturing.webhook_views._inbound_problem): there is always an address here.
+    sender_address = normalize_email(message.from_email.addr_spec)
     if settings.CRM_UNSUBSCRIBE_MAILTO.lower() in recipients:
         _unsubscribe_by_mail(event, esp_name, sender_address)
         return
     reference, delivery = _replied_to(message)
-    lead = delivery.enrollment.lead if delivery is not None else (
-        Lead.objects.live().filter(email=sender_address).first() if sender_address else None
-    )
+    lead = delivery.enrollment.lead if delivery is not None else Lead.objects.live().filter(email=sender_address).first()
     automatic = _is_automatic(message)
     asks_to_stop = not automatic and _asks_to_stop(message)
     # Anyone can write any From: a "stop" unsubscribes only from someone who answers one of
@@ -112,7 +109,7 @@ def on_inbound(sender, event, esp_name, **kwargs):
         + f"{message.subject or ''}\n{(message.text or '')[:1500]}",
         delivery=delivery, lead=lead,
     ))
-    if stop and recorded is not None and lead is None and sender_address:
+    if stop and recorded is not None and lead is None:
         # Not one of our leads (or not found): the address is suppressed all the same.
         suppression_add(email=sender_address, reason=Suppression.Reason.UNSUBSCRIBED, source=f"reply asking to stop ({esp_name})")
 
@@ -131,9 +128,6 @@ def _unsubscribe_by_mail(event, esp_name, sender_address):
     try:
         lead_id, address_hash, delivery_id = unsubscribe_token_read(token)
     except BadUnsubscribeLink:
-        if not sender_address:
-            log.warning("Unsubscribe email without a token or a sender: nobody unsubscribed")
-            return
         verified = providers.sender_is_authenticated(esp_name, event, sender_address)
         event_record(IncomingEvent(
             provider=esp_name.lower(), kind=K.UNSUBSCRIBED if verified else K.OTHER, occurred_at=timezone.now(),

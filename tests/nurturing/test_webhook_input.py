@@ -7,7 +7,7 @@ from anymail import urls as anymail_urls
 
 from nurturing.models import EmailEvent, Suppression, WebhookNonce
 from nurturing.webhook_views import webhook_urlpatterns
-from tests.nurturing.provider_payloads import mailgun_event
+from tests.nurturing.provider_payloads import mailgun_event, ses_inbound
 from tests.nurturing.webhook_posts import AUTH, SECRET, post_form, post_json, post_sns
 
 pytestmark = pytest.mark.usefixtures("webhooks")
@@ -149,3 +149,82 @@ def test_a_provider_left_unconfigured_says_so():
             "/webhooks/mailersend/tracking/", data="{}", content_type="application/json", **AUTH
         )
     assert response.status_code == 404 and b"not configured on this CRM" in response.content
+
+
+def test_an_inbound_email_from_several_senders_is_a_400_not_a_500(client, db):
+    # Whose reply (or request to stop) it is cannot be told; a 500 would have the provider retry it for hours.
+    client.raise_request_exception = False
+    mail = ses_inbound(sender="ada@example.com, bob@example.org", to="rep1@example.com", subject="Re: hi", text="stop")
+    response = post_sns(client, "amazon_ses_inbound_webhook", mail)
+    assert (response.status_code, response.content) == (400, b"Malformed Amazon SES webhook: Amazon SES event with several senders")
+    assert not EmailEvent.objects.exists() and not Suppression.objects.exists()
+
+
+# --- What each provider always sends, and its posts that carry no event ----------------------------------
+
+
+@pytest.mark.parametrize("name, payload, problem", [
+    ("postmark_tracking_webhook", {"MessageID": "pm-1", "Recipient": "ada@example.com"}, "Postmark event with no event type"),
+    ("postmark_tracking_webhook", {"RecordType": "Open", "MessageID": "pm-1"}, "Postmark event with no recipient"),
+    ("postmark_tracking_webhook", {"RecordType": "Open", "Recipient": "ada@example.com"}, "Postmark event with no message id"),
+    ("mailgun_tracking_webhook", {"event-data": {"event": "opened", "timestamp": 1780480800, "id": "e1",
+                                                 "message": {"headers": {"message-id": "m1"}}}},
+     "Mailgun event with no recipient"),
+    ("sendgrid_tracking_webhook", [{"event": "open", "timestamp": 1780480800, "sg_event_id": "e1"}],
+     "SendGrid event with no recipient"),
+], ids=["postmark-type", "postmark-recipient", "postmark-message", "mailgun-recipient", "sendgrid-recipient"])
+def test_a_tracking_event_without_what_its_provider_always_sends_is_refused_saying_what(client, db, name, payload, problem):
+    response = post_json(client, name, payload)
+    esp = problem.split(" event with ")[0]
+    assert (response.status_code, response.content) == (400, f"Malformed {esp} webhook: {problem}".encode())
+    assert not EmailEvent.objects.exists()
+
+
+def test_sendgrid_an_event_without_a_message_id_is_taken(client, db):
+    event = {"event": "open", "email": "ada@example.com", "timestamp": 1780480800, "sg_event_id": "e1"}
+    assert post_json(client, "sendgrid_tracking_webhook", [event]).status_code == 200
+    assert EmailEvent.objects.get().message_id == ""
+
+
+@pytest.mark.parametrize("sns_type", ["SubscriptionConfirmation", "UnsubscribeConfirmation"])
+def test_amazon_ses_snss_subscription_messages_are_answered_200_and_record_nothing(client, db, sns_type):
+    message = {"Type": sns_type, "MessageId": "sns-2", "Token": "abc", "TopicArn": "arn:aws:sns:eu-west-1:1:ses",
+               "Message": "You have chosen to subscribe to the topic.", "SubscribeURL": "https://sns.example/confirm",
+               "Timestamp": "2026-06-03T10:00:00.000Z", "SignatureVersion": "1"}
+    assert post_sns(client, "amazon_ses_tracking_webhook", message).status_code == 200
+    assert not EmailEvent.objects.exists()
+
+
+def test_amazon_ses_another_sns_message_without_events_is_a_400(client, db):
+    message = {"Type": "SomethingElse", "MessageId": "sns-3", "Message": "Hello", "Timestamp": "2026-06-03T10:00:00.000Z"}
+    assert post_sns(client, "amazon_ses_tracking_webhook", message).status_code == 400
+
+
+@pytest.mark.parametrize("body, status", [
+    ([{"msys": {}}], 200), ([{"msys": {}}, {"msys": {}}], 200), ([{"msys": {}}, {"msys": {"x": 1}}], 400), ({}, 400),
+], ids=["ping", "two pings", "a ping and something else", "an object"])
+def test_sparkpost_its_webhook_ping_is_answered_200(client, db, body, status):
+    assert post_json(client, "sparkpost_tracking_webhook", body).status_code == status
+    assert not EmailEvent.objects.exists()
+
+
+@pytest.mark.parametrize("body, status", [
+    ({"event_name": "transactional_spam_block", "event_data": {}}, 200),
+    ({"events_by_user": [{"events": [{"event_name": "transactional_spam_block", "event_data": {}}]}]}, 200),
+    ({"event_name": "transactional_email_status", "events_by_user": []}, 400),
+], ids=["another kind of event", "a batch of other kinds", "an empty batch"])
+def test_unisender_go_posts_about_other_things_than_an_emails_status_are_answered_200(client, db, body, status):
+    client.raise_request_exception = False
+    assert post_json(client, "unisender_go_tracking_webhook", body).status_code == status
+    assert not EmailEvent.objects.exists()
+
+
+@pytest.mark.parametrize("events, status", [
+    ([{"event": "inbound_message_received", "inbox_id": 1, "message_id": 1}], 200),
+    ([{"event": "inbound.message_received", "message_id": 1}], 200),
+    ([None], 400),
+    ([], 400),
+], ids=["inbox 1", "no inbox", "a null event", "no events"])
+def test_mailtrap_its_example_inbound_event_is_answered_200(client, db, events, status):
+    assert post_json(client, "mailtrap_inbound_webhook", {"events": events}).status_code == status
+    assert not EmailEvent.objects.exists()

@@ -187,3 +187,132 @@ def test_mailgun_a_call_signed_more_than_8_hours_ago_is_refused(client, sent):
     stale = p.mailgun_event(sent, "opened", signature=mailgun_signature(signed_at=timezone.now() - timedelta(hours=9)))
     assert post_json(client, "mailgun_tracking_webhook", stale).status_code == 400
     assert not EmailEvent.objects.exists()
+
+
+# --- Events the bounce tables leave to anymail's reading -----------------------------------------------
+
+
+@pytest.mark.parametrize("reason, kind, bounce, suppressed", [
+    ("Bounced Address", "bounced", "hard", Suppression.Reason.BOUNCED),
+    ("Unsubscribed Address", "unsubscribed", "", Suppression.Reason.UNSUBSCRIBED),
+    ("Invalid", "rejected", "", None),
+])
+def test_sendgrid_a_dropped_email_is_read_by_why_it_was_dropped(client, sent, reason, kind, bounce, suppressed):
+    dropped = p.sendgrid_event(sent, "dropped", reason=reason)
+    assert post_json(client, "sendgrid_tracking_webhook", [dropped]).status_code == 200
+    event = EmailEvent.objects.get()
+    assert (event.kind, event.bounce) == (kind, bounce)
+    assert list(Suppression.objects.values_list("reason", flat=True)) == ([suppressed] if suppressed else [])
+
+
+def test_a_bounce_the_table_does_not_know_is_hard(client, sent):
+    bounce = p.postmark_bounce(sent, "SomeNewBounceType")
+    assert post_json(client, "postmark_tracking_webhook", bounce).status_code == 200
+    assert (EmailEvent.objects.get().kind, EmailEvent.objects.get().bounce) == ("bounced", "hard")
+
+
+def test_an_event_anymail_does_not_know_is_other(client, sent):
+    event = {"RecordType": "SomethingNew", "MessageID": sent.provider_message_id, "Recipient": sent.to_email}
+    assert post_json(client, "postmark_tracking_webhook", event).status_code == 200
+    assert EmailEvent.objects.get().kind == "other"
+
+
+# --- Amazon SES list management ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("preferences, kind", [
+    ({"unsubscribeAll": True, "topicSubscriptionStatus": []}, "unsubscribed"),
+    ({"unsubscribeAll": False, "topicSubscriptionStatus": [{"topicName": "A", "subscriptionStatus": "OptIn"},
+                                                           {"topicName": "B", "subscriptionStatus": "OptOut"}]},
+     "unsubscribed"),
+    ({"unsubscribeAll": "true", "topicSubscriptionStatus": []}, "other"),
+    ({"unsubscribeAll": False, "topicSubscriptionStatus": [{"topicName": "A", "subscriptionStatus": "OptIn"}]}, "other"),
+    ({"unsubscribeAll": False}, "other"),
+    ({}, "other"),
+    (None, "other"),
+], ids=["all", "one topic of two", "not a boolean", "opt-in", "no topics", "empty", "none"])
+def test_amazon_ses_a_subscription_event_is_an_unsubscribe_only_when_it_opts_out(client, sent, preferences, kind):
+    notification = p.ses_subscription(sent)
+    ses_event = json.loads(notification["Message"])
+    ses_event["subscription"]["newTopicPreferences"] = preferences
+    assert ses(client, "amazon_ses_tracking_webhook", {**notification, "Message": json.dumps(ses_event)}).status_code == 200
+    assert EmailEvent.objects.get().kind == kind
+
+
+def test_amazon_ses_a_subscription_event_without_its_object_is_other(client, sent):
+    notification = p.ses_subscription(sent)
+    ses_event = json.loads(notification["Message"])
+    del ses_event["subscription"]
+    assert ses(client, "amazon_ses_tracking_webhook", {**notification, "Message": json.dumps(ses_event)}).status_code == 200
+    assert EmailEvent.objects.get().kind == "other"
+
+
+# --- Machine opens the provider reports, and the provider's event ids ----------------------------------
+
+
+@pytest.mark.parametrize("case, reason", [
+    ("mailgun-bot", "Mailgun reports a machine open (gmail)"),
+    ("sendgrid-machine-open", "SendGrid reports a machine open"),
+])
+def test_the_providers_machine_open_is_named_exactly(client, sent, case, reason):
+    name, post, build, _ = MACHINE_OPENS[case]
+    post(client, name, build(sent))
+    assert EmailEvent.objects.get().machine_reason == reason
+
+
+@pytest.mark.parametrize("event", ["unique_proxy_open", "proxy_open"])
+def test_brevo_a_proxy_open_is_named_by_its_event(client, sent, event):
+    post_json(client, "brevo_tracking_webhook", p.brevo_event(sent, event))
+    assert EmailEvent.objects.get().machine_reason == f"Brevo reports a machine open ({event})"
+
+
+def test_a_bot_flag_on_a_click_is_not_a_providers_machine_open(client, sent):
+    click = p.mailgun_event(sent, "clicked", url="https://example.com/x",
+                            **{"client-info": {"bot": "gmail", "user-agent": PERSON}})
+    post_json(client, "mailgun_tracking_webhook", click)
+    event = EmailEvent.objects.get()
+    assert (event.kind, event.is_machine, event.machine_reason) == ("clicked", False, "")
+
+
+def test_mailgun_an_event_is_recorded_under_its_id_and_time(client, sent):
+    opened = p.mailgun_event(sent, "opened", event_id="mg-ev-9", **{"client-info": {"user-agent": PERSON}})
+    post_json(client, "mailgun_tracking_webhook", opened)
+    assert EmailEvent.objects.get().event_id == f"mg-ev-9@{opened['event-data']['timestamp']}"
+
+
+def test_mailgun_an_event_without_its_own_id_is_recorded_under_the_signatures_token(client, sent):
+    opened = p.mailgun_event(sent, "opened", **{"client-info": {"user-agent": PERSON}})
+    del opened["event-data"]["id"]
+    post_json(client, "mailgun_tracking_webhook", opened)
+    assert EmailEvent.objects.get().event_id == opened["signature"]["token"]
+
+
+def test_a_bounce_field_of_another_type_than_documented_is_left_to_anymails_reading(client, sent):
+    bounce = {**p.mailjet_bounce(sent, hard=True), "hard_bounce": ["yes"]}
+    assert post_json(client, "mailjet_tracking_webhook", bounce).status_code == 200
+    event = EmailEvent.objects.get()
+    assert (event.kind, event.bounce) == ("bounced", "hard")
+
+
+def test_sparkpost_an_event_without_a_recipient_is_taken(client, sent):
+    [bounce] = p.sparkpost_bounce(sent, "22")
+    del bounce["msys"]["message_event"]["rcpt_to"], bounce["msys"]["message_event"]["raw_rcpt_to"]
+    assert post_json(client, "sparkpost_tracking_webhook", [bounce]).status_code == 200
+    event = EmailEvent.objects.get()
+    assert (event.kind, event.bounce, event.delivery, event.recipient) == ("bounced", "soft", sent, sent.to_email)
+
+
+def test_amazon_ses_a_subscription_object_that_is_not_an_object_is_other(client, sent):
+    notification = p.ses_subscription(sent)
+    ses_event = {**json.loads(notification["Message"]), "subscription": "opted out"}
+    assert ses(client, "amazon_ses_tracking_webhook", {**notification, "Message": json.dumps(ses_event)}).status_code == 200
+    assert EmailEvent.objects.get().kind == "other"
+
+
+@pytest.mark.parametrize("event, kind, bounce", [("bounce", "bounced", "hard"), ("delivery", "delivered", "")])
+def test_a_provider_without_a_bounce_table_is_read_by_anymail(client, sent, event, kind, bounce):
+    mailtrap = {"event": event, "message_id": sent.provider_message_id, "email": sent.to_email, "event_id": "mt-1",
+                "timestamp": int(timezone.now().timestamp()), "response": "550 5.1.1 unknown"}
+    assert post_json(client, "mailtrap_tracking_webhook", {"events": [mailtrap]}).status_code == 200
+    recorded = EmailEvent.objects.get()
+    assert (recorded.provider, recorded.kind, recorded.bounce, recorded.delivery) == ("mailtrap", kind, bounce, sent)
