@@ -1,0 +1,33 @@
+"""One dispatcher step as the tasks take it, for the dispatcher's tests."""
+
+from nurturing.dispatch import deliveries_claim, deliveries_send
+
+
+def run_once(now=None, limit=100, connection=None):
+    """Claim what is due and send it as one batch; None when nothing was due."""
+    token, ids = deliveries_claim(limit=limit, now=now)
+    return deliveries_send(ids=ids, token=token, now=now, connection=connection) if ids else None
+
+
+class Connection:
+    """An email connection that keeps what it was given, and runs `on_open` when the batch opens it."""
+
+    def __init__(self, on_open=None, error_at=None, error=None):
+        self.on_open, self.error_at, self.error = on_open, error_at, error
+        self.sent, self.opened, self.closed = [], 0, 0
+
+    def open(self):
+        self.opened += 1
+        if self.on_open:
+            self.on_open()
+        return True
+
+    def close(self):
+        self.closed += 1
+
+    def send_messages(self, messages):
+        if self.error_at is not None and len(self.sent) == self.error_at:
+            self.error_at = None
+            raise self.error
+        self.sent.extend(messages)
+        return len(messages)
