@@ -10,10 +10,11 @@ def run_once(now=None, limit=100, connection=None):
 
 
 class Connection:
-    """An email connection that keeps what it was given, and runs `on_open` when the batch opens it."""
+    """An email connection that keeps what it was given, runs `on_open` when the batch opens it,
+    and raises `error` (after calling `before_error`) for message number `error_at`."""
 
-    def __init__(self, on_open=None, error_at=None, error=None):
-        self.on_open, self.error_at, self.error = on_open, error_at, error
+    def __init__(self, on_open=None, error_at=None, error=None, before_error=None):
+        self.on_open, self.error_at, self.error, self.before_error = on_open, error_at, error, before_error
         self.sent, self.opened, self.closed = [], 0, 0
 
     def open(self):
@@ -28,6 +29,8 @@ class Connection:
     def send_messages(self, messages):
         if self.error_at is not None and len(self.sent) == self.error_at:
             self.error_at = None
+            if self.before_error:
+                self.before_error()
             raise self.error
         self.sent.extend(messages)
         return len(messages)

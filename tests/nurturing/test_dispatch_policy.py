@@ -68,6 +68,27 @@ def test_only_the_suppressed_lead_of_a_batch_is_skipped(mailbox):
     assert (result.sent, result.skipped) == (1, 1)
     assert [m.to for m in mailbox] == [[kept.lead.email]]
     assert (row(kept).status, row(stopped).status) == (Delivery.Status.SENT, Delivery.Status.SKIPPED)
+    kept.refresh_from_db()
+    assert kept.status == Enrollment.Status.COMPLETED
+
+
+def test_a_lead_that_exits_while_the_batch_sorts_keeps_its_own_exit(mailbox, monkeypatch):
+    from nurturing import dispatch
+
+    enrollment = enroll(sequence_with_steps())
+    services.suppression_add(email=enrollment.lead.email, reason=Suppression.Reason.UNSUBSCRIBED)
+    stop_reason = dispatch.delivery_stop_reason
+
+    def replied_meanwhile(**kwargs):
+        services.enrollment_exit(enrollment=enrollment, reason="Replied")
+        return stop_reason(**kwargs)
+
+    monkeypatch.setattr(dispatch, "delivery_stop_reason", replied_meanwhile)
+    with time_machine.travel(MONDAY_10_UTC, tick=False):
+        run_once(now=MONDAY_10_UTC + timedelta(minutes=3))
+
+    enrollment.refresh_from_db()
+    assert (enrollment.status, enrollment.exit_reason, enrollment.finished_at) == (Enrollment.Status.EXITED, "Replied", MONDAY_10_UTC)
 
 
 def test_a_lead_past_the_goal_is_skipped_with_the_stage_it_reached(mailbox):
@@ -171,12 +192,13 @@ def test_a_paused_sequence_looks_again_in_a_quarter_of_an_hour(mailbox):
     assert enrollment.status == Enrollment.Status.ACTIVE
 
 
-def test_a_paused_enrollment_waits_with_its_reason(mailbox):
-    enrollment = enroll(sequence_with_steps())
+def test_a_paused_enrollment_waits_with_its_reason_and_the_rest_of_the_batch_goes(mailbox):
+    sequence = sequence_with_steps()
+    active, enrollment = enroll(sequence), enroll(sequence)
     services.enrollment_pause(enrollment=enrollment)
 
     with time_machine.travel(MONDAY_10_UTC, tick=False):
-        run_once()
+        assert (run_once().sent, row(active).status) == (1, Delivery.Status.SENT)
 
     assert (row(enrollment).reason, row(enrollment).due_at) == (
         "Waiting: the lead's enrollment is paused.", MONDAY_10_UTC + timedelta(minutes=15),
@@ -333,13 +355,26 @@ def test_the_cap_moves_what_is_past_it_to_tomorrows_window_with_the_reason(mailb
 
 def test_a_cap_of_one_sends_one_email_of_a_batch(mailbox, rep_user):
     sequence = sequence_with_steps(daily_cap_per_sender=1)
-    enrollments = [enroll(sequence, owner=rep_user), enroll(sequence, owner=rep_user)]
+    enrollments = [enroll(sequence, owner=rep_user) for _ in range(3)]
 
     with time_machine.travel(MONDAY_10_UTC, tick=False):
         result = run_once()
 
-    assert (result.sent, result.rescheduled, len(mailbox)) == (1, 1, 1)
-    assert sorted(row(e).status for e in enrollments) == [Delivery.Status.SCHEDULED, Delivery.Status.SENT]
+    assert (result.sent, result.rescheduled, len(mailbox)) == (1, 2, 1)
+    assert sorted(row(e).status for e in enrollments) == [Delivery.Status.SCHEDULED, Delivery.Status.SCHEDULED, Delivery.Status.SENT]
+
+
+def test_a_lead_outside_its_window_waits_and_the_rest_of_the_batch_goes(mailbox):
+    sequence = sequence_with_steps({"window_start": time(9), "window_end": time(17), "send_days": "0123456"})
+    here, new_york = enroll(sequence), enroll(sequence)
+    # The lead's time zone was set after it was enrolled: 10:00 UTC is 05:00 in New York.
+    type(new_york.lead).objects.filter(pk=new_york.lead.pk).update(timezone="America/New_York")
+
+    with time_machine.travel(MONDAY_10_UTC, tick=False):
+        result = run_once()
+
+    assert (result.sent, result.rescheduled) == (1, 1)
+    assert (row(here).status, row(new_york).due_at) == (Delivery.Status.SENT, datetime(2026, 11, 23, 14, 0, tzinfo=dt_timezone.utc))
 
 
 def test_the_cap_moves_a_lead_to_its_own_next_midnight(mailbox, rep_user):
@@ -347,8 +382,9 @@ def test_the_cap_moves_a_lead_to_its_own_next_midnight(mailbox, rep_user):
     sent_earlier(sequence, rep_user)
     tokyo = enroll(sequence, owner=rep_user, timezone="Asia/Tokyo")
 
-    with time_machine.travel(MONDAY_10_UTC, tick=False):  # 19:00 in Tokyo
-        run_once()
+    # The batch's time (19:00:07 in Tokyo) counts, not the clock while it sends.
+    with time_machine.travel(MONDAY_10_UTC + timedelta(hours=6), tick=False):
+        run_once(now=MONDAY_10_UTC + timedelta(seconds=7, microseconds=123456))
 
     assert row(tokyo).due_at == datetime(2026, 11, 23, 15, 0, tzinfo=dt_timezone.utc)  # Tuesday 00:00 in Tokyo
 
@@ -416,8 +452,9 @@ def test_the_cap_counts_sends_from_the_accounts_midnight_on(mailbox, rep_user, s
     )
     capped = enroll(sequence, owner=rep_user)
 
-    with time_machine.travel(MONDAY_10_UTC, tick=False):
-        result = run_once()
+    # The day of the batch's time (10:00:07 in Berlin) counts, not the clock's (the next day).
+    with time_machine.travel(MONDAY_10_UTC + timedelta(days=1), tick=False):
+        result = run_once(now=MONDAY_10_UTC + timedelta(seconds=7, microseconds=123456))
 
     assert (result.sent, result.rescheduled) == (0, 1)
     assert row(capped).reason == "Moved to the next day: the daily cap of 1 for this sender was reached."
