@@ -250,15 +250,15 @@ def test_a_transient_error_hands_the_rest_back_to_the_claim_for_the_retry():
         assert (delivery.claim_token, delivery.updated_at, delivery.reason) == (token, SENDING_TIME + timedelta(seconds=30), "")
 
 
-def strike(at_call, owner, name, monkeypatch, clock=None):
-    """The task's soft time limit lands during call number `at_call` of owner.name, half a minute on."""
+def strike(at_call, owner, name, monkeypatch, before=None):
+    """The task's soft time limit lands during call number `at_call` of owner.name (after `before` ran)."""
     original, calls = getattr(owner, name), []
 
     def striking(*args, **kwargs):
         calls.append(1)
         if len(calls) == at_call:
-            if clock:
-                clock.shift(timedelta(seconds=30))
+            if before:
+                before()
             raise SoftTimeLimitExceeded()
         return original(*args, **kwargs)
 
@@ -272,7 +272,7 @@ def test_out_of_time_while_handing_an_email_over_makes_it_unknown_and_schedules_
     token, ids = deliveries_claim(limit=10, now=MONDAY_10_UTC)
 
     with time_machine.travel(SENDING_TIME, tick=False) as clock, pytest.raises(SoftTimeLimitExceeded):
-        strike(2, Connection, "send_messages", monkeypatch, clock)
+        strike(2, Connection, "send_messages", monkeypatch, before=lambda: clock.shift(timedelta(seconds=30)))
         deliveries_send(ids=ids, token=token, connection=Connection(), now=MONDAY_10_UTC)
 
     rows = {d.status: d for d in Delivery.objects.filter(pk__in=ids)}
@@ -303,6 +303,47 @@ def test_out_of_time_while_rendering_schedules_that_email_and_the_rest_again(mon
     assert sorted(Delivery.objects.values_list("status", flat=True)) == ["scheduled", "scheduled", "sent"]
     for again in Delivery.objects.filter(status=Delivery.Status.SCHEDULED):
         assert (again.claim_token, again.reason) == (None, "Handed back: its batch ran out of time before trying it.")
+
+
+def reaper_runs():
+    """The reaper, an hour on: what the batch holds looks lost to it."""
+    from nurturing.dispatch import deliveries_reap
+
+    deliveries_reap(now=SENDING_TIME + timedelta(hours=1), stale_after=timedelta(minutes=10))
+
+
+LOST_WHILE_SENDING = "The worker was lost while sending: it may or may not have gone out, so it is not sent again."
+
+
+def test_out_of_time_after_the_reaper_took_the_batchs_rows_leaves_them_unknown(monkeypatch):
+    sequence = sequence_with_steps()
+    for _ in range(3):
+        enroll(sequence)
+    token, ids = deliveries_claim(limit=10, now=MONDAY_10_UTC)
+
+    with time_machine.travel(SENDING_TIME, tick=False), pytest.raises(SoftTimeLimitExceeded):
+        strike(2, Connection, "send_messages", monkeypatch, before=reaper_runs)
+        deliveries_send(ids=ids, token=token, connection=Connection(), now=MONDAY_10_UTC)
+
+    # The first went out and is recorded; the one in flight and the one not tried stay as the reaper left them.
+    assert sorted(Delivery.objects.values_list("status", "reason")) == [
+        (Delivery.Status.SENT, ""), (Delivery.Status.UNKNOWN, LOST_WHILE_SENDING), (Delivery.Status.UNKNOWN, LOST_WHILE_SENDING),
+    ]
+
+
+def test_a_transient_error_after_the_reaper_took_the_batchs_rows_hands_nothing_back():
+    sequence = sequence_with_steps()
+    for _ in range(3):
+        enroll(sequence)
+    token, ids = deliveries_claim(limit=10, now=MONDAY_10_UTC)
+    connection = Connection(error_at=1, error=smtplib.SMTPServerDisconnected("reset"), before_error=reaper_runs)
+
+    with time_machine.travel(SENDING_TIME, tick=False), pytest.raises(TransientSendError):
+        deliveries_send(ids=ids, token=token, connection=connection, now=MONDAY_10_UTC)
+
+    assert sorted(Delivery.objects.values_list("status", "reason")) == [
+        (Delivery.Status.SENT, ""), (Delivery.Status.UNKNOWN, LOST_WHILE_SENDING), (Delivery.Status.UNKNOWN, LOST_WHILE_SENDING),
+    ]
 
 
 # --- Suppressed while the batch ran ------------------------------------------------------------
