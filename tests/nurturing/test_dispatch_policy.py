@@ -336,11 +336,11 @@ def sent_earlier(sequence, sender, at=MONDAY_10_UTC - timedelta(hours=1)):
     Delivery.objects.filter(pk=row(enrollment).pk).update(status=Delivery.Status.SENT, sender=sender, sent_at=at)
 
 
-def test_the_cap_moves_what_is_past_it_to_tomorrows_window_with_the_reason(mailbox, rep_user):
+def test_the_cap_moves_what_is_past_it_to_tomorrows_window_with_the_reason(mailbox, rep_user, other_rep):
     sequence = sequence_with_steps({"window_start": time(9), "window_end": time(17), "send_days": "0123456"},
                                    daily_cap_per_sender=1)
-    sent_earlier(sequence, rep_user)
-    capped = enroll(sequence, owner=rep_user)
+    sent_earlier(sequence, other_rep)
+    capped = enroll(sequence, owner=other_rep)
 
     with time_machine.travel(MONDAY_10_UTC, tick=False):
         result = run_once()
