@@ -727,3 +727,23 @@ def test_the_template_gets_the_sender_and_the_unsubscribe_link(rep_user, setting
     first_line = message.body.split("\n")[0]
     assert first_line.startswith(f"From {rep_user.first_name} at {rep_user.email}: https://crm.example.com/unsubscribe/")
     assert first_line.removeprefix(f"From {rep_user.first_name} at {rep_user.email}: ") in message.extra_headers["List-Unsubscribe"]
+
+
+def test_a_batch_over_djangos_smtp_backend_hands_each_email_to_the_server_once():
+    from django.core.mail.backends.smtp import EmailBackend
+
+    from tests.smtp_sink import SmtpSink
+
+    sequence = sequence_with_steps({"subject_template": "Hi {{ first_name }}"})
+    first, second = enroll(sequence, first_name="Ada"), enroll(sequence, first_name="Bo")
+
+    with SmtpSink() as sink:
+        connection = EmailBackend(host="127.0.0.1", port=sink.port, use_tls=False, timeout=10)
+        assert send_batch(connection).sent == 2
+        received = sink.messages
+
+    by_recipient = {rcpt_tos[0]: message for _, rcpt_tos, message in received}
+    assert sorted(by_recipient) == sorted([first.lead.email, second.lead.email])
+    for enrollment, name in ((first, "Ada"), (second, "Bo")):
+        message = by_recipient[enrollment.lead.email]
+        assert (message["Subject"], message["Message-ID"]) == (f"Hi {name}", row(enrollment).message_id)
