@@ -1,6 +1,26 @@
-"""One dispatcher step as the tasks take it, for the dispatcher's tests."""
+"""One dispatcher step as the tasks take it, and the data it works on, for the dispatcher's tests."""
 
+from datetime import datetime
+from datetime import timezone as dt_timezone
+
+import time_machine
+
+from nurturing import services
 from nurturing.dispatch import deliveries_claim, deliveries_send
+from tests.factories import LeadFactory
+
+MONDAY_10_UTC = datetime(2026, 11, 23, 10, 0, tzinfo=dt_timezone.utc)
+
+
+def enroll(sequence, **lead):
+    """A new lead (with these fields) enrolled in `sequence` on Monday 10:00 UTC."""
+    with time_machine.travel(MONDAY_10_UTC, tick=False):
+        return services.enrollment_create(lead=LeadFactory(**lead), sequence=sequence)
+
+
+def row(enrollment, position=1):
+    """The enrollment's delivery of the step at `position`."""
+    return enrollment.deliveries.get(step__position=position)
 
 
 def run_once(now=None, limit=100, connection=None):

@@ -2,8 +2,7 @@
 
 import smtplib
 import uuid
-from datetime import datetime, timedelta
-from datetime import timezone as dt_timezone
+from datetime import timedelta
 from types import SimpleNamespace
 
 import pytest
@@ -16,23 +15,13 @@ from nurturing import services
 from nurturing.dispatch import TransientSendError, deliveries_claim, deliveries_send
 from nurturing.models import Delivery, Enrollment, Step, Suppression
 from tests.factories import LeadFactory, lead_at, sequence_with_steps
-from tests.nurturing.dispatching import Connection, run_once
+from tests.nurturing.dispatching import MONDAY_10_UTC, Connection, enroll, row, run_once
 
 pytestmark = pytest.mark.django_db
 
-MONDAY_10_UTC = datetime(2026, 11, 23, 10, 0, tzinfo=dt_timezone.utc)
 # The batch's time (when the rows were claimed and sorted) and the clock while it sends.
 BATCH_TIME = MONDAY_10_UTC + timedelta(minutes=3)
 SENDING_TIME = MONDAY_10_UTC + timedelta(minutes=5)
-
-
-def enroll(sequence, **lead):
-    with time_machine.travel(MONDAY_10_UTC, tick=False):
-        return services.enrollment_create(lead=LeadFactory(**lead), sequence=sequence)
-
-
-def row(enrollment, position=1):
-    return enrollment.deliveries.get(step__position=position)
 
 
 def send_batch(connection=None):

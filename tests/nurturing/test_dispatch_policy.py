@@ -10,27 +10,17 @@ from leads.models import Resource
 from leads.pipeline import LeadStatus
 from nurturing import services
 from nurturing.models import Delivery, Enrollment, Step, Suppression
-from tests.factories import LeadFactory, lead_at, sequence_with_steps
-from tests.nurturing.dispatching import run_once
+from tests.factories import lead_at, sequence_with_steps
+from tests.nurturing.dispatching import MONDAY_10_UTC, enroll, row, run_once
 
 pytestmark = pytest.mark.django_db
 
-MONDAY_10_UTC = datetime(2026, 11, 23, 10, 0, tzinfo=dt_timezone.utc)
 TUESDAY_MIDNIGHT_UTC = datetime(2026, 11, 24, 0, 0, tzinfo=dt_timezone.utc)
 
 
 @pytest.fixture(autouse=True)
 def utc_account(settings):
     settings.TIME_ZONE = "UTC"
-
-
-def enroll(sequence, **lead):
-    with time_machine.travel(MONDAY_10_UTC, tick=False):
-        return services.enrollment_create(lead=LeadFactory(**lead), sequence=sequence)
-
-
-def row(enrollment, position=1):
-    return enrollment.deliveries.get(step__position=position)
 
 
 # --- Stops: skipped, and the lead leaves the sequence -----------------------------------
