@@ -278,6 +278,22 @@ def test_a_step_for_clickers_is_passed_over_after_a_reply_without_a_click(mailbo
     assert row(enrollment, 2).reason == "Skipped: condition not met (no earlier email got a click from a person)."
 
 
+def test_a_no_reply_step_is_passed_over_after_a_persons_reply_with_the_reason(mailbox):
+    from nurturing.models import EmailEvent
+
+    sequence = sequence_with_steps({}, {"condition": Step.Condition.NO_REPLY}, {})
+    enrollment = enroll(sequence)
+    with time_machine.travel(MONDAY_10_UTC, tick=False):
+        run_once()
+        # Recorded without its rules (as before they existed): the enrollment is still active.
+        EmailEvent.objects.create(delivery=row(enrollment), lead=enrollment.lead, kind="replied", provider="manual",
+                                  occurred_at=MONDAY_10_UTC, dedupe_key="r1")
+        assert run_once().skipped == 1
+
+    assert row(enrollment, 2).reason == "Skipped: condition not met (an earlier email got a reply)."
+    assert row(enrollment, 3).status == Delivery.Status.SCHEDULED
+
+
 def test_a_no_reply_step_goes_after_a_click_without_a_reply(mailbox):
     from nurturing.models import EmailEvent
 
@@ -442,9 +458,9 @@ def test_the_cap_counts_sends_from_the_accounts_midnight_on(mailbox, rep_user, s
     )
     capped = enroll(sequence, owner=rep_user)
 
-    # The day of the batch's time (10:00:07 in Berlin) counts, not the clock's (the next day).
+    # The day of the batch's time (11:17:07 in Berlin) counts, not the clock's (the next day).
     with time_machine.travel(MONDAY_10_UTC + timedelta(days=1), tick=False):
-        result = run_once(now=MONDAY_10_UTC + timedelta(seconds=7, microseconds=123456))
+        result = run_once(now=MONDAY_10_UTC + timedelta(minutes=17, seconds=7, microseconds=123456))
 
     assert (result.sent, result.rescheduled) == (0, 1)
     assert row(capped).reason == "Moved to the next day: the daily cap of 1 for this sender was reached."
