@@ -167,3 +167,17 @@ def test_a_preview_has_no_working_unsubscribe_link(client, enrolled):
     link = rendered.text.split("Unsubscribe: ")[1].split()[0].removeprefix("http://testserver")
     assert client.post(link).status_code == 400
     assert not Suppression.objects.exists()
+
+
+def test_the_link_of_a_sent_email_suppresses_the_address_it_went_to_and_no_other(client, enrolled, mailbox):
+    from leads.services import lead_update
+
+    run_once()
+    link = unsubscribe_link(mailbox[0])
+    sent_to = enrolled.lead.email
+    lead_update(lead=enrolled.lead, email="new.address@example.org")  # the lead changed its address since
+
+    assert client.post(link, {"List-Unsubscribe": "One-Click"}).status_code == 200
+
+    assert list(Suppression.objects.values_list("email_hash", flat=True)) == [email_hash(sent_to)]
+    assert not services.email_is_suppressed("new.address@example.org")

@@ -1,0 +1,189 @@
+"""The claim and the reaper: which rows a worker takes, what the claim writes, and what a lost worker leaves."""
+
+from datetime import datetime, timedelta
+from datetime import timezone as dt_timezone
+
+import pytest
+import time_machine
+
+from nurturing import services
+from nurturing.dispatch import deliveries_claim, deliveries_reap
+from nurturing.models import Delivery
+from tests.factories import LeadFactory, sequence_with_steps
+
+pytestmark = pytest.mark.django_db
+
+MONDAY_10_UTC = datetime(2026, 11, 23, 10, 0, tzinfo=dt_timezone.utc)
+HANDED_BACK = "Handed back: the worker that claimed it never started it."
+LOST_WHILE_SENDING = "The worker was lost while sending: it may or may not have gone out, so it is not sent again."
+
+
+def deliveries_due(*moments):
+    """One scheduled delivery per moment, each due then (enrolled at that moment, no delay)."""
+    sequence = sequence_with_steps()
+    rows = []
+    for moment in moments:
+        with time_machine.travel(moment, tick=False):
+            rows.append(services.enrollment_create(lead=LeadFactory(), sequence=sequence).deliveries.get())
+    return rows
+
+
+# --- Claim ---------------------------------------------------------------------------
+
+
+def test_a_delivery_due_exactly_now_is_claimed_and_one_due_a_microsecond_later_is_not():
+    due_now, due_later = deliveries_due(MONDAY_10_UTC, MONDAY_10_UTC + timedelta(microseconds=1))
+
+    _, ids = deliveries_claim(limit=10, now=MONDAY_10_UTC)
+
+    assert ids == [due_now.pk]
+    assert Delivery.objects.get(pk=due_later.pk).status == Delivery.Status.SCHEDULED
+
+
+def test_the_claim_takes_the_earliest_due_first_up_to_its_limit_and_returns_the_ids_in_order():
+    # Created latest-due first, so the ids run against the due times.
+    late, middle, early = deliveries_due(
+        MONDAY_10_UTC - timedelta(minutes=1), MONDAY_10_UTC - timedelta(minutes=2), MONDAY_10_UTC - timedelta(minutes=3)
+    )
+
+    _, ids = deliveries_claim(limit=2, now=MONDAY_10_UTC)
+
+    assert ids == sorted([early.pk, middle.pk])
+    assert Delivery.objects.get(pk=late.pk).status == Delivery.Status.SCHEDULED
+    _, rest = deliveries_claim(limit=2, now=MONDAY_10_UTC)
+    assert rest == [late.pk]
+
+
+def test_a_claimed_delivery_holds_the_token_the_claim_time_and_one_more_attempt():
+    [delivery] = deliveries_due(MONDAY_10_UTC)
+    claimed_at = MONDAY_10_UTC + timedelta(minutes=5)
+
+    with time_machine.travel(MONDAY_10_UTC + timedelta(hours=1), tick=False):
+        token, ids = deliveries_claim(limit=10, now=claimed_at)
+
+    delivery.refresh_from_db()
+    assert ids == [delivery.pk]
+    assert (delivery.status, delivery.claim_token, delivery.claimed_at, delivery.updated_at, delivery.attempts) == (
+        Delivery.Status.CLAIMED, token, claimed_at, claimed_at, 1,
+    )
+
+
+def test_without_a_time_given_the_claim_uses_the_clock():
+    [delivery] = deliveries_due(MONDAY_10_UTC + timedelta(minutes=1))
+
+    with time_machine.travel(MONDAY_10_UTC, tick=False):
+        assert deliveries_claim(limit=10)[1] == []
+    with time_machine.travel(MONDAY_10_UTC + timedelta(minutes=1), tick=False):
+        token, ids = deliveries_claim(limit=10)
+
+    delivery.refresh_from_db()
+    assert ids == [delivery.pk]
+    assert (delivery.claim_token, delivery.claimed_at) == (token, MONDAY_10_UTC + timedelta(minutes=1))
+
+
+def test_each_claim_gets_its_own_token():
+    deliveries_due(MONDAY_10_UTC, MONDAY_10_UTC)
+    first, _ = deliveries_claim(limit=1, now=MONDAY_10_UTC)
+    second, _ = deliveries_claim(limit=1, now=MONDAY_10_UTC)
+    assert first != second
+    assert sorted(Delivery.objects.values_list("claim_token", flat=True)) == sorted([first, second])
+
+
+def test_a_delivery_handed_back_and_claimed_again_counts_two_attempts():
+    [delivery] = deliveries_due(MONDAY_10_UTC)
+    deliveries_claim(limit=10, now=MONDAY_10_UTC)
+    deliveries_reap(now=MONDAY_10_UTC + timedelta(minutes=11), stale_after=timedelta(minutes=10))
+
+    deliveries_claim(limit=10, now=MONDAY_10_UTC + timedelta(minutes=12))
+
+    delivery.refresh_from_db()
+    assert (delivery.status, delivery.attempts) == (Delivery.Status.CLAIMED, 2)
+
+
+def test_nothing_due_claims_nothing():
+    deliveries_due(MONDAY_10_UTC)
+    token, ids = deliveries_claim(limit=10, now=MONDAY_10_UTC - timedelta(seconds=1))
+    assert ids == []
+    assert not Delivery.objects.filter(claim_token=token).exists()
+
+
+# --- The reaper ----------------------------------------------------------------------------
+
+
+def held(status, *, claimed_at):
+    """A delivery a worker holds in `status` since `claimed_at`."""
+    [delivery] = deliveries_due(claimed_at)
+    token, _ = deliveries_claim(limit=10, now=claimed_at)
+    Delivery.objects.filter(pk=delivery.pk).update(status=status)
+    return delivery, token
+
+
+def test_the_reaper_hands_back_a_claimed_row_with_no_token_no_claim_time_and_the_reason():
+    delivery, _ = held(Delivery.Status.CLAIMED, claimed_at=MONDAY_10_UTC)
+    now = MONDAY_10_UTC + timedelta(minutes=10, microseconds=1)
+
+    assert deliveries_reap(now=now, stale_after=timedelta(minutes=10)) == (1, 0)
+
+    delivery.refresh_from_db()
+    assert (delivery.status, delivery.claim_token, delivery.claimed_at, delivery.updated_at, delivery.reason) == (
+        Delivery.Status.SCHEDULED, None, None, now, HANDED_BACK,
+    )
+    assert delivery.due_at == MONDAY_10_UTC  # as due as it was: the next claim takes it
+
+
+def test_the_reaper_marks_a_row_lost_while_sending_unknown_with_the_reason():
+    delivery, token = held(Delivery.Status.SENDING, claimed_at=MONDAY_10_UTC)
+    now = MONDAY_10_UTC + timedelta(minutes=10, microseconds=1)
+
+    assert deliveries_reap(now=now, stale_after=timedelta(minutes=10)) == (0, 1)
+
+    delivery.refresh_from_db()
+    assert (delivery.status, delivery.updated_at, delivery.reason, delivery.claim_token) == (
+        Delivery.Status.UNKNOWN, now, LOST_WHILE_SENDING, token,
+    )
+    assert deliveries_claim(limit=10, now=now)[1] == []  # never sent again
+
+
+@pytest.mark.parametrize("status", [Delivery.Status.CLAIMED, Delivery.Status.SENDING])
+def test_a_row_held_exactly_the_stale_time_is_left_to_its_worker(status):
+    delivery, token = held(status, claimed_at=MONDAY_10_UTC)
+
+    assert deliveries_reap(now=MONDAY_10_UTC + timedelta(minutes=10), stale_after=timedelta(minutes=10)) == (0, 0)
+
+    delivery.refresh_from_db()
+    assert (delivery.status, delivery.claim_token, delivery.claimed_at) == (status, token, MONDAY_10_UTC)
+
+
+def test_the_reaper_waits_the_configured_stale_time_by_default(settings):
+    settings.CRM_NURTURE_STALE_AFTER_SECONDS = 300
+    claimed, _ = held(Delivery.Status.CLAIMED, claimed_at=MONDAY_10_UTC)
+    sending, _ = held(Delivery.Status.SENDING, claimed_at=MONDAY_10_UTC)
+
+    assert deliveries_reap(now=MONDAY_10_UTC + timedelta(seconds=300)) == (0, 0)
+    assert deliveries_reap(now=MONDAY_10_UTC + timedelta(seconds=300, microseconds=1)) == (1, 1)
+
+
+def test_without_a_time_given_the_reaper_uses_the_clock(settings):
+    settings.CRM_NURTURE_STALE_AFTER_SECONDS = 300
+    held(Delivery.Status.CLAIMED, claimed_at=MONDAY_10_UTC)
+
+    with time_machine.travel(MONDAY_10_UTC + timedelta(seconds=300), tick=False):
+        assert deliveries_reap() == (0, 0)
+    with time_machine.travel(MONDAY_10_UTC + timedelta(seconds=301), tick=False):
+        assert deliveries_reap() == (1, 0)
+    assert Delivery.objects.get().updated_at == MONDAY_10_UTC + timedelta(seconds=301)
+
+
+def test_the_reaper_leaves_rows_no_worker_holds_alone():
+    sequence = sequence_with_steps()
+    with time_machine.travel(MONDAY_10_UTC, tick=False):
+        for _ in range(4):
+            services.enrollment_create(lead=LeadFactory(), sequence=sequence)
+    rows = list(Delivery.objects.order_by("pk"))
+    for delivery, status in zip(rows, [Delivery.Status.SENT, Delivery.Status.FAILED, Delivery.Status.SKIPPED], strict=False):
+        Delivery.objects.filter(pk=delivery.pk).update(status=status, claimed_at=MONDAY_10_UTC)
+    before = list(Delivery.objects.order_by("pk").values_list("status", "reason", "claimed_at", "updated_at"))
+
+    assert deliveries_reap(now=MONDAY_10_UTC + timedelta(days=1), stale_after=timedelta(minutes=10)) == (0, 0)
+
+    assert list(Delivery.objects.order_by("pk").values_list("status", "reason", "claimed_at", "updated_at")) == before
