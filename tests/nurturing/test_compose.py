@@ -190,3 +190,20 @@ def test_the_message_goes_out_on_the_connection_it_is_given():
     connection = object()
     message, _ = nurture_email(rendered=rendered(), token="t", sender=None, to="a@x.org", message_id="<m@x>", connection=connection)
     assert message.connection is connection
+
+
+def test_the_footer_keeps_the_texts_own_trailing_spaces_and_letters_and_drops_only_blank_lines():
+    email = with_footer(RenderedEmail(subject="Hi", text="Best,\nTeam X\n\n", html=""), "https://crm.example/u")
+    assert email.text.startswith("Best,\nTeam X\n\n-- \n")
+    spaced = with_footer(RenderedEmail(subject="Hi", text="Thanks  ", html=""), "https://crm.example/u")
+    assert spaced.text.startswith("Thanks  \n\n-- \n")
+
+
+def test_html_that_starts_with_its_body_end_tag_gets_the_footer_before_it():
+    email = with_footer(RenderedEmail(subject="Hi", text="x", html="</body></html>"), "https://crm.example/u")
+    assert email.html.startswith('<p style="font-size:12px') and email.html.endswith("</p></body></html>")
+
+
+def test_a_token_is_compressed_so_links_stay_short():
+    token = unsubscribe_token(lead_id=7, email="ada@example.org", delivery_id=42)
+    assert token.startswith(".")  # Django marks a compressed payload with a leading dot
