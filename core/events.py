@@ -84,14 +84,14 @@ class Actor:
         return cls(ActorKind.SYSTEM, ref={"name": name})
 
 
-def _row(type: str, actor: Actor, *, lead_id, subject, payload, at) -> DomainEvent:
+def _row(type: str, actor: Actor, *, lead_id, subject=None, subject_type="", subject_id=None, payload, at) -> DomainEvent:
     if type not in EventType.values:
         raise ValueError(f"Unknown event type {type!r}: add it to core.events.EventType")
     now = timezone.now()
     return DomainEvent(
         type=type, occurred_at=at or now, recorded_at=now, lead_id=lead_id,
-        subject_type=subject._meta.model_name if subject is not None else "",
-        subject_id=subject.pk if subject is not None else None,
+        subject_type=subject._meta.model_name if subject is not None else subject_type,
+        subject_id=subject.pk if subject is not None else subject_id,
         actor_kind=actor.kind, actor_user=actor.user, actor_ref=actor.ref, payload=payload or {},
     )
 
@@ -111,9 +111,20 @@ def events_record(
     batch_size: int = 1000,
 ) -> int:
     """Append the same event for many leads (a bulk assignment, an archive), in batches; returns how many."""
+    return events_record_each(
+        type, actor=actor, rows=({"lead_id": lead_id, "payload": payload} for lead_id in lead_ids), at=at,
+        batch_size=batch_size,
+    )
+
+
+def events_record_each(
+    type: str, *, actor: Actor, rows: Iterable[dict], at: datetime | None = None, batch_size: int = 1000
+) -> int:
+    """Append one event per row, in batches; a row gives `lead_id`, and may give `subject_type`, `subject_id`
+    and `payload` (many enrollments ended at once, say). Returns how many."""
     written, batch = 0, []
-    for lead_id in lead_ids:
-        batch.append(_row(type, actor, lead_id=lead_id, subject=None, payload=payload, at=at))
+    for row in rows:
+        batch.append(_row(type, actor, at=at, **{"payload": None, **row}))
         if len(batch) == batch_size:
             written += len(DomainEvent.objects.bulk_create(batch))
             batch = []

@@ -14,8 +14,8 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.formats import date_format
 
-from core.events import Actor, EventType, event_record
-from core.models import ActorKind, DomainEvent
+from core.events import Actor, EventType, event_record, events_record_each
+from core.models import ActorKind
 from leads import pipeline
 from leads.models import Lead
 from leads.pipeline import LeadStatus
@@ -411,15 +411,11 @@ def lead_exit_all(*, lead_id: int, reason: str, event=None) -> int:
 
 
 def _exits_record(enrollments, *, actor: Actor, reason: str, at) -> None:
-    rows = [
-        DomainEvent(
-            type=EventType.ENROLLMENT_EXITED, occurred_at=at, recorded_at=timezone.now(), lead_id=lead_id,
-            subject_type="enrollment", subject_id=pk, actor_kind=actor.kind, actor_user=actor.user, actor_ref=actor.ref,
-            payload={"sequence": sequence_id, "reason": reason[:300]},
-        )
+    events_record_each(EventType.ENROLLMENT_EXITED, actor=actor, at=at, rows=(
+        {"lead_id": lead_id, "subject_type": "enrollment", "subject_id": pk,
+         "payload": {"sequence": sequence_id, "reason": reason[:300]}}
         for pk, lead_id, sequence_id in enrollments.order_by("pk").values_list("pk", "lead_id", "sequence_id")
-    ]
-    DomainEvent.objects.bulk_create(rows, batch_size=1000)
+    ))
 
 
 def enrollment_pause(*, enrollment: Enrollment) -> Enrollment:
