@@ -34,8 +34,6 @@ class StageMoveError(ValidationError):
     """A stage move that the pipeline does not allow, or that lacks what it needs."""
 
 
-
-
 # Clocks disagree a little between machines: this far ahead still counts as now.
 _CLOCK_SKEW = timedelta(minutes=5)
 
@@ -522,6 +520,18 @@ def objection_resolve(*, objection: Objection, response: str = "", by=None, at: 
 # --- Tasks -----------------------------------------------------------------------
 
 
+def _task_field_errors(**fields) -> dict:
+    """What is wrong with the task fields given (title, due_at, assignee), by field: the rules of every task write."""
+    errors = {}
+    if "title" in fields and not (fields["title"] or "").strip():
+        errors["title"] = ["Say what has to be done."]
+    if "due_at" in fields and fields["due_at"] is None:
+        errors["due_at"] = ["Choose when the task is due."]
+    if "assignee" in fields and (fields["assignee"] is None or not fields["assignee"].is_active):
+        errors["assignee"] = ["Choose an active user to do the task."]
+    return errors
+
+
 def task_create(
     *,
     assignee,
@@ -535,15 +545,9 @@ def task_create(
 ) -> Task:
     """Schedule a follow-up. A due time in the past is refused unless the caller records history
     (`allow_past_due`, with `at` the time the task was created)."""
-    errors = {}
-    if not title.strip():
-        errors["title"] = ["Say what has to be done."]
-    if due_at is None:
-        errors["due_at"] = ["Choose when the task is due."]
-    elif not allow_past_due and due_at < timezone.now():
+    errors = _task_field_errors(title=title, due_at=due_at, assignee=assignee)
+    if "due_at" not in errors and not allow_past_due and due_at < timezone.now():
         errors["due_at"] = ["The due time is in the past: choose a time from now on."]
-    if assignee is None or not assignee.is_active:
-        errors["assignee"] = ["Choose an active user to do the task."]
     if errors:
         raise ValidationError(errors)
     with transaction.atomic():
@@ -597,13 +601,7 @@ def task_update(*, task: Task, by=None, **fields) -> Task:
     unknown = set(fields) - _TASK_EDITABLE
     if unknown:
         raise TypeError(f"task_update() got unknown fields: {', '.join(sorted(unknown))}")
-    errors = {}
-    if "title" in fields and not (fields["title"] or "").strip():
-        errors["title"] = ["Say what has to be done."]
-    if "due_at" in fields and fields["due_at"] is None:
-        errors["due_at"] = ["Choose when the task is due."]
-    if "assignee" in fields and (fields["assignee"] is None or not fields["assignee"].is_active):
-        errors["assignee"] = ["Choose an active user to do the task."]
+    errors = _task_field_errors(**{name: fields[name] for name in ("title", "due_at", "assignee") if name in fields})
     if errors:
         raise ValidationError(errors)
     if "title" in fields:
@@ -613,8 +611,8 @@ def task_update(*, task: Task, by=None, **fields) -> Task:
         for name, value in fields.items():
             setattr(task, name, value)
         task.save(update_fields=sorted(fields) or None)
-        changed = sorted(set(fields) - {"completed_at"})
-        if changed or ("completed_at" in fields and task.completed_at is None and was_done is not None):
+        reopened = "completed_at" in fields and task.completed_at is None and was_done is not None
+        if set(fields) - {"completed_at"} or reopened:
             event_record(EventType.TASK_UPDATED, actor=Actor.of(by), lead_id=task.lead_id, subject=task,
                          payload={"fields": sorted(fields)})
         if task.completed_at is not None and was_done is None:
@@ -651,6 +649,13 @@ def _clean_currency(currency: str | None) -> str:
     return currency
 
 
+def _deal_created(deal: Deal, *, by) -> None:
+    event_record(
+        EventType.DEAL_CREATED, actor=Actor.of(by), lead_id=deal.lead_id, subject=deal, at=deal.created_at,
+        payload={"value": str(deal.value), "currency": deal.currency},
+    )
+
+
 def deal_open(
     *,
     lead: Lead,
@@ -684,10 +689,7 @@ def deal_open(
             currency=currency,
             expected_close_on=expected_close_on,
         )
-        event_record(
-            EventType.DEAL_CREATED, actor=Actor.of(by), lead_id=lead.pk, subject=deal, at=deal.created_at,
-            payload={"value": str(amount), "currency": currency},
-        )
+        _deal_created(deal, by=by)
         if lead.status in pipeline.OPEN_STATUSES and lead.status != LeadStatus.OPPORTUNITY:
             _move(
                 lead=lead,
@@ -803,10 +805,7 @@ def lead_convert_to_customer(
         created = deal.pk is None
         deal.save()
         if created:
-            event_record(
-                EventType.DEAL_CREATED, actor=Actor.of(by), lead_id=lead.pk, subject=deal, at=now,
-                payload={"value": str(amount), "currency": currency},
-            )
+            _deal_created(deal, by=by)
         event_record(
             EventType.DEAL_WON, actor=Actor.of(by), lead_id=lead.pk, subject=deal, at=now,
             payload={"value": str(amount), "currency": currency, "customer": customer.pk},
