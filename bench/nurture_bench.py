@@ -386,7 +386,8 @@ def orchestrate(args) -> int:
         if "limit" in phases:
             print(f"-- 3. smtplib loops, {args.concurrency} connections: what the sink takes", flush=True)
             if engine is None:  # the messages are the engine's, as it rendered them
-                from nurturing.dispatch import deliveries_claim, deliveries_send
+                from nurturing.claim import deliveries_claim
+                from nurturing.dispatch import deliveries_send
 
                 while True:
                     token, ids = deliveries_claim(limit=1000)
@@ -964,7 +965,7 @@ def measure_claim(args, data) -> dict:
     from django.db import connection, transaction
     from django.utils import timezone
 
-    from nurturing.dispatch import _CLAIM_SQL_POSTGRESQL, deliveries_claim
+    from nurturing.claim import _CLAIM_SQL_POSTGRESQL, deliveries_claim
 
     loaded = load_claim_data(args.deliveries, args.due, args.emails)
     warmups = 2
@@ -1056,7 +1057,8 @@ def profile_send(args, data, sink) -> int:
 
     from django.conf import settings
 
-    from nurturing.dispatch import deliveries_claim, deliveries_send
+    from nurturing.claim import deliveries_claim
+    from nurturing.dispatch import deliveries_send
 
     def send(limit):
         sent = 0

@@ -118,13 +118,17 @@ def events_record(
 
 
 def events_record_each(
-    type: str, *, actor: Actor, rows: Iterable[dict], at: datetime | None = None, batch_size: int = 1000
+    type: str, *, actor: Actor | None = None, rows: Iterable[dict], at: datetime | None = None, batch_size: int = 1000
 ) -> int:
-    """Append one event per row, in batches; a row gives `lead_id`, and may give `subject_type`, `subject_id`
-    and `payload` (many enrollments ended at once, say). Returns how many."""
+    """Append one event per row, in batches; a row gives `lead_id`, and may give `subject_type`, `subject_id`,
+    `payload`, and its own `actor` and `at` (many enrollments ended at once, a batch of emails sent by
+    several sequences). Returns how many."""
     written, batch = 0, []
     for row in rows:
-        batch.append(_row(type, actor, at=at, **{"payload": None, **row}))
+        fields = {"payload": None, "actor": actor, "at": at, **row}
+        if fields["actor"] is None:
+            raise ValueError("An event needs an actor: pass actor=, or give each row one")
+        batch.append(_row(type, fields.pop("actor"), **fields))
         if len(batch) == batch_size:
             written += len(DomainEvent.objects.bulk_create(batch))
             batch = []

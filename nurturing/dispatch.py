@@ -1,27 +1,30 @@
-"""Claim due deliveries, send them, record what happened: each email at most once.
+"""Send a claimed batch and record what happened: each email at most once.
 
 A delivery moves scheduled -> claimed -> sending -> sent (or skipped/failed),
-each move a conditional UPDATE that only the holder of the claim can make:
+each move a conditional UPDATE that only the holder of the claim can make.
+The work is split by concern:
 
-- `deliveries_claim` takes due rows for one worker task (PostgreSQL: FOR
-  UPDATE SKIP LOCKED, so two dispatchers never take the same row; SQLite:
-  one writer at a time). A claimed row has not been attempted: if its task
-  is lost (broker restart, worker killed before it started), the reaper hands
-  it back and it is sent later.
-- `deliveries_send` moves a small chunk to `sending` just before handing it to
-  the mail server and records the outcome right after. A row left in
-  `sending` is one whose outcome was lost with its worker: the reaper marks it
-  `unknown`, and it is never sent again.
+- nurturing.claim: `deliveries_claim` takes due rows for one worker task,
+  `deliveries_reap` deals with what a lost worker held;
+- nurturing.send_policy: what each claimed row does now (go, wait, be passed
+  over, never go), read in a few queries for the whole batch;
+- nurturing.transport: handing a message to the SMTP server;
+- here, `deliveries_send`: it records the plan, moves a small chunk to
+  `sending` just before handing it to the mail server and records the
+  outcome right after, with its effects (the next step, the step's stage
+  action, the `email.sent` event) in the same transaction. A row left in
+  `sending` is one whose outcome was lost with its worker: the reaper marks
+  it `unknown`, and it is never sent again.
 - When the task's soft time limit strikes while an email is rendered or
   handed to the mail server, the batch stops there: the email being handed
   over is `unknown` at once, the ones not yet tried are `scheduled` again.
 
-Both steps are plain functions, so tests call them directly with frozen time.
+These are plain functions, so tests call them directly with frozen time.
 """
 
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from email.utils import make_msgid
 
 from celery.exceptions import SoftTimeLimitExceeded
@@ -32,103 +35,30 @@ from django.core.mail import get_connection
 from django.core.mail.backends.smtp import EmailBackend as SMTPEmailBackend
 from django.db import connection as db_connection
 from django.db import transaction
-from django.db.models import Count
 from django.utils import timezone
 
-from core.events import Actor
+from core.emails import normalize_email
+from core.events import Actor, EventType, events_record_each
 from leads import pipeline
 from leads import services as lead_services
-from leads.models import Campaign, FormSubmission, Lead
+from leads.models import Campaign, Lead
 
-from .address_hash import email_hashes
 from .compose import nurture_email, unsubscribe_token, unsubscribe_url
-from .models import Delivery, EmailEvent, Enrollment, Sequence, Step, Suppression
+from .models import Delivery, Enrollment, Sequence, Step
 from .rendering import StepRenderer, lead_context
-from .schedule import lead_zone, next_send_time
-from .services import delivery_due_at, delivery_stop_reason, delivery_wait_reason, next_step_after
+from .send_policy import LIVE, plan_sends, suppressed_addresses
+from .services import delivery_due_at, next_step_after
 from .transport import SMTPSender, is_transient
 
 # How many emails go to `sending` at a time: at most this many are `unknown`
 # when a worker is killed mid-send.
 SEND_CHUNK = 50
-# A paused sequence's due deliveries are looked at again after this long.
-PAUSED_RECHECK = timedelta(minutes=15)
 
 S = Delivery.Status
-LIVE = (Enrollment.Status.ACTIVE, Enrollment.Status.PAUSED)
 
 
 class TransientSendError(Exception):
     """The provider or the network failed in a way that may pass: retry later."""
-
-
-# --- Claim -------------------------------------------------------------------------
-
-_CLAIM_SQL = """
-UPDATE nurturing_delivery
-   SET status = 'claimed', claim_token = %s, claimed_at = %s, attempts = attempts + 1, updated_at = %s
- WHERE id IN (
-       SELECT id FROM nurturing_delivery
-        WHERE status = 'scheduled' AND due_at <= %s
-        ORDER BY due_at
-        LIMIT %s)
-RETURNING id
-"""
-
-# PostgreSQL: the rows are picked and locked (SKIP LOCKED: two dispatchers never take
-# the same row) and updated by their physical address, with no second index lookup.
-_CLAIM_SQL_POSTGRESQL = """
-WITH picked AS (
-     SELECT ctid FROM nurturing_delivery
-      WHERE status = 'scheduled' AND due_at <= %s
-      ORDER BY due_at
-      LIMIT %s
-        FOR UPDATE SKIP LOCKED)
-UPDATE nurturing_delivery
-   SET status = 'claimed', claim_token = %s, claimed_at = %s, attempts = attempts + 1, updated_at = %s
- WHERE ctid = ANY(ARRAY(SELECT ctid FROM picked))
-RETURNING id
-"""
-
-
-def deliveries_claim(*, limit: int, now: datetime | None = None) -> tuple[uuid.UUID, list[int]]:
-    """Claim up to `limit` due deliveries for one worker task; returns the claim token and the ids."""
-    now = now or timezone.now()
-    token = uuid.uuid4()
-    # Parameters in the form the ORM stores them (SQLite keeps UUIDs as hex, datetimes as naive UTC text).
-    token_param = Delivery._meta.get_field("claim_token").get_db_prep_value(token, db_connection)
-    at = db_connection.ops.adapt_datetimefield_value(now)
-    with transaction.atomic(), db_connection.cursor() as cursor:
-        if db_connection.vendor == "postgresql":
-            # A claim lost in a database crash leaves its rows scheduled: the worker
-            # finds them not claimed and sends nothing, and they are claimed again.
-            # So the claim need not wait for its commit to reach the disk.
-            cursor.execute("SET LOCAL synchronous_commit TO OFF")
-            cursor.execute(_CLAIM_SQL_POSTGRESQL, [at, limit, token_param, at, at])
-        else:
-            cursor.execute(_CLAIM_SQL, [token_param, at, at, at, limit])
-        ids = sorted(row[0] for row in cursor.fetchall())
-    return token, ids
-
-
-def deliveries_reap(*, now: datetime | None = None, stale_after: timedelta | None = None) -> tuple[int, int]:
-    """Deal with rows a lost worker held: hand back the never-started, mark the in-flight unknown."""
-    now = now or timezone.now()
-    if stale_after is None:
-        stale_after = timedelta(seconds=settings.CRM_NURTURE_STALE_AFTER_SECONDS)
-    cutoff = now - stale_after
-    handed_back = Delivery.objects.filter(status=S.CLAIMED, claimed_at__lt=cutoff).update(
-        status=S.SCHEDULED, claim_token=None, claimed_at=None, updated_at=now,
-        reason="Handed back: the worker that claimed it never started it.",
-    )
-    unknown = Delivery.objects.filter(status=S.SENDING, claimed_at__lt=cutoff).update(
-        status=S.UNKNOWN, updated_at=now,
-        reason="The worker was lost while sending: it may or may not have gone out, so it is not sent again.",
-    )
-    return handed_back, unknown
-
-
-# --- Send ----------------------------------------------------------------------------
 
 
 @dataclass
@@ -137,11 +67,9 @@ class BatchResult:
     skipped: int = 0
     failed: int = 0
     rescheduled: int = 0
+    # Rows no longer claimed under this batch's token when it looked (a task
+    # delivered twice finds its rows sent by the first, or handed back by the reaper).
     taken_by_others: int = 0
-
-
-def _sender_for(enrollment: Enrollment, lead):
-    return enrollment.sequence.sender or lead.owner
 
 
 # The relations a batch attaches to its rows (see _Batch._attach_shared).
@@ -194,102 +122,11 @@ class _Batch:
             _LEAD_OWNER.set_cached_value(lead, users.get(lead.owner_id))
             _LEAD_CAMPAIGN.set_cached_value(lead, campaigns.get(lead.campaign_id))
 
-    # -- checks ----------------------------------------------------------------
-
-    def _suppressed(self, rows=None):
-        """The normalized addresses of `rows` (default: the batch) that are suppressed now."""
-        addresses = {lead_services.normalize_email(d.enrollment.lead.email) for d in (self.rows if rows is None else rows)}
-        by_hash = {h: address for address in addresses - {""} for h in email_hashes(address)}
-        return {by_hash[h] for h in Suppression.objects.filter(email_hash__in=by_hash).values_list("email_hash", flat=True)}
-
-    def _sent_today(self):
-        day_start = timezone.localtime(self.now).replace(hour=0, minute=0, second=0, microsecond=0)
-        pairs = {(d.enrollment.sequence_id, getattr(_sender_for(d.enrollment, d.enrollment.lead), "pk", None)) for d in self.rows}
-        counts = (
-            Delivery.objects.filter(
-                status=S.SENT,
-                sent_at__gte=day_start,
-                enrollment__sequence_id__in={p[0] for p in pairs},
-                sender_id__in={p[1] for p in pairs if p[1] is not None},
-            )
-            .values_list("enrollment__sequence_id", "sender_id")
-            .annotate(n=Count("id"))
-        )
-        return {(seq, sender): n for seq, sender, n in counts}
-
-    def _conditions(self):
-        """For the rows whose step has a condition: the engagement it needs to know about (two queries at most)."""
-        conditional = [d for d in self.rows if d.step.condition != Step.Condition.ALWAYS]
-        engaged, downloaded = set(), set()
-        if conditional:
-            engaged = set(
-                EmailEvent.objects.filter(
-                    delivery__enrollment_id__in={d.enrollment_id for d in conditional},
-                    kind__in=[EmailEvent.Kind.REPLIED, EmailEvent.Kind.CLICKED], is_machine=False,
-                ).values_list("delivery__enrollment_id", "kind")
-            )
-            resources = {d.step.condition_resource_id for d in conditional if d.step.condition_resource_id}
-            if resources:
-                downloaded = set(
-                    FormSubmission.objects.filter(
-                        lead_id__in={d.enrollment.lead_id for d in conditional}, resource_id__in=resources
-                    ).values_list("lead_id", "resource_id")
-                )
-        return engaged, downloaded
-
-    @staticmethod
-    def _unmet(d, engaged, downloaded) -> str | None:
-        step, C = d.step, Step.Condition
-        if step.condition == C.NO_REPLY and (d.enrollment_id, EmailEvent.Kind.REPLIED) in engaged:
-            return "an earlier email got a reply"
-        if step.condition == C.HUMAN_CLICK and (d.enrollment_id, EmailEvent.Kind.CLICKED) not in engaged:
-            return "no earlier email got a click from a person"
-        if step.condition == C.DOWNLOADED and (d.enrollment.lead_id, step.condition_resource_id) not in downloaded:
-            return f"the lead has not downloaded {step.condition_resource or 'the resource'}"
-        return None
-
     def sort(self):
-        """Split the batch into what goes now, what waits, and what never goes."""
-        suppressed = self._suppressed()
-        sent_today = self._sent_today()
-        engaged, downloaded = self._conditions()
-        self.skips, self.exits, self.waits, self.emails, self.calls = [], [], [], [], []
-        self.passed_over = []
-        for d in self.rows:
-            enrollment, step, lead = d.enrollment, d.step, d.enrollment.lead
-            sequence = enrollment.sequence
-            is_suppressed = lead_services.normalize_email(lead.email) in suppressed
-            stop = delivery_stop_reason(enrollment=enrollment, sequence=sequence, step=step, lead=lead, suppressed=is_suppressed)
-            if stop:
-                self.skips.append((d, stop))
-                if step.is_active and enrollment.status in LIVE:
-                    self.exits.append((enrollment, stop))
-                continue
-            wait = delivery_wait_reason(enrollment=enrollment, sequence=sequence)
-            if wait:
-                self.waits.append((d, self.now + PAUSED_RECHECK, f"Waiting: {wait}."))
-                continue
-            unmet = self._unmet(d, engaged, downloaded)
-            if unmet:
-                # Logged and passed over: the lead goes on to the next step.
-                self.skips.append((d, f"condition not met ({unmet})"))
-                self.passed_over.append(d)
-                continue
-            zone = lead_zone(lead.timezone)
-            window = dict(zone=zone, days=step.send_days, start=step.window_start, end=step.window_end)
-            allowed = next_send_time(self.now, **window)
-            if allowed != self.now:
-                self.waits.append((d, allowed, "Moved to the next send window (outside the step's days or hours in the lead's time zone)."))
-                continue
-            sender = _sender_for(enrollment, lead)
-            key = (sequence.pk, getattr(sender, "pk", None))
-            if sender is not None and sent_today.get(key, 0) >= sequence.daily_cap_per_sender:
-                tomorrow = timezone.localtime(self.now, zone).replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(days=1)
-                self.waits.append((d, next_send_time(tomorrow, **window), f"Moved to the next day: the daily cap of {sequence.daily_cap_per_sender} for this sender was reached."))
-                continue
-            sent_today[key] = sent_today.get(key, 0) + 1
-            d.sender_user = sender
-            (self.calls if step.kind == Step.Kind.CALL_TASK else self.emails).append(d)
+        """Split the batch into what goes now, what waits, and what never goes (nurturing.send_policy)."""
+        plan = plan_sends(self.rows, self.now)
+        self.skips, self.exits, self.waits = plan.skips, plan.exits, plan.waits
+        self.passed_over, self.emails, self.calls = plan.passed_over, plan.emails, plan.calls
 
     # -- writes --------------------------------------------------------------------
 
@@ -426,10 +263,10 @@ class _Batch:
 
     def _drop_suppressed_since(self, chunk):
         """Asked again right before sending: an address suppressed since the batch was sorted gets nothing."""
-        late = self._suppressed(chunk)
+        late = suppressed_addresses(chunk)
         if not late:
             return chunk
-        stopped = [d for d in chunk if lead_services.normalize_email(d.enrollment.lead.email) in late]
+        stopped = [d for d in chunk if normalize_email(d.enrollment.lead.email) in late]
         reason = "Skipped: the address was suppressed just before sending."
         Delivery.objects.filter(pk__in=[d.pk for d in stopped], status=S.CLAIMED, claim_token=self.token).update(
             status=S.SKIPPED, reason=reason, updated_at=timezone.now()
@@ -475,6 +312,7 @@ class _Batch:
                 _write_outcomes(sent + [d for d, _ in failed])
             if sent:
                 self._schedule_next(sent)
+                sent_events_record([d for d in sent if d.step.kind == Step.Kind.EMAIL])
                 self._stage_actions(sent)
         self.result.sent += len(sent)
         self.result.failed += len(failed)
@@ -515,6 +353,25 @@ class _Batch:
             d.sent_at = timezone.now()
             done.append(d)
         self._record(done, failed)
+
+
+def sent_events_record(rows) -> int:
+    """An `email.sent` event per email handed to the mail server, its actor the sequence and step.
+
+    Written with the rows' outcomes, in the same transaction (one INSERT for a chunk).
+    """
+    return events_record_each(
+        EventType.EMAIL_SENT,
+        rows=(
+            {
+                "lead_id": d.enrollment.lead_id, "subject_type": "delivery", "subject_id": d.pk,
+                "actor": Actor.sequence(sequence_id=d.enrollment.sequence_id, step_id=d.step_id),
+                "payload": {"sequence": d.enrollment.sequence_id, "step": d.step_id, "position": d.step.position},
+                "at": d.sent_at,
+            }
+            for d in rows
+        ),
+    )
 
 
 _OUTCOME_FIELDS = (

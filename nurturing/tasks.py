@@ -1,4 +1,4 @@
-"""Celery tasks: thin wrappers that take ids, call nurturing.dispatch, and are safe to run twice.
+"""Celery tasks: thin wrappers that take ids, call nurturing.claim and nurturing.dispatch, and are safe to run twice.
 
 Each has a soft time limit (the task stops where it is and records it) and a
 hard one (the worker process is killed), set for the work it does. A send
@@ -13,7 +13,8 @@ from celery import shared_task
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 
-from .dispatch import TransientSendError, deliveries_claim, deliveries_reap, deliveries_send
+from .claim import deliveries_claim, deliveries_reap
+from .dispatch import TransientSendError, deliveries_send
 from .services import webhook_nonces_prune
 
 log = logging.getLogger(__name__)
@@ -74,8 +75,8 @@ def send_batch(self, ids, token):
         log.warning("Transient send error, retrying %d deliveries in %ss: %s", len(ids), countdown, exc)
         raise self.retry(exc=exc, countdown=countdown) from exc
     log.info(
-        "Batch of %d: %d sent, %d skipped, %d failed, %d rescheduled",
-        len(ids), result.sent, result.skipped, result.failed, result.rescheduled,
+        "Batch of %d: %d sent, %d skipped, %d failed, %d rescheduled, %d no longer held by this batch",
+        len(ids), result.sent, result.skipped, result.failed, result.rescheduled, result.taken_by_others,
     )
 
 

@@ -10,7 +10,7 @@ from django.db.models import Count
 
 from leads.models import Lead
 from nurturing import services
-from nurturing.dispatch import deliveries_claim, deliveries_reap
+from nurturing.claim import deliveries_claim, deliveries_reap
 from nurturing.models import Delivery, Enrollment, Step
 from nurturing.tasks import dispatch_due
 from tests.factories import CompanyFactory, LeadFactory, rep, sequence_with_steps

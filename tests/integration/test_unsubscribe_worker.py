@@ -18,7 +18,7 @@ from django.test import Client
 from django.utils import timezone
 
 from nurturing import services
-from nurturing.dispatch import deliveries_claim
+from nurturing.claim import deliveries_claim
 from nurturing.models import Delivery, EmailEvent, Enrollment, Suppression, email_hash
 from nurturing.tasks import dispatch_due, send_batch
 from tests import waiting

@@ -19,7 +19,7 @@ def sent(rep_user, mailbox):
 
     from django.utils import timezone
 
-    from nurturing import dispatch, services
+    from nurturing import claim, dispatch, services
     from nurturing.models import Delivery
     from tests.factories import CompanyFactory, LeadFactory, sequence_with_steps
 
@@ -30,7 +30,7 @@ def sent(rep_user, mailbox):
         name="Guide follow-up",
     )
     enrollment = services.enrollment_create(lead=lead, sequence=sequence)
-    token, ids = dispatch.deliveries_claim(limit=10)
+    token, ids = claim.deliveries_claim(limit=10)
     dispatch.deliveries_send(ids=ids, token=token)
     delivery = enrollment.deliveries.get(status=Delivery.Status.SENT)
     Delivery.objects.filter(pk=delivery.pk).update(

@@ -6,7 +6,8 @@ from datetime import timezone as dt_timezone
 import time_machine
 
 from nurturing import services
-from nurturing.dispatch import deliveries_claim, deliveries_send
+from nurturing.claim import deliveries_claim
+from nurturing.dispatch import deliveries_send
 from tests.factories import LeadFactory
 
 MONDAY_10_UTC = datetime(2026, 11, 23, 10, 0, tzinfo=dt_timezone.utc)

@@ -137,7 +137,8 @@ def test_rehashing_merges_an_address_suppressed_under_both_keys_into_the_current
 
 
 def test_a_batch_after_a_key_rotation_still_skips_an_address_suppressed_under_the_old_key(keys, mailbox):
-    from nurturing.dispatch import deliveries_claim, deliveries_send
+    from nurturing.claim import deliveries_claim
+    from nurturing.dispatch import deliveries_send
 
     lead = LeadFactory(email=ADDRESS)
     with time_machine.travel(MONDAY_10_UTC, tick=False):

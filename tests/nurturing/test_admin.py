@@ -5,7 +5,8 @@ from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.urls import reverse
 
 from nurturing import services
-from nurturing.dispatch import deliveries_claim, deliveries_send
+from nurturing.claim import deliveries_claim
+from nurturing.dispatch import deliveries_send
 from nurturing.models import Enrollment, Sequence, Suppression, email_hash
 from tests.factories import LeadFactory, sequence_with_steps
 

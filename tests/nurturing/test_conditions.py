@@ -7,7 +7,7 @@ from django.utils import timezone
 
 from leads import services as lead_services
 from leads.models import Resource
-from nurturing import dispatch, services
+from nurturing import claim, dispatch, services
 from nurturing.engagement import IncomingEvent, event_record
 from nurturing.models import Delivery, Enrollment
 from tests.factories import LeadFactory, sequence_with_steps
@@ -16,7 +16,7 @@ pytestmark = pytest.mark.django_db
 
 
 def run_once():
-    token, ids = dispatch.deliveries_claim(limit=100)
+    token, ids = claim.deliveries_claim(limit=100)
     return dispatch.deliveries_send(ids=ids, token=token) if ids else None
 
 

@@ -12,7 +12,8 @@ from leads import services as lead_services
 from leads.models import Task
 from leads.pipeline import LeadStatus
 from nurturing import services
-from nurturing.dispatch import TransientSendError, deliveries_claim, deliveries_reap, deliveries_send
+from nurturing.claim import deliveries_claim, deliveries_reap
+from nurturing.dispatch import TransientSendError, deliveries_send
 from nurturing.models import Delivery, Enrollment, Sequence, Step, Suppression
 from tests.factories import LeadFactory, lead_at, sequence_with_steps
 

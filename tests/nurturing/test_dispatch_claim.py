@@ -7,7 +7,7 @@ import pytest
 import time_machine
 
 from nurturing import services
-from nurturing.dispatch import deliveries_claim, deliveries_reap
+from nurturing.claim import deliveries_claim, deliveries_reap
 from nurturing.models import Delivery
 from tests.factories import LeadFactory, sequence_with_steps
 

@@ -12,7 +12,8 @@ from celery.exceptions import SoftTimeLimitExceeded
 from leads.models import Task
 from leads.pipeline import LeadStatus
 from nurturing import services
-from nurturing.dispatch import TransientSendError, deliveries_claim, deliveries_send
+from nurturing.claim import deliveries_claim
+from nurturing.dispatch import TransientSendError, deliveries_send
 from nurturing.models import Delivery, Enrollment, Step, Suppression
 from tests.factories import LeadFactory, lead_at, sequence_with_steps
 from tests.nurturing.dispatching import MONDAY_10_UTC, Connection, enroll, row, run_once
@@ -179,6 +180,32 @@ def test_rows_no_longer_claimed_when_the_batch_starts_are_counted_as_taken():
     assert (result.sent, result.taken_by_others) == (1, 1)
 
 
+def test_each_email_handed_over_is_logged_as_sent_by_its_sequence_and_step_and_nothing_else_is(rep_user):
+    from core.models import ActorKind, DomainEvent
+
+    email = sequence_with_steps({}, {})
+    calls = sequence_with_steps({"kind": Step.Kind.CALL_TASK}, name="Calls")
+    emails = [enroll(email, owner=rep_user), enroll(email, owner=rep_user)]
+    called = enroll(calls, owner=rep_user)
+    suppressed = enroll(email, owner=rep_user)
+    services.suppression_add(email=suppressed.lead.email, reason=Suppression.Reason.UNSUBSCRIBED)
+    DomainEvent.objects.all().delete()
+
+    result = send_batch(Connection(error_at=1, error=smtplib.SMTPRecipientsRefused({"x@example.org": (550, b"No")})))
+
+    assert (result.sent, result.failed, result.skipped) == (2, 1, 1)  # an email and the call task; refused; suppressed
+    [went] = [e for e in emails if row(e).status == Delivery.Status.SENT]
+    step = email.steps.get(position=1)
+    assert list(
+        DomainEvent.objects.filter(type="email.sent")
+        .values_list("lead_id", "subject_type", "subject_id", "actor_kind", "actor_ref", "payload", "occurred_at")
+    ) == [
+        (went.lead_id, "delivery", row(went).pk, ActorKind.SEQUENCE, {"sequence": email.pk, "step": step.pk},
+         {"sequence": email.pk, "step": step.pk, "position": 1}, SENDING_TIME),
+    ]
+    assert DomainEvent.objects.filter(lead_id=called.lead_id, type="task.created").count() == 1
+
+
 # --- Refused, failed ------------------------------------------------------------------------
 
 
@@ -296,7 +323,7 @@ def test_out_of_time_while_rendering_schedules_that_email_and_the_rest_again(mon
 
 def reaper_runs():
     """The reaper, an hour on: what the batch holds looks lost to it."""
-    from nurturing.dispatch import deliveries_reap
+    from nurturing.claim import deliveries_reap
 
     deliveries_reap(now=SENDING_TIME + timedelta(hours=1), stale_after=timedelta(minutes=10))
 
@@ -470,7 +497,8 @@ def test_a_batch_makes_as_many_queries_for_twenty_emails_as_for_two(rep_user):
     from tests.factories import CampaignFactory
 
     campaign = CampaignFactory(name="Spring webinar")
-    assert batch_queries(20, rep_user, campaign) == batch_queries(2, rep_user, campaign) == 18
+    # 18, and the one INSERT of the chunk's email.sent events.
+    assert batch_queries(20, rep_user, campaign) == batch_queries(2, rep_user, campaign) == 19
 
 
 def test_the_email_names_the_leads_campaign(rep_user):

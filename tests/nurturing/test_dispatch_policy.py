@@ -63,17 +63,17 @@ def test_only_the_suppressed_lead_of_a_batch_is_skipped(mailbox):
 
 
 def test_a_lead_that_exits_while_the_batch_sorts_keeps_its_own_exit(mailbox, monkeypatch):
-    from nurturing import dispatch
+    from nurturing import send_policy
 
     enrollment = enroll(sequence_with_steps())
     services.suppression_add(email=enrollment.lead.email, reason=Suppression.Reason.UNSUBSCRIBED)
-    stop_reason = dispatch.delivery_stop_reason
+    stop_reason = send_policy.delivery_stop_reason
 
     def replied_meanwhile(**kwargs):
         services.enrollment_exit(enrollment=enrollment, reason="Replied")
         return stop_reason(**kwargs)
 
-    monkeypatch.setattr(dispatch, "delivery_stop_reason", replied_meanwhile)
+    monkeypatch.setattr(send_policy, "delivery_stop_reason", replied_meanwhile)
     with time_machine.travel(MONDAY_10_UTC, tick=False):
         run_once(now=MONDAY_10_UTC + timedelta(minutes=3))
 

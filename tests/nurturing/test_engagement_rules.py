@@ -205,13 +205,13 @@ def test_a_reply_pauses_no_one_else_when_the_sequence_does_not_say_so(sent, rep_
 
 
 def test_a_reply_from_a_lead_without_a_company_pauses_no_one(rep_user, mailbox):
-    from nurturing import dispatch
+    from nurturing import claim, dispatch
 
     sequence = sequence_with_steps({}, {"delay": timedelta(days=2)}, name="Solo", pause_company_on_reply=True)
     lead = LeadFactory(owner=rep_user, company=None)
     enrollment = services.enrollment_create(lead=lead, sequence=sequence)
     other = services.enrollment_create(lead=LeadFactory(owner=rep_user, company=None), sequence=sequence)
-    token, ids = dispatch.deliveries_claim(limit=10)
+    token, ids = claim.deliveries_claim(limit=10)
     dispatch.deliveries_send(ids=ids, token=token)
     delivery = enrollment.deliveries.get(step__position=1)
 
@@ -446,13 +446,13 @@ def test_a_reply_logged_before_any_email_went_is_on_no_email_and_ends_every_sequ
 
 
 def test_a_reply_logged_after_a_call_task_step_counts_for_that_sequence(rep_user, mailbox):
-    from nurturing import dispatch
+    from nurturing import claim, dispatch
 
     lead = LeadFactory(owner=rep_user)
     sequence = sequence_with_steps({"kind": Step.Kind.CALL_TASK}, {"delay": timedelta(days=2)}, name="Call first")
     enrollment = services.enrollment_create(lead=lead, sequence=sequence)
     other = services.enrollment_create(lead=lead, sequence=sequence_with_steps({"delay": timedelta(days=1)}, name="Later"))
-    token, ids = dispatch.deliveries_claim(limit=10)
+    token, ids = claim.deliveries_claim(limit=10)
     dispatch.deliveries_send(ids=ids, token=token)
     call = enrollment.deliveries.get(step__position=1, status=Delivery.Status.SENT)
     assert call.message_id == ""

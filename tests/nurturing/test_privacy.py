@@ -13,7 +13,8 @@ from django.utils import timezone
 from leads import services as lead_services
 from leads.models import Activity, Customer, Deal, FormSubmission, Lead, LeadExport, Objection, Resource, StageChange, Task
 from nurturing import privacy, services
-from nurturing.dispatch import deliveries_claim, deliveries_send
+from nurturing.claim import deliveries_claim
+from nurturing.dispatch import deliveries_send
 from nurturing.engagement import IncomingEvent, event_record
 from nurturing.models import Delivery, EmailEvent, Enrollment, Suppression, email_hash
 from tests.factories import (

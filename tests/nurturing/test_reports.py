@@ -14,7 +14,8 @@ from django.utils import timezone
 from core.events import Actor
 from leads import services as lead_services
 from nurturing import services
-from nurturing.dispatch import deliveries_claim, deliveries_send
+from nurturing.claim import deliveries_claim
+from nurturing.dispatch import deliveries_send
 from nurturing.engagement import IncomingEvent, event_record
 from nurturing.models import Delivery, EmailEvent, Enrollment, Sequence, Step
 from nurturing.reports import sequence_report

@@ -11,7 +11,8 @@ from django.core.mail.backends.locmem import EmailBackend
 
 from crm.celery import app
 from nurturing import rendering, services
-from nurturing.dispatch import deliveries_claim, deliveries_send
+from nurturing.claim import deliveries_claim
+from nurturing.dispatch import deliveries_send
 from nurturing.models import Delivery
 from nurturing.tasks import send_batch
 from tests.factories import LeadFactory, sequence_with_steps

@@ -7,14 +7,14 @@ import time_machine
 from django.urls import reverse
 from django.utils import timezone
 
-from nurturing import dispatch, previews, services
+from nurturing import claim, dispatch, previews, services
 from nurturing.compose import unsubscribe_token
 from nurturing.models import Delivery, Enrollment, Suppression, email_hash
 from tests.factories import LeadFactory, sequence_with_steps
 
 
 def run_once(now=None):
-    token, ids = dispatch.deliveries_claim(limit=100, now=now)
+    token, ids = claim.deliveries_claim(limit=100, now=now)
     return dispatch.deliveries_send(ids=ids, token=token, now=now) if ids else None
 
 
