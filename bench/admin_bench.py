@@ -93,7 +93,9 @@ def run_worker(args, database_url: str, leads: int, runs: int, warmups: int) -> 
 
 
 def orchestrate(args) -> int:
-    started = time.perf_counter()
+    from bench.calibration import calibration_s
+
+    started, calibration = time.perf_counter(), calibration_s()
     print(f"-- {args.small_leads:,} leads ({small_database_url(args.database_url)}), for the query counts", flush=True)
     small = run_worker(args, small_database_url(args.database_url), args.small_leads, runs=5, warmups=1)
     print(f"-- {args.leads:,} leads ({args.database_url})", flush=True)
@@ -132,6 +134,7 @@ def orchestrate(args) -> int:
     meets = all(p["p95_ms"] <= TARGET_P95_MS for p in pages.values())
     result = {
         "benchmark": "admin",
+        "calibration_s": calibration,
         "leads": big["leads"],
         "leads_small": small["leads"],
         "code": code_version(),

@@ -17,6 +17,9 @@ loopback that counts what it receives:
 4. claim_1000_ms_at_1m: `deliveries_claim(limit=1000)` with 1,000,000
    scheduled deliveries of which 20,000 are due (each claim takes fresh rows).
 5. worker_rss_mb: peak RSS of the worker and its pool during step 1.
+6. email_sent_event_cost: step 1 again, alternately with and without the
+   `email.sent` event write (a worker started with BENCH_NURTURE_NO_SENT_EVENTS=1
+   skips it), two runs each: the share of emails/s the event costs.
 
 Each phase also records the CPU time the worker, the sink, PostgreSQL, Redis
 and this process spent per email, and what other processes used meanwhile:
@@ -46,6 +49,7 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 from celery import shared_task
+from celery.signals import worker_process_init
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/crm_bench_nurture"
@@ -60,6 +64,8 @@ TARGETS = {
     "claim_1000_ms_at_1m_max": 10.0,
     "duplicates_max": 0,
     "worker_rss_mb_max": 250,
+    # The event log's write in the send path costs at most this share of emails/s.
+    "email_sent_event_cost_max": 0.10,
 }
 
 # A realistic follow-up: personalized subject, a plain-text body and an HTML alternative.
@@ -117,8 +123,9 @@ def main(argv=None):
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help="JSON results file")
     parser.add_argument("--database-url", default=os.environ.get("BENCH_NURTURE_DATABASE_URL", DEFAULT_DATABASE_URL))
     parser.add_argument("--redis-url", default=os.environ.get("BENCH_NURTURE_REDIS_URL", DEFAULT_REDIS_URL))
-    parser.add_argument("--phases", default="engine,naive,limit,claim",
-                        help="which to run (default all: engine,naive,limit,claim); the results file is written only for all")
+    parser.add_argument("--phases", default="engine,naive,events,limit,claim",
+                        help="which to run (default all: engine,naive,events,limit,claim); the results file is written only for all")
+    parser.add_argument("--event-rounds", type=int, default=2, help="runs with and without the email.sent event, each (default 2)")
     parser.add_argument("--profile", action="store_true", help="only profile deliveries_claim/send in this process (cProfile), no worker")
     parser.add_argument("--plain", action="store_true", help="with --profile: no cProfile half, every email timed plainly")
     parser.add_argument("--sink", action="store_true", help=argparse.SUPPRESS)
@@ -312,6 +319,20 @@ def naive_send(delivery_id):
     )
 
 
+# --- The event write's cost: a worker started with BENCH_NURTURE_NO_SENT_EVENTS=1 skips it ---------
+
+NO_SENT_EVENTS = "BENCH_NURTURE_NO_SENT_EVENTS"
+
+
+@worker_process_init.connect
+def _without_sent_events(**kwargs):
+    """In each pool process of a worker started with NO_SENT_EVENTS=1: the engine writes no email.sent event."""
+    if os.environ.get(NO_SENT_EVENTS) == "1":
+        from nurturing import dispatch
+
+        dispatch.sent_events_record = lambda rows: 0
+
+
 # --- The orchestrator -----------------------------------------------------------------------------
 
 
@@ -343,7 +364,10 @@ def setup_django(args, email_url: str = "") -> None:
 
 
 def orchestrate(args) -> int:
+    from bench.calibration import calibration_s
+
     started, load_before = time.perf_counter(), round(os.getloadavg()[0], 2)
+    calibration = calibration_s()
     ensure_database(args.database_url)
     import redis
 
@@ -363,7 +387,7 @@ def orchestrate(args) -> int:
             return profile_send(args, data, sink)
 
         phases = set(args.phases.split(","))
-        engine = naive = limit = claim = None
+        engine = naive = limit = claim = events = None
         worker_log_tail = ""
         if phases & {"engine", "naive"}:
             worker = Worker(args, sink, workdir)
@@ -383,6 +407,12 @@ def orchestrate(args) -> int:
             worker.stop()
             worker_log_tail = worker.log_tail()
             worker = None
+        if "events" in phases:
+            print(f"-- 5. the email.sent event's cost: {args.emails:,} emails with and without it, "
+                  f"{args.event_rounds} runs each", flush=True)
+            events = measure_event_cost(args, data, sink, workdir)
+            print(f"   with {events['with']['emails_per_s']} emails/s, without {events['without']['emails_per_s']}: "
+                  f"cost {events['cost_share']:.1%} of emails/s", flush=True)
         if "limit" in phases:
             print(f"-- 3. smtplib loops, {args.concurrency} connections: what the sink takes", flush=True)
             if engine is None:  # the messages are the engine's, as it rendered them
@@ -409,10 +439,10 @@ def orchestrate(args) -> int:
         sink.stop()
         shutil.rmtree(workdir, ignore_errors=True)
 
-    if None in (engine, naive, limit, claim):
+    if None in (engine, naive, limit, claim, events):
         print("(not every phase ran: no results file written)")
         return 0
-    result = report(args, data, engine, naive, limit, claim, worker_log_tail, started, load_before)
+    result = report(args, data, engine, naive, limit, claim, events, worker_log_tail, started, load_before, calibration)
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(result, indent=2) + "\n")
     print_report(result, args.output)
@@ -429,15 +459,14 @@ def load_email_data(n: int) -> dict:
     from faker import Faker
 
     from leads.models import Campaign, Company, Lead
-    from nurturing.models import Sequence, Step
 
     started = time.perf_counter()
     User = get_user_model()
     with transaction.atomic(), connection.cursor() as cursor:
         # Everything from an earlier run goes, the million claim rows included.
         cursor.execute(
-            "TRUNCATE nurturing_delivery, nurturing_enrollment, nurturing_step, nurturing_sequence, nurturing_suppression, "
-            "leads_lead, leads_company, leads_campaign, leads_source, leads_persona RESTART IDENTITY CASCADE"
+            "TRUNCATE core_domainevent, nurturing_delivery, nurturing_enrollment, nurturing_step, nurturing_sequence, "
+            "nurturing_suppression, leads_lead, leads_company, leads_campaign, leads_source, leads_persona RESTART IDENTITY CASCADE"
         )
         reps = []
         for i, (first, last) in enumerate(REPS, start=1):
@@ -467,19 +496,6 @@ def load_email_data(n: int) -> dict:
             lead.search_text = f"{first} {last} {lead.email} {company.name}".lower()
             leads.append(lead)
         Lead.objects.bulk_create(leads, batch_size=2000)
-
-        def sequence(name):
-            seq = Sequence.objects.create(name=name, status="active", daily_cap_per_sender=1_000_000)
-            steps = [
-                Step.objects.create(
-                    sequence=seq, position=position, delay=delay, send_days="0123456",
-                    window_start=datetime.min.time(), window_end=datetime.max.time().replace(microsecond=0),
-                    subject_template=SUBJECT, text_template=TEXT, html_template=HTML,
-                )
-                for position, delay in ((1, timedelta(0)), (2, timedelta(days=3)))
-            ]
-            return seq, steps
-
         engine_seq, engine_steps = sequence("Bench: guide follow-up")
         naive_seq, naive_steps = sequence("Bench: guide follow-up, naive")
     enroll(engine_seq, engine_steps[0])
@@ -489,6 +505,22 @@ def load_email_data(n: int) -> dict:
         "engine_sequence": engine_seq.pk, "engine_step": engine_steps[0].pk, "engine_next_step": engine_steps[1].pk,
         "naive_sequence": naive_seq.pk, "naive_step": naive_steps[0].pk,
     }
+
+
+def sequence(name):
+    """An active two-step sequence of the bench's email, its first step due at once."""
+    from nurturing.models import Sequence, Step
+
+    seq = Sequence.objects.create(name=name, status="active", daily_cap_per_sender=1_000_000)
+    steps = [
+        Step.objects.create(
+            sequence=seq, position=position, delay=delay, send_days="0123456",
+            window_start=datetime.min.time(), window_end=datetime.max.time().replace(microsecond=0),
+            subject_template=SUBJECT, text_template=TEXT, html_template=HTML,
+        )
+        for position, delay in ((1, timedelta(0)), (2, timedelta(days=3)))
+    ]
+    return seq, steps
 
 
 def enroll(sequence, step, leads=None):
@@ -551,9 +583,10 @@ def proc_stats():
 class Worker:
     """`celery -A crm worker --concurrency=N` on the bench database, Redis DB and sink, in its own session."""
 
-    def __init__(self, args, sink, workdir):
+    def __init__(self, args, sink, workdir, extra_env=None):
         self.log_path = workdir / "worker.log"
         env = {
+            **(extra_env or {}),
             **os.environ,
             "DJANGO_SETTINGS_MODULE": "crm.settings.local",
             "DJANGO_DEBUG": "false",
@@ -564,6 +597,8 @@ class Worker:
             "EMAIL_BACKEND": "django.core.mail.backends.smtp.EmailBackend",
             "LOG_LEVEL": "WARNING",
         }
+        if not extra_env:
+            env.pop(NO_SENT_EVENTS, None)
         self.concurrency = args.concurrency
         self.name = f"nurture-bench-{uuid.uuid4().hex[:6]}@{socket.gethostname()}"
         with open(self.log_path, "w") as log:
@@ -789,6 +824,64 @@ def measure_engine(args, data, sink, worker) -> dict:
             "SEND_CHUNK": dispatch.SEND_CHUNK,
             "concurrency": args.concurrency,
         },
+    }
+
+
+def measure_event_cost(args, data, sink, workdir) -> dict:
+    """The engine's emails/s with and without the email.sent event write, alternated (without, with, with,
+    without, ...), each run a fresh sequence for the same leads on a fresh worker."""
+    from core.models import DomainEvent
+    from nurturing.tasks import dispatch_due
+
+    n = data["emails"]
+    runs = {"with": [], "without": []}
+    order = [("without", "with") if i % 2 == 0 else ("with", "without") for i in range(args.event_rounds)]
+    for i, mode in enumerate(m for pair in order for m in pair):
+        worker = Worker(args, sink, workdir, extra_env={NO_SENT_EVENTS: "1"} if mode == "without" else None)
+        try:
+            worker.wait_ready()
+            warm_up(worker)
+            _, steps = sequence(f"Bench: event cost, run {i + 1} ({mode})")
+            enroll(steps[0].sequence, steps[0], leads=n)
+            sink.reset()
+            with CpuMeter(worker, sink) as cpu:
+                start = time.perf_counter()
+                dispatch_due.apply_async(queue=QUEUE)
+                wait_all_sent(steps[0].pk, n, worker, sink)
+                elapsed = time.perf_counter() - start
+        finally:
+            worker.stop()
+        received = sink.settle(n)
+        events = DomainEvent.objects.filter(type="email.sent", payload__step=steps[0].pk).count()
+        cpu_ms = cpu.result(n)["cpu_ms_per_email"]
+        runs[mode].append({
+            "emails_per_s": round(n / elapsed, 1),
+            "email_sent_events": events,
+            "duplicates": received["received"] - received["distinct"],
+            "worker_cpu_ms_per_email": cpu_ms["worker"],
+            "postgres_cpu_ms_per_email": cpu_ms["postgres"],
+        })
+        print(f"   run {i + 1} {mode}: {runs[mode][-1]}", flush=True)
+
+    def summary(mode):
+        rows = runs[mode]
+        return {
+            "emails_per_s": round(statistics.median(r["emails_per_s"] for r in rows), 1),
+            "worker_cpu_ms_per_email": round(statistics.median(r["worker_cpu_ms_per_email"] for r in rows), 3),
+            "postgres_cpu_ms_per_email": round(statistics.median(r["postgres_cpu_ms_per_email"] for r in rows), 3),
+            "runs": rows,
+        }
+
+    with_, without = summary("with"), summary("without")
+    return {
+        "emails": n,
+        "with": with_,
+        "without": without,
+        # The share of emails/s lost to the event write (negative: within the noise, the run with it was faster).
+        "cost_share": round(1 - with_["emails_per_s"] / without["emails_per_s"], 3),
+        # Each run with the event wrote one per email, each run without wrote none: the switch worked.
+        "switch_checked": all(r["email_sent_events"] == n for r in runs["with"])
+        and all(r["email_sent_events"] == 0 for r in runs["without"]),
     }
 
 
@@ -1123,7 +1216,7 @@ def profile_send(args, data, sink) -> int:
 # --- The report ----------------------------------------------------------------------------------
 
 
-def report(args, data, engine, naive, limit, claim, worker_log_tail, started, load_before) -> dict:
+def report(args, data, engine, naive, limit, claim, events, worker_log_tail, started, load_before, calibration) -> dict:
     from bench.admin_bench import code_version, database_info, machine_info
 
     emails_per_s = engine["emails_per_s"]
@@ -1139,9 +1232,11 @@ def report(args, data, engine, naive, limit, claim, worker_log_tail, started, lo
         "claim_1000_ms_at_1m": claim["median_ms"] < TARGETS["claim_1000_ms_at_1m_max"],
         "duplicates": duplicates <= TARGETS["duplicates_max"] and engine["sink"]["received"] == data["emails"],
         "worker_rss_mb": rss["peak_total_mb"] < TARGETS["worker_rss_mb_max"],
+        "email_sent_event_cost": events["switch_checked"] and events["cost_share"] <= TARGETS["email_sent_event_cost_max"],
     }
     return {
         "benchmark": "nurture",
+        "calibration_s": calibration,
         "emails": data["emails"],
         "metrics": {
             "emails_per_s": emails_per_s,
@@ -1156,7 +1251,11 @@ def report(args, data, engine, naive, limit, claim, worker_log_tail, started, lo
                 "peak_pss_total": rss["peak_pss_total_mb"],
             },
         },
-        "ratios": {"share_of_smtp_limit": round(share, 2), "times_naive": round(times_naive, 2)},
+        "ratios": {
+            "share_of_smtp_limit": round(share, 2),
+            "times_naive": round(times_naive, 2),
+            "email_sent_event_cost": events["cost_share"],
+        },
         # What the machine allows: its CPUs over the CPU time one email took, all processes together
         # (the engine: worker + sink + PostgreSQL + Redis + this process's polling), and the sink's alone.
         "analysis": {
@@ -1177,6 +1276,7 @@ def report(args, data, engine, naive, limit, claim, worker_log_tail, started, lo
         "naive": naive,
         "smtp_limit": limit,
         "claim": claim,
+        "email_sent_event": events,
         "worker": {
             "command": f"celery -A crm worker --concurrency={args.concurrency} --include bench.nurture_bench",
             "settings": "crm.settings.local, DEBUG off, log level WARNING",
@@ -1210,6 +1310,9 @@ def print_report(result: dict, output: Path) -> None:
     print(f"  worker RSS MB, peak               {m['worker_rss_mb']['peak_total']:>8.0f}   "
           f"(largest process {m['worker_rss_mb']['peak_largest_process']:.0f}, idle {m['worker_rss_mb']['idle_total_before']:.0f}, "
           f"PSS {m['worker_rss_mb']['peak_pss_total']:.0f}), target < {t['worker_rss_mb_max']}: {mark('worker_rss_mb')}")
+    e = result["email_sent_event"]
+    print(f"  email.sent event's cost           {r['email_sent_event_cost']:>8.1%}   (with {e['with']['emails_per_s']:.0f}/s, "
+          f"without {e['without']['emails_per_s']:.0f}/s), target <= {t['email_sent_event_cost_max']:.0%}: {mark('email_sent_event_cost')}")
     a = result["analysis"]
     print(f"CPU per email, all processes: {a['engine_cpu_ms_per_email']:.2f} ms -> at most {a['engine_cpu_ceiling_emails_per_s']} emails/s "
           f"on {result['machine']['cpus']} CPUs; the sink alone: {a['sink_cpu_ms_per_email_during_limit']:.2f} ms -> at most "

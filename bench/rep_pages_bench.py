@@ -97,7 +97,9 @@ def main(argv=None):
 
 
 def run(args) -> int:
-    started = time.perf_counter()
+    from bench.calibration import calibration_s
+
+    started, calibration = time.perf_counter(), calibration_s()
     ensure_database(args.database_url)
     with tempfile.TemporaryDirectory(prefix="rep_pages_bench_") as tmp:
         workdir = Path(tmp)
@@ -136,6 +138,7 @@ def run(args) -> int:
         }
         result = {
             "benchmark": "rep_pages",
+            "calibration_s": calibration,
             "leads": meta["leads"],
             "measured_at": datetime.now(dt_timezone.utc).isoformat(timespec="seconds"),
             "bench_seconds": round(time.perf_counter() - started, 1),

@@ -111,6 +111,18 @@ def access_for(user) -> Access:
     return access
 
 
+def lead_owner_candidates(users):
+    """Of `users` (a queryset of users), those who can be given leads: active sales reps and managers, and superusers.
+
+    The queryset form of `Access.owns_leads`, for choice lists.
+    """
+    return (
+        users.filter(is_active=True)
+        .filter(Q(is_superuser=True) | Q(groups__name__in=[Role.SALES_REP, Role.MANAGER]))
+        .distinct()
+    )
+
+
 def check_may_work(user, lead) -> None:
     """For the services: refuse (PermissionDenied, with the reason) a user who may not work this lead.
 

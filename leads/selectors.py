@@ -1,10 +1,10 @@
 """Reads: the queries pages and services share."""
 
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Permission
 from django.db.models import Count, Q, Sum
 
 from core.emails import normalize_email
+from core.policy import lead_owner_candidates
 
 from . import pipeline
 from .models import Deal, Lead
@@ -25,24 +25,9 @@ def lead_search(leads, text: str):
     return leads
 
 
-def _lead_owner_permission():
-    return Permission.objects.get(content_type__app_label="leads", codename="change_lead")
-
-
 def lead_owner_choices():
-    """Users who can own leads: active, and allowed to change leads (reps and managers)."""
-    perm = _lead_owner_permission()
-    return (
-        get_user_model()
-        .objects.filter(is_active=True)
-        .filter(Q(is_superuser=True) | Q(groups__permissions=perm) | Q(user_permissions=perm))
-        .distinct()
-        .order_by("username")
-    )
-
-
-def user_can_own_leads(user) -> bool:
-    return user.is_active and (user.is_superuser or user.has_perm("leads.change_lead"))
+    """Users who can own leads (the policy's rule: active sales reps and managers), by username."""
+    return lead_owner_candidates(get_user_model().objects.all()).order_by("username")
 
 
 def pipeline_summary(*, leads=None):

@@ -21,12 +21,12 @@ from django.utils import timezone
 from core.emails import normalize_email
 from core.events import Actor, EventType, event_record, events_record
 from core.models import ActorKind
-from core.policy import check_may_manage_leads, check_may_work
+from core.policy import access_for, check_may_manage_leads, check_may_work
 
 from . import pipeline
 from .models import Activity, Company, Customer, Deal, FormSubmission, Lead, Objection, Resource, StageChange, Task
 from .pipeline import LeadStatus
-from .selectors import lead_duplicate_of, user_can_own_leads
+from .selectors import lead_duplicate_of
 from .signals import activity_logged, lead_stage_changed, send_after_commit
 
 
@@ -154,7 +154,7 @@ def lead_update(*, lead: Lead, by=None, **fields) -> Lead:
 def lead_assign_owner(*, leads, owner, by=None) -> int:
     """Give leads to a rep (owner=None puts them back in the unassigned pool). Returns how many changed."""
     check_may_manage_leads(by)
-    if owner is not None and not user_can_own_leads(owner):
+    if owner is not None and not access_for(owner).owns_leads:
         raise ValidationError(
             {"owner": [f"{owner.get_username()} cannot own leads: choose an active sales rep or manager."]}
         )
@@ -175,7 +175,7 @@ def lead_assign_owner(*, leads, owner, by=None) -> int:
 @transaction.atomic
 def lead_claim(*, lead: Lead, by) -> Lead:
     """Take a lead from the unassigned pool. Two reps claiming at once: the first wins, the second is told who."""
-    if not user_can_own_leads(by):
+    if not access_for(by).owns_leads:
         raise ValidationError({"owner": [f"{by.get_username()} cannot own leads: only active sales reps and managers can."]})
     locked = Lead.objects.select_for_update().only("owner").get(pk=lead.pk)
     if locked.owner_id == by.pk:

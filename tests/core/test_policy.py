@@ -113,3 +113,27 @@ def test_a_refusal_says_who_may_do_it(frozen, action, reason):
         access.check(lead, action)
 
     assert str(refused.value) == reason
+
+
+def test_the_owner_choice_list_holds_exactly_the_users_the_policy_lets_own_leads(frozen):
+    from django.contrib.auth import get_user_model
+    from django.contrib.auth.models import Permission
+
+    from core.policy import lead_owner_candidates
+    from leads.selectors import lead_owner_choices
+
+    users = {
+        "rep": rep(username="a_rep"),
+        "manager": manager(username="b_manager"),
+        "marketer": marketer(username="c_marketer"),
+        "superuser": UserFactory(username="d_root", is_superuser=True),
+        "inactive rep": rep(username="e_gone", is_active=False),
+        "no role": UserFactory(username="f_nobody"),
+    }
+    # A model permission given by hand does not make a role.
+    users["no role"].user_permissions.add(Permission.objects.get(codename="change_lead"))
+
+    owners = [name for name, user in users.items() if access_for(get_user_model().objects.get(pk=user.pk)).owns_leads]
+    assert owners == ["rep", "manager", "superuser"]
+    assert [u.username for u in lead_owner_choices()] == ["a_rep", "b_manager", "d_root"]
+    assert lead_owner_candidates(get_user_model().objects.filter(username__startswith="a_")).count() == 1
