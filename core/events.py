@@ -45,6 +45,8 @@ class EventType(models.TextChoices):
     FORM_SUBMITTED = "form.submitted", "Form submitted"
     ENROLLMENT_STARTED = "enrollment.started", "Enrollment started"
     ENROLLMENT_EXITED = "enrollment.exited", "Enrollment exited"
+    ENROLLMENT_PAUSED = "enrollment.paused", "Enrollment paused"
+    ENROLLMENT_RESUMED = "enrollment.resumed", "Enrollment resumed"
     EMAIL_SENT = "email.sent", "Email sent"
     EMAIL_DELIVERED = "email.delivered", "Email delivered"
     EMAIL_OPENED = "email.opened", "Email opened"

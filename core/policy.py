@@ -7,8 +7,10 @@ below every app so that the admin and an API get the same answers. By role:
   calls, objections, notes, meetings, tasks, move stages, convert, enroll)
   only their own leads; a pool lead is claimed first.
 - Managers see and work every lead.
-- Marketers read every lead and manage its sequence enrollments; they do not
-  log calls or move stages for a rep.
+- Marketers read every lead and manage its sequence enrollments; they build
+  the sequences (with managers). They do not log calls or move stages for a
+  rep, with one exception: marking a lead MQL (marketing-qualified) is
+  marketing's call, so they may move a lead to MQL.
 - Anyone else (no role) gets 403 on every page.
 
 Pages ask for each request, GET and POST alike: a lead that is not visible is
@@ -74,6 +76,15 @@ class Access:
     def can_manage_enrollments(self, lead) -> bool:
         return self.is_manager or self.is_marketer or (self.is_rep and lead.owner_id == self.user.pk)
 
+    def can_move(self, lead, to_status: str) -> bool:
+        """Move the lead to `to_status` (whether the pipeline allows the move is the stage service's rule)."""
+        return self.can_work(lead) or (self.is_marketer and to_status == MQL)
+
+    @property
+    def builds_sequences(self) -> bool:
+        """Create, edit, activate, pause and archive sequences and their steps."""
+        return self.is_manager or self.is_marketer
+
     def check(self, lead, action: str) -> None:
         """Raise 404 for a lead the user cannot see, 403 for an action they may not take on it."""
         if not self.can_see(lead):
@@ -88,10 +99,16 @@ class Access:
             raise PermissionDenied(_DENIED[action])
 
 
+# The pipeline's stage value, named here to keep core below leads.
+MQL = "mql"
+
 _DENIED = {
     "work": "Only the lead's owner (or a manager) can do this. Claim the lead first if it is in the unassigned pool.",
     "claim": "Only unassigned leads can be claimed, by a sales rep or a manager.",
     "enroll": "Only the lead's owner, a marketer or a manager can change its sequences.",
+    "move": "Only the lead's owner (or a manager) can move its stage; a marketer can mark it MQL. "
+            "Claim the lead first if it is in the unassigned pool.",
+    "sequences": "Only a marketer or a manager can build, start, pause or archive sequences.",
 }
 
 
@@ -130,6 +147,24 @@ def check_may_work(user, lead) -> None:
     """
     if user is not None and not access_for(user).can_work(lead):
         raise PermissionDenied(_DENIED["work"])
+
+
+def check_may_move(user, lead, to_status: str) -> None:
+    """For the stage service: refuse a user who may not move this lead to `to_status`."""
+    if user is not None and not access_for(user).can_move(lead, to_status):
+        raise PermissionDenied(_DENIED["move"])
+
+
+def check_may_manage_enrollments(user, lead) -> None:
+    """Enroll a lead, pause, resume or end its enrollments: its owner, marketers and managers."""
+    if user is not None and not access_for(user).can_manage_enrollments(lead):
+        raise PermissionDenied(_DENIED["enroll"])
+
+
+def check_may_build_sequences(user) -> None:
+    """Sequences and their steps: marketers and managers (and the system: seeding, migrations)."""
+    if user is not None and not access_for(user).builds_sequences:
+        raise PermissionDenied(_DENIED["sequences"])
 
 
 def check_may_manage_leads(user) -> None:

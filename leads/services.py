@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
 
 from django.conf import settings
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import F, Q
 from django.utils import timezone
@@ -21,7 +21,7 @@ from django.utils import timezone
 from core.emails import normalize_email
 from core.events import Actor, EventType, event_record, events_record
 from core.models import ActorKind
-from core.policy import access_for, check_may_manage_leads, check_may_work
+from core.policy import access_for, check_may_manage_leads, check_may_move, check_may_work
 
 from . import pipeline
 from .models import Activity, Company, Customer, Deal, FormSubmission, Lead, Objection, Resource, StageChange, Task
@@ -318,7 +318,7 @@ def lead_change_stage(
     """
     with transaction.atomic():
         _lock(lead)
-        check_may_work(by, lead)
+        check_may_move(by, lead, to_status)
         _check_move(lead, to_status, reason)
         if to_status in pipeline.NEEDS_CONVERSION:
             raise StageMoveError(
@@ -352,6 +352,8 @@ def lead_change_stage_many(*, lead_ids, to_status: str, by=None, reason: str = "
             lead_change_stage(lead=lead, to_status=to_status, reason=reason, by=by)
         except ValidationError as exc:
             refused.append((lead, exc.messages))
+        except PermissionDenied as exc:
+            refused.append((lead, [str(exc)]))
         else:
             moved += 1
     return StageMoves(moved=moved, refused=refused)

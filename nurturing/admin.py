@@ -264,7 +264,7 @@ class EnrollmentAdmin(admin.ModelAdmin):
     @admin.action(description="Take selected leads out of their sequence", permissions=["change"])
     def exit_selected(self, request, queryset):
         for enrollment in queryset.filter(status__in=services.LIVE_ENROLLMENT):
-            services.enrollment_exit(enrollment=enrollment, reason=f"removed by {request.user.get_username()}")
+            services.enrollment_exit(enrollment=enrollment, reason=f"removed by {request.user.get_username()}", by=request.user)
         self.message_user(request, "Done: nothing more is sent to them from those sequences.", messages.SUCCESS)
 
 

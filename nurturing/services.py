@@ -9,17 +9,18 @@ import collections
 import dataclasses
 from datetime import datetime, timedelta
 
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.formats import date_format
 
+from core.emails import normalize_email
 from core.events import Actor, EventType, event_record, events_record_each
 from core.models import ActorKind
+from core.policy import check_may_build_sequences, check_may_manage_enrollments
 from leads import pipeline
 from leads.models import Lead
 from leads.pipeline import LeadStatus
-from leads.services import normalize_email
 
 from .address_hash import current_key, email_hash, hash_keys, hashes_rewrite, key_id
 from .models import Delivery, Enrollment, Sequence, Step, Suppression, WebhookNonce
@@ -204,6 +205,7 @@ def sequence_sender_check(*, sequence: Sequence, sender, by) -> None:
 @transaction.atomic
 def sequence_save(*, sequence: Sequence, by) -> Sequence:
     """Create or change a sequence. Guarantees: its sender, if chosen or changed now, is one `by` may send as."""
+    check_may_build_sequences(by)
     sequence_sender_check(sequence=sequence, sender=sequence.sender, by=by)
     if sequence.pk is None:
         sequence.created_by = by
@@ -214,6 +216,7 @@ def sequence_save(*, sequence: Sequence, by) -> Sequence:
 @transaction.atomic
 def sequence_activate(*, sequence: Sequence, by=None) -> Sequence:
     """Start sending. Refused (nothing changes) unless every active step is usable."""
+    check_may_build_sequences(by)
     if sequence.status == Sequence.Status.ARCHIVED:
         raise ValidationError({"status": ["The sequence is archived: make a new one (or copy its steps) instead."]})
     steps = list(sequence.steps.filter(is_active=True))
@@ -234,6 +237,7 @@ def sequence_activate(*, sequence: Sequence, by=None) -> Sequence:
 
 def sequence_pause(*, sequence: Sequence, by=None) -> Sequence:
     """Hold every send of the sequence; due deliveries wait and go when it is active again."""
+    check_may_build_sequences(by)
     if sequence.status == Sequence.Status.ARCHIVED:
         raise ValidationError({"status": ["The sequence is archived: it sends nothing more."]})
     sequence.status = Sequence.Status.PAUSED
@@ -247,6 +251,7 @@ def sequence_archive(*, sequence: Sequence, by=None) -> int:
 
     Its steps, deliveries and report stay; it can no longer be activated.
     """
+    check_may_build_sequences(by)
     live = list(Enrollment.objects.filter(sequence=sequence, status__in=LIVE_ENROLLMENT).values_list("pk", flat=True))
     if live:
         now = timezone.now()
@@ -263,6 +268,7 @@ def sequence_archive(*, sequence: Sequence, by=None) -> int:
 @transaction.atomic
 def step_delete(*, step: Step, by=None) -> None:
     """Remove a step no email was ever scheduled from (a used one is switched off instead: its history stays)."""
+    check_may_build_sequences(by)
     if Delivery.objects.filter(step=step).exists():
         raise ValidationError("This step has been used: switch it off instead of deleting it, so its history stays.")
     step.delete()
@@ -271,6 +277,7 @@ def step_delete(*, step: Step, by=None) -> None:
 @transaction.atomic
 def step_save(*, step: Step, by=None) -> Step:
     """Create or change a step of a sequence. Guarantees: its templates and settings pass `step_check`."""
+    check_may_build_sequences(by)
     step_check(step)
     step.save()
     return step
@@ -330,8 +337,10 @@ def enrollment_create(*, lead: Lead, sequence: Sequence, by=None, at: datetime |
 
     Guarantees: the sequence is active and has an active step; the lead is
     live, open, short of the goal stage, has an unsuppressed address and is
-    not in the sequence already (the database enforces that too).
+    not in the sequence already (the database enforces that too); `by` may
+    manage the lead's enrollments.
     """
+    check_may_manage_enrollments(by, lead)
     refusal = enrollment_refusal(lead=lead, sequence=sequence)
     if refusal:
         raise ValidationError({"sequence": [f"{lead} cannot be enrolled: {refusal}."]})
@@ -361,11 +370,16 @@ def enroll_many(*, leads, sequence: Sequence, by=None) -> tuple[int, list[str]]:
             enrolled += 1
         except ValidationError as exc:
             refused.append(" ".join(exc.messages))
+        except PermissionDenied as exc:
+            refused.append(f"{lead}: {exc}")
     return enrolled, refused
 
 
-def _exit_actor(event) -> Actor:
-    """Who ended an enrollment: the email event behind it (a reply, a bounce...), or the system."""
+def _exit_actor(event, by=None) -> Actor:
+    """Who ended an enrollment: the user who removed the lead, the email event behind it (a reply, a bounce...),
+    or the system."""
+    if by is not None:
+        return Actor.of(by)
     if event is not None:
         return Actor(ActorKind.EMAIL_EVENT, ref={"email_event": event.pk})
     return Actor(ActorKind.SYSTEM)
@@ -378,8 +392,13 @@ def _cancel_pending(enrollments, reason: str) -> int:
 
 
 @transaction.atomic
-def enrollment_exit(*, enrollment: Enrollment, reason: str, event=None) -> Enrollment:
-    """Take a lead out of a sequence: nothing more is sent; the reason (and the event behind it) stay on the enrollment."""
+def enrollment_exit(*, enrollment: Enrollment, reason: str, event=None, by=None) -> Enrollment:
+    """Take a lead out of a sequence: nothing more is sent; the reason (and the event behind it) stay on the enrollment.
+
+    `by`: the user removing the lead by hand (who must be allowed to manage its enrollments).
+    """
+    if by is not None:
+        check_may_manage_enrollments(by, enrollment.lead)
     now = timezone.now()
     exited = Enrollment.objects.filter(pk=enrollment.pk, status__in=LIVE_ENROLLMENT).update(
         status=Enrollment.Status.EXITED, exit_reason=reason[:300], finished_at=now, exit_event=event
@@ -388,7 +407,7 @@ def enrollment_exit(*, enrollment: Enrollment, reason: str, event=None) -> Enrol
     enrollment.refresh_from_db()
     if exited:
         event_record(
-            EventType.ENROLLMENT_EXITED, actor=_exit_actor(event), lead_id=enrollment.lead_id, subject=enrollment, at=now,
+            EventType.ENROLLMENT_EXITED, actor=_exit_actor(event, by), lead_id=enrollment.lead_id, subject=enrollment, at=now,
             payload={"sequence": enrollment.sequence_id, "reason": reason[:300]},
         )
     return enrollment
@@ -418,16 +437,32 @@ def _exits_record(enrollments, *, actor: Actor, reason: str, at) -> None:
     ))
 
 
-def enrollment_pause(*, enrollment: Enrollment) -> Enrollment:
-    Enrollment.objects.filter(pk=enrollment.pk, status=Enrollment.Status.ACTIVE).update(status=Enrollment.Status.PAUSED)
+def _enrollment_switch(enrollment: Enrollment, *, by, from_status, to_status, event_type) -> Enrollment:
+    check_may_manage_enrollments(by, enrollment.lead)
+    with transaction.atomic():
+        if Enrollment.objects.filter(pk=enrollment.pk, status=from_status).update(status=to_status):
+            event_record(
+                event_type, actor=Actor.of(by), lead_id=enrollment.lead_id, subject=enrollment,
+                payload={"sequence": enrollment.sequence_id},
+            )
     enrollment.refresh_from_db()
     return enrollment
 
 
-def enrollment_resume(*, enrollment: Enrollment) -> Enrollment:
-    Enrollment.objects.filter(pk=enrollment.pk, status=Enrollment.Status.PAUSED).update(status=Enrollment.Status.ACTIVE)
-    enrollment.refresh_from_db()
-    return enrollment
+def enrollment_pause(*, enrollment: Enrollment, by=None) -> Enrollment:
+    """Hold this lead's emails from the sequence (due ones wait) until resumed; an enrollment not active is left as it is."""
+    return _enrollment_switch(
+        enrollment, by=by, from_status=Enrollment.Status.ACTIVE, to_status=Enrollment.Status.PAUSED,
+        event_type=EventType.ENROLLMENT_PAUSED,
+    )
+
+
+def enrollment_resume(*, enrollment: Enrollment, by=None) -> Enrollment:
+    """Let a paused enrollment send again; one not paused is left as it is."""
+    return _enrollment_switch(
+        enrollment, by=by, from_status=Enrollment.Status.PAUSED, to_status=Enrollment.Status.ACTIVE,
+        event_type=EventType.ENROLLMENT_RESUMED,
+    )
 
 
 # --- The rules checked before every send ----------------------------------------------

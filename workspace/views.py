@@ -287,12 +287,14 @@ def enrollment_change(request, pk, op, *, access):
     enrollment = get_object_or_404(Enrollment.objects.select_related("sequence"), pk=pk)
     lead = _lead(access, enrollment.lead_id, "enroll")
     if op == "remove":
-        nurturing_services.enrollment_exit(enrollment=enrollment, reason=f"Removed by {request.user.get_username()}")
+        nurturing_services.enrollment_exit(
+            enrollment=enrollment, reason=f"Removed by {request.user.get_username()}", by=request.user
+        )
         message = f"Removed from {enrollment.sequence.name}."
     elif op in ENROLLMENT_OPS:
         service, message = ENROLLMENT_OPS[op]
         before = enrollment.status
-        enrollment = service(enrollment=enrollment)
+        enrollment = service(enrollment=enrollment, by=request.user)
         if enrollment.status == before:
             message = f"Nothing to {op}: the enrollment is {enrollment.get_status_display().lower()}."
     else:

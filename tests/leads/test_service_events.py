@@ -230,3 +230,38 @@ def test_what_the_policy_refuses_the_service_refuses_and_appends_no_event(call, 
     with pytest.raises(PermissionDenied):
         call(lead, rep_user)
     assert DomainEvent.objects.count() == before
+
+
+def test_a_marketer_may_mark_a_lead_mql_and_move_it_nowhere_else(marketer_user):
+    from django.core.exceptions import PermissionDenied
+
+    from core import policy
+
+    assert policy.MQL == LeadStatus.MQL  # core names the stage without importing leads
+    from tests.factories import lead_at
+
+    lead = lead_at(LeadStatus.NURTURING, owner=rep(username="rep2"))
+    moves = DomainEvent.objects.filter(type="lead.stage_changed").count()
+    for to_status in (LeadStatus.CONTACTED, LeadStatus.SQL, LeadStatus.DISQUALIFIED):
+        with pytest.raises(PermissionDenied, match="a marketer can mark it MQL"):
+            services.lead_change_stage(lead=lead, to_status=to_status, reason="No budget", by=marketer_user)
+    assert DomainEvent.objects.filter(type="lead.stage_changed").count() == moves
+
+    change = services.lead_change_stage(lead=lead, to_status=LeadStatus.MQL, by=marketer_user)
+
+    assert (change.to_status, change.changed_by) == (LeadStatus.MQL, marketer_user)
+    assert DomainEvent.objects.filter(type="lead.stage_changed", actor_user=marketer_user).count() == 1
+
+
+def test_a_bulk_move_lists_the_leads_the_user_may_not_move_and_moves_the_rest(rep_user):
+    mine = LeadFactory(owner=rep_user)
+    theirs = LeadFactory(owner=rep(username="rep2"))
+
+    result = services.lead_change_stage_many(lead_ids=[mine.pk, theirs.pk], to_status=LeadStatus.CONTACTED, by=rep_user)
+
+    assert result.moved == 1
+    assert [(lead.pk, reasons[0][:40]) for lead, reasons in result.refused] == [
+        (theirs.pk, "Only the lead's owner (or a manager) can")
+    ]
+    theirs.refresh_from_db()
+    assert theirs.status == LeadStatus.NEW

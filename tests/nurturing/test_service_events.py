@@ -136,3 +136,71 @@ def test_a_reply_cannot_be_logged_in_the_future_by_any_caller(rep_user):
     assert refused.value.message_dict == {"occurred_at": ["A reply cannot be in the future."]}
     assert not EmailEvent.objects.exists() and not DomainEvent.objects.filter(type="email.replied").exists()
     assert engagement.reply_log(lead=lead, by=rep_user, at=NOW + timedelta(seconds=50)) is not None  # clocks drift
+
+
+def test_pausing_resuming_and_removing_by_hand_are_told_with_who_did_it(rep_user):
+    lead = LeadFactory(owner=rep_user)
+    enrollment = services.enrollment_create(lead=lead, sequence=sequence_with_steps(), by=rep_user)
+    services.enrollment_pause(enrollment=enrollment, by=rep_user)
+    services.enrollment_pause(enrollment=enrollment, by=rep_user)  # already paused: nothing happens, nothing told
+    services.enrollment_resume(enrollment=enrollment, by=rep_user)
+    services.enrollment_exit(enrollment=enrollment, reason="Removed by rep1", by=rep_user)
+
+    assert [(t, actor_kind, user) for t, _, _, _, actor_kind, user, _, _ in rows(subject_type="enrollment")] == [
+        ("enrollment.started", ActorKind.USER, rep_user.pk),
+        ("enrollment.paused", ActorKind.USER, rep_user.pk),
+        ("enrollment.resumed", ActorKind.USER, rep_user.pk),
+        ("enrollment.exited", ActorKind.USER, rep_user.pk),
+    ]
+
+
+# What the policy refuses in the nurturing services: another rep's lead's sequences, and building sequences as a rep.
+NURTURING_REFUSED = {
+    "enroll another rep's lead": lambda s, e, user: services.enrollment_create(lead=e.lead, sequence=s, by=user),
+    "bulk enroll another rep's lead": lambda s, e, user: _refused_in_bulk(s, e, user),
+    "pause another rep's enrollment": lambda s, e, user: services.enrollment_pause(enrollment=e, by=user),
+    "resume another rep's enrollment": lambda s, e, user: services.enrollment_resume(enrollment=e, by=user),
+    "remove another rep's lead": lambda s, e, user: services.enrollment_exit(enrollment=e, reason="No", by=user),
+    "save a sequence as a rep": lambda s, e, user: services.sequence_save(sequence=s, by=user),
+    "activate a sequence as a rep": lambda s, e, user: services.sequence_activate(sequence=s, by=user),
+    "pause a sequence as a rep": lambda s, e, user: services.sequence_pause(sequence=s, by=user),
+    "archive a sequence as a rep": lambda s, e, user: services.sequence_archive(sequence=s, by=user),
+    "save a step as a rep": lambda s, e, user: services.step_save(step=s.steps.first(), by=user),
+    "delete a step as a rep": lambda s, e, user: services.step_delete(step=s.steps.last(), by=user),
+}
+
+
+def _refused_in_bulk(sequence, enrollment, user):
+    from django.core.exceptions import PermissionDenied
+
+    enrolled, refused = services.enroll_many(leads=[enrollment.lead], sequence=sequence, by=user)
+    assert (enrolled, len(refused)) == (0, 1) and "Only the lead's owner" in refused[0]
+    raise PermissionDenied(refused[0])
+
+
+@pytest.mark.parametrize("call", NURTURING_REFUSED.values(), ids=NURTURING_REFUSED.keys())
+def test_what_the_policy_refuses_the_nurturing_services_refuse_and_nothing_changes(call, rep_user):
+    from django.core.exceptions import PermissionDenied
+
+    from tests.factories import rep
+
+    sequence = sequence_with_steps({}, {})
+    enrollment = services.enrollment_create(lead=LeadFactory(owner=rep(username="rep2")), sequence=sequence)
+    before = (DomainEvent.objects.count(), list(Enrollment.objects.values_list("status", flat=True)),
+              sequence.status, sequence.steps.count())
+    with pytest.raises(PermissionDenied):
+        call(sequence, enrollment, rep_user)
+    sequence.refresh_from_db()
+    assert (DomainEvent.objects.count(), list(Enrollment.objects.values_list("status", flat=True)),
+            sequence.status, sequence.steps.count()) == before
+
+
+def test_marketers_and_managers_build_sequences(marketer_user, manager_user):
+    from nurturing.models import Sequence
+
+    for user in (marketer_user, manager_user):
+        sequence = sequence_with_steps({})
+        services.sequence_pause(sequence=sequence, by=user)
+        services.sequence_activate(sequence=sequence, by=user)
+        assert services.sequence_archive(sequence=sequence, by=user) == 0
+        assert Sequence.objects.get(pk=sequence.pk).status == Sequence.Status.ARCHIVED
