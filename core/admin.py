@@ -4,6 +4,7 @@ from django.contrib import admin
 from django.urls import reverse
 from django.utils.html import format_html
 
+from .events import actor_label
 from .models import DomainEvent
 from .pagination import BoundedCountPaginator
 
@@ -46,7 +47,4 @@ class DomainEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
     @admin.display(description="by")
     def actor(self, obj):
-        if obj.actor_user_id is not None:
-            return obj.actor_user.get_username()
-        detail = ", ".join(f"{key} {value}" for key, value in obj.actor_ref.items() if value is not None)
-        return f"{obj.get_actor_kind_display()} ({detail})" if detail else obj.get_actor_kind_display()
+        return actor_label(obj)

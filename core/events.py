@@ -139,6 +139,24 @@ def events_record_each(
     return written
 
 
+def actor_label(event: DomainEvent) -> str:
+    """Who made the change, for people: the user ("Tom Becker (rep1)": two people may share a name), or the source
+    with its ids ("Sequence (sequence 4, step 9)")."""
+    if event.actor_user_id is not None:
+        user = event.actor_user
+        if user is None:  # the account was deleted since: the log keeps its id
+            return f"user #{event.actor_user_id}"
+        name = user.get_full_name()
+        return f"{name} ({user.get_username()})" if name else user.get_username()
+    detail = ", ".join(f"{key} {value}" for key, value in event.actor_ref.items() if value is not None)
+    return f"{event.get_actor_kind_display()} ({detail})" if detail else event.get_actor_kind_display()
+
+
+def payload_label(event: DomainEvent) -> str:
+    """The payload as "key: value" pairs, for people."""
+    return ", ".join(f"{key}: {value}" for key, value in event.payload.items() if value not in (None, "", [], {}))
+
+
 def events_after(position: int, *, limit: int = 500, types: Iterable[str] | None = None) -> list[DomainEvent]:
     """The events after `position` (an event id), oldest first, held back while younger than the settle time."""
     settled = timezone.now() - timedelta(seconds=settings.CRM_EVENT_SETTLE_SECONDS)

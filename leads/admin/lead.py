@@ -17,12 +17,17 @@ from django.utils.formats import date_format
 from django.utils.html import format_html, format_html_join
 from django.utils.http import urlencode
 
+from core.events import EventType, actor_label, payload_label
+from core.models import DomainEvent
 from core.pagination import BoundedCountPaginator
 from core.roles import user_can_export_personal_data
 
 from .. import exports, pipeline, selectors, services
 from ..forms import AssignOwnerForm, ConvertForm, LeadForm, StageMoveForm, add_service_errors
 from ..models import Deal, Lead
+
+# The lead page shows this many of the lead's latest events; the rest are a link away.
+AUDIT_TRAIL_ROWS = 25
 
 # Stage moves from the changelist run one service call per lead; beyond this
 # many, narrow the filter (or script it) instead of holding the page.
@@ -130,7 +135,7 @@ class LeadAdmin(admin.ModelAdmin):
     autocomplete_fields = ("company",)
     actions = ("assign_owner", "move_stage", "export_csv", "archive")
     readonly_fields = (
-        "timeline", "deals", "open_tasks", "stage", "stage_entered_at", "lost_reason", "created_at", "updated_at", "last_touch_at", "archived_at",
+        "timeline", "audit_trail", "deals", "open_tasks", "stage", "stage_entered_at", "lost_reason", "created_at", "updated_at", "last_touch_at", "archived_at",
     )
     fieldsets = (
         ("Pipeline", {"fields": ("stage", "stage_entered_at", "lost_reason", "owner", "score")}),
@@ -140,6 +145,10 @@ class LeadAdmin(admin.ModelAdmin):
         ("Record", {"fields": ("created_at", "updated_at", "last_touch_at", "archived_at")}),
         ("Deals and tasks", {"fields": ("deals", "open_tasks")}),
         ("Timeline", {"fields": ("timeline",), "description": "The latest 30 stage changes, calls, notes, meetings and objections."}),
+        ("Audit trail", {
+            "fields": ("audit_trail",), "classes": ("collapse",),
+            "description": f"Who changed what, when: the latest {AUDIT_TRAIL_ROWS} events of the event log for this lead.",
+        }),
     )
 
     # --- Columns ---------------------------------------------------------------
@@ -172,6 +181,30 @@ class LeadAdmin(admin.ModelAdmin):
             ),
         )
         return format_html('<table class="lead-timeline"><tbody>{}</tbody></table>', body)
+
+    @admin.display(description="events")
+    def audit_trail(self, obj):
+        if obj.pk is None:
+            return "—"
+        events = list(
+            DomainEvent.objects.filter(lead_id=obj.pk).select_related("actor_user").order_by("-id")[:AUDIT_TRAIL_ROWS]
+        )
+        if not events:
+            return "Nothing recorded yet."
+        body = format_html_join(
+            "",
+            "<tr><td class=\"nowrap\">{}</td><td><strong>{}</strong><br>{}</td><td>{}</td></tr>",
+            (
+                (date_format(timezone.localtime(e.occurred_at), "DATETIME_FORMAT"), EventType(e.type).label
+                 if e.type in EventType.values else e.type, payload_label(e), actor_label(e))
+                for e in events
+            ),
+        )
+        everything = format_html(
+            '<p><a href="{}?{}">The whole history in the event log</a></p>',
+            reverse("admin:core_domainevent_changelist"), urlencode({"q": obj.pk}),
+        )
+        return format_html('<table class="lead-timeline"><tbody>{}</tbody></table>{}', body, everything)
 
     @admin.display(description="deals")
     def deals(self, obj):

@@ -549,3 +549,27 @@ def test_marking_a_task_done_in_the_admin_is_the_same_as_completing_it(manager_c
         ("task.updated", {"fields": ["completed_at", "title"]}),
         ("task.done", {}),
     ]
+
+
+def test_the_lead_page_shows_its_audit_trail_who_changed_what_and_when(manager_client, rep_user):
+    from core.events import Actor, EventType, event_record
+    from core.models import DomainEvent
+    from leads import services
+
+    with time_machine.travel("2026-06-01 09:30Z", tick=False):
+        lead = LeadFactory(owner=rep_user)
+        services.lead_change_stage(lead=lead, to_status=LeadStatus.CONTACTED, by=rep_user)
+        event_record(EventType.EMAIL_SENT, actor=Actor.sequence(sequence_id=7, step_id=31), lead_id=lead.pk,
+                     payload={"sequence": 7, "step": 31, "note": "<script>alert(1)</script>"})
+        services.activity_add_note(lead=lead, by=rep_user, body="Hi")
+        # The note's author's account was deleted since: the log keeps the id.
+        DomainEvent.objects.filter(lead_id=lead.pk, type="activity.logged").update(actor_user_id=987654)
+        html = manager_client.get(reverse("admin:leads_lead_change", args=[lead.pk])).content.decode()
+
+    trail = html[html.index("Audit trail"):]
+    for text in ("Stage changed", "from: new, to: contacted", f"{rep_user.get_full_name()} (rep1)",
+                 "Email sent", "Sequence (sequence 7, step 31)", "Activity logged", "user #987654",
+                 f'href="{reverse("admin:core_domainevent_changelist")}?q={lead.pk}"'):
+        assert text in trail, text
+    assert "<script>alert(1)</script>" not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in trail
+    assert trail.index("Activity logged") < trail.index("Email sent") < trail.index("Stage changed")  # newest first
