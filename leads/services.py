@@ -327,6 +327,21 @@ def lead_change_stage(
         return _move(lead=lead, to_status=to_status, by=by, actor=actor, reason=reason, at=at, source=source)
 
 
+def lead_stage_action(*, lead: Lead, to_status: str, actor: str, reason: str, source: Actor) -> StageChange | None:
+    """An automation's move (a sequence step's stage action, a click's): made when the pipeline allows it from
+    the lead's stage at this moment (read under the row lock), else nothing (None). Automations move a lead
+    along; they never move it back or sideways, and a lead already there stays.
+
+    Raises what `lead_change_stage` raises for a move the pipeline allows but refuses otherwise (Customer
+    needs a conversion).
+    """
+    with transaction.atomic():
+        _lock(lead)
+        if lead.status == to_status or not pipeline.is_move_allowed(lead.status, to_status):
+            return None
+        return lead_change_stage(lead=lead, to_status=to_status, actor=actor, reason=reason, source=source)
+
+
 @dataclasses.dataclass(frozen=True)
 class StageMoves:
     moved: int

@@ -39,7 +39,6 @@ from django.utils import timezone
 
 from core.emails import normalize_email
 from core.events import Actor, EventType, events_record_each
-from leads import pipeline
 from leads import services as lead_services
 from leads.models import Campaign, Lead
 
@@ -320,13 +319,12 @@ class _Batch:
     def _stage_actions(self, sent):
         for d in sent:
             target = d.step.stage_action
-            lead = d.enrollment.lead
-            if not target or lead.status == target or not pipeline.is_move_allowed(lead.status, target):
+            if not target:
                 continue
             actor = f"sequence {d.enrollment.sequence.name} step {d.step.position}"
             try:
-                lead_services.lead_change_stage(
-                    lead=lead, to_status=target, actor=actor, reason=f"{actor}: email sent",
+                lead_services.lead_stage_action(
+                    lead=d.enrollment.lead, to_status=target, actor=actor, reason=f"{actor}: email sent",
                     source=Actor.sequence(sequence_id=d.enrollment.sequence_id, step_id=d.step_id),
                 )
             except ValidationError as exc:

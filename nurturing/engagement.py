@@ -295,15 +295,17 @@ def _clicked(event, delivery, lead) -> list[str]:
     target = step.click_stage_action
     # (refreshing every field instead reads the same three values)
     lead.refresh_from_db(fields=["status", "stage_entered_at", "owner"])  # pragma: no mutate
-    if target and lead.status != target and pipeline.is_move_allowed(lead.status, target):
+    if target:
         try:
-            lead_services.lead_change_stage(
+            moved = lead_services.lead_stage_action(
                 lead=lead, to_status=target, actor=why[:200], reason=f"{why}: clicked {event.url}",
                 source=Actor.sequence(sequence_id=delivery.enrollment.sequence_id, step_id=delivery.step_id),
             )
-            actions.append(f"moved to {pipeline.label(target)}")
         except ValidationError as exc:
             actions.append(f"stage not moved: {' '.join(exc.messages)}")
+        else:
+            if moved is not None:
+                actions.append(f"moved to {pipeline.label(target)}")
     if step.click_creates_call_task and lead.owner_id:
         lead_services.task_create(
             assignee=lead.owner, lead=lead, title=f"Call {lead}: clicked {needle} ({delivery.enrollment.sequence.name})"[:200],

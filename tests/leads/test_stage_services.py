@@ -357,3 +357,31 @@ def test_losing_the_last_deal_records_who_lost_it():
     assert (change.to_status, change.changed_by, change.actor, change.reason) == (
         LeadStatus.LOST, boss, "", "Deal lost: No budget"
     )
+
+
+# --- An automation's move: forward when the pipeline allows it, else nothing ------------------------
+
+
+def test_an_automations_move_is_made_only_when_the_pipeline_allows_it_from_the_stage_under_the_lock():
+    from core.events import Actor
+
+    source = Actor.sequence(sequence_id=5, step_id=8)
+    with time_machine.travel(MONDAY, tick=False):
+        lead = lead_at(LeadStatus.NURTURING)
+        change = services.lead_stage_action(lead=lead, to_status=LeadStatus.MQL, actor="sequence A step 1", reason="sent",
+                                            source=source)
+        assert (change.from_status, change.to_status, change.source_sequence_id) == (LeadStatus.NURTURING, LeadStatus.MQL, 5)
+
+        # Already there: nothing. Behind the lead (SQL to MQL is a move back): nothing.
+        assert services.lead_stage_action(lead=lead, to_status=LeadStatus.MQL, actor="x", reason="x", source=source) is None
+        stale = Lead.objects.get(pk=lead.pk)  # read while the lead was MQL...
+        services.lead_change_stage(lead=lead, to_status=LeadStatus.SQL)  # ...then moved on by someone else
+        assert services.lead_stage_action(lead=stale, to_status=LeadStatus.MQL, actor="x", reason="x", source=source) is None
+        assert stale.status == LeadStatus.SQL  # the lock read the stage it is at
+
+        # A move the pipeline allows but only a conversion makes is refused with the reason.
+        with pytest.raises(ValidationError, match="converting it"):
+            services.lead_stage_action(lead=lead, to_status=LeadStatus.CUSTOMER, actor="x", reason="x", source=source)
+    assert list(lead.stage_changes.values_list("to_status", flat=True).order_by("changed_at", "id"))[-2:] == [
+        LeadStatus.MQL, LeadStatus.SQL,
+    ]
