@@ -41,8 +41,9 @@ INSTALLED_APPS = [
     "anymail",
     "axes",
     "csp",
-    # Our apps, ground floor first: core <- leads <- nurturing <- workspace <- crm (wires them).
+    # Our apps, ground floor first: core <- traffic, leads <- nurturing <- workspace <- crm (wires them).
     "core",
+    "traffic",
     "leads",
     "nurturing",
     "workspace",
@@ -253,6 +254,18 @@ CELERY_BEAT_SCHEDULE = {
         "task": "nurturing.tasks.reap_stale",
         "schedule": max(CRM_BEAT_TICK_SECONDS, 60.0),
     },
+    "traffic-ingest": {
+        "task": "traffic.tasks.ingest_hits",
+        "schedule": env.float("CRM_TRACKING_INGEST_SECONDS", default=10.0),
+    },
+    "traffic-rollup": {
+        "task": "traffic.tasks.rollup_traffic",
+        "schedule": 15 * 60.0,
+    },
+    "traffic-housekeeping": {
+        "task": "traffic.tasks.housekeeping",
+        "schedule": 6 * 3600.0,
+    },
 }
 
 # --- Forms ------------------------------------------------------------------
@@ -309,6 +322,38 @@ CRM_SCANNER_CLICK_SECONDS = env.int("CRM_SCANNER_CLICK_SECONDS", default=10)
 # A soft bounce is retried after this many hours; this many soft bounces in 30 days suppress the address.
 CRM_SOFT_BOUNCE_RETRY_HOURS = env.int("CRM_SOFT_BOUNCE_RETRY_HOURS", default=6)
 CRM_SOFT_BOUNCES_TO_SUPPRESS = env.int("CRM_SOFT_BOUNCES_TO_SUPPRESS", default=3)
+
+# --- Traffic: the tracking snippet on the team's website ------------------------------
+CRM_TRACKING_ENABLED = env.bool("CRM_TRACKING_ENABLED", default=True)
+# The sites' host names the snippet may report from ("example.com,.example.com": a leading
+# dot takes the subdomains too). Empty: any site (fine to try it out; set it in production).
+CRM_TRACKING_SITES = [site.strip().lower() for site in env.list("CRM_TRACKING_SITES", default=[]) if site.strip()]
+# "none": record page views from the first one; "required": only after the visitor consented
+# (the snippet waits for crmTracking.consent(); the no-script pixel records nothing).
+CRM_TRACKING_CONSENT = env.str("CRM_TRACKING_CONSENT", default="none")
+# Browsers that send Do-Not-Track or Global Privacy Control are not tracked.
+CRM_TRACKING_HONOR_DNT = env.bool("CRM_TRACKING_HONOR_DNT", default=True)
+# Networks of the team's own offices (CIDR): their page views are marked as the team's.
+CRM_TRACKING_TEAM_NETWORKS = env.list("CRM_TRACKING_TEAM_NETWORKS", default=[])
+# More hits than this in a minute from one address are a bot's.
+CRM_TRACKING_BURST_PER_MINUTE = env.int("CRM_TRACKING_BURST_PER_MINUTE", default=60)
+# The queue between the endpoint and the ingest worker: a Redis URL (production: shared
+# by every host), or "spool:" (files under var/tracking on this host). Default: Celery's
+# broker when that is Redis, else the spool.
+CRM_TRACKING_QUEUE_URL = env.str(
+    "CRM_TRACKING_QUEUE_URL",
+    default=CELERY_BROKER_URL if CELERY_BROKER_URL.startswith(("redis://", "rediss://")) else "spool:",
+)
+# The Redis list's name (two installations can share one Redis).
+CRM_TRACKING_QUEUE_KEY = env.str("CRM_TRACKING_QUEUE_KEY", default="crm:tracking:hits")
+# The queue holds at most this many hits; past it the endpoint answers 503.
+CRM_TRACKING_QUEUE_MAX = env.int("CRM_TRACKING_QUEUE_MAX", default=1_000_000)
+# Hits written per drain (one INSERT per 1,000).
+CRM_TRACKING_INGEST_BATCH = env.int("CRM_TRACKING_INGEST_BATCH", default=5000)
+
+# The cache: bursts from one address are counted here. Redis in production
+# (CACHE_URL=redis://...), so every worker counts together.
+CACHES = {"default": env.cache("CACHE_URL", default="locmemcache://")}
 
 LOGGING = {
     "version": 1,

@@ -118,6 +118,7 @@ def test_the_deploy_checklist_is_clean_with_production_settings(tmp_path):
             "CRM_VAR_DIR": str(tmp_path),
             "CRM_SITE_URL": "https://crm.example.com",
             "CRM_POSTAL_ADDRESS": "Acme GmbH, Hauptstr. 1, 10115 Berlin",
+            "CRM_TRACKING_SITES": "www.example.com,.example.com",
         },
     )
     assert result.returncode == 0, result.stdout + result.stderr
@@ -137,6 +138,7 @@ def test_the_deploy_checklist_asks_for_the_postal_address_and_an_https_site(tmp_
         },
     )
     assert "nurturing.W001" in result.stderr + result.stdout and "nurturing.W002" in result.stderr + result.stdout
+    assert "traffic.W001" in result.stderr + result.stdout  # page views accepted from any site
 
 
 def test_sqlite_runs_in_wal_mode_with_immediate_transactions(tmp_path, django_db_blocker):
