@@ -1,5 +1,8 @@
 import pytest
 
+# The browser tests' fixtures (Chromium through Playwright), for test_tracking_browser.py.
+from tests.e2e.conftest import artifacts, browser, new_page  # noqa: F401
+
 
 @pytest.fixture(autouse=True)
 def tracking(settings, tmp_path):

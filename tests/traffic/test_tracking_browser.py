@@ -1,0 +1,99 @@
+"""The snippet in a real browser (Chromium): a website on its own origin, with the snippet pasted in,
+records its page views in the CRM; a browser sending Global Privacy Control records none."""
+
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from tests import waiting
+from traffic import ingest
+from traffic.models import PageView, VisitorKind
+from traffic.queue import hit_queue
+from traffic.snippet import snippet_html
+
+pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+
+A_PERSONS_CHROME = ("Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
+                    "Chrome/131.0.0.0 Safari/537.36")
+
+
+class Website:
+    """The team's website on another origin than the CRM: two pages with the snippet, one link between them."""
+
+    def __init__(self, snippet: str):
+        page = """<!doctype html><html><head><meta charset="utf-8"><title>{title}</title></head>
+<body><h1>{title}</h1><a href="/pricing">Pricing</a>{snippet}</body></html>"""
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self):
+                title = "Pricing" if self.path.startswith("/pricing") else "The pipeline guide"
+                body = page.format(title=title, snippet=snippet).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "text/html; charset=utf-8")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+
+
+@pytest.fixture
+def website(live_server, tracking):
+    tracking.CRM_TRACKING_SITES = ["127.0.0.1"]
+    site = Website(snippet_html(live_server.url))
+    yield site
+    site.close()
+
+
+def a_person(page):
+    """What a person's browser shows: no navigator.webdriver (Playwright sets it), a usual user agent."""
+    page.add_init_script("Object.defineProperty(Navigator.prototype, 'webdriver', {get: () => false})")
+    return page
+
+
+def test_a_visit_records_its_page_views_with_the_landing_pages_utm_and_a_spa_navigation(new_page, website, artifacts):
+    page = a_person(new_page())
+    page.set_extra_http_headers({"User-Agent": A_PERSONS_CHROME})
+    page.goto(f"{website.url}/guides/pipeline?utm_source=newsletter&utm_medium=email&utm_campaign=spring")
+    assert waiting.wait_for(lambda: hit_queue().size() == 1, timeout=10.0, interval=0.1)
+    page.get_by_role("link", name="Pricing").click()
+    page.wait_for_url(f"{website.url}/pricing")
+    page.evaluate("history.pushState({}, '', '/pricing/annual')")  # a single-page site's navigation
+    assert waiting.wait_for(lambda: hit_queue().size() == 3, timeout=10.0, interval=0.1)
+    visitor_id = page.evaluate("crmTracking.visitorId()")
+    page.screenshot(path=artifacts / "tracking-website.png")
+
+    ingest.hits_ingest()
+    views = list(PageView.objects.order_by("id"))
+    assert [(v.path, v.is_landing) for v in views] == [("/guides/pipeline", True), ("/pricing", False), ("/pricing/annual", False)]
+    for v in views:
+        assert (v.visitor_id, v.kind, v.device, v.has_js) == (visitor_id, VisitorKind.HUMAN, "desktop", True)
+        assert (v.utm_source, v.utm_medium, v.utm_campaign, v.landing_path) == ("newsletter", "email", "spring", "/guides/pipeline")
+    assert views[1].referrer == f"{website.url}/guides/pipeline?utm_source=newsletter&utm_medium=email&utm_campaign=spring"
+
+
+def test_an_automated_browser_is_recorded_as_a_bot_and_one_asking_for_privacy_is_not_recorded(new_page, website):
+    robot = new_page()  # Playwright's Chromium: navigator.webdriver is true
+    robot.goto(f"{website.url}/guides/pipeline")
+    assert waiting.wait_for(lambda: hit_queue().size() == 1, timeout=10.0, interval=0.1)
+
+    private = a_person(new_page())
+    private.add_init_script("Object.defineProperty(Navigator.prototype, 'globalPrivacyControl', {get: () => true})")
+    private.goto(f"{website.url}/guides/pipeline")
+    private.get_by_role("link", name="Pricing").click()
+    private.wait_for_url(f"{website.url}/pricing")
+    assert private.evaluate("crmTracking.visitorId()") == ""
+    assert private.context.cookies() == []  # no visitor cookie either
+
+    ingest.hits_ingest()
+    [row] = PageView.objects.all()
+    assert row.kind == VisitorKind.BOT and row.bot_reason
