@@ -9,6 +9,8 @@ of things from it: subjects and actors are ids.
 Rows are never updated or deleted by the app, except by pruning
 (`manage.py events_prune`, see the README) and by erasing a person, which
 empties the payloads of their events.
+
+Also here: `RateCounter`, the database backend of the rate limits (core.ratelimit).
 """
 
 from django.conf import settings
@@ -67,3 +69,22 @@ class EventCursor(models.Model):
 
     def __str__(self):
         return f"{self.name} at #{self.position}"
+
+
+class RateCounter(models.Model):
+    """Attempts counted for one key in one fixed window of a rate limit (core.ratelimit, database backend).
+
+    `bucket` is "name:keyhash:window_start": the key only as its hash. The row
+    is of no use once its window has ended (`expires_at`); `ratelimit_prune`
+    deletes such rows, hourly from beat.
+    """
+
+    bucket = models.CharField(max_length=100, unique=True)
+    count = models.PositiveIntegerField(default=0)
+    expires_at = models.DateTimeField()
+
+    class Meta:
+        indexes = [models.Index(fields=["expires_at"], name="core_ratecounter_expires_idx")]
+
+    def __str__(self):
+        return f"{self.bucket}: {self.count}"

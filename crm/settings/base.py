@@ -266,6 +266,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "traffic.tasks.housekeeping",
         "schedule": 6 * 3600.0,
     },
+    "ratelimit-prune": {
+        "task": "core.tasks.prune_rate_counters",
+        "schedule": 3600.0,
+    },
 }
 
 # --- Forms ------------------------------------------------------------------
@@ -350,6 +354,15 @@ CRM_TRACKING_QUEUE_KEY = env.str("CRM_TRACKING_QUEUE_KEY", default="crm:tracking
 CRM_TRACKING_QUEUE_MAX = env.int("CRM_TRACKING_QUEUE_MAX", default=1_000_000)
 # Hits written per drain (one INSERT per 1,000).
 CRM_TRACKING_INGEST_BATCH = env.int("CRM_TRACKING_INGEST_BATCH", default=5000)
+
+# --- Rate limits on the public endpoints (core.ratelimit) ------------------------------
+# Where attempts are counted: a Redis URL (production: every host counts together),
+# or empty for the database (the core_ratecounter table). Default: Celery's broker
+# when that is Redis, else the database.
+CRM_RATE_LIMIT_URL = env.str(
+    "CRM_RATE_LIMIT_URL",
+    default=CELERY_BROKER_URL if CELERY_BROKER_URL.startswith(("redis://", "rediss://")) else "",
+)
 
 # The cache: bursts from one address are counted here. Redis in production
 # (CACHE_URL=redis://...), so every worker counts together.

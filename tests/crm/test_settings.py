@@ -219,3 +219,21 @@ def test_login_limits_and_the_proxy_count_come_from_the_environment():
            "CRM_LOGIN_COOLOFF_MINUTES": "30", "CRM_TRUSTED_PROXIES": "1"}
     result = run_python(code, env)
     assert result.stdout.split() == ["3600", "3", "1800", "HTTP_X_FORWARDED_FOR,REMOTE_ADDR", "0", "False"], result.stderr
+
+
+@pytest.mark.parametrize(
+    ("env", "counted_in"),
+    [
+        ({"CELERY_BROKER_URL": "redis://127.0.0.1:6379/0"}, "redis://127.0.0.1:6379/0"),
+        ({"CELERY_BROKER_URL": "amqp://crm@127.0.0.1:5672//"}, ""),
+        ({"CELERY_BROKER_URL": "filesystem://"}, ""),
+        ({"CELERY_BROKER_URL": "redis://127.0.0.1:6379/0", "CRM_RATE_LIMIT_URL": "redis://10.0.0.5:6379/3"}, "redis://10.0.0.5:6379/3"),
+    ],
+    ids=["celerys-redis", "rabbitmq-so-the-database", "filesystem-so-the-database", "its-own-redis"],
+)
+def test_rate_limits_are_counted_in_celerys_redis_by_default_or_else_in_the_database(env, counted_in):
+    code = "import django; django.setup(); from django.conf import settings; print(repr(settings.CRM_RATE_LIMIT_URL))"
+    unset = {k: v for k, v in clean_environ().items() if k != "CRM_RATE_LIMIT_URL"}  # set but empty would win
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120,
+                            env={**unset, "DJANGO_SETTINGS_MODULE": "crm.settings.local", **env})
+    assert result.stdout.strip() == repr(counted_in), result.stderr
