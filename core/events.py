@@ -43,6 +43,7 @@ class EventType(models.TextChoices):
     DEAL_UPDATED = "deal.updated", "Deal updated"
     COMPANY_UPDATED = "company.updated", "Company updated"
     FORM_SUBMITTED = "form.submitted", "Form submitted"
+    CONVERSION_RECORDED = "conversion.recorded", "Conversion recorded"
     ENROLLMENT_STARTED = "enrollment.started", "Enrollment started"
     ENROLLMENT_EXITED = "enrollment.exited", "Enrollment exited"
     ENROLLMENT_PAUSED = "enrollment.paused", "Enrollment paused"
@@ -148,13 +149,15 @@ def actor_label(event: DomainEvent) -> str:
             return f"user #{event.actor_user_id}"
         name = user.get_full_name()
         return f"{name} ({user.get_username()})" if name else user.get_username()
-    detail = ", ".join(f"{key} {value}" for key, value in event.actor_ref.items() if value is not None)
+    detail = ", ".join(f"{key} {value}" for key, value in sorted(event.actor_ref.items()) if value is not None)
     return f"{event.get_actor_kind_display()} ({detail})" if detail else event.get_actor_kind_display()
 
 
 def payload_label(event: DomainEvent) -> str:
-    """The payload as "key: value" pairs, for people."""
-    return ", ".join(f"{key}: {value}" for key, value in event.payload.items() if value not in (None, "", [], {}))
+    """The payload as "key: value" pairs in key order, for people (PostgreSQL's jsonb keeps no order of its own)."""
+    return ", ".join(
+        f"{key}: {value}" for key, value in sorted(event.payload.items()) if value not in (None, "", [], {})
+    )
 
 
 def events_after(position: int, *, limit: int = 500, types: Iterable[str] | None = None) -> list[DomainEvent]:

@@ -17,6 +17,7 @@ urlpatterns = [
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
     path("", include("traffic.urls")),
+    path("", include("capture.urls")),
     path("", include("nurturing.urls")),
     path("", include("workspace.urls")),
 ]

@@ -507,19 +507,29 @@ class Deal(models.Model):
 
 
 class Resource(models.Model):
-    """Something a lead can download or sign up for: a guide, a webinar, a demo."""
+    """Something a lead can download, read or sign up for: a guide, a webinar, a case study, a demo."""
 
     class Kind(models.TextChoices):
         GUIDE = "guide", "Guide or e-book"
         WEBINAR = "webinar", "Webinar"
+        TEMPLATE = "template", "Template"
+        CASE_STUDY = "case_study", "Case study"
+        TESTIMONIAL = "testimonial", "Testimonial or review"
         DEMO = "demo", "Demo request"
         TRIAL = "trial", "Trial"
         OTHER = "other", "Other"
 
+    class Funnel(models.TextChoices):
+        TOFU = "tofu", "Top of the funnel (awareness)"
+        MOFU = "mofu", "Middle of the funnel (consideration)"
+        BOFU = "bofu", "Bottom of the funnel (decision)"
+
     name = models.CharField(max_length=200)
     slug = models.SlugField(max_length=100, unique=True)
-    kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.GUIDE)
+    kind = models.CharField(max_length=20, choices=Kind.choices, default=Kind.GUIDE)
     url = models.URLField(blank=True, help_text="Where it lives, for links in emails.")
+    funnel = models.CharField(max_length=4, choices=Funnel.choices, blank=True)
+    topic = models.CharField(max_length=100, blank=True, help_text="What it is about, e.g. forecasting: sequences pick by it.")
 
     class Meta:
         ordering = ["name"]
@@ -528,15 +538,61 @@ class Resource(models.Model):
         return self.name
 
 
-class FormSubmission(models.Model):
-    """A form the lead sent: a download, a sign-up, a demo request."""
+class Touch(models.Model):
+    """Where a visit came from: the UTM parameters, click id, landing page and referrer of its landing page.
+
+    Abstract: a lead's first and last touch (LeadTouch) and each form submission carry one.
+    """
+
+    utm_source = models.CharField(max_length=200, blank=True)
+    utm_medium = models.CharField(max_length=200, blank=True)
+    utm_campaign = models.CharField(max_length=200, blank=True)
+    utm_content = models.CharField(max_length=200, blank=True)
+    utm_term = models.CharField(max_length=200, blank=True)
+    click_id_type = models.CharField(max_length=20, blank=True)
+    landing_page = models.CharField(max_length=1000, blank=True)
+    referrer = models.CharField(max_length=1000, blank=True)
+    touched_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        abstract = True
+
+    TOUCH_FIELDS = ("utm_source", "utm_medium", "utm_campaign", "utm_content", "utm_term", "click_id_type",
+                    "landing_page", "referrer", "touched_at")
+
+
+class LeadTouch(Touch):
+    """A lead's first touch (the visit that first brought them) and last touch (the visit before the latest capture)."""
+
+    class Kind(models.TextChoices):
+        FIRST = "first", "First touch"
+        LAST = "last", "Last touch"
+
+    lead = models.ForeignKey(Lead, on_delete=models.CASCADE, related_name="touches")
+    kind = models.CharField(max_length=5, choices=Kind.choices)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["lead", "kind"], name="leadtouch_one_of_each")]
+        indexes = [models.Index(fields=["kind", "utm_source", "utm_medium", "utm_campaign"], name="leadtouch_source")]
+
+    def __str__(self):
+        return f"{self.get_kind_display()} of {self.lead_id}: {self.utm_source or self.referrer or 'direct'}"
+
+
+class FormSubmission(Touch):
+    """A form the lead sent: a download, a sign-up, a demo request; with the visit it came from and the consent given."""
 
     lead = models.ForeignKey(Lead, on_delete=models.CASCADE, related_name="submissions", db_index=False)
     resource = models.ForeignKey(Resource, null=True, blank=True, on_delete=models.PROTECT, related_name="submissions")
     form_name = models.CharField(max_length=200)
+    form_slug = models.SlugField(max_length=100, blank=True)
     page_url = models.URLField(blank=True, max_length=1000)
     submitted_at = models.DateTimeField(default=now)
     data = models.JSONField(default=dict, blank=True, help_text="The fields as submitted.")
+    visitor_id = models.CharField(max_length=40, blank=True)
+    consent_text = models.TextField(blank=True, help_text="The wording the person agreed to, as shown.")
+    consent_version = models.CharField(max_length=50, blank=True)
+    consent_given = models.BooleanField(default=False)
 
     class Meta:
         ordering = ["-submitted_at", "-id"]
@@ -544,6 +600,46 @@ class FormSubmission(models.Model):
 
     def __str__(self):
         return f"{self.form_name} by {self.lead}"
+
+
+class ConversionKind(models.Model):
+    """A kind of conversion: micro (a guide downloaded, a newsletter or webinar signup, a demo or trial request) or
+    macro (a paid signup; a won deal is the macro conversion every report knows). Marketers add kinds."""
+
+    slug = models.SlugField(max_length=50, unique=True)
+    name = models.CharField(max_length=100)
+    is_macro = models.BooleanField(default=False, help_text="A customer's purchase, not a step towards it.")
+
+    class Meta:
+        ordering = ["is_macro", "name"]
+
+    def __str__(self):
+        return self.name
+
+
+class Conversion(models.Model):
+    """A conversion on a lead, or on an anonymous visitor who may become one (then `lead` is set when linked)."""
+
+    kind = models.ForeignKey(ConversionKind, on_delete=models.PROTECT, related_name="conversions")
+    lead = models.ForeignKey(Lead, null=True, blank=True, on_delete=models.CASCADE, related_name="conversions")
+    visitor_id = models.CharField(max_length=40, blank=True)
+    occurred_at = models.DateTimeField(default=now)
+    submission = models.ForeignKey(
+        FormSubmission, null=True, blank=True, on_delete=models.SET_NULL, related_name="conversions"
+    )
+    resource = models.ForeignKey(Resource, null=True, blank=True, on_delete=models.SET_NULL, related_name="conversions")
+    value = models.DecimalField(max_digits=12, decimal_places=2, null=True, blank=True)
+
+    class Meta:
+        ordering = ["-occurred_at", "-id"]
+        indexes = [
+            models.Index(fields=["lead", "-occurred_at"], name="conversion_lead"),
+            models.Index(fields=["kind", "occurred_at"], name="conversion_kind"),
+            models.Index(fields=["visitor_id"], name="conversion_visitor", condition=Q(lead__isnull=True)),
+        ]
+
+    def __str__(self):
+        return f"{self.kind} ({self.occurred_at:%Y-%m-%d})"
 
 
 class LeadExport(models.Model):

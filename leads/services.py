@@ -24,7 +24,22 @@ from core.models import ActorKind
 from core.policy import access_for, check_may_manage_leads, check_may_move, check_may_work
 
 from . import pipeline
-from .models import Activity, Company, Customer, Deal, FormSubmission, Lead, Objection, Resource, StageChange, Task
+from .models import (
+    Activity,
+    Company,
+    Conversion,
+    ConversionKind,
+    Customer,
+    Deal,
+    FormSubmission,
+    Lead,
+    LeadTouch,
+    Objection,
+    Resource,
+    StageChange,
+    Task,
+    Touch,
+)
 from .pipeline import LeadStatus
 from .selectors import lead_duplicate_of
 from .signals import activity_logged, lead_stage_changed, send_after_commit
@@ -101,11 +116,12 @@ def _lead_save(lead: Lead):
 
 
 @transaction.atomic
-def lead_create(*, by=None, actor: str = "", reason: str = "", **fields) -> Lead:
+def lead_create(*, by=None, actor: str = "", reason: str = "", made_by: Actor | None = None, **fields) -> Lead:
     """Create a lead in the New stage and record its entry into the pipeline.
 
     Guarantees: the email is stored lower-cased and no other live lead has it;
     the lead has an email or a phone; the first StageChange (— → New) exists.
+    `made_by` names what made it when no user did (a form, an import) in the event log.
     """
     unknown = set(fields) - _LEAD_FIELDS - {"created_at"}
     if unknown:
@@ -126,7 +142,8 @@ def lead_create(*, by=None, actor: str = "", reason: str = "", **fields) -> Lead
         reason=reason or "Lead created",
     )
     event_record(
-        EventType.LEAD_CREATED, actor=Actor.of(by, label=actor), lead_id=lead.pk, at=lead.created_at,
+        EventType.LEAD_CREATED, actor=made_by if made_by is not None and by is None else Actor.of(by, label=actor),
+        lead_id=lead.pk, at=lead.created_at,
         payload={"source": lead.source_id, "campaign": lead.campaign_id, "owner": lead.owner_id},
     )
     return lead
@@ -883,13 +900,24 @@ def company_update(*, company: Company, by=None, **fields) -> Company:
 
 def form_submission_record(
     *, lead: Lead, form_name: str, resource: Resource | None = None, page_url: str = "", data: dict | None = None,
-    at: datetime | None = None,
+    at: datetime | None = None, form_slug: str = "", visitor_id: str = "", touch: dict | None = None,
+    consent: dict | None = None, source: Actor | None = None, payload: dict | None = None,
 ) -> FormSubmission:
-    """Record a form the lead sent (a download, a sign-up). Sequences can wait for a given resource."""
+    """Record a form the lead sent (a download, a sign-up). Sequences can wait for a given resource.
+
+    `touch`: the visit it came from (Touch.TOUCH_FIELDS); `consent`: {"text", "version", "given"} as shown and
+    answered; `payload`: more for the form.submitted event (what follows a capture reads it there).
+    """
     if not form_name.strip():
         raise ValidationError({"form_name": ["Name the form (e.g. “Pricing guide download”)."]})
-    submission = FormSubmission(lead=lead, resource=resource, form_name=form_name.strip(), page_url=page_url,
-                                data=data or {}, submitted_at=_when(at))
+    consent = consent or {}
+    submission = FormSubmission(
+        lead=lead, resource=resource, form_name=form_name.strip(), page_url=page_url[:1000], data=data or {},
+        submitted_at=_when(at), form_slug=form_slug, visitor_id=visitor_id,
+        consent_text=consent.get("text", ""), consent_version=consent.get("version", ""),
+        consent_given=bool(consent.get("given")),
+        **{field: value for field, value in (touch or {}).items() if field in Touch.TOUCH_FIELDS},
+    )
     try:
         submission.full_clean()
     except ValidationError as exc:
@@ -897,7 +925,52 @@ def form_submission_record(
     with transaction.atomic():
         submission.save()
         event_record(
-            EventType.FORM_SUBMITTED, actor=Actor(ActorKind.FORM), lead_id=lead.pk,
-            subject=submission, at=submission.submitted_at, payload={"resource": submission.resource_id},
+            EventType.FORM_SUBMITTED, actor=source or Actor(ActorKind.FORM), lead_id=lead.pk,
+            subject=submission, at=submission.submitted_at,
+            payload={"resource": submission.resource_id, **({"form": form_slug} if form_slug else {}), **(payload or {})},
         )
     return submission
+
+
+def lead_touch_record(*, lead: Lead, touch: dict, at: datetime) -> None:
+    """The visit behind a capture: the lead's first touch if it has none yet, and always its last touch."""
+    fields = {field: value for field, value in touch.items() if field in Touch.TOUCH_FIELDS}
+    fields.setdefault("touched_at", at)
+    with transaction.atomic():
+        LeadTouch.objects.get_or_create(lead=lead, kind=LeadTouch.Kind.FIRST, defaults=fields)
+        LeadTouch.objects.update_or_create(lead=lead, kind=LeadTouch.Kind.LAST, defaults=fields)
+
+
+def lead_consent_record(*, lead: Lead, text: str, source_label: str, at: datetime) -> Lead:
+    """The lead agreed to `text` (the exact wording shown) at `at`, where `source_label` says (form and version)."""
+    if not text.strip():
+        raise ValidationError({"consent_text": ["Keep the exact wording the person agreed to."]})
+    Lead.objects.filter(pk=lead.pk).update(
+        consent_given_at=at, consent_text=text, consent_source=source_label[:200], updated_at=timezone.now()
+    )
+    lead.consent_given_at, lead.consent_text, lead.consent_source = at, text, source_label[:200]
+    return lead
+
+
+def conversion_record(
+    *, kind: str, lead: Lead | None = None, visitor_id: str = "", submission: FormSubmission | None = None,
+    resource: Resource | None = None, value: Decimal | None = None, at: datetime | None = None,
+    source: Actor | None = None,
+) -> Conversion:
+    """Record a conversion of the kind with slug `kind` (micro or macro) on a lead, or on an anonymous visitor."""
+    conversion_kind = ConversionKind.objects.filter(slug=kind).first()
+    if conversion_kind is None:
+        raise ValidationError({"kind": [f"There is no conversion kind {kind!r}: add it in the admin first."]})
+    if lead is None and not visitor_id:
+        raise ValidationError("A conversion belongs to a lead or to a visitor.")
+    with transaction.atomic():
+        conversion = Conversion.objects.create(
+            kind=conversion_kind, lead=lead, visitor_id=visitor_id, submission=submission, resource=resource,
+            value=value, occurred_at=_when(at),
+        )
+        event_record(
+            EventType.CONVERSION_RECORDED, actor=source or Actor(ActorKind.SYSTEM), lead_id=getattr(lead, "pk", None),
+            subject=conversion, at=conversion.occurred_at,
+            payload={"kind": kind, "macro": conversion_kind.is_macro, "resource": getattr(resource, "pk", None)},
+        )
+    return conversion

@@ -41,11 +41,12 @@ INSTALLED_APPS = [
     "anymail",
     "axes",
     "csp",
-    # Our apps, ground floor first: core <- traffic, leads <- nurturing <- workspace <- crm (wires them).
+    # Our apps, ground floor first: core <- traffic, leads <- nurturing <- capture <- workspace <- crm (wires them).
     "core",
     "traffic",
     "leads",
     "nurturing",
+    "capture",
     "workspace",
     "crm",
 ]
@@ -254,6 +255,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "nurturing.tasks.reap_stale",
         "schedule": max(CRM_BEAT_TICK_SECONDS, 60.0),
     },
+    "capture-followups": {
+        "task": "capture.tasks.run_followups",
+        "schedule": min(CRM_BEAT_TICK_SECONDS, 15.0),
+    },
     "traffic-ingest": {
         "task": "traffic.tasks.ingest_hits",
         "schedule": env.float("CRM_TRACKING_INGEST_SECONDS", default=10.0),
@@ -363,6 +368,15 @@ CRM_RATE_LIMIT_URL = env.str(
     "CRM_RATE_LIMIT_URL",
     default=CELERY_BROKER_URL if CELERY_BROKER_URL.startswith(("redis://", "rediss://")) else "",
 )
+
+# --- Capture: forms ------------------------------------------------------------------
+# A form sent sooner than this after it was shown is quarantined as a robot's.
+CRM_CAPTURE_MIN_FILL_SECONDS = env.float("CRM_CAPTURE_MIN_FILL_SECONDS", default=3.0)
+# A shown form can be sent for this long (its signed fill-time token expires).
+CRM_CAPTURE_TOKEN_MAX_AGE_SECONDS = env.int("CRM_CAPTURE_TOKEN_MAX_AGE_SECONDS", default=86400)
+# Submissions allowed per hour from one address, and per form and email address.
+CRM_CAPTURE_PER_ADDRESS_PER_HOUR = env.int("CRM_CAPTURE_PER_ADDRESS_PER_HOUR", default=30)
+CRM_CAPTURE_PER_EMAIL_PER_HOUR = env.int("CRM_CAPTURE_PER_EMAIL_PER_HOUR", default=5)
 
 # The cache: bursts from one address are counted here. Redis in production
 # (CACHE_URL=redis://...), so every worker counts together.

@@ -17,6 +17,8 @@ from ..models import (
     Campaign,
     CampaignSpend,
     Company,
+    Conversion,
+    ConversionKind,
     Customer,
     Deal,
     FormSubmission,
@@ -236,16 +238,35 @@ class ActivityAdmin(LeadRecordAdmin):
 
 @admin.register(Resource)
 class ResourceAdmin(admin.ModelAdmin):
-    list_display = ("name", "kind", "slug", "url")
-    list_filter = ("kind",)
-    search_fields = ("name", "slug")
+    list_display = ("name", "kind", "funnel", "topic", "slug", "url")
+    list_filter = ("kind", "funnel")
+    search_fields = ("name", "slug", "topic")
     prepopulated_fields = {"slug": ("name",)}
+
+
+@admin.register(ConversionKind)
+class ConversionKindAdmin(admin.ModelAdmin):
+    """Marketers add the kinds of conversion their forms count (a webinar signup, a template download...)."""
+
+    list_display = ("name", "slug", "is_macro")
+    prepopulated_fields = {"slug": ("name",)}
+
+    def has_delete_permission(self, request, obj=None):
+        return False  # conversions keep their kind: rename it instead
+
+
+@admin.register(Conversion)
+class ConversionAdmin(ReadOnlyAdminMixin, LeadRecordAdmin):
+    list_display = ("occurred_at", "kind", "lead_column", "visitor_id", "resource")
+    list_filter = ("kind", "kind__is_macro")
+    list_select_related = ("lead", "kind", "resource")
+    raw_id_fields = ("lead",)
 
 
 @admin.register(FormSubmission)
 class FormSubmissionAdmin(ReadOnlyAdminMixin, LeadRecordAdmin):
-    list_display = ("submitted_at", "form_name", "resource", "lead_column", "page_url")
-    list_filter = ("resource",)
+    list_display = ("submitted_at", "form_name", "resource", "lead_column", "utm_source", "utm_campaign", "consent_given")
+    list_filter = ("resource", "consent_given", "utm_source")
     search_fields = ("form_name", "lead__search_text")
     list_select_related = ("lead", "resource")
     raw_id_fields = ("lead",)

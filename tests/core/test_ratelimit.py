@@ -194,7 +194,7 @@ def in_threads(count, work, thread_database):
     return results
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_attempts_from_many_threads_at_once_are_each_counted_once(backend, name, thread_database):
     rate = RateLimit(name, limit=1000, window_seconds=3600)
 

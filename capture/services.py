@@ -1,0 +1,391 @@
+"""Capture: a form submission becomes a lead (or updates the one it already is), with where it came from.
+
+`capture_submit` holds every rule, whichever way the form came in (its hosted
+page, a plain HTML form embedded in the team's site, the JSON endpoint, a
+release from quarantine):
+
+- the form is active and posted from a site it allows;
+- the sender is under the rate limits (per address, per email);
+- the fields are what the form defines, each valid (errors name the field);
+- suspected spam (the honeypot filled, the form sent faster than a person
+  can) is quarantined, never made a lead and never silently dropped; a forged
+  or expired fill-time token is an error;
+- an existing lead (the email in any case) gets the submission, the touch and
+  the consent: never a duplicate row;
+- the visitor's page views are linked to the lead, its first and last touch
+  stored, the conversion recorded, and the consent kept with its wording and
+  version;
+- all in one transaction. What follows (the owner, a speed-to-lead task, the
+  sequence, the resource's email) is done by capture.followups, reading the
+  `form.submitted` event.
+"""
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from urllib.parse import parse_qsl, urlsplit
+
+from django.conf import settings
+from django.core import signing
+from django.core.exceptions import ValidationError
+from django.core.validators import EmailValidator
+from django.db import transaction
+from django.utils import timezone
+
+from core.emails import normalize_email
+from core.events import Actor
+from core.models import ActorKind
+from core.ratelimit import RateLimit, hit
+from leads import services as lead_services
+from leads.models import Company, Lead
+from leads.selectors import lead_duplicate_of
+from traffic.services import visitor_link, visitor_touches
+
+from .models import CaptureForm, Quarantine
+
+LEAD_FIELDS = {"first_name": 100, "last_name": 100, "email": 254, "phone": 40, "title": 150, "company": 200}
+FIELD_TYPES = ("text", "email", "tel", "textarea", "checkbox", "select")
+MAX_ANSWER = 2000
+UTM = ("utm_source", "utm_medium", "utm_campaign", "utm_content", "utm_term")
+CLICK_IDS = ("gclid", "gbraid", "wbraid", "fbclid", "msclkid", "ttclid", "li_fat_id", "twclid")
+
+
+class CaptureRefused(Exception):
+    """The submission is refused: `errors` name the fields ("" for the form as a whole); nothing was written."""
+
+    def __init__(self, errors: dict[str, str], *, status: int = 400, retry_after: int = 0):
+        super().__init__("; ".join(f"{k}: {v}" if k else v for k, v in errors.items()))
+        self.errors, self.status, self.retry_after = errors, status, retry_after
+
+
+@dataclass(frozen=True)
+class CaptureContext:
+    """Where and how the submission came: none of it is the person's answers."""
+
+    page_url: str = ""
+    referrer: str = ""
+    landing_page: str = ""
+    visitor_id: str = ""
+    address: str = ""
+    origin_host: str = ""  # the posting page's host ("" on the hosted page)
+    hosted: bool = False
+    fill_token: str | None = None  # None: the way it came offers no token (a plain HTML form embedded elsewhere)
+    honeypot: str = ""
+
+
+@dataclass
+class CaptureResult:
+    lead: Lead | None = None
+    created: bool = False
+    submission: object = None
+    quarantine: Quarantine | None = None
+    messages: list = field(default_factory=list)
+
+    @property
+    def quarantined(self) -> bool:
+        return self.quarantine is not None
+
+
+# --- The form's definition ----------------------------------------------------------------------
+
+
+def form_fields_check(fields) -> list[dict]:
+    """The form's field list, checked: raises ValidationError naming what to fix."""
+    if not isinstance(fields, list) or not fields:
+        raise ValidationError({"fields": ["List the form's fields: at least an email or a phone field."]})
+    names, problems = set(), []
+    for position, spec in enumerate(fields, start=1):
+        if not isinstance(spec, dict):
+            problems.append(f"Field {position} is not a description of a field.")
+            continue
+        name, kind, maps_to = spec.get("name", ""), spec.get("type", "text"), spec.get("maps_to", "")
+        if not isinstance(name, str) or not name.isidentifier() or name.startswith("crm_"):
+            problems.append(f"Field {position}: give a name of letters, digits and _ (not starting with crm_).")
+        elif name in names:
+            problems.append(f"Field {position}: the name {name!r} is used twice.")
+        names.add(name)
+        if kind not in FIELD_TYPES:
+            problems.append(f"Field {position}: the type is one of {', '.join(FIELD_TYPES)}.")
+        if maps_to and maps_to not in LEAD_FIELDS:
+            problems.append(f"Field {position}: maps_to is one of {', '.join(LEAD_FIELDS)}, or empty for a custom answer.")
+        if kind == "select" and not (isinstance(spec.get("choices"), list) and spec["choices"]):
+            problems.append(f"Field {position}: a select needs its choices.")
+    if not {spec.get("maps_to") for spec in fields if isinstance(spec, dict)} & {"email", "phone"}:
+        problems.append("Map one field to the lead's email or phone, so the lead can be contacted.")
+    if problems:
+        raise ValidationError({"fields": problems})
+    return fields
+
+
+def capture_form_save(*, form: CaptureForm, by) -> CaptureForm:
+    """Create or change a form: marketers and managers; its fields and rules checked (errors name the field)."""
+    from django.core.exceptions import PermissionDenied
+
+    from core.policy import access_for
+
+    if by is not None and not access_for(by).builds_sequences:
+        raise PermissionDenied("Only a marketer or a manager can build forms.")
+    capture_form_check(form)
+    form.save()
+    return form
+
+
+def capture_form_check(form: CaptureForm) -> None:
+    """Every rule of a form's definition; raises ValidationError with the errors by field."""
+    from core.policy import access_for
+
+    errors = {}
+    try:
+        form_fields_check(form.fields)
+    except ValidationError as exc:
+        errors.update(exc.message_dict)
+    if form.consent_required and not form.consent_text.strip():
+        errors["consent_text"] = ["Write the consent wording the box shows, or do not require consent."]
+    if form.consent_text.strip() and not form.consent_version.strip():
+        errors["consent_version"] = ["Give the wording a version (e.g. 2026-11), and change it when the wording changes."]
+    if form.owner_rule == CaptureForm.OwnerRule.FIXED and form.owner_id is None:
+        errors["owner"] = ["Choose the rep who gets this form's leads."]
+    if form.owner_id is not None and not access_for(form.owner).owns_leads:
+        errors["owner"] = [f"{form.owner.get_username()} cannot own leads: choose an active sales rep or manager."]
+    for site in form.sites():
+        if "/" in site or ":" in site or " " in site:
+            errors["allowed_sites"] = [f"{site!r}: give host names only, e.g. www.example.com or .example.com."]
+    if errors:
+        raise ValidationError(errors)
+
+
+def fill_token(form: CaptureForm) -> str:
+    """A signed, timestamped token for the form: shown with it, checked when it comes back."""
+    return signing.TimestampSigner(salt=f"capture:{form.slug}").sign(form.slug)
+
+
+def _token_age(form: CaptureForm, token: str) -> float:
+    """Seconds since the token was made; refuses (an error for the person) a forged or too old one."""
+    signer = signing.TimestampSigner(salt=f"capture:{form.slug}")
+    try:
+        signer.unsign(token, max_age=settings.CRM_CAPTURE_TOKEN_MAX_AGE_SECONDS)
+    except signing.SignatureExpired:
+        raise CaptureRefused({"crm_token": "This form was opened too long ago: reload the page and send it again."}) from None
+    except signing.BadSignature:
+        raise CaptureRefused({"crm_token": "This form could not be checked: reload the page and send it again."}) from None
+    _, stamp, _ = token.rsplit(":", 2)
+    return timezone.now().timestamp() - signing.b62_decode(stamp)
+
+
+# --- Checks ---------------------------------------------------------------------------------------
+
+
+def _site_allowed(form: CaptureForm, host: str) -> bool:
+    host = (host or "").lower()
+    return any(host == site or (site.startswith(".") and host.endswith(site)) for site in form.sites())
+
+
+def _limit(rate: RateLimit, key: str):
+    decision = hit(rate, key)
+    if not decision.allowed:
+        raise CaptureRefused(
+            {"": "Too many submissions: wait a little and try again."}, status=429,
+            retry_after=decision.retry_after_seconds,
+        )
+
+
+def _clean(form: CaptureForm, data: dict, *, strict: bool) -> tuple[dict, dict, bool]:
+    """The lead's fields and the custom answers, checked; and whether consent was given."""
+    specs = {spec["name"]: spec for spec in form.fields}
+    allowed = set(specs) | {"consent"}
+    errors: dict[str, str] = {}
+    if strict:
+        for name in sorted(set(data) - allowed):
+            errors[name] = "This form has no such field."
+    lead_fields, answers = {}, {}
+    for name, spec in specs.items():
+        raw = data.get(name, "")
+        if spec.get("type") == "checkbox":
+            value = raw in (True, "on", "1", "true", "yes", 1)
+        else:
+            if not isinstance(raw, str):
+                errors[name] = "Give text."
+                continue
+            value = raw.strip()
+            limit = LEAD_FIELDS.get(spec.get("maps_to", ""), MAX_ANSWER)
+            if len(value) > limit:
+                errors[name] = f"At most {limit} characters."
+                continue
+        label = spec.get("label") or name
+        if spec.get("required") and not value:
+            errors[name] = f"{label} is required."
+            continue
+        if value and spec.get("type") == "email":
+            try:
+                EmailValidator()(value)
+            except ValidationError:
+                errors[name] = "Enter a valid email address."
+                continue
+        if value and spec.get("type") == "select" and value not in spec.get("choices", []):
+            errors[name] = "Choose one of the options."
+            continue
+        if spec.get("maps_to"):
+            lead_fields[spec["maps_to"]] = value
+        else:
+            answers[name] = value
+    consent = data.get("consent") in (True, "on", "1", "true", "yes", 1)
+    if form.consent_text and form.consent_required and not consent:
+        errors["consent"] = "Tick the box to agree, or we cannot keep your details."
+    if not errors and not (lead_fields.get("email") or lead_fields.get("phone")):
+        errors[""] = "Give an email address or a phone number."
+    if errors:
+        raise CaptureRefused(errors)
+    if "email" in lead_fields:
+        lead_fields["email"] = normalize_email(lead_fields["email"])
+    return lead_fields, answers, consent
+
+
+def _touch_from_urls(landing: str, referrer: str, at: datetime) -> dict | None:
+    """The visit's attribution from its landing page's address, when its page views are not known (yet)."""
+    if not landing and not referrer:
+        return None
+    params = dict(parse_qsl(urlsplit(landing).query)) if landing else {}
+    touch = {name: params.get(name, "")[:200] for name in UTM}
+    touch["click_id_type"] = next((name for name in CLICK_IDS if params.get(name)), "")
+    touch.update(landing_page=landing[:1000], referrer=referrer[:1000], touched_at=at)
+    return touch
+
+
+# --- The capture ------------------------------------------------------------------------------------
+
+
+def capture_submit(form: CaptureForm, data: dict, context: CaptureContext, *, strict: bool = False,
+                   checks: bool = True) -> CaptureResult:
+    """Take a submission of `form`. Raises CaptureRefused (nothing written) or returns what happened.
+
+    `strict`: unknown fields are errors (the JSON endpoint); an HTML form's other inputs are ignored.
+    `checks`: False only for a release from quarantine (the spam checks were what held it).
+    """
+    now = timezone.now()
+    if not form.is_active:
+        raise CaptureRefused({"": "This form is closed."}, status=404)
+    if not context.hosted and not _site_allowed(form, context.origin_host):
+        raise CaptureRefused(
+            {"": f"This form cannot be sent from {context.origin_host or 'an unknown site'}."}, status=403
+        )
+    if checks and context.address:
+        _limit(RateLimit("capture-address", settings.CRM_CAPTURE_PER_ADDRESS_PER_HOUR, 3600), context.address)
+    lead_fields, answers, consent = _clean(form, data, strict=strict)
+    suspicion = ""
+    if checks and context.fill_token is not None:
+        if not context.fill_token:
+            raise CaptureRefused({"crm_token": "This form could not be checked: reload the page and send it again."})
+        age = _token_age(form, context.fill_token)
+        if age < settings.CRM_CAPTURE_MIN_FILL_SECONDS:
+            suspicion = f"sent {age:.1f} s after the form was shown (people take longer)"
+    if checks and context.honeypot:
+        suspicion = "the hidden field people never see was filled in"
+    if checks and lead_fields.get("email"):
+        _limit(RateLimit(f"capture-email.{form.pk}", settings.CRM_CAPTURE_PER_EMAIL_PER_HOUR, 3600), lead_fields["email"])
+    if suspicion:
+        return CaptureResult(quarantine=Quarantine.objects.create(
+            form=form, reason=suspicion[:200], data={**lead_fields, **answers, "consent": consent},
+            context=_context_record(context), received_at=now,
+        ))
+    return _capture(form, lead_fields, answers, consent, context, now)
+
+
+def _context_record(context: CaptureContext) -> dict:
+    """What a quarantined submission keeps of its context (never the address: only whether it had one)."""
+    return {"page_url": context.page_url, "referrer": context.referrer, "landing_page": context.landing_page,
+            "visitor_id": context.visitor_id, "origin_host": context.origin_host, "hosted": context.hosted}
+
+
+@transaction.atomic
+def _capture(form, lead_fields, answers, consent, context, now) -> CaptureResult:
+    made_by = Actor(ActorKind.FORM, ref={"form": form.pk})
+    company_name = lead_fields.pop("company", "")
+    email = lead_fields.get("email", "")
+    lead = lead_duplicate_of(email=email) if email else None
+    if lead is not None:
+        lead = Lead.objects.select_for_update().get(pk=lead.pk)
+    created = lead is None
+    if created:
+        company = Company.objects.filter(name__iexact=company_name).first() if company_name else None
+        if company_name and company is None:
+            company = Company.objects.create(name=company_name[:200])
+        lead = lead_services.lead_create(
+            made_by=made_by, actor=f"form {form.slug}", reason=f"Submitted {form.name}", company=company,
+            **{k: v for k, v in lead_fields.items() if v},
+        )
+    else:
+        # The person's earlier details stay: only blanks are filled from the form.
+        blanks = {k: v for k, v in lead_fields.items() if v and not getattr(lead, k)}
+        if blanks:
+            lead_services.lead_update(lead=lead, **blanks)
+    first, last = visitor_touches(context.visitor_id)
+    from_urls = _touch_from_urls(context.landing_page or context.page_url, context.referrer, now)
+    touch = last or from_urls or {}
+    if context.visitor_id:
+        visitor_link(visitor_id=context.visitor_id, lead_id=lead.pk, at=now)
+    if first and created:
+        lead_services.lead_touch_record(lead=lead, touch=first, at=now)
+    if touch:
+        lead_services.lead_touch_record(lead=lead, touch=touch, at=now)
+    consent_given = bool(form.consent_text) and consent
+    if consent_given:
+        lead_services.lead_consent_record(
+            lead=lead, text=form.consent_text, source_label=f"form {form.slug} (version {form.consent_version or '1'})",
+            at=now,
+        )
+    submission = lead_services.form_submission_record(
+        lead=lead, form_name=form.name, form_slug=form.slug, resource=form.resource, page_url=context.page_url,
+        data={**{k: v for k, v in lead_fields.items()}, **({"company": company_name} if company_name else {}), **answers},
+        at=now, visitor_id=context.visitor_id, touch=touch,
+        consent={"text": form.consent_text, "version": form.consent_version, "given": consent_given},
+        source=made_by,
+        payload={"capture_form": form.pk, "created": created, "kind": form.conversion_kind.slug},
+    )
+    lead_services.conversion_record(
+        kind=form.conversion_kind.slug, lead=lead, visitor_id=context.visitor_id, submission=submission,
+        resource=form.resource, at=now, source=made_by,
+    )
+    return CaptureResult(lead=lead, created=created, submission=submission)
+
+
+# --- Quarantine -----------------------------------------------------------------------------------
+
+
+def quarantine_release(*, quarantine: Quarantine, by) -> CaptureResult:
+    """A marketer says it was a person: it is captured as it came (the fields are checked again, not the spam signs)."""
+    from core.policy import access_for
+
+    access = access_for(by)
+    if not (access.is_marketer or access.is_manager):
+        from django.core.exceptions import PermissionDenied
+
+        raise PermissionDenied("Only a marketer or a manager can release a quarantined submission.")
+    with transaction.atomic():
+        locked = Quarantine.objects.select_for_update().get(pk=quarantine.pk)
+        if locked.released_at or locked.discarded_at:
+            raise ValidationError("This submission was already released or discarded.")
+        ctx = locked.context
+        context = CaptureContext(
+            page_url=ctx.get("page_url", ""), referrer=ctx.get("referrer", ""), landing_page=ctx.get("landing_page", ""),
+            visitor_id=ctx.get("visitor_id", ""), origin_host=ctx.get("origin_host", ""), hosted=True,
+        )
+        data = dict(locked.data)
+        form = locked.form
+        form_data = {spec["name"]: data.get(spec.get("maps_to") or spec["name"], "") for spec in form.fields}
+        form_data["consent"] = data.get("consent", False)
+        result = capture_submit(form, form_data, context, checks=False)
+        locked.released_at, locked.released_by, locked.released_lead_id = timezone.now(), by, result.lead.pk
+        locked.save(update_fields=["released_at", "released_by", "released_lead_id"])
+    return result
+
+
+def quarantine_discard(*, quarantine: Quarantine, by) -> None:
+    from core.policy import access_for
+
+    access = access_for(by)
+    if not (access.is_marketer or access.is_manager):
+        from django.core.exceptions import PermissionDenied
+
+        raise PermissionDenied("Only a marketer or a manager can discard a quarantined submission.")
+    Quarantine.objects.filter(pk=quarantine.pk, released_at__isnull=True, discarded_at__isnull=True).update(
+        discarded_at=timezone.now()
+    )

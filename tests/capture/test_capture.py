@@ -1,0 +1,338 @@
+"""Capture: every way a form comes in, the rules it is held to, and what a submission leaves behind."""
+
+import json
+import re
+from datetime import timedelta
+
+import pytest
+from django.core import mail
+from django.urls import reverse
+
+from capture import followups, services
+from capture.models import CaptureForm, FollowupDone, Quarantine
+from core.models import DomainEvent
+from leads.models import Conversion, FormSubmission, Lead, LeadTouch, Task
+from tests.factories import LeadFactory, marketer, rep
+
+pytestmark = pytest.mark.django_db
+
+ANSWERS = {"email": "Ada.Lovelace@Example.com", "first_name": "Ada", "company": "Analytical Engines",
+           "team_size": "11-50", "consent": "on"}
+
+
+def shown(client, form):
+    """GET the hosted page as a person would; returns the hidden token it carries."""
+    page = client.get(reverse("capture:hosted", args=[form.slug]))
+    assert page.status_code == 200
+    return re.search(r'name="crm_token" value="([^"]+)"', page.content.decode()).group(1)
+
+
+def send_hosted(client, form, clock, answers=None, *, after=10, **extra):
+    token = shown(client, form)
+    clock.shift(timedelta(seconds=after))
+    return client.post(reverse("capture:hosted", args=[form.slug]),
+                       {**(ANSWERS if answers is None else answers), "crm_token": token, **extra}, REMOTE_ADDR="203.0.113.5")
+
+
+# --- The hosted page ----------------------------------------------------------------------------
+
+
+def test_a_hosted_submission_makes_a_lead_with_its_consent_submission_and_conversion(client, demo_form, clock):
+    response = send_hosted(client, demo_form, clock)
+
+    assert response.status_code == 200 and "Thanks! We will call you within the hour." in response.content.decode()
+    lead = Lead.objects.get()
+    assert (lead.email, lead.first_name, lead.company.name) == ("ada.lovelace@example.com", "Ada", "Analytical Engines")
+    assert lead.consent_text == demo_form.consent_text and lead.consent_source == "form demo (version 2026-05)"
+    submission = FormSubmission.objects.get()
+    assert (submission.form_slug, submission.consent_given, submission.consent_version) == ("demo", True, "2026-05")
+    assert submission.data == {"email": "ada.lovelace@example.com", "first_name": "Ada", "company": "Analytical Engines",
+                               "team_size": "11-50"}
+    conversion = Conversion.objects.get()
+    assert (conversion.kind.slug, conversion.lead, conversion.submission) == ("demo-request", lead, submission)
+    event = DomainEvent.objects.get(type="form.submitted")
+    assert (event.actor_kind, event.actor_ref) == ("form", {"form": demo_form.pk})
+    assert event.payload == {"resource": demo_form.resource_id, "form": "demo", "capture_form": demo_form.pk,
+                             "created": True, "kind": "demo-request"}
+    assert DomainEvent.objects.get(type="lead.created").actor_kind == "form"
+
+
+@pytest.mark.parametrize("answers, field, message", [
+    ({**ANSWERS, "email": "not-an-email"}, "email", "Enter a valid email address."),
+    ({**ANSWERS, "email": ""}, "email", "Work email is required."),
+    ({**ANSWERS, "consent": ""}, "consent", "Tick the box to agree"),
+    ({**ANSWERS, "team_size": "a thousand"}, "team_size", "Choose one of the options."),
+    ({**ANSWERS, "first_name": "A" * 101}, "first_name", "At most 100 characters."),
+])
+def test_a_bad_answer_is_shown_by_its_field_and_nothing_is_written(client, demo_form, clock, answers, field, message):
+    response = send_hosted(client, demo_form, clock, answers)
+
+    assert response.status_code == 422
+    html = response.content.decode()
+    assert f'id="crm-{field}-error"' in html and message in html
+    assert not Lead.objects.exists() and not FormSubmission.objects.exists() and not DomainEvent.objects.exists()
+
+
+def test_a_script_typed_into_a_field_comes_back_as_text(client, demo_form, clock):
+    response = send_hosted(client, demo_form, clock, {**ANSWERS, "email": "x", "first_name": "<script>alert(1)</script>"})
+    html = response.content.decode()
+    assert "<script>alert(1)</script>" not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+
+
+# --- Spam: quarantined, never a lead, never dropped -------------------------------------------------
+
+
+def test_a_form_sent_faster_than_a_person_can_is_quarantined_and_thanked_like_any_other(client, demo_form, clock):
+    response = send_hosted(client, demo_form, clock, after=1)
+
+    assert "Thanks! We will call you within the hour." in response.content.decode()
+    assert not Lead.objects.exists() and not DomainEvent.objects.exists()
+    held = Quarantine.objects.get()
+    assert held.reason.startswith("sent 1.0 s after the form was shown")
+    assert held.data["email"] == "ada.lovelace@example.com"
+
+
+def test_the_honeypot_filled_in_is_quarantined(client, demo_form, clock):
+    send_hosted(client, demo_form, clock, crm_hp="http://spam.example")
+    assert Quarantine.objects.get().reason == "the hidden field people never see was filled in"
+    assert not Lead.objects.exists()
+
+
+@pytest.mark.parametrize("token, wait, message", [
+    ("forged:token:value", 10, "could not be checked"),
+    (None, 2 * 86400, "opened too long ago"),
+])
+def test_a_forged_or_expired_token_is_an_error_not_a_quarantine(client, demo_form, clock, token, wait, message):
+    real = shown(client, demo_form)
+    clock.shift(timedelta(seconds=wait))
+    response = client.post(reverse("capture:hosted", args=[demo_form.slug]), {**ANSWERS, "crm_token": token or real})
+
+    assert response.status_code == 422 and message in response.content.decode()
+    assert not Quarantine.objects.exists() and not Lead.objects.exists()
+
+
+def test_a_marketer_releases_a_quarantined_submission_and_a_rep_cannot(client, demo_form, clock):
+    from django.core.exceptions import PermissionDenied
+
+    send_hosted(client, demo_form, clock, after=0)
+    held = Quarantine.objects.get()
+    with pytest.raises(PermissionDenied):
+        services.quarantine_release(quarantine=held, by=rep(username="r"))
+    assert not Lead.objects.exists()
+
+    result = services.quarantine_release(quarantine=held, by=marketer(username="m"))
+
+    held.refresh_from_db()
+    assert result.lead.email == "ada.lovelace@example.com" and held.released_lead_id == result.lead.pk
+    assert FormSubmission.objects.get().consent_given
+    with pytest.raises(Exception, match="already released"):
+        services.quarantine_release(quarantine=held, by=marketer(username="m"))
+
+
+# --- Dedupe -------------------------------------------------------------------------------------------
+
+
+def test_an_existing_lead_gets_the_submission_and_consent_never_a_second_row(client, demo_form, clock):
+    lead = LeadFactory(email="ada.lovelace@example.com", first_name="Augusta", title="")
+    send_hosted(client, demo_form, clock, {**ANSWERS, "first_name": "Ada"})
+
+    assert Lead.objects.count() == 1
+    lead.refresh_from_db()
+    assert lead.first_name == "Augusta"  # what the CRM knew stays; only blanks are filled
+    assert lead.consent_source == "form demo (version 2026-05)"
+    assert FormSubmission.objects.get().lead == lead
+    assert DomainEvent.objects.get(type="form.submitted").payload["created"] is False
+
+
+# --- The JSON endpoint and the embedded form ------------------------------------------------------
+
+
+def post_json(client, form, body, *, origin="https://www.example.com", content_type="application/json", **headers):
+    return client.post(reverse("capture:api_submit", args=[form.slug]),
+                       body if isinstance(body, (str, bytes)) else json.dumps(body), content_type=content_type,
+                       HTTP_ORIGIN=origin, REMOTE_ADDR="198.51.100.7", **headers)
+
+
+def test_the_json_endpoint_captures_and_answers_with_the_thank_you_for_the_allowed_site(client, demo_form, clock):
+    token = services.fill_token(demo_form)
+    clock.shift(timedelta(seconds=8))
+    response = post_json(client, demo_form, {"fields": {**ANSWERS, "consent": True}, "crm_token": token,
+                                             "context": {"page_url": "https://www.example.com/demo", "visitor_id": ""}})
+
+    assert response.status_code == 201, response.content
+    assert response.json() == {"message": "Thanks! We will call you within the hour."}
+    assert response["Access-Control-Allow-Origin"] == "https://www.example.com"
+    assert FormSubmission.objects.get().page_url == "https://www.example.com/demo"
+
+
+JSON_BAD = {
+    "an unknown field": ({"fields": {**ANSWERS, "password": "x"}}, 400, "password"),
+    "an invalid email": ({"fields": {**ANSWERS, "email": "nope"}}, 400, "email"),
+    "fields not an object": ({"fields": ["email"]}, 400, "fields"),
+    "an unknown top-level key": ({"fields": ANSWERS, "lead_id": 1}, 400, "lead_id"),
+    "a context key not known": ({"fields": ANSWERS, "context": {"owner": "me"}}, 400, "context"),
+    "no token": ({"fields": {**ANSWERS, "consent": True}}, 400, "crm_token"),
+}
+
+
+@pytest.mark.parametrize("body, status, field", JSON_BAD.values(), ids=JSON_BAD.keys())
+def test_bad_json_gets_errors_naming_the_field_and_nothing_is_written(client, demo_form, clock, body, status, field):
+    response = post_json(client, demo_form, body)
+    assert response.status_code == status and field in response.json()["errors"]
+    assert not Lead.objects.exists() and not Quarantine.objects.exists()
+
+
+def test_the_json_endpoint_refuses_other_sites_other_types_and_big_bodies(client, demo_form):
+    assert post_json(client, demo_form, {"fields": ANSWERS}, origin="https://evil.example.net").status_code == 403
+    assert post_json(client, demo_form, "email=x", content_type="application/x-www-form-urlencoded").status_code == 415
+    big = json.dumps({"fields": {**ANSWERS, "first_name": "x" * 20_000}})
+    assert post_json(client, demo_form, big).status_code == 413
+    assert not Lead.objects.exists()
+
+
+def test_a_plain_html_form_embedded_in_the_website_works_without_a_token_from_an_allowed_site(client, demo_form, clock):
+    url = reverse("capture:embedded", args=[demo_form.slug])
+    ok = client.post(url, ANSWERS, HTTP_REFERER="https://blog.example.org/post")
+    refused = client.post(url, {**ANSWERS, "email": "eve@example.com"}, HTTP_REFERER="https://evil.example.net/")
+
+    assert ok.status_code == 200 and "Thanks!" in ok.content.decode()
+    assert refused.status_code == 403
+    assert list(Lead.objects.values_list("email", flat=True)) == ["ada.lovelace@example.com"]
+
+
+def test_the_embed_snippet_posts_to_the_crm_and_hides_the_honeypot(demo_form):
+    from capture.snippet import embed_html
+
+    html = embed_html(demo_form, "https://crm.example.com")
+    assert 'action="https://crm.example.com/f/demo/submit"' in html and 'data-crm-form="demo"' in html
+    assert 'name="crm_hp"' in html and ".crm-hp{position:absolute" in html
+    assert 'src="https://crm.example.com/static/capture/capture.js"' in html
+    assert demo_form.consent_text in html
+
+
+def test_a_flood_from_one_address_is_slowed_with_retry_after(client, demo_form, clock, capture_settings):
+    capture_settings.CRM_CAPTURE_PER_ADDRESS_PER_HOUR = 2
+    statuses = []
+    for i in range(4):
+        response = send_hosted(client, demo_form, clock, {**ANSWERS, "email": f"p{i}@example.com"})
+        statuses.append(response.status_code)
+    assert statuses == [200, 200, 429, 429]
+    assert int(response["Retry-After"]) > 0
+    assert Lead.objects.count() == 2
+
+
+def test_the_same_email_is_limited_per_form(client, demo_form, clock, capture_settings):
+    capture_settings.CRM_CAPTURE_PER_EMAIL_PER_HOUR = 1
+    assert send_hosted(client, demo_form, clock).status_code == 200
+    assert send_hosted(client, demo_form, clock).status_code == 429
+
+
+# --- Attribution: the visitor's page views ------------------------------------------------------------
+
+
+def test_the_visitors_page_views_are_linked_and_give_the_first_and_last_touch(client, demo_form, clock):
+    from traffic import ingest
+    from traffic.models import PageView
+
+    visitor = "0123456789abcdef0123456789abcdef"
+    hit = {"v": visitor, "l": 1, "t": "Guide"}
+    ua = {"HTTP_USER_AGENT": "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0 Safari/537.36",
+          "HTTP_ACCEPT_LANGUAGE": "en"}
+    for day, url in ((0, "https://www.example.com/guide?utm_source=linkedin&utm_medium=social&utm_campaign=launch"),
+                     (3, "https://www.example.com/pricing?utm_source=google&utm_medium=cpc&utm_campaign=brand&gclid=abc")):
+        clock.shift(timedelta(days=day))
+        client.post(reverse("traffic:hit"), json.dumps({**hit, "u": url}), content_type="text/plain", **ua)
+    ingest.hits_ingest()
+
+    token = shown(client, demo_form)
+    clock.shift(timedelta(seconds=30))
+    client.post(reverse("capture:hosted", args=[demo_form.slug]), {**ANSWERS, "crm_token": token, "crm_visitor": visitor})
+
+    lead = Lead.objects.get()
+    assert set(PageView.objects.values_list("lead_id", flat=True)) == {lead.pk}
+    touches = {t.kind: t for t in LeadTouch.objects.filter(lead=lead)}
+    assert (touches["first"].utm_source, touches["first"].utm_campaign) == ("linkedin", "launch")
+    assert (touches["last"].utm_source, touches["last"].utm_medium, touches["last"].click_id_type) == ("google", "cpc", "gclid")
+    submission = FormSubmission.objects.get()
+    assert (submission.utm_source, submission.visitor_id) == ("google", visitor)
+
+
+def test_without_page_views_the_touch_comes_from_the_landing_page_sent_with_the_form(client, demo_form, clock):
+    token = services.fill_token(demo_form)
+    clock.shift(timedelta(seconds=8))
+    post_json(client, demo_form, {"fields": {**ANSWERS, "consent": True}, "crm_token": token, "context": {
+        "landing_page": "https://www.example.com/?utm_source=newsletter&utm_campaign=june", "referrer": "https://mail.example.net/"}})
+    last = LeadTouch.objects.get(kind="last")
+    assert (last.utm_source, last.utm_campaign, last.referrer) == ("newsletter", "june", "https://mail.example.net/")
+
+
+# --- What follows, from the event log ----------------------------------------------------------------
+
+
+def test_what_follows_a_capture_is_done_once_from_the_event_log(client, demo_form, clock):
+    from tests.factories import sequence_with_steps
+
+    reps = [rep(username="a_rep"), rep(username="b_rep")]
+    demo_form.owner_rule = CaptureForm.OwnerRule.ROUND_ROBIN
+    demo_form.sequence = sequence_with_steps(name="Demo follow-up")
+    demo_form.save()
+    for i in range(3):
+        send_hosted(client, demo_form, clock, {**ANSWERS, "email": f"p{i}@example.com"})
+
+    assert followups.followups_run() >= 3
+
+    owners = list(Lead.objects.order_by("pk").values_list("owner__username", flat=True))
+    assert owners == ["a_rep", "b_rep", "a_rep"]
+    tasks = Task.objects.order_by("lead_id")
+    assert [(t.assignee.username, t.due_at - t.created_at <= timedelta(hours=1)) for t in tasks] == [
+        ("a_rep", True), ("b_rep", True), ("a_rep", True)]
+    assert sorted(Lead.objects.values_list("enrollments__sequence__name", flat=True)) == ["Demo follow-up"] * 3
+    assert len(mail.outbox) == 3 and demo_form.resource.url in mail.outbox[0].body
+    assert reps
+
+    # Read again from the start (a cursor lost): nothing is done twice.
+    from core.models import EventCursor
+
+    EventCursor.objects.update(position=0)
+    followups.followups_run()
+    assert (Task.objects.count(), len(mail.outbox)) == (3, 3)
+    assert FollowupDone.objects.count() == 12
+
+
+def test_a_customers_visitors_are_marked_from_the_stage_change(client, demo_form, clock):
+    from leads import services as lead_services
+    from traffic.models import Visitor
+
+    visitor = "fedcba9876543210fedcba9876543210"
+    token = shown(client, demo_form)
+    clock.shift(timedelta(seconds=10))
+    client.post(reverse("capture:hosted", args=[demo_form.slug]), {**ANSWERS, "crm_token": token, "crm_visitor": visitor})
+    lead = Lead.objects.get()
+    lead_services.lead_change_stage(lead=lead, to_status="contacted")
+    lead_services.lead_convert_to_customer(lead=lead, deal_value="1000")
+
+    followups.followups_run()
+    assert Visitor.objects.get(visitor_id=visitor).kind == "customer"
+
+
+# --- The form's definition -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("change, field, message", [
+    ({"fields": []}, "fields", "at least an email"),
+    ({"fields": [{"name": "note", "type": "text"}]}, "fields", "Map one field to the lead's email or phone"),
+    ({"fields": [{"name": "email", "type": "email", "maps_to": "password"}]}, "fields", "maps_to is one of"),
+    ({"fields": [{"name": "crm_x", "type": "email", "maps_to": "email"}]}, "fields", "not starting with crm_"),
+    ({"consent_text": "", "consent_required": True}, "consent_text", "Write the consent wording"),
+    ({"consent_version": ""}, "consent_version", "Give the wording a version"),
+    ({"owner_rule": "fixed"}, "owner", "Choose the rep"),
+    ({"allowed_sites": "https://www.example.com/"}, "allowed_sites", "host names only"),
+])
+def test_a_form_definition_that_cannot_work_is_refused_by_field(demo_form, change, field, message):
+    from django.core.exceptions import ValidationError
+
+    for name, value in change.items():
+        setattr(demo_form, name, value)
+    with pytest.raises(ValidationError) as refused:
+        services.capture_form_save(form=demo_form, by=marketer(username="m"))
+    assert message in " ".join(refused.value.message_dict[field])
