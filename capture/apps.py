@@ -5,3 +5,11 @@ class CaptureConfig(AppConfig):
     name = "capture"
     verbose_name = "Capture"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self):
+        from leads.signals import leads_merging, leads_unmerging
+
+        from .handlers import move_page_views_back_on_unmerge, move_page_views_on_merge
+
+        leads_merging.connect(move_page_views_on_merge, dispatch_uid="capture.page_views_merge")
+        leads_unmerging.connect(move_page_views_back_on_unmerge, dispatch_uid="capture.page_views_unmerge")

@@ -29,6 +29,7 @@ class EventType(models.TextChoices):
     LEAD_CLAIMED = "lead.claimed", "Lead claimed"
     LEAD_ARCHIVED = "lead.archived", "Lead archived"
     LEAD_MERGED = "lead.merged", "Lead merged"
+    LEAD_UNMERGED = "lead.unmerged", "Merge undone"
     STAGE_CHANGED = "lead.stage_changed", "Stage changed"
     ACTIVITY_LOGGED = "activity.logged", "Activity logged"
     OBJECTION_LOGGED = "objection.logged", "Objection logged"

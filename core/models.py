@@ -7,8 +7,11 @@ row it handled) and reads rows after it, in id order. Nothing reads the names
 of things from it: subjects and actors are ids.
 
 Rows are never updated or deleted by the app, except by pruning
-(`manage.py events_prune`, see the README) and by erasing a person, which
-empties the payloads of their events.
+(`manage.py events_prune`, see the README), by erasing a person, which
+empties the payloads of their events, and by merging two leads, which gives
+the merged lead's events to the lead kept (their `lead_id` changes, nothing
+else; undoing the merge gives them back). Ids never change, so a reader's
+cursor is not disturbed.
 
 Also here: `RateCounter`, the database backend of the rate limits (core.ratelimit).
 """

@@ -167,6 +167,16 @@ def check_may_build_sequences(user) -> None:
         raise PermissionDenied(_DENIED["sequences"])
 
 
+def check_may_merge_leads(user) -> None:
+    """Merging two leads into one, and undoing a merge: managers (and the system: a dedupe job) only.
+
+    A merge moves a person's whole history between two leads that may belong
+    to two reps, so it is the managers' call, like assigning leads.
+    """
+    if user is not None and not access_for(user).is_manager:
+        raise PermissionDenied("Only a manager can merge two leads or undo a merge.")
+
+
 def check_may_manage_leads(user) -> None:
     """Assigning and archiving leads: managers (and the system) only."""
     if user is not None and not access_for(user).is_manager:

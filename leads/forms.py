@@ -2,6 +2,7 @@
 
 from django import forms
 from django.core.exceptions import ValidationError
+from django.utils import timezone
 
 from . import pipeline
 from .models import Lead
@@ -95,3 +96,31 @@ class ConvertForm(forms.Form):
 
     def clean_currency(self):
         return self.cleaned_data["currency"].strip().upper()
+
+
+class MergeLeadsForm(forms.Form):
+    """Which of two leads to keep; the other's history moves to it (see leads.services.lead_merge)."""
+
+    keep = forms.TypedChoiceField(
+        label="Keep", coerce=int, widget=forms.RadioSelect,
+        help_text="The other lead's history, deals and sequences move to this one, its blank fields are filled "
+                  "from the other, and the other is archived. The merge can be undone (Leads → Lead merges).",
+    )
+
+    def __init__(self, *args, leads, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.leads = {lead.pk: lead for lead in leads}
+        self.fields["keep"].choices = [(lead.pk, _merge_choice_label(lead)) for lead in leads]
+
+    def chosen(self):
+        """(the lead to keep, the lead to merge into it)."""
+        keep = self.cleaned_data["keep"]
+        (other,) = (pk for pk in self.leads if pk != keep)
+        return self.leads[keep], self.leads[other]
+
+
+def _merge_choice_label(lead: Lead) -> str:
+    owner = (lead.owner.get_full_name() or lead.owner.get_username()) if lead.owner_id else "unassigned"
+    contact = lead.email or lead.phone
+    created = timezone.localtime(lead.created_at)
+    return f"#{lead.pk} {lead.full_name or contact} <{contact}>: {pipeline.label(lead.status)}, {owner}, created {created:%Y-%m-%d}"

@@ -665,3 +665,62 @@ class LeadExport(models.Model):
 
     def __str__(self):
         return f"{self.row_count} lead(s) by {self.exported_by} at {self.exported_at:%Y-%m-%d %H:%M}"
+
+
+class LeadMerge(models.Model):
+    """Two lead rows of one person made one: what moved from the merged lead to the kept one, so it can be undone.
+
+    Written by `leads.services.lead_merge` and marked undone by
+    `leads.services.lead_merge_undo`; read only everywhere else. It holds ids
+    and field names, never a person's details: `filled` keeps what the kept
+    lead had before (a blank, as a rule), not what it was given.
+    """
+
+    keep = models.ForeignKey(Lead, on_delete=models.PROTECT, related_name="merges_kept", help_text="The lead kept.")
+    merged = models.ForeignKey(
+        Lead, on_delete=models.PROTECT, related_name="merges_into_another",
+        help_text="The lead merged into it: archived while the merge stands.",
+    )
+    merged_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+        help_text="Empty: the system (a dedupe job).",
+    )
+    merged_at = models.DateTimeField(default=now)
+    moved = models.JSONField(
+        default=dict, blank=True,
+        help_text="The rows that moved to the kept lead, by table: {\"leads.activity\": [ids], ...}. A label with a "
+                  "suffix lists rows changed in place: .assignee (open tasks given to the kept lead's owner), "
+                  ".ended (the merged lead's enrollments ended because the kept lead was in the same sequence), "
+                  ".open (moved deals that were open).",
+    )
+    filled = models.JSONField(
+        default=dict, blank=True,
+        help_text="The kept lead's blank fields given the merged lead's values: {field: the kept lead's value before}.",
+    )
+    events_moved = models.JSONField(default=list, blank=True, help_text="The ids of the merged lead's events, now the kept lead's.")
+    undone_at = models.DateTimeField(null=True, blank=True)
+    undone_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+    )
+
+    class Meta:
+        ordering = ["-merged_at", "-id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=~Q(keep=models.F("merged")), name="leadmerge_two_leads",
+                violation_error_message="A lead cannot be merged into itself.",
+            ),
+            # A lead is merged into at most one other at a time (until that merge is undone).
+            models.UniqueConstraint(
+                fields=["merged"], condition=Q(undone_at__isnull=True), name="leadmerge_one_standing_per_merged_lead",
+                violation_error_message="This lead is already merged into another.",
+            ),
+        ]
+
+    def __str__(self):
+        state = " (undone)" if self.undone_at else ""
+        return f"Lead #{self.merged_id} merged into #{self.keep_id}{state}"
+
+    @property
+    def is_undone(self):
+        return self.undone_at is not None

@@ -24,6 +24,7 @@ from core.models import ActorKind
 from core.policy import access_for, check_may_manage_leads, check_may_move, check_may_work
 
 from . import pipeline
+from .merging import lead_merge, lead_merge_undo  # noqa: F401  (merging lives in its own module; called from here)
 from .models import (
     Activity,
     Company,

@@ -1,9 +1,9 @@
 """Signals the lead domain sends, for the apps standing on it.
 
-Both are sent with `send_after_commit`: once the change has committed, each
-receiver runs on its own, and one that fails is logged (logger
-"leads.signals") instead of failing a request, task or command whose change
-already happened, or keeping the other receivers from running.
+The first two are sent with `send_after_commit`: once the change has
+committed, each receiver runs on its own, and one that fails is logged
+(logger "leads.signals") instead of failing a request, task or command whose
+change already happened, or keeping the other receivers from running.
 
 lead_stage_changed(sender=Lead, lead_id, from_status, to_status, stage_change_id)
     Sent after the transaction that moved a lead commits. The nurturing app
@@ -13,6 +13,24 @@ activity_logged(sender=Activity, lead_id, activity_id, kind, author_id)
     Sent after the transaction that logged a call, note or meeting commits. The
     nurturing app handles it: a meeting the rep logged takes the lead out of
     its sequences (nobody wants an automated follow-up after a meeting).
+
+Two more are sent with `Signal.send`, inside the transaction, since what their
+receivers do is part of the change: a receiver that fails rolls everything
+back.
+
+leads_merging(sender=Lead, keep, merge, by, moved)
+    Sent by `leads.services.lead_merge` while both leads are locked, before
+    the merged lead's events move to the kept one. Each app with rows that
+    point at a lead moves the merged lead's rows to `keep` and adds their ids
+    to `moved` (a dict: table label -> ids, e.g. moved["nurturing.enrollment"]),
+    which the merge records, so the leads app knows nothing of those tables.
+    The nurturing app handles it (nurturing/apps.py): enrollments and email
+    events.
+
+leads_unmerging(sender=Lead, keep, merged, by, moved)
+    Sent by `leads.services.lead_merge_undo` with what the merge recorded:
+    each app moves the rows it listed in `moved` back from `keep` to `merged`
+    (those still on `keep`; rows added to `keep` since stay there).
 """
 
 import logging
@@ -24,6 +42,8 @@ logger = logging.getLogger(__name__)
 
 lead_stage_changed = Signal()
 activity_logged = Signal()
+leads_merging = Signal()
+leads_unmerging = Signal()
 
 
 def send_after_commit(signal: Signal, name: str, **kwargs) -> None:

@@ -20,10 +20,11 @@ from django.utils.http import urlencode
 from core.events import EventType, actor_label, payload_label
 from core.models import DomainEvent
 from core.pagination import BoundedCountPaginator
+from core.policy import access_for
 from core.roles import user_can_export_personal_data
 
 from .. import exports, pipeline, selectors, services
-from ..forms import AssignOwnerForm, ConvertForm, LeadForm, StageMoveForm, add_service_errors
+from ..forms import AssignOwnerForm, ConvertForm, LeadForm, MergeLeadsForm, StageMoveForm, add_service_errors
 from ..models import Deal, Lead
 
 # The lead page shows this many of the lead's latest events; the rest are a link away.
@@ -133,7 +134,7 @@ class LeadAdmin(admin.ModelAdmin):
     sortable_by = ("created_at", "last_touch_at", "score")
     ordering = ("-created_at", "-id")
     autocomplete_fields = ("company",)
-    actions = ("assign_owner", "move_stage", "export_csv", "archive")
+    actions = ("assign_owner", "move_stage", "merge_leads", "export_csv", "archive")
     readonly_fields = (
         "timeline", "audit_trail", "deals", "open_tasks", "stage", "stage_entered_at", "lost_reason", "created_at", "updated_at", "last_touch_at", "archived_at",
     )
@@ -280,6 +281,7 @@ class LeadAdmin(admin.ModelAdmin):
                 ("All objections", reverse("admin:leads_objection_changelist") + query),
                 ("All stage changes", reverse("admin:leads_stagechange_changelist") + query),
                 ("All tasks", reverse("admin:leads_task_changelist") + query),
+                ("Merges", reverse("admin:leads_leadmerge_changelist") + f"?q={lead.pk}"),
             ]
         return super().change_view(request, object_id, form_url, {**extra, **(extra_context or {})})
 
@@ -489,6 +491,45 @@ class LeadAdmin(admin.ModelAdmin):
                 request, f"{len(refused)} lead(s) not moved. " + " | ".join(shown) + more, messages.ERROR
             )
         return True
+
+    def has_merge_permission(self, request):
+        return access_for(request.user).is_manager
+
+    # Offered to managers only (the policy's rule); the service asks again.
+    @admin.action(description="Merge two selected leads", permissions=["merge"])
+    def merge_leads(self, request, queryset):
+        leads = list(queryset.select_related("owner").order_by("pk")[:3])
+        if len(leads) != 2:
+            self.message_user(
+                request, "Select exactly two leads to merge: the person's two rows, one to keep and one to merge into it.",
+                messages.ERROR,
+            )
+            return None
+        form = MergeLeadsForm(request.POST if "apply" in request.POST else None, leads=leads)
+        if "apply" in request.POST and form.is_valid():
+            keep, other = form.chosen()
+            try:
+                record = services.lead_merge(keep=keep, merge=other, by=request.user)
+            except (ValidationError, PermissionDenied) as exc:
+                reasons = exc.messages if isinstance(exc, ValidationError) else [str(exc)]
+                self.message_user(request, f"Nothing was merged. {' '.join(reasons)}", messages.ERROR)
+                return None
+            self.message_user(
+                request,
+                format_html(
+                    '{} (#{}) merged into {} (#{}). <a href="{}">Undo</a> from the record of merges.',
+                    other, other.pk, keep, keep.pk, reverse("admin:leads_leadmerge_change", args=[record.pk]),
+                ),
+                messages.SUCCESS,
+            )
+            return None
+        return self._action_page(
+            request, queryset, action="merge_leads", title="Merge two leads", form=form, submit="Merge",
+            intro="Choose the lead to keep. The other lead's stage history, calls, notes, meetings, objections, tasks, "
+                  "deals, form submissions, sequences, emails and events move to it; its blank fields take the other's "
+                  "values (a value it has is kept); its stage stays, and so does its owner if it has one. The other lead is "
+                  "archived.",
+        )
 
     def has_export_permission(self, request):
         return user_can_export_personal_data(request.user)

@@ -2,13 +2,16 @@
 
 from django import forms
 from django.contrib import admin, messages
-from django.core.exceptions import ValidationError
-from django.urls import reverse
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import Http404, HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
 from core.admin import ReadOnlyAdminMixin
 from core.pagination import BoundedCountPaginator
+from core.policy import access_for
 
 from .. import selectors, services
 from ..forms import add_service_errors
@@ -23,6 +26,7 @@ from ..models import (
     Deal,
     FormSubmission,
     LeadExport,
+    LeadMerge,
     Objection,
     Persona,
     Resource,
@@ -30,6 +34,7 @@ from ..models import (
     StageChange,
     Task,
 )
+from .lead import status_badge_html
 
 
 def lead_link(lead):
@@ -291,3 +296,84 @@ class LeadExportAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         if obj.lead_ids:
             return f"{len(obj.lead_ids)} ticked: " + ", ".join(f"#{pk}" for pk in obj.lead_ids[:10]) + (" …" if len(obj.lead_ids) > 10 else "")
         return f"every lead matching: {obj.filters or 'no filter'}"
+
+
+@admin.register(LeadMerge)
+class LeadMergeAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    """Every merge of two leads: read only, as a log is. A manager undoes a standing merge from here."""
+
+    list_display = ("merged_at", "merged_column", "keep_column", "merged_by", "moved_summary", "state")
+    list_select_related = ("keep", "merged", "merged_by", "undone_by")
+    list_filter = (("merged_at", admin.DateFieldListFilter), ("undone_at", admin.EmptyFieldListFilter))
+    search_fields = ("=keep__id", "=merged__id")
+    search_help_text = "A lead's id: the merges it was kept in or merged by."
+    fields = readonly_fields = (
+        "merged_column", "keep_column", "merged_by", "merged_at", "moved", "filled", "events_moved", "state",
+    )
+    actions = ("undo",)
+    paginator = BoundedCountPaginator
+    show_full_result_count = False
+
+    @admin.display(description="merged lead")
+    def merged_column(self, obj):
+        return format_html("#{} {}", obj.merged_id, lead_link(obj.merged))
+
+    @admin.display(description="into")
+    def keep_column(self, obj):
+        return format_html("#{} {}", obj.keep_id, lead_link(obj.keep))
+
+    @admin.display(description="moved")
+    def moved_summary(self, obj):
+        return ", ".join(f"{label}: {len(ids)}" for label, ids in obj.moved.items()) or "nothing"
+
+    @admin.display(description="state")
+    def state(self, obj):
+        if obj.undone_at is not None:
+            who = obj.undone_by.get_username() if obj.undone_by_id else "the system"
+            return f"Undone {timezone.localtime(obj.undone_at):%Y-%m-%d %H:%M} by {who}"
+        return format_html('Standing. <a href="{}">Undo this merge</a>', reverse("admin:leads_leadmerge_undo", args=[obj.pk]))
+
+    def has_undo_permission(self, request):
+        return access_for(request.user).is_manager
+
+    def get_urls(self):
+        view = self.admin_site.admin_view
+        return [path("<int:object_id>/undo/", view(self.undo_view), name="leads_leadmerge_undo"), *super().get_urls()]
+
+    def _undo(self, request, record) -> bool:
+        try:
+            lead = services.lead_merge_undo(merge=record, by=request.user)
+        except (ValidationError, PermissionDenied) as exc:
+            reasons = exc.messages if isinstance(exc, ValidationError) else [str(exc)]
+            self.message_user(request, f"{record}: not undone. {' '.join(reasons)}", messages.ERROR)
+            return False
+        self.message_user(request, f"Merge undone: {lead} (#{lead.pk}) is a live lead again.", messages.SUCCESS)
+        return True
+
+    @admin.action(description="Undo the selected merges", permissions=["undo"])
+    def undo(self, request, queryset):
+        # The latest first: a lead merged twice comes apart in the order it was put together.
+        for record in queryset.order_by("-merged_at", "-pk"):
+            self._undo(request, record)
+
+    def undo_view(self, request, object_id):
+        if not self.has_undo_permission(request):
+            raise PermissionDenied
+        record = self.get_object(request, str(object_id))
+        if record is None:
+            raise Http404("No merge with this id.")
+        if request.method == "POST":
+            self._undo(request, record)
+            return HttpResponseRedirect(reverse("admin:leads_leadmerge_change", args=[record.pk]))
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "title": f"Undo the merge of lead #{record.merged_id} into lead #{record.keep_id}",
+            "lead": record.keep,
+            "form": forms.Form(),
+            "submit_label": "Undo this merge",
+            "intro": "The rows and events the merge moved go back to the merged lead, which is live again; what was "
+                     "added to the kept lead since stays with it, and so do deals won or lost on it since.",
+            "status_badge": status_badge_html(record.keep.status),
+        }
+        return TemplateResponse(request, "admin/leads/lead/lead_form_page.html", context)

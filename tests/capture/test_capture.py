@@ -7,6 +7,7 @@ from datetime import timedelta
 import pytest
 from django.core import mail
 from django.urls import reverse
+from django.utils import timezone
 
 from capture import followups, services
 from capture.models import CaptureForm, FollowupDone, Quarantine
@@ -336,3 +337,35 @@ def test_a_form_definition_that_cannot_work_is_refused_by_field(demo_form, chang
     with pytest.raises(ValidationError) as refused:
         services.capture_form_save(form=demo_form, by=marketer(username="m"))
     assert message in " ".join(refused.value.message_dict[field])
+
+
+def test_merging_two_captured_leads_moves_their_page_views_touches_and_conversions_and_undo_gives_them_back(
+    client, demo_form, clock, manager_user
+):
+    from leads import services as lead_services
+    from leads.models import LeadMerge
+    from traffic.models import PageView, Visitor
+
+    for i, visitor in enumerate(("1" * 32, "2" * 32)):
+        PageView.objects.create(
+            hit_id=f"{i:032d}", received_at=timezone.now(), visitor_id=visitor, url="https://www.example.com/",
+            host="www.example.com", path="/", is_landing=True, utm_source=f"s{i}",
+        )
+        token = shown(client, demo_form)
+        clock.shift(timedelta(seconds=10))
+        client.post(reverse("capture:hosted", args=[demo_form.slug]),
+                    {**ANSWERS, "email": f"person{i}@example.com", "crm_token": token, "crm_visitor": visitor})
+    keep, merge = Lead.objects.order_by("pk")
+
+    record = lead_services.lead_merge(keep=keep, merge=merge, by=manager_user)
+
+    assert set(PageView.objects.values_list("lead_id", flat=True)) == {keep.pk}
+    assert set(Visitor.objects.values_list("lead_id", flat=True)) == {keep.pk}
+    assert set(Conversion.objects.values_list("lead_id", flat=True)) == {keep.pk}
+    assert LeadTouch.objects.filter(lead=keep).count() == 2 and LeadTouch.objects.filter(lead=merge).count() == 2
+
+    lead_services.lead_merge_undo(merge=LeadMerge.objects.get(pk=record.pk), by=manager_user)
+
+    assert dict(Visitor.objects.values_list("visitor_id", "lead_id")) == {"1" * 32: keep.pk, "2" * 32: merge.pk}
+    assert dict(PageView.objects.values_list("visitor_id", "lead_id")) == {"1" * 32: keep.pk, "2" * 32: merge.pk}
+    assert sorted(Conversion.objects.values_list("lead_id", flat=True)) == [keep.pk, merge.pk]

@@ -19,8 +19,8 @@ def test_the_data_migration_creates_the_three_groups():
         (
             Role.MANAGER,
             ["leads.change_lead", "leads.delete_deal", "leads.change_campaign", "leads.view_stagechange", "leads.export_lead",
-             "leads.view_leadexport", "nurturing.send_as_others", "core.view_domainevent"],
-            ["leads.change_leadexport", "leads.delete_leadexport", "core.change_domainevent", "core.delete_domainevent"],
+             "leads.view_leadexport", "leads.view_leadmerge", "nurturing.send_as_others", "core.view_domainevent"],
+            ["leads.change_leadexport", "leads.change_leadmerge", "leads.delete_leadmerge", "leads.delete_leadexport", "core.change_domainevent", "core.delete_domainevent"],
         ),
         (
             Role.SALES_REP,
@@ -32,7 +32,7 @@ def test_the_data_migration_creates_the_three_groups():
             Role.MARKETER,
             ["leads.view_lead", "leads.add_campaign", "leads.add_campaignspend", "leads.change_persona", "leads.add_source"],
             ["leads.change_lead", "leads.add_activity", "leads.delete_lead", "leads.change_deal", "leads.export_lead",
-             "leads.view_leadexport", "nurturing.send_as_others", "core.view_domainevent"],
+             "leads.view_leadexport", "leads.view_leadmerge", "nurturing.send_as_others", "core.view_domainevent"],
         ),
     ],
 )
