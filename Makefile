@@ -43,6 +43,7 @@ migrate: setup
 seed: migrate
 	$(PY) manage.py seed_demo --if-empty
 	$(PY) manage.py seed_demo_sequences --if-empty
+	$(PY) manage.py seed_demo_forms --if-empty
 
 run: seed
 	$(PY) manage.py run_all --port $(PORT)

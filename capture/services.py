@@ -322,6 +322,7 @@ def _capture(form, lead_fields, answers, consent, context, now) -> CaptureResult
     touch = last or from_urls or {}
     if context.visitor_id:
         visitor_link(visitor_id=context.visitor_id, lead_id=lead.pk, at=now)
+        lead_services.conversions_attach(visitor_id=context.visitor_id, lead=lead)
     if first and created:
         lead_services.lead_touch_record(lead=lead, touch=first, at=now)
     if touch:

@@ -953,6 +953,13 @@ def lead_consent_record(*, lead: Lead, text: str, source_label: str, at: datetim
     return lead
 
 
+def conversions_attach(*, visitor_id: str, lead: Lead) -> int:
+    """The visitor became `lead`: its conversions made before (anonymous) are the lead's. Returns how many."""
+    if not visitor_id:
+        return 0
+    return Conversion.objects.filter(visitor_id=visitor_id, lead__isnull=True).update(lead=lead)
+
+
 def conversion_record(
     *, kind: str, lead: Lead | None = None, visitor_id: str = "", submission: FormSubmission | None = None,
     resource: Resource | None = None, value: Decimal | None = None, at: datetime | None = None,

@@ -369,3 +369,20 @@ def test_merging_two_captured_leads_moves_their_page_views_touches_and_conversio
     assert dict(Visitor.objects.values_list("visitor_id", "lead_id")) == {"1" * 32: keep.pk, "2" * 32: merge.pk}
     assert dict(PageView.objects.values_list("visitor_id", "lead_id")) == {"1" * 32: keep.pk, "2" * 32: merge.pk}
     assert sorted(Conversion.objects.values_list("lead_id", flat=True)) == [keep.pk, merge.pk]
+
+
+def test_a_visitors_anonymous_conversions_become_the_leads_when_it_is_captured(client, demo_form, clock):
+    from leads import services as lead_services
+
+    visitor = "abcdefabcdefabcdefabcdefabcdef12"
+    earlier = lead_services.conversion_record(kind="newsletter-signup", visitor_id=visitor)
+    other = lead_services.conversion_record(kind="newsletter-signup", visitor_id="9" * 32)
+    token = shown(client, demo_form)
+    clock.shift(timedelta(seconds=10))
+    client.post(reverse("capture:hosted", args=[demo_form.slug]), {**ANSWERS, "crm_token": token, "crm_visitor": visitor})
+
+    lead = Lead.objects.get()
+    earlier.refresh_from_db()
+    other.refresh_from_db()
+    assert (earlier.lead, other.lead) == (lead, None)
+    assert Conversion.objects.filter(lead=lead).count() == 2  # the newsletter signup and the demo request

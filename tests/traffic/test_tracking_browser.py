@@ -97,3 +97,51 @@ def test_an_automated_browser_is_recorded_as_a_bot_and_one_asking_for_privacy_is
     ingest.hits_ingest()
     [row] = PageView.objects.all()
     assert row.kind == VisitorKind.BOT and row.bot_reason
+
+
+def test_a_visitor_who_sends_the_embedded_form_becomes_a_lead_whose_journey_shows_the_visit(
+    new_page, live_server, tracking, artifacts, admin_client
+):
+    from django.core.management import call_command
+
+    from capture.models import CaptureForm
+    from capture.snippet import embed_html
+    from leads.models import Lead, LeadTouch
+    from tests.factories import marketer
+
+    marketer(username="marketer")
+    call_command("seed_demo_forms", verbosity=0)
+    form = CaptureForm.objects.get(slug="pipeline-guide")
+    form.allowed_sites = "127.0.0.1"
+    form.save()
+    tracking.CRM_TRACKING_SITES = ["127.0.0.1"]
+    tracking.CRM_CAPTURE_MIN_FILL_SECONDS = 0
+    site = Website(snippet_html(live_server.url) + embed_html(form, live_server.url))
+    try:
+        page = a_person(new_page())
+        page.set_extra_http_headers({"User-Agent": A_PERSONS_CHROME})
+        page.goto(f"{site.url}/guides/pipeline?utm_source=linkedin&utm_medium=social&utm_campaign=autumn")
+        page.get_by_role("link", name="Pricing").click()
+        page.wait_for_url(f"{site.url}/pricing")
+        assert waiting.wait_for(lambda: hit_queue().size() == 2, timeout=10.0, interval=0.1)
+        ingest.hits_ingest()
+
+        page.get_by_label("Work email").fill("grace@example.com")
+        page.get_by_label("First name").fill("Grace")
+        page.get_by_label(form.consent_text).check()
+        page.get_by_role("button", name="Send").click()
+        page.get_by_text("The guide is on its way to your inbox.").wait_for()
+        page.screenshot(path=artifacts / "capture-embedded.png")
+    finally:
+        site.close()
+
+    lead = Lead.objects.get(email="grace@example.com")
+    assert sorted(PageView.objects.filter(lead_id=lead.pk).values_list("path", flat=True)) == ["/guides/pipeline", "/pricing"]
+    first = LeadTouch.objects.get(lead=lead, kind="first")
+    assert (first.utm_source, first.utm_medium, first.utm_campaign) == ("linkedin", "social", "autumn")
+    assert lead.submissions.get().consent_given and lead.submissions.get().page_url == f"{site.url}/pricing"
+
+    journey = admin_client.get(f"/admin/leads/lead/{lead.pk}/change/").content.decode()
+    journey = journey[journey.index("Journey"):]
+    for text in ("linkedin", "autumn", "/guides/pipeline", "/pricing", "Download the pipeline review guide"):
+        assert text in journey, text
