@@ -7,9 +7,10 @@ class CaptureConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self):
-        from leads.signals import leads_merging, leads_unmerging
+        from leads.signals import leads_merging, leads_unmerging, person_erasing
 
-        from .handlers import move_page_views_back_on_unmerge, move_page_views_on_merge
+        from .handlers import erase_person, move_page_views_back_on_unmerge, move_page_views_on_merge
 
         leads_merging.connect(move_page_views_on_merge, dispatch_uid="capture.page_views_merge")
         leads_unmerging.connect(move_page_views_back_on_unmerge, dispatch_uid="capture.page_views_unmerge")
+        person_erasing.connect(erase_person, dispatch_uid="capture.erase_person")

@@ -19,3 +19,15 @@ def move_page_views_back_on_unmerge(sender, *, keep, merged, moved, **kwargs):
         return
     Visitor.objects.filter(visitor_id__in=visitors, lead_id=keep.pk).update(lead_id=merged.pk)
     PageView.objects.filter(visitor_id__in=visitors, lead_id=keep.pk).update(lead_id=merged.pk)
+
+
+def erase_person(sender, *, lead_ids, address, by=None, deleted, **kwargs):
+    """A person erased: their website visits are anonymous again, and what they sent that was held back is deleted."""
+    from .models import Quarantine
+
+    Visitor.objects.filter(lead_id__in=lead_ids).update(lead_id=None)
+    deleted["links from website visits"] = PageView.objects.filter(lead_id__in=lead_ids).update(lead_id=None)
+    if address:
+        held = Quarantine.objects.filter(data__email=address)
+        deleted["quarantined submissions"] = held.count()
+        held.delete()

@@ -31,6 +31,14 @@ leads_unmerging(sender=Lead, keep, merged, by, moved)
     Sent by `leads.services.lead_merge_undo` with what the merge recorded:
     each app moves the rows it listed in `moved` back from `keep` to `merged`
     (those still on `keep`; rows added to `keep` since stay there).
+
+person_erasing(sender=Lead, lead_ids, address, by, deleted)
+    Sent by the erasure of a person (nurturing.privacy.person_erase) inside
+    its transaction: each app standing on the leads erases what it holds of
+    the person (`address` is the normalised email, "" if none) and adds what
+    it deleted to `deleted` (a dict: what -> how many). The capture app
+    handles it: the website's page views lose their link to the person, and
+    quarantined submissions with the address are deleted.
 """
 
 import logging
@@ -44,6 +52,7 @@ lead_stage_changed = Signal()
 activity_logged = Signal()
 leads_merging = Signal()
 leads_unmerging = Signal()
+person_erasing = Signal()
 
 
 def send_after_commit(signal: Signal, name: str, **kwargs) -> None:

@@ -26,7 +26,8 @@ from django.utils.duration import duration_iso_string
 from core.events import Actor, EventType, events_record
 from core.models import DomainEvent
 from leads.exports import person_export_record
-from leads.models import Activity, Customer, Deal, FormSubmission, Lead, Objection, StageChange, Task
+from leads.models import Activity, Customer, Deal, FormSubmission, Lead, LeadTouch, Objection, StageChange, Task
+from leads.signals import person_erasing
 
 from . import services
 from .address_hash import email_hash
@@ -448,7 +449,11 @@ def person_erase(*, lead: Lead, by) -> ErasureResult:
         "calls, notes and meetings": _delete(records.activities()),
         "tasks": _delete(records.tasks()),
         "form submissions": _delete(records.submissions()),
+        # The visits' landing pages and referrers may carry the person's details in their addresses.
+        "first and last touches": _delete(LeadTouch.objects.filter(lead_id__in=ids)),
     }
+    # The apps standing on the leads erase what they hold of the person (leads.signals.person_erasing).
+    person_erasing.send(sender=Lead, lead_ids=ids, address=address, by=by, deleted=deleted)
     records.stage_changes().exclude(reason="").update(reason="")
     records.deals().exclude(lost_reason="").update(lost_reason="")
     records.person_customers().update(name=ERASED_NAME)

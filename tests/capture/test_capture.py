@@ -386,3 +386,24 @@ def test_a_visitors_anonymous_conversions_become_the_leads_when_it_is_captured(c
     other.refresh_from_db()
     assert (earlier.lead, other.lead) == (lead, None)
     assert Conversion.objects.filter(lead=lead).count() == 2  # the newsletter signup and the demo request
+
+
+def test_erasing_a_captured_person_unlinks_their_visits_and_deletes_what_was_held_back(client, demo_form, clock, manager_user):
+    from nurturing.privacy import person_erase
+    from traffic.models import PageView, Visitor
+
+    visitor = "5" * 32
+    PageView.objects.create(hit_id="0" * 32, received_at=timezone.now(), visitor_id=visitor, url="https://www.example.com/",
+                            host="www.example.com", path="/", is_landing=True, utm_source="linkedin")
+    token = shown(client, demo_form)
+    clock.shift(timedelta(seconds=10))
+    client.post(reverse("capture:hosted", args=[demo_form.slug]), {**ANSWERS, "crm_token": token, "crm_visitor": visitor})
+    send_hosted(client, demo_form, clock, after=0)  # the same person again, too fast: held back
+    assert Quarantine.objects.count() == 1
+    lead = Lead.objects.get()
+
+    result = person_erase(lead=lead, by=manager_user)
+
+    assert PageView.objects.get().lead_id is None and Visitor.objects.get().lead_id is None
+    assert not Quarantine.objects.exists() and not LeadTouch.objects.exists()
+    assert result.deleted["quarantined submissions"] == 1 and result.deleted["links from website visits"] == 1
