@@ -16,7 +16,7 @@ from nurturing.admin import NurturingLeadAdmin
 from traffic.services import lead_page_views
 
 from . import services
-from .models import CaptureForm, Quarantine
+from .models import AssignmentRule, CaptureForm, Quarantine
 from .snippet import embed_html
 
 FIELDS_HELP = (
@@ -78,6 +78,16 @@ class CaptureFormAdmin(admin.ModelAdmin):
 
     def save_model(self, request, obj, form, change):
         services.capture_form_save(form=obj, by=request.user)
+
+@admin.register(AssignmentRule)
+class AssignmentRuleAdmin(admin.ModelAdmin):
+    """Who gets captured leads by where they came from; the first matching rule wins, before the form's own rule."""
+
+    list_display = ("position", "form", "utm_source", "utm_campaign", "persona", "country", "owner")
+    list_display_links = ("position", "form")
+    list_filter = ("form",)
+    ordering = ("position", "id")
+
 
 @admin.register(Quarantine)
 class QuarantineAdmin(admin.ModelAdmin):

@@ -1,8 +1,9 @@
 """What follows a capture, read from the event log (a reader with its own cursor), never called by the capture.
 
 For each `form.submitted` event of a capture form, once each (FollowupDone):
-- owner: a lead without an owner gets one by the form's rule (one rep, or
-  round robin among the active sales reps);
+- owner: a lead without an owner gets one: the first assignment rule that
+  matches where it came from (source, campaign, persona, country), else the
+  form's rule (one rep, or round robin among the active sales reps);
 - speed_to_lead: a demo request puts a call task, due within the hour, on the
   owner's Today;
 - enroll: a new submitter is enrolled in the form's sequence;
@@ -27,13 +28,13 @@ from django.utils import timezone
 from core.events import EventType, cursor_advance, cursor_position, events_after
 from core.roles import Role
 from leads import services as lead_services
-from leads.models import Lead
+from leads.models import Lead, LeadTouch
 from leads.pipeline import LeadStatus
 from nurturing import services as nurturing_services
 from traffic.models import VisitorKind
 from traffic.services import visitors_mark
 
-from .models import CaptureForm, FollowupDone, RoundRobin
+from .models import AssignmentRule, CaptureForm, FollowupDone, RoundRobin
 
 log = logging.getLogger(__name__)
 CURSOR = "capture.followups"
@@ -65,10 +66,31 @@ def _next_rep(form: CaptureForm):
     return chosen
 
 
+def _rule_owner(form, lead):
+    """The owner the first matching assignment rule names (the form's rules, then those for every form), or None."""
+    from django.db.models import Q
+
+    from core.policy import access_for
+
+    touch = LeadTouch.objects.filter(lead=lead, kind=LeadTouch.Kind.LAST).first()
+    facts = {
+        "utm_source": touch.utm_source if touch else "", "utm_campaign": touch.utm_campaign if touch else "",
+        "persona_id": lead.persona_id, "country": lead.company.country if lead.company_id else "",
+    }
+    rules = AssignmentRule.objects.filter(Q(form=form) | Q(form__isnull=True)).select_related("owner")
+    for rule in sorted(rules, key=lambda r: (r.form_id is None, r.position, r.pk)):
+        if rule.matches(**facts) and access_for(rule.owner).owns_leads:
+            return rule.owner
+    return None
+
+
 def _owner(event, form, lead):
-    if lead.owner_id or form.owner_rule == CaptureForm.OwnerRule.POOL:
+    if lead.owner_id:
         return
-    owner = form.owner if form.owner_rule == CaptureForm.OwnerRule.FIXED else _next_rep(form)
+    owner = _rule_owner(form, lead)
+    if owner is None and form.owner_rule == CaptureForm.OwnerRule.POOL:
+        return
+    owner = owner or (form.owner if form.owner_rule == CaptureForm.OwnerRule.FIXED else _next_rep(form))
     if owner is None:
         log.warning("Form %s: no rep to give lead %s to; it stays in the pool", form.slug, lead.pk)
         return
@@ -112,7 +134,7 @@ def _submitted(event):
     if not form_id:
         return
     form = CaptureForm.objects.select_related("resource", "sequence", "owner").filter(pk=form_id).first()
-    lead = Lead.objects.select_related("owner").filter(pk=event.lead_id).first()
+    lead = Lead.objects.select_related("owner", "company").filter(pk=event.lead_id).first()
     if form is None or lead is None:
         return
     for action, step in STEPS:

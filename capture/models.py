@@ -98,3 +98,35 @@ class RoundRobin(models.Model):
 
     form = models.OneToOneField(CaptureForm, on_delete=models.CASCADE, primary_key=True)
     last_owner_id = models.BigIntegerField(null=True, blank=True)
+
+
+class AssignmentRule(models.Model):
+    """Who gets a captured lead, by where it came from: the first rule that matches wins, before the form's own rule.
+
+    Empty conditions match anything; a rule with no form applies to every form.
+    """
+
+    form = models.ForeignKey(CaptureForm, null=True, blank=True, on_delete=models.CASCADE, related_name="rules",
+                             help_text="Empty: every form.")
+    position = models.PositiveIntegerField(default=0, help_text="Rules are tried in this order, lowest first.")
+    utm_source = models.CharField(max_length=200, blank=True, help_text="The visit's utm_source, e.g. google.")
+    utm_campaign = models.CharField(max_length=200, blank=True)
+    persona = models.ForeignKey("leads.Persona", null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+    country = models.CharField(max_length=100, blank=True, help_text="The lead's company's country, as written there.")
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+
+    class Meta:
+        ordering = ["position", "id"]
+
+    def __str__(self):
+        conditions = [f"{k} = {v}" for k, v in (("source", self.utm_source), ("campaign", self.utm_campaign),
+                                                 ("persona", self.persona), ("country", self.country)) if v]
+        return f"{' and '.join(conditions) or 'any lead'} → {self.owner}"
+
+    def matches(self, *, utm_source: str, utm_campaign: str, persona_id, country: str) -> bool:
+        return (
+            (not self.utm_source or self.utm_source.lower() == (utm_source or "").lower())
+            and (not self.utm_campaign or self.utm_campaign.lower() == (utm_campaign or "").lower())
+            and (self.persona_id is None or self.persona_id == persona_id)
+            and (not self.country or self.country.strip().lower() == (country or "").strip().lower())
+        )

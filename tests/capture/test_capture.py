@@ -407,3 +407,32 @@ def test_erasing_a_captured_person_unlinks_their_visits_and_deletes_what_was_hel
     assert PageView.objects.get().lead_id is None and Visitor.objects.get().lead_id is None
     assert not Quarantine.objects.exists() and not LeadTouch.objects.exists()
     assert result.deleted["quarantined submissions"] == 1 and result.deleted["links from website visits"] == 1
+
+
+def test_assignment_rules_by_source_and_country_win_over_the_forms_round_robin(client, demo_form, clock):
+    from capture.models import AssignmentRule
+    from leads.models import Company
+
+    google_rep, german_rep, pool_rep = rep(username="g_rep"), rep(username="d_rep"), rep(username="p_rep")
+    demo_form.owner_rule = CaptureForm.OwnerRule.ROUND_ROBIN
+    demo_form.save()
+    AssignmentRule.objects.create(form=demo_form, position=1, utm_source="google", owner=google_rep)
+    AssignmentRule.objects.create(position=2, country="Germany", owner=german_rep)  # every form
+    Company.objects.create(name="Berliner GmbH", country="germany")
+
+    token = services.fill_token(demo_form)
+    clock.shift(timedelta(seconds=8))
+    for email, landing, company in (
+        ("a@example.com", "https://www.example.com/?utm_source=Google", "Analytical Engines"),
+        ("b@example.com", "https://www.example.com/?utm_source=bing", "Berliner GmbH"),
+        ("c@example.com", "https://www.example.com/", "Elsewhere Ltd"),
+    ):
+        response = post_json(client, demo_form, {"fields": {**ANSWERS, "email": email, "company": company, "consent": True},
+                                                 "crm_token": token, "context": {"landing_page": landing}})
+        assert response.status_code == 201, response.content
+    followups.followups_run()
+
+    owners = dict(Lead.objects.values_list("email", "owner__username"))
+    assert owners["a@example.com"] == "g_rep" and owners["b@example.com"] == "d_rep"
+    assert owners["c@example.com"] in {"g_rep", "d_rep", "p_rep"}  # no rule: the form's round robin
+    assert pool_rep

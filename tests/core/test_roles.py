@@ -19,20 +19,22 @@ def test_the_data_migration_creates_the_three_groups():
         (
             Role.MANAGER,
             ["leads.change_lead", "leads.delete_deal", "leads.change_campaign", "leads.view_stagechange", "leads.export_lead",
-             "leads.view_leadexport", "leads.view_leadmerge", "nurturing.send_as_others", "core.view_domainevent"],
+             "leads.view_leadexport", "leads.view_leadmerge", "nurturing.send_as_others", "core.view_domainevent", "capture.change_assignmentrule"],
             ["leads.change_leadexport", "leads.change_leadmerge", "leads.delete_leadmerge", "leads.delete_leadexport", "core.change_domainevent", "core.delete_domainevent"],
         ),
         (
             Role.SALES_REP,
             ["leads.add_lead", "leads.change_lead", "leads.add_activity", "leads.add_objection", "leads.add_task", "leads.add_deal"],
             ["leads.delete_lead", "leads.change_campaign", "leads.change_stagechange", "leads.add_campaignspend", "leads.export_lead",
-             "core.view_domainevent"],
+             "core.view_domainevent", "capture.change_captureform", "capture.change_quarantine", "traffic.view_pageview"],
         ),
         (
             Role.MARKETER,
-            ["leads.view_lead", "leads.add_campaign", "leads.add_campaignspend", "leads.change_persona", "leads.add_source"],
+            ["leads.view_lead", "leads.add_campaign", "leads.add_campaignspend", "leads.change_persona", "leads.add_source",
+             "capture.add_captureform", "capture.change_quarantine", "leads.add_conversionkind", "traffic.view_trafficdaily"],
             ["leads.change_lead", "leads.add_activity", "leads.delete_lead", "leads.change_deal", "leads.export_lead",
-             "leads.view_leadexport", "leads.view_leadmerge", "nurturing.send_as_others", "core.view_domainevent"],
+             "leads.view_leadexport", "leads.view_leadmerge", "nurturing.send_as_others", "core.view_domainevent",
+             "capture.change_assignmentrule"],
         ),
     ],
 )
