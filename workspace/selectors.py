@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from core.policy import Access
 from leads import pipeline
-from leads.models import Activity, Deal, FormSubmission, Lead, Objection, StageChange, Task
+from leads.models import Activity, Deal, FormSubmission, Lead, LeadTouch, Objection, StageChange, Task
 from leads.selectors import lead_search, lead_timeline
 from nurturing.models import Delivery, EmailEvent, Enrollment
 
@@ -141,9 +141,9 @@ def lead_list(*, access: Access, filters: dict, now: datetime | None = None):
 def lead_page(*, lead: Lead, limit: int = 30) -> dict:
     """Everything the lead page shows: open tasks, deals, enrollments, and one timeline (newest first).
 
-    Seven queries whatever the lead's history: stage changes, activities and
+    Eight queries whatever the lead's history: stage changes, activities and
     objections (the leads timeline), tasks, emails with their events and the
-    lead's form submissions (one query), enrollments, deals.
+    lead's form submissions (one query), enrollments, deals, first and last touch.
     """
     timeline = lead_timeline(lead=lead, limit=limit)
     tasks = list(
@@ -172,7 +172,14 @@ def lead_page(*, lead: Lead, limit: int = 30) -> dict:
         "open_tasks": sorted((t for t in tasks if t.completed_at is None), key=lambda t: (t.due_at, t.pk)),
         "deals": list(Deal.objects.filter(lead=lead).order_by("-created_at", "-id")[:10]),
         "enrollments": enrollments,
+        # Where the lead came from: the visits of its first and its latest capture (one query).
+        "touches": _touches(lead),
     }
+
+
+def _touches(lead: Lead) -> list:
+    found = {touch.kind: touch for touch in LeadTouch.objects.filter(lead=lead)}
+    return [(label, found[kind]) for kind, label in (("first", "First visit"), ("last", "Latest visit")) if kind in found]
 
 
 _EVENT_TITLES = {

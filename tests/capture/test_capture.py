@@ -436,3 +436,21 @@ def test_assignment_rules_by_source_and_country_win_over_the_forms_round_robin(c
     assert owners["a@example.com"] == "g_rep" and owners["b@example.com"] == "d_rep"
     assert owners["c@example.com"] in {"g_rep", "d_rep", "p_rep"}  # no rule: the form's round robin
     assert pool_rep
+
+
+def test_the_reps_lead_page_says_where_a_captured_lead_came_from(client, demo_form, clock):
+    from leads.services import lead_assign_owner
+
+    token = services.fill_token(demo_form)
+    clock.shift(timedelta(seconds=8))
+    post_json(client, demo_form, {"fields": {**ANSWERS, "consent": True}, "crm_token": token, "context": {
+        "landing_page": "https://www.example.com/?utm_source=linkedin&utm_medium=social&utm_campaign=<b>autumn</b>"}})
+    lead = Lead.objects.get()
+    owner = rep(username="owner_rep")
+    lead_assign_owner(leads=[lead], owner=owner)
+    client.force_login(owner)
+
+    html = client.get(reverse("workspace:lead_detail", args=[lead.pk])).content.decode()
+    touches = html[html.index('id="lead-touches"'):]
+    touches = touches[:touches.index("</dd>")]
+    assert "First visit: linkedin / social / &lt;b&gt;autumn&lt;/b&gt;" in touches and "Latest visit: linkedin" in touches
