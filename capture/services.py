@@ -40,6 +40,7 @@ from leads.models import Company, Lead
 from leads.selectors import lead_duplicate_of
 from traffic.services import visitor_link, visitor_touches
 
+from .captcha import captcha, captcha_verify
 from .models import CaptureForm, Quarantine
 
 LEAD_FIELDS = {"first_name": 100, "last_name": 100, "email": 254, "phone": 40, "title": 150, "company": 200}
@@ -70,6 +71,7 @@ class CaptureContext:
     hosted: bool = False
     fill_token: str | None = None  # None: the way it came offers no token (a plain HTML form embedded elsewhere)
     honeypot: str = ""
+    captcha: str = ""  # the CAPTCHA provider's token, when the check is on
 
 
 @dataclass
@@ -279,6 +281,8 @@ def capture_submit(form: CaptureForm, data: dict, context: CaptureContext, *, st
             suspicion = f"sent {age:.1f} s after the form was shown (people take longer)"
     if checks and context.honeypot:
         suspicion = "the hidden field people never see was filled in"
+    if checks and not suspicion and captcha() is not None:
+        suspicion = captcha_verify(context.captcha, context.address)
     if checks and lead_fields.get("email"):
         _limit(RateLimit(f"capture-email.{form.pk}", settings.CRM_CAPTURE_PER_EMAIL_PER_HOUR, 3600), lead_fields["email"])
     if suspicion:

@@ -13,6 +13,7 @@ from django.views.decorators.http import require_http_methods
 
 from core.http import client_address
 
+from .captcha import captcha
 from .models import CaptureForm
 from .services import CaptureContext, CaptureRefused, capture_submit, fill_token
 
@@ -39,14 +40,19 @@ def _page(request, form, *, data=None, errors=None, status=200, done=False):
     errors = errors or {}
     names = {spec["name"] for spec in form.fields} | {"consent"}
     context = {
-        "form": form, "data": data or {}, "errors": errors, "done": done, "token": fill_token(form),
+        "form": form, "data": data or {}, "errors": errors, "done": done, "token": fill_token(form), "captcha": captcha(),
         # What is not a field's (the form as a whole, its token) is said above the form.
         "general_errors": [message for name, message in errors.items() if name not in names],
         "visitor": (data or {}).get("crm_visitor") or request.GET.get("crm_v", ""),
         "landing": (data or {}).get("crm_landing") or request.GET.get("crm_lp", ""),
         "referrer": (data or {}).get("crm_referrer") or request.headers.get("Referer", ""),
     }
-    return render(request, "capture/form_page.html", context, status=status)
+    response = render(request, "capture/form_page.html", context, status=status)
+    if context["captcha"]:
+        # The provider's widget: its script and its frame, on this page only.
+        origins = context["captcha"]["origins"]
+        response._csp_update = {"script-src": origins, "frame-src": origins, "connect-src": origins}
+    return response
 
 
 def _html_context(request, *, hosted: bool) -> CaptureContext:
@@ -58,6 +64,7 @@ def _html_context(request, *, hosted: bool) -> CaptureContext:
         # The hosted page always carries a token; a plain form pasted into a website cannot.
         fill_token=post.get("crm_token", "") if hosted or "crm_token" in post else None,
         honeypot=post.get("crm_hp", ""),
+        captcha=post.get(captcha()["field"], "") if captcha() else "",
     )
 
 
@@ -147,7 +154,7 @@ def api_submit(request, slug):
         return _json_error(request, form, 400, {"": "The body is not JSON."})
     if not isinstance(payload, dict) or not isinstance(payload.get("fields"), dict):
         return _json_error(request, form, 400, {"fields": "Send the form's fields as an object under \"fields\"."})
-    unknown = set(payload) - {"fields", "context", "crm_token", "crm_hp"}
+    unknown = set(payload) - {"fields", "context", "crm_token", "crm_hp", "crm_captcha"}
     if unknown:
         return _json_error(request, form, 400, {name: "Unknown field." for name in sorted(unknown)})
     extra = payload.get("context") or {}
@@ -160,6 +167,7 @@ def api_submit(request, slug):
         address=client_address(request), origin_host=_origin_host(request),
         fill_token=payload.get("crm_token") if isinstance(payload.get("crm_token"), str) else "",
         honeypot=_honeypot(payload.get("crm_hp")),
+        captcha=payload.get("crm_captcha") if isinstance(payload.get("crm_captcha"), str) else "",
     )
     try:
         capture_submit(form, payload["fields"], context, strict=True)

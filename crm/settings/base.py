@@ -370,6 +370,13 @@ CRM_RATE_LIMIT_URL = env.str(
 )
 
 # --- Capture: forms ------------------------------------------------------------------
+# An optional CAPTCHA on the forms: "turnstile" (Cloudflare) or "recaptcha" (Google); empty: none.
+CRM_CAPTCHA_PROVIDER = env.str("CRM_CAPTCHA_PROVIDER", default="")
+CRM_CAPTCHA_SITE_KEY = env.str("CRM_CAPTCHA_SITE_KEY", default="")
+CRM_CAPTCHA_SECRET = env.str("CRM_CAPTCHA_SECRET", default="")
+# The provider's siteverify address (default: the provider's own).
+CRM_CAPTCHA_VERIFY_URL = env.str("CRM_CAPTCHA_VERIFY_URL", default="")
+CRM_CAPTCHA_TIMEOUT_SECONDS = env.float("CRM_CAPTCHA_TIMEOUT_SECONDS", default=5.0)
 # A form sent sooner than this after it was shown is quarantined as a robot's.
 CRM_CAPTURE_MIN_FILL_SECONDS = env.float("CRM_CAPTURE_MIN_FILL_SECONDS", default=3.0)
 # A shown form can be sent for this long (its signed fill-time token expires).

@@ -454,3 +454,67 @@ def test_the_reps_lead_page_says_where_a_captured_lead_came_from(client, demo_fo
     touches = html[html.index('id="lead-touches"'):]
     touches = touches[:touches.index("</dd>")]
     assert "First visit: linkedin / social / &lt;b&gt;autumn&lt;/b&gt;" in touches and "Latest visit: linkedin" in touches
+
+
+class Siteverify:
+    """A local stand-in for the provider's siteverify endpoint, answering its documented JSON."""
+
+    def __init__(self, answer):
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+        from urllib.parse import parse_qs
+
+        received = self.received = []
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                received.append({k: v[0] for k, v in parse_qs(body.decode()).items()})
+                payload = json.dumps(answer).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.end_headers()
+                self.wfile.write(payload)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/turnstile/v0/siteverify"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+
+
+@pytest.mark.parametrize("answer, quarantined", [
+    ({"success": True, "challenge_ts": "2026-06-02T10:00:10Z", "hostname": "www.example.com", "error-codes": []}, False),
+    ({"success": False, "error-codes": ["invalid-input-response"]}, True),
+])
+def test_with_turnstile_on_the_token_is_verified_and_a_failed_check_is_quarantined(
+    client, demo_form, clock, capture_settings, answer, quarantined
+):
+    verify = Siteverify(answer)
+    capture_settings.CRM_CAPTCHA_PROVIDER = "turnstile"
+    capture_settings.CRM_CAPTCHA_SITE_KEY, capture_settings.CRM_CAPTCHA_SECRET = "site-key", "secret-key"
+    capture_settings.CRM_CAPTCHA_VERIFY_URL = verify.url
+    try:
+        page = client.get(reverse("capture:hosted", args=[demo_form.slug]))
+        assert 'class="cf-turnstile mb-3" data-sitekey="site-key"' in page.content.decode()
+        assert "https://challenges.cloudflare.com" in page["Content-Security-Policy"]
+        send_hosted(client, demo_form, clock, **{"cf-turnstile-response": "XXXX.DUMMY.TOKEN"})
+    finally:
+        verify.close()
+
+    assert verify.received == [{"secret": "secret-key", "response": "XXXX.DUMMY.TOKEN", "remoteip": "203.0.113.5"}]
+    assert Lead.objects.exists() is not quarantined
+    if quarantined:
+        assert Quarantine.objects.get().reason == "the CAPTCHA check failed (invalid-input-response)"
+
+
+def test_an_unreachable_captcha_provider_quarantines_instead_of_losing_the_submission(client, demo_form, clock, capture_settings):
+    capture_settings.CRM_CAPTCHA_PROVIDER = "turnstile"
+    capture_settings.CRM_CAPTCHA_VERIFY_URL = "http://127.0.0.1:9/siteverify"  # nothing listens there
+    send_hosted(client, demo_form, clock, **{"cf-turnstile-response": "token"})
+    assert not Lead.objects.exists()
+    assert Quarantine.objects.get().reason.startswith("the CAPTCHA could not be checked")
