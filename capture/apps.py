@@ -7,10 +7,11 @@ class CaptureConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self):
-        from leads.signals import leads_merging, leads_unmerging, person_erasing
+        from leads.signals import leads_merging, leads_unmerging, person_erasing, person_exporting
 
-        from .handlers import erase_person, move_page_views_back_on_unmerge, move_page_views_on_merge
+        from .handlers import erase_person, export_person, move_page_views_back_on_unmerge, move_page_views_on_merge
 
         leads_merging.connect(move_page_views_on_merge, dispatch_uid="capture.page_views_merge")
         leads_unmerging.connect(move_page_views_back_on_unmerge, dispatch_uid="capture.page_views_unmerge")
         person_erasing.connect(erase_person, dispatch_uid="capture.erase_person")
+        person_exporting.connect(export_person, dispatch_uid="capture.export_person")

@@ -39,6 +39,13 @@ person_erasing(sender=Lead, lead_ids, address, by, deleted)
     it deleted to `deleted` (a dict: what -> how many). The capture app
     handles it: the website's page views lose their link to the person, and
     quarantined submissions with the address are deleted.
+
+person_exporting(sender=Lead, lead_ids, address, export)
+    Sent by the export of everything about a person (nurturing.privacy.
+    person_export): each app standing on the leads adds what it holds of the
+    person to `export` (a dict; keys become top-level keys of the export). The
+    capture app adds the first and last touches, conversions and the website's
+    page views of the person's leads, and what was held back in quarantine.
 """
 
 import logging
@@ -53,6 +60,7 @@ activity_logged = Signal()
 leads_merging = Signal()
 leads_unmerging = Signal()
 person_erasing = Signal()
+person_exporting = Signal()
 
 
 def send_after_commit(signal: Signal, name: str, **kwargs) -> None:

@@ -27,7 +27,7 @@ from core.events import Actor, EventType, events_record
 from core.models import DomainEvent
 from leads.exports import person_export_record
 from leads.models import Activity, Customer, Deal, FormSubmission, Lead, LeadTouch, Objection, StageChange, Task
-from leads.signals import person_erasing
+from leads.signals import person_erasing, person_exporting
 
 from . import services
 from .address_hash import email_hash
@@ -304,8 +304,12 @@ def person_export(*, lead: Lead) -> dict:
         }
 
     suppression = records.suppression()
+    # The apps standing on the leads add what they hold of the person (leads.signals.person_exporting).
+    more: dict = {}
+    person_exporting.send(sender=Lead, lead_ids=[row.pk for row in leads], address=address, export=more)
     return _plain(
         {
+            **more,
             "exported_at": timezone.now(),
             "requested_for_lead": lead.pk,
             "email": address,

@@ -388,7 +388,7 @@ def test_a_visitors_anonymous_conversions_become_the_leads_when_it_is_captured(c
     assert Conversion.objects.filter(lead=lead).count() == 2  # the newsletter signup and the demo request
 
 
-def test_erasing_a_captured_person_unlinks_their_visits_and_deletes_what_was_held_back(client, demo_form, clock, manager_user):
+def test_a_captured_persons_export_holds_their_visits_and_erasing_unlinks_them_and_deletes_what_was_held_back(client, demo_form, clock, manager_user):
     from nurturing.privacy import person_erase
     from traffic.models import PageView, Visitor
 
@@ -401,6 +401,13 @@ def test_erasing_a_captured_person_unlinks_their_visits_and_deletes_what_was_hel
     send_hosted(client, demo_form, clock, after=0)  # the same person again, too fast: held back
     assert Quarantine.objects.count() == 1
     lead = Lead.objects.get()
+
+    from nurturing.privacy import person_export
+
+    export = person_export(lead=lead)
+    assert [v["url"] for v in export["website_page_views"]] == ["https://www.example.com/"]
+    assert {t["kind"] for t in export["touches"]} == {"first", "last"} and export["conversions"][0]["kind"] == "Demo request"
+    assert export["held_back_submissions"][0]["data"]["email"] == "ada.lovelace@example.com"
 
     result = person_erase(lead=lead, by=manager_user)
 
