@@ -44,7 +44,7 @@ from leads.models import Campaign, Lead
 
 from .compose import nurture_email, unsubscribe_token, unsubscribe_url
 from .models import Delivery, Enrollment, Sequence, Step
-from .rendering import StepRenderer, lead_context
+from .rendering import StepRenderer, latest_resources, lead_context
 from .send_policy import LIVE, plan_sends, suppressed_addresses
 from .services import delivery_due_at, next_step_after
 from .transport import SMTPSender, is_transient
@@ -89,6 +89,7 @@ class _Batch:
         self.result = BatchResult()
         self.renderer = StepRenderer()
         self.next_steps: dict[int, Step | None] = {}
+        self.resources = {}
         self.rows = list(
             Delivery.objects.filter(pk__in=ids, status=S.CLAIMED, claim_token=token).select_related("enrollment__lead__company")
         )
@@ -114,6 +115,7 @@ class _Batch:
         campaigns = Campaign.objects.in_bulk(campaign_ids) if campaign_ids else {}
         for sequence in sequences.values():
             _SEQUENCE_SENDER.set_cached_value(sequence, users.get(sequence.sender_id))
+        self.resources = latest_resources({d.enrollment.lead_id for d in rows})
         for d in rows:
             _DELIVERY_STEP.set_cached_value(d, steps.get(d.step_id))
             _ENROLLMENT_SEQUENCE.set_cached_value(d.enrollment, sequences.get(d.enrollment.sequence_id))
@@ -210,7 +212,10 @@ class _Batch:
         lead, step = d.enrollment.lead, d.step
         sender = d.sender_user
         token = unsubscribe_token(lead_id=lead.pk, email=lead.email, delivery_id=d.pk)
-        rendered = self.renderer.render(step, lead_context(lead, sender=sender, unsubscribe_url=unsubscribe_url(token)))
+        context = lead_context(
+            lead, sender=sender, unsubscribe_url=unsubscribe_url(token), resource=self.resources.get(lead.pk, {}),
+        )
+        rendered = self.renderer.render(step, context)
         message_id = d.message_id  # given in _start
         message, final = nurture_email(
             rendered=rendered, token=token, sender=sender, to=lead.email, message_id=message_id,

@@ -16,6 +16,8 @@ from django.template import TemplateSyntaxError
 from django.template.base import FilterExpression, Lexer, Node, TokenType, Variable, VariableNode
 from django.template.defaulttags import FirstOfNode, ForNode, IfNode, WithNode
 
+from leads.models import FormSubmission
+
 from .models import Delivery
 from .sandbox import (
     ALLOWED_FILTERS,
@@ -232,10 +234,28 @@ def _person(user) -> dict:
     }
 
 
-def lead_context(lead, *, sender=None, unsubscribe_url: str = "") -> dict:
-    """The plain merge context for one lead (its company, owner and campaign loaded with it)."""
+def latest_resources(lead_ids) -> dict:
+    """Per lead, the resource of its latest form submission that delivered one (one query for a batch)."""
+    found = {}
+    rows = (
+        FormSubmission.objects.filter(lead_id__in=lead_ids, resource__isnull=False)
+        .order_by("lead_id", "-submitted_at", "-id")
+        .values_list("lead_id", "resource__name", "resource__topic", "resource__funnel", "resource__url")
+    )
+    for lead_id, name, topic, funnel, url in rows:
+        found.setdefault(lead_id, {"title": name, "topic": topic, "funnel": funnel, "url": url})
+    return found
+
+
+def lead_context(lead, *, sender=None, unsubscribe_url: str = "", resource: dict | None = None) -> dict:
+    """The plain merge context for one lead (its company, owner and campaign loaded with it).
+
+    `resource`: what the lead last downloaded or signed up for (`latest_resources`); without it, read here.
+    """
     company = lead.company if lead.company_id else None
     campaign = lead.campaign if lead.campaign_id else None
+    if resource is None:
+        resource = latest_resources([lead.pk]).get(lead.pk) if lead.pk else None
     return {
         "first_name": lead.first_name,
         "last_name": lead.last_name,
@@ -255,8 +275,9 @@ def lead_context(lead, *, sender=None, unsubscribe_url: str = "") -> dict:
         "owner": _person(lead.owner if lead.owner_id else None),
         "sender": _person(sender),
         "campaign": {"name": campaign.name if campaign else ""},
-        # Until sign-ups are recorded per resource, the campaign names what the lead came for.
-        "resource": {"title": campaign.name if campaign else ""},
+        # What the lead last downloaded or signed up for (its topic lets a step pick what to say next);
+        # without one, the campaign names what the lead came for.
+        "resource": resource or {"title": campaign.name if campaign else "", "topic": "", "funnel": "", "url": ""},
         "links": {"book_demo": settings.CRM_BOOKING_URL, "unsubscribe": unsubscribe_url},
     }
 

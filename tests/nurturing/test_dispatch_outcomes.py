@@ -497,8 +497,34 @@ def test_a_batch_makes_as_many_queries_for_twenty_emails_as_for_two(rep_user):
     from tests.factories import CampaignFactory
 
     campaign = CampaignFactory(name="Spring webinar")
-    # 18, and the one INSERT of the chunk's email.sent events.
-    assert batch_queries(20, rep_user, campaign) == batch_queries(2, rep_user, campaign) == 19
+    # 18, the one INSERT of the chunk's email.sent events, and the one read of what each lead last downloaded.
+    assert batch_queries(20, rep_user, campaign) == batch_queries(2, rep_user, campaign) == 20
+
+
+def test_a_step_speaks_of_what_each_lead_last_downloaded_and_its_topic(rep_user):
+    from datetime import timedelta
+
+    from leads.models import Resource
+    from leads.services import form_submission_record
+
+    sequence = sequence_with_steps({"text_template": "{{ resource.title|default:'nothing' }}"
+                                                     "{% if resource.topic == 'forecasting' %}: forecasting case study{% endif %}"})
+    guide = Resource.objects.create(name="Pipeline guide", slug="pipeline", topic="pipeline")
+    webinar = Resource.objects.create(name="Forecast webinar", slug="forecast", topic="forecasting")
+    both, guide_only, none = (enroll(sequence, owner=rep_user) for _ in range(3))
+    with time_machine.travel(MONDAY_10_UTC - timedelta(days=2), tick=False):
+        form_submission_record(lead=both.lead, form_name="Guide", resource=guide)
+        form_submission_record(lead=guide_only.lead, form_name="Guide", resource=guide)
+    with time_machine.travel(MONDAY_10_UTC - timedelta(days=1), tick=False):
+        form_submission_record(lead=both.lead, form_name="Webinar", resource=webinar)
+    connection = Connection()
+
+    send_batch(connection)
+
+    bodies = {m.to[0]: m.body.split("\n")[0] for m in connection.sent}
+    assert bodies[both.lead.email] == "Forecast webinar: forecasting case study"
+    assert bodies[guide_only.lead.email] == "Pipeline guide"
+    assert bodies[none.lead.email] == "nothing"
 
 
 def test_the_email_names_the_leads_campaign(rep_user):
