@@ -325,3 +325,17 @@ def test_settings_that_cannot_work_are_reported_by_manage_py_check(tracking):
     assert check_tracking_sites() == []
     tracking.CRM_TRACKING_SITES = []
     assert [p.id for p in check_tracking_sites()] == ["traffic.W001"]
+
+
+def test_managers_read_traffic_in_the_admin_people_and_bots_apart(client, manager_user):
+    post(client, view(u=LANDING, l=1))
+    post(client, view(v="b" * 32), ua=GOOGLEBOT)
+    ingest.hits_ingest()
+    ingest.traffic_rollup(NOW.date())
+    client.force_login(manager_user)
+
+    daily = client.get(reverse("admin:traffic_trafficdaily_changelist"), {"kind__exact": "bot"}).content.decode()
+    assert 'field-kind">Bot' in daily and 'field-kind">Person' not in daily
+    views = client.get(reverse("admin:traffic_pageview_changelist"), {"q": VISITOR})
+    assert views.status_code == 200 and "/guides/pipeline" in views.content.decode()
+    assert client.get(reverse("admin:traffic_pageview_add")).status_code == 403
