@@ -22,7 +22,6 @@ release from quarantine):
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from urllib.parse import parse_qsl, urlsplit
 
 from django.conf import settings
 from django.core import signing
@@ -31,6 +30,7 @@ from django.core.validators import EmailValidator
 from django.db import transaction
 from django.utils import timezone
 
+from core.attribution import attribution_from_url
 from core.emails import normalize_email
 from core.events import Actor
 from core.models import ActorKind
@@ -46,8 +46,6 @@ from .models import CaptureForm, Quarantine
 LEAD_FIELDS = {"first_name": 100, "last_name": 100, "email": 254, "phone": 40, "title": 150, "company": 200}
 FIELD_TYPES = ("text", "email", "tel", "textarea", "checkbox", "select")
 MAX_ANSWER = 2000
-UTM = ("utm_source", "utm_medium", "utm_campaign", "utm_content", "utm_term")
-CLICK_IDS = ("gclid", "gbraid", "wbraid", "fbclid", "msclkid", "ttclid", "li_fat_id", "twclid")
 
 
 class CaptureRefused(Exception):
@@ -245,9 +243,8 @@ def _touch_from_urls(landing: str, referrer: str, at: datetime) -> dict | None:
     """The visit's attribution from its landing page's address, when its page views are not known (yet)."""
     if not landing and not referrer:
         return None
-    params = dict(parse_qsl(urlsplit(landing).query)) if landing else {}
-    touch = {name: params.get(name, "")[:200] for name in UTM}
-    touch["click_id_type"] = next((name for name in CLICK_IDS if params.get(name)), "")
+    touch = attribution_from_url(landing)
+    del touch["click_id"], touch["landing_path"]
     touch.update(landing_page=landing[:1000], referrer=referrer[:1000], touched_at=at)
     return touch
 

@@ -16,6 +16,8 @@ from django.db.models import Q
 from django.db.models.functions import Lower
 from django.utils.timezone import now
 
+from core.attribution import UtmFields
+
 from .pipeline import LeadStatus
 
 
@@ -538,17 +540,12 @@ class Resource(models.Model):
         return self.name
 
 
-class Touch(models.Model):
+class Touch(UtmFields):
     """Where a visit came from: the UTM parameters, click id, landing page and referrer of its landing page.
 
     Abstract: a lead's first and last touch (LeadTouch) and each form submission carry one.
     """
 
-    utm_source = models.CharField(max_length=200, blank=True)
-    utm_medium = models.CharField(max_length=200, blank=True)
-    utm_campaign = models.CharField(max_length=200, blank=True)
-    utm_content = models.CharField(max_length=200, blank=True)
-    utm_term = models.CharField(max_length=200, blank=True)
     click_id_type = models.CharField(max_length=20, blank=True)
     landing_page = models.CharField(max_length=1000, blank=True)
     referrer = models.CharField(max_length=1000, blank=True)

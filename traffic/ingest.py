@@ -20,7 +20,7 @@ import secrets
 import uuid
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.cache import cache
@@ -28,14 +28,14 @@ from django.db import transaction
 from django.db.models import Count, Q
 from django.utils import timezone
 
+from core.attribution import attribution_from_url
+
 from .classify import BurstCounter, classify
 from .models import PageView, TrackingSalt, TrafficDaily, Visitor, VisitorKind
 from .queue import hit_queue
 
 MAX_BODY_BYTES = 4096
 VISITOR_ID = re.compile(r"^[A-Za-z0-9_-]{16,40}$")
-CLICK_IDS = ("gclid", "gbraid", "wbraid", "fbclid", "msclkid", "ttclid", "li_fat_id", "twclid")
-UTM = ("utm_source", "utm_medium", "utm_campaign", "utm_content", "utm_term")
 
 
 class HitRefused(Exception):
@@ -194,16 +194,6 @@ def hit_accept(payload: dict, *, client: Client, has_js: bool = True, now: datet
 # --- The worker's part ------------------------------------------------------------------------
 
 
-def _attribution(landing_url: str) -> dict:
-    parts = urlsplit(landing_url) if landing_url else None
-    params = dict(parse_qsl(parts.query, keep_blank_values=False)) if parts else {}
-    found = {field: params.get(field, "")[:200] for field in UTM}
-    click = next(((name, params[name]) for name in CLICK_IDS if params.get(name)), ("", ""))
-    found["click_id_type"], found["click_id"] = click[0], click[1][:200]
-    found["landing_path"] = (parts.path or "/")[:500] if parts else ""
-    return found
-
-
 def _page_view(hit: dict, bursts: BurstCounter, known: dict) -> PageView:
     at = datetime.fromisoformat(hit["at"])
     parts = urlsplit(hit["u"])
@@ -227,7 +217,7 @@ def _page_view(hit: dict, bursts: BurstCounter, known: dict) -> PageView:
         hit_id=uuid.UUID(hit["id"]), received_at=at, visitor_id=hit["v"], url=hit["u"][:2000],
         host=(parts.hostname or "")[:255], path=(parts.path or "/")[:500], title=hit.get("t", "")[:300],
         referrer=referrer[:2000], referrer_host=(urlsplit(referrer).hostname or "")[:255] if referrer else "",
-        **_attribution(hit.get("lp") or ""), is_landing=bool(hit.get("l")), has_js=bool(hit.get("js", True)),
+        **attribution_from_url(hit.get("lp") or ""), is_landing=bool(hit.get("l")), has_js=bool(hit.get("js", True)),
         device=verdict.device, kind=kind, bot_reason=reason[:120], address_hash=hit.get("ip", "")[:16],
         lead_id=visitor.lead_id if visitor is not None else None,
     )

@@ -13,6 +13,8 @@ of one day apart (bursts) and cannot be turned back into an address.
 
 from django.db import models
 
+from core.attribution import UtmFields
+
 
 class VisitorKind(models.TextChoices):
     HUMAN = "human", "Person"
@@ -28,7 +30,7 @@ class Device(models.TextChoices):
     OTHER = "other", "Other"
 
 
-class PageView(models.Model):
+class PageView(UtmFields):
     id = models.BigAutoField(primary_key=True)
     # Made by the endpoint when it accepted the hit: with received_at, what makes a hit
     # delivered twice by the queue one row.
@@ -41,13 +43,9 @@ class PageView(models.Model):
     title = models.CharField(max_length=300, blank=True)
     referrer = models.CharField(max_length=2000, blank=True)
     referrer_host = models.CharField(max_length=255, blank=True)
-    # The visit's attribution, read from its landing page's URL (the snippet sends it with every view).
+    # The visit's attribution (its UTM fields too), read from its landing page's URL: the snippet sends it with
+    # every view.
     landing_path = models.CharField(max_length=500, blank=True)
-    utm_source = models.CharField(max_length=200, blank=True)
-    utm_medium = models.CharField(max_length=200, blank=True)
-    utm_campaign = models.CharField(max_length=200, blank=True)
-    utm_content = models.CharField(max_length=200, blank=True)
-    utm_term = models.CharField(max_length=200, blank=True)
     click_id_type = models.CharField(max_length=20, blank=True)
     click_id = models.CharField(max_length=200, blank=True)
     is_landing = models.BooleanField(default=False)

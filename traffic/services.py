@@ -7,9 +7,11 @@ from datetime import datetime
 
 from django.db import transaction
 
+from core.attribution import UTM_PARAMS
+
 from .models import PageView, Visitor, VisitorKind
 
-TOUCH_FIELDS = ("utm_source", "utm_medium", "utm_campaign", "utm_content", "utm_term", "click_id_type")
+TOUCH_FIELDS = (*UTM_PARAMS, "click_id_type")
 
 
 @transaction.atomic

@@ -467,31 +467,20 @@ class Siteverify:
     """A local stand-in for the provider's siteverify endpoint, answering its documented JSON."""
 
     def __init__(self, answer):
-        import threading
-        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
         from urllib.parse import parse_qs
 
-        received = self.received = []
+        from tests.local_http import LocalServer
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                received.append({k: v[0] for k, v in parse_qs(body.decode()).items()})
-                payload = json.dumps(answer).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.end_headers()
-                self.wfile.write(payload)
+        self.local = LocalServer(lambda method, path, body: (200, "application/json", json.dumps(answer).encode()))
+        self.url = f"{self.local.url}/turnstile/v0/siteverify"
+        self._parse = parse_qs
 
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/turnstile/v0/siteverify"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+    @property
+    def received(self):
+        return [{k: v[0] for k, v in self._parse(body.decode()).items()} for _, _, body in self.local.received]
 
     def close(self):
-        self.server.shutdown()
+        self.local.close()
 
 
 @pytest.mark.parametrize("answer, quarantined", [

@@ -1,12 +1,10 @@
 """The snippet in a real browser (Chromium): a website on its own origin, with the snippet pasted in,
 records its page views in the CRM; a browser sending Global Privacy Control records none."""
 
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
 import pytest
 
 from tests import waiting
+from tests.local_http import LocalServer
 from traffic import ingest
 from traffic.models import PageView, VisitorKind
 from traffic.queue import hit_queue
@@ -21,29 +19,19 @@ A_PERSONS_CHROME = ("Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, 
 class Website:
     """The team's website on another origin than the CRM: two pages with the snippet, one link between them."""
 
-    def __init__(self, snippet: str):
-        page = """<!doctype html><html><head><meta charset="utf-8"><title>{title}</title></head>
+    PAGE = """<!doctype html><html><head><meta charset="utf-8"><title>{title}</title></head>
 <body><h1>{title}</h1><a href="/pricing">Pricing</a>{snippet}</body></html>"""
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self):
-                title = "Pricing" if self.path.startswith("/pricing") else "The pipeline guide"
-                body = page.format(title=title, snippet=snippet).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "text/html; charset=utf-8")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
+    def __init__(self, snippet: str):
+        def answer(method, path, body):
+            title = "Pricing" if path.startswith("/pricing") else "The pipeline guide"
+            return 200, "text/html; charset=utf-8", self.PAGE.format(title=title, snippet=snippet).encode()
 
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.local = LocalServer(answer)
+        self.url = self.local.url
 
     def close(self):
-        self.server.shutdown()
+        self.local.close()
 
 
 @pytest.fixture
