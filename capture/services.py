@@ -36,7 +36,7 @@ from core.events import Actor
 from core.models import ActorKind
 from core.ratelimit import RateLimit, hit
 from leads import services as lead_services
-from leads.models import Company, Lead
+from leads.models import Lead
 from leads.selectors import lead_duplicate_of
 from traffic.services import visitor_link, visitor_touches
 
@@ -287,7 +287,21 @@ def capture_submit(form: CaptureForm, data: dict, context: CaptureContext, *, st
             form=form, reason=suspicion[:200], data={**lead_fields, **answers, "consent": consent},
             context=_context_record(context), received_at=now,
         ))
-    return _capture(form, lead_fields, answers, consent, context, now)
+    for attempt in (1, 2):
+        try:
+            return _capture(form, lead_fields, answers, consent, context, now)
+        except ValidationError as exc:
+            duplicate = "email" in getattr(exc, "message_dict", {}) and lead_fields.get("email")
+            if attempt == 1 and duplicate:
+                continue  # the same person sent it twice at once: the other made the lead a moment ago; take that
+            raise CaptureRefused(_form_errors(form, exc)) from exc
+
+
+def _form_errors(form: CaptureForm, exc: ValidationError) -> dict[str, str]:
+    """A lead service's refusal, by the form's field names (the lead's fields are mapped from them)."""
+    by_lead_field = {spec.get("maps_to"): spec["name"] for spec in form.fields if spec.get("maps_to")}
+    messages = getattr(exc, "message_dict", {"": exc.messages})
+    return {by_lead_field.get(field, "" if field == "__all__" else field): " ".join(text) for field, text in messages.items()}
 
 
 def _context_record(context: CaptureContext) -> dict:
@@ -306,9 +320,7 @@ def _capture(form, lead_fields, answers, consent, context, now) -> CaptureResult
         lead = Lead.objects.select_for_update().get(pk=lead.pk)
     created = lead is None
     if created:
-        company = Company.objects.filter(name__iexact=company_name).first() if company_name else None
-        if company_name and company is None:
-            company = Company.objects.create(name=company_name[:200])
+        company = lead_services.company_for_name(company_name)
         lead = lead_services.lead_create(
             made_by=made_by, actor=f"form {form.slug}", reason=f"Submitted {form.name}", company=company,
             **{k: v for k, v in lead_fields.items() if v},

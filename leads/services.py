@@ -881,6 +881,19 @@ def deal_mark_lost(*, deal: Deal, reason: str, by=None, at: datetime | None = No
         return deal
 
 
+def company_for_name(name: str) -> Company | None:
+    """The company called `name` (any case), made when there is none yet; None for a blank name."""
+    name = (name or "").strip()[:200]
+    if not name:
+        return None
+    company = Company.objects.filter(name__iexact=name).order_by("pk").first()
+    if company is None:
+        company = Company(name=name)
+        company.full_clean()
+        company.save()
+    return company
+
+
 @transaction.atomic
 def company_update(*, company: Company, by=None, **fields) -> Company:
     """Change a company; its leads' search text follows a rename."""

@@ -514,3 +514,23 @@ def test_an_unreachable_captcha_provider_quarantines_instead_of_losing_the_submi
     send_hosted(client, demo_form, clock, **{"cf-turnstile-response": "token"})
     assert not Lead.objects.exists()
     assert Quarantine.objects.get().reason.startswith("the CAPTCHA could not be checked")
+
+
+def test_two_submissions_of_one_person_at_once_make_one_lead(client, demo_form, clock, monkeypatch):
+    from capture import services as capture_services
+
+    real = capture_services.lead_duplicate_of
+    calls = []
+    LeadFactory(email="ada.lovelace@example.com", first_name="Other request")
+
+    def raced(*, email, exclude_pk=None):
+        calls.append(email)
+        if len(calls) == 1:  # the other request's lead committed just after this one looked: a miss
+            return None
+        return real(email=email, exclude_pk=exclude_pk)
+
+    monkeypatch.setattr(capture_services, "lead_duplicate_of", raced)
+    assert send_hosted(client, demo_form, clock).status_code == 200
+
+    assert Lead.objects.count() == 1 and FormSubmission.objects.get().lead.first_name == "Other request"
+    assert len(calls) == 2
