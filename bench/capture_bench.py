@@ -94,6 +94,8 @@ end
 
 function init(args)
   kind, target, prefix, token = args[1], args[2], args[3] .. "-" .. tid, args[4] or ""
+  -- Repeats: emails this thread sent in the previous run (answered by now), if there was one.
+  earlier, earlier_made = (args[5] or "") .. "-" .. tid, tonumber(args[6] or "0") or 0
   n, made, repeats, codes = 0, 0, 0, {}
   math.randomseed(tid * 7919 + string.len(prefix))
   wrk.headers["X-Forwarded-Proto"] = "https"
@@ -121,16 +123,20 @@ function request()
   if kind == "hit" then
     body = string.format(HIT, prefix, math.floor(n / 10), PAGES[1 + n % 5], (n % 10 == 1) and 1 or 0, n)
   else
-    local k
-    -- A repeat is of an email sent at least 20 requests ago on this thread: answered by now.
-    if made >= 25 and math.random() < 0.2 then
-      k = math.random(1, made - 20)
+    local k, from = 0, prefix
+    if math.random() < 0.2 and (earlier_made > 0 or made >= 25) then
       repeats = repeats + 1
+      if earlier_made > 0 then
+        from, k = earlier, math.random(1, earlier_made)
+      else
+        -- No previous run: an email sent at least 20 requests ago on this thread, answered by now.
+        k = math.random(1, made - 20)
+      end
     else
       made = made + 1
       k = made
     end
-    body = string.format(FORM, prefix, k, prefix, n, token)
+    body = string.format(FORM, from, k, prefix, n, token)
   end
   return wrk.format("POST", target, nil, body)
 end
@@ -141,8 +147,10 @@ function response(status, headers, body)
 end
 
 function done(summary, latency, requests)
-  local total, sent, rep = {}, 0, 0
+  local total, sent, rep, made_min = {}, 0, 0, nil
   for _, t in ipairs(threads) do
+    local m = t:get("made")
+    if made_min == nil or m < made_min then made_min = m end
     for code, count in pairs(t:get("codes")) do total[code] = (total[code] or 0) + count end
     sent = sent + t:get("n")
     rep = rep + t:get("repeats")
@@ -151,10 +159,10 @@ function done(summary, latency, requests)
   for code, count in pairs(total) do parts[#parts + 1] = string.format('"%s":%d', code, count) end
   local e = summary.errors
   io.write(string.format(
-    'BENCH_JSON {"requests":%d,"duration_us":%d,"codes":{%s},"sent":%d,"repeats":%d,' ..
+    'BENCH_JSON {"requests":%d,"duration_us":%d,"codes":{%s},"sent":%d,"repeats":%d,"made_min":%d,' ..
     '"errors":{"connect":%d,"read":%d,"write":%d,"status":%d,"timeout":%d},' ..
     '"latency_us":{"p50":%d,"p90":%d,"p95":%d,"p99":%d,"max":%d,"mean":%.1f}}\n',
-    summary.requests, summary.duration, table.concat(parts, ","), sent, rep,
+    summary.requests, summary.duration, table.concat(parts, ","), sent, rep, made_min or 0,
     e.connect, e.read, e.write, e.status, e.timeout,
     latency:percentile(50), latency:percentile(90), latency:percentile(95), latency:percentile(99),
     latency.max, latency.mean))
@@ -629,13 +637,14 @@ def wrk_version() -> str:
     return match.group(0) if match else "wrk"
 
 
-def run_wrk(server, args, *, kind: str, path: str, prefix: str, token: str = "", seconds: float) -> dict:
+def run_wrk(server, args, *, kind: str, path: str, prefix: str, token: str = "", seconds: float,
+            earlier: tuple[str, int] = ("", 0)) -> dict:
     script = server.workdir / "bench.lua"
     if not script.exists():
         script.write_text(WRK_SCRIPT)
     cmd = [
         "wrk", "-t", str(args.wrk_threads), "-c", str(args.connections), "-d", f"{seconds:g}s", "--timeout", "10s",
-        "-s", str(script), f"http://127.0.0.1:{server.port}", "--", kind, path, prefix, token,
+        "-s", str(script), f"http://127.0.0.1:{server.port}", "--", kind, path, prefix, token, earlier[0], str(earlier[1]),
     ]
     with CpuMeter(worker=server) as cpu:
         out = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 60)
@@ -659,6 +668,8 @@ def run_wrk(server, args, *, kind: str, path: str, prefix: str, token: str = "",
         "codes": dict(sorted(data["codes"].items())),
         "sent": data["sent"],
         "repeats_sent": data["repeats"],
+        "prefix": prefix,
+        "new_emails_per_thread_min": data["made_min"],
         "socket_errors": {k: v for k, v in data["errors"].items() if v},
         "cpu_ms_per_request": {
             "gunicorn": round(cpu.used["worker"] * 1000 / max(1, requests), 3),
@@ -683,18 +694,28 @@ def settle(port: int, timeout: float = 30.0) -> None:
 
 
 def measure_pair(server, args, *, kind: str, path: str, prefix: str, token: str = "") -> dict:
-    """Warm-up of both paths, then no-op and endpoint alternated `rounds` times, with the same script."""
+    """Warm-up of both paths, then no-op and endpoint alternated `rounds` times, with the same script.
+
+    The form's repeats are of emails the previous endpoint run sent (each wrk thread its own).
+    """
     runs = {"warmup": [], "noop": [], "endpoint": []}
     name = "tracking" if kind == "hit" else "capture"
+    earlier = ("", 0)
     for label, target in (("noop", NOOP_PATH), ("endpoint", path)):
         if args.warmup > 0:
-            runs["warmup"].append(run_wrk(server, args, kind=kind, path=target, prefix=f"{prefix}w{label[0]}",
-                                          token=token, seconds=args.warmup))
+            r = run_wrk(server, args, kind=kind, path=target, prefix=f"{prefix}w{label[0]}", token=token,
+                        seconds=args.warmup, earlier=earlier)
+            runs["warmup"].append(r)
+            if label == "endpoint":
+                earlier = (r["prefix"], r["new_emails_per_thread_min"])
     for i in range(1, args.rounds + 1):
+        last = earlier
         for label, target in (("noop", NOOP_PATH), ("endpoint", path)):
             r = run_wrk(server, args, kind=kind, path=target, prefix=f"{prefix}{label[0]}{i}", token=token,
-                        seconds=args.duration)
+                        seconds=args.duration, earlier=last)
             runs[label].append(r)
+            if label == "endpoint":
+                earlier = (r["prefix"], r["new_emails_per_thread_min"])
             print(f"   {name:<8} {label:<8} round {i}: {r['per_s']:8.1f}/s  p50 {r['p50_ms']:6.1f} ms  "
                   f"p95 {r['p95_ms']:6.1f} ms  codes {r['codes']}  others {r['other_processes_cpu_s']:.1f} CPU s",
                   flush=True)
