@@ -2,6 +2,7 @@
 
 from django.contrib.auth import get_user_model
 from django.db.models import Count, Q, Sum
+from django.db.models.functions import Lower
 
 from core.emails import normalize_email
 from core.policy import lead_owner_candidates
@@ -11,8 +12,15 @@ from .models import Deal, Lead
 
 
 def lead_duplicate_of(*, email: str, exclude_pk=None) -> Lead | None:
-    """The live lead that already has this (lower-cased) email, if any."""
-    qs = Lead.objects.live().filter(email=normalize_email(email))
+    """The live lead that already has this (lower-cased) email, if any.
+
+    Asked as the unique index is written (lower(email) among live leads with an address), so the lookup reads
+    that index instead of the table: one row at a million leads.
+    """
+    address = normalize_email(email)
+    if not address:
+        return None
+    qs = Lead.objects.live().alias(email_key=Lower("email")).filter(email_key=address).exclude(email="")
     if exclude_pk is not None:
         qs = qs.exclude(pk=exclude_pk)
     return qs.only("id", "first_name", "last_name", "email", "phone").first()

@@ -124,12 +124,11 @@ class RedisQueue:
         self.KEY, self.LOCK = key, f"{key}:drain"
 
     def push(self, hit: dict) -> None:
-        pipe = self.redis.pipeline(transaction=False)
-        pipe.rpush(self.KEY, _dumps(hit))
-        length = pipe.execute()[0]
+        line = _dumps(hit)
+        length = self.redis.rpush(self.KEY, line)  # one round trip: RPUSH answers the list's new length
         if length > settings.CRM_TRACKING_QUEUE_MAX:
             # Taken back: the endpoint says 503, and the hit is not counted as accepted.
-            self.redis.lrem(self.KEY, -1, _dumps(hit))
+            self.redis.lrem(self.KEY, -1, line)
             raise QueueFull("The tracking queue is full: is the ingest worker running?")
 
     @contextmanager
