@@ -20,8 +20,10 @@ release from quarantine):
   `form.submitted` event.
 """
 
+import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 
 from django.conf import settings
 from django.core import signing
@@ -36,8 +38,9 @@ from core.events import Actor
 from core.models import ActorKind
 from core.ratelimit import RateLimit, hit
 from leads import services as lead_services
-from leads.models import Lead
+from leads.models import FormSubmission, Lead
 from leads.selectors import lead_duplicate_of
+from traffic.queue import RedisQueue, SpoolQueue
 from traffic.services import visitor_link, visitor_touches
 
 from .captcha import captcha, captcha_verify
@@ -78,11 +81,32 @@ class CaptureResult:
     created: bool = False
     submission: object = None
     quarantine: Quarantine | None = None
+    queued: bool = False  # taken: the worker writes it in a moment
     messages: list = field(default_factory=list)
 
     @property
     def quarantined(self) -> bool:
         return self.quarantine is not None
+
+
+# --- The queue -------------------------------------------------------------------------------------
+
+
+_queue = None
+
+
+def capture_queue():
+    """Where checked submissions wait for the worker (traffic.queue's Redis list or spool), or None: capture at once."""
+    global _queue
+    url = settings.CRM_CAPTURE_QUEUE_URL
+    if url == "inline":
+        return None
+    if _queue is None or getattr(_queue, "_made_for", None) != url:
+        _queue = RedisQueue(url, "crm:capture:queue") if url.startswith(("redis://", "rediss://")) else SpoolQueue(
+            Path(url.removeprefix("spool:") or settings.VAR_DIR / "capture")
+        )
+        _queue._made_for = url
+    return _queue
 
 
 # --- The form's definition ----------------------------------------------------------------------
@@ -287,14 +311,62 @@ def capture_submit(form: CaptureForm, data: dict, context: CaptureContext, *, st
             form=form, reason=suspicion[:200], data={**lead_fields, **answers, "consent": consent},
             context=_context_record(context), received_at=now,
         ))
+    item = {"id": uuid.uuid4().hex, "form": form.pk, "at": now.isoformat(), "fields": lead_fields, "answers": answers,
+            "consent": consent, "context": _context_record(context)}
+    queue = capture_queue()
+    if queue is None:
+        return capture_item(item)
+    queue.push(item)
+    return CaptureResult(queued=True)
+
+
+def capture_item(item: dict) -> CaptureResult:
+    """Capture one checked submission (from the queue, or at once with CRM_CAPTURE_QUEUE_URL=inline).
+
+    Written once however often the item comes: a submission remembers its capture's id.
+    """
+    form = CaptureForm.objects.select_related("conversion_kind", "resource").get(pk=item["form"])
+    existing = FormSubmission.objects.filter(capture_id=item["id"]).select_related("lead").first()
+    if existing is not None:
+        return CaptureResult(lead=existing.lead, submission=existing)
+    ctx = item["context"]
+    context = CaptureContext(
+        page_url=ctx.get("page_url", ""), referrer=ctx.get("referrer", ""), landing_page=ctx.get("landing_page", ""),
+        visitor_id=ctx.get("visitor_id", ""), origin_host=ctx.get("origin_host", ""), hosted=ctx.get("hosted", False),
+    )
+    lead_fields, answers, consent = dict(item["fields"]), item["answers"], item["consent"]
+    at = datetime.fromisoformat(item["at"])
     for attempt in (1, 2):
         try:
-            return _capture(form, lead_fields, answers, consent, context, now)
+            return _capture(form, lead_fields, answers, consent, context, at, capture_id=item["id"])
         except ValidationError as exc:
             duplicate = "email" in getattr(exc, "message_dict", {}) and lead_fields.get("email")
             if attempt == 1 and duplicate:
                 continue  # the same person sent it twice at once: the other made the lead a moment ago; take that
             raise CaptureRefused(_form_errors(form, exc)) from exc
+    raise AssertionError("unreachable")
+
+
+def captures_ingest(*, limit: int = 500) -> int:
+    """Capture the queued submissions, each in its own transaction; returns how many were taken from the queue.
+
+    One the lead services refuse (it passed the checks in the request, so rarely) is quarantined with the
+    reason, never lost.
+    """
+    queue = capture_queue()
+    if queue is None:
+        return 0
+    with queue.drain(limit) as items:
+        for item in items:
+            try:
+                capture_item(item)
+            except CaptureRefused as refusal:
+                Quarantine.objects.create(
+                    form_id=item["form"], reason=f"could not be captured: {refusal}"[:200], context=item["context"],
+                    data={**item["fields"], **item["answers"], "consent": item["consent"]},
+                    received_at=datetime.fromisoformat(item["at"]),
+                )
+        return len(items)
 
 
 def _form_errors(form: CaptureForm, exc: ValidationError) -> dict[str, str]:
@@ -311,7 +383,7 @@ def _context_record(context: CaptureContext) -> dict:
 
 
 @transaction.atomic
-def _capture(form, lead_fields, answers, consent, context, now) -> CaptureResult:
+def _capture(form, lead_fields, answers, consent, context, now, capture_id=None) -> CaptureResult:
     made_by = Actor(ActorKind.FORM, ref={"form": form.pk})
     company_name = lead_fields.pop("company", "")
     email = lead_fields.get("email", "")
@@ -351,7 +423,7 @@ def _capture(form, lead_fields, answers, consent, context, now) -> CaptureResult
         data={**{k: v for k, v in lead_fields.items()}, **({"company": company_name} if company_name else {}), **answers},
         at=now, visitor_id=context.visitor_id, touch=touch,
         consent={"text": form.consent_text, "version": form.consent_version, "given": consent_given},
-        source=made_by,
+        source=made_by, capture_id=capture_id,
         payload={"capture_form": form.pk, "created": created, "kind": form.conversion_kind.slug},
     )
     lead_services.conversion_record(
@@ -377,16 +449,14 @@ def quarantine_release(*, quarantine: Quarantine, by) -> CaptureResult:
         locked = Quarantine.objects.select_for_update().get(pk=quarantine.pk)
         if locked.released_at or locked.discarded_at:
             raise ValidationError("This submission was already released or discarded.")
-        ctx = locked.context
-        context = CaptureContext(
-            page_url=ctx.get("page_url", ""), referrer=ctx.get("referrer", ""), landing_page=ctx.get("landing_page", ""),
-            visitor_id=ctx.get("visitor_id", ""), origin_host=ctx.get("origin_host", ""), hosted=True,
-        )
-        data = dict(locked.data)
-        form = locked.form
+        data, form = dict(locked.data), locked.form
         form_data = {spec["name"]: data.get(spec.get("maps_to") or spec["name"], "") for spec in form.fields}
         form_data["consent"] = data.get("consent", False)
-        result = capture_submit(form, form_data, context, checks=False)
+        lead_fields, answers, consent = _clean(form, form_data, strict=False)
+        result = capture_item({
+            "id": uuid.uuid4().hex, "form": form.pk, "at": timezone.now().isoformat(), "fields": lead_fields,
+            "answers": answers, "consent": consent, "context": {**locked.context, "hosted": True},
+        })
         locked.released_at, locked.released_by, locked.released_lead_id = timezone.now(), by, result.lead.pk
         locked.save(update_fields=["released_at", "released_by", "released_lead_id"])
     return result

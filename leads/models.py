@@ -590,6 +590,8 @@ class FormSubmission(Touch):
     consent_text = models.TextField(blank=True, help_text="The wording the person agreed to, as shown.")
     consent_version = models.CharField(max_length=50, blank=True)
     consent_given = models.BooleanField(default=False)
+    # The capture that made it (a queued capture written twice is one submission).
+    capture_id = models.UUIDField(null=True, blank=True, unique=True, editable=False)
 
     class Meta:
         ordering = ["-submitted_at", "-id"]

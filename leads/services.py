@@ -915,7 +915,7 @@ def company_update(*, company: Company, by=None, **fields) -> Company:
 def form_submission_record(
     *, lead: Lead, form_name: str, resource: Resource | None = None, page_url: str = "", data: dict | None = None,
     at: datetime | None = None, form_slug: str = "", visitor_id: str = "", touch: dict | None = None,
-    consent: dict | None = None, source: Actor | None = None, payload: dict | None = None,
+    consent: dict | None = None, source: Actor | None = None, payload: dict | None = None, capture_id=None,
 ) -> FormSubmission:
     """Record a form the lead sent (a download, a sign-up). Sequences can wait for a given resource.
 
@@ -929,7 +929,7 @@ def form_submission_record(
         lead=lead, resource=resource, form_name=form_name.strip(), page_url=page_url[:1000], data=data or {},
         submitted_at=_when(at), form_slug=form_slug, visitor_id=visitor_id,
         consent_text=consent.get("text", ""), consent_version=consent.get("version", ""),
-        consent_given=bool(consent.get("given")),
+        consent_given=bool(consent.get("given")), capture_id=capture_id,
         **{field: value for field, value in (touch or {}).items() if field in Touch.TOUCH_FIELDS},
     )
     try:

@@ -255,6 +255,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "nurturing.tasks.reap_stale",
         "schedule": max(CRM_BEAT_TICK_SECONDS, 60.0),
     },
+    "capture-ingest": {
+        "task": "capture.tasks.ingest_captures",
+        "schedule": env.float("CRM_CAPTURE_INGEST_SECONDS", default=5.0),
+    },
     "capture-followups": {
         "task": "capture.tasks.run_followups",
         "schedule": min(CRM_BEAT_TICK_SECONDS, 15.0),
@@ -370,6 +374,13 @@ CRM_RATE_LIMIT_URL = env.str(
 )
 
 # --- Capture: forms ------------------------------------------------------------------
+# Checked submissions wait here for the worker that writes them: a Redis URL (every host
+# shares it), "spool:" (files under var/capture), or "inline" (written in the request).
+# Default: Celery's broker when that is Redis, else the spool.
+CRM_CAPTURE_QUEUE_URL = env.str(
+    "CRM_CAPTURE_QUEUE_URL",
+    default=CELERY_BROKER_URL if CELERY_BROKER_URL.startswith(("redis://", "rediss://")) else "spool:",
+)
 # An optional CAPTCHA on the forms: "turnstile" (Cloudflare) or "recaptcha" (Google); empty: none.
 CRM_CAPTCHA_PROVIDER = env.str("CRM_CAPTCHA_PROVIDER", default="")
 CRM_CAPTCHA_SITE_KEY = env.str("CRM_CAPTCHA_SITE_KEY", default="")

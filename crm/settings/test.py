@@ -36,3 +36,5 @@ WHITENOISE_USE_FINDERS = True
 # A test that renders past the length limit must not first run out of time (2 s)
 # on a slow or busy machine; the tests of the time limit set their own.
 CRM_NURTURE_RENDER_MAX_SECONDS = 10.0
+# Captures are written in the request in the unit tests (the queue's own tests set it).
+CRM_CAPTURE_QUEUE_URL = env.str("CRM_CAPTURE_QUEUE_URL", default="inline")

@@ -1,0 +1,92 @@
+"""Captures queued in the request and written by the worker: nothing written before, each written once, none lost."""
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from capture import services
+from capture.models import Quarantine
+from leads.models import FormSubmission, Lead
+from tests.capture.test_capture import ANSWERS, post_json
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def queued(capture_settings, tmp_path):
+    capture_settings.CRM_CAPTURE_QUEUE_URL = f"spool:{tmp_path / 'captures'}"
+    return services.capture_queue()
+
+
+def send(client, form, clock, **fields):
+    token = services.fill_token(form)
+    clock.shift(timedelta(seconds=8))
+    return post_json(client, form, {"fields": {**ANSWERS, "consent": True, **fields}, "crm_token": token})
+
+
+def test_a_queued_capture_is_answered_at_once_and_written_by_the_worker_at_the_time_it_came(
+    client, demo_form, clock, queued
+):
+    response = send(client, demo_form, clock)
+    came_at = timezone.now()
+
+    assert response.status_code == 201 and response.json()["message"] == demo_form.thank_you_message
+    assert not Lead.objects.exists() and queued.size() == 1
+
+    clock.shift(timedelta(seconds=30))
+    assert services.captures_ingest() == 1
+
+    submission = FormSubmission.objects.get()
+    assert submission.lead.email == "ada.lovelace@example.com" and submission.submitted_at == came_at
+    assert queued.size() == 0
+
+
+def test_a_capture_delivered_twice_is_written_once(client, demo_form, clock, queued):
+    send(client, demo_form, clock)
+    with queued.drain(10) as items:
+        [item] = items
+    queued.push(item)
+    queued.push(item)
+
+    services.captures_ingest()
+
+    assert FormSubmission.objects.count() == 1 and Lead.objects.count() == 1
+
+
+def test_a_queued_capture_the_lead_services_refuse_is_quarantined_with_the_reason(
+    client, demo_form, clock, queued, monkeypatch
+):
+    from django.core.exceptions import ValidationError
+
+    from leads import services as lead_services
+
+    send(client, demo_form, clock)
+
+    def refuse(**fields):
+        raise ValidationError({"first_name": ["Names cannot hold this character."]})
+
+    monkeypatch.setattr(lead_services, "lead_create", refuse)
+    services.captures_ingest()
+
+    held = Quarantine.objects.get()
+    assert held.reason == "could not be captured: first_name: Names cannot hold this character."
+    assert held.data["email"] == "ada.lovelace@example.com" and not Lead.objects.exists()
+    assert queued.size() == 0
+
+
+@pytest.mark.integration
+def test_on_redis_every_host_queues_to_one_list_and_the_worker_writes_them(redis_broker_url, capture_settings, demo_form,
+                                                                         client, clock):
+    capture_settings.CRM_CAPTURE_QUEUE_URL = redis_broker_url
+    queue = services.capture_queue()
+    queue.KEY, queue.LOCK = "crm-test:capture:queue", "crm-test:capture:queue:drain"
+    queue.redis.delete(queue.KEY, queue.LOCK)
+    try:
+        for i in range(3):
+            assert send(client, demo_form, clock, email=f"p{i}@example.com").status_code == 201
+        assert queue.size() == 3 and not Lead.objects.exists()
+        assert services.captures_ingest() == 3
+        assert sorted(Lead.objects.values_list("email", flat=True)) == [f"p{i}@example.com" for i in range(3)]
+    finally:
+        queue.redis.delete(queue.KEY, queue.LOCK)
