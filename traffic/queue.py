@@ -116,12 +116,52 @@ class SpoolQueue:
         return total
 
 
+# Take up to ARGV[1] items from the head of the queue into this drain's own list, atomically, and note when.
+_TAKE = """
+local items = redis.call('LRANGE', KEYS[1], 0, tonumber(ARGV[1]) - 1)
+if #items == 0 then return items end
+redis.call('LTRIM', KEYS[1], #items, -1)
+for i = 1, #items, 1000 do
+  redis.call('RPUSH', KEYS[2], unpack(items, i, math.min(i + 999, #items)))
+end
+redis.call('ZADD', KEYS[3], ARGV[2], KEYS[2])
+return items
+"""
+
+# Put the items of the drains taken before ARGV[1] (or of the one named in ARGV[2]) back at the head of the queue,
+# in their order.
+_GIVE_BACK = """
+local lists = {}
+if ARGV[2] ~= '' then lists = {ARGV[2]} else lists = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', ARGV[1]) end
+local n = 0
+for _, list in ipairs(lists) do
+  local items = redis.call('LRANGE', list, 0, -1)
+  for i = #items, 1, -1 do redis.call('LPUSH', KEYS[1], items[i]) end
+  n = n + #items
+  redis.call('DEL', list)
+  redis.call('ZREM', KEYS[2], list)
+end
+return n
+"""
+
+
 class RedisQueue:
+    """A Redis list every host pushes to; any number of drains at once, each taking its own batch.
+
+    A drain moves its batch into a list of its own (`<key>:taken:<token>`, noted with the time in the
+    sorted set `<key>:taken`), atomically. When the batch is written the list is deleted; when the block
+    fails the batch goes back to the head of the queue at once; when the worker dies mid-batch, the next
+    drain puts back what was taken more than CRM_QUEUE_STALE_SECONDS ago. So nothing acknowledged is
+    lost, and what is written twice is deduplicated by its id downstream.
+    """
+
     def __init__(self, url: str, key: str = "crm:tracking:hits"):
         import redis
 
         self.redis = redis.Redis.from_url(url)
-        self.KEY, self.LOCK = key, f"{key}:drain"
+        self.KEY, self.TAKEN = key, f"{key}:taken"
+        self._take = self.redis.register_script(_TAKE)
+        self._give_back = self.redis.register_script(_GIVE_BACK)
 
     def push(self, hit: dict) -> None:
         line = _dumps(hit)
@@ -131,32 +171,42 @@ class RedisQueue:
             self.redis.lrem(self.KEY, -1, line)
             raise QueueFull("The tracking queue is full: is the ingest worker running?")
 
+    def give_back_stale(self, *, now: float | None = None) -> int:
+        """Put back the batches of drains that died (taken longer ago than the stale time); returns the items."""
+        cutoff = (now if now is not None else time.time()) - settings.CRM_QUEUE_STALE_SECONDS
+        return int(self._give_back(keys=[self.KEY, self.TAKEN], args=[cutoff, ""]))
+
     @contextmanager
     def drain(self, limit: int) -> Iterator[list[dict]]:
-        token = uuid.uuid4().hex
-        if not self.redis.set(self.LOCK, token, nx=True, ex=120):
-            yield []
-            return
+        self.give_back_stale()
+        taken = f"{self.TAKEN}:{uuid.uuid4().hex}"
+        raw = self._take(keys=[self.KEY, taken, self.TAKEN], args=[limit, time.time()])
+        hits = []
+        for item in raw:
+            try:
+                hits.append(json.loads(item))
+            except ValueError:
+                continue
         try:
-            raw = self.redis.lrange(self.KEY, 0, limit - 1)
-            hits = []
-            for item in raw:
-                try:
-                    hits.append(json.loads(item))
-                except ValueError:
-                    continue
             yield hits
+        except BaseException:
             if raw:
-                self.redis.ltrim(self.KEY, len(raw), -1)
-        finally:
-            # Released only if still ours (a drain slower than the lock's time lost it).
-            self.redis.eval(
-                "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0",
-                1, self.LOCK, token,
-            )
+                self._give_back(keys=[self.KEY, self.TAKEN], args=[0, taken])
+            raise
+        if raw:
+            pipe = self.redis.pipeline()
+            pipe.delete(taken)
+            pipe.zrem(self.TAKEN, taken)
+            pipe.execute()
 
     def size(self) -> int:
-        return int(self.redis.llen(self.KEY))
+        """Items waiting, and items taken by drains not finished yet."""
+        taken = self.redis.zrange(self.TAKEN, 0, -1)
+        pipe = self.redis.pipeline()
+        pipe.llen(self.KEY)
+        for name in taken:
+            pipe.llen(name)
+        return int(sum(pipe.execute()))
 
 
 _queue = None

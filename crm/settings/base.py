@@ -359,6 +359,9 @@ CRM_TRACKING_QUEUE_URL = env.str(
 )
 # The Redis list's name (two installations can share one Redis).
 CRM_TRACKING_QUEUE_KEY = env.str("CRM_TRACKING_QUEUE_KEY", default="crm:tracking:hits")
+# A batch a worker took from a Redis queue (hits, captures) and did not finish in this
+# many seconds (the worker died) is put back for another worker.
+CRM_QUEUE_STALE_SECONDS = env.int("CRM_QUEUE_STALE_SECONDS", default=300)
 # The queue holds at most this many hits; past it the endpoint answers 503.
 CRM_TRACKING_QUEUE_MAX = env.int("CRM_TRACKING_QUEUE_MAX", default=1_000_000)
 # Hits written per drain (one INSERT per 1,000).

@@ -80,8 +80,8 @@ def test_on_redis_every_host_queues_to_one_list_and_the_worker_writes_them(redis
                                                                          client, clock):
     capture_settings.CRM_CAPTURE_QUEUE_URL = redis_broker_url
     queue = services.capture_queue()
-    queue.KEY, queue.LOCK = "crm-test:capture:queue", "crm-test:capture:queue:drain"
-    queue.redis.delete(queue.KEY, queue.LOCK)
+    queue.KEY, queue.TAKEN = "crm-test:capture:queue", "crm-test:capture:queue:taken"
+    queue.redis.delete(queue.KEY, queue.TAKEN)
     try:
         for i in range(3):
             assert send(client, demo_form, clock, email=f"p{i}@example.com").status_code == 201
@@ -89,4 +89,4 @@ def test_on_redis_every_host_queues_to_one_list_and_the_worker_writes_them(redis
         assert services.captures_ingest() == 3
         assert sorted(Lead.objects.values_list("email", flat=True)) == [f"p{i}@example.com" for i in range(3)]
     finally:
-        queue.redis.delete(queue.KEY, queue.LOCK)
+        queue.redis.delete(queue.KEY, queue.TAKEN)

@@ -65,27 +65,49 @@ def redis_queue(redis_broker_url, tracking):
     tracking.CRM_TRACKING_QUEUE_URL = redis_broker_url
     tracking.CRM_TRACKING_QUEUE_KEY = QUEUE_KEY
     queue = hit_queue()
-    queue.redis.delete(queue.KEY, queue.LOCK)
+    _empty(queue)
     yield queue
-    queue.redis.delete(queue.KEY, queue.LOCK)
+    _empty(queue)
 
 
-def test_the_redis_queue_keeps_a_failed_batch_and_lets_one_drain_at_a_time(postgres_db, redis_queue):
+def _empty(queue):
+    queue.redis.delete(queue.KEY, queue.TAKEN, *queue.redis.zrange(queue.TAKEN, 0, -1))
+
+
+def test_the_redis_queue_gives_a_failed_batch_back_and_lets_drains_run_side_by_side(postgres_db, redis_queue):
     client = Client()
     with time_machine.travel(datetime(2026, 6, 2, 10, 0, tzinfo=UTC), tick=False):
-        for _ in range(3):
+        for _ in range(5):
             assert post(client, uuid.uuid4().hex).status_code == 204
-        assert redis_queue.size() == 3 and PageView.objects.count() == 0
+        assert redis_queue.size() == 5 and PageView.objects.count() == 0
 
-        with pytest.raises(RuntimeError), redis_queue.drain(100) as hits:
-            assert len(hits) == 3
-            with redis_queue.drain(100) as meanwhile:
-                assert meanwhile == []  # another drainer waits its turn
-            raise RuntimeError("the worker died")
-        assert redis_queue.size() == 3
+        with pytest.raises(RuntimeError), redis_queue.drain(2) as first:
+            with redis_queue.drain(2) as second:
+                assert len(first) == len(second) == 2  # two drains at once take disjoint batches
+                assert not {h["id"] for h in first} & {h["id"] for h in second}
+                assert redis_queue.size() == 5  # taken, not gone
+            raise RuntimeError("the first one failed")
+        assert redis_queue.size() == 3  # the second finished; the first's batch is back, at the head
+        with redis_queue.drain(2) as again:
+            assert [h["id"] for h in again] == [h["id"] for h in first]
 
-        assert ingest.hits_ingest() == 3
-        assert redis_queue.size() == 0 and PageView.objects.count() == 3
+        assert ingest.hits_ingest() == 1
+        assert redis_queue.size() == 0 and PageView.objects.count() == 1
+
+
+def test_a_batch_whose_worker_died_is_put_back_after_the_stale_time(postgres_db, redis_queue, tracking):
+    import time as clock
+
+    client = Client()
+    for _ in range(2):
+        post(client, uuid.uuid4().hex)
+    dead = redis_queue.drain(10)
+    hits = dead.__enter__()  # the worker took them, then died: its block never ends
+    assert len(hits) == 2 and redis_queue.redis.llen(redis_queue.KEY) == 0
+
+    assert redis_queue.give_back_stale(now=clock.time()) == 0  # still running, as far as anyone knows
+    assert redis_queue.give_back_stale(now=clock.time() + tracking.CRM_QUEUE_STALE_SECONDS + 1) == 2
+    assert ingest.hits_ingest() == 2 and PageView.objects.count() == 2
 
 
 def test_a_full_redis_queue_answers_503_and_keeps_its_size(postgres_db, redis_queue, tracking):
