@@ -20,6 +20,7 @@ release from quarantine):
   `form.submitted` event.
 """
 
+import logging
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -29,7 +30,7 @@ from django.conf import settings
 from django.core import signing
 from django.core.exceptions import ValidationError
 from django.core.validators import EmailValidator
-from django.db import transaction
+from django.db import DatabaseError, transaction
 from django.utils import timezone
 
 from core.attribution import attribution_from_url
@@ -45,6 +46,8 @@ from traffic.services import visitor_link, visitor_touches
 
 from .captcha import captcha, captcha_verify
 from .models import CaptureForm, Quarantine
+
+log = logging.getLogger(__name__)
 
 LEAD_FIELDS = {"first_name": 100, "last_name": 100, "email": 254, "phone": 40, "title": 150, "company": 200}
 FIELD_TYPES = ("text", "email", "tel", "textarea", "checkbox", "select")
@@ -360,9 +363,16 @@ def captures_ingest(*, limit: int = 500) -> int:
         for item in items:
             try:
                 capture_item(item)
-            except CaptureRefused as refusal:
+            except CaptureForm.DoesNotExist:
+                # The form was deleted since: its submissions went with it.
+                log.warning("Capture %s of a deleted form (%s) dropped", item.get("id"), item.get("form"))
+            except DatabaseError:
+                raise  # the database is down or busy: the batch goes back to the queue, for the next drain
+            except Exception as exc:  # refused by a service, or a fault of ours: held back with the reason, not lost
+                if not isinstance(exc, CaptureRefused):
+                    log.exception("Capture %s could not be written", item.get("id"))
                 Quarantine.objects.create(
-                    form_id=item["form"], reason=f"could not be captured: {refusal}"[:200], context=item["context"],
+                    form_id=item["form"], reason=f"could not be captured: {exc}"[:200], context=item["context"],
                     data={**item["fields"], **item["answers"], "consent": item["consent"]},
                     received_at=datetime.fromisoformat(item["at"]),
                 )

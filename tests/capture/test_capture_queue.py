@@ -90,3 +90,42 @@ def test_on_redis_every_host_queues_to_one_list_and_the_worker_writes_them(redis
         assert sorted(Lead.objects.values_list("email", flat=True)) == [f"p{i}@example.com" for i in range(3)]
     finally:
         queue.redis.delete(queue.KEY, queue.TAKEN)
+
+
+def test_a_fault_while_writing_one_capture_holds_it_back_and_the_rest_are_written(
+    client, demo_form, clock, queued, monkeypatch
+):
+    from leads import services as lead_services
+
+    send(client, demo_form, clock, email="first@example.com")
+    send(client, demo_form, clock, email="second@example.com")
+    real = lead_services.lead_touch_record
+
+    def broken_once(**kwargs):
+        if kwargs["lead"].email == "first@example.com":
+            raise KeyError("utm_source")
+        return real(**kwargs)
+
+    monkeypatch.setattr(lead_services, "lead_touch_record", broken_once)
+    # Both came without a landing page: give each a touch, so the broken recorder is reached.
+    monkeypatch.setattr(services, "_touch_from_urls", lambda landing, referrer, at: {"utm_source": "x", "touched_at": at})
+
+    assert services.captures_ingest() == 2
+
+    assert list(Lead.objects.values_list("email", flat=True)) == ["second@example.com"]
+    held = Quarantine.objects.get()
+    assert held.reason == "could not be captured: 'utm_source'" and held.data["email"] == "first@example.com"
+
+
+def test_when_the_database_fails_the_batch_goes_back_to_the_queue(client, demo_form, clock, queued, monkeypatch):
+    from django.db import OperationalError
+
+    send(client, demo_form, clock)
+
+    def down(item):
+        raise OperationalError("the database went away")
+
+    monkeypatch.setattr(services, "capture_item", down)
+    with pytest.raises(OperationalError):
+        services.captures_ingest()
+    assert queued.size() == 1 and not Quarantine.objects.exists()
