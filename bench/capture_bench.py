@@ -592,28 +592,8 @@ def load_page_views(n: int, lead_min: int, lead_count: int) -> float:
 class BenchServer(Gunicorn):
     """rep_pages_bench's gunicorn, ready when /healthz answers (no page that needs collected static files)."""
 
-    def __enter__(self):
-        cmd = [
-            sys.executable, "-m", "gunicorn", "crm.wsgi:application",
-            "--bind", f"127.0.0.1:{self.port}", "--workers", str(self.workers), "--log-level", "warning",
-        ]
-        with open(self.log, "wb") as log:
-            self.proc = subprocess.Popen(cmd, cwd=ROOT, env=os.environ.copy(), stdout=log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 60
-        while True:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"gunicorn exited with {self.proc.returncode}:\n{self.log.read_text()[-3000:]}")
-            try:
-                if http_request(self.port, "GET", "/healthz")[0] == 200:
-                    break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                self.__exit__(None, None, None)
-                raise RuntimeError(f"gunicorn did not answer in 60 s:\n{self.log.read_text()[-3000:]}")
-            time.sleep(0.2)
-        print(f"   gunicorn {gunicorn_version()} on 127.0.0.1:{self.port}, {self.workers} workers", flush=True)
-        return self
+    def answers(self) -> bool:
+        return http_request(self.port, "GET", "/healthz")[0] == 200
 
 
 def http_request(port: int, method: str, path: str, body: bytes | None = None, headers: dict | None = None):

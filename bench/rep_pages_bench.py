@@ -513,8 +513,7 @@ class Gunicorn:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"gunicorn exited with {self.proc.returncode}:\n{self.log.read_text()[-3000:]}")
             try:
-                status, _, _ = Browser(self.port).request("GET", "/accounts/login/")
-                if status == 200:
+                if self.answers():
                     break
             except OSError:
                 pass
@@ -524,6 +523,11 @@ class Gunicorn:
             time.sleep(0.2)
         print(f"   gunicorn {gunicorn_version()} on 127.0.0.1:{self.port}, {self.workers} workers", flush=True)
         return self
+
+    def answers(self) -> bool:
+        """Ready: the login page answers (a page that needs the collected static files)."""
+        status, _, _ = Browser(self.port).request("GET", "/accounts/login/")
+        return status == 200
 
     def pids(self) -> list[int]:
         """The master and its workers (for CpuMeter)."""
