@@ -23,9 +23,11 @@ from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.core.mail import EmailMessage
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from core.events import EventType, cursor_advance, cursor_position, events_after
+from core.policy import access_for
 from core.roles import Role
 from leads import services as lead_services
 from leads.models import Lead, LeadTouch
@@ -68,10 +70,6 @@ def _next_rep(form: CaptureForm):
 
 def _rule_owner(form, lead):
     """The owner the first matching assignment rule names (the form's rules, then those for every form), or None."""
-    from django.db.models import Q
-
-    from core.policy import access_for
-
     touch = LeadTouch.objects.filter(lead=lead, kind=LeadTouch.Kind.LAST).first()
     facts = {
         "utm_source": touch.utm_source if touch else "", "utm_campaign": touch.utm_campaign if touch else "",

@@ -24,7 +24,6 @@ import logging
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
-from pathlib import Path
 
 from django.conf import settings
 from django.core import signing
@@ -36,12 +35,14 @@ from django.utils import timezone
 from core.attribution import attribution_from_url
 from core.emails import normalize_email
 from core.events import Actor
+from core.http import host_allowed
 from core.models import ActorKind
+from core.policy import access_for, check_may_run_forms
 from core.ratelimit import RateLimit, hit
 from leads import services as lead_services
 from leads.models import FormSubmission, Lead
 from leads.selectors import lead_duplicate_of
-from traffic.queue import RedisQueue, SpoolQueue
+from traffic.queue import queue_for
 from traffic.services import visitor_link, visitor_touches
 
 from .captcha import captcha, captcha_verify
@@ -95,21 +96,12 @@ class CaptureResult:
 # --- The queue -------------------------------------------------------------------------------------
 
 
-_queue = None
-
-
 def capture_queue():
     """Where checked submissions wait for the worker (traffic.queue's Redis list or spool), or None: capture at once."""
-    global _queue
     url = settings.CRM_CAPTURE_QUEUE_URL
     if url == "inline":
         return None
-    if _queue is None or getattr(_queue, "_made_for", None) != url:
-        _queue = RedisQueue(url, "crm:capture:queue") if url.startswith(("redis://", "rediss://")) else SpoolQueue(
-            Path(url.removeprefix("spool:") or settings.VAR_DIR / "capture")
-        )
-        _queue._made_for = url
-    return _queue
+    return queue_for(url, key="crm:capture:queue", spool_dir=settings.VAR_DIR / "capture")
 
 
 # --- The form's definition ----------------------------------------------------------------------
@@ -145,12 +137,7 @@ def form_fields_check(fields) -> list[dict]:
 
 def capture_form_save(*, form: CaptureForm, by) -> CaptureForm:
     """Create or change a form: marketers and managers; its fields and rules checked (errors name the field)."""
-    from django.core.exceptions import PermissionDenied
-
-    from core.policy import access_for
-
-    if by is not None and not access_for(by).builds_sequences:
-        raise PermissionDenied("Only a marketer or a manager can build forms.")
+    check_may_run_forms(by)
     capture_form_check(form)
     form.save()
     return form
@@ -158,8 +145,6 @@ def capture_form_save(*, form: CaptureForm, by) -> CaptureForm:
 
 def capture_form_check(form: CaptureForm) -> None:
     """Every rule of a form's definition; raises ValidationError with the errors by field."""
-    from core.policy import access_for
-
     errors = {}
     try:
         form_fields_check(form.fields)
@@ -201,11 +186,6 @@ def _token_age(form: CaptureForm, token: str) -> float:
 # --- Checks ---------------------------------------------------------------------------------------
 
 
-def _site_allowed(form: CaptureForm, host: str) -> bool:
-    host = (host or "").lower()
-    return any(host == site or (site.startswith(".") and host.endswith(site)) for site in form.sites())
-
-
 def _limit(rate: RateLimit, key: str):
     decision = hit(rate, key)
     if not decision.allowed:
@@ -213,6 +193,11 @@ def _limit(rate: RateLimit, key: str):
             {"": "Too many submissions: wait a little and try again."}, status=429,
             retry_after=decision.retry_after_seconds,
         )
+
+
+def _ticked(value) -> bool:
+    """A checkbox as an HTML form ("on") or JSON (true) sends it."""
+    return value in (True, "on", "1", "true", "yes", 1)
 
 
 def _clean(form: CaptureForm, data: dict, *, strict: bool) -> tuple[dict, dict, bool]:
@@ -227,7 +212,7 @@ def _clean(form: CaptureForm, data: dict, *, strict: bool) -> tuple[dict, dict, 
     for name, spec in specs.items():
         raw = data.get(name, "")
         if spec.get("type") == "checkbox":
-            value = raw in (True, "on", "1", "true", "yes", 1)
+            value = _ticked(raw)
         else:
             if not isinstance(raw, str):
                 errors[name] = "Give text."
@@ -254,7 +239,7 @@ def _clean(form: CaptureForm, data: dict, *, strict: bool) -> tuple[dict, dict, 
             lead_fields[spec["maps_to"]] = value
         else:
             answers[name] = value
-    consent = data.get("consent") in (True, "on", "1", "true", "yes", 1)
+    consent = _ticked(data.get("consent"))
     if form.consent_text and form.consent_required and not consent:
         errors["consent"] = "Tick the box to agree, or we cannot keep your details."
     if not errors and not (lead_fields.get("email") or lead_fields.get("phone")):
@@ -289,7 +274,7 @@ def capture_submit(form: CaptureForm, data: dict, context: CaptureContext, *, st
     now = timezone.now()
     if not form.is_active:
         raise CaptureRefused({"": "This form is closed."}, status=404)
-    if not context.hosted and not _site_allowed(form, context.origin_host):
+    if not context.hosted and not host_allowed(context.origin_host, form.sites()):
         raise CaptureRefused(
             {"": f"This form cannot be sent from {context.origin_host or 'an unknown site'}."}, status=403
         )
@@ -448,13 +433,7 @@ def _capture(form, lead_fields, answers, consent, context, now, capture_id=None)
 
 def quarantine_release(*, quarantine: Quarantine, by) -> CaptureResult:
     """A marketer says it was a person: it is captured as it came (the fields are checked again, not the spam signs)."""
-    from core.policy import access_for
-
-    access = access_for(by)
-    if not (access.is_marketer or access.is_manager):
-        from django.core.exceptions import PermissionDenied
-
-        raise PermissionDenied("Only a marketer or a manager can release a quarantined submission.")
+    check_may_run_forms(by)
     with transaction.atomic():
         locked = Quarantine.objects.select_for_update().get(pk=quarantine.pk)
         if locked.released_at or locked.discarded_at:
@@ -473,13 +452,7 @@ def quarantine_release(*, quarantine: Quarantine, by) -> CaptureResult:
 
 
 def quarantine_discard(*, quarantine: Quarantine, by) -> None:
-    from core.policy import access_for
-
-    access = access_for(by)
-    if not (access.is_marketer or access.is_manager):
-        from django.core.exceptions import PermissionDenied
-
-        raise PermissionDenied("Only a marketer or a manager can discard a quarantined submission.")
+    check_may_run_forms(by)
     Quarantine.objects.filter(pk=quarantine.pk, released_at__isnull=True, discarded_at__isnull=True).update(
         discarded_at=timezone.now()
     )

@@ -11,7 +11,7 @@ from django.shortcuts import render
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
-from core.http import client_address
+from core.http import client_address, host_allowed
 
 from .captcha import captcha
 from .models import CaptureForm
@@ -102,8 +102,7 @@ def embedded(request, slug):
 
 def _cors(response, request, form):
     origin = request.headers.get("Origin", "")
-    host = _host(origin)
-    if origin and host and any(host == s or (s.startswith(".") and host.endswith(s)) for s in form.sites()):
+    if origin and host_allowed(_host(origin), form.sites()):
         response["Access-Control-Allow-Origin"] = origin
         response["Access-Control-Allow-Methods"] = "GET, POST, OPTIONS"
         response["Access-Control-Allow-Headers"] = "Content-Type"

@@ -3,6 +3,12 @@
 from django.conf import settings
 
 
+def host_allowed(host: str | None, sites) -> bool:
+    """`host` is one of `sites` (lower-case host names); a site written with a leading dot takes its subdomains."""
+    host = (host or "").lower()
+    return bool(host) and any(host == site or (site.startswith(".") and host.endswith(site)) for site in sites)
+
+
 def client_address(request) -> str:
     """The client's IP address.
 

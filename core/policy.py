@@ -109,6 +109,7 @@ _DENIED = {
     "move": "Only the lead's owner (or a manager) can move its stage; a marketer can mark it MQL. "
             "Claim the lead first if it is in the unassigned pool.",
     "sequences": "Only a marketer or a manager can build, start, pause or archive sequences.",
+    "forms": "Only a marketer or a manager can build capture forms and release or discard what they held back.",
 }
 
 
@@ -175,6 +176,12 @@ def check_may_merge_leads(user) -> None:
     """
     if user is not None and not access_for(user).is_manager:
         raise PermissionDenied("Only a manager can merge two leads or undo a merge.")
+
+
+def check_may_run_forms(user) -> None:
+    """Capture forms and their quarantine: marketers and managers, who build the sequences too (and the system)."""
+    if user is not None and not access_for(user).builds_sequences:
+        raise PermissionDenied(_DENIED["forms"])
 
 
 def check_may_manage_leads(user) -> None:

@@ -29,6 +29,7 @@ from django.db.models import Count, Q
 from django.utils import timezone
 
 from core.attribution import attribution_from_url
+from core.http import host_allowed
 
 from .classify import BurstCounter, classify
 from .models import PageView, TrackingSalt, TrafficDaily, Visitor, VisitorKind
@@ -93,10 +94,7 @@ def _team_address(address: str) -> bool:
 
 def _site_allowed(host: str) -> bool:
     sites = settings.CRM_TRACKING_SITES
-    if not sites:
-        return True
-    host = host.lower()
-    return any(host == site or (site.startswith(".") and host.endswith(site)) for site in sites)
+    return not sites or host_allowed(host, sites)
 
 
 def _url(value, field: str, *, required: bool) -> str:

@@ -209,16 +209,22 @@ class RedisQueue:
         return int(sum(pipe.execute()))
 
 
-_queue = None
+_queues: dict = {}
+
+
+def queue_for(url: str, *, key: str, spool_dir: Path):
+    """The queue a setting names (one per process and URL): a Redis list under `key` for a redis:// URL, else a
+    spool in the folder after "spool:" (default `spool_dir`)."""
+    made = _queues.get((url, key, spool_dir))
+    if made is None:
+        made = RedisQueue(url, key) if url.startswith(("redis://", "rediss://")) else SpoolQueue(
+            Path(url.removeprefix("spool:") or spool_dir)
+        )
+        _queues[(url, key, spool_dir)] = made
+    return made
 
 
 def hit_queue():
-    """The configured queue (one per process)."""
-    global _queue
-    url, key = settings.CRM_TRACKING_QUEUE_URL, settings.CRM_TRACKING_QUEUE_KEY
-    if _queue is None or getattr(_queue, "_made_for", None) != (url, key):
-        _queue = RedisQueue(url, key) if url.startswith(("redis://", "rediss://")) else SpoolQueue(
-            Path(url.removeprefix("spool:") or settings.VAR_DIR / "tracking")
-        )
-        _queue._made_for = (url, key)
-    return _queue
+    """The tracking hits' queue (CRM_TRACKING_QUEUE_URL)."""
+    return queue_for(settings.CRM_TRACKING_QUEUE_URL, key=settings.CRM_TRACKING_QUEUE_KEY,
+                     spool_dir=settings.VAR_DIR / "tracking")
