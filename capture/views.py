@@ -12,9 +12,11 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
 from core.http import client_address, host_allowed
+from core.middleware import lean_endpoint
 
 from .captcha import captcha
 from .models import CaptureForm
+from .selectors import capture_form_get
 from .services import CaptureContext, CaptureRefused, capture_submit, fill_token
 
 MAX_BODY_BYTES = 16 * 1024
@@ -22,8 +24,8 @@ CONTROL = ("crm_token", "crm_hp", "crm_visitor", "crm_page", "crm_landing", "crm
 
 
 def _form(slug) -> CaptureForm:
-    form = CaptureForm.objects.select_related("conversion_kind", "resource").filter(slug=slug).first()
-    if form is None or not form.is_active:
+    form = capture_form_get(slug)
+    if form is None:
         raise Http404("No such form, or it is closed.")
     return form
 
@@ -33,7 +35,7 @@ def _host(url: str) -> str:
 
 
 def _origin_host(request) -> str:
-    return _host(request.headers.get("Origin", "")) or _host(request.headers.get("Referer", ""))
+    return _host(request.META.get("HTTP_ORIGIN", "")) or _host(request.META.get("HTTP_REFERER", ""))
 
 
 def _page(request, form, *, data=None, errors=None, status=200, done=False):
@@ -101,7 +103,7 @@ def embedded(request, slug):
 
 
 def _cors(response, request, form):
-    origin = request.headers.get("Origin", "")
+    origin = request.META.get("HTTP_ORIGIN", "")
     if origin and host_allowed(_host(origin), form.sites()):
         response["Access-Control-Allow-Origin"] = origin
         response["Access-Control-Allow-Methods"] = "GET, POST, OPTIONS"
@@ -117,6 +119,7 @@ def _json_error(request, form, status, errors, retry_after=0):
     return response
 
 
+@lean_endpoint
 @csrf_exempt
 def token(request, slug):
     """A fresh fill-time token for the JavaScript version of an embedded form."""
@@ -131,6 +134,7 @@ def _honeypot(value) -> str:
     return value if isinstance(value, str) else "filled"
 
 
+@lean_endpoint
 @csrf_exempt
 def api_submit(request, slug):
     """POST JSON: {"fields": {...}, "context": {"page_url", "referrer", "landing_page", "visitor_id"},

@@ -22,9 +22,9 @@ address) is never stored: only the first 32 hex characters of its SHA-256.
 **Backends**, chosen by CRM_RATE_LIMIT_URL:
 
 - `redis://` or `rediss://` (production; the default when Celery's broker is
-  Redis): `MULTI; INCR crm:rl:<name>:<keyhash>:<window_start>; EXPIRE <key>
-  <seconds left in the window + 1>; EXEC`. The expiry is relative, so it holds
-  whatever Redis's clock says.
+  Redis): a script that runs `INCR crm:rl:<name>:<keyhash>:<window_start>`
+  and `EXPIRE <key> <seconds left in the window + 1>` atomically, one command
+  per attempt. The expiry is relative, so it holds whatever Redis's clock says.
 - anything else, or empty: the database (`core.RateCounter`), one statement
   per attempt, `INSERT ... ON CONFLICT (bucket) DO UPDATE SET count = count + 1
   RETURNING count`, on PostgreSQL and on SQLite (3.35 or newer, which the
@@ -60,6 +60,7 @@ from django.db import DatabaseError, connections, router, transaction
 from django.utils import timezone
 
 from .models import RateCounter
+from .redisconn import ThreadConnection
 
 log = logging.getLogger(__name__)
 
@@ -197,6 +198,9 @@ class DatabaseCounter:
             return counts.first() or 0
 
 
+_INCR = "local n = redis.call('INCR', KEYS[1]) redis.call('EXPIRE', KEYS[1], ARGV[1]) return n"
+
+
 class RedisCounter:
     """Counts in Redis under crm:rl:..., each key expiring when its window ends."""
 
@@ -208,16 +212,15 @@ class RedisCounter:
         self.redis = redis.Redis.from_url(
             url, socket_connect_timeout=REDIS_TIMEOUT_SECONDS, socket_timeout=REDIS_TIMEOUT_SECONDS
         )
+        # INCR and EXPIRE as one script: atomic like MULTI/EXEC, in one command (EVALSHA) and one answer.
+        self._incr = self.redis.register_script(_INCR)
+        self._fast = ThreadConnection(self.redis)
 
     def incr(self, window: _Window) -> int:
-        key = REDIS_PREFIX + window.bucket
-        pipe = self.redis.pipeline(transaction=True)
-        pipe.incr(key)
         # Relative, not EXPIREAT: Redis's clock need not agree with ours. A second more, so a
         # key never expires before the window it counts has ended.
-        pipe.expire(key, math.ceil(window.seconds_left) + 1)
-        count, _ = pipe.execute()
-        return int(count)
+        return int(self._fast.script(self._incr, keys=[REDIS_PREFIX + window.bucket],
+                                     args=[math.ceil(window.seconds_left) + 1]))
 
     def get(self, window: _Window) -> int:
         return int(self.redis.get(REDIS_PREFIX + window.bucket) or 0)

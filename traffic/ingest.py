@@ -49,25 +49,27 @@ class HitRefused(Exception):
 
 # --- The day's salt -------------------------------------------------------------------------
 
-_salts: dict[date, bytes] = {}
+_salts: dict[date, "hmac.HMAC"] = {}
 
 
-def _salt(day: date) -> bytes:
-    """The day's random salt: made by the first hit of the day, kept two days, then deleted."""
-    salt = _salts.get(day)
-    if salt is None:
+def _salted(day: date) -> "hmac.HMAC":
+    """An HMAC keyed with the day's random salt (made by the first hit of the day, kept two days, then deleted),
+    to copy for each address."""
+    salted = _salts.get(day)
+    if salted is None:
         row, _ = TrackingSalt.objects.get_or_create(day=day, defaults={"salt": secrets.token_hex(32)})
-        salt = _salts[day] = bytes.fromhex(row.salt)
+        salted = _salts[day] = hmac.new(bytes.fromhex(row.salt), digestmod=hashlib.sha256)
         for old in [d for d in _salts if d < day - timedelta(days=1)]:
             del _salts[old]
-    return salt
+    return salted
 
 
 def address_hash(address: str, at: datetime) -> str:
     if not address:
         return ""
-    day = timezone.localdate(at)
-    return hmac.new(_salt(day), address.encode(), hashlib.sha256).hexdigest()[:16]
+    mac = _salted(timezone.localdate(at)).copy()
+    mac.update(address.encode())
+    return mac.hexdigest()[:16]
 
 
 def salts_prune(*, now: datetime | None = None) -> int:

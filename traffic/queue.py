@@ -9,8 +9,8 @@ makes it one row.
 
 Two backends, chosen by CRM_TRACKING_QUEUE_URL:
 - `redis://...` (production; the default when Celery's broker is Redis): a
-  Redis list shared by every web and worker host. One drainer at a time holds
-  a short lock; the list is capped (CRM_TRACKING_QUEUE_MAX) so a stopped
+  Redis list shared by every web and worker host. Any number of drains take
+  their own batches at once; the list is capped (CRM_TRACKING_QUEUE_MAX) so a stopped
   worker makes the endpoint answer 503 instead of filling Redis's memory.
 - `spool:` (the embedded default): JSON lines appended under a file lock to
   var/tracking/current.jsonl on this host. A drain renames the file under the
@@ -28,6 +28,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from django.conf import settings
+
+from core.redisconn import ThreadConnection
 
 
 class QueueFull(Exception):
@@ -160,12 +162,13 @@ class RedisQueue:
 
         self.redis = redis.Redis.from_url(url)
         self.KEY, self.TAKEN = key, f"{key}:taken"
+        self._fast = ThreadConnection(self.redis)  # the endpoints' pushes
         self._take = self.redis.register_script(_TAKE)
         self._give_back = self.redis.register_script(_GIVE_BACK)
 
     def push(self, hit: dict) -> None:
         line = _dumps(hit)
-        length = self.redis.rpush(self.KEY, line)  # one round trip: RPUSH answers the list's new length
+        length = self._fast.command("RPUSH", self.KEY, line)  # one round trip: RPUSH answers the list's new length
         if length > settings.CRM_TRACKING_QUEUE_MAX:
             # Taken back: the endpoint says 503, and the hit is not counted as accepted.
             self.redis.lrem(self.KEY, -1, line)
@@ -226,5 +229,12 @@ def queue_for(url: str, *, key: str, spool_dir: Path):
 
 def hit_queue():
     """The tracking hits' queue (CRM_TRACKING_QUEUE_URL)."""
-    return queue_for(settings.CRM_TRACKING_QUEUE_URL, key=settings.CRM_TRACKING_QUEUE_KEY,
-                     spool_dir=settings.VAR_DIR / "tracking")
+    # Asked for every page view: known by the settings themselves, no path built once the queue is made.
+    known = (settings.CRM_TRACKING_QUEUE_URL, settings.CRM_TRACKING_QUEUE_KEY, settings.VAR_DIR)
+    made = _hit_queues.get(known)
+    if made is None:
+        made = _hit_queues[known] = queue_for(known[0], key=known[1], spool_dir=known[2] / "tracking")
+    return made
+
+
+_hit_queues: dict = {}

@@ -12,6 +12,7 @@ from django.http import HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
 from core.http import client_address
+from core.middleware import lean_endpoint
 
 from .ingest import MAX_BODY_BYTES, Client, HitRefused, hit_accept
 from .queue import QueueFull
@@ -31,14 +32,15 @@ def _client(request) -> Client:
     )
 
 
-def _cors(response, request):
-    origin = request.headers.get("Origin")
+def _cors(response, request, *, preflight: bool = False):
+    origin = request.META.get("HTTP_ORIGIN")
     if origin:
         response["Access-Control-Allow-Origin"] = origin if settings.CRM_TRACKING_SITES else "*"
-        response["Access-Control-Allow-Methods"] = "POST, OPTIONS"
-        response["Access-Control-Allow-Headers"] = "Content-Type"
-        response["Access-Control-Max-Age"] = "86400"
         response["Vary"] = "Origin"
+        if preflight:  # what a browser asks before a POST of application/json; a beacon's text/plain needs none
+            response["Access-Control-Allow-Methods"] = "POST, OPTIONS"
+            response["Access-Control-Allow-Headers"] = "Content-Type"
+            response["Access-Control-Max-Age"] = "86400"
     return response
 
 
@@ -49,11 +51,12 @@ def _error(request, status: int, message: str, field: str = ""):
     return _cors(JsonResponse(body, status=status), request)
 
 
+@lean_endpoint
 @csrf_exempt
 def hit(request):
     """POST a page view: a JSON object (sent as text/plain by navigator.sendBeacon, so no preflight)."""
     if request.method == "OPTIONS":
-        return _cors(HttpResponse(status=204), request)
+        return _cors(HttpResponse(status=204), request, preflight=True)
     if request.method != "POST":
         return _error(request, 405, "POST a page view here.")
     if request.content_type not in ACCEPTED_TYPES:
@@ -80,6 +83,7 @@ def hit(request):
     return _cors(HttpResponse(status=204), request)
 
 
+@lean_endpoint
 def pixel(request):
     """GET the no-script pixel: the page is the `u` parameter, else the Referer header."""
     page = request.GET.get("u") or request.headers.get("Referer", "")

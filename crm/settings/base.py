@@ -54,6 +54,8 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    # The tracking and form endpoints called by the team's websites skip the rest (core.middleware).
+    "core.middleware.LeanEndpointMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -65,6 +67,9 @@ MIDDLEWARE = [
     # Last, as django-axes asks: turns a locked-out login into the lockout page.
     "axes.middleware.AxesMiddleware",
 ]
+
+# Where views marked @lean_endpoint live (core.middleware.LeanEndpointMiddleware): tracking and forms.
+CRM_LEAN_PATH_PREFIXES = ("/t/", "/f/", "/api/forms/")
 
 ROOT_URLCONF = "crm.urls"
 WSGI_APPLICATION = "crm.wsgi.application"
@@ -392,6 +397,9 @@ CRM_CAPTCHA_SECRET = env.str("CRM_CAPTCHA_SECRET", default="")
 CRM_CAPTCHA_VERIFY_URL = env.str("CRM_CAPTCHA_VERIFY_URL", default="")
 CRM_CAPTCHA_TIMEOUT_SECONDS = env.float("CRM_CAPTCHA_TIMEOUT_SECONDS", default=5.0)
 # A form sent sooner than this after it was shown is quarantined as a robot's.
+# How long a web process keeps a form it has read (capture.selectors.open_form): a change made in the
+# admin reaches the other processes within this time.
+CRM_CAPTURE_FORM_CACHE_SECONDS = env.float("CRM_CAPTURE_FORM_CACHE_SECONDS", default=5.0)
 CRM_CAPTURE_MIN_FILL_SECONDS = env.float("CRM_CAPTURE_MIN_FILL_SECONDS", default=3.0)
 # A shown form can be sent for this long (its signed fill-time token expires).
 CRM_CAPTURE_TOKEN_MAX_AGE_SECONDS = env.int("CRM_CAPTURE_TOKEN_MAX_AGE_SECONDS", default=86400)

@@ -137,7 +137,13 @@ def test_the_endpoint_answers_the_browsers_preflight_and_names_the_origin(client
     response = client.options(HIT, HTTP_ORIGIN="https://www.example.com")
     assert response.status_code == 204
     assert response["Access-Control-Allow-Origin"] == "https://www.example.com"
-    assert post(client, view(), HTTP_ORIGIN="https://www.example.com")["Access-Control-Allow-Origin"] == "https://www.example.com"
+    assert response["Access-Control-Allow-Headers"] == "Content-Type"
+    assert "POST" in response["Access-Control-Allow-Methods"]
+    answer = post(client, view(), HTTP_ORIGIN="https://www.example.com")
+    assert answer["Access-Control-Allow-Origin"] == "https://www.example.com"
+    assert answer["Vary"] == "Origin"
+    # What only a preflight needs is not sent with every page view.
+    assert not answer.has_header("Access-Control-Allow-Methods")
 
 
 def test_a_script_in_the_title_is_kept_as_text(client):
