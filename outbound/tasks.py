@@ -23,7 +23,9 @@ from .sending import deliveries_send
 
 log = logging.getLogger(__name__)
 FAN_OUT_LIMIT = 1000
-# A sender re-queues itself after this long, so one task never holds a worker for minutes.
+# A sender stops after this long, so one task never holds a worker for minutes; beat's next tick
+# (every CRM_WEBHOOKS_TICK_SECONDS) starts senders again while deliveries are due. A tick that comes
+# while all the worker's processes are busy queues senders that, once started, find less or nothing to do.
 SENDER_SECONDS = 60
 
 
@@ -54,7 +56,7 @@ def dispatch_due():
 # these limits only stop a worker stuck past all that, and the lease brings its rows back.
 @shared_task(name="outbound.tasks.send_due", ignore_result=True, acks_late=False, soft_time_limit=600, time_limit=660)
 def send_due():
-    """Claim a batch of due deliveries and try each once, again until none is due; re-queue after a minute."""
+    """Claim a batch of due deliveries and try each once, again until none is due or a minute has passed."""
     started = time.monotonic()
     try:
         while True:
@@ -65,7 +67,6 @@ def send_due():
             log.info("Webhook batch of %d: %d succeeded, %d failed, %d given up, %d handed back, %d not held",
                      len(ids), result.succeeded, result.failed, result.given_up, result.handed_back, result.not_held)
             if time.monotonic() - started > SENDER_SECONDS:
-                send_due.delay()
-                return
+                return  # the next tick starts senders again while deliveries are due
     except SoftTimeLimitExceeded:
         log.warning("A webhook sender ran out of time: the lease brings back what it held")
