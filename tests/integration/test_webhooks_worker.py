@@ -10,6 +10,7 @@ from outbound import services
 from outbound.models import Delivery
 from outbound.tasks import dispatch_due, fan_out
 from tests.outbound.receiver import Receiver
+from tests.parallel import claimed_in_parallel
 from tests.waiting import wait_for
 
 pytestmark = pytest.mark.integration
@@ -64,10 +65,6 @@ def test_a_worker_killed_mid_run_loses_no_delivery_and_the_receiver_can_dedupe(
 
 
 def test_four_senders_at_once_claim_disjoint_deliveries_on_postgresql(postgres_db, settings, receiver):
-    import threading
-
-    from django.db import connections
-
     from outbound.claim import deliveries_claim
     from outbound.fanout import deliveries_fan_out
 
@@ -77,20 +74,7 @@ def test_four_senders_at_once_claim_disjoint_deliveries_on_postgresql(postgres_d
     events_record_each(EventType.LEAD_CREATED, actor=Actor.system("import"),
                        rows=({"lead_id": n} for n in range(1, 401)))
     deliveries_fan_out()
-    claimed, barrier = [], threading.Barrier(4)
 
-    def claim():
-        try:
-            barrier.wait()
-            for _ in range(5):
-                claimed.append(deliveries_claim(limit=25)[1])
-        finally:
-            connections.close_all()
+    ids = claimed_in_parallel(lambda: deliveries_claim(limit=25)[1])
 
-    threads = [threading.Thread(target=claim) for _ in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(60)
-    ids = [pk for batch in claimed for pk in batch]
     assert len(ids) == 400 and len(set(ids)) == 400
