@@ -33,7 +33,6 @@ import argparse
 import collections
 import json
 import os
-import platform
 import signal
 import socket
 import subprocess
@@ -43,8 +42,8 @@ import time
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
+from bench.admin_bench import code_version, database_info, ensure_database, machine_info
 from bench.calibration import calibration_s
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -102,9 +101,9 @@ def main(argv=None) -> int:
         "worker_killed": killed,
         "setup": {"worker_concurrency": args.concurrency, "lease_seconds": args.lease_seconds,
                   "batch_size": int(env["CRM_WEBHOOKS_BATCH_SIZE"]), "receiver": "http.server, HTTP/1.1, in the bench's process",
-                  "database": "postgresql", "broker": "redis"},
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
-                    "loadavg_1min_after": round(os.getloadavg()[0], 2)},
+                  "broker": "redis"},
+        **database_info(),
+        "machine": {**machine_info(), "loadavg_1min_after": round(os.getloadavg()[0], 2)},
         "code": code_version(),
     }
     if args.quick:
@@ -289,28 +288,10 @@ class Worker:
             self.kill()
 
 
-def ensure_database(url: str) -> None:
-    import psycopg
-
-    parts = urlsplit(url)
-    name = parts.path.lstrip("/")
-    with psycopg.connect(urlunsplit(parts._replace(path="/postgres")), autocommit=True) as conn:
-        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
-            print(f"   creating database {name}", flush=True)
-            conn.execute(f'CREATE DATABASE "{name}"')
-
-
 def flush_redis(url: str) -> None:
     import redis
 
     redis.Redis.from_url(url).flushdb()
-
-
-def code_version() -> dict:
-    def git(*argv):
-        return subprocess.run(["git", *argv], cwd=ROOT, capture_output=True, text=True).stdout.strip()
-
-    return {"commit": git("rev-parse", "HEAD"), "changed_files": git("status", "--porcelain").splitlines()}
 
 
 def write_results(path: Path, result: dict) -> None:
