@@ -291,3 +291,43 @@ def test_an_unreachable_receiver_is_a_failed_try_with_the_reason(local_targets, 
     assert delivery.status == "retrying" and delivery.last_status_code is None
     assert "Connection" in delivery.last_error or "refused" in delivery.last_error.lower()
     assert Attempt.objects.get().error == delivery.last_error
+
+
+def test_an_https_receiver_whose_certificate_is_not_trusted_is_a_failed_try(
+        local_targets, clock, boss, tmp_path, monkeypatch):
+    import datetime as dt
+    import ssl
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(1).not_valid_before(now - dt.timedelta(days=1)).not_valid_after(now + dt.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False)
+            .sign(key, hashes.SHA256()))
+    (tmp_path / "cert.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (tmp_path / "key.pem").write_bytes(key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    receiver = Receiver()
+    server = receiver.server
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(tmp_path / "cert.pem", tmp_path / "key.pem")
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    monkeypatch.setattr("outbound.targets._resolve", lambda host, port: ["127.0.0.1"])  # not ::1 first
+    try:
+        url = receiver.url.replace("http://127.0.0.1", "https://localhost")
+        services.endpoint_create(url=url, event_types=["lead.created"], by=boss)
+        LeadFactory(by=boss)
+
+        deliver_due()
+
+        delivery = Delivery.objects.get()
+        assert delivery.status == "retrying" and "CERTIFICATE_VERIFY_FAILED" in delivery.last_error
+        assert receiver.requests == []
+    finally:
+        receiver.close()
