@@ -136,12 +136,15 @@ def _record(delivery, *, token, started_at, headers, body, response: Response) -
             **changes, attempts=F("attempts") + 1, round_attempts=round_attempts, claimed_until=None,
             claim_token=None, last_status_code=response.status, last_error=response.error, updated_at=now,
         )
-        Attempt.objects.create(
-            delivery=delivery, started_at=started_at, request_url=delivery.endpoint.url, request_headers=headers,
-            request_body=body, response_status=response.status,
-            response_excerpt=response.excerpt[: settings.CRM_WEBHOOKS_RESPONSE_EXCERPT_BYTES],
-            duration_ms=response.duration_ms, error=response.error,
-        )
+        # The try is logged even when another sender has taken the row since (it happened), unless the
+        # delivery is gone (its endpoint was deleted meanwhile).
+        if held or Delivery.objects.filter(pk=delivery.pk).exists():
+            Attempt.objects.create(
+                delivery=delivery, started_at=started_at, request_url=delivery.endpoint.url, request_headers=headers,
+                request_body=body, response_status=response.status,
+                response_excerpt=response.excerpt[: settings.CRM_WEBHOOKS_RESPONSE_EXCERPT_BYTES],
+                duration_ms=response.duration_ms, error=response.error,
+            )
         if not held:
             return None
         endpoint = delivery.endpoint

@@ -63,6 +63,9 @@ def test_a_manager_rotates_pauses_resumes_sends_a_test_and_resends_from_the_admi
 
     log = client.get(reverse("admin:outbound_delivery_changelist") + f"?endpoint__id__exact={endpoint.pk}")
     assert log.status_code == 200 and delivery.message_id in log.content.decode()
+    by_type = reverse("admin:outbound_delivery_changelist") + "?event_type="
+    assert delivery.message_id in client.get(by_type + "webhook.test").content.decode()
+    assert delivery.message_id not in client.get(by_type + "deal.won").content.decode()
     detail = client.get(reverse("admin:outbound_delivery_change", args=[delivery.pk])).content.decode()
     assert "webhook-signature" in detail and "200" in detail and " ms" in detail
 

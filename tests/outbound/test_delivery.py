@@ -331,3 +331,18 @@ def test_an_https_receiver_whose_certificate_is_not_trusted_is_a_failed_try(
         assert receiver.requests == []
     finally:
         receiver.close()
+
+
+def test_a_delivery_whose_endpoint_was_deleted_while_it_was_being_sent_is_dropped_quietly(
+        receiver, local_targets, clock, boss):
+    subscribe(receiver, "lead.created", by=boss)
+    LeadFactory(by=boss)
+    deliveries_fan_out()
+    token, ids = deliveries_claim(limit=10)
+    delivery = Delivery.objects.select_related("endpoint").get()
+    Endpoint.objects.all().delete()
+
+    from outbound.sending import delivery_try
+
+    assert delivery_try(delivery, token=str(token), sender=Sender(timeout=5, excerpt_bytes=10)) is None
+    assert not Attempt.objects.exists()
