@@ -22,7 +22,7 @@ from core.roles import Role
 
 from .event_types import PUBLIC_TYPES, TEST_TYPE
 from .fanout import message_id_new
-from .models import Delivery, Endpoint
+from .models import Attempt, Delivery, Endpoint
 from .signing import secret_new
 from .targets import target_for
 
@@ -159,3 +159,18 @@ def endpoint_send_test(*, endpoint: Endpoint, by) -> Delivery:
         payload={"type": TEST_TYPE, "timestamp": now.isoformat(),
                  "data": {"endpoint_id": endpoint.pk, "message": "A test event sent from the CRM."}},
     )
+
+
+def deliveries_prune(*, now=None, batch_size: int = 5000) -> int:
+    """Delete the deliveries finished (succeeded or given up) more than CRM_WEBHOOKS_LOG_DAYS ago, with their
+    tries, `batch_size` at a time; returns how many deliveries went. Deliveries still due are never touched."""
+    cutoff = (now or timezone.now()) - timedelta(days=settings.CRM_WEBHOOKS_LOG_DAYS)
+    finished = Delivery.objects.filter(
+        status__in=[S.SUCCEEDED, S.GIVEN_UP], next_attempt_at__isnull=True, updated_at__lt=cutoff
+    ).order_by("id")
+    removed = 0
+    while ids := list(finished.values_list("id", flat=True)[:batch_size]):
+        with transaction.atomic():
+            Attempt.objects.filter(delivery_id__in=ids).delete()
+            removed += Delivery.objects.filter(id__in=ids).delete()[0]
+    return removed

@@ -20,6 +20,7 @@ from django.conf import settings
 from .claim import deliveries_claim, due_count
 from .fanout import deliveries_fan_out
 from .sending import deliveries_send
+from .services import deliveries_prune
 
 log = logging.getLogger(__name__)
 FAN_OUT_LIMIT = 1000
@@ -70,3 +71,12 @@ def send_due():
                 return  # the next tick starts senders again while deliveries are due
     except SoftTimeLimitExceeded:
         log.warning("A webhook sender ran out of time: the lease brings back what it held")
+
+
+@shared_task(name="outbound.tasks.prune", ignore_result=True, soft_time_limit=600, time_limit=660)
+def prune():
+    """Daily: forget the deliveries finished more than CRM_WEBHOOKS_LOG_DAYS ago, and their tries."""
+    removed = deliveries_prune()
+    if removed:
+        log.info("Webhook delivery log: %d finished deliveries older than %d days deleted",
+                 removed, settings.CRM_WEBHOOKS_LOG_DAYS)

@@ -294,6 +294,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "outbound.tasks.dispatch_due",
         "schedule": env.float("CRM_WEBHOOKS_TICK_SECONDS", default=5.0),
     },
+    "webhooks-prune": {
+        "task": "outbound.tasks.prune",
+        "schedule": 24 * 3600.0,
+    },
 }
 # Outbound webhooks have a queue of their own: slow receivers never hold up the other work.
 # `make run`'s worker serves it beside the default queue; docker-compose.yml gives it its own worker.
@@ -442,6 +446,8 @@ CRM_WEBHOOKS_LEASE_SECONDS = env.int("CRM_WEBHOOKS_LEASE_SECONDS", default=300)
 CRM_WEBHOOKS_BATCH_SIZE = env.int("CRM_WEBHOOKS_BATCH_SIZE", default=50)
 CRM_WEBHOOKS_SENDERS = env.int("CRM_WEBHOOKS_SENDERS", default=2)
 # How much of a receiver's answer the delivery log keeps.
+# Finished deliveries (and their tries) are kept this many days in the delivery log, then deleted daily.
+CRM_WEBHOOKS_LOG_DAYS = env.int("CRM_WEBHOOKS_LOG_DAYS", default=30)
 CRM_WEBHOOKS_RESPONSE_EXCERPT_BYTES = env.int("CRM_WEBHOOKS_RESPONSE_EXCERPT_BYTES", default=1024)
 
 # The cache: bursts from one address are counted here. Redis in production

@@ -346,3 +346,42 @@ def test_a_delivery_whose_endpoint_was_deleted_while_it_was_being_sent_is_droppe
 
     assert delivery_try(delivery, token=str(token), sender=Sender(timeout=5, excerpt_bytes=10)) is None
     assert not Attempt.objects.exists()
+
+
+def test_finished_deliveries_leave_the_log_after_its_days_with_their_tries_and_due_ones_stay(db, clock, settings):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from outbound.models import Attempt, Delivery, Endpoint
+    from outbound.services import deliveries_prune
+    from outbound.tasks import prune
+
+    settings.CRM_WEBHOOKS_LOG_DAYS = 30
+    S = Delivery.Status
+    endpoint = Endpoint.objects.create(url="https://hooks.example.com/crm", event_types=["lead.created"],
+                                       secret="whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")
+    now = timezone.now()
+
+    def delivery(name, status, age_days, due=False):
+        made = Delivery.objects.create(
+            endpoint=endpoint, event_type="lead.created", message_id=f"msg_{name}", payload={}, status=status,
+            next_attempt_at=now if due else None, updated_at=now - timedelta(days=age_days),
+        )
+        Attempt.objects.create(delivery=made, request_url=endpoint.url, request_body="{}")
+        return made
+
+    delivery("old-ok", S.SUCCEEDED, 31)
+    delivery("old-given-up", S.GIVEN_UP, 45)
+    delivery("old-but-retrying", S.RETRYING, 40, due=True)
+    delivery("recent-ok", S.SUCCEEDED, 29)
+
+    assert deliveries_prune(batch_size=1) == 2
+
+    assert sorted(Delivery.objects.values_list("message_id", flat=True)) == ["msg_old-but-retrying", "msg_recent-ok"]
+    assert sorted(Attempt.objects.values_list("delivery__message_id", flat=True)) == [
+        "msg_old-but-retrying", "msg_recent-ok"]
+    clock.shift(timedelta(days=2))
+    prune.delay()  # beat's daily task: the recent one is now past the 30 days too
+    assert list(Delivery.objects.values_list("message_id", flat=True)) == ["msg_old-but-retrying"]
+    assert settings.CELERY_BEAT_SCHEDULE["webhooks-prune"]["task"] == prune.name
