@@ -62,6 +62,8 @@ class EventType(models.TextChoices):
     SUPPRESSION_UPDATED = "suppression.updated", "Suppression updated"
     PERSON_EXPORTED = "person.exported", "Person exported"
     PERSON_ERASED = "person.erased", "Person erased"
+    API_TOKEN_CREATED = "api_token.created", "API token created"
+    API_TOKEN_REVOKED = "api_token.revoked", "API token revoked"
 
 
 @dataclass(frozen=True)
@@ -161,10 +163,15 @@ def payload_label(event: DomainEvent) -> str:
     )
 
 
-def events_after(position: int, *, limit: int = 500, types: Iterable[str] | None = None) -> list[DomainEvent]:
-    """The events after `position` (an event id), oldest first, held back while younger than the settle time."""
+def events_after(
+    position: int, *, limit: int = 500, types: Iterable[str] | None = None, rows=None
+) -> list[DomainEvent]:
+    """The events after `position` (an event id), oldest first, held back while younger than the settle time.
+
+    `rows` narrows the log first (a queryset of DomainEvent: one lead's, or those a user may read).
+    """
     settled = timezone.now() - timedelta(seconds=settings.CRM_EVENT_SETTLE_SECONDS)
-    rows = DomainEvent.objects.filter(id__gt=position, recorded_at__lte=settled)
+    rows = (DomainEvent.objects.all() if rows is None else rows).filter(id__gt=position, recorded_at__lte=settled)
     if types is not None:
         rows = rows.filter(type__in=list(types))
     return list(rows.order_by("id")[:limit])
