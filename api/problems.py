@@ -16,6 +16,7 @@ from django.conf import settings
 from django.core.exceptions import NON_FIELD_ERRORS, PermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404, JsonResponse
+from django.views import defaults
 from django.views.decorators.csrf import csrf_exempt
 from rest_framework import exceptions, status
 from rest_framework.response import Response
@@ -137,3 +138,12 @@ def not_found(request, *args, **kwargs):
     """Any path under /api/v1/ that names no endpoint (a plain Django view: no token needed to be told)."""
     body = problem(404, "No such endpoint. The endpoints are listed at /api/docs/.", instance=request.path)
     return JsonResponse(body, status=404, content_type=CONTENT_TYPE)
+
+
+def server_error(request, *args, **kwargs):
+    """The project's 500 handler: problem details under /api/v1/ (an error outside the API's views, in a
+    middleware), the site's page elsewhere."""
+    if request.path.startswith("/api/v1/"):
+        body = problem(500, "Something went wrong on our side; it has been logged. Try again later.", instance=request.path)
+        return JsonResponse(body, status=500, content_type=CONTENT_TYPE)
+    return defaults.server_error(request)

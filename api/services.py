@@ -11,6 +11,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from core.batches import delete_in_batches
 from core.events import Actor, EventType, event_record
 from core.policy import access_for, check_may_revoke_api_token
 
@@ -97,9 +98,4 @@ def api_token_mark_used(*, token: ApiToken, at: datetime | None = None) -> None:
 def idempotency_keys_prune(*, now: datetime | None = None, batch_size: int = 5000) -> int:
     """Delete the idempotency keys older than CRM_API_IDEMPOTENCY_HOURS; how many went."""
     cutoff = (now or timezone.now()) - timedelta(hours=settings.CRM_API_IDEMPOTENCY_HOURS)
-    removed = 0
-    while True:
-        ids = list(IdempotencyKey.objects.filter(created_at__lt=cutoff).values_list("id", flat=True)[:batch_size])
-        if not ids:
-            return removed
-        removed += IdempotencyKey.objects.filter(id__in=ids).delete()[0]
+    return delete_in_batches(IdempotencyKey.objects.filter(created_at__lt=cutoff), batch_size=batch_size)

@@ -6,6 +6,9 @@ from workspace.views import home
 
 from . import views
 
+# Problem details for an error under /api/v1/ that happens outside the API's views; the site's page elsewhere.
+handler500 = "api.problems.server_error"
+
 admin.site.site_header = "Lead nurturing CRM"
 admin.site.site_title = "CRM admin"
 admin.site.index_title = "Pipeline and records"

@@ -101,3 +101,13 @@ def test_an_unexpected_error_is_500_without_internals(rep_api, monkeypatch, capl
 def test_a_rule_refusal_is_422_naming_its_field(rep_api, rep_user):
     lead = LeadFactory(owner=rep_user)
     assert_problem(rep_api.patch(f"{LEADS}{lead.pk}/", {"timezone": "Mars/Olympus"}), 422, field="timezone")
+
+
+def test_an_error_outside_the_api_views_is_still_problem_details_under_the_api(rf):
+    from api.problems import server_error
+
+    response = server_error(rf.get("/api/v1/leads/"))
+    assert (response.status_code, response["Content-Type"]) == (500, "application/problem+json")
+    assert response.content.startswith(b"{")
+    page = server_error(rf.get("/leads/"))
+    assert page.status_code == 500 and page["Content-Type"].startswith("text/html")
