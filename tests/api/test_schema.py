@@ -40,6 +40,7 @@ def test_the_docs_are_served_by_the_app_with_no_cdn_and_no_inline_script(client,
     sources = re.findall(r'<(?:script|link)[^>]+(?:src|href)="([^"]+)"', html)
     assert sources and all(src.startswith("/") and not src.startswith("//") for src in sources), sources
     assert not re.search(r"<script(?![^>]*\bsrc=)[^>]*>", html), "an inline script would be blocked by the CSP"
-    assert "unsafe-inline" not in response["Content-Security-Policy"]
+    policy = dict(part.strip().split(" ", 1) for part in response["Content-Security-Policy"].split(";"))
+    assert policy["script-src"] == "'self'"  # Swagger UI's inline styles are allowed on this page; scripts are not
     for src in sources:
         assert client.get(src).status_code == 200, src
