@@ -83,7 +83,9 @@ def _users():
 # --- Output ---------------------------------------------------------------------------------
 
 
-class CompanyRef(serializers.Serializer):
+class NamedRef(serializers.Serializer):
+    """A company or a persona: its id and name."""
+
     id = serializers.IntegerField()
     name = serializers.CharField()
 
@@ -91,11 +93,6 @@ class CompanyRef(serializers.Serializer):
 class SlugRef(serializers.Serializer):
     id = serializers.IntegerField()
     slug = serializers.CharField()
-    name = serializers.CharField()
-
-
-class PersonaRef(serializers.Serializer):
-    id = serializers.IntegerField()
     name = serializers.CharField()
 
 
@@ -112,10 +109,10 @@ class LeadSerializer(serializers.Serializer):
     email = serializers.CharField()
     phone = serializers.CharField()
     title = serializers.CharField()
-    company = CompanyRef(allow_null=True)
+    company = NamedRef(allow_null=True)
     source = SlugRef(allow_null=True)
     campaign = SlugRef(allow_null=True)
-    persona = PersonaRef(allow_null=True)
+    persona = NamedRef(allow_null=True)
     owner = UserRef(allow_null=True)
     status = serializers.ChoiceField(choices=LeadStatus.choices)
     stage_entered_at = serializers.DateTimeField()
