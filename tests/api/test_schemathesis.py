@@ -2,6 +2,8 @@
 matches the schema (status, content type, body). Bounded and deterministic: a fixed number of examples per
 operation from a derandomized Hypothesis."""
 
+import os
+
 import pytest
 import schemathesis
 import time_machine
@@ -48,7 +50,8 @@ def fuzz_token(manager_user, rep_user):
 @pytest.mark.slow
 @schema.parametrize()
 @hypothesis_settings(
-    max_examples=30, derandomize=True, deadline=None, database=None,
+    # A deeper run by hand: CRM_API_FUZZ_EXAMPLES=500 .venv/bin/pytest tests/api/test_schemathesis.py
+    max_examples=int(os.environ.get("CRM_API_FUZZ_EXAMPLES", "30")), derandomize=True, deadline=None, database=None,
     suppress_health_check=list(HealthCheck), phases=[Phase.explicit, Phase.generate],
 )
 def test_the_api_answers_every_generated_request_as_its_schema_says(case, fuzz_token):
