@@ -62,6 +62,8 @@ class EventType(models.TextChoices):
     SUPPRESSION_UPDATED = "suppression.updated", "Suppression updated"
     PERSON_EXPORTED = "person.exported", "Person exported"
     PERSON_ERASED = "person.erased", "Person erased"
+    WEBHOOK_ENDPOINT_PAUSED = "webhook_endpoint.paused", "Webhook endpoint paused"
+    WEBHOOK_ENDPOINT_RESUMED = "webhook_endpoint.resumed", "Webhook endpoint resumed"
     API_TOKEN_CREATED = "api_token.created", "API token created"
     API_TOKEN_REVOKED = "api_token.revoked", "API token revoked"
 

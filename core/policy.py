@@ -194,3 +194,18 @@ def check_may_manage_leads(user) -> None:
     """Assigning and archiving leads: managers (and the system) only."""
     if user is not None and not access_for(user).is_manager:
         raise PermissionDenied("Only a manager can assign or archive leads.")
+
+
+def check_may_manage_webhooks(user) -> None:
+    """Outbound webhooks (endpoints, their secrets, their delivery log, resends): managers (and the system) only.
+
+    An endpoint sends the CRM's events to another system and its secret lets
+    that system trust them, so subscribing one is the managers' call, like exports.
+    """
+    if user is not None and not may_manage_webhooks(user):
+        raise PermissionDenied("Only a manager can see or change outbound webhooks.")
+
+
+def may_manage_webhooks(user) -> bool:
+    """The question behind check_may_manage_webhooks, for pages that hide what a user may not see."""
+    return access_for(user).is_manager

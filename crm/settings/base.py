@@ -44,12 +44,13 @@ INSTALLED_APPS = [
     "rest_framework",
     "drf_spectacular",
     "drf_spectacular_sidecar",
-    # Our apps, ground floor first: core <- traffic, leads <- nurturing <- capture <- workspace <- api <- crm (wires them).
+    # Our apps, ground floor first: core <- traffic, leads <- nurturing <- capture <- outbound <- workspace <- api <- crm (wires them).
     "core",
     "traffic",
     "leads",
     "nurturing",
     "capture",
+    "outbound",
     "workspace",
     "api",
     "crm",
@@ -288,11 +289,24 @@ CELERY_BEAT_SCHEDULE = {
         "task": "core.tasks.prune_rate_counters",
         "schedule": 3600.0,
     },
+    # Outbound webhooks: new events become deliveries, then due deliveries are handed out.
+    "webhooks-fan-out": {
+        "task": "outbound.tasks.fan_out",
+        "schedule": env.float("CRM_WEBHOOKS_TICK_SECONDS", default=5.0),
+    },
+    "webhooks-dispatch": {
+        "task": "outbound.tasks.dispatch_due",
+        "schedule": env.float("CRM_WEBHOOKS_TICK_SECONDS", default=5.0),
+    },
     "api-idempotency-prune": {
         "task": "api.tasks.prune_idempotency_keys",
         "schedule": 3600.0,
     },
 }
+# Outbound webhooks have a queue of their own: slow receivers never hold up the other work.
+# `make run`'s worker serves it beside the default queue; docker-compose.yml gives it its own worker.
+CRM_WEBHOOKS_QUEUE = env.str("CRM_WEBHOOKS_QUEUE", default="webhooks")
+CELERY_TASK_ROUTES = {"outbound.tasks.*": {"queue": CRM_WEBHOOKS_QUEUE}}
 
 # --- Forms ------------------------------------------------------------------
 CRISPY_ALLOWED_TEMPLATE_PACKS = "bootstrap5"
@@ -414,6 +428,29 @@ CRM_CAPTURE_TOKEN_MAX_AGE_SECONDS = env.int("CRM_CAPTURE_TOKEN_MAX_AGE_SECONDS",
 # Submissions allowed per hour from one address, and per form and email address.
 CRM_CAPTURE_PER_ADDRESS_PER_HOUR = env.int("CRM_CAPTURE_PER_ADDRESS_PER_HOUR", default=30)
 CRM_CAPTURE_PER_EMAIL_PER_HOUR = env.int("CRM_CAPTURE_PER_EMAIL_PER_HOUR", default=5)
+
+# --- Outbound webhooks (outbound/) -------------------------------------------------------
+# Webhooks go only to public addresses; True allows private, loopback and link-local ones too
+# (a receiver inside your own network). Never on a server that can reach internal services.
+CRM_WEBHOOKS_ALLOW_PRIVATE_TARGETS = env.bool("CRM_WEBHOOKS_ALLOW_PRIVATE_TARGETS", default=False)
+# Seconds to wait for a receiver to connect, and again for its answer.
+CRM_WEBHOOKS_TIMEOUT_SECONDS = env.float("CRM_WEBHOOKS_TIMEOUT_SECONDS", default=10.0)
+# Seconds between tries after each failure (Standard Webhooks' schedule, about a day); then given up.
+CRM_WEBHOOKS_RETRY_SCHEDULE = env.list(
+    "CRM_WEBHOOKS_RETRY_SCHEDULE", cast=int, default=[5, 300, 1800, 7200, 18000, 36000, 36000]
+)
+# An endpoint whose every try has failed for this many hours is paused (and the managers emailed).
+CRM_WEBHOOKS_PAUSE_AFTER_HOURS = env.float("CRM_WEBHOOKS_PAUSE_AFTER_HOURS", default=24.0)
+# After a secret is rotated, the old one keeps signing (a second signature) for this many hours.
+CRM_WEBHOOKS_SECRET_OVERLAP_HOURS = env.float("CRM_WEBHOOKS_SECRET_OVERLAP_HOURS", default=24.0)
+# A worker holds the deliveries it claimed this long; if it dies, they are taken again after it.
+CRM_WEBHOOKS_LEASE_SECONDS = env.int("CRM_WEBHOOKS_LEASE_SECONDS", default=300)
+# Deliveries a sender claims at a time, and how many senders a tick starts at most (each runs
+# until nothing is due): as many as the worker processes serving the webhooks queue.
+CRM_WEBHOOKS_BATCH_SIZE = env.int("CRM_WEBHOOKS_BATCH_SIZE", default=50)
+CRM_WEBHOOKS_SENDERS = env.int("CRM_WEBHOOKS_SENDERS", default=2)
+# How much of a receiver's answer the delivery log keeps.
+CRM_WEBHOOKS_RESPONSE_EXCERPT_BYTES = env.int("CRM_WEBHOOKS_RESPONSE_EXCERPT_BYTES", default=1024)
 
 # The cache: bursts from one address are counted here. Redis in production
 # (CACHE_URL=redis://...), so every worker counts together.

@@ -1,7 +1,6 @@
 """The nurturing engine end to end: PostgreSQL, Redis, a real Celery worker, a real SMTP server."""
 
 import collections
-import threading
 import time
 from datetime import timedelta
 
@@ -14,6 +13,7 @@ from nurturing.claim import deliveries_claim, deliveries_reap
 from nurturing.models import Delivery, Enrollment, Step
 from nurturing.tasks import dispatch_due
 from tests.factories import CompanyFactory, LeadFactory, rep, sequence_with_steps
+from tests.parallel import claimed_in_parallel
 from tests.waiting import wait_for
 
 pytestmark = pytest.mark.integration
@@ -113,26 +113,11 @@ def test_killed_workers_and_two_dispatchers_never_send_an_email_twice(celery_wor
 
 
 def test_two_dispatchers_in_parallel_claim_disjoint_rows_on_postgresql(postgres_db):
-    from django.db import connections
-
     sequence = sequence_with_steps({"kind": Step.Kind.EMAIL})
     bulk_enroll(sequence, 400)
-    claimed, barrier = [], threading.Barrier(4)
 
-    def claim():
-        try:
-            barrier.wait()
-            for _ in range(5):
-                claimed.append(deliveries_claim(limit=25)[1])
-        finally:
-            connections.close_all()
+    ids = claimed_in_parallel(lambda: deliveries_claim(limit=25)[1])
 
-    threads = [threading.Thread(target=claim) for _ in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(60)
-    ids = [pk for batch in claimed for pk in batch]
     assert len(ids) == 400
     assert len(set(ids)) == 400
 

@@ -32,7 +32,9 @@ class Command(BaseCommand):
                 os.makedirs(folder, exist_ok=True)
         commands = {
             "web": [python, "manage.py", "runserver", f"{host}:{port}", "--noreload"],
-            "worker": [python, "-m", "celery", "-A", "crm", "worker", "-l", "info", f"--concurrency={concurrency}", "-n", "worker@%h"],
+            # The default queue and the outbound webhooks' own (CRM_WEBHOOKS_QUEUE).
+            "worker": [python, "-m", "celery", "-A", "crm", "worker", "-l", "info", f"--concurrency={concurrency}", "-n", "worker@%h",
+                       "-Q", f"{settings.CELERY_TASK_DEFAULT_QUEUE},{settings.CRM_WEBHOOKS_QUEUE}"],
             "beat": [python, "-m", "celery", "-A", "crm", "beat", "-l", "info", "-s", settings.CELERY_BEAT_SCHEDULE_FILENAME],
         }
         self._banner(host, port)
