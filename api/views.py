@@ -12,6 +12,7 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from core.events import acting_through_end, acting_through_start
 from core.policy import access_for, check_may_manage_leads, check_may_merge_leads, check_may_work
 from leads import services as lead_services
 
@@ -25,6 +26,18 @@ LEADS = "leads"
 
 class ApiView(APIView):
     http_method_names = ["get", "post", "patch"]
+    _acting = None
+
+    def initial(self, request, *args, **kwargs):
+        super().initial(request, *args, **kwargs)
+        # Authenticated and allowed: what the services record from here on names the token too.
+        self._acting = acting_through_start(api_token=request.auth.pk)
+
+    def finalize_response(self, request, response, *args, **kwargs):
+        if self._acting is not None:
+            acting_through_end(self._acting)
+            self._acting = None
+        return super().finalize_response(request, response, *args, **kwargs)
 
     def access(self):
         return access_for(self.request.user)

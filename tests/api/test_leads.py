@@ -9,7 +9,11 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
+from api.models import ApiToken
+from core.events import actor_label
+from core.models import DomainEvent
 from leads.models import Deal, Lead, LeadMerge, StageChange
+from leads.services import lead_update
 from tests.api.conftest import assert_problem
 from tests.factories import CampaignFactory, LeadFactory, SourceFactory, lead_at
 
@@ -268,3 +272,15 @@ def test_a_manager_merges_two_leads_and_a_rep_may_not(frozen, rep_api, manager_a
     assert response.json()["merge_id"] == LeadMerge.objects.get().pk
     assert response.json()["lead"]["email"] == "keep@example.org"
     assert Lead.objects.get(pk=other.pk).archived_at is not None
+
+
+def test_the_event_log_names_the_token_a_change_was_made_with(frozen, rep_api, rep_user):
+    lead_id = rep_api.post(LEADS, {"email": "ada@example.org"}).json()["id"]
+    token = ApiToken.objects.get(user=rep_user)
+    event = DomainEvent.objects.get(type="lead.created", lead_id=lead_id)
+    assert (event.actor_kind, event.actor_user, event.actor_ref) == ("user", rep_user, {"api_token": token.pk})
+    assert actor_label(event).endswith(f"with API token #{token.pk}")
+    # Once the request is answered, a change made elsewhere names no token.
+    lead = Lead.objects.get(pk=lead_id)
+    lead_update(lead=lead, by=rep_user, title="CTO")
+    assert DomainEvent.objects.get(type="lead.updated").actor_ref == {}
