@@ -184,6 +184,12 @@ def check_may_run_forms(user) -> None:
         raise PermissionDenied(_DENIED["forms"])
 
 
+def check_may_revoke_api_token(user, token_owner_id) -> None:
+    """An API token is revoked by its owner or by a manager (who may stop any token at once)."""
+    if user is not None and user.pk != token_owner_id and not access_for(user).is_manager:
+        raise PermissionDenied("Only the token's owner or a manager can revoke it.")
+
+
 def check_may_manage_leads(user) -> None:
     """Assigning and archiving leads: managers (and the system) only."""
     if user is not None and not access_for(user).is_manager:

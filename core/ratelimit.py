@@ -59,6 +59,7 @@ from django.conf import settings
 from django.db import DatabaseError, connections, router, transaction
 from django.utils import timezone
 
+from .batches import delete_in_batches
 from .models import RateCounter
 from .redisconn import ThreadConnection
 
@@ -158,12 +159,7 @@ def _ask_counter(question: "Callable[[DatabaseCounter | RedisCounter], int]") ->
 def ratelimit_prune(now: datetime | None = None, *, batch_size: int = 5000) -> int:
     """Delete the database counters whose window has ended, `batch_size` rows per statement; how many went."""
     now = now or timezone.now()
-    removed = 0
-    while True:
-        ids = list(RateCounter.objects.filter(expires_at__lte=now).values_list("id", flat=True)[:batch_size])
-        if not ids:
-            return removed
-        removed += RateCounter.objects.filter(id__in=ids).delete()[0]
+    return delete_in_batches(RateCounter.objects.filter(expires_at__lte=now), batch_size=batch_size)
 
 
 class DatabaseCounter:

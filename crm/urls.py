@@ -6,6 +6,9 @@ from workspace.views import home
 
 from . import views
 
+# Problem details for an error under /api/v1/ that happens outside the API's views; the site's page elsewhere.
+handler500 = "api.problems.server_error"
+
 admin.site.site_header = "Lead nurturing CRM"
 admin.site.site_title = "CRM admin"
 admin.site.index_title = "Pipeline and records"
@@ -16,6 +19,7 @@ urlpatterns = [
     path("accounts/login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
+    path("", include("api.urls")),
     path("", include("traffic.urls")),
     path("", include("capture.urls")),
     path("", include("nurturing.urls")),

@@ -121,12 +121,22 @@ def lead_create(*, by=None, actor: str = "", reason: str = "", made_by: Actor | 
     """Create a lead in the New stage and record its entry into the pipeline.
 
     Guarantees: the email is stored lower-cased and no other live lead has it;
-    the lead has an email or a phone; the first StageChange (— → New) exists.
+    the lead has an email or a phone; the first StageChange (— → New) exists;
+    a user gives a new lead to someone else only if they may assign leads
+    (managers), and only to someone who can own leads.
     `made_by` names what made it when no user did (a form, an import) in the event log.
     """
     unknown = set(fields) - _LEAD_FIELDS - {"created_at"}
     if unknown:
         raise TypeError(f"lead_create() got unknown fields: {', '.join(sorted(unknown))}")
+    owner = fields.get("owner")
+    if by is not None and owner is not None:
+        if owner.pk != by.pk:
+            check_may_manage_leads(by)  # giving a lead to someone else is assigning it
+        if not access_for(owner).owns_leads:
+            raise ValidationError(
+                {"owner": [f"{owner.get_username()} cannot own leads: choose an active sales rep or manager."]}
+            )
     lead = Lead(**fields)
     lead.created_at = _when(fields.get("created_at"), field="created_at")
     lead.stage_entered_at = lead.created_at

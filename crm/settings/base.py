@@ -41,7 +41,10 @@ INSTALLED_APPS = [
     "anymail",
     "axes",
     "csp",
-    # Our apps, ground floor first: core <- traffic, leads <- nurturing <- capture <- outbound <- workspace <- crm (wires them).
+    "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    # Our apps, ground floor first: core <- traffic, leads <- nurturing <- capture <- outbound <- workspace <- api <- crm (wires them).
     "core",
     "traffic",
     "leads",
@@ -49,6 +52,7 @@ INSTALLED_APPS = [
     "capture",
     "outbound",
     "workspace",
+    "api",
     "crm",
 ]
 
@@ -298,6 +302,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "outbound.tasks.prune",
         "schedule": 24 * 3600.0,
     },
+    "api-idempotency-prune": {
+        "task": "api.tasks.prune_idempotency_keys",
+        "schedule": 3600.0,
+    },
 }
 # Outbound webhooks have a queue of their own: slow receivers never hold up the other work.
 # `make run`'s worker serves it beside the default queue; docker-compose.yml gives it its own worker.
@@ -461,3 +469,51 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
 }
+
+
+# --- The REST API (/api/v1/, the api app) --------------------------------------------
+# Personal API tokens (Authorization: Bearer crm_...), JSON only, errors as RFC 9457
+# problem details. Everything else about it is in api/ and the README's API section.
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": ["api.authentication.BearerTokenAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["api.permissions.TokenScopes"],
+    "DEFAULT_THROTTLE_CLASSES": ["api.throttling.PerTokenRateThrottle"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "api.negotiation.JsonOnly",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "api.problems.exception_handler",
+    "UNAUTHENTICATED_USER": None,
+    "DEFAULT_VERSIONING_CLASS": None,
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Lead nurturing CRM API",
+    "DESCRIPTION": (
+        "The leads and the event log, over the same services and permission policy as the reps' pages. "
+        "Authenticate with a personal API token: `Authorization: Bearer crm_...` (create one on the API tokens "
+        "page). Errors are RFC 9457 problem details (`application/problem+json`)."
+    ),
+    "VERSION": "1.0.0",
+    "OAS_VERSION": "3.1.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SCHEMA_PATH_PREFIX": r"/api/v1",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {"LeadStatusEnum": "leads.pipeline.LeadStatus"},
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "api.schema.forbid_unknown_request_fields",
+    ],
+    # Swagger UI from the app's static files (drf-spectacular-sidecar), never a CDN.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "SWAGGER_UI_SETTINGS": {"persistAuthorization": False, "displayOperationId": False},
+}
+# Requests per token per minute; past it, 429 with Retry-After (counted by core.ratelimit).
+CRM_API_RATE_LIMIT_PER_MINUTE = env.int("CRM_API_RATE_LIMIT_PER_MINUTE", default=600)
+# Rows per page of a list: the default, and the most a client may ask for (more is capped).
+CRM_API_PAGE_SIZE = env.int("CRM_API_PAGE_SIZE", default=25)
+CRM_API_MAX_PAGE_SIZE = env.int("CRM_API_MAX_PAGE_SIZE", default=100)
+# A token lives at most this many days (its owner picks up to this when creating it).
+CRM_API_TOKEN_MAX_DAYS = env.int("CRM_API_TOKEN_MAX_DAYS", default=365)
+# How long an Idempotency-Key is remembered (its first response replayed).
+CRM_API_IDEMPOTENCY_HOURS = env.int("CRM_API_IDEMPOTENCY_HOURS", default=24)

@@ -68,3 +68,14 @@ def test_the_admin_reports_no_violation(new_page, artifacts):
     page.screenshot(path=artifacts / "csp-admin-step-preview.png", full_page=True)
 
     assert violations == []
+
+
+def test_the_api_docs_work_under_the_policy(new_page, artifacts):
+    page = new_page()
+    violations = watch_for_violations(page)
+
+    page.goto("/api/docs/")
+    page.locator('[data-path="/api/v1/leads/{id}/stage/"]').first.wait_for()
+    page.screenshot(path=artifacts / "csp-api-docs.png", full_page=True)
+
+    assert violations == []

@@ -5,7 +5,7 @@ from decimal import Decimal
 
 import pytest
 import time_machine
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.utils import timezone
 
 from leads import pipeline, services
@@ -18,6 +18,19 @@ pytestmark = pytest.mark.django_db
 
 
 # --- Creating and editing leads ------------------------------------------------
+
+
+@time_machine.travel("2026-06-01 09:00Z", tick=False)
+def test_only_a_manager_creates_a_lead_for_someone_else_and_only_for_who_can_own_leads(rep_user, other_rep,
+                                                                                      manager_user, marketer_user):
+    with pytest.raises(PermissionDenied):
+        services.lead_create(by=rep_user, email="a@example.org", owner=other_rep)
+    assert services.lead_create(by=rep_user, email="b@example.org", owner=rep_user).owner == rep_user
+    assert services.lead_create(by=manager_user, email="c@example.org", owner=other_rep).owner == other_rep
+    with pytest.raises(ValidationError) as caught:
+        services.lead_create(by=manager_user, email="d@example.org", owner=marketer_user)
+    assert "owner" in caught.value.message_dict
+    assert sorted(Lead.objects.values_list("email", flat=True)) == ["b@example.org", "c@example.org"]
 
 
 def test_a_new_lead_starts_new_with_its_first_stage_change(rep_user):

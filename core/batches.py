@@ -1,0 +1,13 @@
+"""Deleting many rows without one long statement: a batch of ids at a time."""
+
+
+def delete_in_batches(rows, *, batch_size: int = 5000) -> int:
+    """Delete the rows of the queryset `rows`, `batch_size` per statement (no long lock, no huge IN list);
+    returns how many went."""
+    model = rows.model
+    removed = 0
+    while True:
+        ids = list(rows.values_list("id", flat=True)[:batch_size])
+        if not ids:
+            return removed
+        removed += model.objects.filter(id__in=ids).delete()[0]

@@ -1,0 +1,46 @@
+"""The OpenAPI 3.1 schema, generated from the code, and the docs page served by the app."""
+
+import re
+
+import pytest
+from jsonschema import Draft202012Validator
+from schemathesis.specs.openapi.definitions import OPENAPI_31
+
+
+@pytest.fixture
+def schema(client, db):
+    response = client.get("/api/schema/")
+    assert response.status_code == 200
+    return response.json()
+
+
+def test_the_schema_is_valid_openapi_3_1(schema):
+    assert schema["openapi"].startswith("3.1.")
+    # The OpenAPI Initiative's 3.1 meta-schema, as schemathesis ships it.
+    Draft202012Validator(OPENAPI_31).validate(schema)
+
+
+def test_the_schema_lists_the_endpoints_with_the_token_scheme_and_problem_details(schema):
+    assert set(schema["paths"]) == {
+        "/api/v1/leads/", "/api/v1/leads/{id}/", "/api/v1/leads/{id}/assign/", "/api/v1/leads/{id}/claim/",
+        "/api/v1/leads/{id}/stage/", "/api/v1/leads/{id}/convert/", "/api/v1/leads/{id}/merge/", "/api/v1/events/",
+    }
+    assert schema["components"]["securitySchemes"]["personalToken"] == {
+        "type": "http", "scheme": "bearer", "description": schema["components"]["securitySchemes"]["personalToken"]["description"],
+    }
+    not_found = schema["paths"]["/api/v1/leads/{id}/"]["get"]["responses"]["404"]["content"]
+    assert list(not_found) == ["application/problem+json"]
+    assert schema["components"]["schemas"]["LeadCreateBodyRequest"]["additionalProperties"] is False
+
+
+def test_the_docs_are_served_by_the_app_with_no_cdn_and_no_inline_script(client, db):
+    response = client.get("/api/docs/")
+    assert response.status_code == 200
+    html = response.content.decode()
+    sources = re.findall(r'<(?:script|link)[^>]+(?:src|href)="([^"]+)"', html)
+    assert sources and all(src.startswith("/") and not src.startswith("//") for src in sources), sources
+    assert not re.search(r"<script(?![^>]*\bsrc=)[^>]*>", html), "an inline script would be blocked by the CSP"
+    policy = dict(part.strip().split(" ", 1) for part in response["Content-Security-Policy"].split(";"))
+    assert policy["script-src"] == "'self'"  # Swagger UI's inline styles are allowed on this page; scripts are not
+    for src in sources:
+        assert client.get(src).status_code == 200, src
