@@ -4,6 +4,7 @@ Serializers only parse and show; every change goes through `leads.services`.
 """
 
 from collections.abc import Mapping
+from datetime import UTC
 
 from django.contrib.auth import get_user_model
 from rest_framework import serializers
@@ -53,6 +54,12 @@ class StrictIntegerField(serializers.IntegerField):
         if isinstance(data, bool) or not isinstance(data, int):
             self.fail("invalid")
         return super().to_internal_value(data)
+
+
+class UtcDateTimeField(serializers.DateTimeField):
+    """A moment as the API gives it: ISO 8601 in UTC ("2026-06-01T09:00:00Z"), whatever the server's TIME_ZONE."""
+
+    timezone = UTC
 
 
 class QueryDateTimeField(serializers.DateTimeField):
@@ -115,17 +122,17 @@ class LeadSerializer(serializers.Serializer):
     persona = NamedRef(allow_null=True)
     owner = UserRef(allow_null=True)
     status = serializers.ChoiceField(choices=LeadStatus.choices)
-    stage_entered_at = serializers.DateTimeField()
+    stage_entered_at = UtcDateTimeField()
     lost_reason = serializers.CharField()
     score = serializers.IntegerField()
     timezone = serializers.CharField()
     utm_medium = serializers.CharField()
     utm_content = serializers.CharField()
     utm_term = serializers.CharField()
-    created_at = serializers.DateTimeField()
-    updated_at = serializers.DateTimeField()
-    last_touch_at = serializers.DateTimeField(allow_null=True)
-    next_task_due_at = serializers.DateTimeField(allow_null=True, source="next_task_due",
+    created_at = UtcDateTimeField()
+    updated_at = UtcDateTimeField()
+    last_touch_at = UtcDateTimeField(allow_null=True)
+    next_task_due_at = UtcDateTimeField(allow_null=True, source="next_task_due",
                                                  help_text="When the lead's next open task is due.")
 
 
@@ -160,8 +167,8 @@ class ActorSerializer(serializers.Serializer):
 class EventSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     type = serializers.CharField()
-    occurred_at = serializers.DateTimeField()
-    recorded_at = serializers.DateTimeField()
+    occurred_at = UtcDateTimeField()
+    recorded_at = UtcDateTimeField()
     lead_id = serializers.IntegerField(allow_null=True)
     subject_type = serializers.CharField()
     subject_id = serializers.IntegerField(allow_null=True)
