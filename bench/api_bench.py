@@ -35,7 +35,7 @@ from urllib.parse import quote, urlsplit, urlunsplit
 
 from bench.admin_bench import code_version, database_info, ensure_database, machine_info, percentile
 from bench.admin_bench import ensure_data as ensure_leads
-from bench.capture_bench import NOOP_PATH, BenchServer, settle, wrk_version
+from bench.capture_bench import NOOP_PATH, BenchServer, settings_module_setup, settle, wrk_version
 from bench.nurture_bench import CpuMeter
 from bench.rep_pages_bench import gunicorn_version
 
@@ -131,27 +131,8 @@ def main(argv=None):
 
 
 def setup_django(args, workdir: Path) -> None:
-    static_root = workdir / "static"
-    static_root.mkdir()
-    (workdir / "var").mkdir()
-    (workdir / "api_bench_settings.py").write_text(SETTINGS_SHIM.format(
-        static_root=str(static_root), redis_url=args.redis_url))
-    os.environ.update({
-        "DJANGO_SETTINGS_MODULE": "api_bench_settings",
-        "DATABASE_URL": args.database_url,
-        "SECRET_KEY": secrets.token_urlsafe(50),
-        "CRM_EMAIL_HASH_KEY": secrets.token_urlsafe(50),
-        "DJANGO_ALLOWED_HOSTS": "127.0.0.1",
-        "LOG_LEVEL": "WARNING",
-        "CRM_VAR_DIR": str(workdir / "var"),
-        "PYTHONPATH": os.pathsep.join(filter(None, [str(workdir), str(ROOT), os.environ.get("PYTHONPATH")])),
-    })
-    for name in ("GUNICORN_CMD_ARGS", "WEB_CONCURRENCY"):
-        os.environ.pop(name, None)
-    sys.path[:0] = [str(workdir), str(ROOT)]
-    import django
-
-    django.setup()
+    settings_module_setup(workdir, "api_bench_settings", SETTINGS_SHIM.format(
+        static_root=str(workdir / "static"), redis_url=args.redis_url), args.database_url)
 
 
 def tokens() -> dict:

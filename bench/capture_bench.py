@@ -325,15 +325,20 @@ def flush_redis(url: str) -> None:
 
 
 def setup_django(args, workdir: Path) -> None:
-    static_root = workdir / "static"
-    static_root.mkdir()
+    settings_module_setup(workdir, "capture_bench_settings", SETTINGS_SHIM.format(
+        static_root=str(workdir / "static"), site=SITE, redis_url=args.redis_url, queue_key=QUEUE_KEY,
+    ), args.database_url)
+
+
+def settings_module_setup(workdir: Path, module: str, text: str, database_url: str) -> None:
+    """Django set up in this process (and in the gunicorn it starts) with the settings module `text`, written
+    as `module` in `workdir`: its static files and var/ in `workdir`, fresh keys, `database_url`."""
+    (workdir / "static").mkdir()
     (workdir / "var").mkdir()
-    (workdir / "capture_bench_settings.py").write_text(SETTINGS_SHIM.format(
-        static_root=str(static_root), site=SITE, redis_url=args.redis_url, queue_key=QUEUE_KEY,
-    ))
+    (workdir / f"{module}.py").write_text(text)
     os.environ.update({
-        "DJANGO_SETTINGS_MODULE": "capture_bench_settings",
-        "DATABASE_URL": args.database_url,
+        "DJANGO_SETTINGS_MODULE": module,
+        "DATABASE_URL": database_url,
         "SECRET_KEY": secrets.token_urlsafe(50),
         "CRM_EMAIL_HASH_KEY": secrets.token_urlsafe(50),
         "DJANGO_ALLOWED_HOSTS": "127.0.0.1",
