@@ -1,3 +1,4 @@
+import csv
 import io
 
 import pytest
@@ -21,7 +22,9 @@ def import_files(settings, tmp_path):
 
 
 def csv_bytes(rows, *, separator=",", encoding="utf-8") -> bytes:
-    return ("\n".join(separator.join(row) for row in rows) + "\n").encode(encoding)
+    text = io.StringIO()
+    csv.writer(text, delimiter=separator, lineterminator="\n").writerows(rows)
+    return text.getvalue().encode(encoding)
 
 
 def upload(data: bytes, *, by, name="leads.csv", **options):
