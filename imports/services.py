@@ -152,11 +152,11 @@ class Preview:
         return bool(self.date_columns) and len(self.date_formats) != 1
 
 
-def lead_import_preview(*, job: LeadImport, rows: int = 5) -> Preview:
-    """The columns, the first `rows` rows, how the file was read, the mapping (as set, else suggested) and the
-    date formats that fit the date columns' first 200 values."""
+def lead_import_preview(*, job: LeadImport, rows: int = 5, mapping: dict | None = None) -> Preview:
+    """The columns, the first `rows` rows, how the file was read, the mapping (`mapping`, else the job's, else
+    suggested) and the date formats that fit the date columns' first 200 values."""
     columns, first = _head(job, rows=max(rows, 200))
-    mapping = job.mapping or suggest_mapping(columns)
+    mapping = mapping or job.mapping or suggest_mapping(columns)
     date_columns = [column for column in columns if mapping.get(column) in DATE_FIELDS]
     indexes = [columns.index(column) for column in date_columns]
     values = [cells[i] for cells in first for i in indexes if i < len(cells)]

@@ -54,7 +54,7 @@ class Command(BaseCommand):
                 if not sep:
                     raise CommandError(f"--mapping {pair!r}: write COLUMN=FIELD.")
                 mapping[column.strip()] = target.strip()
-            preview = lead_import_preview(job=job)
+            preview = lead_import_preview(job=job, mapping=mapping)
             self.stdout.write(f"Read as {job.kind}" + (f", {job.encoding}, separator {job.separator!r}" if job.kind == "csv" else ""))
             for column in preview.columns:
                 self.stdout.write(f"  {column!r} -> {mapping.get(column) or '(ignored)'}")
