@@ -28,6 +28,7 @@ class LeadImport(models.Model):
     class Status(models.TextChoices):
         UPLOADED = "uploaded", "Uploaded"
         CHECKED = "checked", "Checked (dry run)"
+        QUEUED = "queued", "Waiting for a worker"
         RUNNING = "running", "Running"
         DONE = "done", "Done"
         FAILED = "failed", "Failed"

@@ -196,7 +196,7 @@ def lead_import_configure(
 
 
 def _check_not_started(job: LeadImport):
-    if job.status in (LeadImport.Status.RUNNING, LeadImport.Status.DONE, LeadImport.Status.FAILED):
+    if job.status not in (LeadImport.Status.UPLOADED, LeadImport.Status.CHECKED):
         raise ValidationError(f"This import is {job.get_status_display().lower()}: upload the file again to import it anew.")
 
 
@@ -482,14 +482,23 @@ _PROGRESS_FIELDS = ["rows_done", "created_count", "updated_count", "skipped_coun
                     "last_row_written"]
 
 
+def lead_import_queue(*, job: LeadImport, by) -> LeadImport:
+    """Mark the job waiting for a worker, once: a second click is refused (ValidationError)."""
+    return _claim(job, by=by, before=[LeadImport.Status.UPLOADED, LeadImport.Status.CHECKED],
+                  after=LeadImport.Status.QUEUED)
+
+
 def lead_import_start(*, job: LeadImport, by) -> LeadImport:
-    """Mark the job running, once: a second start (a task delivered twice, a double click) is refused."""
+    """Mark the job running, once: a second start (a task delivered twice) is refused (ValidationError)."""
+    return _claim(job, by=by, before=[LeadImport.Status.UPLOADED, LeadImport.Status.CHECKED, LeadImport.Status.QUEUED],
+                  after=LeadImport.Status.RUNNING, started_at=timezone.now())
+
+
+def _claim(job: LeadImport, *, by, before: list[str], after: str, **fields) -> LeadImport:
     check_may_import_leads(by)
     columns, _ = _head(job, rows=0)
     _check_setup(job, columns)
-    claimed = LeadImport.objects.filter(
-        pk=job.pk, status__in=[LeadImport.Status.UPLOADED, LeadImport.Status.CHECKED]
-    ).update(status=LeadImport.Status.RUNNING, started_at=timezone.now())
+    claimed = LeadImport.objects.filter(pk=job.pk, status__in=before).update(status=after, **fields)
     if claimed != 1:
         job.refresh_from_db()
         raise ValidationError(f"This import is already {job.get_status_display().lower()}.")

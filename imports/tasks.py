@@ -13,8 +13,8 @@ from .services import lead_import_run, lead_import_start
 log = logging.getLogger(__name__)
 
 
-# Acked early (acks_late off) and safe to deliver twice: the start claims the job once (uploaded or checked ->
-# running), so a second delivery finds it running or done and does nothing. A worker killed mid-run leaves the
+# Acked early (acks_late off) and safe to deliver twice: the start claims the job once (uploaded, checked or
+# queued -> running), so a second delivery finds it running or done and does nothing. A worker killed mid-run leaves the
 # job running with the chunks it committed counted; it is not resumed by the broker.
 @shared_task(name="imports.tasks.run_import", ignore_result=True, acks_late=False, soft_time_limit=1800, time_limit=1900)
 def run_import(job_id: int) -> None:
