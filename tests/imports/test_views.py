@@ -55,3 +55,15 @@ def test_a_running_import_polls_its_progress(client, manager_user):
 
     assert 'hx-trigger="every 1s"' in progress
     assert 'value="4" max="10"' in progress
+
+
+def test_imports_are_listed_read_only_in_the_admin_for_marketers_not_reps(client, marketer_user, rep_user):
+    LeadImport.objects.create(created_by=marketer_user, original_name="fair.csv", status="done")
+    client.force_login(marketer_user)
+
+    page = client.get(reverse("admin:imports_leadimport_changelist"))
+
+    assert page.status_code == 200 and "fair.csv" in page.content.decode()
+    assert client.get(reverse("admin:imports_leadimport_add")).status_code == 403
+    client.force_login(rep_user)
+    assert client.get(reverse("admin:imports_leadimport_changelist")).status_code in (302, 403)
