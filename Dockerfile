@@ -28,8 +28,8 @@ COPY . .
 # embedded-default data directory, unused with PostgreSQL + Redis) is writable.
 RUN SECRET_KEY="$(python -c 'import secrets; print(secrets.token_urlsafe(50))')" DJANGO_ALLOWED_HOSTS=localhost \
     CRM_EMAIL_HASH_KEY="$(python -c 'import secrets; print(secrets.token_urlsafe(32))')" python manage.py collectstatic --noinput \
- && mkdir -p /app/var \
- && chown crm:crm /app/var
+ && mkdir -p /app/var/imports \
+ && chown -R crm:crm /app/var
 
 USER crm
 

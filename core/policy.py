@@ -209,3 +209,18 @@ def check_may_manage_webhooks(user) -> None:
 def may_manage_webhooks(user) -> bool:
     """The question behind check_may_manage_webhooks, for pages that hide what a user may not see."""
     return access_for(user).is_manager
+
+
+def check_may_import_leads(user) -> None:
+    """Importing leads from a file: managers and marketers (and the system), who bring lists in from events and ads.
+
+    An import makes and fills in many leads at once, so reps, who work the leads they are given, do not.
+    """
+    if user is not None and not may_import_leads(user):
+        raise PermissionDenied("Only a manager or a marketer can import leads.")
+
+
+def may_import_leads(user) -> bool:
+    """The question behind check_may_import_leads, for pages that hide what a user may not do."""
+    access = access_for(user)
+    return access.is_manager or access.is_marketer

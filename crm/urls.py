@@ -23,5 +23,6 @@ urlpatterns = [
     path("", include("traffic.urls")),
     path("", include("capture.urls")),
     path("", include("nurturing.urls")),
+    path("", include("imports.urls")),
     path("", include("workspace.urls")),
 ]

@@ -44,13 +44,14 @@ INSTALLED_APPS = [
     "rest_framework",
     "drf_spectacular",
     "drf_spectacular_sidecar",
-    # Our apps, ground floor first: core <- traffic, leads <- nurturing <- capture <- outbound <- workspace <- api <- crm (wires them).
+    # Our apps, ground floor first: core <- traffic, leads <- nurturing <- capture <- outbound, imports <- workspace <- api <- crm (wires them).
     "core",
     "traffic",
     "leads",
     "nurturing",
     "capture",
     "outbound",
+    "imports",
     "workspace",
     "api",
     "crm",
@@ -310,7 +311,12 @@ CELERY_BEAT_SCHEDULE = {
 # Outbound webhooks have a queue of their own: slow receivers never hold up the other work.
 # `make run`'s worker serves it beside the default queue; docker-compose.yml gives it its own worker.
 CRM_WEBHOOKS_QUEUE = env.str("CRM_WEBHOOKS_QUEUE", default="webhooks")
-CELERY_TASK_ROUTES = {"outbound.tasks.*": {"queue": CRM_WEBHOOKS_QUEUE}}
+# Lead imports too: a 100,000-row file never holds up the emails or the webhooks.
+CRM_IMPORTS_QUEUE = env.str("CRM_IMPORTS_QUEUE", default="imports")
+CELERY_TASK_ROUTES = {
+    "outbound.tasks.*": {"queue": CRM_WEBHOOKS_QUEUE},
+    "imports.tasks.*": {"queue": CRM_IMPORTS_QUEUE},
+}
 
 # --- Forms ------------------------------------------------------------------
 CRISPY_ALLOWED_TEMPLATE_PACKS = "bootstrap5"
@@ -457,6 +463,16 @@ CRM_WEBHOOKS_SENDERS = env.int("CRM_WEBHOOKS_SENDERS", default=2)
 # Finished deliveries (and their tries) are kept this many days in the delivery log, then deleted daily.
 CRM_WEBHOOKS_LOG_DAYS = env.int("CRM_WEBHOOKS_LOG_DAYS", default=30)
 CRM_WEBHOOKS_RESPONSE_EXCERPT_BYTES = env.int("CRM_WEBHOOKS_RESPONSE_EXCERPT_BYTES", default=1024)
+
+# --- Lead imports (imports/) -------------------------------------------------------------
+# Where uploaded files and the files of rejected rows are kept.
+CRM_IMPORTS_DIR = Path(env.str("CRM_IMPORTS_DIR", default=str(VAR_DIR / "imports")))
+# The largest file taken, in bytes.
+CRM_IMPORT_MAX_BYTES = env.int("CRM_IMPORT_MAX_BYTES", default=100 * 1024 * 1024)
+# The longest cell, in characters: a longer one is that row's error, not the file's.
+CRM_IMPORT_MAX_CELL_CHARS = env.int("CRM_IMPORT_MAX_CELL_CHARS", default=10_000)
+# Rows written per transaction: a failure undoes only its own chunk.
+CRM_IMPORT_CHUNK_ROWS = env.int("CRM_IMPORT_CHUNK_ROWS", default=1000)
 
 # The cache: bursts from one address are counted here. Redis in production
 # (CACHE_URL=redis://...), so every worker counts together.

@@ -40,4 +40,4 @@ CRM_NURTURE_RENDER_MAX_SECONDS = 10.0
 CRM_CAPTURE_QUEUE_URL = env.str("CRM_CAPTURE_QUEUE_URL", default="inline")
 # Outbound webhooks' tasks stay on the default queue: the integration tests' worker serves one queue of its own.
 CRM_WEBHOOKS_QUEUE = env.str("CRM_WEBHOOKS_QUEUE", default=CELERY_TASK_DEFAULT_QUEUE)  # noqa: F405
-CELERY_TASK_ROUTES = {"outbound.tasks.*": {"queue": CRM_WEBHOOKS_QUEUE}}
+CELERY_TASK_ROUTES = {"outbound.tasks.*": {"queue": CRM_WEBHOOKS_QUEUE}}  # imports too: the default queue

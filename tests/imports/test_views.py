@@ -1,0 +1,69 @@
+"""The import pages: upload, preview and mapping, dry run, run with its progress, rejected rows."""
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.urls import reverse
+
+from imports.models import LeadImport
+from leads.models import Lead
+
+from .conftest import csv_bytes
+
+pytestmark = pytest.mark.django_db
+
+
+def test_a_sales_rep_is_refused_the_import_pages(client, rep_user):
+    client.force_login(rep_user)
+
+    assert client.get(reverse("imports:list")).status_code == 403
+
+
+def test_a_marketer_uploads_checks_runs_and_downloads_the_rejected_rows(client, marketer_user):
+    client.force_login(marketer_user)
+    data = csv_bytes([["E-mail", "First name", "Notes"], ["ann@example.com", "Ann", "x"], ["bob", "=1+1", "y"]], separator=";")
+
+    response = client.post(reverse("imports:list"), {"file": SimpleUploadedFile("leads.csv", data), "encoding": "", "separator": ""})
+    job = LeadImport.objects.get()
+    assert response.url == reverse("imports:detail", args=[job.pk])
+
+    page = client.get(response.url).content.decode()
+    assert "separated by semicolon" in page
+    assert '<option value="email" selected>' in page
+    assert "ann@example.com" in page
+
+    client.post(response.url, {"col_0": "email", "col_1": "first_name", "col_2": "", "dedupe_key": "email",
+                               "on_duplicate": "fill_blanks", "encoding": "utf-8", "separator": ";", "date_format": ""})
+    job.refresh_from_db()
+    assert (job.status, job.created_count, job.error_count, Lead.objects.count()) == ("checked", 1, 1, 0)
+    assert "Nothing was written" in client.get(response.url).content.decode()
+
+    client.post(reverse("imports:run", args=[job.pk]))  # the task runs in the test process
+
+    job.refresh_from_db()
+    assert (job.status, Lead.objects.get().email) == ("done", "ann@example.com")
+    progress = client.get(reverse("imports:progress", args=[job.pk])).content.decode()
+    assert "1 created" in progress and "hx-trigger" not in progress  # done: no more polling
+    rejected = b"".join(client.get(reverse("imports:rejected", args=[job.pk])).streaming_content).decode()
+    assert rejected.splitlines()[1].startswith("bob,'=1+1,y,3,")
+
+
+def test_a_running_import_polls_its_progress(client, manager_user):
+    client.force_login(manager_user)
+    job = LeadImport.objects.create(created_by=manager_user, original_name="a.csv", status="running", rows_total=10, rows_done=4)
+
+    progress = client.get(reverse("imports:progress", args=[job.pk])).content.decode()
+
+    assert 'hx-trigger="every 1s"' in progress
+    assert 'value="4" max="10"' in progress
+
+
+def test_imports_are_listed_read_only_in_the_admin_for_marketers_not_reps(client, marketer_user, rep_user):
+    LeadImport.objects.create(created_by=marketer_user, original_name="fair.csv", status="done")
+    client.force_login(marketer_user)
+
+    page = client.get(reverse("admin:imports_leadimport_changelist"))
+
+    assert page.status_code == 200 and "fair.csv" in page.content.decode()
+    assert client.get(reverse("admin:imports_leadimport_add")).status_code == 403
+    client.force_login(rep_user)
+    assert client.get(reverse("admin:imports_leadimport_changelist")).status_code in (302, 403)
