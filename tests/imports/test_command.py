@@ -2,6 +2,7 @@
 
 import pytest
 from django.core.management import CommandError, call_command
+from django.utils import timezone
 
 from leads.models import Lead
 
@@ -34,7 +35,7 @@ def test_the_import_writes_with_the_mapping_given(manager_user, leads_file, caps
                  "--mapping", "Signed up=created_at")
 
     lead = Lead.objects.get()
-    assert (lead.email, lead.first_name, lead.created_at.date().isoformat()) == ("a@example.com", "Ann", "2026-01-31")
+    assert (lead.email, lead.first_name, timezone.localdate(lead.created_at).isoformat()) == ("a@example.com", "Ann", "2026-01-31")
     assert "Created 1, updated 0, skipped 1, refused 0." in capsys.readouterr().out
 
 
