@@ -101,7 +101,7 @@ def capture_queue():
     url = settings.CRM_CAPTURE_QUEUE_URL
     if url == "inline":
         return None
-    return queue_for(url, key="crm:capture:queue", spool_dir=settings.VAR_DIR / "capture")
+    return queue_for(url, key="crm:capture:queue", spool="capture")
 
 
 # --- The form's definition ----------------------------------------------------------------------

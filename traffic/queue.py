@@ -215,26 +215,22 @@ class RedisQueue:
 _queues: dict = {}
 
 
-def queue_for(url: str, *, key: str, spool_dir: Path):
-    """The queue a setting names (one per process and URL): a Redis list under `key` for a redis:// URL, else a
-    spool in the folder after "spool:" (default `spool_dir`)."""
-    made = _queues.get((url, key, spool_dir))
+def queue_for(url: str, *, key: str, spool: str):
+    """The queue a setting names (one per process): a Redis list under `key` for a redis:// URL, else a spool
+    in the folder after "spool:" (default VAR_DIR/<spool>).
+
+    Asked on every page view and submission, so a queue already made is found by the settings alone: no path
+    is built for it.
+    """
+    known = (url, key, spool, settings.VAR_DIR)
+    made = _queues.get(known)
     if made is None:
-        made = RedisQueue(url, key) if url.startswith(("redis://", "rediss://")) else SpoolQueue(
-            Path(url.removeprefix("spool:") or spool_dir)
+        made = _queues[known] = RedisQueue(url, key) if url.startswith(("redis://", "rediss://")) else SpoolQueue(
+            Path(url.removeprefix("spool:") or settings.VAR_DIR / spool)
         )
-        _queues[(url, key, spool_dir)] = made
     return made
 
 
 def hit_queue():
     """The tracking hits' queue (CRM_TRACKING_QUEUE_URL)."""
-    # Asked for every page view: known by the settings themselves, no path built once the queue is made.
-    known = (settings.CRM_TRACKING_QUEUE_URL, settings.CRM_TRACKING_QUEUE_KEY, settings.VAR_DIR)
-    made = _hit_queues.get(known)
-    if made is None:
-        made = _hit_queues[known] = queue_for(known[0], key=known[1], spool_dir=known[2] / "tracking")
-    return made
-
-
-_hit_queues: dict = {}
+    return queue_for(settings.CRM_TRACKING_QUEUE_URL, key=settings.CRM_TRACKING_QUEUE_KEY, spool="tracking")
