@@ -16,13 +16,14 @@ from django.core.mail import send_mail
 from django.db import transaction
 from django.utils import timezone
 
+from core.batches import delete_in_batches
 from core.events import Actor, EventType, event_record
 from core.policy import check_may_manage_webhooks
 from core.roles import Role
 
 from .event_types import PUBLIC_TYPES, TEST_TYPE
 from .fanout import message_id_new
-from .models import Attempt, Delivery, Endpoint
+from .models import Delivery, Endpoint
 from .signing import secret_new
 from .targets import target_for
 
@@ -167,10 +168,5 @@ def deliveries_prune(*, now=None, batch_size: int = 5000) -> int:
     cutoff = (now or timezone.now()) - timedelta(days=settings.CRM_WEBHOOKS_LOG_DAYS)
     finished = Delivery.objects.filter(
         status__in=[S.SUCCEEDED, S.GIVEN_UP], next_attempt_at__isnull=True, updated_at__lt=cutoff
-    ).order_by("id")
-    removed = 0
-    while ids := list(finished.values_list("id", flat=True)[:batch_size]):
-        with transaction.atomic():
-            Attempt.objects.filter(delivery_id__in=ids).delete()
-            removed += Delivery.objects.filter(id__in=ids).delete()[0]
-    return removed
+    )
+    return delete_in_batches(finished, batch_size=batch_size)  # their tries go with them (CASCADE)
