@@ -15,6 +15,18 @@ class Scope(models.TextChoices):
     LEADS_READ = "leads:read", "Read leads"
     LEADS_WRITE = "leads:write", "Create and change leads"
     EVENTS_READ = "events:read", "Read the event log"
+    COMPANIES_READ = "companies:read", "Read companies and customers"
+    COMPANIES_WRITE = "companies:write", "Create and change companies"
+    ACTIVITIES_READ = "activities:read", "Read calls, notes, meetings and objections"
+    ACTIVITIES_WRITE = "activities:write", "Log calls, notes, meetings and objections"
+    TASKS_READ = "tasks:read", "Read tasks"
+    TASKS_WRITE = "tasks:write", "Create, change and complete tasks"
+    DEALS_READ = "deals:read", "Read deals"
+    DEALS_WRITE = "deals:write", "Open, change and close deals"
+    SEQUENCES_READ = "sequences:read", "Read sequences and enrollments"
+    SEQUENCES_WRITE = "sequences:write", "Enroll leads, pause and remove enrollments"
+    MARKETING_READ = "marketing:read", "Read form submissions, conversions, campaigns and spend"
+    MARKETING_WRITE = "marketing:write", "Create and change campaigns and spend"
 
 
 class ApiToken(models.Model):

@@ -243,6 +243,8 @@ class Lead(models.Model):
             models.Index(fields=["persona", "-created_at", "-id"], name="lead_live_persona", condition=LIVE),
             models.Index(fields=["-last_touch_at", "-id"], name="lead_last_touch"),
             models.Index(fields=["-score", "-id"], name="lead_score"),
+            # What a sync client asks for: leads changed since its last read (the API's updated_since).
+            models.Index(fields=["updated_at", "id"], name="lead_updated"),
         ]
 
     def __str__(self):
