@@ -53,6 +53,7 @@ INSTALLED_APPS = [
     "outbound",
     "imports",
     "workspace",
+    "reports",
     "api",
     "crm",
 ]
