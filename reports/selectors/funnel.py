@@ -124,10 +124,25 @@ def cohort_funnel(date_range: DateRange, part: Slice) -> Funnel:
     return Funnel("cohort", date_range, human_visitors(date_range, part), steps)
 
 
-def stage_entries(date_range: DateRange, part: Slice, status: str):
-    """The stage history rows that are entries into `status` in the range, of leads in the slice."""
+def stage_entries(date_range: DateRange, part: Slice, statuses):
+    """The stage history rows that are entries into `statuses` (one or a list) in the range, of leads in the slice."""
     leads = counted_leads().filter(part.leads_q()).values("pk")
-    return StageChange.objects.filter(date_range.q("changed_at"), to_status=status, lead__in=leads)
+    statuses = [statuses] if isinstance(statuses, str) else statuses
+    return StageChange.objects.filter(date_range.q("changed_at"), to_status__in=statuses, lead__in=leads)
+
+
+def cohort_reached(date_range: DateRange, part: Slice, key: str):
+    """The cohort's leads behind one step of the cohort funnel ("leads", "mql", ..., "customer")."""
+    leads = cohort_leads(date_range, part)
+    if key == "leads":
+        return leads
+    rank = {k: r for r, (k, _) in enumerate(STEPS, start=1)}[key]
+    return leads.annotate(furthest=_furthest_rank()).filter(furthest__gte=rank)
+
+
+def period_entries(date_range: DateRange, part: Slice, key: str):
+    """The stage history rows behind one step of the period funnel (for "leads": use `cohort_leads`)."""
+    return stage_entries(date_range, part, dict(STEPS)[key])
 
 
 def period_funnel(date_range: DateRange, part: Slice) -> Funnel:
@@ -135,10 +150,7 @@ def period_funnel(date_range: DateRange, part: Slice) -> Funnel:
     happened in the range (of leads in the slice, whenever created); each ratio is over the step before."""
     leads = cohort_leads(date_range, part).count()
     counts = dict(
-        StageChange.objects.filter(
-            date_range.q("changed_at"), to_status__in=list(RANK),
-            lead__in=counted_leads().filter(part.leads_q()).values("pk"),
-        )
+        stage_entries(date_range, part, list(RANK))
         .order_by()
         .values_list("to_status")
         .annotate(n=Count("pk"))

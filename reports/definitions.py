@@ -1,0 +1,19 @@
+"""Each figure's definition as the page shows it on hover and in the legend (from ../shared domain definitions)."""
+
+DEFINITIONS = {
+    "visitors": "Human visitors: distinct visitor ids with at least one page view in the range not classed as a bot, "
+                "an existing customer or the team.",
+    "traffic_to_lead": "Traffic to lead: new leads / human visitors, same range and slice. The field commonly sees "
+                       "5-10 % for email and newsletter signups.",
+    "cohort": "Cohort funnel: of the leads created in the range, how many have reached each stage by now (a lead "
+              "that skipped a stage passed it). Each rate is the step over the one before.",
+    "period": "Period funnel: entries into each stage that happened in the range, whenever the lead was created "
+              "(a lead re-entering a stage counts again). Ratios compare activity, not the same people.",
+    "win_rate": "Win rate: deals won / (won + lost), of the deals closed in the range. Open deals are left out.",
+    "deal_size": "Average deal size: the sum of the values of the deals won in the range / their number, per currency.",
+    "time_to_close": "Time to close: from the deal's creation (the opportunity) to its win, over the deals won in the "
+                     "range. Median and 90th percentile (nearest rank).",
+    "sales_cycle": "Sales cycle length: from the lead's creation to the win, over the deals won in the range.",
+    "time_in_stage": "Time in stage: from entering a stage to leaving it, over the stays that ended in the range "
+                     "(from the stage history).",
+}

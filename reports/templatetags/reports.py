@@ -1,0 +1,27 @@
+from django import template
+from django.template.defaultfilters import floatformat
+
+register = template.Library()
+
+
+@register.filter
+def percent(value) -> str:
+    """A fraction as a percentage with one decimal; nothing to divide by shows as an en dash, never as 0 %."""
+    if value is None:
+        return "–"
+    return f"{floatformat(value * 100, 1)} %"
+
+
+@register.filter
+def days(value) -> str:
+    if value is None:
+        return "–"
+    return f"{floatformat(value, 1)} d"
+
+
+@register.filter
+def bar_width(count, whole) -> int:
+    """A funnel bar's width in the SVG's 0-300 units, relative to the first step; at least 1 unit when not 0."""
+    if not whole or not count:
+        return 0
+    return max(round(300 * count / whole), 1)
