@@ -16,4 +16,10 @@ DEFINITIONS = {
     "sales_cycle": "Sales cycle length: from the lead's creation to the win, over the deals won in the range.",
     "time_in_stage": "Time in stage: from entering a stage to leaving it, over the stays that ended in the range "
                      "(from the stage history).",
+    "pipeline": "Pipeline by stage: live leads in each open stage now, and the value of their open deals per "
+                "currency. A picture of today, whatever the range.",
+    "forecast": "Weighted forecast: over open deals, value x the win probability of the deal's lead's stage "
+                "(CRM_STAGE_WIN_PROBABILITY), by the month the deal is expected to close.",
+    "velocity": "Pipeline velocity: (open deals now x win rate x average deal size) / mean sales cycle length in "
+                "days, per currency: the value the pipeline is expected to bring per day.",
 }

@@ -8,9 +8,10 @@ from dataclasses import dataclass
 from django.utils import timezone
 
 from leads.exports import _csv_safe
+from leads.pipeline import LeadStatus
 
 from .ranges import DateRange, Slice
-from .selectors import funnel, sales
+from .selectors import funnel, pipeline, sales
 
 
 @dataclass(frozen=True)
@@ -93,6 +94,12 @@ FIGURES = {
         *_funnel_figures(),
         Figure("deals-won", "Deals won", "sales", lambda r, p: _deals(sales.closed_deals(r, p, "won")), DEAL_COLUMNS),
         Figure("deals-lost", "Deals lost", "sales", lambda r, p: _deals(sales.closed_deals(r, p, "lost")), DEAL_COLUMNS),
+        Figure("deals-open", "Open deals now", "sales",
+               lambda r, p: pipeline.open_deals(p).select_related("owner").order_by("expected_close_on", "pk"),
+               DEAL_COLUMNS),
+        *(Figure(f"open-{status}", f"Open leads now: {LeadStatus(status).label}", "sales",
+                 lambda r, p, status=status: _leads(pipeline.open_leads(p).filter(status=status)), LEAD_COLUMNS)
+          for status in pipeline.OPEN_FUNNEL),
     )
 }
 

@@ -13,7 +13,7 @@ from workspace.views import workspace_view
 from . import definitions
 from .figures import FIGURES, csv_lines
 from .forms import ReportForm
-from .selectors import funnel, sales
+from .selectors import funnel, pipeline, sales
 
 PAGE_SIZE = 50
 
@@ -43,6 +43,9 @@ def dashboard(request, *, access):
                 "time_to_close": sales.time_to_close(date_range, part),
                 "sales_cycle": sales.sales_cycle(date_range, part),
                 "time_in_stage": sales.time_in_stage(date_range, part),
+                "by_stage": pipeline.pipeline_by_stage(part),
+                "forecast": pipeline.weighted_forecast(part),
+                "velocity": pipeline.pipeline_velocity(date_range, part),
             }
     return render(request, "reports/dashboard.html", context)
 

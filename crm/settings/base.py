@@ -328,6 +328,11 @@ CRM_DEFAULT_CURRENCY = env.str("CRM_DEFAULT_CURRENCY", default="EUR")
 # The admin counts matching rows exactly up to this many; past it, the count
 # is PostgreSQL's estimate, so no page counts a million rows.
 CRM_ADMIN_EXACT_COUNT_LIMIT = env.int("CRM_ADMIN_EXACT_COUNT_LIMIT", default=10_000)
+# The chance a deal is won, by the stage its lead is in: the weighted forecast multiplies each open deal's
+# value by it (reports). "sql=0.2,opportunity=0.4" in the environment.
+CRM_STAGE_WIN_PROBABILITY = env.dict("CRM_STAGE_WIN_PROBABILITY", cast={"value": float},
+                                     default={"sql": 0.2, "opportunity": 0.4})
+
 # A lead goes cold after this many days without a call, meeting or email (reps' Today page).
 CRM_COLD_AFTER_DAYS = env.int("CRM_COLD_AFTER_DAYS", default=14)
 

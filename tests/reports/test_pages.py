@@ -73,3 +73,14 @@ def test_a_slice_from_the_address_narrows_every_figure(client, at_april):
     page = client.get(reverse("reports:dashboard"), {**MARCH, "source": at_april.ads.pk})
     assert [step.count for step in page.context["cohort"].steps] == [1, 1, 1, 1, 1]
     assert page.context["sales"]["win_rate"].won == 1
+
+
+def test_the_pipeline_now_drills_down_to_its_open_leads_and_deals(client, at_april):
+    client.force_login(at_april.boss)
+    page = client.get(reverse("reports:dashboard"), MARCH)
+    by_stage = {row.status: row.leads for row in page.context["sales"]["by_stage"]}
+    for status, count in by_stage.items():
+        rows = client.get(reverse("reports:figure", args=[f"open-{status}"]), MARCH)
+        assert rows.context["page"].paginator.count == count, status
+    assert client.get(reverse("reports:figure", args=["deals-open"]), MARCH).context["page"].paginator.count == 1
+    assert 'id="forecast"' in page.content.decode()
