@@ -22,4 +22,10 @@ DEFINITIONS = {
                 "(CRM_STAGE_WIN_PROBABILITY), by the month the deal is expected to close.",
     "velocity": "Pipeline velocity: (open deals now x win rate x average deal size) / mean sales cycle length in "
                 "days, per currency: the value the pipeline is expected to bring per day.",
+    "cohorts": "Cohorts: leads by the month they were created; each cell is the share of that month's leads that had "
+               "reached the stage (or gone past it) by the end of that month after (0 = the month created).",
+    "stuck": "Stuck: open leads in their stage for longer than the 90th percentile of the stays in it that ended in "
+             "the range.",
+    "cold": "Cold: open leads nobody called, met or emailed for CRM_COLD_AFTER_DAYS days (never touched: since they "
+            "were created), by owner.",
 }

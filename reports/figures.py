@@ -11,7 +11,7 @@ from leads.exports import _csv_safe
 from leads.pipeline import LeadStatus
 
 from .ranges import DateRange, Slice
-from .selectors import funnel, pipeline, sales
+from .selectors import attention, funnel, pipeline, sales
 
 
 @dataclass(frozen=True)
@@ -99,6 +99,9 @@ FIGURES = {
                DEAL_COLUMNS),
         *(Figure(f"open-{status}", f"Open leads now: {LeadStatus(status).label}", "sales",
                  lambda r, p, status=status: _leads(pipeline.open_leads(p).filter(status=status)), LEAD_COLUMNS)
+          for status in pipeline.OPEN_FUNNEL),
+        *(Figure(f"stuck-{status}", f"Stuck leads: {LeadStatus(status).label}", "sales",
+                 lambda r, p, status=status: _leads(attention.stuck_leads(r, p, status)), LEAD_COLUMNS)
           for status in pipeline.OPEN_FUNNEL),
     )
 }

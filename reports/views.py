@@ -13,7 +13,7 @@ from workspace.views import workspace_view
 from . import definitions
 from .figures import FIGURES, csv_lines
 from .forms import ReportForm
-from .selectors import funnel, pipeline, sales
+from .selectors import attention, cohorts, funnel, pipeline, sales
 
 PAGE_SIZE = 50
 
@@ -34,8 +34,10 @@ def dashboard(request, *, access):
                "reference": funnel.REFERENCE_TRAFFIC_TO_LEAD, "query": request.GET.urlencode()}
     if "range" in form.cleaned_data:
         date_range, part = form.report_range(), form.report_slice()
+        target = request.GET.get("cohort_target") if request.GET.get("cohort_target") in cohorts.TARGETS else "customer"
         context.update(date_range=date_range, cohort=funnel.cohort_funnel(date_range, part),
-                       period=funnel.period_funnel(date_range, part))
+                       period=funnel.period_funnel(date_range, part), cohort_target=target,
+                       cohort_targets=cohorts.TARGETS, cohorts=cohorts.cohort_table(date_range, part, target))
         if may_view_reports(request.user, "sales"):
             context["sales"] = {
                 "win_rate": sales.win_rate(date_range, part),
@@ -46,6 +48,8 @@ def dashboard(request, *, access):
                 "by_stage": pipeline.pipeline_by_stage(part),
                 "forecast": pipeline.weighted_forecast(part),
                 "velocity": pipeline.pipeline_velocity(date_range, part),
+                "stuck": attention.stuck_by_stage(date_range, part),
+                "cold": attention.cold_by_owner(part),
             }
     return render(request, "reports/dashboard.html", context)
 

@@ -25,3 +25,11 @@ def bar_width(count, whole) -> int:
     if not whole or not count:
         return 0
     return max(round(300 * count / whole), 1)
+
+
+@register.filter
+def heat(share) -> str:
+    """The heat map class of a share: h0 (none) to h5 (80 % or more)."""
+    if not share:
+        return "h0"
+    return f"h{min(int(share * 5) + 1, 5)}"

@@ -84,3 +84,18 @@ def test_the_pipeline_now_drills_down_to_its_open_leads_and_deals(client, at_apr
         assert rows.context["page"].paginator.count == count, status
     assert client.get(reverse("reports:figure", args=["deals-open"]), MARCH).context["page"].paginator.count == 1
     assert 'id="forecast"' in page.content.decode()
+
+
+def test_the_cohort_heat_map_and_the_stuck_leads_are_on_the_page(client, at_april):
+    client.force_login(at_april.boss)
+    page = client.get(reverse("reports:dashboard"), {"start": "2026-01-01", "end": "2026-03-31", "cohort_target": "mql"})
+    assert [row.reached for row in page.context["cohorts"]] == [[2, 2, 2, 3], [1, 2, 2], [2, 3]]
+    html = page.content.decode()
+    assert 'class="share h4">66.7 %' in html  # January's 2 of 3 by month 0: the number is there, not only the shade
+    # Over the quarter, Opportunity stays ended were 8, 37 and 85 days: L9, one since 3 Jan (102 days), is stuck.
+    stuck = {row.status: row.stuck for row in page.context["sales"]["stuck"]}
+    assert stuck["opportunity"] == 1
+    march = {row.status: row.stuck for row in client.get(reverse("reports:dashboard"), MARCH).context["sales"]["stuck"]}
+    for status in ("new", "mql", "opportunity"):
+        rows = client.get(reverse("reports:figure", args=[f"stuck-{status}"]), MARCH)
+        assert rows.context["page"].paginator.count == march[status] > 0, status
