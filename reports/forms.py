@@ -36,6 +36,9 @@ class ReportForm(forms.Form):
     def __init__(self, data=None, **kwargs):
         super().__init__(data, **kwargs)
         self.fields["owner"].label_from_instance = lambda user: user.get_full_name() or user.get_username()
+        for field in self.fields.values():
+            css = "form-select" if isinstance(field.widget, forms.Select) else "form-control"
+            field.widget.attrs["class"] = f"{css} form-control-sm" if css == "form-control" else f"{css} form-select-sm"
 
     def clean(self):
         cleaned = super().clean()

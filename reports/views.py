@@ -31,11 +31,13 @@ def dashboard(request, *, access):
         check_may_view_reports(request.user, "sales")
     form = _form(request)
     context = {"form": form, "nav": "reports", "definitions": definitions.DEFINITIONS,
-               "reference": funnel.REFERENCE_TRAFFIC_TO_LEAD, "query": request.GET.urlencode()}
+               "reference": funnel.REFERENCE_TRAFFIC_TO_LEAD, "query": request.GET.urlencode(),
+               "time_zone": timezone.get_current_timezone_name()}
     if "range" in form.cleaned_data:
         date_range, part = form.report_range(), form.report_slice()
         target = request.GET.get("cohort_target") if request.GET.get("cohort_target") in cohorts.TARGETS else "customer"
-        context.update(date_range=date_range, cohort=funnel.cohort_funnel(date_range, part),
+        cohort = funnel.cohort_funnel(date_range, part)
+        context.update(date_range=date_range, cohort=cohort, svg_height=18 * len(cohort.steps),
                        period=funnel.period_funnel(date_range, part), cohort_target=target,
                        cohort_targets=cohorts.TARGETS, cohorts=cohorts.cohort_table(date_range, part, target))
         if may_view_reports(request.user, "sales"):

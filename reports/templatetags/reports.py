@@ -21,15 +21,15 @@ def days(value) -> str:
 
 @register.filter
 def bar_width(count, whole) -> int:
-    """A funnel bar's width in the SVG's 0-300 units, relative to the first step; at least 1 unit when not 0."""
+    """A funnel bar's width in the SVG's 0-200 units, relative to the first step; at least 1 unit when not 0."""
     if not whole or not count:
         return 0
-    return max(round(300 * count / whole), 1)
+    return max(round(200 * count / whole), 1)
 
 
 @register.filter
 def heat(share) -> str:
-    """The heat map class of a share: h0 (none) to h5 (80 % or more)."""
+    """The heat map class of a share: heat-0 (none) to heat-5 (80 % or more)."""
     if not share:
-        return "h0"
-    return f"h{min(int(share * 5) + 1, 5)}"
+        return "heat-0"
+    return f"heat-{min(int(share * 5) + 1, 5)}"

@@ -91,7 +91,7 @@ def test_the_cohort_heat_map_and_the_stuck_leads_are_on_the_page(client, at_apri
     page = client.get(reverse("reports:dashboard"), {"start": "2026-01-01", "end": "2026-03-31", "cohort_target": "mql"})
     assert [row.reached for row in page.context["cohorts"]] == [[2, 2, 2, 3], [1, 2, 2], [2, 3]]
     html = page.content.decode()
-    assert 'class="share h4">66.7 %' in html  # January's 2 of 3 by month 0: the number is there, not only the shade
+    assert 'class="share heat-4">66.7 %' in html  # January's 2 of 3 by month 0: the number is there, not only the shade
     # Over the quarter, Opportunity stays ended were 8, 37 and 85 days: L9, one since 3 Jan (102 days), is stuck.
     stuck = {row.status: row.stuck for row in page.context["sales"]["stuck"]}
     assert stuck["opportunity"] == 1
