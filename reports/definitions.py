@@ -28,4 +28,9 @@ DEFINITIONS = {
              "the range.",
     "cold": "Cold: open leads nobody called, met or emailed for CRM_COLD_AFTER_DAYS days (never touched: since they "
             "were created), by owner.",
+    "objections": "Objections logged in the range: resolution rate = resolved / raised; resolution time from raised "
+                  "to resolved; win rate after = objections whose lead won a deal after it / those whose lead won or "
+                  "lost one after it.",
+    "reps": "Per rep, in the range: calls logged (connected), objections and meetings logged, leads converted to "
+            "customer, deals owned and won with their value.",
 }

@@ -8,10 +8,11 @@ from dataclasses import dataclass
 from django.utils import timezone
 
 from leads.exports import _csv_safe
+from leads.models import Objection
 from leads.pipeline import LeadStatus
 
 from .ranges import DateRange, Slice
-from .selectors import attention, funnel, pipeline, sales
+from .selectors import attention, funnel, objections, pipeline, sales
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,13 @@ ENTRY_COLUMNS = (
     Column("From", lambda change: change.get_from_status_display() if change.from_status else ""),
     Column("To", lambda change: change.get_to_status_display()),
     Column("Lead created", lambda change: _when(change.lead.created_at)),
+)
+OBJECTION_COLUMNS = (
+    Column("Lead", lambda objection: objection.lead_id),
+    Column("Raised", lambda objection: _when(objection.created_at)),
+    Column("Category", lambda objection: objection.get_category_display()),
+    Column("Resolved", lambda objection: _when(objection.resolved_at) if objection.is_resolved else "no"),
+    Column("By", lambda objection: _owner(objection.raised_by)),
 )
 DEAL_COLUMNS = (
     Column("Deal", lambda deal: deal.pk),
@@ -100,6 +108,10 @@ FIGURES = {
         *(Figure(f"open-{status}", f"Open leads now: {LeadStatus(status).label}", "sales",
                  lambda r, p, status=status: _leads(pipeline.open_leads(p).filter(status=status)), LEAD_COLUMNS)
           for status in pipeline.OPEN_FUNNEL),
+        *(Figure(f"objections-{category}", f"Objections: {label}", "objections",
+                 lambda r, p, category=category: objections.objections_in(r, p).filter(category=category)
+                 .select_related("raised_by").order_by("created_at", "pk"), OBJECTION_COLUMNS)
+          for category, label in Objection.Category.choices),
         *(Figure(f"stuck-{status}", f"Stuck leads: {LeadStatus(status).label}", "sales",
                  lambda r, p, status=status: _leads(attention.stuck_leads(r, p, status)), LEAD_COLUMNS)
           for status in pipeline.OPEN_FUNNEL),

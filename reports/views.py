@@ -13,7 +13,7 @@ from workspace.views import workspace_view
 from . import definitions
 from .figures import FIGURES, csv_lines
 from .forms import ReportForm
-from .selectors import attention, cohorts, funnel, pipeline, sales
+from .selectors import attention, cohorts, funnel, objections, pipeline, reps, sales
 
 PAGE_SIZE = 50
 
@@ -53,6 +53,11 @@ def dashboard(request, *, access):
                 "stuck": attention.stuck_by_stage(date_range, part),
                 "cold": attention.cold_by_owner(part),
             }
+            context["objections"] = {
+                "categories": objections.by_category(date_range, part),
+                "by_stage": objections.by_dimension(date_range, part, "stage"),
+            }
+            context["reps"], context["team"] = reps.rep_rows(date_range, part)
     return render(request, "reports/dashboard.html", context)
 
 

@@ -99,3 +99,13 @@ def test_the_cohort_heat_map_and_the_stuck_leads_are_on_the_page(client, at_apri
     for status in ("new", "mql", "opportunity"):
         rows = client.get(reverse("reports:figure", args=[f"stuck-{status}"]), MARCH)
         assert rows.context["page"].paginator.count == march[status] > 0, status
+
+
+def test_objections_and_reps_are_for_managers(client, at_april, marketer_user):
+    client.force_login(at_april.boss)
+    page = client.get(reverse("reports:dashboard"), MARCH)
+    assert page.context["team"].name == "Team" and 'id="reps"' in page.content.decode()
+    assert client.get(reverse("reports:figure", args=["objections-price"]), MARCH).status_code == 200
+    client.force_login(marketer_user)
+    assert client.get(reverse("reports:figure", args=["objections-price"]), MARCH).status_code == 403
+    assert 'id="reps"' not in client.get(reverse("reports:dashboard"), MARCH).content.decode()
