@@ -33,4 +33,7 @@ DEFINITIONS = {
                   "lost one after it.",
     "reps": "Per rep, in the range: calls logged (connected), objections and meetings logged, leads converted to "
             "customer, deals owned and won with their value.",
+    "nurturing": "Per sequence, the emails it sent in the range: emails a person opened, clicked or replied to (not "
+                 "proxies or scanners), unsubscribes, bounces, the stage moves its steps made; revenue influenced: "
+                 "deals won in the range by leads it had emailed before the win.",
 }

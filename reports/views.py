@@ -13,7 +13,7 @@ from workspace.views import workspace_view
 from . import definitions
 from .figures import FIGURES, csv_lines
 from .forms import ReportForm
-from .selectors import attention, cohorts, funnel, objections, pipeline, reps, sales
+from .selectors import attention, cohorts, funnel, nurturing, objections, pipeline, reps, sales
 
 PAGE_SIZE = 50
 
@@ -40,6 +40,8 @@ def dashboard(request, *, access):
         context.update(date_range=date_range, cohort=cohort, svg_height=18 * len(cohort.steps),
                        period=funnel.period_funnel(date_range, part), cohort_target=target,
                        cohort_targets=cohorts.TARGETS, cohorts=cohorts.cohort_table(date_range, part, target))
+        if may_view_reports(request.user, "nurturing"):
+            context["sequences"] = nurturing.sequence_rows(date_range, part)
         if may_view_reports(request.user, "sales"):
             context["sales"] = {
                 "win_rate": sales.win_rate(date_range, part),

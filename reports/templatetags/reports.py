@@ -1,3 +1,5 @@
+from decimal import Decimal
+
 from django import template
 from django.template.defaultfilters import floatformat
 
@@ -33,3 +35,11 @@ def heat(share) -> str:
     if not share:
         return "heat-0"
     return f"heat-{min(int(share * 5) + 1, 5)}"
+
+
+@register.filter
+def money(value) -> str:
+    """An amount with two decimals and thousands separators (12,500.00), whatever the database returned."""
+    if value is None:
+        return "–"
+    return f"{Decimal(value):,.2f}"
