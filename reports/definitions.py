@@ -36,4 +36,8 @@ DEFINITIONS = {
     "nurturing": "Per sequence, the emails it sent in the range: emails a person opened, clicked or replied to (not "
                  "proxies or scanners), unsubscribes, bounces, the stage moves its steps made; revenue influenced: "
                  "deals won in the range by leads it had emailed before the win.",
+    "economics": "Economics: spend in the range (each spend row pro rata to its days in the range); leads created "
+                 "in the range from the campaign or source and how many reached MQL, SQL, customer by now; cost per "
+                 "each = spend / count; revenue won = deals won in the range by its leads; return = revenue / spend "
+                 "in the same currency.",
 }

@@ -13,7 +13,7 @@ from workspace.views import workspace_view
 from . import definitions
 from .figures import FIGURES, csv_lines
 from .forms import ReportForm
-from .selectors import attention, cohorts, funnel, nurturing, objections, pipeline, reps, sales
+from .selectors import attention, cohorts, economics, funnel, nurturing, objections, pipeline, reps, sales
 
 PAGE_SIZE = 50
 
@@ -22,6 +22,13 @@ def _form(request) -> ReportForm:
     form = ReportForm(request.GET)
     form.is_valid()
     return form
+
+
+def _query_without(request, name: str) -> str:
+    """The address's query without `name` (a link that sets it again for one row)."""
+    query = request.GET.copy()
+    query.pop(name, None)
+    return query.urlencode()
 
 
 @require_GET
@@ -40,6 +47,11 @@ def dashboard(request, *, access):
         context.update(date_range=date_range, cohort=cohort, svg_height=18 * len(cohort.steps),
                        period=funnel.period_funnel(date_range, part), cohort_target=target,
                        cohort_targets=cohorts.TARGETS, cohorts=cohorts.cohort_table(date_range, part, target))
+        if may_view_reports(request.user, "economics"):
+            context["economics"] = True
+            context["economics_tables"] = [("By campaign", economics.by_campaign(date_range, part), "campaign"),
+                                           ("By source", economics.by_source(date_range, part), "source")]
+            context["query_without"] = {name: _query_without(request, name) for name in ("campaign", "source")}
         if may_view_reports(request.user, "nurturing"):
             context["sequences"] = nurturing.sequence_rows(date_range, part)
         if may_view_reports(request.user, "sales"):

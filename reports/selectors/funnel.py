@@ -92,7 +92,7 @@ def cohort_leads(date_range: DateRange, part: Slice):
     return counted_leads().filter(date_range.q("created_at"), part.leads_q())
 
 
-def _furthest_rank():
+def furthest_rank():
     """Per lead: the furthest funnel step its stage history ever entered (0: none after New)."""
     ranked = (
         StageChange.objects.filter(lead=OuterRef("pk"), to_status__in=list(RANK))
@@ -110,7 +110,7 @@ def cohort_funnel(date_range: DateRange, part: Slice) -> Funnel:
     opportunity and customer by now; each step's rate is its count over the step before."""
     per_rank = dict(
         cohort_leads(date_range, part)
-        .annotate(furthest=_furthest_rank())
+        .annotate(furthest=furthest_rank())
         .order_by()
         .values_list("furthest")
         .annotate(n=Count("pk"))
@@ -137,7 +137,7 @@ def cohort_reached(date_range: DateRange, part: Slice, key: str):
     if key == "leads":
         return leads
     rank = {k: r for r, (k, _) in enumerate(STEPS, start=1)}[key]
-    return leads.annotate(furthest=_furthest_rank()).filter(furthest__gte=rank)
+    return leads.annotate(furthest=furthest_rank()).filter(furthest__gte=rank)
 
 
 def period_entries(date_range: DateRange, part: Slice, key: str):
