@@ -1,4 +1,4 @@
-"""An import of leads from a CSV or XLSX file: the file, how to read it, what was made of it."""
+"""An import from a CSV or XLSX file (leads, a deal history, companies): the file, how to read it, what was made of it."""
 
 from django.conf import settings
 from django.core.files.storage import FileSystemStorage
@@ -33,6 +33,15 @@ class LeadImport(models.Model):
         DONE = "done", "Done"
         FAILED = "failed", "Failed"
 
+    class Target(models.TextChoices):
+        LEADS = "leads", "Leads"
+        DEALS = "deals", "Deal history (pipeline)"
+        COMPANIES = "companies", "Companies"
+
+    class UnknownOwner(models.TextChoices):
+        REFUSE = "refuse", "Refuse the row"
+        IMPORTER = "importer", "Give the deal to me"
+
     class DedupeKey(models.TextChoices):
         EMAIL = "email", "Email (any case)"
         PHONE = "phone", "Phone"
@@ -47,12 +56,21 @@ class LeadImport(models.Model):
     file = models.FileField(storage=import_files, upload_to="uploads/%Y/%m/", max_length=300)
     original_name = models.CharField(max_length=255)
     kind = models.CharField(max_length=4, default="csv", help_text="csv or xlsx")
+    target = models.CharField(max_length=10, choices=Target.choices, default=Target.LEADS,
+                              help_text="What the file's rows are")
     encoding = models.CharField(max_length=20, blank=True)
     separator = models.CharField(max_length=1, blank=True)
     date_format = models.CharField(max_length=20, blank=True, help_text="strptime format of the date columns")
     mapping = models.JSONField(default=dict, blank=True, help_text='{"column header": "lead field" or ""} ("" ignores it)')
     dedupe_key = models.CharField(max_length=10, choices=DedupeKey.choices, default=DedupeKey.EMAIL)
     on_duplicate = models.CharField(max_length=12, choices=OnDuplicate.choices, default=OnDuplicate.FILL_BLANKS)
+    stage_mapping = models.JSONField(
+        default=dict, blank=True,
+        help_text='Deal history: {"stage name in the file": "an open lead stage", "won" or "lost"}',
+    )
+    unknown_owner = models.CharField(max_length=10, choices=UnknownOwner.choices, default=UnknownOwner.REFUSE,
+                                     help_text="Deal history: a row whose owner is no user")
+    currency = models.CharField(max_length=3, blank=True, help_text="Deal history: the values' currency (default: the CRM's)")
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.UPLOADED)
     rows_total = models.PositiveIntegerField(default=0, help_text="Data rows in the file (known after a check or a run)")
     rows_done = models.PositiveIntegerField(default=0, help_text="Data rows handled so far: the progress")
