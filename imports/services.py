@@ -55,6 +55,11 @@ def _kind(job: LeadImport):
     return _KINDS[LeadImport.Target(job.target)]
 
 
+def fields_of(job: LeadImport) -> dict[str, str]:
+    """What a column of this job's file may fill in, with its label."""
+    return _kind(job).FIELDS
+
+
 def _header_key(text: str) -> str:
     return re.sub(r"[^a-z0-9]", "", str(text).lower())
 

@@ -44,7 +44,8 @@ def import_list(request):
         upload = form.cleaned_data["file"]
         try:
             job = services.lead_import_upload(file=upload, name=upload.name, by=request.user,
-                                              encoding=form.cleaned_data["encoding"], separator=form.cleaned_data["separator"])
+                                              encoding=form.cleaned_data["encoding"], separator=form.cleaned_data["separator"],
+                                              target=form.cleaned_data["target"] or LeadImport.Target.LEADS)
         except ValidationError as exc:
             _errors(form, exc)
         else:
@@ -63,14 +64,17 @@ def import_detail(request, pk: int):
             mapping = {column: request.POST.get(f"col_{i}", "") for i, column in enumerate(_columns(job))}
         preview = services.lead_import_preview(job=job, mapping=mapping)
         form = SetupForm(request.POST or None, columns=preview.columns, job=job, mapping=preview.mapping,
-                         date_formats=preview.date_formats)
+                         date_formats=preview.date_formats, stages=preview.stages, stage_mapping=preview.stage_mapping)
         if request.method == "POST" and form.is_valid():
             data = form.cleaned_data
+            deals = job.target == LeadImport.Target.DEALS
             try:
                 services.lead_import_configure(
-                    job=job, by=request.user, mapping=form.mapping(), dedupe_key=data["dedupe_key"],
-                    on_duplicate=data["on_duplicate"], date_format=data["date_format"],
+                    job=job, by=request.user, mapping=form.mapping(), dedupe_key=data.get("dedupe_key") or None,
+                    on_duplicate=data.get("on_duplicate") or None, date_format=data["date_format"],
                     encoding=data.get("encoding") or None, separator=data.get("separator") or None,
+                    stage_mapping=form.stage_mapping() if deals else None,
+                    unknown_owner=data.get("unknown_owner") or None, currency=data.get("currency") if deals else None,
                 )
                 services.lead_import_check(job=job, by=request.user)
             except ValidationError as exc:
