@@ -27,6 +27,7 @@ import_files = ImportFiles()
 class LeadImport(models.Model):
     class Status(models.TextChoices):
         UPLOADED = "uploaded", "Uploaded"
+        CHECKING = "checking", "Dry run under way"
         CHECKED = "checked", "Checked (dry run)"
         QUEUED = "queued", "Waiting for a worker"
         RUNNING = "running", "Running"
@@ -88,6 +89,10 @@ class LeadImport(models.Model):
     last_row_written = models.PositiveIntegerField(
         null=True, blank=True,
         help_text="The file's row number up to which the run's rows were written (each chunk commits whole)",
+    )
+    progress_at = models.DateTimeField(
+        null=True, blank=True,
+        help_text="When the worker last reported progress: a job left running long after it is reaped (imports.services)",
     )
     failure = models.TextField(blank=True)
 

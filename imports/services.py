@@ -22,6 +22,7 @@ import logging
 import re
 import tempfile
 from dataclasses import dataclass, field
+from datetime import timedelta
 from itertools import islice
 from pathlib import Path
 
@@ -214,8 +215,8 @@ def lead_import_configure(
     return job
 
 
-def _check_not_started(job: LeadImport):
-    if job.status not in (LeadImport.Status.UPLOADED, LeadImport.Status.CHECKED):
+def _check_not_started(job: LeadImport, *, also=()):
+    if job.status not in (LeadImport.Status.UPLOADED, LeadImport.Status.CHECKED, *also):
         raise ValidationError(f"This import is {job.get_status_display().lower()}: upload the file again to import it anew.")
 
 
@@ -254,12 +255,19 @@ def _check_setup(job: LeadImport, columns: list[str]) -> None:
 class _Rejected:
     """The refused rows, written as they come to a CSV file with the row number and the error; formula-safe."""
 
-    def __init__(self, columns: list[str]):
+    def __init__(self, columns: list[str], *, previous=None):
         self.handle = tempfile.NamedTemporaryFile("w+", encoding="utf-8", newline="", suffix=".csv", delete=False)
         self.writer = csv.writer(self.handle)
         self.writer.writerow([reading.formula_safe(c) for c in [*columns, "row", "error"]])
         self.cap = settings.CRM_IMPORT_MAX_CELL_CHARS
         self.count = 0
+        if previous:  # a resumed run keeps the rows refused before it stopped
+            with previous.open("rb") as handle:
+                lines = iter(handle.read().decode("utf-8").splitlines(keepends=True))
+                next(lines, None)
+                for line in lines:
+                    self.handle.write(line)
+                    self.count += 1
 
     def add(self, fate: Fate):
         cells = [reading.formula_safe(cell if not isinstance(cell, str) else cell[: self.cap]) for cell in fate.cells]
@@ -322,28 +330,47 @@ def _reset_counts(job: LeadImport) -> None:
 
 def lead_import_check(*, job: LeadImport, by) -> LeadImport:
     """The dry run: every row's fate as the run would give it, counted, the first REPORT_ROWS not plainly
-    created kept on the job, the refused rows in the rejected-rows file. No lead or company is written."""
+    created kept on the job, the refused rows in the rejected-rows file. No lead or company is written.
+
+    On a worker (the job queued by `lead_import_queue_check`), the counts are saved after each chunk for the
+    page's progress bar, and a dry run that cannot be made puts the job back as uploaded with the reason."""
     check_may_import_leads(by)
-    _check_not_started(job)
-    columns, chunks = _chunks_or_refuse(job)
-    _check_setup(job, columns)
-    _reset_counts(job)
-    planner, rejected = _kind(job).Planner(job, columns), _Rejected(columns)
+    _check_not_started(job, also=[LeadImport.Status.CHECKING])
+    on_worker = job.status == LeadImport.Status.CHECKING
     try:
-        for chunk in chunks:
-            fates = planner.plan(chunk)
-            _count(job, fates)
-            for fate in fates:
-                if fate.fate == "error":
-                    rejected.add(fate)
-        rejected.keep(job)
-    except reading.FileUnreadable as exc:
-        rejected.close()
-        raise ValidationError({"file": [str(exc)]}) from None
+        columns, chunks = _chunks_or_refuse(job)
+        _check_setup(job, columns)
+        _reset_counts(job)
+        planner, rejected = _kind(job).Planner(job, columns), _Rejected(columns)
+        try:
+            for chunk in chunks:
+                fates = planner.plan(chunk)
+                _count(job, fates)
+                for fate in fates:
+                    if fate.fate == "error":
+                        rejected.add(fate)
+                if on_worker:
+                    job.progress_at = timezone.now()
+                    job.save(update_fields=[*_PROGRESS_FIELDS, "progress_at"])
+            rejected.keep(job)
+        except reading.FileUnreadable as exc:
+            rejected.close()
+            raise ValidationError({"file": [str(exc)]}) from None
+    except ValidationError as exc:
+        if on_worker:
+            job.status, job.failure = LeadImport.Status.UPLOADED, f"The dry run stopped: {_failure_text(exc)}."
+            job.save()
+        raise
     job.rows_total = job.rows_done
     job.status = LeadImport.Status.CHECKED
     job.save()
     return job
+
+
+def lead_import_queue_check(*, job: LeadImport, by) -> LeadImport:
+    """Mark the dry run waiting for a worker (imports.tasks.check_import), once."""
+    return _claim(job, by=by, before=[LeadImport.Status.UPLOADED, LeadImport.Status.CHECKED],
+                  after=LeadImport.Status.CHECKING, progress_at=timezone.now())
 
 
 def _chunks_or_refuse(job):
@@ -365,8 +392,9 @@ def lead_import_queue(*, job: LeadImport, by) -> LeadImport:
 
 def lead_import_start(*, job: LeadImport, by) -> LeadImport:
     """Mark the job running, once: a second start (a task delivered twice) is refused (ValidationError)."""
+    now = timezone.now()
     return _claim(job, by=by, before=[LeadImport.Status.UPLOADED, LeadImport.Status.CHECKED, LeadImport.Status.QUEUED],
-                  after=LeadImport.Status.RUNNING, started_at=timezone.now())
+                  after=LeadImport.Status.RUNNING, started_at=now, progress_at=now)
 
 
 def _claim(job: LeadImport, *, by, before: list[str], after: str, **fields) -> LeadImport:
@@ -383,25 +411,33 @@ def _claim(job: LeadImport, *, by, before: list[str], after: str, **fields) -> L
 
 def lead_import_run(*, job: LeadImport, by) -> LeadImport:
     """Write the import, chunk by chunk (see the module's guarantees). Call `lead_import_start` first (the task
-    does both). A failure is recorded on the job (status failed, the reason, `last_row_written`), not raised."""
+    does both). A failure is recorded on the job (status failed, the reason, `last_row_written`), not raised.
+
+    The file is read once: without a dry run before, the number of rows is known at the end. A resumed job
+    (`lead_import_resume`) passes over the rows up to `last_row_written`, which were written, and keeps its
+    counts; a row repeating one of them is then found in the CRM rather than in the file."""
     if job.status != LeadImport.Status.RUNNING:
         job = lead_import_start(job=job, by=by)
     made_by = Actor(ActorKind.IMPORT_JOB, user=by, ref={"import_job": job.pk})
     reason = f"Imported from {job.original_name} (import #{job.pk})"
-    rows_total = job.rows_total
-    _reset_counts(job)
+    resume_after = job.last_row_written or 0
+    if not resume_after:
+        _reset_counts(job)
     columns, chunks = _chunks_or_refuse(job)
-    if not rows_total:
-        job.rows_total = sum(len(chunk) for chunk in _chunks(job)[1])
-    planner, rejected = _kind(job).Planner(job, columns), _Rejected(columns)
+    planner = _kind(job).Planner(job, columns)
+    rejected = _Rejected(columns, previous=job.rejected_file if resume_after else None)
     try:
         for chunk in chunks:
+            chunk = [(number, cells) for number, cells in chunk if number > resume_after]
+            if not chunk:
+                continue
             fates = planner.plan(chunk)
             with transaction.atomic():
                 planner.write(fates, made_by=made_by, by=by, reason=reason)
                 _count(job, fates)
                 job.last_row_written = chunk[-1][0]
-                job.save(update_fields=_PROGRESS_FIELDS)
+                job.progress_at = timezone.now()
+                job.save(update_fields=[*_PROGRESS_FIELDS, "progress_at"])
             for fate in fates:
                 if fate.fate == "error":
                     rejected.add(fate)
@@ -414,10 +450,42 @@ def lead_import_run(*, job: LeadImport, by) -> LeadImport:
         rejected.keep(job)
     else:
         job.status = LeadImport.Status.DONE
+        job.rows_total = max(job.rows_total, job.rows_done)
         rejected.keep(job)
     job.finished_at = timezone.now()
     job.save()
     return job
+
+
+def lead_imports_reap(*, now=None) -> int:
+    """Mark the jobs whose worker stopped (no progress for CRM_IMPORT_STALE_MINUTES) as what they are: a dry run
+    goes back to uploaded (it wrote nothing), a run is failed with the rows written, to be resumed. Each job is
+    claimed by an optimistic update, so a worker that wakes up late and a second reaper change nothing.
+    Returns how many jobs were reaped."""
+    now = now or timezone.now()
+    stale = now - timedelta(minutes=settings.CRM_IMPORT_STALE_MINUTES)
+    reaped = 0
+    jobs = LeadImport.objects.filter(status__in=[LeadImport.Status.CHECKING, LeadImport.Status.RUNNING],
+                                     progress_at__lt=stale)
+    for job in jobs:
+        since = timezone.localtime(job.progress_at).strftime("%Y-%m-%d %H:%M")
+        if job.status == LeadImport.Status.CHECKING:
+            fields = {"status": LeadImport.Status.UPLOADED,
+                      "failure": f"The dry run's worker stopped at {since}: run the dry run again."}
+        else:
+            written = f"rows up to row {job.last_row_written} of the file were written" if job.last_row_written else "no row was written"
+            fields = {"status": LeadImport.Status.FAILED, "finished_at": now,
+                      "failure": f"The worker running this import stopped at {since}. {written.capitalize()}; "
+                                 "the rows after it were not: resume the import to write them."}
+        reaped += LeadImport.objects.filter(pk=job.pk, status=job.status, progress_at=job.progress_at).update(**fields)
+    return reaped
+
+
+def lead_import_resume(*, job: LeadImport, by) -> LeadImport:
+    """Queue a failed run again, to write the rows after `last_row_written` (those before were written, each
+    chunk with its counts); once: a second click is refused (ValidationError)."""
+    return _claim(job, by=by, before=[LeadImport.Status.FAILED], after=LeadImport.Status.QUEUED, failure="",
+                  finished_at=None)
 
 
 def _failure_text(exc: Exception) -> str:
