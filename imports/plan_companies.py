@@ -41,11 +41,9 @@ class Planner(RowReader):
         self.seen_domain: dict[str, int] = {}
         self.seen_name: dict[str, int] = {}
 
-    def plan(self, chunk: list[tuple[int, list]]) -> list[Fate]:
-        fates = [self._read(number, cells) for number, cells in chunk]
+    def dedupe(self, fates: list[Fate]) -> None:
         self._dedupe_in_file(fates)
         self._dedupe_in_crm(fates)
-        return fates
 
     def write(self, fates: list[Fate], *, made_by: Actor, by, reason: str) -> None:
         companies_import_batch(rows=[f.fields for f in fates if f.fate == "create"],

@@ -118,11 +118,6 @@ class Planner(RowReader):
                 owners[key] = None if key in owners and owners[key] != user else user
         return owners
 
-    def plan(self, chunk: list[tuple[int, list]]) -> list[Fate]:
-        fates = [self._read(number, cells) for number, cells in chunk]
-        self._dedupe(fates)
-        return fates
-
     def write(self, fates: list[Fate], *, made_by: Actor, by, reason: str) -> None:
         rows = [fate.record for fate in fates if fate.fate == "create"]
         if rows:
@@ -168,7 +163,7 @@ class Planner(RowReader):
             return self.invalid_fate(number, cells, ValidationError(errors))
         return Fate(number, cells, "create", record=record)
 
-    def _dedupe(self, fates: list[Fate]) -> None:
+    def dedupe(self, fates: list[Fate]) -> None:
         live = [fate for fate in fates if fate.fate == "create"]
         in_crm = refs_taken(fate.record.external_ref for fate in live)
         emails = emails_taken(fate.record.email for fate in live)

@@ -50,11 +50,9 @@ class Planner(RowReader):
         self.seen_email: dict[str, int] = {}
         self.seen_phone: dict[str, int] = {}
 
-    def plan(self, chunk: list[tuple[int, list]]) -> list[Fate]:
-        fates = [self._read(number, cells) for number, cells in chunk]
+    def dedupe(self, fates: list[Fate]) -> None:
         self._dedupe_in_file(fates)
         self._dedupe_in_crm(fates)
-        return fates
 
     def write(self, fates: list[Fate], *, made_by: Actor, by, reason: str) -> None:
         leads_import_update(changes=[(f.lead, f.changes) for f in fates if f.fate == "update"], made_by=made_by, by=by)

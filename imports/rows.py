@@ -45,6 +45,18 @@ class RowReader:
         self.tz = timezone.get_current_timezone()
         self.date_fields = date_fields
 
+    def plan(self, chunk: list[tuple[int, list]]) -> list[Fate]:
+        """Each row's fate: read (`_read`), then checked against the rows before it and the CRM (`dedupe`)."""
+        fates = [self._read(number, cells) for number, cells in chunk]
+        self.dedupe(fates)
+        return fates
+
+    def _read(self, number: int, cells: list) -> Fate:
+        raise NotImplementedError
+
+    def dedupe(self, fates: list[Fate]) -> None:
+        raise NotImplementedError
+
     def read_fields(self, cells: list) -> tuple[dict, list[tuple[str, str]]]:
         fields, problems = {}, []
         for index, column, target in self.columns:

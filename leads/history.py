@@ -35,7 +35,7 @@ from django.utils import timezone
 from core.emails import normalize_email
 from core.events import Actor, EventType, events_record_each
 
-from .importing import companies_for_names, emails_taken
+from .importing import companies_for_names, email_errors
 from .models import Customer, Deal, Lead, StageChange
 from .pipeline import FUNNEL, OPEN_STATUSES, LeadStatus
 from .services import _clean_currency, _clean_money
@@ -197,12 +197,7 @@ def history_import_batch(*, rows: list[HistoryRow], made_by: Actor, by=None, rea
         taken = refs_taken(refs)
         if taken:
             errors["external_ref"] = [f"Opportunity {ref} was already imported (lead #{pk})." for ref, pk in taken.items()]
-        emails = [row.email for row in rows if row.email]
-        if len(emails) != len(set(emails)):
-            errors["email"] = ["Two rows of the batch have the same email address."]
-        taken = emails_taken(emails)
-        if taken:
-            errors["email"] = [f"Another lead already has the email address {email} (lead #{pk})." for email, pk in taken.items()]
+        errors.update(email_errors(row.email for row in rows))
         if errors:
             raise ValidationError(errors)
         companies = companies_for_names(row.company for row in rows)

@@ -87,6 +87,18 @@ def emails_taken(emails, *, exclude_pks=()) -> dict[str, int]:
     return {normalize_email(email): pk for email, pk in rows}
 
 
+def email_errors(emails) -> dict[str, list[str]]:
+    """Why a batch of new leads cannot have these emails (lower-cased): two of them alike, or one a live lead has.
+    One query."""
+    emails = [email for email in emails if email]
+    if len(emails) != len(set(emails)):
+        return {"email": ["Two rows of the batch have the same email address."]}
+    taken = emails_taken(emails)
+    if taken:
+        return {"email": [f"Another lead already has the email address {email} (lead #{pk})." for email, pk in taken.items()]}
+    return {}
+
+
 def companies_for_names(names) -> dict[str, Company]:
     """The company for each name (by its lower-cased name), made when there is none: `company_for_name` for many.
 
@@ -134,12 +146,7 @@ def leads_import_batch(*, rows: list[dict], made_by: Actor | None = None, by=Non
             except ValidationError as exc:
                 errors[f"row {index}"] = exc.messages
             names.append(fields.get("company", ""))
-        emails = [lead.email for lead in leads if lead.email]
-        if len(emails) != len(set(emails)):
-            errors["email"] = ["Two rows of the batch have the same email address."]
-        taken = emails_taken(emails)
-        if taken:
-            errors["email"] = [f"Another lead already has the email address {email} (lead #{pk})." for email, pk in taken.items()]
+        errors.update(email_errors(lead.email for lead in leads))
         if errors:
             raise ValidationError(errors)
         companies = companies_for_names(names)
