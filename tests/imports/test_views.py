@@ -97,3 +97,21 @@ def test_a_manager_imports_a_deal_history_mapping_the_files_stages_on_the_page(c
     client.post(reverse("imports:run", args=[job.pk]))
 
     assert sorted(Deal.objects.values_list("status", "currency")) == [("open", "USD"), ("open", "USD"), ("won", "USD")]
+
+
+def test_a_failed_run_offers_to_resume_after_its_last_written_row_and_a_run_without_a_count_shows_rows_so_far(
+        client, manager_user):
+    client.force_login(manager_user)
+    data = csv_bytes([["Email"], ["a@example.com"], ["b@example.com"]])
+    client.post(reverse("imports:list"), {"file": SimpleUploadedFile("l.csv", data), "encoding": "", "separator": ""})
+    job = LeadImport.objects.get()
+    LeadImport.objects.filter(pk=job.pk).update(status="running", rows_done=1, rows_total=0)
+    assert "1 rows so far" in client.get(reverse("imports:progress", args=[job.pk])).content.decode()
+    LeadImport.objects.filter(pk=job.pk).update(status="failed", last_row_written=2, failure="The worker stopped.")
+
+    page = client.get(reverse("imports:progress", args=[job.pk])).content.decode()
+    assert "Resume after row 2" in page
+    client.post(reverse("imports:resume", args=[job.pk]))  # the task runs in the test process
+
+    job.refresh_from_db()
+    assert (job.status, list(Lead.objects.values_list("email", flat=True))) == ("done", ["b@example.com"])
