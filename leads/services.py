@@ -86,7 +86,7 @@ def _lead_validate(lead: Lead):
         lead.full_clean(validate_constraints=False)
     except ValidationError as exc:
         errors.update(exc.message_dict)
-    if not lead.email and not lead.phone.strip():
+    if not lead.email and not lead.phone.strip() and not lead.external_ref:
         errors.setdefault("email", []).append(
             "Give an email address or a phone number, so the lead can be contacted."
         )
