@@ -40,4 +40,6 @@ DEFINITIONS = {
                  "in the range from the campaign or source and how many reached MQL, SQL, customer by now; cost per "
                  "each = spend / count; revenue won = deals won in the range by its leads; return = revenue / spend "
                  "in the same currency.",
+    "trend": "Per week (Monday to Sunday on the team's clock; the weeks at the ends cut to the range): leads created "
+             "in the slice, and deals won.",
 }

@@ -11,9 +11,10 @@ from core.policy import check_may_view_reports, may_view_reports
 from workspace.views import workspace_view
 
 from . import definitions
+from .charts import line_chart
 from .figures import FIGURES, csv_lines
 from .forms import ReportForm
-from .selectors import attention, cohorts, economics, funnel, nurturing, objections, pipeline, reps, sales
+from .selectors import attention, cohorts, economics, funnel, nurturing, objections, pipeline, reps, sales, trends
 
 PAGE_SIZE = 50
 
@@ -47,6 +48,10 @@ def dashboard(request, *, access):
         context.update(date_range=date_range, cohort=cohort, svg_height=18 * len(cohort.steps),
                        period=funnel.period_funnel(date_range, part), cohort_target=target,
                        cohort_targets=cohorts.TARGETS, cohorts=cohorts.cohort_table(date_range, part, target))
+        weeks = trends.weekly(date_range, part)
+        context["weeks"] = weeks
+        context["trend"] = line_chart([f"{w.start:%-d %b}" for w in weeks],
+                                      [("Leads created", [w.leads for w in weeks]), ("Deals won", [w.won for w in weeks])])
         if may_view_reports(request.user, "economics"):
             context["economics"] = True
             context["economics_tables"] = [("By campaign", economics.by_campaign(date_range, part), "campaign"),

@@ -109,3 +109,13 @@ def test_objections_and_reps_are_for_managers(client, at_april, marketer_user):
     client.force_login(marketer_user)
     assert client.get(reverse("reports:figure", args=["objections-price"]), MARCH).status_code == 403
     assert 'id="reps"' not in client.get(reverse("reports:dashboard"), MARCH).content.decode()
+
+
+def test_the_week_by_week_chart_draws_each_week_and_names_its_lines(client, at_april):
+    client.force_login(at_april.boss)
+    page = client.get(reverse("reports:dashboard"), MARCH)
+    weeks = page.context["weeks"]
+    assert len(weeks) == 6 and sum(w.leads for w in weeks) == 4 and sum(w.won for w in weeks) == 2
+    html = page.content.decode()
+    assert html.count("<polyline") == 2 and "● solid: Leads created" in html and "▪ dashed: Deals won" in html
+    assert "<title>Deals won: 1</title>" in html

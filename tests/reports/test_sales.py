@@ -77,3 +77,17 @@ def test_a_slice_by_source_and_by_deal_owner(pipeline, rep_user):
     # The deals are owned by who opened them (the manager); the rep sold none.
     assert win_rate(MARCH, Slice(owner=rep_user.pk)).rate is None
     assert win_rate(MARCH, Slice(owner=pipeline.boss.pk)).won == 2
+
+
+def test_weekly_trend_counts_leads_created_and_deals_won_per_monday_week(pipeline):
+    from reports.selectors.trends import weekly
+
+    weeks = {week.start: (week.leads, week.won) for week in weekly(MARCH, EVERYTHING)}
+    # March 2026 starts on a Sunday: its first week is the one of Monday 23 February, cut to 1 March.
+    assert min(weeks) == date(2026, 2, 23) and max(weeks) == date(2026, 3, 30)
+    assert weeks[date(2026, 2, 23)] == (0, 0)
+    assert weeks[date(2026, 3, 2)] == (2, 0)   # L1 (2 Mar), L2 (3 Mar)
+    assert weeks[date(2026, 3, 9)] == (1, 0)   # L5 (15 Mar, a Sunday); L6 was merged into it
+    assert weeks[date(2026, 3, 16)] == (0, 1)  # L1 won on 20 Mar
+    assert weeks[date(2026, 3, 30)] == (1, 1)  # L3 and L8's win, both in the last half hour of March
+    assert sum(leads for leads, _ in weeks.values()) == 4
