@@ -146,7 +146,8 @@ def xlsx_file(columns: Iterable[Column], rows: Iterable, *, title: str):
 
 def export_filename(name: str, *, filters: dict[str, str] | None = None, extension: str, max_summary: int = 60) -> str:
     """`leads-2026-03-02-status-mql-owner-5.csv`: the list, the team's date, the filters in short; ASCII only."""
-    summary = slugify("-".join(f"{key}-{value}" for key, value in (filters or {}).items() if value))[:max_summary]
+    pairs = ((key.removesuffix("__exact").replace("__", "-"), value) for key, value in (filters or {}).items() if value)
+    summary = slugify("-".join(f"{key}-{value}" for key, value in pairs)).replace("_", "-")[:max_summary]
     parts = [slugify(name) or "export", timezone.localdate(timezone=timezone.get_default_timezone()).isoformat()]
     return "-".join([*parts, summary.strip("-")] if summary.strip("-") else parts) + f".{extension}"
 

@@ -18,7 +18,18 @@ from django.http import QueryDict
 
 from core.events import Actor, EventType, actor_label, event_record, events_record, payload_label
 from core.roles import user_can_export_personal_data
-from core.tabular import DATE, DATETIME, INTEGER, NUMBER, XLSX_MAX_ROWS, Column, csv_lines, export_filename, xlsx_file
+from core.tabular import (
+    DATE,
+    DATETIME,
+    INTEGER,
+    NUMBER,
+    XLSX_MAX_ROWS,
+    Column,
+    attachment_response,
+    csv_lines,
+    export_filename,
+    xlsx_file,
+)
 
 from . import pipeline
 from .models import LeadExport
@@ -128,6 +139,10 @@ class Export:
     content_type: str
     lines: Iterator[str] | None = None
     file: object = None
+
+    def as_response(self):
+        """The download: the CSV streamed as it is written, the XLSX sent from its temporary file."""
+        return attachment_response(filename=self.filename, content_type=self.content_type, lines=self.lines, file=self.file)
 
 
 def _check_may_export(by) -> None:

@@ -3,22 +3,15 @@
 from django.contrib import messages
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.http import Http404, HttpResponseBadRequest, HttpResponseRedirect
+from django.http import Http404, HttpResponseBadRequest, HttpResponseRedirect, QueryDict
 from django.urls import path, reverse
 
 from core.roles import user_can_export_personal_data
-from core.tabular import attachment_response
 
 from .. import exports
 
 # Changelist parameters that page the list or flag an error: not filters, not passed on.
 _NOT_FILTERS = ("p", "e")
-
-
-def export_download(export: exports.Export):
-    return attachment_response(
-        filename=export.filename, content_type=export.content_type, lines=export.lines, file=export.file
-    )
 
 
 class ListExportAdmin:
@@ -59,6 +52,8 @@ class ListExportAdmin:
             raise Http404("Export as csv or xlsx.")
         if not (self.has_view_or_change_permission(request) and self.has_export_permission(request)):
             raise PermissionDenied
+        # The list as it is filtered, whichever page of it was open when the link was followed.
+        request.GET = QueryDict(self._filters(request))
         try:
             changelist = self.get_changelist_instance(request)
         except IncorrectLookupParameters:
@@ -73,4 +68,4 @@ class ListExportAdmin:
             self.message_user(request, " ".join(exc.messages), messages.ERROR)
             changelist_url = reverse(f"admin:{self.opts.app_label}_{self.opts.model_name}_changelist")
             return HttpResponseRedirect(changelist_url + (f"?{filters}" if filters else ""))
-        return export_download(export)
+        return export.as_response()

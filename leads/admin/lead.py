@@ -25,7 +25,7 @@ from core.policy import access_for
 from .. import exports, pipeline, selectors, services
 from ..forms import AssignOwnerForm, ConvertForm, LeadForm, MergeLeadsForm, StageMoveForm, add_service_errors
 from ..models import Deal, Lead
-from .exporting import ListExportAdmin, export_download
+from .exporting import ListExportAdmin
 
 # The lead page shows this many of the lead's latest events; the rest are a link away.
 AUDIT_TRAIL_ROWS = 25
@@ -541,7 +541,7 @@ class LeadAdmin(ListExportAdmin, admin.ModelAdmin):
         except ValidationError as exc:
             self.message_user(request, " ".join(exc.messages), messages.ERROR)
             return None
-        return export_download(export)
+        return export.as_response()
 
     # Offered only to who may export (ListExportAdmin.has_export_permission); a forged
     # POST of it is refused by the admin ("No action selected.") and, behind that, by the service.
