@@ -44,6 +44,7 @@ def export_and_measure(file_format: str, by) -> tuple[int, int]:
         tracemalloc.stop()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("file_format", ["csv", "xlsx"])
 def test_twenty_thousand_leads_export_in_a_few_queries_and_the_memory_of_a_few_thousand(
     file_format, manager_user, django_assert_max_num_queries
