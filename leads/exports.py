@@ -130,6 +130,7 @@ EVENTS = ListSpec(
     ),
 )
 
+
 @dataclass
 class Export:
     """An export on record, ready to send: CSV `lines` to stream, or an XLSX `file` (a temporary file)."""
@@ -177,7 +178,7 @@ def list_export(*, spec: ListSpec, rows, by, file_format: str, filters: str = ""
     than CRM_EXPORT_MAX_ROWS (or than a sheet holds), writing nothing. The
     record (LeadExport: who, when, which list, how many rows, the list's
     `filters` as a query string, and the leads' ids when the rows were `ticked`
-    one by one) and a `list.exported` event are written before any row is read,
+    one by one) and a `list.exported` event naming it are written before any row is read,
     so an export cut short is on record too. The rows are then read in chunks.
     """
     _check_may_export(by)
@@ -191,7 +192,7 @@ def list_export(*, spec: ListSpec, rows, by, file_format: str, filters: str = ""
     if count > cap:
         raise ValidationError(
             f"This list has {count:,} rows and an export holds at most {cap:,}"
-            f"{' in a spreadsheet: export it as CSV, or' if cap == XLSX_MAX_ROWS else ':'} narrow the filters "
+            f"{' in a spreadsheet: export it as CSV, or' if cap < settings.CRM_EXPORT_MAX_ROWS else ':'} narrow the filters "
             "(a stage, an owner, a date range) and export again."
         )
     lead_ids = []
@@ -203,7 +204,8 @@ def list_export(*, spec: ListSpec, rows, by, file_format: str, filters: str = ""
         )
         event_record(
             EventType.LIST_EXPORTED, actor=Actor.of(by), subject=record,
-            payload={"list": spec.name, "format": file_format, "rows": count, "filters": filters},
+            # The filters (a search may name a person) stay on the record, which the event points to.
+            payload={"list": spec.name, "format": file_format, "rows": count},
         )
     filename = export_filename(spec.name, filters=_filter_summary(filters), extension=file_format)
     stream = rows.iterator(chunk_size=CHUNK_ROWS)

@@ -84,7 +84,7 @@ def test_the_export_is_on_record_with_its_list_format_filters_and_count_and_in_t
     assert (record.row_count, record.filters, record.lead_ids) == (1, "status__exact=mql", [])
     event = DomainEvent.objects.get(type=EventType.LIST_EXPORTED)
     assert (event.actor_user, event.subject_type, event.subject_id, event.lead_id) == (manager_user, "leadexport", record.pk, None)
-    assert event.payload == {"list": "leads", "format": "xlsx", "rows": 1, "filters": "status__exact=mql"}
+    assert event.payload == {"list": "leads", "format": "xlsx", "rows": 1}
 
 
 def test_the_xlsx_of_leads_has_typed_cells_and_formula_text_kept_as_text(client, manager_user):
@@ -196,3 +196,16 @@ def test_the_selected_leads_action_still_exports_the_ticked_rows_and_now_xlsx_to
     header, *rows = xlsx_rows(response)
     assert [row[0] for row in rows] == [ticked.pk]
     assert LeadExport.objects.get().lead_ids == [ticked.pk]
+
+
+def test_a_list_longer_than_a_sheet_is_refused_as_xlsx_and_offered_as_csv(client, manager_user, monkeypatch):
+    monkeypatch.setattr("leads.exports.XLSX_MAX_ROWS", 1)
+    LeadFactory(), LeadFactory()
+    client.force_login(manager_user)
+
+    refused = client.get(url("leads_lead", "xlsx"))
+
+    assert refused.status_code == 302
+    assert "export it as CSV" in str(next(iter(get_messages(refused.wsgi_request))))
+    assert len(csv_rows(client.get(url("leads_lead", "csv")))) == 2
+    assert list(LeadExport.objects.values_list("file_format", flat=True)) == ["csv"]
