@@ -120,7 +120,9 @@ def lead_export(request, file_format, *, access):
         raise PermissionDenied("Exporting leads needs the export permission, which managers have.")
     form = forms.LeadFilterForm(request.GET or None, access=access)
     if form.is_bound and not form.is_valid():
-        problems = "; ".join(f"{form[name].label}: {' '.join(errors)}" for name, errors in form.errors.items())
+        problems = "; ".join(
+            f"{form[name].label if name in form.fields else 'Filters'}: {' '.join(errors)}" for name, errors in form.errors.items()
+        )
         return HttpResponseBadRequest(f"Nothing was exported: these filters were not understood. {problems}",
                                       content_type="text/plain; charset=utf-8")
     query = request.GET.copy()
