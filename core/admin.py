@@ -5,7 +5,6 @@ from django.urls import reverse
 from django.utils.html import format_html
 
 from .events import actor_label
-from .models import DomainEvent
 from .pagination import BoundedCountPaginator
 
 
@@ -22,7 +21,7 @@ class ReadOnlyAdminMixin:
         return False
 
 
-@admin.register(DomainEvent)
+# Registered by leads.admin, which adds the export of the log (recorded as leads' exports are).
 class DomainEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ("id", "occurred_at", "type", "lead", "subject", "actor", "payload")
     list_filter = ("type", "actor_kind")

@@ -62,6 +62,7 @@ class EventType(models.TextChoices):
     SUPPRESSION_ADDED = "suppression.added", "Suppression added"
     SUPPRESSION_UPDATED = "suppression.updated", "Suppression updated"
     PERSON_EXPORTED = "person.exported", "Person exported"
+    LIST_EXPORTED = "list.exported", "List exported"
     PERSON_ERASED = "person.erased", "Person erased"
     WEBHOOK_ENDPOINT_PAUSED = "webhook_endpoint.paused", "Webhook endpoint paused"
     WEBHOOK_ENDPOINT_RESUMED = "webhook_endpoint.resumed", "Webhook endpoint resumed"

@@ -189,9 +189,3 @@ def date_formats_fitting(values) -> list[str]:
         fitting.append(fmt)
     return fitting
 
-
-def formula_safe(cell) -> str:
-    """A cell as written to a CSV someone opens in a spreadsheet: one that would start a formula gets a `'`."""
-    text = "" if cell is None else str(cell)
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
-

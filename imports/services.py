@@ -35,6 +35,7 @@ from django.utils import timezone
 from core.events import Actor
 from core.models import ActorKind
 from core.policy import check_may_import_leads
+from core.tabular import formula_safe
 
 from . import plan_companies, plan_deals, plan_leads, reading
 from .models import LeadImport
@@ -258,7 +259,7 @@ class _Rejected:
     def __init__(self, columns: list[str], *, previous=None):
         self.handle = tempfile.NamedTemporaryFile("w+", encoding="utf-8", newline="", suffix=".csv", delete=False)
         self.writer = csv.writer(self.handle)
-        self.writer.writerow([reading.formula_safe(c) for c in [*columns, "row", "error"]])
+        self.writer.writerow([formula_safe(c) for c in [*columns, "row", "error"]])
         self.cap = settings.CRM_IMPORT_MAX_CELL_CHARS
         self.count = 0
         if previous:  # a resumed run keeps the rows refused before it stopped
@@ -270,8 +271,8 @@ class _Rejected:
                     self.count += 1
 
     def add(self, fate: Fate):
-        cells = [reading.formula_safe(cell if not isinstance(cell, str) else cell[: self.cap]) for cell in fate.cells]
-        self.writer.writerow([*cells, fate.row, reading.formula_safe(fate.reason)])
+        cells = [formula_safe(cell if not isinstance(cell, str) else cell[: self.cap]) for cell in fate.cells]
+        self.writer.writerow([*cells, fate.row, formula_safe(fate.reason)])
         self.count += 1
 
     def keep(self, job: LeadImport):

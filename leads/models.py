@@ -655,17 +655,21 @@ class LeadExport(models.Model):
     """One export of leads' personal data out of the CRM: who, when, what, how many rows, which leads."""
 
     class Kind(models.TextChoices):
-        LEAD_LIST = "lead_list", "Lead list (CSV)"
+        LEAD_LIST = "lead_list", "Lead list"
+        DEAL_LIST = "deal_list", "Deal list"
+        EVENT_LIST = "event_list", "Event log"
         PERSON = "person", "Everything about one person (JSON)"
 
     kind = models.CharField(max_length=20, choices=Kind.choices, default=Kind.LEAD_LIST)
+    file_format = models.CharField("format", max_length=4, blank=True, help_text="csv or xlsx; blank for one person's data.")
     # PROTECT: the record of who took data out outlives nobody's account (deactivate users instead).
     exported_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     exported_at = models.DateTimeField(default=now)
-    row_count = models.PositiveIntegerField(help_text="Leads in the export when it started.")
-    filters = models.TextField(blank=True, help_text="The lead list's filters and search, as in its address.")
+    row_count = models.PositiveIntegerField(help_text="Rows in the export when it started.")
+    filters = models.TextField(blank=True, help_text="The list's filters and search, as in its address.")
     lead_ids = models.JSONField(
-        default=list, blank=True, help_text="The leads ticked one by one; empty when every lead matching the filters was exported."
+        default=list, blank=True,
+        help_text="The leads of the rows ticked one by one; empty when every row matching the filters was exported.",
     )
 
     class Meta:
@@ -673,7 +677,7 @@ class LeadExport(models.Model):
         indexes = [models.Index(fields=["-exported_at", "-id"], name="leadexport_exported")]
 
     def __str__(self):
-        return f"{self.row_count} lead(s) by {self.exported_by} at {self.exported_at:%Y-%m-%d %H:%M}"
+        return f"{self.row_count} row(s) of {self.get_kind_display()} by {self.exported_by} at {self.exported_at:%Y-%m-%d %H:%M}"
 
 
 class LeadMerge(models.Model):

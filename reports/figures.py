@@ -1,13 +1,10 @@
 """The figures a manager can open: each names the rows behind it (the drill-down sums to the figure) and how
 they are listed on the page and in the CSV."""
 
-import csv
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 
-from django.utils import timezone
-
-from leads.exports import _csv_safe
+from core.tabular import DATETIME, INTEGER, NUMBER, Column
 from leads.models import Objection
 from leads.pipeline import LeadStatus
 
@@ -15,50 +12,40 @@ from .ranges import DateRange, Slice
 from .selectors import attention, funnel, objections, pipeline, sales
 
 
-@dataclass(frozen=True)
-class Column:
-    label: str
-    value: Callable
-
-
-def _when(moment) -> str:
-    return timezone.localtime(moment).strftime("%Y-%m-%d %H:%M") if moment else ""
-
-
 def _owner(user) -> str:
     return (user.get_full_name() or user.get_username()) if user else ""
 
 
 LEAD_COLUMNS = (
-    Column("Lead", lambda lead: lead.pk),
-    Column("Created", lambda lead: _when(lead.created_at)),
+    Column("Lead", lambda lead: lead.pk, INTEGER),
+    Column("Created", lambda lead: lead.created_at, DATETIME),
     Column("Stage now", lambda lead: lead.get_status_display()),
     Column("Source", lambda lead: lead.source.name if lead.source_id else ""),
     Column("Campaign", lambda lead: lead.campaign.name if lead.campaign_id else ""),
     Column("Owner", lambda lead: _owner(lead.owner)),
 )
 ENTRY_COLUMNS = (
-    Column("Lead", lambda change: change.lead_id),
-    Column("Entered", lambda change: _when(change.changed_at)),
+    Column("Lead", lambda change: change.lead_id, INTEGER),
+    Column("Entered", lambda change: change.changed_at, DATETIME),
     Column("From", lambda change: change.get_from_status_display() if change.from_status else ""),
     Column("To", lambda change: change.get_to_status_display()),
-    Column("Lead created", lambda change: _when(change.lead.created_at)),
+    Column("Lead created", lambda change: change.lead.created_at, DATETIME),
 )
 OBJECTION_COLUMNS = (
-    Column("Lead", lambda objection: objection.lead_id),
-    Column("Raised", lambda objection: _when(objection.created_at)),
+    Column("Lead", lambda objection: objection.lead_id, INTEGER),
+    Column("Raised", lambda objection: objection.created_at, DATETIME),
     Column("Category", lambda objection: objection.get_category_display()),
-    Column("Resolved", lambda objection: _when(objection.resolved_at) if objection.is_resolved else "no"),
+    Column("Resolved", lambda objection: objection.resolved_at if objection.is_resolved else None, DATETIME),
     Column("By", lambda objection: _owner(objection.raised_by)),
 )
 DEAL_COLUMNS = (
-    Column("Deal", lambda deal: deal.pk),
-    Column("Lead", lambda deal: deal.lead_id),
+    Column("Deal", lambda deal: deal.pk, INTEGER),
+    Column("Lead", lambda deal: deal.lead_id, INTEGER),
     Column("Status", lambda deal: deal.get_status_display()),
-    Column("Value", lambda deal: deal.value),
+    Column("Value", lambda deal: deal.value, NUMBER),
     Column("Currency", lambda deal: deal.currency),
-    Column("Created", lambda deal: _when(deal.created_at)),
-    Column("Closed", lambda deal: _when(deal.closed_at)),
+    Column("Created", lambda deal: deal.created_at, DATETIME),
+    Column("Closed", lambda deal: deal.closed_at, DATETIME),
     Column("Owner", lambda deal: _owner(deal.owner)),
 )
 
@@ -117,16 +104,3 @@ FIGURES = {
           for status in pipeline.OPEN_FUNNEL),
     )
 }
-
-
-class _Echo:
-    def write(self, value):
-        return value
-
-
-def csv_lines(figure: Figure, rows) -> Iterator[str]:
-    """The figure's rows as CSV lines (a header first); text that a spreadsheet would run as a formula is quoted."""
-    writer = csv.writer(_Echo())
-    yield "\ufeff" + writer.writerow([column.label for column in figure.columns])
-    for row in rows.iterator(chunk_size=2000):
-        yield writer.writerow([_csv_safe(column.value(row)) for column in figure.columns])

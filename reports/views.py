@@ -2,17 +2,18 @@
 the slice, ask the policy, and read the selectors; nothing here computes a figure."""
 
 from django.core.paginator import Paginator
-from django.http import Http404, StreamingHttpResponse
+from django.http import Http404
 from django.shortcuts import render
 from django.utils import timezone
 from django.views.decorators.http import require_GET
 
 from core.policy import check_may_view_reports, may_view_reports
+from core.tabular import attachment_response, csv_lines, export_filename
 from workspace.views import workspace_view
 
 from . import definitions
 from .charts import line_chart
-from .figures import FIGURES, csv_lines
+from .figures import FIGURES
 from .forms import ReportForm
 from .selectors import attention, cohorts, economics, funnel, nurturing, objections, pipeline, reps, sales, trends
 
@@ -92,10 +93,11 @@ def figure_rows(request, key, *, access):
         raise Http404("Choose a valid range on the reports page first.")
     rows = figure.rows(form.report_range(), form.report_slice())
     if request.GET.get("format") == "csv":
-        name = f"{key}_{form.report_range().start:%Y%m%d}-{form.report_range().end:%Y%m%d}.csv"
-        response = StreamingHttpResponse(csv_lines(figure, rows), content_type="text/csv; charset=utf-8")
-        response["Content-Disposition"] = f'attachment; filename="{name}"'
-        return response
+        date_range = form.report_range()
+        name = export_filename(key, extension="csv",
+                               filters={"from": date_range.start.isoformat(), "to": date_range.end.isoformat()})
+        return attachment_response(filename=name, content_type="text/csv; charset=utf-8",
+                                   lines=csv_lines(figure.columns, rows.iterator(chunk_size=2000)))
     page = Paginator(rows, PAGE_SIZE).get_page(request.GET.get("page"))
     query = request.GET.copy()
     query.pop("page", None)

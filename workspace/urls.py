@@ -8,6 +8,7 @@ urlpatterns = [
     path("today/", views.today, name="today"),
     path("numbers/", views.numbers, name="numbers"),
     path("leads/", views.lead_list, name="lead_list"),
+    path("leads/export/<slug:file_format>/", views.lead_export, name="lead_export"),
     path("leads/<int:pk>/", views.lead_detail, name="lead_detail"),
     path("leads/<int:pk>/claim/", views.lead_claim, name="lead_claim"),
     path("leads/<int:pk>/<slug:name>/", views.lead_action, name="lead_action"),

@@ -12,7 +12,7 @@ from typing import Callable
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.http import Http404, HttpResponse
+from django.http import Http404, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
@@ -21,6 +21,8 @@ from django_htmx.http import reswap, retarget
 
 from core.pagination import BoundedCountPaginator
 from core.policy import access_for
+from core.roles import user_can_export_personal_data
+from leads import exports as lead_exports
 from leads import pipeline
 from leads import services as lead_services
 from leads.forms import add_service_errors
@@ -95,9 +97,45 @@ def lead_list(request, *, access):
     page = paginator.get_page(request.GET.get("page"))
     query = request.GET.copy()
     query.pop("page", None)
-    context = {"form": form, "page": page, "paginator": paginator, "query": query.urlencode(), "access": access, "nav": "leads"}
+    context = {
+        "form": form, "page": page, "paginator": paginator, "query": query.urlencode(), "access": access, "nav": "leads",
+        "can_export": user_can_export_personal_data(request.user),
+    }
     template = "workspace/partials/lead_rows.html" if request.htmx and request.htmx.target == "lead-results" else "workspace/lead_list.html"
     return render(request, template, context)
+
+
+@require_GET
+@workspace_view
+def lead_export(request, file_format, *, access):
+    """The Leads page's list as a file, every page of it: the same filters, within what the user may see.
+
+    Only for who may export personal data (managers, unless given to someone): the page shows
+    others no button, and their request is refused. Filters the page cannot read are an error
+    here (naming them), not ignored: an export never holds more than was asked for.
+    """
+    if file_format not in lead_exports.FORMATS:
+        raise Http404("Export as csv or xlsx.")
+    if not user_can_export_personal_data(request.user):
+        raise PermissionDenied("Exporting leads needs the export permission, which managers have.")
+    form = forms.LeadFilterForm(request.GET or None, access=access)
+    if form.is_bound and not form.is_valid():
+        problems = "; ".join(
+            f"{form[name].label if name in form.fields else 'Filters'}: {' '.join(errors)}" for name, errors in form.errors.items()
+        )
+        return HttpResponseBadRequest(f"Nothing was exported: these filters were not understood. {problems}",
+                                      content_type="text/plain; charset=utf-8")
+    query = request.GET.copy()
+    query.pop("page", None)
+    try:
+        export = lead_exports.list_export(
+            spec=lead_exports.LEADS, rows=selectors.lead_list(access=access, filters=form.cleaned_data if form.is_bound else {}),
+            by=request.user, file_format=file_format, filters=query.urlencode(),
+        )
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+        return redirect(reverse("workspace:lead_list") + (f"?{query.urlencode()}" if query else ""))
+    return export.as_response()
 
 
 # --- The lead page ---------------------------------------------------------------------------

@@ -487,6 +487,11 @@ CRM_IMPORT_CHUNK_ROWS = env.int("CRM_IMPORT_CHUNK_ROWS", default=1000)
 # so (a run as failed, resumable after its last written row) by the imports-reap beat entry.
 CRM_IMPORT_STALE_MINUTES = env.int("CRM_IMPORT_STALE_MINUTES", default=10)
 
+# --- Exports (leads/exports.py) ----------------------------------------------------------
+# The longest list exported at once: rows are streamed (memory stays flat), but a longer
+# list is better narrowed by its filters. An XLSX sheet holds 1,048,575 rows whatever this says.
+CRM_EXPORT_MAX_ROWS = env.int("CRM_EXPORT_MAX_ROWS", default=1_000_000)
+
 # The cache: bursts from one address are counted here. Redis in production
 # (CACHE_URL=redis://...), so every worker counts together.
 CACHES = {"default": env.cache("CACHE_URL", default="locmemcache://")}

@@ -9,7 +9,7 @@ from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.admin.views.main import ChangeList
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.http import Http404, HttpResponseRedirect, StreamingHttpResponse
+from django.http import Http404, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
@@ -21,11 +21,11 @@ from core.events import EventType, actor_label, payload_label
 from core.models import DomainEvent
 from core.pagination import BoundedCountPaginator
 from core.policy import access_for
-from core.roles import user_can_export_personal_data
 
 from .. import exports, pipeline, selectors, services
 from ..forms import AssignOwnerForm, ConvertForm, LeadForm, MergeLeadsForm, StageMoveForm, add_service_errors
 from ..models import Deal, Lead
+from .exporting import ListExportAdmin
 
 # The lead page shows this many of the lead's latest events; the rest are a link away.
 AUDIT_TRAIL_ROWS = 25
@@ -113,7 +113,7 @@ class LiveFilter(admin.SimpleListFilter):
 
 
 @admin.register(Lead)
-class LeadAdmin(admin.ModelAdmin):
+class LeadAdmin(ListExportAdmin, admin.ModelAdmin):
     form = LeadForm
     list_display = (
         "lead_name", "email", "company", "status_badge", "owner_name", "source", "campaign",
@@ -134,7 +134,8 @@ class LeadAdmin(admin.ModelAdmin):
     sortable_by = ("created_at", "last_touch_at", "score")
     ordering = ("-created_at", "-id")
     autocomplete_fields = ("company",)
-    actions = ("assign_owner", "move_stage", "merge_leads", "export_csv", "archive")
+    actions = ("assign_owner", "move_stage", "merge_leads", "export_csv", "export_xlsx", "archive")
+    export_spec = exports.LEADS
     readonly_fields = (
         "timeline", "audit_trail", "deals", "open_tasks", "stage", "stage_entered_at", "lost_reason", "created_at", "updated_at", "last_touch_at", "archived_at",
     )
@@ -531,24 +532,26 @@ class LeadAdmin(admin.ModelAdmin):
                   "archived.",
         )
 
-    def has_export_permission(self, request):
-        return user_can_export_personal_data(request.user)
+    def _export_selected(self, request, queryset, file_format):
+        try:
+            export = exports.list_export(
+                spec=exports.LEADS, rows=queryset, by=request.user, file_format=file_format,
+                filters=request.GET.urlencode(), ticked=request.POST.get("select_across") != "1",
+            )
+        except ValidationError as exc:
+            self.message_user(request, " ".join(exc.messages), messages.ERROR)
+            return None
+        return export.as_response()
 
-    # Offered only to who may export; a forged POST of it is refused by the admin
-    # ("No action selected.") and, behind that, by the service.
+    # Offered only to who may export (ListExportAdmin.has_export_permission); a forged
+    # POST of it is refused by the admin ("No action selected.") and, behind that, by the service.
     @admin.action(description="Export selected leads as CSV", permissions=["export"])
     def export_csv(self, request, queryset):
-        _, lines = exports.lead_export_csv(
-            leads=queryset,
-            by=request.user,
-            filters=request.GET.urlencode(),
-            every_match=request.POST.get("select_across") == "1",
-        )
-        response = StreamingHttpResponse(lines, content_type="text/csv; charset=utf-8")
-        stamp = timezone.localtime().strftime("%Y%m%d-%H%M")
-        response["Content-Disposition"] = f'attachment; filename="leads-{stamp}.csv"'
-        response["Cache-Control"] = "no-store"
-        return response
+        return self._export_selected(request, queryset, "csv")
+
+    @admin.action(description="Export selected leads as XLSX", permissions=["export"])
+    def export_xlsx(self, request, queryset):
+        return self._export_selected(request, queryset, "xlsx")
 
     @admin.action(description="Archive selected leads", permissions=["change"])
     def archive(self, request, queryset):

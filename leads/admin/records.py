@@ -9,11 +9,12 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
-from core.admin import ReadOnlyAdminMixin
+from core.admin import DomainEventAdmin, ReadOnlyAdminMixin
+from core.models import DomainEvent
 from core.pagination import BoundedCountPaginator
 from core.policy import access_for
 
-from .. import selectors, services
+from .. import exports, selectors, services
 from ..forms import add_service_errors
 from ..models import (
     Activity,
@@ -34,6 +35,7 @@ from ..models import (
     StageChange,
     Task,
 )
+from .exporting import ListExportAdmin
 from .lead import status_badge_html
 
 
@@ -111,8 +113,10 @@ class DealForm(forms.ModelForm):
 
 
 @admin.register(Deal)
-class DealAdmin(LeadRecordAdmin):
+class DealAdmin(ListExportAdmin, LeadRecordAdmin):
     form = DealForm
+    export_spec = exports.DEALS
+    change_list_template = "admin/export_change_list.html"
     list_display = ("__str__", "lead_column", "owner", "value", "currency", "status", "created_at", "expected_close_on", "closed_at")
     list_select_related = ("lead", "owner")
     list_filter = ("status", "currency", ("created_at", admin.DateFieldListFilter))
@@ -278,14 +282,21 @@ class FormSubmissionAdmin(ReadOnlyAdminMixin, LeadRecordAdmin):
 
 
 
+# The event log's admin is core's; it is registered here, where exports are recorded (core stands below leads).
+@admin.register(DomainEvent)
+class EventLogAdmin(ListExportAdmin, DomainEventAdmin):
+    export_spec = exports.EVENTS
+    change_list_template = "admin/export_change_list.html"
+
+
 @admin.register(LeadExport)
 class LeadExportAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     """Every export of leads' personal data: read only, as a log is."""
 
-    list_display = ("exported_at", "exported_by", "kind", "row_count", "what")
+    list_display = ("exported_at", "exported_by", "kind", "file_format", "row_count", "what")
     list_select_related = ("exported_by",)
     list_filter = (("exported_at", admin.DateFieldListFilter), "kind", "exported_by")
-    fields = ("exported_at", "exported_by", "kind", "row_count", "filters", "lead_ids")
+    fields = ("exported_at", "exported_by", "kind", "file_format", "row_count", "filters", "lead_ids")
     paginator = BoundedCountPaginator
     show_full_result_count = False
 
@@ -295,7 +306,8 @@ class LeadExportAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
             return "one person: lead rows " + ", ".join(f"#{pk}" for pk in obj.lead_ids)
         if obj.lead_ids:
             return f"{len(obj.lead_ids)} ticked: " + ", ".join(f"#{pk}" for pk in obj.lead_ids[:10]) + (" …" if len(obj.lead_ids) > 10 else "")
-        return f"every lead matching: {obj.filters or 'no filter'}"
+        rows = {LeadExport.Kind.DEAL_LIST: "deal", LeadExport.Kind.EVENT_LIST: "event"}.get(obj.kind, "lead")
+        return f"every {rows} matching: {obj.filters or 'no filter'}"
 
 
 @admin.register(LeadMerge)

@@ -6,6 +6,7 @@ import io
 import pytest
 from openpyxl import Workbook
 
+from core.tabular import formula_safe
 from imports import reading
 from imports.services import lead_import_preview, lead_import_upload
 
@@ -117,6 +118,6 @@ def test_the_date_formats_that_fit_are_offered(values, fitting):
 
 
 def test_a_rejected_cell_that_would_start_a_formula_is_quoted():
-    assert [reading.formula_safe(c) for c in ["=1+1", "+3", "-2", "@SUM(A1)", "ok", ""]] == [
+    assert [formula_safe(c) for c in ["=1+1", "+3", "-2", "@SUM(A1)", "ok", ""]] == [
         "'=1+1", "'+3", "'-2", "'@SUM(A1)", "ok", "",
     ]

@@ -198,11 +198,11 @@ def test_export_csv_streams_the_selected_leads_with_formulas_neutralised(manager
     response = post_action(manager_client, "export_csv", [lead])
 
     assert response["Content-Type"].startswith("text/csv")
-    rows = list(csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode())))
+    rows = list(csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode("utf-8-sig"))))
     assert len(rows) == 1
-    assert rows[0]["email"] == lead.email
-    assert rows[0]["company"] == "Acme"
-    assert rows[0]["first_name"].startswith("'=")
+    assert rows[0]["Email"] == lead.email
+    assert rows[0]["Company"] == "Acme"
+    assert rows[0]["First name"].startswith("'=")
 
 
 def test_archive_action_archives_and_keeps_history(manager_client):

@@ -12,7 +12,7 @@ from django.contrib.messages import get_messages
 from django.core.exceptions import PermissionDenied
 from django.urls import reverse
 
-from leads.exports import lead_export_csv
+from leads.exports import LEADS, list_export
 from leads.models import Lead, LeadExport
 from tests.factories import LeadFactory
 
@@ -28,7 +28,8 @@ def export(client, leads, query="", **data):
 
 
 def emails_in(response):
-    return sorted(row["email"] for row in csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode())))
+    text = b"".join(response.streaming_content).decode("utf-8-sig")
+    return sorted(row["Email"] for row in csv.DictReader(io.StringIO(text)))
 
 
 def test_a_manager_exports_the_ticked_leads_and_the_export_is_on_record(client, manager_user):
@@ -108,7 +109,7 @@ def test_the_export_service_refuses_who_may_not_export_and_records_nothing(marke
     LeadFactory()
     for user in (marketer_user, rep_user):
         with pytest.raises(PermissionDenied):
-            lead_export_csv(leads=Lead.objects.all(), by=user, every_match=True)
+            list_export(spec=LEADS, rows=Lead.objects.all(), by=user, file_format="csv")
     assert not LeadExport.objects.exists()
 
 
