@@ -75,7 +75,9 @@ def dashboard(request, *, access):
             }
             context["objections"] = {
                 "categories": objections.by_category(date_range, part),
-                "by_stage": objections.by_dimension(date_range, part, "stage"),
+                "breakdowns": [(title, objections.by_dimension(date_range, part, key))
+                               for key, title in (("stage", "By stage when raised"), ("source", "By source"),
+                                                  ("product", "By product"))],
             }
             context["reps"], context["team"] = reps.rep_rows(date_range, part)
     return render(request, "reports/dashboard.html", context)

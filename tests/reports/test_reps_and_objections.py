@@ -75,3 +75,13 @@ def test_objections_by_stage_then_source_and_product(march):
     assert by_dimension(MARCH, Slice(source=march["ads"].pk), "stage") == [("price", "contacted", 1)]
     with pytest.raises(ValueError, match="stage, source or product"):
         by_dimension(MARCH, Slice(), "colour")
+
+
+def test_the_page_breaks_objections_down_by_stage_source_and_product(client, march, manager_user):
+    client.force_login(manager_user)
+    with time_machine.travel(local(2026, 4, 15, 12), tick=False):
+        page = client.get("/reports/", {"start": "2026-03-01", "end": "2026-03-31"})
+    breakdowns = dict(page.context["objections"]["breakdowns"])
+    assert breakdowns["By product"] == [("price", "Pro", 1), ("timing", "Basic", 1)]
+    html = page.content.decode()
+    assert "<caption>By source</caption>" in html and "<td>Basic</td>" in html
