@@ -231,3 +231,14 @@ def test_the_customer_list_makes_the_same_queries_for_10_and_100_rows(frozen, ma
     with django_assert_max_num_queries(len(small)):
         body = manager_api.get(CUSTOMERS, {"page_size": 100}).json()
     assert len(body["results"]) == 100 and body["results"][0]["totals"][0]["won_value"] == "99.00"
+
+
+def test_a_rep_sees_a_shared_customer_without_another_reps_first_contact_or_deals(frozen, rep_api, rep_user, other_rep):
+    company = CompanyFactory(name="Analytical")
+    first = LeadFactory(owner=other_rep, company=company)
+    services.lead_convert_to_customer(lead=first, deal_value="900", by=other_rep)
+    mine = LeadFactory(owner=rep_user, company=company)
+    services.lead_convert_to_customer(lead=mine, deal_value="100", by=rep_user)
+    [body] = rep_api.get(CUSTOMERS).json()["results"]
+    assert body["primary_lead"] is None
+    assert [(t["won_deals"], t["won_value"]) for t in body["totals"]] == [(1, "100.00")]

@@ -179,3 +179,12 @@ def test_the_list_makes_the_same_queries_for_10_and_100_rows(leads, manager_api,
         assert len(ids(manager_api.get(TASKS, {"page_size": 10}))) == 10
     with django_assert_max_num_queries(len(small)):
         assert len(ids(manager_api.get(TASKS, {"page_size": 100}))) == 100
+
+
+def test_a_marketer_reads_the_tasks_on_leads_but_changes_only_their_own(leads, marketer_api, marketer_user, rep_user):
+    on_lead, private = task(rep_user, hours=1, lead=leads["mine"]), task(rep_user, hours=2)
+    own = task(marketer_user, hours=3)
+    assert ids(marketer_api.get(TASKS)) == [on_lead.pk, own.pk]
+    assert_problem(marketer_api.get(f"{TASKS}{private.pk}/"), 404)
+    assert_problem(marketer_api.post(f"{TASKS}{on_lead.pk}/complete/"), 403)
+    assert marketer_api.post(f"{TASKS}{own.pk}/complete/").json()["is_done"] is True
