@@ -6,7 +6,7 @@ from django.http import Http404
 from core.events import events_after
 from core.models import DomainEvent
 from core.policy import Access
-from leads.models import Lead, Task
+from leads.models import Lead, LeadMerge, Task
 from workspace import selectors as workspace_selectors
 
 from .serializers import MAX_ID
@@ -45,6 +45,14 @@ def api_lead_get(*, access: Access, pk: int, action: str = "view") -> Lead:
         raise Http404("No such lead.")
     access.check(lead, action)
     return lead
+
+
+def api_merge_get(*, pk: int) -> LeadMerge:
+    """A merge record by id (else 404); the caller has checked that the user may merge leads, so may see them all."""
+    merge = LeadMerge.objects.filter(pk=pk).first() if 1 <= pk <= MAX_ID else None
+    if merge is None:
+        raise Http404("No such merge.")
+    return merge
 
 
 def api_event_list(*, access: Access, after: int, limit: int, type: str | None = None, lead_id: int | None = None):

@@ -155,7 +155,7 @@ class ConvertedSerializer(serializers.Serializer):
 
 class MergedSerializer(serializers.Serializer):
     lead = LeadSerializer()
-    merge_id = serializers.IntegerField(help_text="The merge's record (it can be undone in the admin).")
+    merge_id = serializers.IntegerField(help_text="The merge's record: POST /api/v1/merges/{id}/undo/ takes it back.")
 
 
 class ActorSerializer(serializers.Serializer):

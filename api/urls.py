@@ -22,6 +22,7 @@ urlpatterns = [
     path("api/v1/leads/<int:pk>/stage/", views.LeadStage.as_view(), name="lead_stage"),
     path("api/v1/leads/<int:pk>/convert/", views.LeadConvert.as_view(), name="lead_convert"),
     path("api/v1/leads/<int:pk>/merge/", views.LeadMerge.as_view(), name="lead_merge"),
+    path("api/v1/merges/<int:pk>/undo/", views.MergeUndo.as_view(), name="merge_undo"),
     path("api/v1/events/", views.EventList.as_view(), name="event_list"),
     path("api/v1/companies/", sales_views.CompanyListCreate.as_view(), name="company_list"),
     path("api/v1/companies/<int:pk>/", sales_views.CompanyDetail.as_view(), name="company_detail"),

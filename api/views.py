@@ -223,6 +223,24 @@ class LeadMerge(ApiView):
         return Response({"lead": serializers.LeadSerializer(fresh).data, "merge_id": merge.pk})
 
 
+class MergeUndo(ApiView):
+    required_scopes = {"POST": "leads:write"}
+
+    @extend_schema(
+        operation_id="merges_undo", tags=[LEADS], request=None, summary="Undo a merge (managers)",
+        description="The merged lead is live again with what moved from it; the kept lead gets back the fields the "
+                    "merge filled unless they were changed since. Refused (422 naming `merge`, `keep` or `merged`) "
+                    "once undone, or when either lead was erased or merged again since.",
+        responses={200: serializers.LeadSerializer, **problems(400, 401, 403, 404, 422, 429)},
+    )
+    def post(self, request, pk):
+        self.body(serializers.EmptyBody)
+        check_may_merge_leads(request.user)
+        merge = selectors.api_merge_get(pk=pk)
+        restored = lead_services.lead_merge_undo(merge=merge, by=request.user)
+        return self.show(restored)
+
+
 class EventList(ApiView):
     required_scopes = {"GET": "events:read"}
 

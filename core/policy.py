@@ -242,6 +242,23 @@ def may_manage_webhooks(user) -> bool:
     return access_for(user).is_manager
 
 
+# The team's reports: managers see them all; marketers the marketing ones (the funnel, traffic, economics,
+# cohorts, nurturing); reps their own numbers only (My numbers).
+MARKETING_REPORTS = frozenset({"funnel", "economics", "cohorts", "nurturing"})
+
+
+def may_view_reports(user, report: str) -> bool:
+    access = access_for(user)
+    return access.is_manager or (access.is_marketer and report in MARKETING_REPORTS)
+
+
+def check_may_view_reports(user, report: str) -> None:
+    if not may_view_reports(user, report):
+        raise PermissionDenied(
+            "The team's reports are for managers (marketers see the marketing ones). Your own figures are on My numbers."
+        )
+
+
 def check_may_import_leads(user) -> None:
     """Importing leads from a file: managers and marketers (and the system), who bring lists in from events and ads.
 

@@ -25,5 +25,6 @@ urlpatterns = [
     path("", include("capture.urls")),
     path("", include("nurturing.urls")),
     path("", include("imports.urls")),
+    path("", include("reports.urls")),
     path("", include("workspace.urls")),
 ]

@@ -9,9 +9,9 @@ from .models import LeadImport
 
 @admin.register(LeadImport)
 class LeadImportAdmin(admin.ModelAdmin):
-    list_display = ["id", "original_name", "created_by", "created_at", "status", "rows_total", "created_count",
+    list_display = ["id", "original_name", "target", "created_by", "created_at", "status", "rows_total", "created_count",
                     "updated_count", "skipped_count", "error_count"]
-    list_filter = ["status"]
+    list_filter = ["status", "target"]
     list_select_related = ["created_by"]
     readonly_fields = [f.name for f in LeadImport._meta.fields]
 

@@ -1,4 +1,4 @@
-"""An import of leads from a CSV or XLSX file: the file, how to read it, what was made of it."""
+"""An import from a CSV or XLSX file (leads, a deal history, companies): the file, how to read it, what was made of it."""
 
 from django.conf import settings
 from django.core.files.storage import FileSystemStorage
@@ -27,11 +27,21 @@ import_files = ImportFiles()
 class LeadImport(models.Model):
     class Status(models.TextChoices):
         UPLOADED = "uploaded", "Uploaded"
+        CHECKING = "checking", "Dry run under way"
         CHECKED = "checked", "Checked (dry run)"
         QUEUED = "queued", "Waiting for a worker"
         RUNNING = "running", "Running"
         DONE = "done", "Done"
         FAILED = "failed", "Failed"
+
+    class Target(models.TextChoices):
+        LEADS = "leads", "Leads"
+        DEALS = "deals", "Deal history (pipeline)"
+        COMPANIES = "companies", "Companies"
+
+    class UnknownOwner(models.TextChoices):
+        REFUSE = "refuse", "Refuse the row"
+        IMPORTER = "importer", "Give the deal to me"
 
     class DedupeKey(models.TextChoices):
         EMAIL = "email", "Email (any case)"
@@ -47,12 +57,21 @@ class LeadImport(models.Model):
     file = models.FileField(storage=import_files, upload_to="uploads/%Y/%m/", max_length=300)
     original_name = models.CharField(max_length=255)
     kind = models.CharField(max_length=4, default="csv", help_text="csv or xlsx")
+    target = models.CharField(max_length=10, choices=Target.choices, default=Target.LEADS,
+                              help_text="What the file's rows are")
     encoding = models.CharField(max_length=20, blank=True)
     separator = models.CharField(max_length=1, blank=True)
     date_format = models.CharField(max_length=20, blank=True, help_text="strptime format of the date columns")
     mapping = models.JSONField(default=dict, blank=True, help_text='{"column header": "lead field" or ""} ("" ignores it)')
     dedupe_key = models.CharField(max_length=10, choices=DedupeKey.choices, default=DedupeKey.EMAIL)
     on_duplicate = models.CharField(max_length=12, choices=OnDuplicate.choices, default=OnDuplicate.FILL_BLANKS)
+    stage_mapping = models.JSONField(
+        default=dict, blank=True,
+        help_text='Deal history: {"stage name in the file": "an open lead stage", "won" or "lost"}',
+    )
+    unknown_owner = models.CharField(max_length=10, choices=UnknownOwner.choices, default=UnknownOwner.REFUSE,
+                                     help_text="Deal history: a row whose owner is no user")
+    currency = models.CharField(max_length=3, blank=True, help_text="Deal history: the values' currency (default: the CRM's)")
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.UPLOADED)
     rows_total = models.PositiveIntegerField(default=0, help_text="Data rows in the file (known after a check or a run)")
     rows_done = models.PositiveIntegerField(default=0, help_text="Data rows handled so far: the progress")
@@ -70,6 +89,10 @@ class LeadImport(models.Model):
     last_row_written = models.PositiveIntegerField(
         null=True, blank=True,
         help_text="The file's row number up to which the run's rows were written (each chunk commits whole)",
+    )
+    progress_at = models.DateTimeField(
+        null=True, blank=True,
+        help_text="When the worker last reported progress: a job left running long after it is reaped (imports.services)",
     )
     failure = models.TextField(blank=True)
 

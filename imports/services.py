@@ -1,10 +1,12 @@
-"""Importing leads from a file: upload, preview, set up, dry run, run.
+"""Importing from a file: upload, preview, set up, dry run, run. The file's rows are leads, a deal history
+or companies (`LeadImport.target`); what a row becomes is its kind's planner's (imports.plan_leads,
+imports.plan_deals, imports.plan_companies), the flow around it is the same for all.
 
 Guarantees:
 - Only managers and marketers import (core.policy.check_may_import_leads).
 - A dry run (`lead_import_check`) and a run (`lead_import_run`) give every row
   the same fate: created, updated, skipped (a duplicate in the file or in the
-  CRM) or refused with the column and the reason. The dry run writes no lead.
+  CRM) or refused with the column and the reason. The dry run writes nothing.
 - A run writes in chunks of CRM_IMPORT_CHUNK_ROWS rows, each in one
   transaction, with the job's counts and progress saved in that same
   transaction: whatever the job says was written, was. A chunk that fails is
@@ -20,7 +22,7 @@ import logging
 import re
 import tempfile
 from dataclasses import dataclass, field
-from datetime import datetime, time
+from datetime import timedelta
 from itertools import islice
 from pathlib import Path
 
@@ -28,52 +30,48 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.files import File
 from django.db import transaction
-from django.db.models.functions import Lower
 from django.utils import timezone
 
-from core.emails import normalize_email
 from core.events import Actor
 from core.models import ActorKind
 from core.policy import check_may_import_leads
-from leads.importing import DATE_FIELDS, IMPORTABLE_FIELDS, lead_import_clean, leads_import_batch, leads_import_update
-from leads.models import Lead
 
-from . import reading
+from . import plan_companies, plan_deals, plan_leads, reading
 from .models import LeadImport
+from .rows import Fate
 
 log = logging.getLogger(__name__)
 
 # Rows not created as they are, kept on the job for the report (the rejected-rows file has every refused one).
 REPORT_ROWS = 100
-FORMULA_STARTS = ("=", "+", "-", "@")
-# "+33 1 23 45 67 89", "-12.5": a number, not a formula, though it starts with + or -.
-_NUMBER_LIKE = re.compile(r"^[+-]?[\d\s().\-/]*\d[\d\s().\-/]*$")
-
-# Header names (letters and digits only, lower-cased) taken for each field, besides its name and label.
-_HEADER_NAMES = {
-    "email": {"email", "emailaddress", "mail", "courriel", "emailadresse"},
-    "first_name": {"firstname", "first", "givenname", "forename", "prenom", "vorname"},
-    "last_name": {"lastname", "last", "surname", "familyname", "nom", "nachname"},
-    "phone": {"phone", "phonenumber", "telephone", "tel", "mobile", "mobilephone", "cell"},
-    "title": {"title", "jobtitle", "position", "role", "function"},
-    "company": {"company", "companyname", "organisation", "organization", "account", "employer", "societe", "firma"},
-    "timezone": {"timezone", "tz"},
-    "consent_given_at": {"consentdate", "consentgivenon", "consentgivenat", "optindate", "optedinon"},
-    "created_at": {"createdon", "createdat", "created", "datecreated", "signupdate", "signedupon"},
+# What each kind of file becomes: its fields, date fields, header names, rules of a set-up and row planner.
+_KINDS = {
+    LeadImport.Target.LEADS: plan_leads,
+    LeadImport.Target.DEALS: plan_deals,
+    LeadImport.Target.COMPANIES: plan_companies,
 }
+
+
+def _kind(job: LeadImport):
+    return _KINDS[LeadImport.Target(job.target)]
+
+
+def fields_of(job: LeadImport) -> dict[str, str]:
+    """What a column of this job's file may fill in, with its label."""
+    return _kind(job).FIELDS
 
 
 def _header_key(text: str) -> str:
     return re.sub(r"[^a-z0-9]", "", str(text).lower())
 
 
-def suggest_mapping(columns: list[str]) -> dict[str, str]:
-    """For each column, the lead field its header names ("E-mail" → email, "First name" → first_name), else ""."""
-    names = {}
-    for name, label in IMPORTABLE_FIELDS.items():
+def suggest_mapping(columns: list[str], target: str = LeadImport.Target.LEADS) -> dict[str, str]:
+    """For each column, the field its header names ("E-mail" → email, "First name" → first_name), else ""."""
+    kind, names = _KINDS[LeadImport.Target(target)], {}
+    for name, label in kind.FIELDS.items():
         names[_header_key(name)] = name
         names[_header_key(label)] = name
-        for alias in _HEADER_NAMES.get(name, ()):
+        for alias in kind.HEADER_NAMES.get(name, ()):
             names[alias] = name
     mapping, taken = {}, set()
     for column in columns:
@@ -88,14 +86,18 @@ def suggest_mapping(columns: list[str]) -> dict[str, str]:
 # --- Upload and preview ----------------------------------------------------------------
 
 
-def lead_import_upload(*, file, name: str, by, encoding: str = "", separator: str = "") -> LeadImport:
-    """Keep an uploaded file (a Django File or an open binary file) and read how it is written.
+def lead_import_upload(*, file, name: str, by, encoding: str = "", separator: str = "",
+                       target: str = LeadImport.Target.LEADS) -> LeadImport:
+    """Keep an uploaded file (a Django File or an open binary file) and read how it is written; `target` says
+    what its rows are (leads, a deal history, companies).
 
     Refuses (ValidationError) a file that is not CSV or XLSX, too large, or whose encoding or separator
     is not one offered. The encoding and separator, unless given, are detected.
     """
     check_may_import_leads(by)
     errors = {}
+    if target not in LeadImport.Target.values:
+        raise ValidationError({"target": [f"Import one of: {', '.join(LeadImport.Target.values)}."]})
     try:
         kind = reading.file_kind(name)
     except reading.FileUnreadable as exc:
@@ -114,7 +116,7 @@ def lead_import_upload(*, file, name: str, by, encoding: str = "", separator: st
         errors["separator"] = ["Choose a comma, a semicolon or a tab."]
     if errors:
         raise ValidationError(errors)
-    job = LeadImport(created_by=by, original_name=Path(name).name[:255], kind=kind)
+    job = LeadImport(created_by=by, original_name=Path(name).name[:255], kind=kind, target=target)
     job.file.save(Path(name).name, file if isinstance(file, File) else File(file), save=False)
     if kind == "csv":
         detected = reading.detect_csv(Path(job.file.path), encoding=encoding, separator=separator)
@@ -123,7 +125,7 @@ def lead_import_upload(*, file, name: str, by, encoding: str = "", separator: st
     if not any(columns):
         job.file.delete(save=False)
         raise ValidationError({"file": ["The file has no header row: its first row must name the columns."]})
-    job.mapping = suggest_mapping(columns)
+    job.mapping = suggest_mapping(columns, target)
     job.save()
     return job
 
@@ -146,6 +148,9 @@ class Preview:
     # The offered date formats that read every date of the first rows; one must be chosen when several do.
     date_formats: list[str]
     date_columns: list[str] = field(default_factory=list)
+    # A deal history's stage names in the file with their counts, and what each is mapped to.
+    stages: list[tuple[str, int]] = field(default_factory=list)
+    stage_mapping: dict[str, str] = field(default_factory=dict)
 
     @property
     def date_format_needed(self) -> bool:
@@ -154,16 +159,25 @@ class Preview:
 
 def lead_import_preview(*, job: LeadImport, rows: int = 5, mapping: dict | None = None) -> Preview:
     """The columns, the first `rows` rows, how the file was read, the mapping (`mapping`, else the job's, else
-    suggested) and the date formats that fit the date columns' first 200 values."""
+    suggested) and the date formats that fit the date columns' first 200 values; for a deal history, the
+    stage names of the whole file with their counts, and their mapping (the job's, else suggested)."""
     columns, first = _head(job, rows=max(rows, 200))
-    mapping = mapping or job.mapping or suggest_mapping(columns)
-    date_columns = [column for column in columns if mapping.get(column) in DATE_FIELDS]
+    mapping = mapping or job.mapping or suggest_mapping(columns, job.target)
+    date_fields = _kind(job).DATE_FIELDS
+    date_columns = [column for column in columns if mapping.get(column) in date_fields]
     indexes = [columns.index(column) for column in date_columns]
     values = [cells[i] for cells in first for i in indexes if i < len(cells)]
+    stages, stage_mapping = [], {}
+    if job.target == LeadImport.Target.DEALS and rows:
+        try:
+            stages = plan_deals.stage_counts(job, columns, mapping)
+        except reading.FileUnreadable as exc:
+            raise ValidationError({"file": [str(exc)]}) from None
+        stage_mapping = {**plan_deals.suggest_stages(name for name, _ in stages), **(job.stage_mapping or {})}
     return Preview(
         columns=columns, rows=first[:rows], encoding=job.encoding, separator=job.separator, mapping=mapping,
         date_formats=reading.date_formats_fitting(values) if date_columns else list(reading.DATE_FORMATS),
-        date_columns=date_columns,
+        date_columns=date_columns, stages=stages, stage_mapping=stage_mapping,
     )
 
 
@@ -173,15 +187,21 @@ def lead_import_preview(*, job: LeadImport, rows: int = 5, mapping: dict | None 
 def lead_import_configure(
     *, job: LeadImport, by, mapping: dict | None = None, dedupe_key: str | None = None,
     on_duplicate: str | None = None, date_format: str | None = None, encoding: str | None = None,
-    separator: str | None = None,
+    separator: str | None = None, stage_mapping: dict | None = None, unknown_owner: str | None = None,
+    currency: str | None = None,
 ) -> LeadImport:
     """Set how the file is read and what its columns fill in; refused (ValidationError, by setting) when the
-    mapping names a column the file lacks or a field leads do not have, maps two columns to one field, maps
-    neither email nor phone, or maps dates without a format that reads them."""
+    mapping names a column the file lacks or a field the import does not fill in, maps two columns to one
+    field, or maps dates without a format that reads them; a lead import must map email or phone, a company
+    import the name, a deal history the opportunity id, stage and engage date, with its stages mapped to an
+    open stage, won or lost."""
     check_may_import_leads(by)
     _check_not_started(job)
+    if currency is not None:
+        currency = currency.strip().upper()
     for name, value in (("mapping", mapping), ("dedupe_key", dedupe_key), ("on_duplicate", on_duplicate),
-                        ("date_format", date_format), ("encoding", encoding), ("separator", separator)):
+                        ("date_format", date_format), ("encoding", encoding), ("separator", separator),
+                        ("stage_mapping", stage_mapping), ("unknown_owner", unknown_owner), ("currency", currency)):
         if value is not None:
             setattr(job, name, value)
     if encoding is not None and encoding not in reading.ENCODINGS:
@@ -195,13 +215,14 @@ def lead_import_configure(
     return job
 
 
-def _check_not_started(job: LeadImport):
-    if job.status not in (LeadImport.Status.UPLOADED, LeadImport.Status.CHECKED):
+def _check_not_started(job: LeadImport, *, also=()):
+    if job.status not in (LeadImport.Status.UPLOADED, LeadImport.Status.CHECKED, *also):
         raise ValidationError(f"This import is {job.get_status_display().lower()}: upload the file again to import it anew.")
 
 
 def _check_setup(job: LeadImport, columns: list[str]) -> None:
     errors: dict[str, list[str]] = {}
+    kind = _kind(job)
     mapping = {column: target for column, target in (job.mapping or {}).items() if target}
     used: dict[str, str] = {}
     for column, target in mapping.items():
@@ -209,168 +230,23 @@ def _check_setup(job: LeadImport, columns: list[str]) -> None:
             errors.setdefault("mapping", []).append(f"The file has no column {column!r}.")
         elif columns.count(column) > 1:
             errors.setdefault("mapping", []).append(f"The file has {columns.count(column)} columns named {column!r}: rename them.")
-        if target not in IMPORTABLE_FIELDS:
+        if target not in kind.FIELDS:
             errors.setdefault("mapping", []).append(
-                f"Column {column!r} is mapped to {target!r}, which is not a lead field. "
-                f"Choose one of {', '.join(IMPORTABLE_FIELDS)}, or ignore the column."
+                f"Column {column!r} is mapped to {target!r}, which is not a {kind.NOUN} field. "
+                f"Choose one of {', '.join(kind.FIELDS)}, or ignore the column."
             )
         elif target in used:
             errors.setdefault("mapping", []).append(f"Columns {used[target]!r} and {column!r} are both mapped to {target}: keep one.")
         used.setdefault(target, column)
-    if not {"email", "phone"} & set(used):
-        errors.setdefault("mapping", []).append("Map a column to email or to phone: a lead needs one of them.")
-    if job.dedupe_key not in LeadImport.DedupeKey.values:
-        errors["dedupe_key"] = [f"Find duplicates by {' or '.join(LeadImport.DedupeKey.values)}."]
-    elif job.dedupe_key not in used:
-        errors["dedupe_key"] = [f"Duplicates are found by {job.dedupe_key}: map a column to it, or choose another key."]
+    kind.check_setup(job, used, errors)
     if job.on_duplicate not in LeadImport.OnDuplicate.values:
         errors["on_duplicate"] = [f"Choose one of {', '.join(LeadImport.OnDuplicate.values)}."]
-    if DATE_FIELDS & set(used) and job.date_format not in reading.DATE_FORMATS:
+    if kind.DATE_FIELDS & set(used) and job.date_format not in reading.DATE_FORMATS:
         errors["date_format"] = [
             "Choose the format of the dates (" + "; ".join(reading.DATE_FORMATS.values()) + ")."
         ]
     if errors:
         raise ValidationError(errors)
-
-
-# --- Reading rows into leads -----------------------------------------------------------------
-
-
-@dataclass
-class Fate:
-    row: int
-    cells: list
-    fate: str  # "create", "update", "skip", "error"
-    reason: str = ""
-    column: str = ""
-    fields: dict = field(default_factory=dict)
-    lead: Lead | None = None
-    changes: dict = field(default_factory=dict)
-
-
-class _Planner:
-    """Gives each row its fate, a chunk at a time, with one or two queries a chunk (the duplicates in the CRM)."""
-
-    def __init__(self, job: LeadImport, columns: list[str]):
-        self.job = job
-        self.columns = [(columns.index(column), column, target) for column, target in job.mapping.items() if target]
-        self.field_column = {target: column for _, column, target in self.columns}
-        self.cap = settings.CRM_IMPORT_MAX_CELL_CHARS
-        self.seen_email: dict[str, int] = {}
-        self.seen_phone: dict[str, int] = {}
-        self.tz = timezone.get_current_timezone()
-
-    def plan(self, chunk: list[tuple[int, list]]) -> list[Fate]:
-        fates = [self._read(number, cells) for number, cells in chunk]
-        self._dedupe_in_file(fates)
-        self._dedupe_in_crm(fates)
-        return fates
-
-    def _read(self, number: int, cells: list) -> Fate:
-        fields, problems = {}, []
-        for index, column, target in self.columns:
-            value = cells[index] if index < len(cells) else ""
-            problem = None
-            if isinstance(value, str):
-                if len(value) > self.cap:
-                    problem = f"the cell has {len(value):,} characters; at most {self.cap:,} are taken"
-                elif "\ufffd" in value:
-                    problem = f"characters that are not {self.job.encoding or 'this encoding'}: choose the file's encoding"
-                else:
-                    value = value.strip()
-                    if value.startswith(FORMULA_STARTS) and not _NUMBER_LIKE.match(value):
-                        problem = "starts with =, +, - or @ as a spreadsheet formula does: formulas are not imported"
-            if problem is None and target in DATE_FIELDS and value != "":
-                try:
-                    value = timezone.make_aware(datetime.combine(reading.parse_date(value, self.job.date_format), time.min), self.tz)
-                except ValueError:
-                    label = reading.DATE_FORMATS.get(self.job.date_format, self.job.date_format)
-                    problem = f"{value!r} is not a date written as {label}"
-            elif problem is None and not isinstance(value, str):
-                value = value.isoformat() if hasattr(value, "isoformat") else str(value)
-            if problem:
-                problems.append((column, problem))
-            elif value != "":
-                fields[target] = value
-        if problems:
-            return Fate(number, cells, "error", "; ".join(f"{c}: {p}" for c, p in problems), problems[0][0])
-        try:
-            lead_import_clean(fields)
-        except ValidationError as exc:
-            pairs = [(self.field_column.get(name, name), message) for name, messages in exc.message_dict.items() for message in messages]
-            return Fate(number, cells, "error", "; ".join(f"{c}: {m}" for c, m in pairs), pairs[0][0])
-        if "email" in fields:
-            fields["email"] = normalize_email(fields["email"])
-        return Fate(number, cells, "create", fields=fields)
-
-    def _dedupe_in_file(self, fates: list[Fate]):
-        for fate in fates:
-            if fate.fate != "create":
-                continue
-            email, phone = fate.fields.get("email", ""), fate.fields.get("phone", "")
-            if email and email in self.seen_email:
-                fate.fate, fate.column = "skip", self.field_column["email"]
-                fate.reason = f"same email as row {self.seen_email[email]}"
-            elif self.job.dedupe_key == "phone" and phone and phone in self.seen_phone:
-                fate.fate, fate.column = "skip", self.field_column["phone"]
-                fate.reason = f"same phone as row {self.seen_phone[phone]}"
-            else:
-                if email:
-                    self.seen_email[email] = fate.row
-                if phone:
-                    self.seen_phone[phone] = fate.row
-
-    def _dedupe_in_crm(self, fates: list[Fate]):
-        live = [fate for fate in fates if fate.fate == "create"]
-        emails = {fate.fields["email"] for fate in live if fate.fields.get("email")}
-        by_email = {}
-        if emails:
-            for lead in Lead.objects.live().exclude(email="").alias(email_key=Lower("email")).filter(
-                email_key__in=sorted(emails)
-            ).select_related("company"):
-                by_email[normalize_email(lead.email)] = lead
-        by_phone = {}
-        if self.job.dedupe_key == "phone":
-            phones = sorted({fate.fields["phone"] for fate in live if fate.fields.get("phone")})
-            if phones:
-                for lead in Lead.objects.live().filter(phone__in=phones).select_related("company").order_by("-pk"):
-                    by_phone[lead.phone] = lead  # the oldest of a phone wins
-        for fate in live:
-            email = fate.fields.get("email", "")
-            if self.job.dedupe_key == "phone":
-                match = by_phone.get(fate.fields.get("phone", ""))
-                owner = by_email.get(email)
-                if owner is not None and (match is None or owner.pk != match.pk):
-                    fate.fate, fate.column = "error", self.field_column["email"]
-                    fate.reason = f"{self.field_column['email']}: another lead (#{owner.pk}) already has this email address"
-                    continue
-            else:
-                match = by_email.get(email)
-            if match is not None:
-                self._duplicate(fate, match)
-
-    def _duplicate(self, fate: Fate, lead: Lead):
-        key = self.job.dedupe_key
-        fate.lead, fate.column = lead, self.field_column[key]
-        if self.job.on_duplicate == LeadImport.OnDuplicate.SKIP:
-            fate.fate, fate.reason = "skip", f"lead #{lead.pk} already has this {key}"
-            return
-        overwrite = self.job.on_duplicate == LeadImport.OnDuplicate.OVERWRITE
-        changes = {}
-        for name, value in fate.fields.items():
-            if name == "created_at":
-                continue
-            current = lead.company.name if name == "company" and lead.company_id else getattr(lead, name, "")
-            if name == "company":
-                current = current or ""
-            blank = current in ("", None)
-            if (blank or overwrite) and value != current and not (name == "company" and str(current).lower() == str(value).lower()):
-                changes[name] = value
-        if changes:
-            fate.fate, fate.changes = "update", changes
-            fate.reason = f"lead #{lead.pk}: {', '.join(sorted(changes))}"
-        else:
-            fate.fate, fate.reason = "skip", f"lead #{lead.pk} already has these details"
 
 
 # --- Dry run and run -------------------------------------------------------------------------
@@ -379,12 +255,19 @@ class _Planner:
 class _Rejected:
     """The refused rows, written as they come to a CSV file with the row number and the error; formula-safe."""
 
-    def __init__(self, columns: list[str]):
+    def __init__(self, columns: list[str], *, previous=None):
         self.handle = tempfile.NamedTemporaryFile("w+", encoding="utf-8", newline="", suffix=".csv", delete=False)
         self.writer = csv.writer(self.handle)
         self.writer.writerow([reading.formula_safe(c) for c in [*columns, "row", "error"]])
         self.cap = settings.CRM_IMPORT_MAX_CELL_CHARS
         self.count = 0
+        if previous:  # a resumed run keeps the rows refused before it stopped
+            with previous.open("rb") as handle:
+                lines = iter(handle.read().decode("utf-8").splitlines(keepends=True))
+                next(lines, None)
+                for line in lines:
+                    self.handle.write(line)
+                    self.count += 1
 
     def add(self, fate: Fate):
         cells = [reading.formula_safe(cell if not isinstance(cell, str) else cell[: self.cap]) for cell in fate.cells]
@@ -447,28 +330,47 @@ def _reset_counts(job: LeadImport) -> None:
 
 def lead_import_check(*, job: LeadImport, by) -> LeadImport:
     """The dry run: every row's fate as the run would give it, counted, the first REPORT_ROWS not plainly
-    created kept on the job, the refused rows in the rejected-rows file. No lead or company is written."""
+    created kept on the job, the refused rows in the rejected-rows file. No lead or company is written.
+
+    On a worker (the job queued by `lead_import_queue_check`), the counts are saved after each chunk for the
+    page's progress bar, and a dry run that cannot be made puts the job back as uploaded with the reason."""
     check_may_import_leads(by)
-    _check_not_started(job)
-    columns, chunks = _chunks_or_refuse(job)
-    _check_setup(job, columns)
-    _reset_counts(job)
-    planner, rejected = _Planner(job, columns), _Rejected(columns)
+    _check_not_started(job, also=[LeadImport.Status.CHECKING])
+    on_worker = job.status == LeadImport.Status.CHECKING
     try:
-        for chunk in chunks:
-            fates = planner.plan(chunk)
-            _count(job, fates)
-            for fate in fates:
-                if fate.fate == "error":
-                    rejected.add(fate)
-        rejected.keep(job)
-    except reading.FileUnreadable as exc:
-        rejected.close()
-        raise ValidationError({"file": [str(exc)]}) from None
+        columns, chunks = _chunks_or_refuse(job)
+        _check_setup(job, columns)
+        _reset_counts(job)
+        planner, rejected = _kind(job).Planner(job, columns), _Rejected(columns)
+        try:
+            for chunk in chunks:
+                fates = planner.plan(chunk)
+                _count(job, fates)
+                for fate in fates:
+                    if fate.fate == "error":
+                        rejected.add(fate)
+                if on_worker:
+                    job.progress_at = timezone.now()
+                    job.save(update_fields=[*_PROGRESS_FIELDS, "progress_at"])
+            rejected.keep(job)
+        except reading.FileUnreadable as exc:
+            rejected.close()
+            raise ValidationError({"file": [str(exc)]}) from None
+    except ValidationError as exc:
+        if on_worker:
+            job.status, job.failure = LeadImport.Status.UPLOADED, f"The dry run stopped: {_failure_text(exc)}."
+            job.save()
+        raise
     job.rows_total = job.rows_done
     job.status = LeadImport.Status.CHECKED
     job.save()
     return job
+
+
+def lead_import_queue_check(*, job: LeadImport, by) -> LeadImport:
+    """Mark the dry run waiting for a worker (imports.tasks.check_import), once."""
+    return _claim(job, by=by, before=[LeadImport.Status.UPLOADED, LeadImport.Status.CHECKED],
+                  after=LeadImport.Status.CHECKING, progress_at=timezone.now())
 
 
 def _chunks_or_refuse(job):
@@ -490,8 +392,9 @@ def lead_import_queue(*, job: LeadImport, by) -> LeadImport:
 
 def lead_import_start(*, job: LeadImport, by) -> LeadImport:
     """Mark the job running, once: a second start (a task delivered twice) is refused (ValidationError)."""
+    now = timezone.now()
     return _claim(job, by=by, before=[LeadImport.Status.UPLOADED, LeadImport.Status.CHECKED, LeadImport.Status.QUEUED],
-                  after=LeadImport.Status.RUNNING, started_at=timezone.now())
+                  after=LeadImport.Status.RUNNING, started_at=now, progress_at=now)
 
 
 def _claim(job: LeadImport, *, by, before: list[str], after: str, **fields) -> LeadImport:
@@ -508,27 +411,33 @@ def _claim(job: LeadImport, *, by, before: list[str], after: str, **fields) -> L
 
 def lead_import_run(*, job: LeadImport, by) -> LeadImport:
     """Write the import, chunk by chunk (see the module's guarantees). Call `lead_import_start` first (the task
-    does both). A failure is recorded on the job (status failed, the reason, `last_row_written`), not raised."""
+    does both). A failure is recorded on the job (status failed, the reason, `last_row_written`), not raised.
+
+    The file is read once: without a dry run before, the number of rows is known at the end. A resumed job
+    (`lead_import_resume`) passes over the rows up to `last_row_written`, which were written, and keeps its
+    counts; a row repeating one of them is then found in the CRM rather than in the file."""
     if job.status != LeadImport.Status.RUNNING:
         job = lead_import_start(job=job, by=by)
     made_by = Actor(ActorKind.IMPORT_JOB, user=by, ref={"import_job": job.pk})
     reason = f"Imported from {job.original_name} (import #{job.pk})"
-    rows_total = job.rows_total
-    _reset_counts(job)
+    resume_after = job.last_row_written or 0
+    if not resume_after:
+        _reset_counts(job)
     columns, chunks = _chunks_or_refuse(job)
-    if not rows_total:
-        job.rows_total = sum(len(chunk) for chunk in _chunks(job)[1])
-    planner, rejected = _Planner(job, columns), _Rejected(columns)
+    planner = _kind(job).Planner(job, columns)
+    rejected = _Rejected(columns, previous=job.rejected_file if resume_after else None)
     try:
         for chunk in chunks:
+            chunk = [(number, cells) for number, cells in chunk if number > resume_after]
+            if not chunk:
+                continue
             fates = planner.plan(chunk)
             with transaction.atomic():
-                leads_import_update(changes=[(f.lead, f.changes) for f in fates if f.fate == "update"], made_by=made_by, by=by)
-                creates = [f for f in fates if f.fate == "create"]
-                leads_import_batch(rows=[f.fields for f in creates], made_by=made_by, by=by, reason=reason)
+                planner.write(fates, made_by=made_by, by=by, reason=reason)
                 _count(job, fates)
                 job.last_row_written = chunk[-1][0]
-                job.save(update_fields=_PROGRESS_FIELDS)
+                job.progress_at = timezone.now()
+                job.save(update_fields=[*_PROGRESS_FIELDS, "progress_at"])
             for fate in fates:
                 if fate.fate == "error":
                     rejected.add(fate)
@@ -541,10 +450,42 @@ def lead_import_run(*, job: LeadImport, by) -> LeadImport:
         rejected.keep(job)
     else:
         job.status = LeadImport.Status.DONE
+        job.rows_total = max(job.rows_total, job.rows_done)
         rejected.keep(job)
     job.finished_at = timezone.now()
     job.save()
     return job
+
+
+def lead_imports_reap(*, now=None) -> int:
+    """Mark the jobs whose worker stopped (no progress for CRM_IMPORT_STALE_MINUTES) as what they are: a dry run
+    goes back to uploaded (it wrote nothing), a run is failed with the rows written, to be resumed. Each job is
+    claimed by an optimistic update, so a worker that wakes up late and a second reaper change nothing.
+    Returns how many jobs were reaped."""
+    now = now or timezone.now()
+    stale = now - timedelta(minutes=settings.CRM_IMPORT_STALE_MINUTES)
+    reaped = 0
+    jobs = LeadImport.objects.filter(status__in=[LeadImport.Status.CHECKING, LeadImport.Status.RUNNING],
+                                     progress_at__lt=stale)
+    for job in jobs:
+        since = timezone.localtime(job.progress_at).strftime("%Y-%m-%d %H:%M")
+        if job.status == LeadImport.Status.CHECKING:
+            fields = {"status": LeadImport.Status.UPLOADED,
+                      "failure": f"The dry run's worker stopped at {since}: run the dry run again."}
+        else:
+            written = f"rows up to row {job.last_row_written} of the file were written" if job.last_row_written else "no row was written"
+            fields = {"status": LeadImport.Status.FAILED, "finished_at": now,
+                      "failure": f"The worker running this import stopped at {since}. {written.capitalize()}; "
+                                 "the rows after it were not: resume the import to write them."}
+        reaped += LeadImport.objects.filter(pk=job.pk, status=job.status, progress_at=job.progress_at).update(**fields)
+    return reaped
+
+
+def lead_import_resume(*, job: LeadImport, by) -> LeadImport:
+    """Queue a failed run again, to write the rows after `last_row_written` (those before were written, each
+    chunk with its counts); once: a second click is refused (ValidationError)."""
+    return _claim(job, by=by, before=[LeadImport.Status.FAILED], after=LeadImport.Status.QUEUED, failure="",
+                  finished_at=None)
 
 
 def _failure_text(exc: Exception) -> str:

@@ -15,7 +15,7 @@ from core.policy import may_import_leads
 from . import reading, services
 from .forms import SetupForm, UploadForm
 from .models import LeadImport
-from .tasks import run_import
+from .tasks import check_import, run_import
 
 
 def importer_view(view):
@@ -44,7 +44,8 @@ def import_list(request):
         upload = form.cleaned_data["file"]
         try:
             job = services.lead_import_upload(file=upload, name=upload.name, by=request.user,
-                                              encoding=form.cleaned_data["encoding"], separator=form.cleaned_data["separator"])
+                                              encoding=form.cleaned_data["encoding"], separator=form.cleaned_data["separator"],
+                                              target=form.cleaned_data["target"] or LeadImport.Target.LEADS)
         except ValidationError as exc:
             _errors(form, exc)
         else:
@@ -63,19 +64,23 @@ def import_detail(request, pk: int):
             mapping = {column: request.POST.get(f"col_{i}", "") for i, column in enumerate(_columns(job))}
         preview = services.lead_import_preview(job=job, mapping=mapping)
         form = SetupForm(request.POST or None, columns=preview.columns, job=job, mapping=preview.mapping,
-                         date_formats=preview.date_formats)
+                         date_formats=preview.date_formats, stages=preview.stages, stage_mapping=preview.stage_mapping)
         if request.method == "POST" and form.is_valid():
             data = form.cleaned_data
+            deals = job.target == LeadImport.Target.DEALS
             try:
                 services.lead_import_configure(
-                    job=job, by=request.user, mapping=form.mapping(), dedupe_key=data["dedupe_key"],
-                    on_duplicate=data["on_duplicate"], date_format=data["date_format"],
+                    job=job, by=request.user, mapping=form.mapping(), dedupe_key=data.get("dedupe_key") or None,
+                    on_duplicate=data.get("on_duplicate") or None, date_format=data["date_format"],
                     encoding=data.get("encoding") or None, separator=data.get("separator") or None,
+                    stage_mapping=form.stage_mapping() if deals else None,
+                    unknown_owner=data.get("unknown_owner") or None, currency=data.get("currency") if deals else None,
                 )
-                services.lead_import_check(job=job, by=request.user)
+                services.lead_import_queue_check(job=job, by=request.user)
             except ValidationError as exc:
                 _errors(form, exc)
             else:
+                check_import.delay(job.pk)
                 return redirect("imports:detail", pk=job.pk)
         context.update(preview=preview, form=form, separator_name=reading.SEPARATORS.get(job.separator, ""),
                        date_format_label=reading.DATE_FORMATS.get(job.date_format, ""))
@@ -102,11 +107,27 @@ def import_run(request, pk: int):
     return redirect("imports:detail", pk=job.pk)
 
 
+@require_POST
+@importer_view
+def import_resume(request, pk: int):
+    job = get_object_or_404(LeadImport, pk=pk)
+    try:
+        services.lead_import_resume(job=job, by=request.user)
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+    else:
+        run_import.delay(job.pk)
+    return redirect("imports:detail", pk=job.pk)
+
+
 @require_GET
 @importer_view
 def import_progress(request, pk: int):
     job = get_object_or_404(LeadImport, pk=pk)
-    return render(request, "imports/partials/progress.html", {"job": job})
+    response = render(request, "imports/partials/progress.html", {"job": job})
+    if job.status in (LeadImport.Status.CHECKED, LeadImport.Status.UPLOADED) and request.headers.get("HX-Request"):
+        response["HX-Refresh"] = "true"  # the dry run ended: the page shows its report (or the set-up again)
+    return response
 
 
 @require_GET

@@ -19,7 +19,7 @@ from core.events import Actor, EventType, events_record_each
 
 from .models import Company, Lead, StageChange
 from .pipeline import LeadStatus
-from .services import _when
+from .services import _when, company_domain_normalize
 
 # What a column of an import may fill in, with its label; "company" is the company's name.
 IMPORTABLE_FIELDS = {
@@ -87,6 +87,18 @@ def emails_taken(emails, *, exclude_pks=()) -> dict[str, int]:
     return {normalize_email(email): pk for email, pk in rows}
 
 
+def email_errors(emails) -> dict[str, list[str]]:
+    """Why a batch of new leads cannot have these emails (lower-cased): two of them alike, or one a live lead has.
+    One query."""
+    emails = [email for email in emails if email]
+    if len(emails) != len(set(emails)):
+        return {"email": ["Two rows of the batch have the same email address."]}
+    taken = emails_taken(emails)
+    if taken:
+        return {"email": [f"Another lead already has the email address {email} (lead #{pk})." for email, pk in taken.items()]}
+    return {}
+
+
 def companies_for_names(names) -> dict[str, Company]:
     """The company for each name (by its lower-cased name), made when there is none: `company_for_name` for many.
 
@@ -134,12 +146,7 @@ def leads_import_batch(*, rows: list[dict], made_by: Actor | None = None, by=Non
             except ValidationError as exc:
                 errors[f"row {index}"] = exc.messages
             names.append(fields.get("company", ""))
-        emails = [lead.email for lead in leads if lead.email]
-        if len(emails) != len(set(emails)):
-            errors["email"] = ["Two rows of the batch have the same email address."]
-        taken = emails_taken(emails)
-        if taken:
-            errors["email"] = [f"Another lead already has the email address {email} (lead #{pk})." for email, pk in taken.items()]
+        errors.update(email_errors(lead.email for lead in leads))
         if errors:
             raise ValidationError(errors)
         companies = companies_for_names(names)
@@ -203,3 +210,82 @@ def leads_import_update(*, changes: list[tuple[Lead, dict]], made_by: Actor | No
             {"lead_id": lead.pk, "payload": {"fields": sorted(fields)}} for lead, fields in changes
         ))
         return len(changes)
+
+
+# --- Companies ---------------------------------------------------------------------------------
+
+# What a column of a company import may fill in, with its label.
+COMPANY_FIELDS = {
+    "name": "Name",
+    "domain": "Web domain",
+    "industry": "Industry",
+    "size": "Size (headcount band)",
+    "country": "Country",
+}
+
+
+def company_import_clean(fields: dict) -> Company:
+    """An unsaved company from one imported row (COMPANY_FIELDS), checked without a query; ValidationError
+    keyed by field."""
+    unknown = set(fields) - set(COMPANY_FIELDS)
+    if unknown:
+        raise ValidationError({name: [f"{name!r} is not a field a company import can fill in."] for name in sorted(unknown)})
+    company = Company(**{name: (value or "").strip() for name, value in fields.items()})
+    company.domain = company_domain_normalize(company.domain)
+    errors = {}
+    if not company.name:
+        errors["name"] = ["Give the company's name."]
+    if company.domain and ("." not in company.domain or " " in company.domain):
+        errors["domain"] = [f"{company.domain!r} is not a web domain such as example.com."]
+    try:
+        company.full_clean(exclude=["name"] if "name" in errors else None)
+    except ValidationError as exc:
+        for name, messages in exc.message_dict.items():
+            errors.setdefault(name, []).extend(messages)
+    if errors:
+        raise ValidationError(errors)
+    return company
+
+
+def companies_import_batch(*, rows: list[dict], changes: list[tuple[Company, dict]], by=None,
+                           made_by: Actor | None = None) -> tuple[int, int]:
+    """Create a company from each of `rows` and give existing companies the values in `changes` (COMPANY_FIELDS),
+    all or none. Every company is valid (else ValidationError naming it, nothing written); a renamed company's
+    leads find it by its new name; each changed one gets a `company.updated` event naming the fields.
+    Returns (created, updated)."""
+    with transaction.atomic():
+        made, errors = [], {}
+        for index, fields in enumerate(rows):
+            try:
+                made.append(company_import_clean(fields))
+            except ValidationError as exc:
+                errors[f"row {index}"] = exc.messages
+        changes = [(company, fields) for company, fields in changes if fields]
+        written = set()
+        for company, fields in changes:
+            unknown = set(fields) - set(COMPANY_FIELDS)
+            if unknown:
+                raise ValidationError({name: [f"An import cannot change {name!r}."] for name in sorted(unknown)})
+            for name, value in fields.items():
+                setattr(company, name, company_domain_normalize(value) if name == "domain" else value)
+                written.add(name)
+            try:
+                company.full_clean()
+            except ValidationError as exc:
+                errors[f"company #{company.pk}"] = exc.messages
+        if errors:
+            raise ValidationError(errors)
+        Company.objects.bulk_create(made)
+        if changes:
+            Company.objects.bulk_update([company for company, _ in changes], sorted(written), batch_size=500)
+            events_record_each(EventType.COMPANY_UPDATED, actor=_actor(made_by, by), rows=(
+                {"lead_id": None, "subject_type": "company", "subject_id": company.pk, "payload": {"fields": sorted(fields)}}
+                for company, fields in changes
+            ))
+            renamed = [company.pk for company, fields in changes if "name" in fields]
+            if renamed:
+                leads = list(Lead.objects.filter(company_id__in=renamed).select_related("company"))
+                for lead in leads:
+                    lead.search_text = lead.build_search_text()
+                Lead.objects.bulk_update(leads, ["search_text"], batch_size=500)
+        return len(made), len(changes)

@@ -206,6 +206,10 @@ class Lead(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", editable=False,
         db_index=False,
     )
+    # The id of the record this lead was imported from in another system (a historical import's opportunity
+    # id): unique, so importing the same file again finds it. Such a lead stands for history; it may have
+    # no email or phone (the check below), as deal exports rarely carry a contact.
+    external_ref = models.CharField(max_length=100, blank=True, editable=False)
     # Lower-cased "first last email phone company" for fast substring search
     # (a trigram index on PostgreSQL); kept up to date by the services.
     search_text = models.TextField(blank=True, editable=False)
@@ -222,9 +226,13 @@ class Lead(models.Model):
                 name="lead_email_unique_among_live",
                 violation_error_message="Another lead already has this email address.",
             ),
+            models.UniqueConstraint(
+                fields=["external_ref"], condition=~Q(external_ref=""), name="lead_external_ref_unique",
+                violation_error_message="Another lead was already imported from this record.",
+            ),
             models.CheckConstraint(
-                # An erased person's row keeps neither.
-                condition=~Q(email="") | ~Q(phone="") | Q(erased_at__isnull=False),
+                # An erased person's row keeps neither; a lead imported from history may have neither.
+                condition=~Q(email="") | ~Q(phone="") | Q(erased_at__isnull=False) | ~Q(external_ref=""),
                 name="lead_has_email_or_phone",
                 violation_error_message="Give an email address or a phone number, so the lead can be contacted.",
             ),

@@ -94,7 +94,7 @@ def _lead_validate(lead: Lead):
         lead.full_clean(validate_constraints=False)
     except ValidationError as exc:
         errors.update(exc.message_dict)
-    if not lead.email and not lead.phone.strip():
+    if not lead.email and not lead.phone.strip() and not lead.external_ref:
         errors.setdefault("email", []).append(
             "Give an email address or a phone number, so the lead can be contacted."
         )
@@ -927,7 +927,9 @@ def company_for_name(name: str) -> Company | None:
 
 
 def company_domain_normalize(domain: str) -> str:
-    """A web domain as companies store it: "https://www.Example.com/about" is "example.com"."""
+    """A web domain as companies store it (the API, the admin and imports alike): lower-cased, without scheme,
+    "www.", path or port ("https://www.Example.com/about" is "example.com"), so that two spellings of one
+    domain are the same company."""
     domain = (domain or "").strip().lower()
     domain = domain.split("://", 1)[-1].split("/", 1)[0].split("?", 1)[0].split("#", 1)[0]
     domain = domain.rsplit("@", 1)[-1].split(":", 1)[0].strip(".")

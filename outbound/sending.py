@@ -15,6 +15,13 @@ a batch slower than its lease finds its rows taken by another and leaves
 them alone. A batch stops starting tries when its lease would run out
 during the next one, and hands the rest back at once.
 
+An endpoint that looks down (no answer, a 5xx or a 429) is not tried again
+by the same batch: its other deliveries in the batch wait, untried and not
+counted as tries, until the failed one's next try. So a dead receiver with a
+backlog of thousands costs one timeout per retry, not one per delivery, and
+the receivers behind it in the batch are not held up. (A 4xx other than 429
+is about that one delivery: the rest are still tried.)
+
 An endpoint whose every try has failed for CRM_WEBHOOKS_PAUSE_AFTER_HOURS
 (since its last success) is paused (outbound.services.endpoint_pause_failing).
 """
@@ -45,6 +52,7 @@ class BatchResult:
     given_up: int = 0
     handed_back: int = 0
     not_held: int = 0
+    held_back: int = 0
 
 
 def body_of(delivery: Delivery) -> str:
@@ -68,6 +76,18 @@ def _release(ids, token) -> int:
     )
 
 
+def _hold_back(ids, token, until) -> int:
+    """Rows this batch holds but will not try because their endpoint just failed: due with the failed one's retry."""
+    return Delivery.objects.filter(id__in=ids, claim_token=token).update(
+        claimed_until=None, claim_token=None, next_attempt_at=until, updated_at=timezone.now(),
+        status=Case(When(round_attempts=0, then=Value(S.PENDING)), default=Value(S.RETRYING)),
+    )
+
+
+def _looks_down(response: Response) -> bool:
+    return response.status is None or response.status >= 500 or response.status == 429
+
+
 def deliveries_send(*, ids: list[int], token: str, sender: Sender | None = None) -> BatchResult:
     """Try each delivery of a claimed batch once; returns what happened."""
     result = BatchResult()
@@ -81,6 +101,7 @@ def deliveries_send(*, ids: list[int], token: str, sender: Sender | None = None)
     own_sender = sender is None
     sender = sender or Sender(timeout=settings.CRM_WEBHOOKS_TIMEOUT_SECONDS,
                               excerpt_bytes=settings.CRM_WEBHOOKS_RESPONSE_EXCERPT_BYTES)
+    down_until = {}  # endpoint id -> when its failed delivery is tried again
     try:
         for index, delivery in enumerate(deliveries):
             # Start a try only if it can finish within the lease (a try takes at most about two timeouts).
@@ -90,19 +111,26 @@ def deliveries_send(*, ids: list[int], token: str, sender: Sender | None = None)
             if not delivery.endpoint.is_active:  # paused meanwhile: it waits for the resume
                 result.handed_back += _release([delivery.pk], token)
                 continue
-            outcome = delivery_try(delivery, token=token, sender=sender)
+            if delivery.endpoint_id in down_until:
+                result.held_back += _hold_back([delivery.pk], token, down_until[delivery.endpoint_id])
+                continue
+            outcome, response = delivery_try(delivery, token=token, sender=sender)
             if outcome is not None:
                 setattr(result, outcome, getattr(result, outcome) + 1)
             else:
                 result.not_held += 1
+            if not response.ok and _looks_down(response):
+                down_until[delivery.endpoint_id] = delivery.next_attempt_at if outcome == "failed" else (
+                    timezone.now() + timedelta(seconds=settings.CRM_WEBHOOKS_RETRY_SCHEDULE[0]))
     finally:
         if own_sender:
             sender.close()
     return result
 
 
-def delivery_try(delivery: Delivery, *, token, sender: Sender) -> str | None:
-    """One try of a delivery this batch holds: send, record; "succeeded", "failed", "given_up", or None if lost."""
+def delivery_try(delivery: Delivery, *, token, sender: Sender) -> tuple[str | None, Response]:
+    """One try of a delivery this batch holds: send, record. Returns the outcome ("succeeded", "failed",
+    "given_up", or None if the row was taken meanwhile) and the receiver's response."""
     endpoint = delivery.endpoint
     started_at = timezone.now()
     timestamp = int(started_at.timestamp())
@@ -115,7 +143,8 @@ def delivery_try(delivery: Delivery, *, token, sender: Sender) -> str | None:
         response = Response(None, "", 0, " ".join(exc.messages)[:300])
     else:
         response = sender.post(target, headers=headers, body=body)
-    return _record(delivery, token=token, started_at=started_at, headers=headers, body=body, response=response)
+    outcome = _record(delivery, token=token, started_at=started_at, headers=headers, body=body, response=response)
+    return outcome, response
 
 
 def _record(delivery, *, token, started_at, headers, body, response: Response) -> str | None:
@@ -131,6 +160,7 @@ def _record(delivery, *, token, started_at, headers, body, response: Response) -
             outcome, changes = "given_up", {"status": S.GIVEN_UP, "next_attempt_at": None}
         else:
             outcome, changes = "failed", {"status": S.RETRYING, "next_attempt_at": now + delay}
+            delivery.next_attempt_at = changes["next_attempt_at"]
     with transaction.atomic():
         held = Delivery.objects.filter(pk=delivery.pk, claim_token=token).update(
             **changes, attempts=F("attempts") + 1, round_attempts=round_attempts, claimed_until=None,

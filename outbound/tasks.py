@@ -65,8 +65,9 @@ def send_due():
             if not ids:
                 return
             result = deliveries_send(ids=ids, token=str(token))
-            log.info("Webhook batch of %d: %d succeeded, %d failed, %d given up, %d handed back, %d not held",
-                     len(ids), result.succeeded, result.failed, result.given_up, result.handed_back, result.not_held)
+            log.info("Webhook batch of %d: %d succeeded, %d failed, %d given up, %d handed back, %d not held, "
+                     "%d held back behind a receiver that is down", len(ids), result.succeeded, result.failed,
+                     result.given_up, result.handed_back, result.not_held, result.held_back)
             if time.monotonic() - started > SENDER_SECONDS:
                 return  # the next tick starts senders again while deliveries are due
     except SoftTimeLimitExceeded:

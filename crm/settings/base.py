@@ -53,6 +53,7 @@ INSTALLED_APPS = [
     "outbound",
     "imports",
     "workspace",
+    "reports",
     "api",
     "crm",
 ]
@@ -286,6 +287,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "traffic.tasks.housekeeping",
         "schedule": 6 * 3600.0,
     },
+    "imports-reap": {
+        "task": "imports.reap_stale",  # on the default queue: it must run when the imports worker is dead
+        "schedule": 60.0,
+    },
     "ratelimit-prune": {
         "task": "core.tasks.prune_rate_counters",
         "schedule": 3600.0,
@@ -327,6 +332,11 @@ CRM_DEFAULT_CURRENCY = env.str("CRM_DEFAULT_CURRENCY", default="EUR")
 # The admin counts matching rows exactly up to this many; past it, the count
 # is PostgreSQL's estimate, so no page counts a million rows.
 CRM_ADMIN_EXACT_COUNT_LIMIT = env.int("CRM_ADMIN_EXACT_COUNT_LIMIT", default=10_000)
+# The chance a deal is won, by the stage its lead is in: the weighted forecast multiplies each open deal's
+# value by it (reports). "sql=0.2,opportunity=0.4" in the environment.
+CRM_STAGE_WIN_PROBABILITY = env.dict("CRM_STAGE_WIN_PROBABILITY", cast={"value": float},
+                                     default={"sql": 0.2, "opportunity": 0.4})
+
 # A lead goes cold after this many days without a call, meeting or email (reps' Today page).
 CRM_COLD_AFTER_DAYS = env.int("CRM_COLD_AFTER_DAYS", default=14)
 
@@ -473,6 +483,9 @@ CRM_IMPORT_MAX_BYTES = env.int("CRM_IMPORT_MAX_BYTES", default=100 * 1024 * 1024
 CRM_IMPORT_MAX_CELL_CHARS = env.int("CRM_IMPORT_MAX_CELL_CHARS", default=10_000)
 # Rows written per transaction: a failure undoes only its own chunk.
 CRM_IMPORT_CHUNK_ROWS = env.int("CRM_IMPORT_CHUNK_ROWS", default=1000)
+# A dry run or run whose worker has not reported progress for this long stopped (the worker died): it is marked
+# so (a run as failed, resumable after its last written row) by the imports-reap beat entry.
+CRM_IMPORT_STALE_MINUTES = env.int("CRM_IMPORT_STALE_MINUTES", default=10)
 
 # The cache: bursts from one address are counted here. Redis in production
 # (CACHE_URL=redis://...), so every worker counts together.

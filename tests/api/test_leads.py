@@ -284,3 +284,21 @@ def test_the_event_log_names_the_token_a_change_was_made_with(frozen, rep_api, r
     lead = Lead.objects.get(pk=lead_id)
     lead_update(lead=lead, by=rep_user, title="CTO")
     assert DomainEvent.objects.get(type="lead.updated").actor_ref == {}
+
+
+def test_a_manager_undoes_a_merge_once_and_a_rep_may_not(frozen, rep_api, manager_api, rep_user):
+    keep = LeadFactory(owner=rep_user, phone="+1 555 0100", email="")
+    other = LeadFactory(owner=rep_user, email="keep@example.org")
+    merge_id = manager_api.post(f"{LEADS}{keep.pk}/merge/", {"merge": other.pk}).json()["merge_id"]
+    assert_problem(rep_api.post(f"/api/v1/merges/{merge_id}/undo/"), 403)
+    assert_problem(manager_api.post(f"/api/v1/merges/{merge_id + 1}/undo/"), 404)
+    assert_problem(manager_api.post(f"/api/v1/merges/{merge_id}/undo/", {"why": "x"}), 400)
+    response = manager_api.post(f"/api/v1/merges/{merge_id}/undo/")
+    assert response.status_code == 200, response.content
+    assert (response.json()["id"], response.json()["email"]) == (other.pk, "keep@example.org")
+    assert Lead.objects.get(pk=other.pk).archived_at is None
+    assert Lead.objects.get(pk=keep.pk).email == ""
+    assert LeadMerge.objects.get().undone_at is not None
+    again = manager_api.post(f"/api/v1/merges/{merge_id}/undo/")
+    assert_problem(again, 422)
+    assert "already undone" in str(again.json())

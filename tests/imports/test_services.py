@@ -237,11 +237,11 @@ def test_a_mapping_without_email_or_phone_is_refused(manager_user):
 
 
 def test_a_failing_chunk_is_undone_whole_and_the_job_says_which_rows_were_written(manager_user, settings, monkeypatch):
-    from imports import services
+    from imports import plan_leads
 
     settings.CRM_IMPORT_CHUNK_ROWS = 2
     calls = []
-    real = services.leads_import_batch
+    real = plan_leads.leads_import_batch
 
     def fail_on_second_chunk(**kwargs):
         calls.append(1)
@@ -250,7 +250,7 @@ def test_a_failing_chunk_is_undone_whole_and_the_job_says_which_rows_were_writte
             raise RuntimeError("the database went away")
         return leads
 
-    monkeypatch.setattr(services, "leads_import_batch", fail_on_second_chunk)
+    monkeypatch.setattr(plan_leads, "leads_import_batch", fail_on_second_chunk)
     rows = [HEADER, *[[f"lead{n}@example.com", "", "", f"Company {n}"] for n in range(5)]]
 
     job = lead_import_run(job=uploaded(rows, by=manager_user), by=manager_user)

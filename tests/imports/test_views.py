@@ -67,3 +67,51 @@ def test_imports_are_listed_read_only_in_the_admin_for_marketers_not_reps(client
     assert client.get(reverse("admin:imports_leadimport_add")).status_code == 403
     client.force_login(rep_user)
     assert client.get(reverse("admin:imports_leadimport_changelist")).status_code in (302, 403)
+
+
+def test_a_manager_imports_a_deal_history_mapping_the_files_stages_on_the_page(client, manager_user):
+    from core.roles import Role
+    from leads.models import Deal
+    from tests.factories import UserFactory
+
+    UserFactory(username="moses", first_name="Moses", last_name="Frase", role=Role.SALES_REP)
+    client.force_login(manager_user)
+    data = csv_bytes([["opportunity_id", "sales_agent", "deal_stage", "engage_date", "close_date", "close_value"],
+                      ["O1", "Moses Frase", "Gewonnen", "2025-10-01", "2025-10-20", "500"],
+                      ["O2", "moses", "Im Gespräch", "2025-11-01", "", ""],
+                      ["O3", "moses", "Im Gespräch", "2025-11-02", "", ""]])
+
+    response = client.post(reverse("imports:list"), {"target": "deals", "file": SimpleUploadedFile("p.csv", data),
+                                                     "encoding": "", "separator": ""})
+    page = client.get(response.url).content.decode()
+    assert "(deal history (pipeline))" in page
+    assert "<td>Im Gespräch</td><td class=\"text-end\">2</td>" in page
+    assert '<option value="owner" selected>' in page
+
+    client.post(response.url, {"col_0": "opportunity_id", "col_1": "owner", "col_2": "stage", "col_3": "engaged_on",
+                               "col_4": "closed_on", "col_5": "value", "date_format": "%Y-%m-%d", "encoding": "utf-8",
+                               "separator": ",", "stage_0": "opportunity", "stage_1": "won", "unknown_owner": "refuse",
+                               "currency": "usd"})
+    job = LeadImport.objects.get()
+    assert (job.status, job.created_count, job.stage_mapping) == ("checked", 3, {"Im Gespräch": "opportunity", "Gewonnen": "won"})
+    client.post(reverse("imports:run", args=[job.pk]))
+
+    assert sorted(Deal.objects.values_list("status", "currency")) == [("open", "USD"), ("open", "USD"), ("won", "USD")]
+
+
+def test_a_failed_run_offers_to_resume_after_its_last_written_row_and_a_run_without_a_count_shows_rows_so_far(
+        client, manager_user):
+    client.force_login(manager_user)
+    data = csv_bytes([["Email"], ["a@example.com"], ["b@example.com"]])
+    client.post(reverse("imports:list"), {"file": SimpleUploadedFile("l.csv", data), "encoding": "", "separator": ""})
+    job = LeadImport.objects.get()
+    LeadImport.objects.filter(pk=job.pk).update(status="running", rows_done=1, rows_total=0)
+    assert "1 rows so far" in client.get(reverse("imports:progress", args=[job.pk])).content.decode()
+    LeadImport.objects.filter(pk=job.pk).update(status="failed", last_row_written=2, failure="The worker stopped.")
+
+    page = client.get(reverse("imports:progress", args=[job.pk])).content.decode()
+    assert "Resume after row 2" in page
+    client.post(reverse("imports:resume", args=[job.pk]))  # the task runs in the test process
+
+    job.refresh_from_db()
+    assert (job.status, list(Lead.objects.values_list("email", flat=True))) == ("done", ["b@example.com"])

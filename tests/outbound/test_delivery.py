@@ -237,6 +237,55 @@ def test_a_lease_left_by_a_dead_worker_is_taken_again_after_it_runs_out_with_the
     assert (delivery.status, delivery.attempts) == ("succeeded", 1)
 
 
+@pytest.mark.parametrize("down_status", [503, 429])
+def test_a_receiver_that_is_down_is_probed_with_one_delivery_and_the_others_wait_without_holding_up_the_rest(
+        receiver, local_targets, clock, boss, down_status):
+    local_targets.CRM_WEBHOOKS_PAUSE_AFTER_HOURS = 48
+    down = Receiver(status=down_status)
+    try:
+        subscribe(down, "lead.created", by=boss)
+        subscribe(receiver, "lead.created", by=boss)
+        for _ in range(3):
+            LeadFactory(by=boss)
+        start = timezone.now()
+
+        result = deliver_due()
+
+        # One try to the receiver that is down; its other two wait for that try's retry, the healthy one gets all 3.
+        assert (len(down.requests), len(receiver.requests)) == (1, 3)
+        assert (result.failed, result.held_back, result.succeeded) == (1, 2, 3)
+        waiting = Delivery.objects.filter(endpoint__url=down.url)
+        assert {(d.status, d.next_attempt_at) for d in waiting} == {
+            ("retrying", start + timedelta(seconds=5)), ("pending", start + timedelta(seconds=5))}
+        assert sorted(d.attempts for d in waiting) == [0, 0, 1]
+
+        clock.shift(timedelta(seconds=5))
+        result = deliver_due()
+        assert (len(down.requests), result.failed, result.held_back) == (2, 1, 2)
+        assert {d.next_attempt_at for d in waiting.all()} == {timezone.now() + timedelta(seconds=300)}
+
+        down.status = 200  # back up: the next turn delivers everything, each once
+        clock.shift(timedelta(seconds=300))
+        result = deliver_due()
+        assert (result.succeeded, result.held_back) == (3, 0)
+        assert len(set(down.ids())) == 3 and len(down.ids()) == 5
+        assert set(waiting.values_list("status", flat=True)) == {"succeeded"}
+    finally:
+        down.close()
+
+
+def test_a_delivery_refused_with_a_4xx_does_not_hold_back_the_endpoints_others(receiver, local_targets, clock, boss):
+    # The first delivery is refused (the receiver cannot take that one), the next is taken.
+    receiver.answer = lambda path, headers, body: (422 if len(receiver.requests) == 1 else 200, {})
+    subscribe(receiver, "lead.created", by=boss)
+    LeadFactory(by=boss)
+    LeadFactory(by=boss)
+
+    result = deliver_due()
+
+    assert (result.failed, result.succeeded, result.held_back, len(receiver.requests)) == (1, 1, 0, 2)
+
+
 def test_a_batch_hands_back_what_it_cannot_finish_within_its_lease(receiver, local_targets, clock, boss):
     subscribe(receiver, "lead.created", by=boss)
     LeadFactory(by=boss)
@@ -344,7 +393,7 @@ def test_a_delivery_whose_endpoint_was_deleted_while_it_was_being_sent_is_droppe
 
     from outbound.sending import delivery_try
 
-    assert delivery_try(delivery, token=str(token), sender=Sender(timeout=5, excerpt_bytes=10)) is None
+    assert delivery_try(delivery, token=str(token), sender=Sender(timeout=5, excerpt_bytes=10))[0] is None
     assert not Attempt.objects.exists()
 
 

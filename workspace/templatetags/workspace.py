@@ -4,6 +4,8 @@ from django import template
 from django.utils.html import format_html
 from django.utils.safestring import mark_safe
 
+from core.policy import may_view_reports
+
 register = template.Library()
 
 STATUS_CLASSES = {
@@ -47,3 +49,9 @@ def icon(name: str, label: str = ""):
         aria,
         path,
     )
+
+
+@register.filter
+def sees_reports(user) -> bool:
+    """Whether the nav offers Reports: managers, and marketers (who see the marketing ones)."""
+    return may_view_reports(user, "funnel") or may_view_reports(user, "sales")

@@ -1,0 +1,80 @@
+"""Leads that need attention now: stuck (in their stage longer than that stage usually takes) and cold (nobody
+called, met or emailed them for CRM_COLD_AFTER_DAYS days), by owner."""
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.contrib.auth import get_user_model
+from django.db.models import Count, Q
+from django.utils import timezone
+
+from leads.pipeline import LeadStatus
+from workspace.selectors import cold_condition
+
+from ..ranges import DateRange, Slice
+from .pipeline import OPEN_FUNNEL, open_leads
+from .sales import time_in_stage
+
+
+@dataclass(frozen=True)
+class StuckRow:
+    status: str
+    label: str
+    usual_days: float | None  # the p90 of the stays in this stage that ended in the range
+    stuck: int  # open leads in the stage for longer than that now
+
+
+def stuck_since(p90_days: float):
+    return timezone.now() - timedelta(days=p90_days)
+
+
+def stuck_leads(date_range: DateRange, part: Slice, status: str):
+    """Open leads in `status` for longer than the p90 of the stays in it that ended in the range (none when no
+    stay ended in the range: there is no usual time to compare with)."""
+    usual = {row.status: row.spread.p90_days for row in time_in_stage(date_range, part)}.get(status)
+    if usual is None:
+        return open_leads(part).none()
+    return open_leads(part).filter(status=status, stage_entered_at__lt=stuck_since(usual))
+
+
+def stuck_by_stage(date_range: DateRange, part: Slice) -> list[StuckRow]:
+    """Stuck leads: open leads now in a stage for longer than the 90th percentile of the time leads spent in
+    that stage (stays that ended in the range), per stage."""
+    usual = {row.status: row.spread.p90_days for row in time_in_stage(date_range, part)}
+    conditions = {
+        status: Q(status=status, stage_entered_at__lt=stuck_since(usual[status]))
+        for status in OPEN_FUNNEL if usual.get(status) is not None
+    }
+    counts = open_leads(part).aggregate(**{status: Count("pk", filter=q) for status, q in conditions.items()}) \
+        if conditions else {}
+    return [StuckRow(status, LeadStatus(status).label, usual.get(status), counts.get(status, 0))
+            for status in OPEN_FUNNEL]
+
+
+@dataclass(frozen=True)
+class ColdRow:
+    owner_id: int | None
+    owner: str
+    cold: int
+    open: int
+
+
+def cold_by_owner(part: Slice) -> list[ColdRow]:
+    """Cold leads by owner: open leads nobody called, met or emailed for CRM_COLD_AFTER_DAYS days (never touched:
+    counted from creation), beside each owner's open leads. The unassigned pool is a row of its own."""
+    rows = list(
+        open_leads(part).order_by().values_list("owner")
+        .annotate(cold=Count("pk", filter=cold_condition()), open=Count("pk"))
+    )
+    users = {u.pk: u for u in get_user_model().objects.filter(pk__in=[owner for owner, _, _ in rows if owner])}
+    result = [
+        ColdRow(owner, (users[owner].get_full_name() or users[owner].get_username()) if owner else "Unassigned",
+                cold, total)
+        for owner, cold, total in rows
+    ]
+    return sorted(result, key=lambda row: (-row.cold, row.owner))
+
+
+def cold_leads(part: Slice, owner_id: int | None):
+    leads = open_leads(part).filter(cold_condition())
+    return leads.filter(owner__isnull=True) if owner_id is None else leads.filter(owner_id=owner_id)

@@ -1,0 +1,52 @@
+"""What the reports share: which leads count, rates, and percentiles computed by the database."""
+
+from dataclasses import dataclass
+from math import ceil
+
+from django.db.models import Avg, Count, Exists, OuterRef
+
+from leads.models import Lead, LeadMerge
+
+
+def counted_leads():
+    """Every lead the reports count: live or archived (it happened), but not a duplicate merged into another lead
+    (while the merge stands, its person is counted once, on the lead it was merged into)."""
+    merged = LeadMerge.objects.filter(merged=OuterRef("pk"), undone_at__isnull=True)
+    return Lead.objects.filter(~Exists(merged))
+
+
+def rate(part: int, whole: int) -> float | None:
+    """part / whole as a fraction, or None when there is nothing to divide by (shown as "–", never as 0 %)."""
+    return part / whole if whole else None
+
+
+@dataclass(frozen=True)
+class Spread:
+    """How long something took, over `count` cases: median and 90th percentile (nearest rank), mean."""
+
+    count: int
+    median_days: float | None
+    p90_days: float | None
+    mean_days: float | None
+
+
+def nearest_rank(count: int, share: float) -> int:
+    """The 0-based position of the `share` percentile among `count` sorted values (nearest-rank method):
+    the smallest value with at least `share` of the values at or below it."""
+    return max(ceil(share * count), 1) - 1
+
+
+def spread_of(rows, duration_field: str) -> Spread:
+    """Median, p90 and mean of a duration annotated as `duration_field` on `rows`: three small queries, each
+    answered by the database (an ordered read of one row at an offset; an average)."""
+    totals = rows.aggregate(count=Count("pk"), mean=Avg(duration_field))
+    count = totals["count"]
+    if not count:
+        return Spread(0, None, None, None)
+    ordered = rows.order_by(duration_field, "pk").values_list(duration_field, flat=True)
+    median, p90 = ordered[nearest_rank(count, 0.5)], ordered[nearest_rank(count, 0.9)]
+    return Spread(count, _days(median), _days(p90), _days(totals["mean"]))
+
+
+def _days(duration) -> float | None:
+    return None if duration is None else duration.total_seconds() / 86400

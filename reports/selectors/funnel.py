@@ -1,0 +1,163 @@
+"""The funnel: human visitors -> leads -> MQL -> SQL -> opportunity -> customer, for a range and a slice.
+
+Two kinds, as the field uses them, always labelled:
+
+- **Cohort funnel**: of the leads created in the range, how many have reached
+  each stage by now. A lead reached a stage if its stage history ever entered
+  it or a stage after it in the funnel (a lead made SQL on day one reached
+  MQL too; one recycled from SQL to nurturing still reached SQL; one lost at
+  MQL reached MQL). So each step is a share of the one before: the stage
+  conversion rate, at most 100 %.
+- **Period funnel**: how many entries into each stage happened in the range,
+  whenever the lead was created (a lead re-entering MQL after recycling counts
+  each time; a skipped stage has no entry). Its step ratios compare activity,
+  not the same people, and can pass 100 %.
+
+Visitors: distinct visitor ids with at least one page view in the range not
+classed as a bot, an existing customer or the team (traffic.PageView.kind
+"human"). They are sliced by the visit's UTM source, medium and campaign and
+its landing page; persona and owner belong to leads, so with either of those
+the visitor count and the traffic-to-lead rate are not shown.
+"""
+
+from dataclasses import dataclass
+
+from django.db.models import Case, Count, IntegerField, Max, OuterRef, Subquery, Value, When
+
+from leads.models import Campaign, Source, StageChange
+from leads.pipeline import LeadStatus
+from traffic.models import PageView, VisitorKind
+
+from ..ranges import DateRange, Slice
+from .common import counted_leads, rate
+
+# The steps after "leads", in order, with the stage whose entry marks them.
+STEPS = (
+    ("mql", LeadStatus.MQL),
+    ("sql", LeadStatus.SQL),
+    ("opportunity", LeadStatus.OPPORTUNITY),
+    ("customer", LeadStatus.CUSTOMER),
+)
+RANK = {status: rank for rank, (_, status) in enumerate(STEPS, start=1)}
+# The traffic -> lead rate the field commonly sees for email and newsletter signups, shown beside ours.
+REFERENCE_TRAFFIC_TO_LEAD = (0.05, 0.10)
+
+
+@dataclass(frozen=True)
+class Step:
+    key: str
+    label: str
+    count: int
+    rate: float | None  # this step / the step before (None: nothing before it, or not comparable)
+
+
+@dataclass(frozen=True)
+class Funnel:
+    kind: str  # "cohort" or "period"
+    date_range: DateRange
+    visitors: int | None  # None: the slice is by persona or owner, which visits do not have
+    steps: list[Step]
+
+    @property
+    def leads(self) -> int:
+        return self.steps[0].count
+
+    @property
+    def traffic_to_lead(self) -> float | None:
+        return None if self.visitors is None else rate(self.leads, self.visitors)
+
+    @property
+    def lead_to_customer(self) -> float | None:
+        return rate(self.steps[-1].count, self.leads)
+
+
+def human_visitors(date_range: DateRange, part: Slice) -> int | None:
+    """Distinct human visitor ids with a page view in the range, sliced by the visit's attribution."""
+    if part.lead_only:
+        return None
+    views = PageView.objects.filter(date_range.q("received_at"), kind=VisitorKind.HUMAN)
+    if part.source is not None:
+        views = views.filter(utm_source__in=Source.objects.filter(pk=part.source).values("slug"))
+    if part.campaign is not None:
+        views = views.filter(utm_campaign__in=Campaign.objects.filter(pk=part.campaign).values("slug"))
+    if part.medium is not None:
+        views = views.filter(utm_medium=part.medium)
+    if part.landing_page is not None:
+        views = views.filter(landing_path=part.landing_page)
+    return views.aggregate(n=Count("visitor_id", distinct=True))["n"]
+
+
+def cohort_leads(date_range: DateRange, part: Slice):
+    """The leads of the cohort: created in the range, in the slice."""
+    return counted_leads().filter(date_range.q("created_at"), part.leads_q())
+
+
+def furthest_rank():
+    """Per lead: the furthest funnel step its stage history ever entered (0: none after New)."""
+    ranked = (
+        StageChange.objects.filter(lead=OuterRef("pk"), to_status__in=list(RANK))
+        .annotate(rank=Case(*(When(to_status=s, then=Value(r)) for s, r in RANK.items()), output_field=IntegerField()))
+        .order_by()
+        .values("lead")
+        .annotate(furthest=Max("rank"))
+        .values("furthest")
+    )
+    return Subquery(ranked, output_field=IntegerField())
+
+
+def cohort_funnel(date_range: DateRange, part: Slice) -> Funnel:
+    """Cohort funnel: of the leads created in the range (in the slice), how many have reached MQL, SQL,
+    opportunity and customer by now; each step's rate is its count over the step before."""
+    per_rank = dict(
+        cohort_leads(date_range, part)
+        .annotate(furthest=furthest_rank())
+        .order_by()
+        .values_list("furthest")
+        .annotate(n=Count("pk"))
+        .values_list("furthest", "n")
+    )
+    leads = sum(per_rank.values())
+    steps = [Step("leads", "Leads", leads, None)]
+    for rank, (key, status) in enumerate(STEPS, start=1):
+        reached = sum(n for furthest, n in per_rank.items() if (furthest or 0) >= rank)
+        steps.append(Step(key, LeadStatus(status).label, reached, rate(reached, steps[-1].count)))
+    return Funnel("cohort", date_range, human_visitors(date_range, part), steps)
+
+
+def stage_entries(date_range: DateRange, part: Slice, statuses):
+    """The stage history rows that are entries into `statuses` (one or a list) in the range, of leads in the slice."""
+    leads = counted_leads().filter(part.leads_q()).values("pk")
+    statuses = [statuses] if isinstance(statuses, str) else statuses
+    return StageChange.objects.filter(date_range.q("changed_at"), to_status__in=statuses, lead__in=leads)
+
+
+def cohort_reached(date_range: DateRange, part: Slice, key: str):
+    """The cohort's leads behind one step of the cohort funnel ("leads", "mql", ..., "customer")."""
+    leads = cohort_leads(date_range, part)
+    if key == "leads":
+        return leads
+    rank = {k: r for r, (k, _) in enumerate(STEPS, start=1)}[key]
+    return leads.annotate(furthest=furthest_rank()).filter(furthest__gte=rank)
+
+
+def period_entries(date_range: DateRange, part: Slice, key: str):
+    """The stage history rows behind one step of the period funnel (for "leads": use `cohort_leads`)."""
+    return stage_entries(date_range, part, dict(STEPS)[key])
+
+
+def period_funnel(date_range: DateRange, part: Slice) -> Funnel:
+    """Period funnel: leads created in the range, and the entries into MQL, SQL, opportunity and customer that
+    happened in the range (of leads in the slice, whenever created); each ratio is over the step before."""
+    leads = cohort_leads(date_range, part).count()
+    counts = dict(
+        stage_entries(date_range, part, list(RANK))
+        .order_by()
+        .values_list("to_status")
+        .annotate(n=Count("pk"))
+        .values_list("to_status", "n")
+    )
+    steps = [Step("leads", "Leads", leads, None)]
+    for key, status in STEPS:
+        count = counts.get(status, 0)
+        steps.append(Step(key, LeadStatus(status).label, count, rate(count, steps[-1].count)))
+    return Funnel("period", date_range, human_visitors(date_range, part), steps)

@@ -1,0 +1,94 @@
+"""Reps: each rep's work and results in the range, and the team's total. Managers see every rep; a rep sees only
+their own row (on My numbers).
+
+Per rep: calls they logged (and how many connected), objections they logged, meetings they logged, conversions
+(leads they moved to customer) and deals won (deals they own, won in the range) with their value per currency.
+The slice narrows to the leads these happened on (source, medium, campaign, persona, first landing page).
+"""
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from django.contrib.auth import get_user_model
+from django.db.models import Count, Q, Sum
+
+from core.roles import Role
+from leads.models import Activity, Deal, Objection, StageChange
+from leads.pipeline import LeadStatus
+
+from ..ranges import DateRange, Slice
+from .common import counted_leads
+
+
+@dataclass
+class RepRow:
+    user_id: int | None
+    name: str
+    calls: int = 0
+    connects: int = 0
+    objections: int = 0
+    meetings: int = 0
+    conversions: int = 0
+    deals_won: int = 0
+    won_value: dict[str, Decimal] = field(default_factory=dict)
+
+
+def _leads(part: Slice):
+    return counted_leads().filter(Slice(**{**part.__dict__, "owner": None}).leads_q()).values("pk")
+
+
+def rep_rows(date_range: DateRange, part: Slice, *, only_user=None) -> tuple[list[RepRow], RepRow]:
+    """The rows per rep (every active rep and manager, and anyone who did something in the range), and the team's
+    total. `only_user` limits it to one person (a rep's own figures)."""
+    leads = _leads(part)
+    users = get_user_model().objects.filter(
+        Q(groups__name__in=[Role.SALES_REP, Role.MANAGER], is_active=True)
+    ).distinct()
+    if part.owner is not None:
+        users = users.filter(pk=part.owner)
+    if only_user is not None:
+        users = users.filter(pk=only_user.pk)
+    rows = {u.pk: RepRow(u.pk, u.get_full_name() or u.get_username()) for u in users}
+
+    def row(user_id):
+        if user_id not in rows:
+            if (part.owner is not None and user_id != part.owner) or (only_user is not None and user_id != only_user.pk):
+                return None
+            user = get_user_model().objects.filter(pk=user_id).first()
+            rows[user_id] = RepRow(user_id, (user.get_full_name() or user.get_username()) if user else "(deleted)")
+        return rows[user_id]
+
+    activities = (
+        Activity.objects.filter(date_range.q("occurred_at"), lead__in=leads, author__isnull=False)
+        .order_by().values_list("author")
+        .annotate(calls=Count("pk", filter=Q(kind=Activity.Kind.CALL)),
+                  connects=Count("pk", filter=Q(kind=Activity.Kind.CALL, outcome=Activity.CallOutcome.CONNECTED)),
+                  meetings=Count("pk", filter=Q(kind=Activity.Kind.MEETING)))
+    )
+    for author, calls, connects, meetings in activities:
+        if (target := row(author)) is not None:
+            target.calls, target.connects, target.meetings = calls, connects, meetings
+    for author, n in (Objection.objects.filter(date_range.q("created_at"), lead__in=leads, raised_by__isnull=False)
+                      .order_by().values_list("raised_by").annotate(n=Count("pk"))):
+        if (target := row(author)) is not None:
+            target.objections = n
+    for user_id, n in (StageChange.objects.filter(date_range.q("changed_at"), lead__in=leads,
+                                                  to_status=LeadStatus.CUSTOMER, changed_by__isnull=False)
+                       .order_by().values_list("changed_by").annotate(n=Count("pk"))):
+        if (target := row(user_id)) is not None:
+            target.conversions = n
+    for owner, currency, n, value in (Deal.objects.filter(date_range.q("closed_at"), lead__in=leads,
+                                                          status=Deal.Status.WON, owner__isnull=False)
+                                      .order_by().values_list("owner", "currency")
+                                      .annotate(n=Count("pk"), value=Sum("value"))):
+        if (target := row(owner)) is not None:
+            target.deals_won += n
+            target.won_value[currency] = value
+    ordered = sorted(rows.values(), key=lambda r: r.name.lower())
+    team = RepRow(None, "Team")
+    for r in ordered:
+        for name in ("calls", "connects", "objections", "meetings", "conversions", "deals_won"):
+            setattr(team, name, getattr(team, name) + getattr(r, name))
+        for currency, value in r.won_value.items():
+            team.won_value[currency] = team.won_value.get(currency, Decimal(0)) + value
+    return ordered, team

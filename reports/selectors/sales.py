@@ -1,0 +1,108 @@
+"""Sales: win rate, deal size, time to close, sales cycle length and time in each stage, for a range and a slice.
+
+Deals count by when they closed: a deal won or lost in the range. The slice
+is the deal's lead's (source, medium, campaign, persona, first landing page),
+and the owner is the deal's owner (who sold it). Money is never added across
+currencies: each figure in money is per currency.
+"""
+
+from dataclasses import dataclass
+from decimal import Decimal
+
+from django.db.models import Count, DurationField, ExpressionWrapper, F, Sum
+
+from leads.models import Deal, StageChange
+from leads.pipeline import FUNNEL, LeadStatus
+
+from ..ranges import DateRange, Slice
+from .common import Spread, counted_leads, rate, spread_of
+
+
+def _lead_part(part: Slice) -> Slice:
+    """The slice on the deal's lead, without the owner (a deal's owner is the deal's)."""
+    return Slice(source=part.source, medium=part.medium, campaign=part.campaign, persona=part.persona,
+                 landing_page=part.landing_page)
+
+
+def closed_deals(date_range: DateRange, part: Slice, status: str | None = None):
+    """Deals won or lost (or only `status`) in the range, whose lead is counted and in the slice."""
+    deals = Deal.objects.filter(date_range.q("closed_at"), status__in=[status] if status else ["won", "lost"])
+    deals = deals.filter(lead__in=counted_leads().filter(_lead_part(part).leads_q()).values("pk"))
+    if part.owner is not None:
+        deals = deals.filter(owner_id=part.owner)
+    return deals
+
+
+@dataclass(frozen=True)
+class WinRate:
+    won: int
+    lost: int
+
+    @property
+    def rate(self) -> float | None:
+        return rate(self.won, self.won + self.lost)
+
+
+def win_rate(date_range: DateRange, part: Slice) -> WinRate:
+    """Win rate: deals won / (deals won + deals lost), of the deals closed in the range. Open deals are left out."""
+    counts = dict(closed_deals(date_range, part).order_by().values_list("status").annotate(n=Count("pk")))
+    return WinRate(won=counts.get("won", 0), lost=counts.get("lost", 0))
+
+
+@dataclass(frozen=True)
+class DealSize:
+    currency: str
+    won: int
+    total: Decimal
+    average: Decimal
+
+
+def deal_size(date_range: DateRange, part: Slice) -> list[DealSize]:
+    """Average deal size: the sum of the values of the deals won in the range / their number, per currency."""
+    rows = (
+        closed_deals(date_range, part, "won").order_by("currency").values("currency")
+        .annotate(won=Count("pk"), total=Sum("value"))
+    )
+    return [
+        DealSize(row["currency"], row["won"], row["total"], (row["total"] / row["won"]).quantize(Decimal("0.01")))
+        for row in rows
+    ]
+
+
+def _won_with(duration) -> object:
+    return ExpressionWrapper(duration, output_field=DurationField())
+
+
+def time_to_close(date_range: DateRange, part: Slice) -> Spread:
+    """Time to close: from a deal's creation (the opportunity) to its win, over the deals won in the range."""
+    deals = closed_deals(date_range, part, "won").annotate(took=_won_with(F("closed_at") - F("created_at")))
+    return spread_of(deals, "took")
+
+
+def sales_cycle(date_range: DateRange, part: Slice) -> Spread:
+    """Sales cycle length: from the lead's creation (its first touch with us) to the win, over the deals won in
+    the range. Open and lost deals are left out."""
+    deals = closed_deals(date_range, part, "won").annotate(took=_won_with(F("closed_at") - F("lead__created_at")))
+    return spread_of(deals, "took")
+
+
+@dataclass(frozen=True)
+class StageTime:
+    status: str
+    label: str
+    spread: Spread
+
+
+def time_in_stage(date_range: DateRange, part: Slice) -> list[StageTime]:
+    """Time in stage: from entering a stage to leaving it, from the stage history, over the stays that ended in
+    the range (a lead still in a stage is not counted until it leaves). Median and 90th percentile, per stage."""
+    leads = counted_leads().filter(part.leads_q()).values("pk")
+    stays = StageChange.objects.filter(
+        date_range.q("changed_at"), lead__in=leads, time_in_from_stage__isnull=False
+    )
+    return [
+        StageTime(status, LeadStatus(status).label, spread_of(stays.filter(from_status=status), "time_in_from_stage"))
+        for status in FUNNEL[:-1]
+    ]
+
+
