@@ -140,6 +140,16 @@ def not_found(request, *args, **kwargs):
     return JsonResponse(body, status=404, content_type=CONTENT_TYPE)
 
 
+def bad_request(request, exception=None, *args, **kwargs):
+    """The project's 400 handler: problem details under /api/v1/ (a request Django refuses before any view,
+    such as one with a Host header that is not allowed), the site's page elsewhere."""
+    if request.path.startswith("/api/v1/"):
+        body = problem(400, "The request is malformed (its Host header, or another part Django cannot read).",
+                       instance=request.path)
+        return JsonResponse(body, status=400, content_type=CONTENT_TYPE)
+    return defaults.bad_request(request, exception)
+
+
 def server_error(request, *args, **kwargs):
     """The project's 500 handler: problem details under /api/v1/ (an error outside the API's views, in a
     middleware), the site's page elsewhere."""

@@ -28,7 +28,7 @@ _DESCRIPTIONS = {
     400: "Invalid input (malformed JSON, a wrong type, an unknown field or parameter): `errors` names each field.",
     401: "No token, or an unknown, expired or revoked one.",
     403: "The token lacks the scope (`missing_scope`), or the policy does not let its user do this.",
-    404: "No such lead, or not one the token's user may see.",
+    404: "No such lead (or record: a deal, a task, ...), or not one the token's user may see.",
     422: "The request breaks a rule of the service (a duplicate email, a stage move the pipeline does not allow, "
          "an Idempotency-Key reused for another request): `errors` names the field.",
     429: "Too many requests for this token: wait for `Retry-After` seconds.",

@@ -3,7 +3,7 @@ from csp.decorators import csp_update
 from django.urls import path, re_path
 from drf_spectacular.views import SpectacularJSONAPIView, SpectacularSwaggerSplitView
 
-from . import pages, problems, views
+from . import pages, problems, sales_views, views, work_views
 
 app_name = "api"
 
@@ -24,6 +24,23 @@ urlpatterns = [
     path("api/v1/leads/<int:pk>/merge/", views.LeadMerge.as_view(), name="lead_merge"),
     path("api/v1/merges/<int:pk>/undo/", views.MergeUndo.as_view(), name="merge_undo"),
     path("api/v1/events/", views.EventList.as_view(), name="event_list"),
+    path("api/v1/companies/", sales_views.CompanyListCreate.as_view(), name="company_list"),
+    path("api/v1/companies/<int:pk>/", sales_views.CompanyDetail.as_view(), name="company_detail"),
+    path("api/v1/customers/", sales_views.CustomerList.as_view(), name="customer_list"),
+    path("api/v1/customers/<int:pk>/", sales_views.CustomerDetail.as_view(), name="customer_detail"),
+    path("api/v1/deals/", sales_views.DealListCreate.as_view(), name="deal_list"),
+    path("api/v1/deals/<int:pk>/", sales_views.DealDetail.as_view(), name="deal_detail"),
+    path("api/v1/deals/<int:pk>/lose/", sales_views.DealLose.as_view(), name="deal_lose"),
+    path("api/v1/activities/", work_views.ActivityList.as_view(), name="activity_list"),
+    path("api/v1/activities/calls/", work_views.CallCreate.as_view(), name="activity_call"),
+    path("api/v1/activities/notes/", work_views.NoteCreate.as_view(), name="activity_note"),
+    path("api/v1/activities/meetings/", work_views.MeetingCreate.as_view(), name="activity_meeting"),
+    path("api/v1/objections/", work_views.ObjectionListCreate.as_view(), name="objection_list"),
+    path("api/v1/objections/<int:pk>/resolve/", work_views.ObjectionResolve.as_view(), name="objection_resolve"),
+    path("api/v1/tasks/", work_views.TaskListCreate.as_view(), name="task_list"),
+    path("api/v1/tasks/<int:pk>/", work_views.TaskDetail.as_view(), name="task_detail"),
+    path("api/v1/tasks/<int:pk>/snooze/", work_views.TaskSnooze.as_view(), name="task_snooze"),
+    path("api/v1/tasks/<int:pk>/complete/", work_views.TaskComplete.as_view(), name="task_complete"),
     # Anything else under /api/v1/ is a 404 in problem details, not the site's HTML page.
     re_path(r"^api/v1/", problems.not_found),
     path("api/schema/", SpectacularJSONAPIView.as_view(authentication_classes=[], permission_classes=[],

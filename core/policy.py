@@ -81,6 +81,15 @@ class Access:
         return self.can_work(lead) or (self.is_marketer and to_status == MQL)
 
     @property
+    def changes_companies(self) -> bool:
+        """Create and change companies (accounts): sales reps and managers; marketers read them."""
+        return self.is_manager or self.is_rep
+
+    def can_change_task(self, task) -> bool:
+        """Change, snooze or complete a task: the person it is for, or a manager."""
+        return self.is_manager or task.assignee_id == self.user.pk
+
+    @property
     def builds_sequences(self) -> bool:
         """Create, edit, activate, pause and archive sequences and their steps."""
         return self.is_manager or self.is_marketer
@@ -188,6 +197,28 @@ def check_may_revoke_api_token(user, token_owner_id) -> None:
     """An API token is revoked by its owner or by a manager (who may stop any token at once)."""
     if user is not None and user.pk != token_owner_id and not access_for(user).is_manager:
         raise PermissionDenied("Only the token's owner or a manager can revoke it.")
+
+
+def check_may_change_companies(user) -> None:
+    """Creating and changing companies: sales reps and managers (and the system), as their roles' admin rights say."""
+    if user is not None and not access_for(user).changes_companies:
+        raise PermissionDenied("Only a sales rep or a manager can create or change companies.")
+
+
+def check_may_change_task(user, task) -> None:
+    """A task is changed, snoozed or completed by the person it is for, or a manager (and the system)."""
+    if user is not None and not access_for(user).can_change_task(task):
+        raise PermissionDenied("Only the person the task is for (or a manager) can change it.")
+
+
+def check_may_give_task(user, *, assignee, lead=None) -> None:
+    """Scheduling a task: on a lead, only who may work it; for someone else, only a manager (and the system)."""
+    if user is None:
+        return
+    if lead is not None:
+        check_may_work(user, lead)
+    if assignee is not None and assignee.pk != user.pk and not access_for(user).is_manager:
+        raise PermissionDenied("Only a manager can give a task to someone else.")
 
 
 def check_may_manage_leads(user) -> None:

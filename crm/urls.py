@@ -7,6 +7,7 @@ from workspace.views import home
 from . import views
 
 # Problem details for an error under /api/v1/ that happens outside the API's views; the site's page elsewhere.
+handler400 = "api.problems.bad_request"
 handler500 = "api.problems.server_error"
 
 admin.site.site_header = "Lead nurturing CRM"

@@ -19,7 +19,7 @@ from core.events import Actor, EventType, events_record_each
 
 from .models import Company, Lead, StageChange
 from .pipeline import LeadStatus
-from .services import _when
+from .services import _when, company_domain_normalize
 
 # What a column of an import may fill in, with its label; "company" is the company's name.
 IMPORTABLE_FIELDS = {
@@ -224,16 +224,6 @@ COMPANY_FIELDS = {
 }
 
 
-def normalize_domain(value: str) -> str:
-    """A web domain as stored: lower-cased, without scheme, "www.", path or port ("https://www.Acme.com/x" ->
-    "acme.com"), so that two spellings of one domain are the same company."""
-    text = (value or "").strip().lower()
-    for scheme in ("https://", "http://"):
-        text = text.removeprefix(scheme)
-    text = text.split("/", 1)[0].split(":", 1)[0].removeprefix("www.")
-    return text.rstrip(".")
-
-
 def company_import_clean(fields: dict) -> Company:
     """An unsaved company from one imported row (COMPANY_FIELDS), checked without a query; ValidationError
     keyed by field."""
@@ -241,7 +231,7 @@ def company_import_clean(fields: dict) -> Company:
     if unknown:
         raise ValidationError({name: [f"{name!r} is not a field a company import can fill in."] for name in sorted(unknown)})
     company = Company(**{name: (value or "").strip() for name, value in fields.items()})
-    company.domain = normalize_domain(company.domain)
+    company.domain = company_domain_normalize(company.domain)
     errors = {}
     if not company.name:
         errors["name"] = ["Give the company's name."]
@@ -277,7 +267,7 @@ def companies_import_batch(*, rows: list[dict], changes: list[tuple[Company, dic
             if unknown:
                 raise ValidationError({name: [f"An import cannot change {name!r}."] for name in sorted(unknown)})
             for name, value in fields.items():
-                setattr(company, name, normalize_domain(value) if name == "domain" else value)
+                setattr(company, name, company_domain_normalize(value) if name == "domain" else value)
                 written.add(name)
             try:
                 company.full_clean()

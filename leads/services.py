@@ -21,7 +21,15 @@ from django.utils import timezone
 from core.emails import normalize_email
 from core.events import Actor, EventType, event_record, events_record
 from core.models import ActorKind
-from core.policy import access_for, check_may_manage_leads, check_may_move, check_may_work
+from core.policy import (
+    access_for,
+    check_may_change_companies,
+    check_may_change_task,
+    check_may_give_task,
+    check_may_manage_leads,
+    check_may_move,
+    check_may_work,
+)
 
 from . import pipeline
 from .merging import lead_merge, lead_merge_undo  # noqa: F401  (merging lives in its own module; called from here)
@@ -590,6 +598,7 @@ def task_create(
 ) -> Task:
     """Schedule a follow-up. A due time in the past is refused unless the caller records history
     (`allow_past_due`, with `at` the time the task was created)."""
+    check_may_give_task(by, assignee=assignee, lead=lead)
     errors = _task_field_errors(title=title, due_at=due_at, assignee=assignee)
     if "due_at" not in errors and not allow_past_due and due_at < timezone.now():
         errors["due_at"] = ["The due time is in the past: choose a time from now on."]
@@ -614,6 +623,7 @@ def task_create(
 
 def task_snooze(*, task: Task, until: datetime, by=None) -> Task:
     """Move an open task's due time to later (`until`, from now on)."""
+    check_may_change_task(by, task)
     if task.completed_at is not None:
         raise ValidationError("This task is already done: there is nothing to snooze.")
     if until is None or until <= timezone.now():
@@ -630,6 +640,7 @@ def task_snooze(*, task: Task, until: datetime, by=None) -> Task:
 
 def task_complete(*, task: Task, by=None, at: datetime | None = None) -> Task:
     """Mark a task done (once: completing it again keeps the first time)."""
+    check_may_change_task(by, task)
     if task.completed_at is None:
         task.completed_at = at or timezone.now()
         with transaction.atomic():
@@ -642,10 +653,17 @@ _TASK_EDITABLE = frozenset({"lead", "title", "assignee", "due_at", "completed_at
 
 
 def task_update(*, task: Task, by=None, **fields) -> Task:
-    """Change a task (the admin's edit form). Marking it done here is the same as `task_complete`."""
+    """Change a task (the admin's edit form, the API). Marking it done here is the same as `task_complete`.
+
+    Only its assignee or a manager changes it; giving it to someone else is a manager's call.
+    """
     unknown = set(fields) - _TASK_EDITABLE
     if unknown:
         raise TypeError(f"task_update() got unknown fields: {', '.join(sorted(unknown))}")
+    check_may_change_task(by, task)
+    if "lead" in fields or "assignee" in fields:
+        # Moving it to another lead, or giving it to someone else, is scheduling it anew.
+        check_may_give_task(by, assignee=fields.get("assignee"), lead=fields.get("lead"))
     errors = _task_field_errors(**{name: fields[name] for name in ("title", "due_at", "assignee") if name in fields})
     if errors:
         raise ValidationError(errors)
@@ -765,7 +783,10 @@ def deal_update_check(stored: Deal, **fields) -> None:
 
 
 def deal_update(*, deal: Deal, by=None, **fields) -> Deal:
-    """Change an open deal's terms. A won or lost deal is history: only its expected close date may change."""
+    """Change an open deal's terms. A won or lost deal is history: only its expected close date may change.
+
+    Only who may work the deal's lead (its owner, a manager) changes it.
+    """
     unknown = set(fields) - _DEAL_TERMS
     if unknown:
         raise TypeError(f"deal_update() got unknown fields: {', '.join(sorted(unknown))}")
@@ -774,7 +795,8 @@ def deal_update(*, deal: Deal, by=None, **fields) -> Deal:
     if "currency" in fields:
         fields["currency"] = _clean_currency(fields["currency"])
     with transaction.atomic():
-        stored = Deal.objects.select_for_update().get(pk=deal.pk)
+        stored = Deal.objects.select_for_update().select_related("lead").get(pk=deal.pk)
+        check_may_work(by, stored.lead)
         deal_update_check(stored, **fields)
         for name, value in fields.items():
             setattr(deal, name, value)
@@ -904,13 +926,78 @@ def company_for_name(name: str) -> Company | None:
     return company
 
 
+def company_domain_normalize(domain: str) -> str:
+    """A web domain as companies store it (the API, the admin and imports alike): lower-cased, without scheme,
+    "www.", path or port ("https://www.Example.com/about" is "example.com"), so that two spellings of one
+    domain are the same company."""
+    domain = (domain or "").strip().lower()
+    domain = domain.split("://", 1)[-1].split("/", 1)[0].split("?", 1)[0].split("#", 1)[0]
+    domain = domain.rsplit("@", 1)[-1].split(":", 1)[0].strip(".")
+    return domain.removeprefix("www.")
+
+
+def company_check(*, name: str | None = None, domain: str | None = None, exclude_pk=None) -> None:
+    """The duplicate rule of every company write: one company per name (any case) and per web domain.
+
+    A second row for the same account would split its leads, deals and customer between two records;
+    the error names the one that exists, to use instead. Only the values given are checked, so an
+    edit of another field never trips over duplicates made before the rule.
+    """
+    others = Company.objects.exclude(pk=exclude_pk) if exclude_pk is not None else Company.objects.all()
+    errors = {}
+    if name is not None and name.strip():
+        same = others.filter(name__iexact=name.strip()).order_by("pk").first()
+        if same is not None:
+            errors["name"] = [f"A company is already called {same.name} (company #{same.pk}): use that one."]
+    if domain:
+        same = others.filter(domain__iexact=domain).order_by("pk").first()
+        if same is not None:
+            errors["domain"] = [f"{same.name} (company #{same.pk}) already has the domain {domain}: use that one."]
+    if errors:
+        raise ValidationError(errors)
+
+
+_COMPANY_FIELDS = frozenset({"name", "domain", "industry", "size", "country"})
+
+
+def _company_clean(company: Company, fields: dict) -> None:
+    unknown = set(fields) - _COMPANY_FIELDS
+    if unknown:
+        raise TypeError(f"unknown company fields: {', '.join(sorted(unknown))}")
+    for name, value in fields.items():
+        setattr(company, name, value.strip() if isinstance(value, str) else value)
+    if "domain" in fields:
+        company.domain = company_domain_normalize(company.domain)
+    try:
+        company.full_clean()
+    except ValidationError as exc:
+        raise ValidationError(exc.message_dict) from exc
+    company_check(
+        name=company.name if "name" in fields else None,
+        domain=company.domain if "domain" in fields else None,
+        exclude_pk=company.pk,
+    )
+
+
+@transaction.atomic
+def company_create(*, by=None, **fields) -> Company:
+    """Create a company (an account). Guarantees: a name; no other company of that name (any case) or web
+    domain (stored bare: "example.com"); only sales reps and managers create them."""
+    check_may_change_companies(by)
+    company = Company()
+    _company_clean(company, {"name": "", **fields})
+    company.save()
+    event_record(EventType.COMPANY_CREATED, actor=Actor.of(by), subject=company, at=company.created_at,
+                 payload={"fields": sorted(fields)})
+    return company
+
+
 @transaction.atomic
 def company_update(*, company: Company, by=None, **fields) -> Company:
-    """Change a company; its leads' search text follows a rename."""
+    """Change a company (with the duplicate rule of `company_check`); its leads' search text follows a rename."""
+    check_may_change_companies(by)
     old_name = Company.objects.filter(pk=company.pk).values_list("name", flat=True).first() if company.pk else None
-    for name, value in fields.items():
-        setattr(company, name, value)
-    company.full_clean()
+    _company_clean(company, fields)
     company.save()
     event_record(EventType.COMPANY_UPDATED, actor=Actor.of(by), subject=company, payload={"fields": sorted(fields)})
     if old_name is not None and old_name != company.name:

@@ -131,6 +131,16 @@ def lead_at(status, *, by=None, **kwargs):
     return lead
 
 
+def sales_records(*, lead, by):
+    """One of each sales record on `lead` through the services: a deal, a task, a call with an objection,
+    and a customer (another lead converted)."""
+    services.deal_open(lead=lead, value=100, by=by)
+    services.task_create(assignee=by, title="Follow up", due_at=in_a_day(), lead=lead, by=by)
+    call = services.activity_log_call(lead=lead, by=by, direction="outbound", outcome="connected")
+    services.objection_log(lead=lead, by=by, category="price", lead_words="Too dear", activity=call)
+    services.lead_convert_to_customer(lead=LeadFactory(owner=by), deal_value=1000, by=by)
+
+
 def in_a_day():
     return timezone.now() + timedelta(days=1)
 

@@ -20,7 +20,7 @@ from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import reswap, retarget
 
 from core.pagination import BoundedCountPaginator
-from core.policy import access_for
+from core.policy import access_for, check_may_change_task
 from core.roles import user_can_export_personal_data
 from leads import exports as lead_exports
 from leads import pipeline
@@ -350,8 +350,7 @@ def _task(access, pk) -> Task:
         return task
     if task.lead is not None and not access.can_see(task.lead):
         raise Http404("No such task.")
-    if not access.is_manager:
-        raise PermissionDenied("Only the person the task is for (or a manager) can change it.")
+    check_may_change_task(access.user, task)
     return task
 
 

@@ -56,8 +56,25 @@ class LeadRecordAdmin(admin.ModelAdmin):
         return lead_link(obj.lead)
 
 
+class CompanyForm(forms.ModelForm):
+    """The admin's company form: a duplicate name or domain is shown by its field, as the service refuses it."""
+
+    def clean(self):
+        cleaned = super().clean()
+        if not self.errors:
+            changed = {name: cleaned.get(name) for name in ("name", "domain") if name in self.changed_data}
+            if "domain" in changed:
+                changed["domain"] = services.company_domain_normalize(changed["domain"] or "")
+            try:
+                services.company_check(**changed, exclude_pk=self.instance.pk)
+            except ValidationError as exc:
+                add_service_errors(self, exc)
+        return cleaned
+
+
 @admin.register(Company)
 class CompanyAdmin(admin.ModelAdmin):
+    form = CompanyForm
     list_display = ("name", "domain", "industry", "size", "country")
     search_fields = ("name", "domain")
     list_filter = ("industry", "size")
@@ -66,7 +83,11 @@ class CompanyAdmin(admin.ModelAdmin):
 
     def save_model(self, request, obj, form, change):
         fields = {name: form.cleaned_data[name] for name in form.changed_data}
-        services.company_update(company=obj, by=request.user, **fields)
+        if change:
+            services.company_update(company=obj, by=request.user, **fields)
+            return
+        company = services.company_create(by=request.user, **fields)
+        obj.pk, obj._state.adding = company.pk, False
 
 
 @admin.register(Source)

@@ -111,3 +111,10 @@ def test_an_error_outside_the_api_views_is_still_problem_details_under_the_api(r
     assert response.content.startswith(b"{")
     page = server_error(rf.get("/leads/"))
     assert page.status_code == 500 and page["Content-Type"].startswith("text/html")
+
+
+def test_a_host_header_django_refuses_is_a_400_problem_under_the_api_and_the_sites_page_elsewhere(rep_api):
+    response = rep_api.get("/api/v1/deals/", headers={"host": "bad;host"})
+    assert_problem(response, 400)
+    page = rep_api.get("/leads/", headers={"host": "bad;host"})
+    assert page.status_code == 400 and page["Content-Type"].startswith("text/html")

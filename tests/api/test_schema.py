@@ -30,6 +30,8 @@ def test_the_schema_lists_the_endpoints_with_the_token_scheme_and_problem_detail
         if str(pattern.pattern).startswith("api/v1/") and pattern.name
     }
     assert {"/api/v1/leads/", "/api/v1/leads/{id}/merge/", "/api/v1/merges/{id}/undo/", "/api/v1/events/"} <= routed
+    assert {"/api/v1/companies/", "/api/v1/customers/{id}/", "/api/v1/deals/{id}/lose/", "/api/v1/activities/calls/",
+            "/api/v1/objections/{id}/resolve/", "/api/v1/tasks/{id}/snooze/"} <= routed
     assert set(schema["paths"]) == routed
     assert schema["components"]["securitySchemes"]["personalToken"] == {
         "type": "http", "scheme": "bearer", "description": schema["components"]["securitySchemes"]["personalToken"]["description"],
@@ -50,3 +52,13 @@ def test_the_docs_are_served_by_the_app_with_no_cdn_and_no_inline_script(client,
     assert policy["script-src"] == "'self'"  # Swagger UI's inline styles are allowed on this page; scripts are not
     for src in sources:
         assert client.get(src).status_code == 200, src
+
+
+def test_every_operation_has_an_id_tags_a_summary_and_problem_responses(schema):
+    for path, methods in schema["paths"].items():
+        for method, operation in methods.items():
+            assert operation.get("operationId") and operation.get("tags") and operation.get("summary"), (method, path)
+            errors = [code for code in operation["responses"] if code.startswith(("4", "5"))]
+            assert errors, (method, path)
+            for code in errors:
+                assert list(operation["responses"][code]["content"]) == ["application/problem+json"], (method, path, code)

@@ -16,7 +16,7 @@ from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import content_type_conformance, response_schema_conformance
 
 from tests.api.conftest import T0, token_for
-from tests.factories import LeadFactory, lead_at
+from tests.factories import LeadFactory, lead_at, sales_records
 
 # Loaded once, at collection: the schema view needs no database. (schemathesis.pytest.from_fixture would load
 # it per test, but does not run under pytest 9.)
@@ -43,7 +43,9 @@ def fuzz_token(manager_user, rep_user):
         # A few leads with small ids, which Hypothesis tries first, in several stages.
         for status in ("new", "contacted", "sql"):
             lead_at(status, owner=rep_user)
-        LeadFactory(owner=None)
+        pool = LeadFactory(owner=None)
+        # And a record of each other kind, with small ids too: a deal, a task, an objection, a customer.
+        sales_records(lead=pool, by=manager_user)
         yield token_for(manager_user)
 
 
