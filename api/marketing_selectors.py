@@ -38,6 +38,15 @@ def _of_visible_leads(rows, access: Access, *, anonymous: bool = False):
     return rows.filter(lead__in=access.leads(Lead.objects.live()))
 
 
+def _within(rows, field: str, after, before):
+    """Rows whose `field` is at or after `after` and before `before` (either may be None: no bound)."""
+    if after is not None:
+        rows = rows.filter(**{f"{field}__gte": after})
+    if before is not None:
+        rows = rows.filter(**{f"{field}__lt": before})
+    return rows
+
+
 def api_body_lead_get(*, access: Access, pk: int) -> Lead:
     """A lead named in a body: one the user may see, or a 404 naming `lead`."""
     try:
@@ -111,11 +120,7 @@ def api_submission_list(*, access: Access, filters: dict):
         rows = rows.filter(form_slug=filters["form"])
     if filters.get("lead") is not None:
         rows = rows.filter(lead_id=filters["lead"])
-    if filters.get("submitted_after") is not None:
-        rows = rows.filter(submitted_at__gte=filters["submitted_after"])
-    if filters.get("submitted_before") is not None:
-        rows = rows.filter(submitted_at__lt=filters["submitted_before"])
-    return rows.order_by()
+    return _within(rows, "submitted_at", filters.get("submitted_after"), filters.get("submitted_before")).order_by()
 
 
 def api_submission_get(*, access: Access, pk: int) -> FormSubmission:
@@ -136,11 +141,7 @@ def api_conversion_list(*, access: Access, filters: dict):
         rows = rows.filter(kind__slug=filters["kind"])
     if filters.get("lead") is not None:
         rows = rows.filter(lead_id=filters["lead"])
-    if filters.get("occurred_after") is not None:
-        rows = rows.filter(occurred_at__gte=filters["occurred_after"])
-    if filters.get("occurred_before") is not None:
-        rows = rows.filter(occurred_at__lt=filters["occurred_before"])
-    return rows.order_by()
+    return _within(rows, "occurred_at", filters.get("occurred_after"), filters.get("occurred_before")).order_by()
 
 
 def api_conversion_get(*, access: Access, pk: int) -> Conversion:

@@ -1,8 +1,6 @@
 """What the API reads and writes for marketing: sequences and enrollments, form submissions, conversions,
 campaigns and their spend. Strict as the leads' serializers: an unknown field or a wrong type is an error."""
 
-from datetime import UTC
-
 from rest_framework import serializers
 
 from leads.models import Campaign, Persona, Resource, Source
@@ -20,12 +18,6 @@ from .serializers import (
     StrictSerializer,
     UtcDateTimeField,
 )
-
-
-class UtcInputDateTimeField(QueryDateTimeField):
-    """A moment in a body: ISO 8601; without an offset it is read as UTC (not the server's TIME_ZONE)."""
-
-    timezone = UTC
 
 
 class StrictDateField(serializers.DateField):
@@ -192,7 +184,8 @@ class ConversionListQuery(PagedQuery):
 class ConversionBody(StrictSerializer):
     lead = StrictIntegerField(min_value=1, max_value=MAX_ID, help_text="A lead you may see.")
     kind = StrictCharField(max_length=50, help_text="A conversion kind's slug, e.g. guide-download.")
-    occurred_at = UtcInputDateTimeField(required=False, help_text="When it happened; default now; never in the future.")
+    occurred_at = QueryDateTimeField(required=False, help_text="When it happened (ISO 8601; without an offset, in the "
+                                     "server's time zone); default now; never in the future.")
     value = serializers.DecimalField(max_digits=12, decimal_places=2, min_value=0, required=False, allow_null=True)
     resource = ModelIdField(queryset=Resource.objects.all(), required=False, allow_null=True)
 

@@ -59,12 +59,12 @@ def test_conversions_page_with_a_cursor(world, manager_api):
 def test_a_rep_records_a_conversion_on_their_lead_and_the_event_names_the_token(world, rep_api):
     guide = Resource.objects.create(name="Pricing guide", slug="pricing-guide")
     response = rep_api.post(CONVERSIONS, {"lead": world["mine_lead"].pk, "kind": "demo-request", "value": "150.5",
-                                          "resource": guide.pk, "occurred_at": "2026-06-01T08:30:00"})
+                                          "resource": guide.pk, "occurred_at": "2026-06-01T10:30:00+02:00"})
     assert response.status_code == 201, response.content
     body = response.json()
     stored = Conversion.objects.get(pk=body["id"])
     assert (stored.lead, stored.kind.slug, stored.value, stored.resource) == (world["mine_lead"], "demo-request", Decimal("150.50"), guide)
-    assert body["occurred_at"] == "2026-06-01T08:30:00Z"  # no offset: read as UTC
+    assert body["occurred_at"] == "2026-06-01T08:30:00Z"  # answered in UTC
     assert (body["value"], body["kind"]["is_macro"]) == ("150.50", False)
     event = DomainEvent.objects.get(type=EventType.CONVERSION_RECORDED, subject_id=stored.pk)
     assert "with API token" in actor_label(event)
