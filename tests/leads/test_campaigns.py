@@ -244,3 +244,36 @@ def test_changing_and_deleting_spend_in_the_admin_goes_through_the_services(mana
     assert list(campaign.spends.values_list("pk", "amount")) == [(may.pk, Decimal("80"))]
     assert DomainEvent.objects.filter(type=EventType.CAMPAIGN_SPEND_UPDATED).count() == 1
     assert DomainEvent.objects.filter(type=EventType.CAMPAIGN_SPEND_DELETED, subject_id=june.pk).count() == 1
+
+
+# --- Racing -----------------------------------------------------------------------------------------------
+
+
+@pytest.mark.integration
+def test_two_overlapping_spend_rows_recorded_at_once_make_one(postgres_db, manager_user):
+    # On PostgreSQL, where the two really run at once: the lock on the campaign makes the second see the first.
+    import threading
+
+    from django.db import connection
+
+    campaign = CampaignFactory()
+    barrier, outcomes = threading.Barrier(2), []
+
+    def record(start):
+        try:
+            barrier.wait()
+            campaigns.spend_record(campaign=campaign, by=manager_user, period_start=start, period_end=date(2026, 5, 31),
+                                   amount="1")
+            outcomes.append("recorded")
+        except ValidationError:
+            outcomes.append("refused")
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=record, args=(start,)) for start in (date(2026, 5, 1), date(2026, 5, 15))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(outcomes) == ["recorded", "refused"]
+    assert CampaignSpend.objects.filter(campaign=campaign).count() == 1
