@@ -48,6 +48,7 @@ class EventType(models.TextChoices):
     CONVERSION_RECORDED = "conversion.recorded", "Conversion recorded"
     CAMPAIGN_CREATED = "campaign.created", "Campaign created"
     CAMPAIGN_UPDATED = "campaign.updated", "Campaign updated"
+    CAMPAIGN_DELETED = "campaign.deleted", "Campaign deleted"
     CAMPAIGN_SPEND_RECORDED = "campaign_spend.recorded", "Campaign spend recorded"
     CAMPAIGN_SPEND_UPDATED = "campaign_spend.updated", "Campaign spend updated"
     CAMPAIGN_SPEND_DELETED = "campaign_spend.deleted", "Campaign spend deleted"

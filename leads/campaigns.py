@@ -118,6 +118,22 @@ def campaign_update(*, campaign: Campaign, by, **fields) -> Campaign:
     return campaign
 
 
+@transaction.atomic
+def campaign_delete(*, campaign: Campaign, by) -> None:
+    """Delete a campaign made by mistake, with its spend rows (each recorded as deleted, as one by one). A campaign
+    that leads came from is kept: their attribution would be lost (refused, naming the number of leads)."""
+    check_may_manage_campaigns(by)
+    locked = _lock(campaign)
+    leads = locked.leads.count()
+    if leads:
+        raise ValidationError(f"{leads} lead(s) came from this campaign: it is kept so their attribution stays. "
+                              "End it (set its end date) instead.")
+    for spend in locked.spends.order_by("pk"):
+        event_record(EventType.CAMPAIGN_SPEND_DELETED, actor=Actor.of(by), subject=spend, payload=_spend_payload(spend))
+    event_record(EventType.CAMPAIGN_DELETED, actor=Actor.of(by), subject=locked, payload={"slug": locked.slug})
+    locked.delete()
+
+
 # --- Spend --------------------------------------------------------------------------------------------
 
 

@@ -3,6 +3,7 @@
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import transaction
 from django.http import Http404, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -139,6 +140,14 @@ class CampaignAdmin(admin.ModelAdmin):
             name: form.cleaned_data.get(name) for name in ("name", "slug", "source", "medium", "persona", "starts_on", "ends_on")
         })
         obj.pk, obj._state.adding = created.pk, False
+
+    def delete_model(self, request, obj):
+        campaigns.campaign_delete(campaign=obj, by=request.user)
+
+    def delete_queryset(self, request, queryset):
+        with transaction.atomic():
+            for campaign in queryset:
+                campaigns.campaign_delete(campaign=campaign, by=request.user)
 
     def save_formset(self, request, form, formset, change):
         if formset.model is not CampaignSpend:

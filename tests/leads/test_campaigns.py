@@ -12,7 +12,7 @@ from core.events import EventType
 from core.models import DomainEvent
 from leads import campaigns
 from leads.models import Campaign, CampaignSpend
-from tests.factories import CampaignFactory, PersonaFactory, SourceFactory
+from tests.factories import CampaignFactory, LeadFactory, PersonaFactory, SourceFactory
 
 T0 = datetime(2026, 6, 1, 9, 0, tzinfo=UTC)
 
@@ -184,6 +184,27 @@ def test_a_rep_may_not_record_spend(rep_user):
     assert not CampaignSpend.objects.exists()
 
 
+def test_deleting_a_campaign_records_its_spend_rows_and_itself_as_deleted(manager_user, rep_user):
+    campaign = CampaignFactory(slug="oops")
+    spend = campaigns.spend_record(campaign=campaign, by=manager_user, period_start=date(2026, 5, 1),
+                                   period_end=date(2026, 5, 31), amount="100")
+    with pytest.raises(PermissionDenied):
+        campaigns.campaign_delete(campaign=campaign, by=rep_user)
+    campaigns.campaign_delete(campaign=campaign, by=manager_user)
+    assert not Campaign.objects.filter(pk=campaign.pk).exists() and not CampaignSpend.objects.exists()
+    deleted = list(DomainEvent.objects.filter(type__in=[EventType.CAMPAIGN_SPEND_DELETED, EventType.CAMPAIGN_DELETED])
+                   .order_by("id").values_list("type", "subject_id"))
+    assert deleted == [(EventType.CAMPAIGN_SPEND_DELETED, spend.pk), (EventType.CAMPAIGN_DELETED, campaign.pk)]
+
+
+def test_a_campaign_that_leads_came_from_is_kept(manager_user):
+    campaign = CampaignFactory()
+    LeadFactory(campaign=campaign)
+    with pytest.raises(ValidationError, match="1 lead"):
+        campaigns.campaign_delete(campaign=campaign, by=manager_user)
+    assert Campaign.objects.filter(pk=campaign.pk).exists()
+
+
 # --- The admin ------------------------------------------------------------------------------------------
 
 
@@ -244,6 +265,17 @@ def test_changing_and_deleting_spend_in_the_admin_goes_through_the_services(mana
     assert list(campaign.spends.values_list("pk", "amount")) == [(may.pk, Decimal("80"))]
     assert DomainEvent.objects.filter(type=EventType.CAMPAIGN_SPEND_UPDATED).count() == 1
     assert DomainEvent.objects.filter(type=EventType.CAMPAIGN_SPEND_DELETED, subject_id=june.pk).count() == 1
+
+
+def test_deleting_a_campaign_in_the_admin_goes_through_the_service(manager_client, manager_user):
+    campaign = CampaignFactory()
+    campaigns.spend_record(campaign=campaign, by=manager_user, period_start=date(2026, 5, 1),
+                           period_end=date(2026, 5, 31), amount="100")
+    response = manager_client.post(reverse("admin:leads_campaign_delete", args=[campaign.pk]), {"post": "yes"})
+    assert response.status_code == 302
+    assert not Campaign.objects.filter(pk=campaign.pk).exists()
+    assert DomainEvent.objects.filter(type=EventType.CAMPAIGN_DELETED, subject_id=campaign.pk).count() == 1
+    assert DomainEvent.objects.filter(type=EventType.CAMPAIGN_SPEND_DELETED).count() == 1
 
 
 # --- Racing -----------------------------------------------------------------------------------------------
