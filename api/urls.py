@@ -3,7 +3,7 @@ from csp.decorators import csp_update
 from django.urls import path, re_path
 from drf_spectacular.views import SpectacularJSONAPIView, SpectacularSwaggerSplitView
 
-from . import pages, problems, sales_views, views, work_views
+from . import marketing_views, pages, problems, sales_views, views, work_views
 
 app_name = "api"
 
@@ -41,6 +41,21 @@ urlpatterns = [
     path("api/v1/tasks/<int:pk>/", work_views.TaskDetail.as_view(), name="task_detail"),
     path("api/v1/tasks/<int:pk>/snooze/", work_views.TaskSnooze.as_view(), name="task_snooze"),
     path("api/v1/tasks/<int:pk>/complete/", work_views.TaskComplete.as_view(), name="task_complete"),
+    path("api/v1/sequences/", marketing_views.SequenceList.as_view(), name="sequence_list"),
+    path("api/v1/sequences/<int:pk>/", marketing_views.SequenceDetail.as_view(), name="sequence_detail"),
+    path("api/v1/enrollments/", marketing_views.EnrollmentListCreate.as_view(), name="enrollment_list"),
+    path("api/v1/enrollments/<int:pk>/", marketing_views.EnrollmentDetail.as_view(), name="enrollment_detail"),
+    path("api/v1/enrollments/<int:pk>/pause/", marketing_views.EnrollmentPause.as_view(), name="enrollment_pause"),
+    path("api/v1/enrollments/<int:pk>/resume/", marketing_views.EnrollmentResume.as_view(), name="enrollment_resume"),
+    path("api/v1/enrollments/<int:pk>/remove/", marketing_views.EnrollmentRemove.as_view(), name="enrollment_remove"),
+    path("api/v1/form-submissions/", marketing_views.FormSubmissionList.as_view(), name="form_submission_list"),
+    path("api/v1/form-submissions/<int:pk>/", marketing_views.FormSubmissionDetail.as_view(), name="form_submission_detail"),
+    path("api/v1/conversions/", marketing_views.ConversionListCreate.as_view(), name="conversion_list"),
+    path("api/v1/conversions/<int:pk>/", marketing_views.ConversionDetail.as_view(), name="conversion_detail"),
+    path("api/v1/campaigns/", marketing_views.CampaignListCreate.as_view(), name="campaign_list"),
+    path("api/v1/campaigns/<int:pk>/", marketing_views.CampaignDetail.as_view(), name="campaign_detail"),
+    path("api/v1/campaign-spend/", marketing_views.SpendListCreate.as_view(), name="spend_list"),
+    path("api/v1/campaign-spend/<int:pk>/", marketing_views.SpendDetail.as_view(), name="spend_detail"),
     # Anything else under /api/v1/ is a 404 in problem details, not the site's HTML page.
     re_path(r"^api/v1/", problems.not_found),
     path("api/schema/", SpectacularJSONAPIView.as_view(authentication_classes=[], permission_classes=[],

@@ -76,6 +76,15 @@ class Access:
     def can_manage_enrollments(self, lead) -> bool:
         return self.is_manager or self.is_marketer or (self.is_rep and lead.owner_id == self.user.pk)
 
+    @property
+    def manages_campaigns(self) -> bool:
+        """Create and change campaigns and record their spend (reps read them)."""
+        return self.is_manager or self.is_marketer
+
+    def can_record_conversions(self, lead) -> bool:
+        """Record a conversion (a download, a signup) on the lead: marketing, managers, and the lead's owner."""
+        return self.is_manager or self.is_marketer or (self.is_rep and lead.owner_id == self.user.pk)
+
     def can_move(self, lead, to_status: str) -> bool:
         """Move the lead to `to_status` (whether the pipeline allows the move is the stage service's rule)."""
         return self.can_work(lead) or (self.is_marketer and to_status == MQL)
@@ -119,6 +128,8 @@ _DENIED = {
             "Claim the lead first if it is in the unassigned pool.",
     "sequences": "Only a marketer or a manager can build, start, pause or archive sequences.",
     "forms": "Only a marketer or a manager can build capture forms and release or discard what they held back.",
+    "campaigns": "Only a marketer or a manager can create or change campaigns and their spend.",
+    "conversions": "Only the lead's owner, a marketer or a manager can record a conversion on it.",
 }
 
 
@@ -175,6 +186,21 @@ def check_may_build_sequences(user) -> None:
     """Sequences and their steps: marketers and managers (and the system: seeding, migrations)."""
     if user is not None and not access_for(user).builds_sequences:
         raise PermissionDenied(_DENIED["sequences"])
+
+
+def check_may_manage_campaigns(user) -> None:
+    """Campaigns and their spend: marketers and managers (and the system); reps read them.
+
+    Spend is the numerator of cost per lead, so who may change it is who answers for the marketing budget.
+    """
+    if user is not None and not access_for(user).manages_campaigns:
+        raise PermissionDenied(_DENIED["campaigns"])
+
+
+def check_may_record_conversions(user, lead) -> None:
+    """A conversion recorded by hand (or over the API) on a lead: its owner, marketers and managers."""
+    if user is not None and not access_for(user).can_record_conversions(lead):
+        raise PermissionDenied(_DENIED["conversions"])
 
 
 def check_may_merge_leads(user) -> None:

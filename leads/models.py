@@ -605,7 +605,12 @@ class FormSubmission(Touch):
 
     class Meta:
         ordering = ["-submitted_at", "-id"]
-        indexes = [models.Index(fields=["lead", "-submitted_at"], name="submission_lead")]
+        indexes = [
+            models.Index(fields=["lead", "-submitted_at"], name="submission_lead"),
+            # The API's list, newest first by (time, id), whole or by form.
+            models.Index(fields=["-submitted_at", "-id"], name="submission_submitted"),
+            models.Index(fields=["form_slug", "-submitted_at", "-id"], name="submission_form"),
+        ]
 
     def __str__(self):
         return f"{self.form_name} by {self.lead}"
@@ -643,6 +648,7 @@ class Conversion(models.Model):
         ordering = ["-occurred_at", "-id"]
         indexes = [
             models.Index(fields=["lead", "-occurred_at"], name="conversion_lead"),
+            models.Index(fields=["-occurred_at", "-id"], name="conversion_occurred"),  # the API's list, newest first
             models.Index(fields=["kind", "occurred_at"], name="conversion_kind"),
             models.Index(fields=["visitor_id"], name="conversion_visitor", condition=Q(lead__isnull=True)),
         ]

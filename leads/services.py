@@ -28,6 +28,7 @@ from core.policy import (
     check_may_give_task,
     check_may_manage_leads,
     check_may_move,
+    check_may_record_conversions,
     check_may_work,
 )
 
@@ -1073,9 +1074,17 @@ def conversions_attach(*, visitor_id: str, lead: Lead) -> int:
 def conversion_record(
     *, kind: str, lead: Lead | None = None, visitor_id: str = "", submission: FormSubmission | None = None,
     resource: Resource | None = None, value: Decimal | None = None, at: datetime | None = None,
-    source: Actor | None = None,
+    source: Actor | None = None, by=None,
 ) -> Conversion:
-    """Record a conversion of the kind with slug `kind` (micro or macro) on a lead, or on an anonymous visitor."""
+    """Record a conversion of the kind with slug `kind` (micro or macro) on a lead, or on an anonymous visitor.
+
+    `by`: a user recording it by hand (the API): they must be the lead's owner, a marketer or a manager, and
+    the event names them. `at` (`occurred_at`) cannot be in the future.
+    """
+    if by is not None:
+        if lead is None:
+            raise ValidationError({"lead": ["Name the lead the conversion is on."]})
+        check_may_record_conversions(by, lead)
     conversion_kind = ConversionKind.objects.filter(slug=kind).first()
     if conversion_kind is None:
         raise ValidationError({"kind": [f"There is no conversion kind {kind!r}: add it in the admin first."]})
@@ -1084,11 +1093,11 @@ def conversion_record(
     with transaction.atomic():
         conversion = Conversion.objects.create(
             kind=conversion_kind, lead=lead, visitor_id=visitor_id, submission=submission, resource=resource,
-            value=value, occurred_at=_when(at),
+            value=value, occurred_at=_when(at, field="occurred_at"),
         )
+        actor = Actor.of(by) if by is not None else source or Actor(ActorKind.SYSTEM)
         event_record(
-            EventType.CONVERSION_RECORDED, actor=source or Actor(ActorKind.SYSTEM), lead_id=getattr(lead, "pk", None),
-            subject=conversion, at=conversion.occurred_at,
+            EventType.CONVERSION_RECORDED, actor=actor, lead_id=getattr(lead, "pk", None), subject=conversion, at=conversion.occurred_at,
             payload={"kind": kind, "macro": conversion_kind.is_macro, "resource": getattr(resource, "pk", None)},
         )
     return conversion

@@ -179,7 +179,10 @@ class Enrollment(models.Model):
                 violation_error_message="This lead is already in this sequence.",
             )
         ]
-        indexes = [models.Index(fields=["lead", "status"], name="enrollment_lead_status")]
+        indexes = [
+            models.Index(fields=["lead", "status"], name="enrollment_lead_status"),
+            models.Index(fields=["-enrolled_at", "-id"], name="enrollment_enrolled"),  # the API's list, newest first
+        ]
 
     def __str__(self):
         return f"{self.lead} in {self.sequence}"

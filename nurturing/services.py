@@ -449,6 +449,16 @@ def _enrollment_switch(enrollment: Enrollment, *, by, from_status, to_status, ev
     return enrollment
 
 
+def enrollment_live_check(*, enrollment: Enrollment, action: str) -> None:
+    """Refuse to `action` (pause, resume, remove) an enrollment that has ended: it cannot start again (enroll the
+    lead anew instead). Pausing a paused one, or resuming an active one, is no error: it is already so."""
+    if enrollment.status not in LIVE_ENROLLMENT:
+        raise ValidationError({"status": [
+            f"This enrollment is {enrollment.get_status_display().lower()}: it cannot be {action}d. "
+            "Enroll the lead again to start the sequence anew."
+        ]})
+
+
 def enrollment_pause(*, enrollment: Enrollment, by=None) -> Enrollment:
     """Hold this lead's emails from the sequence (due ones wait) until resumed; an enrollment not active is left as it is."""
     return _enrollment_switch(

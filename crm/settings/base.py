@@ -523,7 +523,9 @@ REST_FRAMEWORK = {
 SPECTACULAR_SETTINGS = {
     "TITLE": "Lead nurturing CRM API",
     "DESCRIPTION": (
-        "The leads and the event log, over the same services and permission policy as the reps' pages. "
+        "Leads, companies, customers, deals, calls, notes, meetings, objections, tasks, sequences and "
+        "enrollments, form submissions, conversions, campaigns and spend, and the event log, over the same "
+        "services and permission policy as the pages. "
         "Authenticate with a personal API token: `Authorization: Bearer crm_...` (create one on the API tokens "
         "page). Errors are RFC 9457 problem details (`application/problem+json`)."
     ),

@@ -3,6 +3,7 @@
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import transaction
 from django.http import Http404, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -14,7 +15,7 @@ from core.models import DomainEvent
 from core.pagination import BoundedCountPaginator
 from core.policy import access_for
 
-from .. import exports, selectors, services
+from .. import campaigns, exports, selectors, services
 from ..forms import add_service_errors
 from ..models import (
     Activity,
@@ -103,20 +104,90 @@ class PersonaAdmin(admin.ModelAdmin):
     search_fields = ("name", "role", "interests")
 
 
+class CampaignSpendFormSet(forms.BaseInlineFormSet):
+    """The campaign's spend rows, edited together: periods that overlap one another are refused here, before
+    anything is saved (the service checks each row against the stored ones again)."""
+
+    def clean(self):
+        super().clean()
+        periods = [
+            (form.cleaned_data.get("period_start"), form.cleaned_data.get("period_end"))
+            for form in self.forms
+            if form.cleaned_data and not form.cleaned_data.get("DELETE")
+        ]
+        try:
+            campaigns.spend_periods_check(periods)
+        except ValidationError as exc:
+            raise ValidationError(exc.messages) from None
+
+
 class CampaignSpendInline(admin.TabularInline):
     model = CampaignSpend
+    formset = CampaignSpendFormSet
     extra = 1
     fields = ("period_start", "period_end", "amount", "currency")
 
 
+class CampaignForm(forms.ModelForm):
+    """The campaign's rules are the service's: shown next to the fields before anything is saved."""
+
+    def clean(self):
+        cleaned = super().clean()
+        if not self.errors:
+            values = {name: cleaned.get(name) for name in ("name", "slug", "source", "medium", "persona", "starts_on", "ends_on")}
+            try:
+                campaigns.campaign_check(**values, exclude_pk=self.instance.pk)
+            except ValidationError as exc:
+                add_service_errors(self, exc)
+        return cleaned
+
+
 @admin.register(Campaign)
 class CampaignAdmin(admin.ModelAdmin):
+    form = CampaignForm
     list_display = ("name", "slug", "source", "medium", "persona", "starts_on", "ends_on")
     list_select_related = ("source", "persona")
     list_filter = ("source", "medium", "persona")
     search_fields = ("name", "slug")
     prepopulated_fields = {"slug": ("name",)}
     inlines = (CampaignSpendInline,)
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            campaigns.campaign_update(campaign=obj, by=request.user,
+                                      **{name: form.cleaned_data[name] for name in form.changed_data})
+            return
+        created = campaigns.campaign_create(by=request.user, **{
+            name: form.cleaned_data.get(name) for name in ("name", "slug", "source", "medium", "persona", "starts_on", "ends_on")
+        })
+        obj.pk, obj._state.adding = created.pk, False
+
+    def delete_model(self, request, obj):
+        campaigns.campaign_delete(campaign=obj, by=request.user)
+
+    def delete_queryset(self, request, queryset):
+        with transaction.atomic():
+            for campaign in queryset:
+                campaigns.campaign_delete(campaign=campaign, by=request.user)
+
+    def save_formset(self, request, form, formset, change):
+        if formset.model is not CampaignSpend:
+            return super().save_formset(request, form, formset, change)
+        spends = formset.save(commit=False)
+        # Deleted rows first: a period moved onto a deleted row's days is then free.
+        for spend in formset.deleted_objects:
+            campaigns.spend_delete(spend=spend, by=request.user)
+        for spend_form in formset.forms:
+            spend = spend_form.instance
+            if spend not in spends:
+                continue
+            fields = {name: spend_form.cleaned_data[name] for name in ("period_start", "period_end", "amount", "currency")}
+            if spend.pk is None:
+                saved = campaigns.spend_record(campaign=form.instance, by=request.user, **fields)
+                spend.pk, spend._state.adding = saved.pk, False
+            else:
+                campaigns.spend_update(spend=spend, by=request.user,
+                                       **{name: fields[name] for name in spend_form.changed_data if name in fields})
 
 
 class DealForm(forms.ModelForm):
