@@ -107,7 +107,11 @@ class Campaign(models.Model):
                 condition=Q(ends_on__isnull=True) | Q(starts_on__isnull=True) | Q(ends_on__gte=models.F("starts_on")),
                 name="campaign_ends_after_start",
                 violation_error_message="The campaign cannot end before it starts.",
-            )
+            ),
+            # utm_campaign values are matched in any case: two requests racing past the service's check cannot
+            # make "Spring" and "spring".
+            models.UniqueConstraint(Lower("slug"), name="campaign_slug_unique_any_case",
+                                    violation_error_message="Another campaign already has this slug (in any case)."),
         ]
 
     def __str__(self):

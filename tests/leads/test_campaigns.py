@@ -6,6 +6,7 @@ from decimal import Decimal
 import pytest
 import time_machine
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import IntegrityError, transaction
 from django.urls import reverse
 
 from core.events import EventType
@@ -309,3 +310,10 @@ def test_two_overlapping_spend_rows_recorded_at_once_make_one(postgres_db):
         thread.join()
     assert sorted(outcomes) == ["recorded", "refused"]
     assert CampaignSpend.objects.filter(campaign=campaign).count() == 1
+
+
+def test_the_database_refuses_a_second_slug_differing_only_in_case(db):
+    Campaign.objects.create(name="Spring", slug="spring")
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Campaign.objects.create(name="Spring again", slug="Spring")  # past the service, as a race would be
+    assert Campaign.objects.count() == 1
