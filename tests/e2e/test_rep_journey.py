@@ -2,6 +2,7 @@
 
 import re
 from datetime import timedelta
+from urllib.parse import quote_plus
 
 import pytest
 from django.core.management import call_command
@@ -26,7 +27,10 @@ def test_a_rep_takes_a_lead_from_search_to_customer(new_page, artifacts):
 
     # Find the lead: typing in the search box filters the list in place.
     page.get_by_role("link", name="Leads", exact=True).click()
-    page.get_by_label("Search").fill(lead.last_name)
+    # Wait for the search's answer to be in place: a click on a row the swap is about to replace would be lost.
+    searched = f"q={quote_plus(lead.last_name)}"
+    with page.expect_response(lambda response: searched in response.url and response.status == 200):
+        page.get_by_label("Search").press_sequentially(lead.last_name)
     row_link = page.locator("#lead-results").get_by_role("link", name=str(lead))
     row_link.wait_for()
     page.screenshot(path=artifacts / "02-leads-search.png", full_page=True)
