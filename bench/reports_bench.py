@@ -373,8 +373,11 @@ def report_calls(date_range, part) -> dict:
     """Each report of the dashboard: the selector calls reports.views.dashboard makes for it."""
     from reports.selectors import attention, cohorts, economics, funnel, nurturing, objections, pipeline, reps, sales
 
+    stays = sales.time_in_stage(date_range, part)
     return {
-        "funnel": lambda: (funnel.cohort_funnel(date_range, part), funnel.period_funnel(date_range, part)),
+        "funnel": lambda: (visitors := funnel.human_visitors(date_range, part),
+                           funnel.cohort_funnel(date_range, part, visitors=visitors),
+                           funnel.period_funnel(date_range, part, visitors=visitors)),
         "economics": lambda: (economics.by_campaign(date_range, part), economics.by_source(date_range, part)),
         "cohorts": lambda: cohorts.cohort_table(date_range, part, "customer"),
         "nurturing": lambda: nurturing.sequence_rows(date_range, part),
@@ -383,7 +386,8 @@ def report_calls(date_range, part) -> dict:
                           sales.time_in_stage(date_range, part)),
         "pipeline": lambda: (pipeline.pipeline_by_stage(part), pipeline.weighted_forecast(part),
                              pipeline.pipeline_velocity(date_range, part)),
-        "attention": lambda: (attention.stuck_by_stage(date_range, part), attention.cold_by_owner(part)),
+        # The dashboard gives stuck_by_stage the sales report's time in stage (read once, counted under sales).
+        "attention": lambda: (attention.stuck_by_stage(date_range, part, stays=stays), attention.cold_by_owner(part)),
         "objections": lambda: (objections.by_category(date_range, part),
                                objections.by_dimension(date_range, part, "stage")),
         "reps": lambda: reps.rep_rows(date_range, part),

@@ -37,10 +37,11 @@ def stuck_leads(date_range: DateRange, part: Slice, status: str):
     return open_leads(part).filter(status=status, stage_entered_at__lt=stuck_since(usual))
 
 
-def stuck_by_stage(date_range: DateRange, part: Slice) -> list[StuckRow]:
+def stuck_by_stage(date_range: DateRange, part: Slice, *, stays=None) -> list[StuckRow]:
     """Stuck leads: open leads now in a stage for longer than the 90th percentile of the time leads spent in
-    that stage (stays that ended in the range), per stage."""
-    usual = {row.status: row.spread.p90_days for row in time_in_stage(date_range, part)}
+    that stage (stays that ended in the range), per stage. `stays`: `sales.time_in_stage` for the same range and
+    slice, if already read."""
+    usual = {row.status: row.spread.p90_days for row in (stays or time_in_stage(date_range, part))}
     conditions = {
         status: Q(status=status, stage_entered_at__lt=stuck_since(usual[status]))
         for status in OPEN_FUNNEL if usual.get(status) is not None

@@ -3,7 +3,7 @@
 from dataclasses import dataclass
 from math import ceil
 
-from django.db.models import Avg, Count, Exists, OuterRef
+from django.db.models import Avg, Count, Exists, OuterRef, Q
 
 from leads.models import Lead, LeadMerge
 
@@ -13,6 +13,17 @@ def counted_leads():
     (while the merge stands, its person is counted once, on the lead it was merged into)."""
     merged = LeadMerge.objects.filter(merged=OuterRef("pk"), undone_at__isnull=True)
     return Lead.objects.filter(~Exists(merged))
+
+
+def counted_rows(part, lead: str = "lead") -> Q:
+    """On rows that point at a lead through `lead` (a deal's or a stage change's "lead", a delivery's
+    "enrollment__lead"): the lead is counted (as in `counted_leads`) and in the slice `part`.
+
+    The same rows as `lead__in=counted_leads().filter(part.leads_q())`, asked as a condition on each row: the
+    database reads the range's rows and checks their lead, instead of reading every lead first (with 1,000,000
+    leads that read cost more than the rest of most reports)."""
+    merged = LeadMerge.objects.filter(merged=OuterRef(lead), undone_at__isnull=True)
+    return Q(~Exists(merged)) & part.leads_q(f"{lead}__")
 
 
 def rate(part: int, whole: int) -> float | None:

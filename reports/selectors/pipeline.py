@@ -18,7 +18,7 @@ from leads.models import Deal
 from leads.pipeline import OPEN_STATUSES, LeadStatus
 
 from ..ranges import DateRange, Slice
-from .common import counted_leads
+from .common import counted_leads, counted_rows
 from .sales import deal_size, sales_cycle, win_rate
 
 OPEN_FUNNEL = [status for status in LeadStatus.values if status in OPEN_STATUSES]
@@ -35,8 +35,8 @@ def open_leads(part: Slice):
 
 def open_deals(part: Slice):
     """Open deals whose lead is live, open and in the slice (the owner is the deal's)."""
-    leads = open_leads(Slice(**{**part.__dict__, "owner": None}))
-    deals = Deal.objects.filter(status=Deal.Status.OPEN, lead__in=leads.values("pk"))
+    deals = Deal.objects.filter(counted_rows(Slice(**{**part.__dict__, "owner": None})), status=Deal.Status.OPEN,
+                                lead__status__in=OPEN_STATUSES, lead__archived_at__isnull=True)
     return deals.filter(owner_id=part.owner) if part.owner is not None else deals
 
 
