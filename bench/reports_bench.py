@@ -374,6 +374,8 @@ def report_calls(date_range, part) -> dict:
     from reports.selectors import attention, cohorts, economics, funnel, nurturing, objections, pipeline, reps, sales
 
     stays = sales.time_in_stage(date_range, part)
+    known = {"win_rate": sales.win_rate(date_range, part), "deal_size": sales.deal_size(date_range, part),
+             "sales_cycle": sales.sales_cycle(date_range, part)}
     return {
         "funnel": lambda: (visitors := funnel.human_visitors(date_range, part),
                            funnel.cohort_funnel(date_range, part, visitors=visitors),
@@ -384,8 +386,10 @@ def report_calls(date_range, part) -> dict:
         "sales": lambda: (sales.win_rate(date_range, part), sales.deal_size(date_range, part),
                           sales.time_to_close(date_range, part), sales.sales_cycle(date_range, part),
                           sales.time_in_stage(date_range, part)),
-        "pipeline": lambda: (pipeline.pipeline_by_stage(part), pipeline.weighted_forecast(part),
-                             pipeline.pipeline_velocity(date_range, part)),
+        # As the dashboard does: the open deals read once, velocity with the sales report's figures.
+        "pipeline": lambda: (totals := pipeline.open_deal_totals(part), pipeline.pipeline_by_stage(part, totals=totals),
+                             pipeline.weighted_forecast(part, totals=totals),
+                             pipeline.pipeline_velocity(date_range, part, totals=totals, known=known)),
         # The dashboard gives stuck_by_stage the sales report's time in stage (read once, counted under sales).
         "attention": lambda: (attention.stuck_by_stage(date_range, part, stays=stays), attention.cold_by_owner(part)),
         "objections": lambda: (objections.by_category(date_range, part),

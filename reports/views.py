@@ -56,19 +56,21 @@ def dashboard(request, *, access):
         if may_view_reports(request.user, "nurturing"):
             context["sequences"] = nurturing.sequence_rows(date_range, part)
         if may_view_reports(request.user, "sales"):
-            stays = sales.time_in_stage(date_range, part)
-            context["sales"] = {
+            stays, totals = sales.time_in_stage(date_range, part), pipeline.open_deal_totals(part)
+            context["sales"] = known = {
                 "win_rate": sales.win_rate(date_range, part),
                 "deal_size": sales.deal_size(date_range, part),
                 "time_to_close": sales.time_to_close(date_range, part),
                 "sales_cycle": sales.sales_cycle(date_range, part),
                 "time_in_stage": stays,
-                "by_stage": pipeline.pipeline_by_stage(part),
-                "forecast": pipeline.weighted_forecast(part),
-                "velocity": pipeline.pipeline_velocity(date_range, part),
+            }
+            known.update({
+                "by_stage": pipeline.pipeline_by_stage(part, totals=totals),
+                "forecast": pipeline.weighted_forecast(part, totals=totals),
+                "velocity": pipeline.pipeline_velocity(date_range, part, totals=totals, known=known),
                 "stuck": attention.stuck_by_stage(date_range, part, stays=stays),
                 "cold": attention.cold_by_owner(part),
-            }
+            })
             context["objections"] = {
                 "categories": objections.by_category(date_range, part),
                 "by_stage": objections.by_dimension(date_range, part, "stage"),
