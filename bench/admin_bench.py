@@ -635,6 +635,18 @@ def load(n: int) -> dict:
     return meta
 
 
+def read_saved_meta(key: str) -> dict | None:
+    """What a benchmark loaded under `key` (bench_meta), or None."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("CREATE TABLE IF NOT EXISTS bench_meta (key text PRIMARY KEY, value jsonb NOT NULL)")
+        cursor.execute("SELECT value FROM bench_meta WHERE key = %s", [key])
+        row = cursor.fetchone()
+    value = row[0] if row else None
+    return json.loads(value) if isinstance(value, str) else value
+
+
 def save_meta(key: str, meta: dict) -> None:
     """Remember what a benchmark loaded (bench_meta), so a later run can reuse it."""
     from django.db import connection

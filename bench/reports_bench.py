@@ -27,7 +27,15 @@ from datetime import timezone as dt_timezone
 from pathlib import Path
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
-from bench.admin_bench import code_version, database_info, ensure_database, machine_info, percentile, save_meta
+from bench.admin_bench import (
+    code_version,
+    database_info,
+    ensure_database,
+    machine_info,
+    percentile,
+    read_saved_meta,
+    save_meta,
+)
 from bench.capture_bench import SPAN_DAYS
 from bench.capture_bench import ensure_data as ensure_leads_and_page_views
 
@@ -242,20 +250,9 @@ WHERE l.source_id IS NOT NULL
 """
 
 
-def read_reports_meta():
-    from django.db import connection
-
-    with connection.cursor() as cursor:
-        cursor.execute("CREATE TABLE IF NOT EXISTS bench_meta (key text PRIMARY KEY, value jsonb NOT NULL)")
-        cursor.execute("SELECT value FROM bench_meta WHERE key = 'reports'")
-        row = cursor.fetchone()
-    value = row[0] if row else None
-    return json.loads(value) if isinstance(value, str) else value
-
-
 def ensure_history(capture_meta: dict, deals: int, reload: bool) -> dict:
     """The stage history, deals, spend, objections, activities and first touches of the loaded leads (once)."""
-    meta = read_reports_meta()
+    meta = read_saved_meta("reports")
     if not reload and meta and meta.get("version") == DATA_VERSION and meta.get("deals_asked") == deals:
         print(f"   reusing the reports' history (loaded in {meta['load_seconds']:.0f} s); --reload to load again",
               flush=True)

@@ -3,10 +3,8 @@ slice by first landing page narrows every kind of row (stage changes, deals) to 
 
 from datetime import date
 
-import pytest
 import time_machine
 
-from leads import services
 from leads.models import LeadTouch
 from reports.ranges import DateRange, Slice
 from reports.selectors import attention, funnel, pipeline, sales
@@ -15,16 +13,7 @@ from tests.reports.conftest import local
 MARCH = DateRange(date(2026, 3, 1), date(2026, 3, 31))
 
 
-@pytest.fixture
-def april(pipeline, settings):
-    settings.CRM_STAGE_WIN_PROBABILITY = {"sql": 0.2, "opportunity": 0.4}
-    with time_machine.travel(local(2026, 4, 15, 12), tick=False):
-        services.deal_open(lead=pipeline.l3, value=1000, currency="EUR", expected_close_on=date(2026, 5, 20),
-                           by=pipeline.boss)
-        yield pipeline
-
-
-def test_the_open_deals_read_once_give_the_pipeline_forecast_and_velocity_read_alone(april):
+def test_the_open_deals_read_once_give_the_pipeline_forecast_and_velocity_read_alone(with_may_deal):
     totals = pipeline.open_deal_totals(Slice())
     known = {"win_rate": sales.win_rate(MARCH, Slice()), "deal_size": sales.deal_size(MARCH, Slice()),
              "sales_cycle": sales.sales_cycle(MARCH, Slice())}
@@ -36,7 +25,7 @@ def test_the_open_deals_read_once_give_the_pipeline_forecast_and_velocity_read_a
         pipeline.pipeline_velocity(MARCH, Slice())
 
 
-def test_time_in_stage_read_once_gives_the_stuck_leads_read_alone(april):
+def test_time_in_stage_read_once_gives_the_stuck_leads_read_alone(with_may_deal):
     stays = sales.time_in_stage(MARCH, Slice())
 
     assert any(row.spread.count for row in stays)
