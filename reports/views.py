@@ -57,6 +57,7 @@ def dashboard(request, *, access):
             context["sequences"] = nurturing.sequence_rows(date_range, part)
         if may_view_reports(request.user, "sales"):
             stays, totals = sales.time_in_stage(date_range, part), pipeline.open_deal_totals(part)
+            counts = attention.open_lead_counts(date_range, part, stays=stays)
             context["sales"] = known = {
                 "win_rate": sales.win_rate(date_range, part),
                 "deal_size": sales.deal_size(date_range, part),
@@ -65,11 +66,11 @@ def dashboard(request, *, access):
                 "time_in_stage": stays,
             }
             known.update({
-                "by_stage": pipeline.pipeline_by_stage(part, totals=totals),
+                "by_stage": pipeline.pipeline_by_stage(part, totals=totals, counts=counts),
                 "forecast": pipeline.weighted_forecast(part, totals=totals),
                 "velocity": pipeline.pipeline_velocity(date_range, part, totals=totals, known=known),
-                "stuck": attention.stuck_by_stage(date_range, part, stays=stays),
-                "cold": attention.cold_by_owner(part),
+                "stuck": attention.stuck_by_stage(date_range, part, stays=stays, counts=counts),
+                "cold": attention.cold_by_owner(part, counts=counts),
             })
             context["objections"] = {
                 "categories": objections.by_category(date_range, part),

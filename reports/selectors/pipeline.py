@@ -70,16 +70,22 @@ class StageRow:
     value: dict[str, Decimal]  # open deal value per currency
 
 
-def pipeline_by_stage(part: Slice, *, totals: list[OpenTotal] | None = None) -> list[StageRow]:
+def pipeline_by_stage(part: Slice, *, totals: list[OpenTotal] | None = None, counts=None) -> list[StageRow]:
     """Pipeline by stage: open (live) leads in each open stage now, and the value of their open deals per currency.
-    `totals`: `open_deal_totals(part)` if already read."""
-    counts = dict(open_leads(part).order_by().values_list("status").annotate(n=Count("pk")))
+    `totals`: `open_deal_totals(part)`, and `counts`: `attention.open_lead_counts` (rows with a status and an
+    open count), where already read."""
+    if counts is None:
+        leads = dict(open_leads(part).order_by().values_list("status").annotate(n=Count("pk")))
+    else:
+        leads = {}
+        for row in counts:
+            leads[row.status] = leads.get(row.status, 0) + row.open
     values: dict[str, dict[str, Decimal]] = {}
     for total in open_deal_totals(part) if totals is None else totals:
         by_currency = values.setdefault(total.status, {})
         by_currency[total.currency] = by_currency.get(total.currency, Decimal(0)) + total.value
     return [
-        StageRow(status, LeadStatus(status).label, counts.get(status, 0), stage_probability(status),
+        StageRow(status, LeadStatus(status).label, leads.get(status, 0), stage_probability(status),
                  dict(sorted(values.get(status, {}).items())))
         for status in OPEN_FUNNEL
     ]

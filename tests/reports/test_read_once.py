@@ -32,6 +32,20 @@ def test_time_in_stage_read_once_gives_the_stuck_leads_read_alone(with_may_deal)
     assert attention.stuck_by_stage(MARCH, Slice(), stays=stays) == attention.stuck_by_stage(MARCH, Slice())
 
 
+def test_the_open_leads_read_once_give_the_pipeline_stuck_and_cold_leads_read_alone(with_may_deal, settings):
+    settings.CRM_COLD_AFTER_DAYS = 14
+    with time_machine.travel(local(2026, 4, 15, 12), tick=False):
+        stays = sales.time_in_stage(MARCH, Slice())
+        counts = attention.open_lead_counts(MARCH, Slice(), stays=stays)
+
+        assert sum(row.open for row in counts) == sum(row.leads for row in pipeline.pipeline_by_stage(Slice()))
+        assert sum(row.cold for row in counts) > 0
+        assert pipeline.pipeline_by_stage(Slice(), counts=counts) == pipeline.pipeline_by_stage(Slice())
+        assert attention.stuck_by_stage(MARCH, Slice(), stays=stays, counts=counts) == \
+            attention.stuck_by_stage(MARCH, Slice())
+        assert attention.cold_by_owner(Slice(), counts=counts) == attention.cold_by_owner(Slice())
+
+
 def test_visitors_counted_once_give_both_funnels_as_counted_alone(pipeline):
     with time_machine.travel(local(2026, 4, 15, 12), tick=False):
         from tests.reports.conftest import view
