@@ -371,7 +371,8 @@ LEADS_SQL = """
 INSERT INTO leads_lead (
     first_name, last_name, email, phone, title, company_id, source_id, campaign_id, utm_medium, utm_content,
     utm_term, persona_id, owner_id, timezone, consent_given_at, consent_text, consent_source, status,
-    stage_entered_at, lost_reason, score, created_at, updated_at, last_touch_at, archived_at, search_text
+    stage_entered_at, lost_reason, score, created_at, updated_at, last_touch_at, archived_at, search_text,
+    external_ref
 )
 SELECT
     m.first_name, m.last_name, m.email, m.phone, m.title, c.id, m.source_id, m.campaign_id, m.utm_medium,
@@ -382,7 +383,8 @@ SELECT
     greatest(m.stage_entered_at, m.last_touch_at, m.archived_at), m.last_touch_at, m.archived_at,
     -- Lead.build_search_text: "first last email phone company", empty parts left out, lower-cased.
     lower(concat_ws(' ', nullif(m.first_name, ''), nullif(m.last_name, ''), nullif(m.email, ''),
-                    nullif(m.phone, ''), nullif(c.name, '')))
+                    nullif(m.phone, ''), nullif(c.name, ''))),
+    ''
 FROM (
     SELECT
         d.*,
@@ -631,6 +633,18 @@ def load(n: int) -> dict:
     save_meta("dataset", meta)
     print(f"   loaded {n:,} leads in {meta['load_seconds']:.1f} s", flush=True)
     return meta
+
+
+def read_saved_meta(key: str) -> dict | None:
+    """What a benchmark loaded under `key` (bench_meta), or None."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("CREATE TABLE IF NOT EXISTS bench_meta (key text PRIMARY KEY, value jsonb NOT NULL)")
+        cursor.execute("SELECT value FROM bench_meta WHERE key = %s", [key])
+        row = cursor.fetchone()
+    value = row[0] if row else None
+    return json.loads(value) if isinstance(value, str) else value
 
 
 def save_meta(key: str, meta: dict) -> None:

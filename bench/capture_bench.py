@@ -39,7 +39,16 @@ from datetime import timezone as dt_timezone
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-from bench.admin_bench import QueryTimer, code_version, database_info, ensure_database, machine_info, percentile, save_meta
+from bench.admin_bench import (
+    QueryTimer,
+    code_version,
+    database_info,
+    ensure_database,
+    machine_info,
+    percentile,
+    read_saved_meta,
+    save_meta,
+)
 from bench.admin_bench import load as load_leads
 from bench.nurture_bench import CpuMeter
 from bench.rep_pages_bench import Gunicorn, gunicorn_version
@@ -449,21 +458,10 @@ def visitor_id(v: int) -> str:
     return f"bench{v:011d}"
 
 
-def read_capture_meta():
-    from django.db import connection
-
-    with connection.cursor() as cursor:
-        cursor.execute("CREATE TABLE IF NOT EXISTS bench_meta (key text PRIMARY KEY, value jsonb NOT NULL)")
-        cursor.execute("SELECT value FROM bench_meta WHERE key = 'capture'")
-        row = cursor.fetchone()
-    value = row[0] if row else None
-    return json.loads(value) if isinstance(value, str) else value
-
-
 def ensure_data(page_views: int, leads: int, reload: bool):
     from django.db import connection
 
-    meta = read_capture_meta()
+    meta = read_saved_meta("capture")
     if not reload and meta and meta.get("version") == DATA_VERSION and meta.get("page_views") == page_views \
             and meta.get("leads") == leads:
         with connection.cursor() as cursor:

@@ -302,6 +302,13 @@ class StageChange(models.Model):
         indexes = [
             models.Index(fields=["lead", "-changed_at"], name="stagechange_lead"),
             models.Index(fields=["to_status", "changed_at"], name="stagechange_to_status"),
+            # The reports: how far each lead got and when it first got there, read from this index alone.
+            models.Index(fields=["lead", "to_status", "changed_at"], name="stagechange_lead_reached"),
+            # The reports' time in stage: a range's stays that ended, per stage, with their length.
+            models.Index(
+                fields=["from_status", "changed_at"], include=["time_in_from_stage", "lead"], name="stagechange_stays",
+                condition=models.Q(time_in_from_stage__isnull=False),
+            ),
             models.Index(
                 fields=["source_sequence_id", "source_step_id"], name="stagechange_source",
                 condition=models.Q(source_sequence_id__isnull=False),

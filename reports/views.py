@@ -45,9 +45,10 @@ def dashboard(request, *, access):
     if "range" in form.cleaned_data:
         date_range, part = form.report_range(), form.report_slice()
         target = request.GET.get("cohort_target") if request.GET.get("cohort_target") in cohorts.TARGETS else "customer"
-        cohort = funnel.cohort_funnel(date_range, part)
+        visitors = funnel.human_visitors(date_range, part)
+        cohort = funnel.cohort_funnel(date_range, part, visitors=visitors)
         context.update(date_range=date_range, cohort=cohort, svg_height=18 * len(cohort.steps),
-                       period=funnel.period_funnel(date_range, part), cohort_target=target,
+                       period=funnel.period_funnel(date_range, part, visitors=visitors), cohort_target=target,
                        cohort_targets=cohorts.TARGETS, cohorts=cohorts.cohort_table(date_range, part, target))
         weeks = trends.weekly(date_range, part)
         context["weeks"] = weeks
@@ -61,18 +62,22 @@ def dashboard(request, *, access):
         if may_view_reports(request.user, "nurturing"):
             context["sequences"] = nurturing.sequence_rows(date_range, part)
         if may_view_reports(request.user, "sales"):
-            context["sales"] = {
+            stays, totals = sales.time_in_stage(date_range, part), pipeline.open_deal_totals(part)
+            counts = attention.open_lead_counts(date_range, part, stays=stays)
+            context["sales"] = known = {
                 "win_rate": sales.win_rate(date_range, part),
                 "deal_size": sales.deal_size(date_range, part),
                 "time_to_close": sales.time_to_close(date_range, part),
                 "sales_cycle": sales.sales_cycle(date_range, part),
-                "time_in_stage": sales.time_in_stage(date_range, part),
-                "by_stage": pipeline.pipeline_by_stage(part),
-                "forecast": pipeline.weighted_forecast(part),
-                "velocity": pipeline.pipeline_velocity(date_range, part),
-                "stuck": attention.stuck_by_stage(date_range, part),
-                "cold": attention.cold_by_owner(part),
+                "time_in_stage": stays,
             }
+            known.update({
+                "by_stage": pipeline.pipeline_by_stage(part, totals=totals, counts=counts),
+                "forecast": pipeline.weighted_forecast(part, totals=totals),
+                "velocity": pipeline.pipeline_velocity(date_range, part, totals=totals, known=known),
+                "stuck": attention.stuck_by_stage(date_range, part, stays=stays, counts=counts),
+                "cold": attention.cold_by_owner(part, counts=counts),
+            })
             context["objections"] = {
                 "categories": objections.by_category(date_range, part),
                 "breakdowns": [(title, objections.by_dimension(date_range, part, key))

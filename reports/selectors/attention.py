@@ -3,9 +3,11 @@ called, met or emailed them for CRM_COLD_AFTER_DAYS days), by owner."""
 
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import reduce
+from operator import or_
 
 from django.contrib.auth import get_user_model
-from django.db.models import Count, Q
+from django.db.models import Count, Q, Value
 from django.utils import timezone
 
 from leads.pipeline import LeadStatus
@@ -37,17 +39,47 @@ def stuck_leads(date_range: DateRange, part: Slice, status: str):
     return open_leads(part).filter(status=status, stage_entered_at__lt=stuck_since(usual))
 
 
-def stuck_by_stage(date_range: DateRange, part: Slice) -> list[StuckRow]:
+def _usual_days(date_range: DateRange, part: Slice, stays) -> dict[str, float | None]:
+    return {row.status: row.spread.p90_days for row in (stays or time_in_stage(date_range, part))}
+
+
+def _stuck_condition(usual: dict[str, float | None]) -> Q | None:
+    conditions = [Q(status=status, stage_entered_at__lt=stuck_since(usual[status]))
+                  for status in OPEN_FUNNEL if usual.get(status) is not None]
+    return reduce(or_, conditions) if conditions else None
+
+
+@dataclass(frozen=True)
+class OpenCount:
+    status: str
+    owner_id: int | None
+    open: int
+    cold: int
+    stuck: int
+
+
+def open_lead_counts(date_range: DateRange, part: Slice, *, stays=None) -> list[OpenCount]:
+    """Open leads now by stage and owner: how many, how many are cold and how many stuck (as in `stuck_by_stage`).
+    One read of the open leads that the pipeline by stage, the stuck leads and the cold leads each add up their
+    own way. `stays`: `sales.time_in_stage` for the same range and slice, if already read."""
+    stuck = _stuck_condition(_usual_days(date_range, part, stays))
+    rows = open_leads(part).order_by().values_list("status", "owner").annotate(
+        open=Count("pk"), cold=Count("pk", filter=cold_condition()),
+        stuck=Count("pk", filter=stuck) if stuck is not None else Value(0),
+    )
+    return [OpenCount(*row) for row in rows]
+
+
+def stuck_by_stage(date_range: DateRange, part: Slice, *, stays=None,
+                   counts: list[OpenCount] | None = None) -> list[StuckRow]:
     """Stuck leads: open leads now in a stage for longer than the 90th percentile of the time leads spent in
-    that stage (stays that ended in the range), per stage."""
-    usual = {row.status: row.spread.p90_days for row in time_in_stage(date_range, part)}
-    conditions = {
-        status: Q(status=status, stage_entered_at__lt=stuck_since(usual[status]))
-        for status in OPEN_FUNNEL if usual.get(status) is not None
-    }
-    counts = open_leads(part).aggregate(**{status: Count("pk", filter=q) for status, q in conditions.items()}) \
-        if conditions else {}
-    return [StuckRow(status, LeadStatus(status).label, usual.get(status), counts.get(status, 0))
+    that stage (stays that ended in the range), per stage. `stays`: `sales.time_in_stage` for the same range and
+    slice, and `counts`: `open_lead_counts`, where already read."""
+    usual = _usual_days(date_range, part, stays)
+    stuck: dict[str, int] = {}
+    for row in open_lead_counts(date_range, part, stays=stays) if counts is None else counts:
+        stuck[row.status] = stuck.get(row.status, 0) + row.stuck
+    return [StuckRow(status, LeadStatus(status).label, usual.get(status), stuck.get(status, 0))
             for status in OPEN_FUNNEL]
 
 
@@ -59,13 +91,19 @@ class ColdRow:
     open: int
 
 
-def cold_by_owner(part: Slice) -> list[ColdRow]:
+def cold_by_owner(part: Slice, *, counts: list[OpenCount] | None = None) -> list[ColdRow]:
     """Cold leads by owner: open leads nobody called, met or emailed for CRM_COLD_AFTER_DAYS days (never touched:
-    counted from creation), beside each owner's open leads. The unassigned pool is a row of its own."""
-    rows = list(
-        open_leads(part).order_by().values_list("owner")
-        .annotate(cold=Count("pk", filter=cold_condition()), open=Count("pk"))
-    )
+    counted from creation), beside each owner's open leads. The unassigned pool is a row of its own. `counts`:
+    `open_lead_counts` (for any range: cold does not depend on it), where already read."""
+    if counts is None:
+        rows = list(open_leads(part).order_by().values_list("owner")
+                    .annotate(cold=Count("pk", filter=cold_condition()), open=Count("pk")))
+    else:
+        by_owner: dict[int | None, tuple[int, int]] = {}
+        for row in counts:
+            cold, total = by_owner.get(row.owner_id, (0, 0))
+            by_owner[row.owner_id] = (cold + row.cold, total + row.open)
+        rows = [(owner, cold, total) for owner, (cold, total) in by_owner.items()]
     users = {u.pk: u for u in get_user_model().objects.filter(pk__in=[owner for owner, _, _ in rows if owner])}
     result = [
         ColdRow(owner, (users[owner].get_full_name() or users[owner].get_username()) if owner else "Unassigned",

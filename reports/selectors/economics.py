@@ -16,13 +16,13 @@ Money is per currency: a campaign spending in EUR has no cost per lead in USD.
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from django.db.models import Count, DecimalField, ExpressionWrapper, F, Func, IntegerField, Q, Sum, Value
+from django.db.models import Count, DecimalField, ExpressionWrapper, F, Func, IntegerField, Sum, Value
 from django.db.models.functions import Greatest, Least
 
 from leads.models import Campaign, CampaignSpend, Deal, Source
 
 from ..ranges import DateRange, Slice
-from .common import counted_leads
+from .common import counted_leads, counted_rows
 from .funnel import furthest_rank
 
 CENT = Decimal("0.01")
@@ -100,14 +100,17 @@ def _economics(date_range: DateRange, part: Slice, by: str) -> list[EconomicsRow
         return rows.setdefault(key, EconomicsRow(key, names.get(key, "(none)") if key else "(none)"))
 
     leads = counted_leads().filter(part.leads_q())
-    for key, n, mql, sql, customers in (
+    # Grouped by how far the leads got, summed up here: a count per step in SQL would look each lead's history
+    # up once per step.
+    for key, furthest, n in (
         leads.filter(date_range.q("created_at")).annotate(furthest=furthest_rank()).order_by()
-        .values_list(lead_key).annotate(n=Count("pk"), mql=Count("pk", filter=Q(furthest__gte=1)),
-                                         sql=Count("pk", filter=Q(furthest__gte=2)),
-                                         customers=Count("pk", filter=Q(furthest__gte=4)))
+        .values_list(lead_key, "furthest").annotate(n=Count("pk"))
     ):
-        target = row(key)
-        target.leads, target.mql, target.sql, target.customers = n, mql, sql, customers
+        target, furthest = row(key), furthest or 0
+        target.leads += n
+        target.mql += n if furthest >= 1 else 0
+        target.sql += n if furthest >= 2 else 0
+        target.customers += n if furthest >= 4 else 0
     spend = spend_in_range(date_range)
     if part.campaign is not None:
         spend = spend.filter(campaign_id=part.campaign)
@@ -115,7 +118,7 @@ def _economics(date_range: DateRange, part: Slice, by: str) -> list[EconomicsRow
         spend = spend.filter(campaign__source_id=part.source)
     for key, currency, amount in spend.order_by().values_list(spend_key, "currency").annotate(total=Sum("in_range")):
         row(key).spend[currency] = Decimal(amount).quantize(CENT)
-    won = Deal.objects.filter(date_range.q("closed_at"), status=Deal.Status.WON, lead__in=leads.values("pk"))
+    won = Deal.objects.filter(date_range.q("closed_at"), counted_rows(part), status=Deal.Status.WON)
     for key, currency, amount in won.order_by().values_list(f"lead__{lead_key}", "currency").annotate(total=Sum("value")):
         row(key).revenue[currency] = Decimal(amount).quantize(CENT)
     return sorted(rows.values(), key=lambda r: (r.key is None, r.name.lower()))

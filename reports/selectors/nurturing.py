@@ -16,7 +16,7 @@ from leads.models import Deal, StageChange
 from nurturing.models import Delivery, EmailEvent, Sequence
 
 from ..ranges import DateRange, Slice
-from .common import counted_leads, rate
+from .common import counted_rows, rate
 
 K = EmailEvent.Kind
 HUMAN = Q(events__is_machine=False)
@@ -54,15 +54,13 @@ def influenced_deals(date_range: DateRange, part: Slice, sequence_id: int):
         step__sequence_id=sequence_id, enrollment__lead=OuterRef("lead"), sent_at__isnull=False,
         sent_at__lt=OuterRef("closed_at"),
     )
-    leads = counted_leads().filter(part.leads_q()).values("pk")
-    return Deal.objects.filter(date_range.q("closed_at"), status=Deal.Status.WON, lead__in=leads).filter(
+    return Deal.objects.filter(date_range.q("closed_at"), counted_rows(part), status=Deal.Status.WON).filter(
         Exists(emailed_before))
 
 
 def sequence_rows(date_range: DateRange, part: Slice) -> list[SequenceRow]:
     """Every sequence that sent in the range or whose leads won after its emails, by name."""
-    leads = counted_leads().filter(part.leads_q()).values("pk")
-    sent = Delivery.objects.filter(date_range.q("sent_at"), enrollment__lead__in=leads)
+    sent = Delivery.objects.filter(date_range.q("sent_at"), counted_rows(part, "enrollment__lead"))
     rows: dict[int, SequenceRow] = {}
     names = dict(Sequence.objects.values_list("pk", "name"))
 
@@ -80,13 +78,13 @@ def sequence_rows(date_range: DateRange, part: Slice) -> list[SequenceRow]:
     for sequence_id, *numbers in counts:
         target = row(sequence_id)
         (target.sent, target.opened, target.clicked, target.replied, target.unsubscribed, target.bounced) = numbers
-    for sequence_id, n in (StageChange.objects.filter(date_range.q("changed_at"), lead__in=leads,
+    for sequence_id, n in (StageChange.objects.filter(date_range.q("changed_at"), counted_rows(part),
                                                       source_sequence_id__isnull=False)
                            .order_by().values_list("source_sequence_id").annotate(n=Count("pk"))):
         row(sequence_id).advances = n
     # Revenue influenced, summed by the database: per currency of the deals won in the range, one query that
     # gives each sequence the sum of the deals whose lead it emailed before the win.
-    won = Deal.objects.filter(date_range.q("closed_at"), status=Deal.Status.WON, lead__in=leads)
+    won = Deal.objects.filter(date_range.q("closed_at"), counted_rows(part), status=Deal.Status.WON)
     for currency in won.order_by().values_list("currency", flat=True).distinct():
         emailed_before = Delivery.objects.filter(
             step__sequence_id=OuterRef(OuterRef("pk")), enrollment__lead=OuterRef("lead"), sent_at__isnull=False,

@@ -14,11 +14,11 @@ from django.db.models import Count, DurationField, Exists, ExpressionWrapper, F,
 from leads.models import Deal, Objection, StageChange
 
 from ..ranges import DateRange, Slice
-from .common import Spread, counted_leads, rate, spread_of
+from .common import Spread, counted_rows, rate, spread_of
 
 
 def objections_in(date_range: DateRange, part: Slice):
-    return Objection.objects.filter(date_range.q("created_at"), lead__in=counted_leads().filter(part.leads_q()).values("pk"))
+    return Objection.objects.filter(date_range.q("created_at"), counted_rows(part))
 
 
 def _stage_then():

@@ -18,7 +18,7 @@ from leads.models import Deal
 from leads.pipeline import OPEN_STATUSES, LeadStatus
 
 from ..ranges import DateRange, Slice
-from .common import counted_leads
+from .common import counted_leads, counted_rows
 from .sales import deal_size, sales_cycle, win_rate
 
 OPEN_FUNNEL = [status for status in LeadStatus.values if status in OPEN_STATUSES]
@@ -35,9 +35,30 @@ def open_leads(part: Slice):
 
 def open_deals(part: Slice):
     """Open deals whose lead is live, open and in the slice (the owner is the deal's)."""
-    leads = open_leads(Slice(**{**part.__dict__, "owner": None}))
-    deals = Deal.objects.filter(status=Deal.Status.OPEN, lead__in=leads.values("pk"))
+    deals = Deal.objects.filter(counted_rows(Slice(**{**part.__dict__, "owner": None})), status=Deal.Status.OPEN,
+                                lead__status__in=OPEN_STATUSES, lead__archived_at__isnull=True)
     return deals.filter(owner_id=part.owner) if part.owner is not None else deals
+
+
+@dataclass(frozen=True)
+class OpenTotal:
+    status: str  # the deal's lead's stage now
+    currency: str
+    month: date | None  # the expected close month (None: no expected close date)
+    deals: int
+    value: Decimal
+
+
+def open_deal_totals(part: Slice) -> list[OpenTotal]:
+    """Open deals (as `open_deals`) counted and summed by their lead's stage, currency and expected close month:
+    one read that the pipeline by stage, the forecast and velocity each add up their own way."""
+    return [
+        OpenTotal(status, currency, month.date() if hasattr(month, "date") else month, deals, value)
+        for status, currency, month, deals, value in (
+            open_deals(part).annotate(month=TruncMonth("expected_close_on")).order_by()
+            .values_list("lead__status", "currency", "month").annotate(deals=Count("pk"), value=Sum("value"))
+        )
+    ]
 
 
 @dataclass(frozen=True)
@@ -49,16 +70,22 @@ class StageRow:
     value: dict[str, Decimal]  # open deal value per currency
 
 
-def pipeline_by_stage(part: Slice) -> list[StageRow]:
-    """Pipeline by stage: open (live) leads in each open stage now, and the value of their open deals per currency."""
-    counts = dict(open_leads(part).order_by().values_list("status").annotate(n=Count("pk")))
+def pipeline_by_stage(part: Slice, *, totals: list[OpenTotal] | None = None, counts=None) -> list[StageRow]:
+    """Pipeline by stage: open (live) leads in each open stage now, and the value of their open deals per currency.
+    `totals`: `open_deal_totals(part)`, and `counts`: `attention.open_lead_counts` (rows with a status and an
+    open count), where already read."""
+    if counts is None:
+        leads = dict(open_leads(part).order_by().values_list("status").annotate(n=Count("pk")))
+    else:
+        leads = {}
+        for row in counts:
+            leads[row.status] = leads.get(row.status, 0) + row.open
     values: dict[str, dict[str, Decimal]] = {}
-    for status, currency, total in (
-        open_deals(part).order_by().values_list("lead__status", "currency").annotate(total=Sum("value"))
-    ):
-        values.setdefault(status, {})[currency] = total
+    for total in open_deal_totals(part) if totals is None else totals:
+        by_currency = values.setdefault(total.status, {})
+        by_currency[total.currency] = by_currency.get(total.currency, Decimal(0)) + total.value
     return [
-        StageRow(status, LeadStatus(status).label, counts.get(status, 0), stage_probability(status),
+        StageRow(status, LeadStatus(status).label, leads.get(status, 0), stage_probability(status),
                  dict(sorted(values.get(status, {}).items())))
         for status in OPEN_FUNNEL
     ]
@@ -73,17 +100,16 @@ class ForecastRow:
     weighted: Decimal
 
 
-def weighted_forecast(part: Slice) -> list[ForecastRow]:
+def weighted_forecast(part: Slice, *, totals: list[OpenTotal] | None = None) -> list[ForecastRow]:
     """Weighted forecast: over open deals, value x the win probability of the deal's lead's stage, summed by the
-    month the deal is expected to close, per currency. Deals without an expected close date are shown apart."""
+    month the deal is expected to close, per currency. Deals without an expected close date are shown apart.
+    `totals`: `open_deal_totals(part)` if already read."""
     rows = {}
-    for month, currency, status, deals, value in (
-        open_deals(part).annotate(month=TruncMonth("expected_close_on")).order_by()
-        .values_list("month", "currency", "lead__status").annotate(deals=Count("pk"), value=Sum("value"))
-    ):
-        key = (month, currency)
+    for total in open_deal_totals(part) if totals is None else totals:
+        key = (total.month, total.currency)
         was = rows.get(key, (0, Decimal(0), Decimal(0)))
-        rows[key] = (was[0] + deals, was[1] + value, was[2] + value * stage_probability(status))
+        rows[key] = (was[0] + total.deals, was[1] + total.value,
+                     was[2] + total.value * stage_probability(total.status))
     return [
         ForecastRow(month, currency, deals, value, weighted.quantize(Decimal("0.01")))
         for (month, currency), (deals, value, weighted) in sorted(
@@ -108,13 +134,20 @@ class Velocity:
                 ).quantize(Decimal("0.01"))
 
 
-def pipeline_velocity(date_range: DateRange, part: Slice) -> list[Velocity]:
+def pipeline_velocity(date_range: DateRange, part: Slice, *, totals: list[OpenTotal] | None = None,
+                      known: dict | None = None) -> list[Velocity]:
     """Pipeline velocity per currency: open deals now x the win rate x the average deal size (of the deals closed
-    in the range) / the mean sales cycle length in days (of the deals won in the range)."""
-    rate = win_rate(date_range, part).rate
-    cycle = sales_cycle(date_range, part).mean_days
-    open_counts = dict(open_deals(part).order_by().values_list("currency").annotate(n=Count("pk")))
+    in the range) / the mean sales cycle length in days (of the deals won in the range). `totals`:
+    `open_deal_totals(part)`, and `known`: the sales report's "win_rate", "deal_size" and "sales_cycle" for the
+    same range and slice, where already read."""
+    known = known or {}
+    rate = (known.get("win_rate") or win_rate(date_range, part)).rate
+    cycle = (known.get("sales_cycle") or sales_cycle(date_range, part)).mean_days
+    sizes = known["deal_size"] if "deal_size" in known else deal_size(date_range, part)
+    open_counts: dict[str, int] = {}
+    for total in open_deal_totals(part) if totals is None else totals:
+        open_counts[total.currency] = open_counts.get(total.currency, 0) + total.deals
     return [
         Velocity(size.currency, open_counts.get(size.currency, 0), rate, size.average, cycle)
-        for size in deal_size(date_range, part)
+        for size in sizes
     ]

@@ -17,7 +17,7 @@ from leads.models import Activity, Deal, Objection, StageChange
 from leads.pipeline import LeadStatus
 
 from ..ranges import DateRange, Slice
-from .common import counted_leads
+from .common import counted_rows
 
 
 @dataclass
@@ -33,8 +33,9 @@ class RepRow:
     won_value: dict[str, Decimal] = field(default_factory=dict)
 
 
-def _leads(part: Slice):
-    return counted_leads().filter(Slice(**{**part.__dict__, "owner": None}).leads_q()).values("pk")
+def _leads(part: Slice, lead: str = "lead"):
+    """The rows whose lead is counted and in the slice, without its owner (the reps' own rows are by author)."""
+    return counted_rows(Slice(**{**part.__dict__, "owner": None}), lead)
 
 
 def rep_rows(date_range: DateRange, part: Slice, *, only_user=None) -> tuple[list[RepRow], RepRow]:
@@ -59,7 +60,7 @@ def rep_rows(date_range: DateRange, part: Slice, *, only_user=None) -> tuple[lis
         return rows[user_id]
 
     activities = (
-        Activity.objects.filter(date_range.q("occurred_at"), lead__in=leads, author__isnull=False)
+        Activity.objects.filter(date_range.q("occurred_at"), leads, author__isnull=False)
         .order_by().values_list("author")
         .annotate(calls=Count("pk", filter=Q(kind=Activity.Kind.CALL)),
                   connects=Count("pk", filter=Q(kind=Activity.Kind.CALL, outcome=Activity.CallOutcome.CONNECTED)),
@@ -68,16 +69,16 @@ def rep_rows(date_range: DateRange, part: Slice, *, only_user=None) -> tuple[lis
     for author, calls, connects, meetings in activities:
         if (target := row(author)) is not None:
             target.calls, target.connects, target.meetings = calls, connects, meetings
-    for author, n in (Objection.objects.filter(date_range.q("created_at"), lead__in=leads, raised_by__isnull=False)
+    for author, n in (Objection.objects.filter(date_range.q("created_at"), leads, raised_by__isnull=False)
                       .order_by().values_list("raised_by").annotate(n=Count("pk"))):
         if (target := row(author)) is not None:
             target.objections = n
-    for user_id, n in (StageChange.objects.filter(date_range.q("changed_at"), lead__in=leads,
+    for user_id, n in (StageChange.objects.filter(date_range.q("changed_at"), leads,
                                                   to_status=LeadStatus.CUSTOMER, changed_by__isnull=False)
                        .order_by().values_list("changed_by").annotate(n=Count("pk"))):
         if (target := row(user_id)) is not None:
             target.conversions = n
-    for owner, currency, n, value in (Deal.objects.filter(date_range.q("closed_at"), lead__in=leads,
+    for owner, currency, n, value in (Deal.objects.filter(date_range.q("closed_at"), leads,
                                                           status=Deal.Status.WON, owner__isnull=False)
                                       .order_by().values_list("owner", "currency")
                                       .annotate(n=Count("pk"), value=Sum("value"))):

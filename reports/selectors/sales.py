@@ -15,7 +15,7 @@ from leads.models import Deal, StageChange
 from leads.pipeline import FUNNEL, LeadStatus
 
 from ..ranges import DateRange, Slice
-from .common import Spread, counted_leads, rate, spread_of
+from .common import Spread, counted_rows, rate, spread_of
 
 
 def _lead_part(part: Slice) -> Slice:
@@ -27,7 +27,7 @@ def _lead_part(part: Slice) -> Slice:
 def closed_deals(date_range: DateRange, part: Slice, status: str | None = None):
     """Deals won or lost (or only `status`) in the range, whose lead is counted and in the slice."""
     deals = Deal.objects.filter(date_range.q("closed_at"), status__in=[status] if status else ["won", "lost"])
-    deals = deals.filter(lead__in=counted_leads().filter(_lead_part(part).leads_q()).values("pk"))
+    deals = deals.filter(counted_rows(_lead_part(part)))
     if part.owner is not None:
         deals = deals.filter(owner_id=part.owner)
     return deals
@@ -96,10 +96,7 @@ class StageTime:
 def time_in_stage(date_range: DateRange, part: Slice) -> list[StageTime]:
     """Time in stage: from entering a stage to leaving it, from the stage history, over the stays that ended in
     the range (a lead still in a stage is not counted until it leaves). Median and 90th percentile, per stage."""
-    leads = counted_leads().filter(part.leads_q()).values("pk")
-    stays = StageChange.objects.filter(
-        date_range.q("changed_at"), lead__in=leads, time_in_from_stage__isnull=False
-    )
+    stays = StageChange.objects.filter(date_range.q("changed_at"), counted_rows(part), time_in_from_stage__isnull=False)
     return [
         StageTime(status, LeadStatus(status).label, spread_of(stays.filter(from_status=status), "time_in_from_stage"))
         for status in FUNNEL[:-1]

@@ -1,6 +1,6 @@
 """A small pipeline whose every figure is worked out by hand in the tests, dated in the team's time zone."""
 
-from datetime import datetime
+from datetime import date, datetime
 
 import pytest
 import time_machine
@@ -76,3 +76,14 @@ class Pipeline:
 def pipeline(db, manager_user):
     with time_machine.travel(local(2026, 4, 15, 12), tick=False):
         yield Pipeline(manager_user)
+
+
+@pytest.fixture
+def with_may_deal(pipeline, settings):
+    """The pipeline on 15 April, with two stage probabilities set and L3 (an MQL) given a 1000 EUR deal expected to
+    close on 20 May: it moves to Opportunity."""
+    settings.CRM_STAGE_WIN_PROBABILITY = {"sql": 0.2, "opportunity": 0.4}
+    with time_machine.travel(local(2026, 4, 15, 12), tick=False):
+        services.deal_open(lead=pipeline.l3, value=1000, currency="EUR", expected_close_on=date(2026, 5, 20),
+                           by=pipeline.boss)
+        yield pipeline

@@ -5,24 +5,11 @@ from decimal import Decimal
 
 import pytest
 
-from leads import services
 from reports.ranges import DateRange, Slice
 from reports.selectors.pipeline import pipeline_by_stage, pipeline_velocity, weighted_forecast
 from tests.reports.conftest import local
 
 MARCH = DateRange(date(2026, 3, 1), date(2026, 3, 31))
-
-
-@pytest.fixture
-def with_may_deal(pipeline, settings):
-    settings.CRM_STAGE_WIN_PROBABILITY = {"sql": 0.2, "opportunity": 0.4}
-    import time_machine
-
-    with time_machine.travel(local(2026, 4, 15, 12), tick=False):
-        # L3 (an MQL) gets a 1000 EUR deal expected to close on 20 May: it moves to Opportunity.
-        services.deal_open(lead=pipeline.l3, value=1000, currency="EUR", expected_close_on=date(2026, 5, 20),
-                           by=pipeline.boss)
-        yield pipeline
 
 
 def test_pipeline_by_stage_counts_open_leads_now_with_their_open_deal_value(with_may_deal):
