@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('leads', '0015_lead_external_ref'),
+        ('leads', '0018_campaign_slug_unique_any_case'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
