@@ -17,6 +17,7 @@ from .serializers import (
     StrictIntegerField,
     StrictSerializer,
     UtcDateTimeField,
+    page_of,
 )
 
 
@@ -38,12 +39,6 @@ class PagedQuery(serializers.Serializer):
     cursor = serializers.CharField(max_length=500, required=False, help_text="`next_cursor` of the previous page.")
 
 
-def page_of(item_serializer, name: str):
-    """A page's serializer: its rows and the cursor of the next page."""
-    return type(name, (serializers.Serializer,), {
-        "results": item_serializer(many=True),
-        "next_cursor": serializers.CharField(allow_null=True, help_text="Pass as `cursor` for the next page; null on the last."),
-    })
 
 
 # --- Sequences and enrollments ------------------------------------------------------------------

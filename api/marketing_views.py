@@ -18,7 +18,7 @@ from . import marketing_selectors as selectors
 from . import marketing_serializers as serializers
 from .id_pagination import id_page
 from .idempotency import idempotent
-from .pagination import keyset_page, page_size
+from .pagination import page_size
 from .schema import problems
 from .serializers import EmptyBody
 from .views import IDEMPOTENCY_PARAMETER, ApiView
@@ -33,11 +33,8 @@ ONE_PROBLEMS = problems(401, 403, 404, 429)
 class MarketingView(ApiView):
     def page_by_time(self, rows, query: dict, field: str, serializer_class):
         """Newest first by `field`, a page after the cursor."""
-        found, next_cursor = keyset_page(
-            rows, field=field, descending=True, cursor=query.get("cursor"), size=page_size(query.get("page_size")),
-            ordering=f"-{field}",
-        )
-        return Response({"results": serializer_class(found, many=True).data, "next_cursor": next_cursor})
+        return self.page(rows, filters=query, field=field, descending=True, serializer=serializer_class,
+                         ordering=f"-{field}")
 
     def page_by_id(self, rows, query: dict, name: str, serializer_class):
         found, next_cursor = id_page(rows, cursor=query.get("cursor"), size=page_size(query.get("page_size")), name=name)

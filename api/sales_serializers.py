@@ -20,6 +20,7 @@ from .serializers import (
     UserRef,
     UtcDateTimeField,
     _users,
+    page_of,
 )
 
 # --- Output ---------------------------------------------------------------------------------
@@ -112,12 +113,6 @@ class CustomerSerializer(serializers.Serializer):
     totals = CustomerTotal(many=True, help_text="Its deals by currency (those on leads you may see).")
 
 
-def page_of(item: type[serializers.Serializer], name: str) -> type[serializers.Serializer]:
-    """A page of `item`s with the cursor of the next one, as every list answers."""
-    return type(name, (serializers.Serializer,), {
-        "results": item(many=True),
-        "next_cursor": serializers.CharField(allow_null=True, help_text="Pass as `cursor` for the next page; null on the last."),
-    })
 
 
 CompanyPage = page_of(CompanySerializer, "CompanyPage")

@@ -15,7 +15,6 @@ from leads import services as lead_services
 from . import sales_selectors as selectors
 from . import sales_serializers as serializers
 from .idempotency import idempotent
-from .pagination import keyset_page, page_size
 from .schema import problems
 from .views import IDEMPOTENCY_PARAMETER, ApiView
 
@@ -23,16 +22,7 @@ COMPANIES, DEALS, CUSTOMERS = "companies", "deals", "customers"
 
 
 class SalesApiView(ApiView):
-    def page(self, rows, *, filters: dict, field: str, descending: bool, serializer, ordering: str,
-             prepare=None) -> Response:
-        """One page of `rows` by (`field`, id), after the query's cursor; `ordering` names the cursor's kind."""
-        items, next_cursor = keyset_page(
-            rows, field=field, descending=descending, cursor=filters.get("cursor"),
-            size=page_size(filters.get("page_size")), ordering=ordering,
-        )
-        if prepare is not None:
-            items = prepare(items)
-        return Response({"results": serializer(items, many=True).data, "next_cursor": next_cursor})
+    """The sales records' views (the paging they share is ApiView.page)."""
 
 
 # --- Companies ------------------------------------------------------------------------------------

@@ -261,3 +261,11 @@ class ConvertBody(StrictSerializer):
 
 class MergeBody(StrictSerializer):
     merge = ModelIdField(queryset=Lead.objects.live(), help_text="The lead merged into this one (it is archived).")
+
+
+def page_of(item: type[serializers.Serializer], name: str) -> type[serializers.Serializer]:
+    """A page of `item`s with the cursor of the next one, as every list answers."""
+    return type(name, (serializers.Serializer,), {
+        "results": item(many=True),
+        "next_cursor": serializers.CharField(allow_null=True, help_text="Pass as `cursor` for the next page; null on the last."),
+    })

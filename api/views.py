@@ -55,6 +55,17 @@ class ApiView(APIView):
         parser.is_valid(raise_exception=True)
         return parser.validated_data
 
+    def page(self, rows, *, filters: dict, field: str, descending: bool, serializer, ordering: str,
+             prepare=None) -> Response:
+        """One page of `rows` by (`field`, id), after the query's cursor; `ordering` names the cursor's kind."""
+        items, next_cursor = keyset_page(
+            rows, field=field, descending=descending, cursor=filters.get("cursor"),
+            size=page_size(filters.get("page_size")), ordering=ordering,
+        )
+        if prepare is not None:
+            items = prepare(items)
+        return Response({"results": serializer(items, many=True).data, "next_cursor": next_cursor})
+
     def lead(self, pk, action="view"):
         return selectors.api_lead_get(access=self.access(), pk=pk, action=action)
 
@@ -92,11 +103,8 @@ class LeadListCreate(ApiView):
         filters = self.query(serializers.LeadListQuery)
         field, descending = serializers.LEAD_ORDERINGS[filters.get("ordering") or "-created_at"]
         leads = selectors.api_lead_list(access=self.access(), filters=filters)
-        rows, next_cursor = keyset_page(
-            leads, field=field, descending=descending, cursor=filters.get("cursor"),
-            size=page_size(filters.get("page_size")), ordering=filters.get("ordering") or "-created_at",
-        )
-        return Response({"results": serializers.LeadSerializer(rows, many=True).data, "next_cursor": next_cursor})
+        return self.page(leads, filters=filters, field=field, descending=descending,
+                         serializer=serializers.LeadSerializer, ordering=filters.get("ordering") or "-created_at")
 
     @extend_schema(
         operation_id="leads_create", tags=[LEADS], request=serializers.LeadCreateBody,
