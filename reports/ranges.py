@@ -7,7 +7,7 @@ in between. A slice narrows the leads counted to one source, medium,
 campaign, persona, owner or first landing page (any together).
 """
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, replace
 from datetime import date, datetime, time, timedelta
 
 from django.db.models import Q
@@ -83,9 +83,9 @@ class Slice:
             q &= Q(**{f"{prefix}touches__kind": "first", f"{prefix}touches__landing_page": self.landing_page})
         return q
 
-    @property
-    def is_everything(self) -> bool:
-        return all(getattr(self, f.name) is None for f in fields(self))
+    def without_owner(self) -> "Slice":
+        """The slice on a deal's lead, whose owner is not the deal's: deals are sliced by their own owner."""
+        return replace(self, owner=None)
 
     @property
     def lead_only(self) -> bool:

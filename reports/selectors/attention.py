@@ -111,8 +111,3 @@ def cold_by_owner(part: Slice, *, counts: list[OpenCount] | None = None) -> list
         for owner, cold, total in rows
     ]
     return sorted(result, key=lambda row: (-row.cold, row.owner))
-
-
-def cold_leads(part: Slice, owner_id: int | None):
-    leads = open_leads(part).filter(cold_condition())
-    return leads.filter(owner__isnull=True) if owner_id is None else leads.filter(owner_id=owner_id)

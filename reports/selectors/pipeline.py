@@ -35,7 +35,7 @@ def open_leads(part: Slice):
 
 def open_deals(part: Slice):
     """Open deals whose lead is live, open and in the slice (the owner is the deal's)."""
-    deals = Deal.objects.filter(counted_rows(Slice(**{**part.__dict__, "owner": None})), status=Deal.Status.OPEN,
+    deals = Deal.objects.filter(counted_rows(part.without_owner()), status=Deal.Status.OPEN,
                                 lead__status__in=OPEN_STATUSES, lead__archived_at__isnull=True)
     return deals.filter(owner_id=part.owner) if part.owner is not None else deals
 

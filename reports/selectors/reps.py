@@ -35,7 +35,7 @@ class RepRow:
 
 def _leads(part: Slice, lead: str = "lead"):
     """The rows whose lead is counted and in the slice, without its owner (the reps' own rows are by author)."""
-    return counted_rows(Slice(**{**part.__dict__, "owner": None}), lead)
+    return counted_rows(part.without_owner(), lead)
 
 
 def rep_rows(date_range: DateRange, part: Slice, *, only_user=None) -> tuple[list[RepRow], RepRow]:

@@ -18,16 +18,10 @@ from ..ranges import DateRange, Slice
 from .common import Spread, counted_rows, rate, spread_of
 
 
-def _lead_part(part: Slice) -> Slice:
-    """The slice on the deal's lead, without the owner (a deal's owner is the deal's)."""
-    return Slice(source=part.source, medium=part.medium, campaign=part.campaign, persona=part.persona,
-                 landing_page=part.landing_page)
-
-
 def closed_deals(date_range: DateRange, part: Slice, status: str | None = None):
     """Deals won or lost (or only `status`) in the range, whose lead is counted and in the slice."""
     deals = Deal.objects.filter(date_range.q("closed_at"), status__in=[status] if status else ["won", "lost"])
-    deals = deals.filter(counted_rows(_lead_part(part)))
+    deals = deals.filter(counted_rows(part.without_owner()))
     if part.owner is not None:
         deals = deals.filter(owner_id=part.owner)
     return deals
