@@ -38,6 +38,7 @@ from core.events import Actor, EventType, events_record_each
 from .importing import companies_for_names, email_errors
 from .models import Customer, Deal, Lead, StageChange
 from .pipeline import FUNNEL, OPEN_STATUSES, LeadStatus
+from .reach import refresh_reached
 from .services import _clean_currency, _clean_money
 
 WON, LOST = "won", "lost"
@@ -225,6 +226,7 @@ def history_import_batch(*, rows: list[HistoryRow], made_by: Actor, by=None, rea
                 ))
                 previous, since = status, at
         StageChange.objects.bulk_create(changes)
+        refresh_reached(lead.pk for lead in leads)
         customers = _customers(rows, leads)
         deals = [
             Deal(lead=lead, customer=customers.get(lead.pk), owner=row.owner, product=row.product, value=row.value,

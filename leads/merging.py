@@ -36,6 +36,7 @@ from .models import (
     Task,
 )
 from .pipeline import LeadStatus
+from .reach import refresh_reached
 from .selectors import lead_duplicate_of
 from .signals import leads_merging, leads_unmerging
 
@@ -248,6 +249,7 @@ def lead_merge(*, keep: Lead, merge: Lead, by) -> LeadMerge:
         # The other apps move their rows (and may write events on either lead, which then move below).
         leads_merging.send(sender=Lead, keep=kept, merge=gone, by=by, moved=moved)
 
+        refresh_reached([kept.pk, gone.pk])
         events_moved = _ids_of(DomainEvent, field="lead", lead_id=gone.pk)
         _move(DomainEvent, events_moved, field="lead", to_id=kept.pk)
         record = LeadMerge.objects.create(
@@ -368,6 +370,7 @@ def lead_merge_undo(*, merge: LeadMerge, by) -> Lead:
 
         leads_unmerging.send(sender=Lead, keep=kept, merged=gone, by=by, moved=moved)
 
+        refresh_reached([kept.pk, gone.pk])
         _move(DomainEvent, record.events_moved, field="lead", to_id=gone.pk, only_from=kept.pk)
         record.undone_at, record.undone_by = now, by
         record.save(update_fields=["undone_at", "undone_by"])

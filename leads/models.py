@@ -196,6 +196,12 @@ class Lead(models.Model):
     stage_entered_at = models.DateTimeField(default=now, editable=False)
     lost_reason = models.CharField(max_length=300, blank=True, editable=False)
     score = models.IntegerField(default=0, help_text="Fit and engagement score; scoring rules come later.")
+    # When the lead first reached each qualified stage (entering it or a later one): a copy of its stage
+    # history for the reports, kept by the services that write the history (leads.reach).
+    reached_mql_at = models.DateTimeField(null=True, blank=True, editable=False)
+    reached_sql_at = models.DateTimeField(null=True, blank=True, editable=False)
+    reached_opportunity_at = models.DateTimeField(null=True, blank=True, editable=False)
+    reached_customer_at = models.DateTimeField(null=True, blank=True, editable=False)
 
     created_at = models.DateTimeField(default=now, editable=False)
     updated_at = models.DateTimeField(auto_now=True)

@@ -51,6 +51,7 @@ from .models import (
     Touch,
 )
 from .pipeline import LeadStatus
+from .reach import reached_on_move
 from .selectors import lead_duplicate_of
 from .signals import activity_logged, lead_stage_changed, send_after_commit
 
@@ -315,9 +316,13 @@ def _move(
     lead.status = to_status
     lead.stage_entered_at = now
     lead.lost_reason = reason.strip() if to_status in pipeline.ENDED_STATUSES else ""
+    reached = reached_on_move(to_status, now)
     Lead.objects.filter(pk=lead.pk).update(
-        status=lead.status, stage_entered_at=now, lost_reason=lead.lost_reason, updated_at=timezone.now()
+        status=lead.status, stage_entered_at=now, lost_reason=lead.lost_reason, updated_at=timezone.now(), **reached
     )
+    for field in reached:
+        if getattr(lead, field) is None:
+            setattr(lead, field, now)
     event_record(
         EventType.STAGE_CHANGED, actor=source or Actor.of(by, label=actor), lead_id=lead.pk, subject=change, at=now,
         payload={"from": from_status, "to": to_status},

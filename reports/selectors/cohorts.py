@@ -9,15 +9,15 @@ that had reached the stage by the end of that month after, over the month's lead
 from dataclasses import dataclass
 from datetime import date
 
-from django.db.models import Count, Min, OuterRef, Subquery
+from django.db.models import Count
 from django.db.models.functions import TruncMonth
 from django.utils import timezone
 
-from leads.models import StageChange
+from leads.reach import REACHED_FIELD
 
 from ..ranges import DateRange, Slice
 from .common import counted_leads, rate
-from .funnel import RANK, STEPS
+from .funnel import STEPS
 
 TARGETS = {key: status for key, status in STEPS}
 
@@ -41,15 +41,10 @@ def cohort_table(date_range: DateRange, part: Slice, target: str = "customer") -
     """Leads created in the range by month created; for each month after, how many had reached `target` (mql,
     sql, opportunity or customer) by then, counting from the first time the lead reached it."""
     zone = timezone.get_current_timezone()
-    rank = RANK[TARGETS[target]]
-    first_reached = (
-        StageChange.objects.filter(lead=OuterRef("pk"), to_status__in=[s for s, r in RANK.items() if r >= rank])
-        .order_by().values("lead").annotate(at=Min("changed_at")).values("at")
-    )
     leads = counted_leads().filter(date_range.q("created_at"), part.leads_q())
     grouped = (
         leads.annotate(cohort=TruncMonth("created_at", tzinfo=zone),
-                       reached=TruncMonth(Subquery(first_reached), tzinfo=zone))
+                       reached=TruncMonth(REACHED_FIELD[TARGETS[target]], tzinfo=zone))
         .order_by().values_list("cohort", "reached").annotate(n=Count("pk"))
     )
     current = timezone.localdate().replace(day=1)

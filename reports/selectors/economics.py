@@ -16,14 +16,15 @@ Money is per currency: a campaign spending in EUR has no cost per lead in USD.
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from django.db.models import Count, DecimalField, ExpressionWrapper, F, Func, IntegerField, Sum, Value
+from django.db.models import Count, DecimalField, ExpressionWrapper, F, Func, IntegerField, Q, Sum, Value
 from django.db.models.functions import Greatest, Least
 
 from leads.models import Campaign, CampaignSpend, Deal, Source
+from leads.pipeline import LeadStatus
+from leads.reach import REACHED_FIELD
 
 from ..ranges import DateRange, Slice
 from .common import counted_leads, counted_rows
-from .funnel import furthest_rank
 
 CENT = Decimal("0.01")
 
@@ -100,17 +101,13 @@ def _economics(date_range: DateRange, part: Slice, by: str) -> list[EconomicsRow
         return rows.setdefault(key, EconomicsRow(key, names.get(key, "(none)") if key else "(none)"))
 
     leads = counted_leads().filter(part.leads_q())
-    # Grouped by how far the leads got, summed up here: a count per step in SQL would look each lead's history
-    # up once per step.
-    for key, furthest, n in (
-        leads.filter(date_range.q("created_at")).annotate(furthest=furthest_rank()).order_by()
-        .values_list(lead_key, "furthest").annotate(n=Count("pk"))
-    ):
-        target, furthest = row(key), furthest or 0
-        target.leads += n
-        target.mql += n if furthest >= 1 else 0
-        target.sql += n if furthest >= 2 else 0
-        target.customers += n if furthest >= 4 else 0
+    reached = {key: Count("pk", filter=Q(**{f"{REACHED_FIELD[status]}__isnull": False}))
+               for key, status in (("mql", LeadStatus.MQL), ("sql", LeadStatus.SQL), ("customers", LeadStatus.CUSTOMER))}
+    for values in (leads.filter(date_range.q("created_at")).order_by().values(lead_key)
+                   .annotate(leads=Count("pk"), **reached)):
+        target = row(values[lead_key])
+        for name in ("leads", *reached):
+            setattr(target, name, values[name])
     spend = spend_in_range(date_range)
     if part.campaign is not None:
         spend = spend.filter(campaign_id=part.campaign)

@@ -6,7 +6,8 @@ Two kinds, as the field uses them, always labelled:
   each stage by now. A lead reached a stage if its stage history ever entered
   it or a stage after it in the funnel (a lead made SQL on day one reached
   MQL too; one recycled from SQL to nurturing still reached SQL; one lost at
-  MQL reached MQL). So each step is a share of the one before: the stage
+  MQL reached MQL; `Lead.reached_mql_at` and the like, kept by the stage
+  service from the history, see leads.reach). So each step is a share of the one before: the stage
   conversion rate, at most 100 %.
 - **Period funnel**: how many entries into each stage happened in the range,
   whenever the lead was created (a lead re-entering MQL after recycling counts
@@ -22,10 +23,11 @@ the visitor count and the traffic-to-lead rate are not shown.
 
 from dataclasses import dataclass
 
-from django.db.models import Case, Count, IntegerField, Max, OuterRef, Subquery, Value, When
+from django.db.models import Count, Q
 
 from leads.models import Campaign, Source, StageChange
 from leads.pipeline import LeadStatus
+from leads.reach import REACHED_FIELD
 from traffic.models import PageView, VisitorKind
 
 from ..ranges import DateRange, Slice
@@ -38,7 +40,6 @@ STEPS = (
     ("opportunity", LeadStatus.OPPORTUNITY),
     ("customer", LeadStatus.CUSTOMER),
 )
-RANK = {status: rank for rank, (_, status) in enumerate(STEPS, start=1)}
 # The traffic -> lead rate the field commonly sees for email and newsletter signups, shown beside ours.
 REFERENCE_TRAFFIC_TO_LEAD = (0.05, 0.10)
 
@@ -94,19 +95,6 @@ def cohort_leads(date_range: DateRange, part: Slice):
     return counted_leads().filter(date_range.q("created_at"), part.leads_q())
 
 
-def furthest_rank():
-    """Per lead: the furthest funnel step its stage history ever entered (0: none after New)."""
-    ranked = (
-        StageChange.objects.filter(lead=OuterRef("pk"), to_status__in=list(RANK))
-        .annotate(rank=Case(*(When(to_status=s, then=Value(r)) for s, r in RANK.items()), output_field=IntegerField()))
-        .order_by()
-        .values("lead")
-        .annotate(furthest=Max("rank"))
-        .values("furthest")
-    )
-    return Subquery(ranked, output_field=IntegerField())
-
-
 # Not given: the funnel counts the visitors itself (the dashboard counts them once for both funnels).
 ASK = object()
 
@@ -115,19 +103,12 @@ def cohort_funnel(date_range: DateRange, part: Slice, *, visitors=ASK) -> Funnel
     """Cohort funnel: of the leads created in the range (in the slice), how many have reached MQL, SQL,
     opportunity and customer by now; each step's rate is its count over the step before. `visitors`: the
     range's human visitors if already counted (`human_visitors`)."""
-    per_rank = dict(
-        cohort_leads(date_range, part)
-        .annotate(furthest=furthest_rank())
-        .order_by()
-        .values_list("furthest")
-        .annotate(n=Count("pk"))
-        .values_list("furthest", "n")
-    )
-    leads = sum(per_rank.values())
-    steps = [Step("leads", "Leads", leads, None)]
-    for rank, (key, status) in enumerate(STEPS, start=1):
-        reached = sum(n for furthest, n in per_rank.items() if (furthest or 0) >= rank)
-        steps.append(Step(key, LeadStatus(status).label, reached, rate(reached, steps[-1].count)))
+    counts = cohort_leads(date_range, part).aggregate(
+        leads=Count("pk"), **{key: Count("pk", filter=Q(**{f"{REACHED_FIELD[status]}__isnull": False}))
+                              for key, status in STEPS})
+    steps = [Step("leads", "Leads", counts["leads"], None)]
+    for key, status in STEPS:
+        steps.append(Step(key, LeadStatus(status).label, counts[key], rate(counts[key], steps[-1].count)))
     return Funnel("cohort", date_range, human_visitors(date_range, part) if visitors is ASK else visitors, steps)
 
 
@@ -142,8 +123,7 @@ def cohort_reached(date_range: DateRange, part: Slice, key: str):
     leads = cohort_leads(date_range, part)
     if key == "leads":
         return leads
-    rank = {k: r for r, (k, _) in enumerate(STEPS, start=1)}[key]
-    return leads.annotate(furthest=furthest_rank()).filter(furthest__gte=rank)
+    return leads.filter(**{f"{REACHED_FIELD[dict(STEPS)[key]]}__isnull": False})
 
 
 def period_entries(date_range: DateRange, part: Slice, key: str):
@@ -156,7 +136,7 @@ def period_funnel(date_range: DateRange, part: Slice, *, visitors=ASK) -> Funnel
     happened in the range (of leads in the slice, whenever created); each ratio is over the step before."""
     leads = cohort_leads(date_range, part).count()
     counts = dict(
-        stage_entries(date_range, part, list(RANK))
+        stage_entries(date_range, part, [status for _, status in STEPS])
         .order_by()
         .values_list("to_status")
         .annotate(n=Count("pk"))
