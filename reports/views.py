@@ -1,9 +1,13 @@
 """The managers' reports: the dashboard, and each figure's rows (on a page and as CSV). Views parse the range and
 the slice, ask the policy, and read the selectors; nothing here computes a figure."""
 
+from collections.abc import Callable
+from dataclasses import dataclass
+
 from django.core.paginator import Paginator
 from django.http import Http404
 from django.shortcuts import render
+from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET
 
@@ -33,58 +37,118 @@ def _query_without(request, name: str) -> str:
     return query.urlencode()
 
 
+def _funnel(request, date_range, part) -> dict:
+    visitors = funnel.human_visitors(date_range, part)
+    cohort = funnel.cohort_funnel(date_range, part, visitors=visitors)
+    weeks = trends.weekly(date_range, part)
+    return {"cohort": cohort, "svg_height": 18 * len(cohort.steps), "reference": funnel.REFERENCE_TRAFFIC_TO_LEAD,
+            "period": funnel.period_funnel(date_range, part, visitors=visitors), "weeks": weeks,
+            "trend": line_chart([f"{w.start:%-d %b}" for w in weeks],
+                                [("Leads created", [w.leads for w in weeks]), ("Deals won", [w.won for w in weeks])])}
+
+
+def _cohorts(request, date_range, part) -> dict:
+    target = request.GET.get("cohort_target") if request.GET.get("cohort_target") in cohorts.TARGETS else "customer"
+    return {"cohort_target": target, "cohort_targets": cohorts.TARGETS,
+            "cohorts": cohorts.cohort_table(date_range, part, target)}
+
+
+def _economics(request, date_range, part) -> dict:
+    return {"economics_tables": [("By campaign", economics.by_campaign(date_range, part), "campaign"),
+                                 ("By source", economics.by_source(date_range, part), "source")],
+            "query_without": {name: _query_without(request, name) for name in ("campaign", "source")}}
+
+
+def _nurturing(request, date_range, part) -> dict:
+    return {"sequences": nurturing.sequence_rows(date_range, part)}
+
+
+def _sales(request, date_range, part) -> dict:
+    return {"sales": {"win_rate": sales.win_rate(date_range, part), "deal_size": sales.deal_size(date_range, part),
+                      "time_to_close": sales.time_to_close(date_range, part),
+                      "sales_cycle": sales.sales_cycle(date_range, part),
+                      "time_in_stage": sales.time_in_stage(date_range, part)}}
+
+
+def _pipeline(request, date_range, part) -> dict:
+    totals = pipeline.open_deal_totals(part)
+    return {"pipeline": {"by_stage": pipeline.pipeline_by_stage(part, totals=totals),
+                         "forecast": pipeline.weighted_forecast(part, totals=totals),
+                         "velocity": pipeline.pipeline_velocity(date_range, part, totals=totals)}}
+
+
+def _attention(request, date_range, part) -> dict:
+    stays = sales.time_in_stage(date_range, part)
+    counts = attention.open_lead_counts(date_range, part, stays=stays)
+    return {"attention": {"stuck": attention.stuck_by_stage(date_range, part, stays=stays, counts=counts),
+                          "cold": attention.cold_by_owner(part, counts=counts)}}
+
+
+def _objections(request, date_range, part) -> dict:
+    return {"objections": {
+        "categories": objections.by_category(date_range, part),
+        "breakdowns": [(title, objections.by_dimension(date_range, part, key))
+                       for key, title in (("stage", "By stage when raised"), ("source", "By source"),
+                                          ("product", "By product"))],
+    }}
+
+
+def _reps(request, date_range, part) -> dict:
+    rows, team = reps.rep_rows(date_range, part)
+    return {"reps": rows, "team": team}
+
+
+@dataclass(frozen=True)
+class Report:
+    """One page of the reports: its tab, what it reads (`build`), and the definitions it shows."""
+
+    key: str
+    title: str
+    build: Callable[..., dict]
+    definitions: tuple[str, ...]
+
+
+# In tab order. The key is the policy's name for the report (core.policy.may_view_reports).
+REPORTS = {report.key: report for report in (
+    Report("funnel", "Funnel", _funnel, ("visitors", "traffic_to_lead", "cohort", "period", "trend")),
+    Report("cohorts", "Cohorts", _cohorts, ("cohorts",)),
+    Report("economics", "Economics", _economics, ("economics",)),
+    Report("nurturing", "Nurturing", _nurturing, ("nurturing",)),
+    Report("sales", "Sales", _sales, ("win_rate", "deal_size", "time_to_close", "sales_cycle", "time_in_stage")),
+    Report("pipeline", "Pipeline", _pipeline, ("pipeline", "forecast", "velocity")),
+    Report("attention", "Stuck and cold", _attention, ("stuck", "cold")),
+    Report("objections", "Objections", _objections, ("objections",)),
+    Report("reps", "Reps", _reps, ("reps",)),
+)}
+
+
+def _url(key: str) -> str:
+    return reverse("reports:dashboard") if key == "funnel" else reverse("reports:report", args=[key])
+
+
 @require_GET
 @workspace_view
-def dashboard(request, *, access):
-    if not may_view_reports(request.user, "funnel"):
-        check_may_view_reports(request.user, "sales")
+def report_page(request, key="funnel", *, access):
+    """One report for the range and slice asked (the first page, /reports/, is the funnel). Each page reads only
+    its own report, so it costs what that report costs."""
+    report = REPORTS.get(key)
+    if report is None:
+        raise Http404("No such report.")
+    check_may_view_reports(request.user, report.key)
     form = _form(request)
-    context = {"form": form, "nav": "reports", "definitions": definitions.DEFINITIONS,
-               "reference": funnel.REFERENCE_TRAFFIC_TO_LEAD, "query": request.GET.urlencode(),
+    query = request.GET.copy()
+    query.pop("cohort_target", None)
+    context = {"form": form, "nav": "reports", "report": report.key, "definitions": definitions.DEFINITIONS,
+               "definitions_shown": [definitions.DEFINITIONS[name] for name in report.definitions],
+               "query": request.GET.urlencode(), "tab_query": query.urlencode(),
+               "section": f"reports/sections/{report.key}.html",
+               "tabs": [{"key": r.key, "title": r.title, "url": _url(r.key)}
+                        for r in REPORTS.values() if may_view_reports(request.user, r.key)],
                "time_zone": timezone.get_current_timezone_name()}
     if "range" in form.cleaned_data:
         date_range, part = form.report_range(), form.report_slice()
-        target = request.GET.get("cohort_target") if request.GET.get("cohort_target") in cohorts.TARGETS else "customer"
-        visitors = funnel.human_visitors(date_range, part)
-        cohort = funnel.cohort_funnel(date_range, part, visitors=visitors)
-        context.update(date_range=date_range, cohort=cohort, svg_height=18 * len(cohort.steps),
-                       period=funnel.period_funnel(date_range, part, visitors=visitors), cohort_target=target,
-                       cohort_targets=cohorts.TARGETS, cohorts=cohorts.cohort_table(date_range, part, target))
-        weeks = trends.weekly(date_range, part)
-        context["weeks"] = weeks
-        context["trend"] = line_chart([f"{w.start:%-d %b}" for w in weeks],
-                                      [("Leads created", [w.leads for w in weeks]), ("Deals won", [w.won for w in weeks])])
-        if may_view_reports(request.user, "economics"):
-            context["economics"] = True
-            context["economics_tables"] = [("By campaign", economics.by_campaign(date_range, part), "campaign"),
-                                           ("By source", economics.by_source(date_range, part), "source")]
-            context["query_without"] = {name: _query_without(request, name) for name in ("campaign", "source")}
-        if may_view_reports(request.user, "nurturing"):
-            context["sequences"] = nurturing.sequence_rows(date_range, part)
-        if may_view_reports(request.user, "sales"):
-            stays, totals = sales.time_in_stage(date_range, part), pipeline.open_deal_totals(part)
-            counts = attention.open_lead_counts(date_range, part, stays=stays)
-            context["sales"] = known = {
-                "win_rate": sales.win_rate(date_range, part),
-                "deal_size": sales.deal_size(date_range, part),
-                "time_to_close": sales.time_to_close(date_range, part),
-                "sales_cycle": sales.sales_cycle(date_range, part),
-                "time_in_stage": stays,
-            }
-            known.update({
-                "by_stage": pipeline.pipeline_by_stage(part, totals=totals, counts=counts),
-                "forecast": pipeline.weighted_forecast(part, totals=totals),
-                "velocity": pipeline.pipeline_velocity(date_range, part, totals=totals, known=known),
-                "stuck": attention.stuck_by_stage(date_range, part, stays=stays, counts=counts),
-                "cold": attention.cold_by_owner(part, counts=counts),
-            })
-            context["objections"] = {
-                "categories": objections.by_category(date_range, part),
-                "breakdowns": [(title, objections.by_dimension(date_range, part, key))
-                               for key, title in (("stage", "By stage when raised"), ("source", "By source"),
-                                                  ("product", "By product"))],
-            }
-            context["reps"], context["team"] = reps.rep_rows(date_range, part)
+        context["date_range"] = date_range
+        context.update(report.build(request, date_range, part))
     return render(request, "reports/dashboard.html", context)
 
 

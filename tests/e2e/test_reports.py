@@ -54,6 +54,16 @@ def test_a_manager_changes_the_range_and_slice_drills_down_and_downloads(new_pag
     assert len(lines) == figure + 1
     assert download.suggested_filename.startswith("cohort-leads-")
 
-    # Hover text gives each figure's definition.
+    # Every other report, by its tab: each keeps the range and the slice, and shows its own section.
     page.go_back()
-    assert "won / (won + lost)" in page.locator("#win-rate").locator("xpath=..").get_attribute("title")
+    headings = {"Cohorts": "Cohorts", "Economics": "Economics", "Nurturing": "Nurturing", "Sales": "Sales",
+                "Pipeline": "Pipeline", "Stuck and cold": "Stuck and cold", "Objections": "Objections", "Reps": "Reps"}
+    for tab, heading in headings.items():
+        page.locator("#report-tabs").get_by_role("link", name=tab, exact=True).click()
+        page.wait_for_url(re.compile(rf"/reports/[a-z]+/\?.*source={source.pk}"))
+        assert page.get_by_role("heading", name=heading, exact=True).is_visible(), tab
+        assert page.locator("#report-tabs a[aria-current=page]").inner_text() == tab
+        if tab == "Sales":
+            # Hover text gives each figure's definition.
+            assert "won / (won + lost)" in page.locator("#win-rate").locator("xpath=..").get_attribute("title")
+    page.screenshot(path=artifacts / "reports-reps.png", full_page=True)

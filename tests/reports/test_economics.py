@@ -83,11 +83,11 @@ def test_spend_counts_pro_rata_for_the_days_in_the_range(march):
 def test_the_page_shows_the_economics_to_marketers_and_the_leads_link_to_their_list(client, march, marketer_user, rep_user):
     client.force_login(marketer_user)
     with time_machine.travel(local(2026, 4, 15, 12), tick=False):
-        html = client.get("/reports/", {"start": "2026-03-01", "end": "2026-03-31"}).content.decode()
+        html = client.get("/reports/economics/", {"start": "2026-03-01", "end": "2026-03-31"}).content.decode()
         assert "4,500.00 EUR" in html and "1,500.00 EUR" in html  # Spring's spend and cost per lead
         assert f"&amp;campaign={march['spring'].pk}" in html
         # Sliced to one campaign, a row's link sets its own campaign instead of adding a second one.
-        html = client.get("/reports/", {"start": "2026-03-01", "end": "2026-03-31",
+        html = client.get("/reports/economics/", {"start": "2026-03-01", "end": "2026-03-31",
                                         "campaign": march["webinar"].pk}).content.decode()
         assert "1,200.00 USD" in html and "4,500.00 EUR" not in html
         links = [href.replace("&amp;", "&") for href in re.findall(r'href="(/reports/figures/cohort-leads/[^"]*)"', html)]
@@ -96,4 +96,4 @@ def test_the_page_shows_the_economics_to_marketers_and_the_leads_link_to_their_l
                                                             "campaign": march["spring"].pk})
         assert rows.context["page"].paginator.count == 3
         client.force_login(rep_user)
-        assert client.get("/reports/", {"start": "2026-03-01", "end": "2026-03-31"}).status_code == 403
+        assert client.get("/reports/economics/", {"start": "2026-03-01", "end": "2026-03-31"}).status_code == 403

@@ -84,6 +84,6 @@ def test_revenue_influenced_counts_deals_won_after_an_email_of_the_sequence(marc
 def test_the_dashboard_shows_the_sequences_to_marketers(client, march, marketer_user):
     client.force_login(marketer_user)
     with time_machine.travel(local(2026, 4, 15, 12), tick=False):
-        page = client.get("/reports/", {"start": "2026-03-01", "end": "2026-03-31"})
+        page = client.get("/reports/nurturing/", {"start": "2026-03-01", "end": "2026-03-31"})
     assert [row.name for row in page.context["sequences"]] == ["Pricing", "Welcome"]
     assert "800.00 EUR" in page.content.decode()

@@ -18,15 +18,19 @@ def at_april(pipeline):
         yield pipeline
 
 
+def report(key: str) -> str:
+    return reverse("reports:report", args=[key])
+
+
 def test_a_manager_sees_the_funnel_and_the_sales_figures_and_each_drills_down_to_as_many_rows(client, at_april):
     client.force_login(at_april.boss)
     page = client.get(reverse("reports:dashboard"), MARCH)
     assert page.status_code == 200
-    funnel, sales = page.context["cohort"], page.context["sales"]
-    assert [step.count for step in funnel.steps] == [4, 3, 2, 1, 1]
-    assert (sales["win_rate"].won, sales["win_rate"].lost) == (2, 1)
-    html = page.content.decode()
-    assert 'id="win-rate">66.7 %' in html and "Cohort funnel" in html
+    assert [step.count for step in page.context["cohort"].steps] == [4, 3, 2, 1, 1]
+    assert "Cohort funnel" in page.content.decode()
+    sales = client.get(report("sales"), MARCH)
+    assert (sales.context["sales"]["win_rate"].won, sales.context["sales"]["win_rate"].lost) == (2, 1)
+    assert 'id="win-rate">66.7 %' in sales.content.decode()
 
     for key, expected in (("cohort-leads", 4), ("cohort-mql", 3), ("period-mql", 3), ("period-customer", 2),
                           ("deals-won", 2), ("deals-lost", 1)):
@@ -47,7 +51,11 @@ def test_the_cohort_drill_down_lists_the_leads_that_reached_the_step(client, at_
 def test_a_marketer_sees_the_funnel_but_not_sales_and_a_rep_sees_neither(client, at_april, marketer_user, rep_user):
     client.force_login(marketer_user)
     page = client.get(reverse("reports:dashboard"), MARCH)
-    assert page.status_code == 200 and "sales" not in page.context
+    assert page.status_code == 200
+    tabs = [tab["key"] for tab in page.context["tabs"]]
+    assert tabs == ["funnel", "cohorts", "economics", "nurturing"]
+    for key in ("sales", "pipeline", "attention", "objections", "reps"):
+        assert client.get(report(key), MARCH).status_code == 403, key
     assert client.get(reverse("reports:figure", args=["cohort-leads"]), MARCH).status_code == 200
     assert client.get(reverse("reports:figure", args=["deals-won"]), MARCH).status_code == 403
 
@@ -72,13 +80,16 @@ def test_a_slice_from_the_address_narrows_every_figure(client, at_april):
     client.force_login(at_april.boss)
     page = client.get(reverse("reports:dashboard"), {**MARCH, "source": at_april.ads.pk})
     assert [step.count for step in page.context["cohort"].steps] == [1, 1, 1, 1, 1]
-    assert page.context["sales"]["win_rate"].won == 1
+    assert client.get(report("sales"), {**MARCH, "source": at_april.ads.pk}).context["sales"]["win_rate"].won == 1
+    # The tabs keep the range and the slice.
+    assert f'href="/reports/sales/?start=2026-03-01&amp;end=2026-03-31&amp;source={at_april.ads.pk}"' in (
+        page.content.decode())
 
 
 def test_the_pipeline_now_drills_down_to_its_open_leads_and_deals(client, at_april):
     client.force_login(at_april.boss)
-    page = client.get(reverse("reports:dashboard"), MARCH)
-    by_stage = {row.status: row.leads for row in page.context["sales"]["by_stage"]}
+    page = client.get(report("pipeline"), MARCH)
+    by_stage = {row.status: row.leads for row in page.context["pipeline"]["by_stage"]}
     for status, count in by_stage.items():
         rows = client.get(reverse("reports:figure", args=[f"open-{status}"]), MARCH)
         assert rows.context["page"].paginator.count == count, status
@@ -88,14 +99,15 @@ def test_the_pipeline_now_drills_down_to_its_open_leads_and_deals(client, at_apr
 
 def test_the_cohort_heat_map_and_the_stuck_leads_are_on_the_page(client, at_april):
     client.force_login(at_april.boss)
-    page = client.get(reverse("reports:dashboard"), {"start": "2026-01-01", "end": "2026-03-31", "cohort_target": "mql"})
+    page = client.get(report("cohorts"), {"start": "2026-01-01", "end": "2026-03-31", "cohort_target": "mql"})
     assert [row.reached for row in page.context["cohorts"]] == [[2, 2, 2, 3], [1, 2, 2], [2, 3]]
     html = page.content.decode()
     assert 'class="share heat-4">66.7 %' in html  # January's 2 of 3 by month 0: the number is there, not only the shade
     # Over the quarter, Opportunity stays ended were 8, 37 and 85 days: L9, one since 3 Jan (102 days), is stuck.
-    stuck = {row.status: row.stuck for row in page.context["sales"]["stuck"]}
+    quarter = client.get(report("attention"), {"start": "2026-01-01", "end": "2026-03-31"})
+    stuck = {row.status: row.stuck for row in quarter.context["attention"]["stuck"]}
     assert stuck["opportunity"] == 1
-    march = {row.status: row.stuck for row in client.get(reverse("reports:dashboard"), MARCH).context["sales"]["stuck"]}
+    march = {row.status: row.stuck for row in client.get(report("attention"), MARCH).context["attention"]["stuck"]}
     for status in ("new", "mql", "opportunity"):
         rows = client.get(reverse("reports:figure", args=[f"stuck-{status}"]), MARCH)
         assert rows.context["page"].paginator.count == march[status] > 0, status
@@ -103,12 +115,14 @@ def test_the_cohort_heat_map_and_the_stuck_leads_are_on_the_page(client, at_apri
 
 def test_objections_and_reps_are_for_managers(client, at_april, marketer_user):
     client.force_login(at_april.boss)
-    page = client.get(reverse("reports:dashboard"), MARCH)
+    page = client.get(report("reps"), MARCH)
     assert page.context["team"].name == "Team" and 'id="reps"' in page.content.decode()
     assert client.get(reverse("reports:figure", args=["objections-price"]), MARCH).status_code == 200
     client.force_login(marketer_user)
     assert client.get(reverse("reports:figure", args=["objections-price"]), MARCH).status_code == 403
-    assert 'id="reps"' not in client.get(reverse("reports:dashboard"), MARCH).content.decode()
+    assert client.get(report("reps"), MARCH).status_code == 403
+    assert client.get(report("objections"), MARCH).status_code == 403
+    assert 'href="/reports/reps/' not in client.get(reverse("reports:dashboard"), MARCH).content.decode()
 
 
 def test_the_week_by_week_chart_draws_each_week_and_names_its_lines(client, at_april):
@@ -119,3 +133,16 @@ def test_the_week_by_week_chart_draws_each_week_and_names_its_lines(client, at_a
     html = page.content.decode()
     assert html.count("<polyline") == 2 and "● solid: Leads created" in html and "▪ dashed: Deals won" in html
     assert "<title>Deals won: 1</title>" in html
+
+
+def test_an_unknown_report_is_not_found(client, at_april):
+    client.force_login(at_april.boss)
+    assert client.get(report("no-such-report"), MARCH).status_code == 404
+
+
+def test_each_page_reads_only_its_own_report(client, at_april, django_assert_max_num_queries):
+    client.force_login(at_april.boss)
+    client.get(report("reps"), MARCH)  # the session and the user read once
+    with django_assert_max_num_queries(12):
+        page = client.get(report("reps"), MARCH)
+    assert "cohort" not in page.context and "sales" not in page.context

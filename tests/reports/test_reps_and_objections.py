@@ -80,7 +80,7 @@ def test_objections_by_stage_then_source_and_product(march):
 def test_the_page_breaks_objections_down_by_stage_source_and_product(client, march, manager_user):
     client.force_login(manager_user)
     with time_machine.travel(local(2026, 4, 15, 12), tick=False):
-        page = client.get("/reports/", {"start": "2026-03-01", "end": "2026-03-31"})
+        page = client.get("/reports/objections/", {"start": "2026-03-01", "end": "2026-03-31"})
     breakdowns = dict(page.context["objections"]["breakdowns"])
     assert breakdowns["By product"] == [("price", "Pro", 1), ("timing", "Basic", 1)]
     html = page.content.decode()
