@@ -34,6 +34,7 @@ from core.http import host_allowed
 from .classify import BurstCounter, classify
 from .models import PageView, TrackingSalt, TrafficDaily, Visitor, VisitorKind
 from .queue import hit_queue
+from .visitors import visitors_record
 
 MAX_BODY_BYTES = 4096
 VISITOR_ID = re.compile(r"^[A-Za-z0-9_-]{16,40}$")
@@ -233,15 +234,23 @@ def hits_ingest(*, limit: int | None = None) -> int:
         for start in range(0, len(hits), 1000):
             chunk = hits[start:start + 1000]
             known = Visitor.objects.in_bulk({h["v"] for h in chunk})
-            rows = [_page_view(h, bursts, known) for h in chunk]
-            with transaction.atomic():
-                PageView.objects.bulk_create(rows, ignore_conflicts=True)
-                Visitor.objects.bulk_create(
-                    [Visitor(visitor_id=v, first_seen_at=min(r.received_at for r in rows if r.visitor_id == v))
-                     for v in {r.visitor_id for r in rows} - set(known)],
-                    ignore_conflicts=True,
-                )
+            page_views_write([_page_view(h, bursts, known) for h in chunk], known=known)
         return len(hits)
+
+
+def page_views_write(rows: list[PageView], *, known: dict | None = None) -> None:
+    """Store page views in one transaction: the rows (a hit stored before is skipped), their new visitors, and
+    their human visitors in the day's visitor sets (traffic.visitors). `known`: the Visitor rows already read."""
+    if known is None:
+        known = Visitor.objects.in_bulk({r.visitor_id for r in rows})
+    with transaction.atomic():
+        PageView.objects.bulk_create(rows, ignore_conflicts=True)
+        Visitor.objects.bulk_create(
+            [Visitor(visitor_id=v, first_seen_at=min(r.received_at for r in rows if r.visitor_id == v))
+             for v in {r.visitor_id for r in rows} - set(known)],
+            ignore_conflicts=True,
+        )
+        visitors_record(rows)
 
 
 # --- Reports' rollup ----------------------------------------------------------------------------

@@ -70,6 +70,36 @@ class PageView(UtmFields):
         return f"{self.path} ({self.received_at:%Y-%m-%d %H:%M})"
 
 
+class VisitorNumber(models.Model):
+    """A small whole number for each visitor id with a human page view: what the daily visitor sets hold."""
+
+    id = models.BigAutoField(primary_key=True)
+    visitor_id = models.CharField(max_length=40, unique=True)
+
+
+class DailyVisitors(models.Model):
+    """The human visitors of one day (on the team's clock) with one attribution and first landing page, as a set
+    of visitor numbers (a serialized Roaring bitmap): sets of several days and slices combine into an exact count
+    of distinct visitors without reading the page views again. `whole_day` rows hold the day's every human visitor
+    (their attribution fields are blank). Written with the page views (traffic.visitors)."""
+
+    day = models.DateField()
+    whole_day = models.BooleanField(default=False)
+    utm_source = models.CharField(max_length=200, blank=True)
+    utm_medium = models.CharField(max_length=200, blank=True)
+    utm_campaign = models.CharField(max_length=200, blank=True)
+    landing_path = models.CharField(max_length=500, blank=True)
+    visitors = models.BinaryField()
+    count = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["day", "whole_day", "utm_source", "utm_medium", "utm_campaign", "landing_path"],
+                                    name="dailyvisitors_one_per_slice"),
+        ]
+        verbose_name_plural = "daily visitors"
+
+
 class Visitor(models.Model):
     """What is known of a visitor id beyond its hits: the lead it became, or that it is the team's."""
 

@@ -9,6 +9,7 @@ from django.utils import timezone
 from leads import services
 from leads.merging import lead_merge
 from tests.factories import LeadFactory, SourceFactory
+from traffic.ingest import page_views_write
 from traffic.models import PageView
 
 
@@ -20,8 +21,10 @@ def local(*parts) -> datetime:
 def view(visitor: str, at: datetime, kind: str = "human", **fields) -> PageView:
     import uuid
 
-    return PageView.objects.create(hit_id=uuid.uuid4(), received_at=at, visitor_id=visitor, url="https://x.test/",
-                                   host="x.test", path="/", kind=kind, **fields)
+    row = PageView(hit_id=uuid.uuid4(), received_at=at, visitor_id=visitor, url="https://x.test/", host="x.test",
+                   path="/", kind=kind, **fields)
+    page_views_write([row])  # as the tracking worker writes them: with the day's visitor sets
+    return row
 
 
 class Pipeline:
