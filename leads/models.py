@@ -263,6 +263,10 @@ class Lead(models.Model):
             models.Index(fields=["-score", "-id"], name="lead_score"),
             # What a sync client asks for: leads changed since its last read (the API's updated_since).
             models.Index(fields=["updated_at", "id"], name="lead_updated"),
+            # The open pipeline now by stage and owner (the reports' pipeline, stuck and cold leads): every live
+            # lead is counted, so the index carries what they filter on and a count reads it alone.
+            models.Index(fields=["status", "owner"], include=["id", "stage_entered_at", "last_touch_at", "created_at"],
+                         condition=LIVE, name="lead_live_report"),
         ]
 
     def __str__(self):
@@ -510,6 +514,8 @@ class Deal(models.Model):
         indexes = [
             models.Index(fields=["status", "-closed_at"], name="deal_status_closed"),
             models.Index(fields=["lead", "status"], name="deal_lead_status"),
+            # A lead's latest deal (its product, in the objections report) read from the index alone.
+            models.Index(fields=["lead", "-created_at", "-id"], include=["product"], name="deal_lead_latest"),
         ]
         constraints = [
             models.CheckConstraint(
