@@ -103,6 +103,9 @@ def test_the_cohort_heat_map_and_the_stuck_leads_are_on_the_page(client, at_apri
     assert [row.reached for row in page.context["cohorts"]] == [[2, 2, 2, 3], [1, 2, 2], [2, 3]]
     html = page.content.decode()
     assert 'class="share heat-4">66.7 %' in html  # January's 2 of 3 by month 0: the number is there, not only the shade
+    # Each target's button keeps the range and sets the target once.
+    assert 'href="?start=2026-01-01&amp;end=2026-03-31&amp;cohort_target=sql"' in html
+    assert html.count("cohort_target=") == 4
     # Over the quarter, Opportunity stays ended were 8, 37 and 85 days: L9, one since 3 Jan (102 days), is stuck.
     quarter = client.get(report("attention"), {"start": "2026-01-01", "end": "2026-03-31"})
     stuck = {row.status: row.stuck for row in quarter.context["attention"]["stuck"]}
