@@ -1,4 +1,4 @@
-"""Deleting many rows without one long statement: a batch of ids at a time."""
+"""Working through many rows a batch at a time: deleting without one long statement, and slicing ids or rows."""
 
 
 def delete_in_batches(rows, *, batch_size: int = 5000) -> int:
@@ -11,3 +11,16 @@ def delete_in_batches(rows, *, batch_size: int = 5000) -> int:
         if not ids:
             return removed
         removed += model.objects.filter(id__in=ids).delete()[1].get(model._meta.label, 0)
+
+
+def batched(values, size: int):
+    """`values` (any iterable) in lists of at most `size`, in order: ids in slices a database takes as query
+    parameters, rows in chunks to write. (itertools.batched from Python 3.12, as lists.)"""
+    batch = []
+    for value in values:
+        batch.append(value)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch

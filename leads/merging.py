@@ -18,6 +18,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from django.utils.formats import date_format
 
+from core.batches import batched
 from core.events import Actor, EventType, event_record
 from core.models import DomainEvent
 from core.policy import access_for, check_may_merge_leads
@@ -52,11 +53,6 @@ _FILLED = (
 _CONSENT = ("consent_given_at", "consent_text", "consent_source")
 
 
-def _chunks(ids: list[int], size: int = 1000):
-    for start in range(0, len(ids), size):
-        yield ids[start:start + size]
-
-
 def _attname(name: str) -> str:
     return Lead._meta.get_field(name).attname
 
@@ -84,7 +80,7 @@ def _lock_pair(first_pk: int, second_pk: int) -> tuple[Lead, Lead]:
 def _move(model, ids: list[int], *, field: str, to_id: int, only_from: int | None = None) -> None:
     """Point the rows `ids` of `model` at lead `to_id` (those still at `only_from`, when given)."""
     column = f"{field}_id"
-    for chunk in _chunks(ids):
+    for chunk in batched(ids, 1000):
         rows = model.objects.filter(pk__in=chunk)
         if only_from is not None:
             rows = rows.filter(**{column: only_from})

@@ -18,6 +18,8 @@ from django.db import connection
 from django.db.models import F, Min, OuterRef, Subquery, Value
 from django.db.models.functions import Coalesce
 
+from core.batches import batched
+
 from .models import Lead, StageChange
 from .pipeline import LeadStatus
 
@@ -54,9 +56,8 @@ def _first_entry(status: str, change_model):
 
 def refresh_reached(lead_ids, *, lead_model=Lead, change_model=StageChange) -> None:
     """Recompute the reached fields of these leads from their stage history. (The models: a data migration's.)"""
-    lead_ids = sorted(set(lead_ids))
-    for start in range(0, len(lead_ids), 1000):
-        lead_model.objects.filter(pk__in=lead_ids[start:start + 1000]).update(
+    for chunk in batched(sorted(set(lead_ids)), 1000):
+        lead_model.objects.filter(pk__in=chunk).update(
             **{field: _first_entry(status, change_model) for status, field in REACHED}
         )
 

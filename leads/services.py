@@ -18,6 +18,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from core.batches import batched
 from core.emails import normalize_email
 from core.events import Actor, EventType, event_record, events_record
 from core.models import ActorKind
@@ -201,7 +202,7 @@ def lead_assign_owner(*, leads, owner, by=None) -> int:
     with transaction.atomic():
         ids = list(targets.select_for_update().order_by("pk").values_list("pk", flat=True))
         now = timezone.now()
-        for chunk in _chunks(ids):
+        for chunk in batched(ids, 1000):
             if owner is not None:
                 # The previous owner's open follow-ups on these leads go with them to the new owner.
                 Task.objects.filter(lead__in=chunk, completed_at__isnull=True, assignee=F("lead__owner")).update(assignee=owner)
@@ -227,12 +228,6 @@ def lead_claim(*, lead: Lead, by) -> Lead:
     return lead
 
 
-def _chunks(ids: list[int], size: int = 1000):
-    """Ids in slices a database takes as query parameters."""
-    for start in range(0, len(ids), size):
-        yield ids[start:start + size]
-
-
 def _leads_queryset(leads):
     """Leads given as a queryset (kept lazy: it may be a million rows) or as instances."""
     if hasattr(leads, "values"):
@@ -247,7 +242,7 @@ def lead_archive(*, leads, by=None) -> int:
     with transaction.atomic():
         live = _leads_queryset(leads).filter(archived_at__isnull=True)
         ids = list(live.select_for_update().order_by("pk").values_list("pk", flat=True))
-        for chunk in _chunks(ids):
+        for chunk in batched(ids, 1000):
             Lead.objects.filter(pk__in=chunk).update(archived_at=now, updated_at=now)
         events_record(EventType.LEAD_ARCHIVED, actor=Actor.of(by), lead_ids=ids, at=now)
         return len(ids)

@@ -24,6 +24,8 @@ from django.db import transaction
 from django.utils import timezone
 from pyroaring import BitMap
 
+from core.batches import batched
+
 from .models import DailyVisitors, PageView, VisitorKind, VisitorNumber
 
 SLICE_FIELDS = ("utm_source", "utm_medium", "utm_campaign", "landing_path")
@@ -32,10 +34,8 @@ _CHUNK = 5000
 
 def _numbers(visitor_ids, number_model=VisitorNumber) -> dict[str, int]:
     """Each visitor id's number, made for the ids that have none yet."""
-    ids = sorted(set(visitor_ids))
     numbers = {}
-    for start in range(0, len(ids), _CHUNK):
-        chunk = ids[start:start + _CHUNK]
+    for chunk in batched(sorted(set(visitor_ids)), _CHUNK):
         number_model.objects.bulk_create([number_model(visitor_id=v) for v in chunk], ignore_conflicts=True)
         numbers.update(number_model.objects.filter(visitor_id__in=chunk).values_list("visitor_id", "id"))
     return numbers
@@ -122,17 +122,6 @@ def distinct_visitors(start: date, end: date, **slice_values) -> int:
         raise TypeError(f"distinct_visitors() cannot narrow by {', '.join(sorted(unknown))}")
     sets = DailyVisitors.objects.filter(day__gte=start, day__lte=end, whole_day=not slice_values, **slice_values)
     union = BitMap()
-    for chunk in _chunked(sets.values_list("visitors", flat=True).iterator(chunk_size=2000)):
+    for chunk in batched(sets.values_list("visitors", flat=True).iterator(chunk_size=2000), 500):
         union |= BitMap.union(*(BitMap.deserialize(bytes(v)) for v in chunk))
     return len(union)
-
-
-def _chunked(values, size: int = 500):
-    chunk = []
-    for value in values:
-        chunk.append(value)
-        if len(chunk) == size:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk
