@@ -15,7 +15,7 @@ from the history, so it is also how a test proves the copy right.
 """
 
 from django.db import connection
-from django.db.models import F, Min, OuterRef, Subquery, Value
+from django.db.models import F, Min, OuterRef, Q, Subquery, Value
 from django.db.models.functions import Coalesce
 
 from core.batches import batched
@@ -37,6 +37,11 @@ def at_or_after(status: str) -> list[str]:
     """`status` and the qualified stages after it: entering any of them reaches `status`."""
     statuses = [s for s, _ in REACHED]
     return statuses[statuses.index(status):]
+
+
+def has_reached(status: str, prefix: str = "") -> Q:
+    """Leads (reached through `prefix`) that have reached `status` (MQL, SQL, opportunity or customer)."""
+    return Q(**{f"{prefix}{REACHED_FIELD[status]}__isnull": False})
 
 
 def reached_on_move(to_status: str, at) -> dict:

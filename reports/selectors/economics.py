@@ -16,12 +16,12 @@ Money is per currency: a campaign spending in EUR has no cost per lead in USD.
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from django.db.models import Count, DecimalField, ExpressionWrapper, F, Func, IntegerField, Q, Sum, Value
+from django.db.models import Count, DecimalField, ExpressionWrapper, F, Func, IntegerField, Sum, Value
 from django.db.models.functions import Greatest, Least
 
 from leads.models import Campaign, CampaignSpend, Deal, Source
 from leads.pipeline import LeadStatus
-from leads.reach import REACHED_FIELD
+from leads.reach import has_reached
 
 from ..ranges import DateRange, Slice
 from .common import counted_leads, counted_rows
@@ -101,7 +101,7 @@ def _economics(date_range: DateRange, part: Slice, by: str) -> list[EconomicsRow
         return rows.setdefault(key, EconomicsRow(key, names.get(key, "(none)") if key else "(none)"))
 
     leads = counted_leads().filter(part.leads_q())
-    reached = {key: Count("pk", filter=Q(**{f"{REACHED_FIELD[status]}__isnull": False}))
+    reached = {key: Count("pk", filter=has_reached(status))
                for key, status in (("mql", LeadStatus.MQL), ("sql", LeadStatus.SQL), ("customers", LeadStatus.CUSTOMER))}
     for values in (leads.filter(date_range.q("created_at")).order_by().values(lead_key)
                    .annotate(leads=Count("pk"), **reached)):

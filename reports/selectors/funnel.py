@@ -24,11 +24,11 @@ the visitor count and the traffic-to-lead rate are not shown.
 
 from dataclasses import dataclass
 
-from django.db.models import Count, Q
+from django.db.models import Count
 
 from leads.models import Campaign, Source, StageChange
 from leads.pipeline import LeadStatus
-from leads.reach import REACHED_FIELD
+from leads.reach import has_reached
 from traffic.visitors import distinct_visitors
 
 from ..ranges import DateRange, Slice
@@ -104,8 +104,7 @@ def cohort_funnel(date_range: DateRange, part: Slice, *, visitors=ASK) -> Funnel
     opportunity and customer by now; each step's rate is its count over the step before. `visitors`: the
     range's human visitors if already counted (`human_visitors`)."""
     counts = cohort_leads(date_range, part).aggregate(
-        leads=Count("pk"), **{key: Count("pk", filter=Q(**{f"{REACHED_FIELD[status]}__isnull": False}))
-                              for key, status in STEPS})
+        leads=Count("pk"), **{key: Count("pk", filter=has_reached(status)) for key, status in STEPS})
     steps = [Step("leads", "Leads", counts["leads"], None)]
     for key, status in STEPS:
         steps.append(Step(key, LeadStatus(status).label, counts[key], rate(counts[key], steps[-1].count)))
@@ -123,7 +122,7 @@ def cohort_reached(date_range: DateRange, part: Slice, key: str):
     leads = cohort_leads(date_range, part)
     if key == "leads":
         return leads
-    return leads.filter(**{f"{REACHED_FIELD[dict(STEPS)[key]]}__isnull": False})
+    return leads.filter(has_reached(dict(STEPS)[key]))
 
 
 def period_entries(date_range: DateRange, part: Slice, key: str):
