@@ -60,8 +60,7 @@ class OpenCount:
 
 def open_lead_counts(date_range: DateRange, part: Slice, *, stays=None) -> list[OpenCount]:
     """Open leads now by stage and owner: how many, how many are cold and how many stuck (as in `stuck_by_stage`).
-    One read of the open leads that the pipeline by stage, the stuck leads and the cold leads each add up their
-    own way. `stays`: `sales.time_in_stage` for the same range and slice, if already read."""
+    One read of the open leads that the stuck leads and the cold leads each add up their own way. `stays`: `sales.time_in_stage` for the same range and slice, if already read."""
     stuck = _stuck_condition(_usual_days(date_range, part, stays))
     rows = open_leads(part).order_by().values_list("status", "owner").annotate(
         open=Count("pk"), cold=Count("pk", filter=cold_condition()),

@@ -73,16 +73,10 @@ class StageRow:
     value: dict[str, Decimal]  # open deal value per currency
 
 
-def pipeline_by_stage(part: Slice, *, totals: list[OpenTotal] | None = None, counts=None) -> list[StageRow]:
+def pipeline_by_stage(part: Slice, *, totals: list[OpenTotal] | None = None) -> list[StageRow]:
     """Pipeline by stage: open (live) leads in each open stage now, and the value of their open deals per currency.
-    `totals`: `open_deal_totals(part)`, and `counts`: `attention.open_lead_counts` (rows with a status and an
-    open count), where already read."""
-    if counts is None:
-        leads = dict(open_leads(part).order_by().values_list("status").annotate(n=Count("pk")))
-    else:
-        leads = {}
-        for row in counts:
-            leads[row.status] = leads.get(row.status, 0) + row.open
+    `totals`: `open_deal_totals(part)`, where already read."""
+    leads = dict(open_leads(part).order_by().values_list("status").annotate(n=Count("pk")))
     values: dict[str, dict[str, Decimal]] = {}
     for total in open_deal_totals(part) if totals is None else totals:
         by_currency = values.setdefault(total.status, {})
@@ -137,16 +131,13 @@ class Velocity:
                 ).quantize(Decimal("0.01"))
 
 
-def pipeline_velocity(date_range: DateRange, part: Slice, *, totals: list[OpenTotal] | None = None,
-                      known: dict | None = None) -> list[Velocity]:
+def pipeline_velocity(date_range: DateRange, part: Slice, *, totals: list[OpenTotal] | None = None) -> list[Velocity]:
     """Pipeline velocity per currency: open deals now x the win rate x the average deal size (of the deals closed
     in the range) / the mean sales cycle length in days (of the deals won in the range). `totals`:
-    `open_deal_totals(part)`, and `known`: the sales report's "win_rate", "deal_size" and "sales_cycle" for the
-    same range and slice, where already read."""
-    known = known or {}
-    rate = (known.get("win_rate") or win_rate(date_range, part)).rate
-    cycle = (known.get("sales_cycle") or sales_cycle(date_range, part)).mean_days
-    sizes = known["deal_size"] if "deal_size" in known else deal_size(date_range, part)
+    `open_deal_totals(part)`, where already read."""
+    rate = win_rate(date_range, part).rate
+    cycle = sales_cycle(date_range, part).mean_days
+    sizes = deal_size(date_range, part)
     open_counts: dict[str, int] = {}
     for total in open_deal_totals(part) if totals is None else totals:
         open_counts[total.currency] = open_counts.get(total.currency, 0) + total.deals
