@@ -20,7 +20,7 @@ month of page views is dropped, so past months keep their visitor counts.
 from collections import defaultdict
 from datetime import date, datetime, time, timedelta
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 from pyroaring import BitMap
 
@@ -56,15 +56,20 @@ def _key(key: tuple) -> dict:
     return dict(zip(("day", "whole_day", *SLICE_FIELDS), key, strict=True))
 
 
-def _write(groups: dict[tuple, set[str]], numbers: dict[str, int], *, replace: bool, set_model=DailyVisitors) -> None:
+def _write(groups: dict[tuple, set[str]], numbers: dict[str, int], *, set_model=DailyVisitors) -> None:
+    """Add the visitors to their sets: a set is only ever added to, under a lock, so two writers of one day (two
+    ingestion batches, or a batch and a rebuild) both land."""
     for key in sorted(groups):  # one order for every writer: two batches never wait on each other in a cycle
         added = BitMap(numbers[v] for v in groups[key])
-        row, made = set_model.objects.get_or_create(**_key(key), defaults={"visitors": added.serialize(),
-                                                                          "count": len(added)})
-        if made:
-            continue
-        row = set_model.objects.select_for_update().get(pk=row.pk)
-        merged = added if replace else BitMap.deserialize(bytes(row.visitors)) | added
+        row = set_model.objects.select_for_update().filter(**_key(key)).first()
+        if row is None:
+            try:
+                with transaction.atomic():
+                    set_model.objects.create(**_key(key), visitors=added.serialize(), count=len(added))
+                continue
+            except IntegrityError:  # another writer made it meanwhile: add to theirs
+                row = set_model.objects.select_for_update().get(**_key(key))
+        merged = BitMap.deserialize(bytes(row.visitors)) | added
         set_model.objects.filter(pk=row.pk).update(visitors=merged.serialize(), count=len(merged))
 
 
@@ -76,21 +81,25 @@ def visitors_record(views) -> None:
         return
     groups = _grouped(rows)
     with transaction.atomic():
-        _write(groups, _numbers(r[1] for r in rows), replace=False)
+        _write(groups, _numbers(r[1] for r in rows))
 
 
 def visitors_rebuild_day(day: date, *, view_model=PageView, number_model=VisitorNumber,
                          set_model=DailyVisitors) -> int:
-    """Build the day's sets again from its page views (the models: a data migration's). Returns the sets."""
+    """Build the day's sets again from its page views (the models: a data migration's). Returns the sets.
+
+    The day's sets are deleted first and its page views read after, in one transaction: a batch being written
+    meanwhile either committed before the read (its views are read) or adds its visitors to the new sets after
+    (a set is only added to), so none is lost."""
     zone = timezone.get_current_timezone()
     since = timezone.make_aware(datetime.combine(day, time.min), zone)
     until = timezone.make_aware(datetime.combine(day + timedelta(days=1), time.min), zone)
-    rows = list(view_model.objects.filter(received_at__gte=since, received_at__lt=until, kind=VisitorKind.HUMAN)
-                .order_by().values_list("received_at", "visitor_id", *SLICE_FIELDS).iterator(chunk_size=20000))
-    groups = _grouped(rows)
     with transaction.atomic():
         set_model.objects.filter(day=day).delete()
-        _write(groups, _numbers((r[1] for r in rows), number_model), replace=True, set_model=set_model)
+        rows = list(view_model.objects.filter(received_at__gte=since, received_at__lt=until, kind=VisitorKind.HUMAN)
+                    .order_by().values_list("received_at", "visitor_id", *SLICE_FIELDS).iterator(chunk_size=20000))
+        groups = _grouped(rows)
+        _write(groups, _numbers((r[1] for r in rows), number_model), set_model=set_model)
     return len(groups)
 
 

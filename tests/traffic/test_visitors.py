@@ -101,3 +101,51 @@ def test_hits_through_the_endpoint_count_their_people_once_and_bots_never(client
 def test_an_unknown_slice_is_refused():
     with pytest.raises(TypeError, match="cannot narrow by persona"):
         distinct_visitors(date(2026, 3, 1), date(2026, 3, 2), persona=1)
+
+
+@pytest.mark.integration
+def test_batches_and_a_rebuild_of_one_day_at_once_lose_no_visitor(postgres_db):
+    # On PostgreSQL, where they really run at once: four batches of new visitors for one day and one attribution
+    # (the first makes the day's sets, the others add to them), and a rebuild of that day in the middle.
+    import threading
+
+    from django.db import connection
+
+    from traffic.visitors import visitors_rebuild_day
+
+    day = datetime(2026, 3, 10, 12, tzinfo=UTC)
+    ingest.page_views_write([PageView(hit_id=uuid.uuid4(), received_at=day, visitor_id="earlier-visitor-0001",
+                                      url="https://x.test/", host="x.test", path="/", utm_source="ads")])
+    barrier, errors = threading.Barrier(5), []
+
+    def batch(n):
+        try:
+            barrier.wait()
+            ingest.page_views_write([
+                PageView(hit_id=uuid.uuid4(), received_at=day + timedelta(minutes=i), visitor_id=f"batch{n}-visitor-{i:04d}",
+                         url="https://x.test/", host="x.test", path="/", utm_source="ads")
+                for i in range(50)
+            ])
+        except Exception as error:  # noqa: BLE001 (the test reports what failed in the thread)
+            errors.append(error)
+        finally:
+            connection.close()
+
+    def rebuild():
+        try:
+            barrier.wait()
+            visitors_rebuild_day(timezone.localdate(day))
+        except Exception as error:  # noqa: BLE001
+            errors.append(error)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=batch, args=(n,)) for n in range(4)] + [threading.Thread(target=rebuild)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    local_day = timezone.localdate(day)
+    assert distinct_visitors(local_day, local_day) == 201 == counted_from_page_views(local_day, local_day)
+    assert distinct_visitors(local_day, local_day, utm_source="ads") == 201
