@@ -227,8 +227,11 @@ FROM leads_campaign c, generate_series(date_trunc('month', %(now)s::timestamptz 
 """
 
 OBJECTIONS_SQL = """
-INSERT INTO leads_objection (lead_id, category, lead_words, response, is_resolved, resolved_at, raised_by_id, created_at)
+INSERT INTO leads_objection (lead_id, category, stage, lead_words, response, is_resolved, resolved_at, raised_by_id,
+                             created_at)
 SELECT w.id, (ARRAY['price', 'timing', 'authority', 'need', 'competitor', 'trust', 'other'])[1 + (w.id * 13) % 7],
+       coalesce((SELECT sc.to_status FROM leads_stagechange sc WHERE sc.lead_id = w.id AND sc.changed_at <= w.at
+                 ORDER BY sc.changed_at DESC, sc.id DESC LIMIT 1), ''),
        'Too expensive for us right now', 'We have a smaller plan', w.id % 5 < 3,
        CASE WHEN w.id % 5 < 3 THEN w.at + interval '2 days' * (1 + w.id % 9) END, w.owner_id, w.at
 FROM (SELECT id, owner_id, created_at + (stage_entered_at - created_at) * 0.5 AS at

@@ -411,6 +411,10 @@ class Objection(models.Model):
         help_text="The call or meeting where it was raised.",
     )
     category = models.CharField(max_length=20, choices=Category.choices)
+    stage = models.CharField(
+        "stage when raised", max_length=20, choices=LeadStatus.choices, blank=True, default="", editable=False,
+        help_text="The stage the lead's history says it was in when it raised this (blank: no history before it).",
+    )
     lead_words = models.TextField("the lead's words")
     response = models.TextField("our answer", blank=True)
     is_resolved = models.BooleanField(default=False)

@@ -533,6 +533,7 @@ def objection_log(
         lead=lead,
         activity=activity,
         category=category,
+        stage=lead.status if at is None else _status_at(lead, now),
         lead_words=lead_words.strip(),
         response=response.strip(),
         is_resolved=is_resolved,
@@ -552,6 +553,14 @@ def objection_log(
         payload={"category": objection.category, "resolved": objection.is_resolved},
     )
     return objection
+
+
+def _status_at(lead: Lead, when: datetime) -> str:
+    """The stage the lead's history says it was in at `when` ("" if nothing was recorded by then)."""
+    return (
+        StageChange.objects.filter(lead=lead, changed_at__lte=when).order_by("-changed_at", "-pk")
+        .values_list("to_status", flat=True).first()
+    ) or ""
 
 
 @transaction.atomic

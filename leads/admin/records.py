@@ -303,11 +303,11 @@ class TaskAdmin(LeadRecordAdmin):
 class ObjectionAdmin(LeadRecordAdmin):
     """Managers review objections across leads: what stops deals, and how reps answer."""
 
-    list_display = ("category", "lead_column", "short_words", "is_resolved", "raised_by", "created_at")
+    list_display = ("category", "lead_column", "stage", "short_words", "is_resolved", "raised_by", "created_at")
     list_select_related = ("lead", "raised_by")
-    list_filter = ("category", "is_resolved", ("created_at", admin.DateFieldListFilter))
+    list_filter = ("category", "stage", "is_resolved", ("created_at", admin.DateFieldListFilter))
     search_fields = ("lead_words", "response")
-    readonly_fields = ("lead", "activity", "raised_by", "created_at", "resolved_at")
+    readonly_fields = ("lead", "activity", "stage", "raised_by", "created_at", "resolved_at")
 
     def has_add_permission(self, request):
         return False  # Logged on the lead, where the conversation is.

@@ -1,9 +1,9 @@
 """Objections: what leads object to, where in the funnel, and what comes of it.
 
 Of the objections logged in the range (of leads in the slice), by category: how many, at which stage the lead
-was when it was raised (the stage its history says it was in at that moment), by the lead's source and by the
-product of the lead's latest deal; how many were resolved and how long that took (median, p90); and the win rate
-after each kind: of the objections of that kind, those whose lead won a deal after it / (those whose lead won or
+was when it was raised (the stage its history says it was in at that moment, kept on the objection when it is
+logged), by the lead's source and by the product of the lead's latest deal; how many were resolved and how long
+that took (median, p90); and the win rate after each kind: of the objections of that kind, those whose lead won a deal after it / (those whose lead won or
 lost a deal after it). A lead that later both won and lost a deal counts on both sides.
 """
 
@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from django.db.models import Count, DurationField, Exists, ExpressionWrapper, F, OuterRef, Q, Subquery
 
-from leads.models import Deal, Objection, StageChange
+from leads.models import Deal, Objection
 
 from ..ranges import DateRange, Slice
 from .common import Spread, counted_rows, rate, spread_of
@@ -19,14 +19,6 @@ from .common import Spread, counted_rows, rate, spread_of
 
 def objections_in(date_range: DateRange, part: Slice):
     return Objection.objects.filter(date_range.q("created_at"), counted_rows(part))
-
-
-def _stage_then():
-    """The lead's stage when the objection was raised: the last stage entered at or before that moment."""
-    return Subquery(
-        StageChange.objects.filter(lead=OuterRef("lead"), changed_at__lte=OuterRef("created_at"))
-        .order_by("-changed_at", "-pk").values("to_status")[:1]
-    )
 
 
 def _latest_product():
@@ -80,7 +72,7 @@ def by_dimension(date_range: DateRange, part: Slice, dimension: str) -> list[tup
     "source" (the lead's) or "product" (of the lead's latest deal)."""
     objections = objections_in(date_range, part)
     if dimension == "stage":
-        objections = objections.annotate(value=_stage_then())
+        objections = objections.annotate(value=F("stage"))
     elif dimension == "source":
         objections = objections.annotate(value=F("lead__source__name"))
     elif dimension == "product":

@@ -440,6 +440,23 @@ def test_an_objection_is_logged_in_the_leads_words_and_can_be_resolved(rep_user)
     assert objection.is_resolved and objection.resolved_at is not None
 
 
+def test_an_objection_keeps_the_stage_the_lead_was_in_when_it_was_raised(rep_user):
+    start = timezone.now() - timedelta(days=10)
+    lead = LeadFactory(owner=rep_user, created_at=start)
+    services.lead_change_stage(lead=lead, to_status="nurturing", by=rep_user, at=start + timedelta(days=1))
+    services.lead_change_stage(lead=lead, to_status="mql", by=rep_user, at=start + timedelta(days=3))
+    now = services.objection_log(lead=lead, by=rep_user, category="price", lead_words="Too dear")
+    services.lead_change_stage(lead=lead, to_status="sql", by=rep_user)
+    # Logged after the fact: the stage the history gives for that moment, and none before the lead's history.
+    earlier = services.objection_log(lead=lead, by=rep_user, category="timing", lead_words="Next quarter",
+                                     at=start + timedelta(days=2))
+    before_history = services.objection_log(lead=lead, by=rep_user, category="need", lead_words="Not now",
+                                            at=start - timedelta(days=1))
+
+    stages = dict(Objection.objects.values_list("pk", "stage"))
+    assert stages == {now.pk: LeadStatus.MQL, earlier.pk: LeadStatus.NURTURING, before_history.pk: ""}
+
+
 def test_an_objection_needs_a_known_category_and_the_leads_words(rep_user):
     lead = LeadFactory(owner=rep_user)
     with pytest.raises(ValidationError) as exc:
@@ -659,3 +676,21 @@ def test_moving_many_leads_moves_each_the_pipeline_allows_and_lists_the_others(r
     assert dict(Lead.objects.values_list("pk", "status")) == {
         new.pk: LeadStatus.NURTURING, customer.pk: LeadStatus.CUSTOMER, contacted.pk: LeadStatus.NURTURING,
     }
+
+
+def test_objections_logged_before_the_stage_was_kept_get_it_from_the_history(rep_user):
+    from importlib import import_module
+
+    from django.apps import apps
+
+    start = timezone.now() - timedelta(days=10)
+    lead = LeadFactory(owner=rep_user, created_at=start)
+    services.lead_change_stage(lead=lead, to_status="contacted", by=rep_user, at=start + timedelta(days=1))
+    early = services.objection_log(lead=lead, by=rep_user, category="price", lead_words="Too dear",
+                                   at=start + timedelta(hours=1))
+    late = services.objection_log(lead=lead, by=rep_user, category="timing", lead_words="Later")
+    Objection.objects.update(stage="")
+
+    import_module("leads.migrations.0022_objection_stage_when_raised").stage_when_raised(apps, None)
+
+    assert dict(Objection.objects.values_list("pk", "stage")) == {early.pk: LeadStatus.NEW, late.pk: LeadStatus.CONTACTED}
