@@ -48,35 +48,62 @@ def nearest_rank(count: int, share: float) -> int:
     return max(ceil(share * count), 1) - 1
 
 
-class NearestRank(Aggregate):
-    """PostgreSQL's percentile_disc: the first value whose position in the order is at or past `share` of the
-    count, i.e. the value at `nearest_rank(count, share)`."""
+class NearestRanks(Aggregate):
+    """PostgreSQL's percentile_disc over an array of shares, in one sort: for each share the first value whose
+    position in the order is at or past that share of the count, i.e. the value at `nearest_rank(count, share)`."""
 
     function = "PERCENTILE_DISC"
-    template = "%(function)s(%(share)s) WITHIN GROUP (ORDER BY %(expressions)s)"
-    output_field = DurationField()
+    template = "%(function)s(%(shares)s) WITHIN GROUP (ORDER BY %(expressions)s)"
 
-    def __init__(self, expression, *, share: float, **extra):
-        super().__init__(expression, share=float(share), **extra)
+    def __init__(self, expression, *, shares: tuple[float, ...], **extra):
+        from django.contrib.postgres.fields import ArrayField
+
+        shares_sql = "ARRAY[%s]::float8[]" % ", ".join(repr(float(share)) for share in shares)
+        super().__init__(expression, shares=shares_sql, output_field=ArrayField(DurationField()), **extra)
 
 
 def spread_of(rows, duration_field: str) -> Spread:
     """Median, p90 and mean of a duration annotated as `duration_field` on `rows`, answered by the database: on
-    PostgreSQL one read (percentile_disc), elsewhere three small queries (an average; an ordered read of one row
-    at an offset, twice)."""
+    PostgreSQL one read and one sort (percentile_disc of both shares), elsewhere three small queries (an average;
+    an ordered read of one row at an offset, twice)."""
     if connection.vendor == "postgresql":
-        totals = rows.aggregate(count=Count("pk"), mean=Avg(duration_field),
-                                median=NearestRank(duration_field, share=0.5), p90=NearestRank(duration_field, share=0.9))
-        if not totals["count"]:
-            return Spread(0, None, None, None)
-        return Spread(totals["count"], _days(totals["median"]), _days(totals["p90"]), _days(totals["mean"]))
-    totals = rows.aggregate(count=Count("pk"), mean=Avg(duration_field))
+        return _spread(rows.aggregate(**_spread_aggregates(duration_field)))
+    totals = rows.aggregate(count=Count("*"), mean=Avg(duration_field))
     count = totals["count"]
     if not count:
         return Spread(0, None, None, None)
     ordered = rows.order_by(duration_field, "pk").values_list(duration_field, flat=True)
     median, p90 = ordered[nearest_rank(count, 0.5)], ordered[nearest_rank(count, 0.9)]
     return Spread(count, _days(median), _days(p90), _days(totals["mean"]))
+
+
+def spreads_by(rows, duration_field: str, by: str, groups, *, one_read: bool) -> dict:
+    """`spread_of` for each value of `by` in `groups` (a Spread of 0 where none), in one query on PostgreSQL.
+    `one_read`: one grouped read of the rows, which pays when finding the rows costs more than sorting them (a
+    join to the leads of a slice); otherwise a read per group, each a range of an index, in one UNION ALL (the
+    grouped read would first sort every row by its group)."""
+    if connection.vendor != "postgresql":
+        return {group: spread_of(rows.filter(**{by: group}), duration_field) for group in groups}
+    aggregates = _spread_aggregates(duration_field)
+    if one_read:
+        found = rows.filter(**{f"{by}__in": list(groups)}).order_by().values(by).annotate(**aggregates)
+    else:
+        each = [rows.filter(**{by: group}).order_by().values(by).annotate(**aggregates) for group in groups]
+        found = each[0].union(*each[1:], all=True)
+    spreads = {row[by]: _spread(row) for row in found}
+    return {group: spreads.get(group, Spread(0, None, None, None)) for group in groups}
+
+
+def _spread_aggregates(duration_field: str) -> dict:
+    return {"count": Count("*"), "mean": Avg(duration_field),
+            "ranks": NearestRanks(duration_field, shares=(0.5, 0.9))}
+
+
+def _spread(totals: dict) -> Spread:
+    if not totals["count"]:
+        return Spread(0, None, None, None)
+    median, p90 = totals["ranks"]
+    return Spread(totals["count"], _days(median), _days(p90), _days(totals["mean"]))
 
 
 def _days(duration) -> float | None:

@@ -15,7 +15,7 @@ from leads.models import Deal, StageChange
 from leads.pipeline import FUNNEL, LeadStatus
 
 from ..ranges import DateRange, Slice
-from .common import Spread, counted_rows, rate, spread_of
+from .common import Spread, counted_rows, rate, spread_of, spreads_by
 
 
 def closed_deals(date_range: DateRange, part: Slice, status: str | None = None):
@@ -91,9 +91,7 @@ def time_in_stage(date_range: DateRange, part: Slice) -> list[StageTime]:
     """Time in stage: from entering a stage to leaving it, from the stage history, over the stays that ended in
     the range (a lead still in a stage is not counted until it leaves). Median and 90th percentile, per stage."""
     stays = StageChange.objects.filter(date_range.q("changed_at"), counted_rows(part), time_in_from_stage__isnull=False)
-    return [
-        StageTime(status, LeadStatus(status).label, spread_of(stays.filter(from_status=status), "time_in_from_stage"))
-        for status in FUNNEL[:-1]
-    ]
-
-
+    # Sliced, the stays are found through their leads: once for every stage. Whole, each stage is a range of the
+    # stays index (stagechange_stays), read apart in one UNION ALL.
+    spreads = spreads_by(stays, "time_in_from_stage", "from_status", FUNNEL[:-1], one_read=part != Slice())
+    return [StageTime(status, LeadStatus(status).label, spreads[status]) for status in FUNNEL[:-1]]

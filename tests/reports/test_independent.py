@@ -16,7 +16,7 @@ from django.core.exceptions import ValidationError
 from leads import services
 from leads.merging import lead_merge
 from leads.models import Deal, Lead, LeadMerge, StageChange
-from leads.pipeline import ALLOWED_MOVES, ENDED_STATUSES
+from leads.pipeline import ALLOWED_MOVES, ENDED_STATUSES, FUNNEL
 from reports.ranges import DateRange, Slice
 from reports.selectors import funnel, sales
 from tests.factories import LeadFactory, SourceFactory
@@ -99,12 +99,17 @@ def by_hand(source=None):
         import math
         return values[max(math.ceil(share * len(values)), 1) - 1] if values else None
 
+    stays = {}  # each stay in a funnel stage that ended in the range, as the move that ended it recorded it
+    for c in changes:
+        if c.time_in_from_stage is not None and in_range(c.changed_at) and c.from_status in FUNNEL[:-1]:
+            stays.setdefault(c.from_status, []).append(c.time_in_from_stage.total_seconds() / 86400)
     closes = [(d.closed_at - d.created_at).total_seconds() / 86400 for d in won]
     cycles = [(d.closed_at - d.lead.created_at).total_seconds() / 86400 for d in won]
     return {
         "cohort": cohort_counts, "period": period_counts, "won": len(won), "lost": len(lost),
         "sizes": {c: (n, total, (total / n).quantize(Decimal("0.01"))) for c, (n, total) in sizes.items()},
         "close": (nearest(closes, 0.5), nearest(closes, 0.9)), "cycle": (nearest(cycles, 0.5), nearest(cycles, 0.9)),
+        "stays": {status: (len(days), nearest(days, 0.5), nearest(days, 0.9)) for status, days in stays.items()},
     }
 
 
@@ -130,5 +135,9 @@ def test_the_selectors_agree_with_a_computation_by_hand_from_the_raw_rows(db, ma
                               ((cycle.median_days, cycle.p90_days), expected["cycle"])):
                 assert got == (pytest.approx(want[0]) if want[0] is not None else None,
                                pytest.approx(want[1]) if want[1] is not None else None), (seed, source)
+            in_stage = {row.status: (row.spread.count, row.spread.median_days, row.spread.p90_days)
+                        for row in sales.time_in_stage(RANGE, part) if row.spread.count}
+            assert in_stage == {status: (n, pytest.approx(median), pytest.approx(p90))
+                                for status, (n, median, p90) in expected["stays"].items()}, (seed, source)
 
 
