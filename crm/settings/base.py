@@ -139,6 +139,12 @@ def _tune_database(db):
     else:
         db.setdefault("CONN_MAX_AGE", env.int("DATABASE_CONN_MAX_AGE", default=60))
         db.setdefault("CONN_HEALTH_CHECKS", True)
+        if db["ENGINE"] == "django.db.backends.postgresql" and not env.bool("DATABASE_JIT", default=False):
+            # PostgreSQL's JIT compiles a report's query for longer than the query runs (up to a second for a year
+            # of objections); off per connection. Behind a pooler that refuses startup options, set
+            # DATABASE_JIT=true and `ALTER ROLE ... SET jit = off` instead.
+            options = db.setdefault("OPTIONS", {})
+            options["options"] = f"{options.get('options', '')} -c jit=off".strip()
     return db
 
 

@@ -67,7 +67,7 @@ def spread_of(rows, duration_field: str) -> Spread:
     PostgreSQL one read and one sort (percentile_disc of both shares), elsewhere three small queries (an average;
     an ordered read of one row at an offset, twice)."""
     if connection.vendor == "postgresql":
-        return _spread(rows.aggregate(**_spread_aggregates(duration_field)))
+        return spread_from(rows.aggregate(**spread_aggregates(duration_field)))
     totals = rows.aggregate(count=Count("*"), mean=Avg(duration_field))
     count = totals["count"]
     if not count:
@@ -84,26 +84,28 @@ def spreads_by(rows, duration_field: str, by: str, groups, *, one_read: bool) ->
     grouped read would first sort every row by its group)."""
     if connection.vendor != "postgresql":
         return {group: spread_of(rows.filter(**{by: group}), duration_field) for group in groups}
-    aggregates = _spread_aggregates(duration_field)
+    aggregates = spread_aggregates(duration_field)
     if one_read:
         found = rows.filter(**{f"{by}__in": list(groups)}).order_by().values(by).annotate(**aggregates)
     else:
         each = [rows.filter(**{by: group}).order_by().values(by).annotate(**aggregates) for group in groups]
         found = each[0].union(*each[1:], all=True)
-    spreads = {row[by]: _spread(row) for row in found}
+    spreads = {row[by]: spread_from(row) for row in found}
     return {group: spreads.get(group, Spread(0, None, None, None)) for group in groups}
 
 
-def _spread_aggregates(duration_field: str) -> dict:
-    return {"count": Count("*"), "mean": Avg(duration_field),
-            "ranks": NearestRanks(duration_field, shares=(0.5, 0.9))}
+def spread_aggregates(duration, *, filter: Q | None = None, prefix: str = "") -> dict:
+    """PostgreSQL only: the aggregates behind a Spread of `duration` (over the rows matching `filter`), to read
+    beside other figures of the same rows in one query; `spread_from` makes the Spread of the row."""
+    return {f"{prefix}count": Count("*") if filter is None else Count("pk", filter=filter), f"{prefix}mean": Avg(duration, filter=filter),
+            f"{prefix}ranks": NearestRanks(duration, shares=(0.5, 0.9), filter=filter)}
 
 
-def _spread(totals: dict) -> Spread:
-    if not totals["count"]:
+def spread_from(row: dict, prefix: str = "") -> Spread:
+    if not row[f"{prefix}count"]:
         return Spread(0, None, None, None)
-    median, p90 = totals["ranks"]
-    return Spread(totals["count"], _days(median), _days(p90), _days(totals["mean"]))
+    median, p90 = row[f"{prefix}ranks"]
+    return Spread(row[f"{prefix}count"], _days(median), _days(p90), _days(row[f"{prefix}mean"]))
 
 
 def _days(duration) -> float | None:
