@@ -6,10 +6,10 @@ from dataclasses import dataclass
 
 from core.tabular import DATETIME, INTEGER, NUMBER, Column
 from leads.models import Objection
-from leads.pipeline import LeadStatus
+from leads.pipeline import FUNNEL, LeadStatus
 
 from .ranges import DateRange, Slice
-from .selectors import attention, funnel, objections, pipeline, sales
+from .selectors import attention, funnel, objections, pipeline, reps, sales
 
 
 def _owner(user) -> str:
@@ -31,12 +31,26 @@ ENTRY_COLUMNS = (
     Column("To", lambda change: change.get_to_status_display()),
     Column("Lead created", lambda change: change.lead.created_at, DATETIME),
 )
+ACTIVITY_COLUMNS = (
+    Column("Lead", lambda activity: activity.lead_id, INTEGER),
+    Column("When", lambda activity: activity.occurred_at, DATETIME),
+    Column("Kind", lambda activity: activity.get_kind_display()),
+    Column("Outcome", lambda activity: activity.get_outcome_display() if activity.outcome else ""),
+    Column("By", lambda activity: _owner(activity.author)),
+)
 OBJECTION_COLUMNS = (
     Column("Lead", lambda objection: objection.lead_id, INTEGER),
     Column("Raised", lambda objection: objection.created_at, DATETIME),
     Column("Category", lambda objection: objection.get_category_display()),
     Column("Resolved", lambda objection: objection.resolved_at if objection.is_resolved else None, DATETIME),
     Column("By", lambda objection: _owner(objection.raised_by)),
+)
+STAY_COLUMNS = (
+    Column("Lead", lambda change: change.lead_id, INTEGER),
+    Column("Stage", lambda change: change.get_from_status_display()),
+    Column("Days in it", lambda change: round(change.time_in_from_stage.total_seconds() / 86400, 4), NUMBER),
+    Column("Left", lambda change: change.changed_at, DATETIME),
+    Column("To", lambda change: change.get_to_status_display()),
 )
 DEAL_COLUMNS = (
     Column("Deal", lambda deal: deal.pk, INTEGER),
@@ -46,6 +60,7 @@ DEAL_COLUMNS = (
     Column("Currency", lambda deal: deal.currency),
     Column("Created", lambda deal: deal.created_at, DATETIME),
     Column("Closed", lambda deal: deal.closed_at, DATETIME),
+    Column("Lead created", lambda deal: deal.lead.created_at, DATETIME),
     Column("Owner", lambda deal: _owner(deal.owner)),
 )
 
@@ -68,7 +83,7 @@ def _entries(query):
 
 
 def _deals(query):
-    return query.select_related("owner").order_by("closed_at", "pk")
+    return query.select_related("owner", "lead").order_by("closed_at", "pk")
 
 
 def _funnel_figures():
@@ -90,7 +105,7 @@ FIGURES = {
         Figure("deals-won", "Deals won", "sales", lambda r, p: _deals(sales.closed_deals(r, p, "won")), DEAL_COLUMNS),
         Figure("deals-lost", "Deals lost", "sales", lambda r, p: _deals(sales.closed_deals(r, p, "lost")), DEAL_COLUMNS),
         Figure("deals-open", "Open deals now", "sales",
-               lambda r, p: pipeline.open_deals(p).select_related("owner").order_by("expected_close_on", "pk"),
+               lambda r, p: pipeline.open_deals(p).select_related("owner", "lead").order_by("expected_close_on", "pk"),
                DEAL_COLUMNS),
         *(Figure(f"open-{status}", f"Open leads now: {LeadStatus(status).label}", "sales",
                  lambda r, p, status=status: _leads(pipeline.open_leads(p).filter(status=status)), LEAD_COLUMNS)
@@ -99,8 +114,30 @@ FIGURES = {
                  lambda r, p, category=category: objections.objections_in(r, p).filter(category=category)
                  .select_related("raised_by").order_by("created_at", "pk"), OBJECTION_COLUMNS)
           for category, label in Objection.Category.choices),
-        *(Figure(f"stuck-{status}", f"Stuck leads: {LeadStatus(status).label}", "sales",
+        *(Figure(f"stays-{status}", f"Stays ended in {LeadStatus(status).label}, shortest first", "sales",
+                 # In the order the median and p90 are counted in: row n of the list is the value at rank n.
+                 lambda r, p, status=status: sales.stays_ended(r, p, status)
+                 .order_by("time_in_from_stage", "pk"), STAY_COLUMNS)
+          for status in FUNNEL[:-1]),
+        *(Figure(f"stuck-{status}", f"Stuck leads: {LeadStatus(status).label}", "attention",
                  lambda r, p, status=status: _leads(attention.stuck_leads(r, p, status)), LEAD_COLUMNS)
           for status in pipeline.OPEN_FUNNEL),
+        Figure("rep-calls", "Calls logged", "reps",
+               lambda r, p: reps.calls(r, p).select_related("author").order_by("occurred_at", "pk"), ACTIVITY_COLUMNS),
+        Figure("rep-connects", "Calls that connected", "reps",
+               lambda r, p: reps.calls(r, p, connected=True).select_related("author").order_by("occurred_at", "pk"),
+               ACTIVITY_COLUMNS),
+        Figure("rep-meetings", "Meetings logged", "reps",
+               lambda r, p: reps.meetings(r, p).select_related("author").order_by("occurred_at", "pk"),
+               ACTIVITY_COLUMNS),
+        Figure("rep-objections", "Objections logged", "reps",
+               lambda r, p: reps.objections_logged(r, p).select_related("raised_by").order_by("created_at", "pk"),
+               OBJECTION_COLUMNS),
+        Figure("rep-conversions", "Conversions", "reps", lambda r, p: _entries(reps.conversions(r, p)), ENTRY_COLUMNS),
+        Figure("rep-deals-won", "Deals won by their owner", "reps", lambda r, p: _deals(reps.deals_won(r, p)),
+               DEAL_COLUMNS),
+        Figure("cold", "Cold leads", "attention", lambda r, p: _leads(attention.cold_leads(p)), LEAD_COLUMNS),
+        Figure("cold-unassigned", "Cold leads nobody owns", "attention",
+               lambda r, p: _leads(attention.cold_leads(p, unassigned=True)), LEAD_COLUMNS),
     )
 }

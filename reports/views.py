@@ -13,10 +13,12 @@ from django.views.decorators.http import require_GET
 
 from core.policy import check_may_view_reports, may_view_reports
 from core.tabular import attachment_response, csv_lines, export_filename
+from leads.models import Objection
+from leads.pipeline import LeadStatus
 from workspace.views import workspace_view
 
 from . import definitions
-from .charts import line_chart
+from .charts import bar_chart, line_chart
 from .figures import FIGURES
 from .forms import ReportForm
 from .selectors import attention, cohorts, economics, funnel, nurturing, objections, pipeline, reps, sales, trends
@@ -63,11 +65,20 @@ def _nurturing(request, date_range, part) -> dict:
     return {"sequences": nurturing.sequence_rows(date_range, part)}
 
 
+def _days_text(value: float) -> str:
+    return f"{value:.1f} d"
+
+
 def _sales(request, date_range, part) -> dict:
-    return {"sales": {"win_rate": sales.win_rate(date_range, part), "deal_size": sales.deal_size(date_range, part),
-                      "time_to_close": sales.time_to_close(date_range, part),
-                      "sales_cycle": sales.sales_cycle(date_range, part),
-                      "time_in_stage": sales.time_in_stage(date_range, part)}}
+    in_stage = sales.time_in_stage(date_range, part)
+    closed = sales.closed_summary(date_range, part)
+    return {"sales": {"win_rate": closed.win_rate, "deal_size": sales.deal_size(date_range, part),
+                      "time_to_close": closed.time_to_close, "sales_cycle": closed.sales_cycle,
+                      "time_in_stage": in_stage,
+                      "time_in_stage_chart": bar_chart([row.label for row in in_stage],
+                                                       [("Median", [row.spread.median_days for row in in_stage]),
+                                                        ("p90", [row.spread.p90_days for row in in_stage])],
+                                                       text=_days_text)}}
 
 
 def _pipeline(request, date_range, part) -> dict:
@@ -81,21 +92,27 @@ def _attention(request, date_range, part) -> dict:
     stays = sales.time_in_stage(date_range, part)
     counts = attention.open_lead_counts(date_range, part, stays=stays)
     return {"attention": {"stuck": attention.stuck_by_stage(date_range, part, stays=stays, counts=counts),
-                          "cold": attention.cold_by_owner(part, counts=counts)}}
+                          "cold": attention.cold_by_owner(part, counts=counts)},
+            "query_without": {"owner": _query_without(request, "owner")}}
 
 
 def _objections(request, date_range, part) -> dict:
+    categories = objections.by_category(date_range, part)
     return {"objections": {
-        "categories": objections.by_category(date_range, part),
-        "breakdowns": [(title, objections.by_dimension(date_range, part, key))
-                       for key, title in (("stage", "By stage when raised"), ("source", "By source"),
-                                          ("product", "By product"))],
+        "categories": categories,
+        "chart": bar_chart([row.label for row in categories], [("Raised", [row.raised for row in categories]),
+                                                               ("Resolved", [row.resolved for row in categories])]),
+        "categories_named": dict(Objection.Category.choices),
+        # (title, rows, the names of the stored values where they have names)
+        "breakdowns": [(title, objections.by_dimension(date_range, part, key), named)
+                       for key, title, named in (("stage", "By stage when raised", dict(LeadStatus.choices)),
+                                                 ("source", "By source", {}), ("product", "By product", {}))],
     }}
 
 
 def _reps(request, date_range, part) -> dict:
     rows, team = reps.rep_rows(date_range, part)
-    return {"reps": rows, "team": team}
+    return {"reps": rows, "team": team, "query_without": {"owner": _query_without(request, "owner")}}
 
 
 @dataclass(frozen=True)

@@ -82,6 +82,12 @@ def stuck_by_stage(date_range: DateRange, part: Slice, *, stays=None,
             for status in OPEN_FUNNEL]
 
 
+def cold_leads(part: Slice, *, unassigned: bool = False):
+    """The open leads counted as cold in `cold_by_owner` (only the unassigned pool's with `unassigned`)."""
+    leads = open_leads(part).filter(cold_condition())
+    return leads.filter(owner__isnull=True) if unassigned else leads
+
+
 @dataclass(frozen=True)
 class ColdRow:
     owner_id: int | None

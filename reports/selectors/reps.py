@@ -38,10 +38,42 @@ def _leads(part: Slice, lead: str = "lead"):
     return counted_rows(part.without_owner(), lead)
 
 
+def _done_by(part: Slice, field: str) -> dict:
+    """Done by the slice's owner when it names one (here the rep who did it), else by anyone (not the system)."""
+    return {field: part.owner} if part.owner is not None else {f"{field}__isnull": False}
+
+
+def calls(date_range: DateRange, part: Slice, *, connected: bool = False):
+    """The calls logged in the range (connected ones only with `connected`): a rep's Calls and Connects."""
+    rows = Activity.objects.filter(date_range.q("occurred_at"), _leads(part), kind=Activity.Kind.CALL,
+                                   **_done_by(part, "author"))
+    return rows.filter(outcome=Activity.CallOutcome.CONNECTED) if connected else rows
+
+
+def meetings(date_range: DateRange, part: Slice):
+    return Activity.objects.filter(date_range.q("occurred_at"), _leads(part), kind=Activity.Kind.MEETING,
+                                   **_done_by(part, "author"))
+
+
+def objections_logged(date_range: DateRange, part: Slice):
+    return Objection.objects.filter(date_range.q("created_at"), _leads(part), **_done_by(part, "raised_by"))
+
+
+def conversions(date_range: DateRange, part: Slice):
+    """The moves to customer made in the range, by the rep who made them."""
+    return StageChange.objects.filter(date_range.q("changed_at"), _leads(part), to_status=LeadStatus.CUSTOMER,
+                                      **_done_by(part, "changed_by"))
+
+
+def deals_won(date_range: DateRange, part: Slice):
+    """The deals won in the range, by the rep who owns them."""
+    return Deal.objects.filter(date_range.q("closed_at"), _leads(part), status=Deal.Status.WON,
+                               **_done_by(part, "owner"))
+
+
 def rep_rows(date_range: DateRange, part: Slice, *, only_user=None) -> tuple[list[RepRow], RepRow]:
     """The rows per rep (every active rep and manager, and anyone who did something in the range), and the team's
     total. `only_user` limits it to one person (a rep's own figures)."""
-    leads = _leads(part)
     users = get_user_model().objects.filter(
         Q(groups__name__in=[Role.SALES_REP, Role.MANAGER], is_active=True)
     ).distinct()
@@ -59,28 +91,24 @@ def rep_rows(date_range: DateRange, part: Slice, *, only_user=None) -> tuple[lis
             rows[user_id] = RepRow(user_id, (user.get_full_name() or user.get_username()) if user else "(deleted)")
         return rows[user_id]
 
+    # The same rows as the drill-downs (calls, meetings, ... above), counted by rep.
     activities = (
-        Activity.objects.filter(date_range.q("occurred_at"), leads, author__isnull=False)
+        Activity.objects.filter(date_range.q("occurred_at"), _leads(part), **_done_by(part, "author"))
         .order_by().values_list("author")
         .annotate(calls=Count("pk", filter=Q(kind=Activity.Kind.CALL)),
                   connects=Count("pk", filter=Q(kind=Activity.Kind.CALL, outcome=Activity.CallOutcome.CONNECTED)),
                   meetings=Count("pk", filter=Q(kind=Activity.Kind.MEETING)))
     )
-    for author, calls, connects, meetings in activities:
+    for author, n_calls, connects, n_meetings in activities:
         if (target := row(author)) is not None:
-            target.calls, target.connects, target.meetings = calls, connects, meetings
-    for author, n in (Objection.objects.filter(date_range.q("created_at"), leads, raised_by__isnull=False)
-                      .order_by().values_list("raised_by").annotate(n=Count("pk"))):
+            target.calls, target.connects, target.meetings = n_calls, connects, n_meetings
+    for author, n in objections_logged(date_range, part).order_by().values_list("raised_by").annotate(n=Count("pk")):
         if (target := row(author)) is not None:
             target.objections = n
-    for user_id, n in (StageChange.objects.filter(date_range.q("changed_at"), leads,
-                                                  to_status=LeadStatus.CUSTOMER, changed_by__isnull=False)
-                       .order_by().values_list("changed_by").annotate(n=Count("pk"))):
+    for user_id, n in conversions(date_range, part).order_by().values_list("changed_by").annotate(n=Count("pk")):
         if (target := row(user_id)) is not None:
             target.conversions = n
-    for owner, currency, n, value in (Deal.objects.filter(date_range.q("closed_at"), leads,
-                                                          status=Deal.Status.WON, owner__isnull=False)
-                                      .order_by().values_list("owner", "currency")
+    for owner, currency, n, value in (deals_won(date_range, part).order_by().values_list("owner", "currency")
                                       .annotate(n=Count("pk"), value=Sum("value"))):
         if (target := row(owner)) is not None:
             target.deals_won += n

@@ -43,3 +43,9 @@ def money(value) -> str:
     if value is None:
         return "–"
     return f"{Decimal(value):,.2f}"
+
+
+@register.filter
+def label_of(labels: dict, value) -> str:
+    """The label of a stored value (a category, a stage), or the value itself when it has none (a source, a product)."""
+    return labels.get(value, value)

@@ -131,6 +131,8 @@ def test_the_selectors_agree_with_a_computation_by_hand_from_the_raw_rows(db, ma
             sizes = {s.currency: (s.won, s.total, s.average) for s in sales.deal_size(RANGE, part)}
             assert sizes == expected["sizes"], (seed, source)
             close, cycle = sales.time_to_close(RANGE, part), sales.sales_cycle(RANGE, part)
+            # The page reads the three in one query: the same figures.
+            assert sales.closed_summary(RANGE, part) == sales.ClosedSummary(rate, close, cycle), (seed, source)
             for got, want in (((close.median_days, close.p90_days), expected["close"]),
                               ((cycle.median_days, cycle.p90_days), expected["cycle"])):
                 assert got == (pytest.approx(want[0]) if want[0] is not None else None,

@@ -149,3 +149,43 @@ def test_each_page_reads_only_its_own_report(client, at_april, django_assert_max
     with django_assert_max_num_queries(12):
         page = client.get(report("reps"), MARCH)
     assert "cohort" not in page.context and "sales" not in page.context
+
+
+def test_time_in_stage_drills_down_to_its_stays_in_the_order_the_median_is_counted(client, at_april):
+    from reports.selectors.common import nearest_rank
+
+    client.force_login(at_april.boss)
+    page = client.get(report("sales"), MARCH)
+    rows = [row for row in page.context["sales"]["time_in_stage"] if row.spread.count]
+    # In March leads left New (L1, L2, L4), MQL (L1, L4) and SQL (L1, L2).
+    assert {"new", "mql", "sql"} <= {row.status for row in rows}
+    for row in rows:
+        listing = client.get(reverse("reports:figure", args=[f"stays-{row.status}"]), MARCH)
+        assert listing.context["page"].paginator.count == row.spread.count, row.status
+        days = [line[2] for line in listing.context["rows"]]
+        assert days == sorted(days), row.status
+        assert days[nearest_rank(len(days), 0.5)] == pytest.approx(row.spread.median_days, abs=1e-4), row.status
+        assert days[nearest_rank(len(days), 0.9)] == pytest.approx(row.spread.p90_days, abs=1e-4), row.status
+        assert f'href="/reports/figures/stays-{row.status}/?' in page.content.decode()
+        assert f"<title>p90, {row.label}: {row.spread.p90_days:.1f} d</title>" in page.content.decode()
+
+
+def test_cold_leads_drill_down_per_owner_and_for_the_unassigned_pool(client, at_april, rep_user):
+    from leads import services
+
+    services.lead_assign_owner(leads=[at_april.l4, at_april.l9], owner=rep_user, by=at_april.boss)
+    client.force_login(at_april.boss)
+    page = client.get(report("attention"), MARCH)
+    cold = page.context["attention"]["cold"]
+    assert sum(row.cold for row in cold) > 0
+    html = page.content.decode()
+    for row in cold:
+        if row.owner_id:
+            listing = client.get(reverse("reports:figure", args=["cold"]), {**MARCH, "owner": row.owner_id})
+            assert f"owner={row.owner_id}" in html
+        else:
+            listing = client.get(reverse("reports:figure", args=["cold-unassigned"]), MARCH)
+        assert listing.status_code == 200
+        assert listing.context["page"].paginator.count == row.cold, row.owner
+    rep_row = next(row for row in cold if row.owner_id == rep_user.pk)
+    assert rep_row.cold == 2  # L4 and L9: nobody called, met or emailed them since before the cut-off

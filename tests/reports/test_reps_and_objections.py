@@ -81,7 +81,30 @@ def test_the_page_breaks_objections_down_by_stage_source_and_product(client, mar
     client.force_login(manager_user)
     with time_machine.travel(local(2026, 4, 15, 12), tick=False):
         page = client.get("/reports/objections/", {"start": "2026-03-01", "end": "2026-03-31"})
-    breakdowns = dict(page.context["objections"]["breakdowns"])
+    breakdowns = {title: rows for title, rows, _ in page.context["objections"]["breakdowns"]}
     assert breakdowns["By product"] == [("price", "Pro", 1), ("timing", "Basic", 1)]
     html = page.content.decode()
     assert "<caption>By source</caption>" in html and "<td>Basic</td>" in html
+    # Categories and stages by their names; the raised and resolved bars with their numbers written beside them.
+    assert "<td>Price</td><td>Contacted</td>" in html and "<td>Timing</td><td>Opportunity</td>" in html
+    assert 'id="objections-chart"' in html and "<title>Resolved, Price: 1</title>" in html
+
+
+def test_every_reps_count_drills_down_to_as_many_rows_for_the_rep_and_for_the_team(client, march, manager_user,
+                                                                                 rep_user):
+    client.force_login(manager_user)
+    figures = {"calls": "rep-calls", "connects": "rep-connects", "objections": "rep-objections",
+               "meetings": "rep-meetings", "conversions": "rep-conversions", "deals_won": "rep-deals-won"}
+    with time_machine.travel(local(2026, 4, 15, 12), tick=False):
+        page = client.get("/reports/reps/", {"start": "2026-03-01", "end": "2026-03-31"})
+        mine = next(row for row in page.context["reps"] if row.user_id == rep_user.pk)
+        for column, key in figures.items():
+            for who, expected in (({"owner": rep_user.pk}, getattr(mine, column)),
+                                  ({}, getattr(page.context["team"], column))):
+                listing = client.get(f"/reports/figures/{key}/", {"start": "2026-03-01", "end": "2026-03-31", **who})
+                assert listing.status_code == 200, key
+                assert listing.context["page"].paginator.count == expected > 0, (key, who)
+        # The rep's counts link to their own rows, the team's to everyone's.
+        html = page.content.decode()
+        assert f'href="/reports/figures/rep-calls/?start=2026-03-01&amp;end=2026-03-31&amp;owner={rep_user.pk}"' in html
+        assert 'href="/reports/figures/rep-calls/?start=2026-03-01&amp;end=2026-03-31"' in html
