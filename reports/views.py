@@ -44,7 +44,7 @@ def _funnel(request, date_range, part) -> dict:
     cohort = funnel.cohort_funnel(date_range, part, visitors=visitors)
     weeks = trends.weekly(date_range, part)
     return {"cohort": cohort, "svg_height": 18 * len(cohort.steps), "reference": funnel.REFERENCE_TRAFFIC_TO_LEAD,
-            "period": funnel.period_funnel(date_range, part, visitors=visitors), "weeks": weeks,
+            "period": funnel.period_funnel(date_range, part, visitors=visitors, leads=cohort.leads), "weeks": weeks,
             "trend": line_chart([f"{w.start:%-d %b}" for w in weeks],
                                 [("Leads created", [w.leads for w in weeks]), ("Deals won", [w.won for w in weeks])])}
 

@@ -130,10 +130,11 @@ def period_entries(date_range: DateRange, part: Slice, key: str):
     return stage_entries(date_range, part, dict(STEPS)[key])
 
 
-def period_funnel(date_range: DateRange, part: Slice, *, visitors=ASK) -> Funnel:
+def period_funnel(date_range: DateRange, part: Slice, *, visitors=ASK, leads=ASK) -> Funnel:
     """Period funnel: leads created in the range, and the entries into MQL, SQL, opportunity and customer that
-    happened in the range (of leads in the slice, whenever created); each ratio is over the step before."""
-    leads = cohort_leads(date_range, part).count()
+    happened in the range (of leads in the slice, whenever created); each ratio is over the step before.
+    `leads`: the leads created in the range and slice if already counted (the cohort funnel's first step)."""
+    leads = cohort_leads(date_range, part).count() if leads is ASK else leads
     counts = dict(
         stage_entries(date_range, part, [status for _, status in STEPS])
         .order_by()
