@@ -18,24 +18,41 @@ class DateInput(forms.DateInput):
     input_type = "date"
 
 
+def _owners():
+    users = (get_user_model().objects.filter(groups__name__in=[Role.SALES_REP, Role.MANAGER], is_active=True)
+             .distinct().order_by("first_name", "last_name", "username"))
+    return [(user.pk, user.get_full_name() or user.get_username()) for user in users]
+
+
+def _named(model):
+    return lambda: list(model.objects.order_by("name").values_list("pk", "name"))
+
+
+# The slice's choices: each read once per form, for the options shown and to check what was chosen (the same
+# queries whatever is chosen, so a page's query count does not depend on its filters).
+CHOICES = {"source": (_named(Source), "Any source"), "campaign": (_named(Campaign), "Any campaign"),
+           "persona": (_named(Persona), "Any persona"), "owner": (_owners, "Any owner")}
+
+
+def _choice(label: str | None = None) -> forms.TypedChoiceField:
+    return forms.TypedChoiceField(coerce=int, empty_value=None, required=False, label=label)
+
+
 class ReportForm(forms.Form):
     start = forms.DateField(required=False, widget=DateInput, label="From")
     end = forms.DateField(required=False, widget=DateInput, label="To")
-    source = forms.ModelChoiceField(Source.objects.order_by("name"), required=False, empty_label="Any source")
+    source = _choice()
     medium = forms.CharField(required=False, max_length=50)
-    campaign = forms.ModelChoiceField(Campaign.objects.order_by("name"), required=False, empty_label="Any campaign")
-    persona = forms.ModelChoiceField(Persona.objects.order_by("name"), required=False, empty_label="Any persona")
-    owner = forms.ModelChoiceField(
-        get_user_model().objects.filter(groups__name__in=[Role.SALES_REP, Role.MANAGER], is_active=True)
-        .distinct().order_by("first_name", "last_name", "username"),
-        required=False, empty_label="Any owner",
-    )
+    campaign = _choice()
+    persona = _choice()
+    owner = _choice()
     landing_page = forms.CharField(required=False, max_length=500, label="First landing page",
                                    help_text="A path, e.g. /pricing")
 
     def __init__(self, data=None, **kwargs):
         super().__init__(data, **kwargs)
-        self.fields["owner"].label_from_instance = lambda user: user.get_full_name() or user.get_username()
+        for name, (choices, empty) in CHOICES.items():
+            self.fields[name].choices = [("", empty), *choices()]
         for field in self.fields.values():
             css = "form-select" if isinstance(field.widget, forms.Select) else "form-control"
             field.widget.attrs["class"] = f"{css} form-control-sm" if css == "form-control" else f"{css} form-select-sm"
@@ -60,16 +77,6 @@ class ReportForm(forms.Form):
 
     def report_slice(self) -> Slice:
         data = self.cleaned_data
+        return Slice(source=data.get("source"), medium=data.get("medium") or None, campaign=data.get("campaign"),
+                     persona=data.get("persona"), owner=data.get("owner"), landing_page=data.get("landing_page") or None)
 
-        def pk(name):
-            return data[name].pk if data.get(name) else None
-
-        return Slice(source=pk("source"), medium=data.get("medium") or None, campaign=pk("campaign"),
-                     persona=pk("persona"), owner=pk("owner"), landing_page=data.get("landing_page") or None)
-
-
-def default_form() -> ReportForm:
-    """The form as it is with nothing chosen: the last 30 days, everything."""
-    form = ReportForm({})
-    form.is_valid()
-    return form

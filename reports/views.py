@@ -162,7 +162,7 @@ def report_page(request, key="funnel", *, access):
                "tabs": [{"key": r.key, "title": r.title, "url": _url(r.key)}
                         for r in REPORTS.values() if may_view_reports(request.user, r.key)],
                "time_zone": timezone.get_current_timezone_name()}
-    if "range" in form.cleaned_data:
+    if not form.errors:  # a range or slice it cannot read is shown with what to fix, never figures without it
         date_range, part = form.report_range(), form.report_slice()
         context["date_range"] = date_range
         context.update(report.build(request, date_range, part))
@@ -177,8 +177,8 @@ def figure_rows(request, key, *, access):
         raise Http404("No such figure.")
     check_may_view_reports(request.user, figure.report)
     form = _form(request)
-    if "range" not in form.cleaned_data:
-        raise Http404("Choose a valid range on the reports page first.")
+    if form.errors:
+        raise Http404("Choose a valid range and slice on the reports page first.")
     rows = figure.rows(form.report_range(), form.report_slice())
     if request.GET.get("format") == "csv":
         date_range = form.report_range()

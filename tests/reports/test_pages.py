@@ -189,3 +189,25 @@ def test_cold_leads_drill_down_per_owner_and_for_the_unassigned_pool(client, at_
         assert listing.context["page"].paginator.count == row.cold, row.owner
     rep_row = next(row for row in cold if row.owner_id == rep_user.pk)
     assert rep_row.cold == 2  # L4 and L9: nobody called, met or emailed them since before the cut-off
+
+
+def test_a_slice_that_names_nothing_known_says_so_and_filters_cost_no_query(client, at_april, rep_user):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    client.force_login(at_april.boss)
+    page = client.get(reverse("reports:dashboard"), {**MARCH, "source": 999999})
+    assert page.status_code == 200 and "cohort" not in page.context
+    assert "Select a valid choice" in page.context["form"].errors["source"][0]
+    assert client.get(reverse("reports:dashboard"), {**MARCH, "owner": "tom"}).context["form"].errors["owner"]
+    assert client.get(reverse("reports:figure", args=["cohort-leads"]), {**MARCH, "source": 999999}).status_code == 404
+    # The chosen source and owner are checked against the options the page shows anyway: no query of their own.
+    counts = []
+    for query in (MARCH, {**MARCH, "source": at_april.ads.pk, "owner": rep_user.pk, "landing_page": "/"}):
+        client.get(report("cohorts"), query)
+        with CaptureQueriesContext(connection) as queries:
+            assert client.get(report("cohorts"), query).status_code == 200
+        counts.append(len(queries))
+    assert counts[0] == counts[1]
+    html = client.get(reverse("reports:dashboard"), {**MARCH, "source": at_april.ads.pk}).content.decode()
+    assert f'<option value="{at_april.ads.pk}" selected>Ads</option>' in html
