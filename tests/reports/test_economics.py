@@ -95,5 +95,16 @@ def test_the_page_shows_the_economics_to_marketers_and_the_leads_link_to_their_l
         rows = client.get("/reports/figures/cohort-leads/", {"start": "2026-03-01", "end": "2026-03-31",
                                                             "campaign": march["spring"].pk})
         assert rows.context["page"].paginator.count == 3
+        # Each count of a campaign's leads that reached MQL, SQL or customer lists as many leads.
+        page = client.get("/reports/economics/", {"start": "2026-03-01", "end": "2026-03-31"})
+        spring = next(row for row in page.context["economics_tables"][0][1] if row.key == march["spring"].pk)
+        for figure, count in (("cohort-mql", spring.mql), ("cohort-sql", spring.sql), ("cohort-customer", spring.customers)):
+            if count:
+                assert f'href="/reports/figures/{figure}/?start=2026-03-01&amp;end=2026-03-31&amp;campaign={spring.key}"' in (
+                    page.content.decode()), figure
+            listing = client.get(f"/reports/figures/{figure}/", {"start": "2026-03-01", "end": "2026-03-31",
+                                                                "campaign": march["spring"].pk})
+            assert listing.context["page"].paginator.count == count, figure
+        assert spring.mql > 0
         client.force_login(rep_user)
         assert client.get("/reports/economics/", {"start": "2026-03-01", "end": "2026-03-31"}).status_code == 403
