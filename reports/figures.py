@@ -3,13 +3,13 @@ they are listed on the page and in the CSV."""
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 
 from core.tabular import DATETIME, INTEGER, NUMBER, Column
 from leads.models import Objection
 from leads.pipeline import FUNNEL, LeadStatus
 
-from .ranges import DateRange, Slice
-from .selectors import attention, funnel, objections, pipeline, reps, sales
+from .selectors import attention, cohorts, funnel, nurturing, objections, pipeline, reps, sales
 
 
 def _owner(user) -> str:
@@ -37,6 +37,12 @@ ACTIVITY_COLUMNS = (
     Column("Kind", lambda activity: activity.get_kind_display()),
     Column("Outcome", lambda activity: activity.get_outcome_display() if activity.outcome else ""),
     Column("By", lambda activity: _owner(activity.author)),
+)
+DELIVERY_COLUMNS = (
+    Column("Lead", lambda delivery: delivery.enrollment.lead_id, INTEGER),
+    Column("Sent", lambda delivery: delivery.sent_at, DATETIME),
+    Column("Step", lambda delivery: delivery.step.position, INTEGER),
+    Column("Status", lambda delivery: delivery.get_status_display()),
 )
 OBJECTION_COLUMNS = (
     Column("Lead", lambda objection: objection.lead_id, INTEGER),
@@ -70,8 +76,41 @@ class Figure:
     key: str
     title: str
     report: str  # the report it belongs to (core.policy.may_view_reports)
-    rows: Callable[[DateRange, Slice], object]
+    rows: Callable[..., object]  # (range, slice, **what `params` read)
     columns: tuple[Column, ...]
+    # For a figure of one row or cell (a sequence, a cohort month): reads its own parameters from the address,
+    # -> (keyword arguments for `rows`, a caption naming the row); ValueError with what to fix if they are wrong.
+    params: Callable[[dict], tuple[dict, str]] | None = None
+
+
+def _sequence_param(get) -> tuple[dict, str]:
+    from nurturing.models import Sequence
+
+    try:
+        pk = int(get.get("sequence", ""))
+    except ValueError:
+        raise ValueError("Name the sequence by its number (sequence=12).") from None
+    name = Sequence.objects.filter(pk=pk).values_list("name", flat=True).first()
+    if name is None:
+        raise ValueError(f"There is no sequence #{pk}.")
+    return {"sequence_id": pk}, f"Sequence: {name}"
+
+
+def _cohort_params(get) -> tuple[dict, str]:
+    try:
+        month = datetime.strptime(get.get("month", ""), "%Y-%m").date()
+    except ValueError:
+        raise ValueError("Name the month the leads were created in as YYYY-MM (month=2026-03).") from None
+    target = get.get("cohort_target") or "customer"
+    if target not in cohorts.TARGETS:
+        raise ValueError(f"cohort_target is one of {', '.join(cohorts.TARGETS)}.")
+    after = get.get("after")
+    if after in (None, ""):
+        return {"month": month, "after": None, "target": target}, f"Created in {month:%B %Y}"
+    if not after.isdigit():
+        raise ValueError("after is a number of months after the month created (after=0 for the same month).")
+    return ({"month": month, "after": int(after), "target": target},
+            f"Created in {month:%B %Y}, {target.upper()} reached by the end of month +{int(after)}")
 
 
 def _leads(query):
@@ -136,6 +175,19 @@ FIGURES = {
         Figure("rep-conversions", "Conversions", "reps", lambda r, p: _entries(reps.conversions(r, p)), ENTRY_COLUMNS),
         Figure("rep-deals-won", "Deals won by their owner", "reps", lambda r, p: _deals(reps.deals_won(r, p)),
                DEAL_COLUMNS),
+        *(Figure(f"sequence-{counted}", f"Emails {counted}" if counted != "sent" else "Emails sent", "nurturing",
+                 lambda r, p, sequence_id, counted=counted: nurturing.sequence_deliveries(r, p, sequence_id, counted)
+                 .select_related("enrollment", "step").order_by("sent_at", "pk"), DELIVERY_COLUMNS, _sequence_param)
+          for counted in ("sent", *nurturing.COUNTED_EVENTS)),
+        Figure("sequence-advances", "Stage moves made by the sequence", "nurturing",
+               lambda r, p, sequence_id: _entries(nurturing.sequence_advances(r, p, sequence_id)), ENTRY_COLUMNS,
+               _sequence_param),
+        Figure("sequence-influenced", "Deals won after the sequence's emails", "nurturing",
+               lambda r, p, sequence_id: _deals(nurturing.influenced_deals(r, p, sequence_id)), DEAL_COLUMNS,
+               _sequence_param),
+        Figure("cohort-cell", "Cohort", "cohorts",
+               lambda r, p, month, after, target: _leads(cohorts.cohort_cell_leads(r, p, month, after, target)),
+               LEAD_COLUMNS, _cohort_params),
         Figure("cold", "Cold leads", "attention", lambda r, p: _leads(attention.cold_leads(p)), LEAD_COLUMNS),
         Figure("cold-unassigned", "Cold leads nobody owns", "attention",
                lambda r, p: _leads(attention.cold_leads(p, unassigned=True)), LEAD_COLUMNS),

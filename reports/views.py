@@ -32,6 +32,16 @@ def _form(request) -> ReportForm:
     return form
 
 
+def _problems(form) -> list[str]:
+    """The form's errors, each with the field it is about: "From: Enter a valid date."."""
+    problems = []
+    for name, errors in form.errors.items():
+        field = form.fields.get(name)
+        label = (field.label or name.replace("_", " ").capitalize()) if field else "Range"
+        problems.append(f"{label}: {' '.join(errors)}")
+    return problems
+
+
 def _query_without(request, name: str) -> str:
     """The address's query without `name` (a link that sets it again for one row)."""
     query = request.GET.copy()
@@ -177,9 +187,17 @@ def figure_rows(request, key, *, access):
         raise Http404("No such figure.")
     check_may_view_reports(request.user, figure.report)
     form = _form(request)
-    if form.errors:
-        raise Http404("Choose a valid range and slice on the reports page first.")
-    rows = figure.rows(form.report_range(), form.report_slice())
+    problems = _problems(form)
+    params, caption = {}, ""
+    if figure.params is not None and not problems:
+        try:
+            params, caption = figure.params(request.GET)
+        except ValueError as exc:
+            problems.append(str(exc))
+    if problems:  # a link that was changed by hand: what to fix, no rows
+        return render(request, "reports/figure.html", {"figure": figure, "problems": problems, "nav": "reports",
+                                                      "query": request.GET.urlencode()}, status=400)
+    rows = figure.rows(form.report_range(), form.report_slice(), **params)
     if request.GET.get("format") == "csv":
         date_range = form.report_range()
         name = export_filename(key, extension="csv",
@@ -190,7 +208,8 @@ def figure_rows(request, key, *, access):
     query = request.GET.copy()
     query.pop("page", None)
     return render(request, "reports/figure.html", {
-        "figure": figure, "page": page, "form": form, "date_range": form.report_range(), "nav": "reports",
+        "figure": figure, "caption": caption, "page": page, "form": form, "date_range": form.report_range(),
+        "nav": "reports",
         "rows": [[column.value(row) for column in figure.columns] for row in page.object_list],
         "query": query.urlencode(), "generated_at": timezone.now(),
     })

@@ -7,7 +7,7 @@ that had reached the stage by the end of that month after, over the month's lead
 """
 
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime, time
 
 from django.db.models import Count
 from django.db.models.functions import TruncMonth
@@ -31,6 +31,11 @@ class CohortRow:
     @property
     def shares(self) -> list[float | None]:
         return [rate(n, self.leads) for n in self.reached]
+
+    @property
+    def cells(self) -> list[tuple[int, int, float | None]]:
+        """(months after, leads that had reached the target by then, their share) for each month after."""
+        return [(after, n, rate(n, self.leads)) for after, n in enumerate(self.reached)]
 
 
 def _months_between(first: date, later: date) -> int:
@@ -64,6 +69,25 @@ def cohort_table(date_range: DateRange, part: Slice, target: str = "customer") -
             cumulative.append(running)
         rows.append(CohortRow(month, sum(counts.values()), cumulative))
     return rows
+
+
+def cohort_cell_leads(date_range: DateRange, part: Slice, month: date, after: int | None, target: str):
+    """The leads behind a cell: created in the range in `month` (the team's calendar month), and with `after` a
+    number, those that had reached `target` by the end of that month after (None: all the month's leads)."""
+    zone = timezone.get_current_timezone()
+
+    def start_of(first: date):
+        return datetime.combine(first, time(), tzinfo=zone)
+
+    def plus(first: date, months: int) -> date:
+        index = first.year * 12 + first.month - 1 + months
+        return date(index // 12, index % 12 + 1, 1)
+
+    leads = counted_leads().filter(date_range.q("created_at"), part.leads_q(),
+                                   created_at__gte=start_of(month), created_at__lt=start_of(plus(month, 1)))
+    if after is None:
+        return leads
+    return leads.filter(**{f"{REACHED_FIELD[TARGETS[target]]}__lt": start_of(plus(month, after + 1))})
 
 
 def _as_date(value) -> date:

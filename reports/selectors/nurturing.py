@@ -48,6 +48,29 @@ class SequenceRow:
         return rate(self.replied, self.sent)
 
 
+# What each count of a sequence's row counts, as a kind of event on the email: machine events are left out but for
+# bounces (a bounce is the receiving server's).
+COUNTED_EVENTS = {"opened": (K.OPENED, True), "clicked": (K.CLICKED, True), "replied": (K.REPLIED, True),
+                  "unsubscribed": (K.UNSUBSCRIBED, True), "bounced": (K.BOUNCED, False)}
+
+
+def sequence_deliveries(date_range: DateRange, part: Slice, sequence_id: int, counted: str = "sent"):
+    """The emails of the sequence sent in the range behind one count of its row: "sent", or those with a human
+    "opened", "clicked", "replied", "unsubscribed" event, or "bounced"."""
+    sent = Delivery.objects.filter(date_range.q("sent_at"), counted_rows(part, "enrollment__lead"),
+                                   step__sequence_id=sequence_id)
+    if counted == "sent":
+        return sent
+    kind, human_only = COUNTED_EVENTS[counted]
+    events = EmailEvent.objects.filter(delivery=OuterRef("pk"), kind=kind)
+    return sent.filter(Exists(events.filter(is_machine=False) if human_only else events))
+
+
+def sequence_advances(date_range: DateRange, part: Slice, sequence_id: int):
+    """The stage moves the sequence's steps made in the range."""
+    return StageChange.objects.filter(date_range.q("changed_at"), counted_rows(part), source_sequence_id=sequence_id)
+
+
 def influenced_deals(date_range: DateRange, part: Slice, sequence_id: int):
     """Deals won in the range whose lead had been sent an email of the sequence before the win."""
     emailed_before = Delivery.objects.filter(

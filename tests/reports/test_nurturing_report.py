@@ -87,3 +87,27 @@ def test_the_dashboard_shows_the_sequences_to_marketers(client, march, marketer_
         page = client.get("/reports/nurturing/", {"start": "2026-03-01", "end": "2026-03-31"})
     assert [row.name for row in page.context["sequences"]] == ["Pricing", "Welcome"]
     assert "800.00 EUR" in page.content.decode()
+
+
+def test_every_count_of_a_sequence_drills_down_to_as_many_rows(client, march, marketer_user):
+    client.force_login(marketer_user)
+    month = {"start": "2026-03-01", "end": "2026-03-31"}
+    with time_machine.travel(local(2026, 4, 15, 12), tick=False):
+        page = client.get("/reports/nurturing/", month)
+        welcome = next(row for row in page.context["sequences"] if row.name == "Welcome")
+        html = page.content.decode()
+        for counted in ("sent", "opened", "clicked", "replied", "unsubscribed", "bounced", "advances", "influenced"):
+            listing = client.get(f"/reports/figures/sequence-{counted}/", {**month, "sequence": welcome.sequence_id})
+            assert listing.status_code == 200, counted
+            expected = 1 if counted == "influenced" else getattr(welcome, counted)
+            assert listing.context["page"].paginator.count == expected, counted
+            assert "Sequence: Welcome" in listing.content.decode()
+            if expected:
+                assert (f'href="/reports/figures/sequence-{counted}/?start=2026-03-01&amp;end=2026-03-31&amp;'
+                        f'sequence={welcome.sequence_id}"') in html, counted
+        # The machine open of B's email is not behind "opened"; A's two opens are one email.
+        opened = client.get("/reports/figures/sequence-opened/", {**month, "sequence": welcome.sequence_id})
+        assert [row[0] for row in opened.context["rows"]] == [march["a"].pk]
+        for bad, says in (({"sequence": "x"}, "by its number"), ({"sequence": 999999}, "no sequence #999999"), ({}, "")):
+            wrong = client.get("/reports/figures/sequence-sent/", {**month, **bad})
+            assert wrong.status_code == 400 and says in wrong.content.decode()

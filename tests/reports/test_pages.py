@@ -72,7 +72,8 @@ def test_a_bad_range_says_what_to_fix_and_computes_nothing(client, at_april):
     assert page.status_code == 200 and "cohort" not in page.context
     assert "put the earlier day in From" in page.content.decode()
     assert client.get(reverse("reports:dashboard"), {"start": "31/02/2026"}).context["form"].errors["start"]
-    assert client.get(reverse("reports:figure", args=["cohort-leads"]), {"start": "2026-04-01", "end": "2026-03-01"}).status_code == 404
+    backwards = client.get(reverse("reports:figure", args=["cohort-leads"]), {"start": "2026-04-01", "end": "2026-03-01"})
+    assert backwards.status_code == 400 and "To: The range ends before it starts" in backwards.content.decode()
     assert client.get(reverse("reports:figure", args=["no-such-figure"]), MARCH).status_code == 404
 
 
@@ -102,10 +103,21 @@ def test_the_cohort_heat_map_and_the_stuck_leads_are_on_the_page(client, at_apri
     page = client.get(report("cohorts"), {"start": "2026-01-01", "end": "2026-03-31", "cohort_target": "mql"})
     assert [row.reached for row in page.context["cohorts"]] == [[2, 2, 2, 3], [1, 2, 2], [2, 3]]
     html = page.content.decode()
-    assert 'class="share heat-4">66.7 %' in html  # January's 2 of 3 by month 0: the number is there, not only the shade
+    # January's 2 of 3 by month 0: the number is there, not only the shade, and it links to those 2 leads.
+    assert ('class="share heat-4"><a href="/reports/figures/cohort-cell/?start=2026-01-01&amp;end=2026-03-31&amp;'
+            'cohort_target=mql&amp;month=2026-01&amp;after=0" title="2 of 3 leads">66.7 %</a>') in html
+    for row in page.context["cohorts"]:
+        month = {"start": "2026-01-01", "end": "2026-03-31", "cohort_target": "mql", "month": f"{row.month:%Y-%m}"}
+        everyone = client.get(reverse("reports:figure", args=["cohort-cell"]), month)
+        assert everyone.context["page"].paginator.count == row.leads
+        for after, reached in enumerate(row.reached):
+            cell = client.get(reverse("reports:figure", args=["cohort-cell"]), {**month, "after": after})
+            assert cell.context["page"].paginator.count == reached, (row.month, after)
+    wrong = client.get(reverse("reports:figure", args=["cohort-cell"]), {"month": "January", "after": "-1"})
+    assert wrong.status_code == 400 and "YYYY-MM" in wrong.content.decode()
     # Each target's button keeps the range and sets the target once.
     assert 'href="?start=2026-01-01&amp;end=2026-03-31&amp;cohort_target=sql"' in html
-    assert html.count("cohort_target=") == 4
+    assert html.count("cohort_target=") == 4 + sum(len(row.reached) for row in page.context["cohorts"])
     # Over the quarter, Opportunity stays ended were 8, 37 and 85 days: L9, one since 3 Jan (102 days), is stuck.
     quarter = client.get(report("attention"), {"start": "2026-01-01", "end": "2026-03-31"})
     stuck = {row.status: row.stuck for row in quarter.context["attention"]["stuck"]}
@@ -200,7 +212,7 @@ def test_a_slice_that_names_nothing_known_says_so_and_filters_cost_no_query(clie
     assert page.status_code == 200 and "cohort" not in page.context
     assert "Select a valid choice" in page.context["form"].errors["source"][0]
     assert client.get(reverse("reports:dashboard"), {**MARCH, "owner": "tom"}).context["form"].errors["owner"]
-    assert client.get(reverse("reports:figure", args=["cohort-leads"]), {**MARCH, "source": 999999}).status_code == 404
+    assert client.get(reverse("reports:figure", args=["cohort-leads"]), {**MARCH, "source": 999999}).status_code == 400
     # The chosen source and owner are checked against the options the page shows anyway: no query of their own.
     counts = []
     for query in (MARCH, {**MARCH, "source": at_april.ads.pk, "owner": rep_user.pk, "landing_page": "/"}):
