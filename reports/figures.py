@@ -8,6 +8,7 @@ from datetime import datetime
 from core.tabular import DATETIME, INTEGER, NUMBER, Column
 from leads.models import Objection
 from leads.pipeline import FUNNEL, LeadStatus
+from nurturing.models import Sequence
 
 from .selectors import attention, cohorts, funnel, nurturing, objections, pipeline, reps, sales
 
@@ -84,8 +85,6 @@ class Figure:
 
 
 def _sequence_param(get) -> tuple[dict, str]:
-    from nurturing.models import Sequence
-
     try:
         pk = int(get.get("sequence", ""))
     except ValueError:
@@ -175,17 +174,19 @@ FIGURES = {
         Figure("rep-conversions", "Conversions", "reps", lambda r, p: _entries(reps.conversions(r, p)), ENTRY_COLUMNS),
         Figure("rep-deals-won", "Deals won by their owner", "reps", lambda r, p: _deals(reps.deals_won(r, p)),
                DEAL_COLUMNS),
-        *(Figure(f"sequence-{counted}", f"Emails {counted}" if counted != "sent" else "Emails sent", "nurturing",
+        *(Figure(f"sequence-{counted}", title, "nurturing",
                  lambda r, p, sequence_id, counted=counted: nurturing.sequence_deliveries(r, p, sequence_id, counted)
                  .select_related("enrollment", "step").order_by("sent_at", "pk"), DELIVERY_COLUMNS, _sequence_param)
-          for counted in ("sent", *nurturing.COUNTED_EVENTS)),
+          for counted, title in (("sent", "Emails sent"), ("opened", "Emails opened by a person"),
+                                 ("clicked", "Emails clicked by a person"), ("replied", "Emails replied to"),
+                                 ("unsubscribed", "Emails unsubscribed from"), ("bounced", "Emails bounced"))),
         Figure("sequence-advances", "Stage moves made by the sequence", "nurturing",
                lambda r, p, sequence_id: _entries(nurturing.sequence_advances(r, p, sequence_id)), ENTRY_COLUMNS,
                _sequence_param),
         Figure("sequence-influenced", "Deals won after the sequence's emails", "nurturing",
                lambda r, p, sequence_id: _deals(nurturing.influenced_deals(r, p, sequence_id)), DEAL_COLUMNS,
                _sequence_param),
-        Figure("cohort-cell", "Cohort", "cohorts",
+        Figure("cohort-cell", "Cohort leads", "cohorts",
                lambda r, p, month, after, target: _leads(cohorts.cohort_cell_leads(r, p, month, after, target)),
                LEAD_COLUMNS, _cohort_params),
         Figure("cold", "Cold leads", "attention", lambda r, p: _leads(attention.cold_leads(p)), LEAD_COLUMNS),

@@ -97,7 +97,8 @@ def spreads_by(rows, duration_field: str, by: str, groups, *, one_read: bool) ->
 def spread_aggregates(duration, *, filter: Q | None = None, prefix: str = "") -> dict:
     """PostgreSQL only: the aggregates behind a Spread of `duration` (over the rows matching `filter`), to read
     beside other figures of the same rows in one query; `spread_from` makes the Spread of the row."""
-    return {f"{prefix}count": Count("*") if filter is None else Count("pk", filter=filter), f"{prefix}mean": Avg(duration, filter=filter),
+    return {f"{prefix}count": Count("*") if filter is None else Count("pk", filter=filter),
+            f"{prefix}mean": Avg(duration, filter=filter),
             f"{prefix}ranks": NearestRanks(duration, shares=(0.5, 0.9), filter=filter)}
 
 
