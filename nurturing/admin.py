@@ -9,7 +9,7 @@ from csp.decorators import csp_update
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db.models import Count
+from django.db.models import Count, Q
 from django.http import HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
@@ -192,16 +192,24 @@ class SequenceAdmin(SequenceReportMixin, admin.ModelAdmin):
         step = get_object_or_404(Step.objects.select_related("sequence"), pk=step_id)
         if not self.has_view_permission(request, step.sequence):
             raise PermissionDenied
-        lead_id = request.POST.get("lead") or request.GET.get("lead")
-        lead = None
-        if lead_id and str(lead_id).isdigit():
-            lead = Lead.objects.select_related("company", "owner", "campaign").filter(pk=int(lead_id)).first()
-        if lead is None:
-            lead = Lead.objects.live().exclude(email="").select_related("company", "owner", "campaign").first()
-        rendered, problem = None, None
+        asked = (request.POST.get("lead") or request.GET.get("lead") or "").strip()
+        leads = Lead.objects.select_related("company", "owner", "campaign")
+        matches = []
+        if asked.isdigit():
+            matches = list(leads.filter(pk=int(asked)))
+        elif asked:  # a name or an email address, or part of one
+            words = Q()
+            for word in asked.split()[:4]:
+                words &= Q(first_name__icontains=word) | Q(last_name__icontains=word) | Q(email__icontains=word)
+            matches = list(leads.filter(words, archived_at__isnull=True).order_by("last_name", "first_name", "pk")[:10])
+        lead = matches[0] if matches else None
+        if lead is None and not asked:
+            lead = leads.filter(archived_at__isnull=True).exclude(email="").first()
+        rendered, problem, empty = None, None, []
         if lead is not None:
             try:
                 rendered = previews.step_preview(step=step, lead=lead)
+                empty = previews.empty_fields(step=step, context=previews.preview_context(step=step, lead=lead))
             except Exception as exc:  # shown to the marketer, who is fixing the template
                 problem = str(exc)
         if request.method == "POST" and lead is not None:
@@ -219,8 +227,12 @@ class SequenceAdmin(SequenceReportMixin, admin.ModelAdmin):
             "title": f"Preview: {step}",
             "step": step,
             "lead": lead,
+            "asked": asked,
+            "matches": matches if len(matches) > 1 else [],
             "rendered": rendered,
             "problem": problem,
+            "empty_here": empty,
+            "empty_across": previews.empty_field_counts(step=step),
         }
         return TemplateResponse(request, "admin/nurturing/step_preview.html", context)
 

@@ -1,25 +1,34 @@
 """Previews and test sends of a step: rendered exactly as the dispatcher would, for a lead the marketer picks."""
 
 import dataclasses
+from dataclasses import dataclass
 from email.utils import make_msgid
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.db.models import Q
 
 from leads.models import Lead
 
 from .compose import nurture_email, unsubscribe_token, unsubscribe_url, with_footer
-from .models import Step
-from .rendering import CompiledStep, TemplateProblem, lead_context
+from .models import Enrollment, Step
+from .rendering import CompiledStep, TemplateProblem, field_value, lead_context, merge_field_uses
 from .services import email_is_suppressed
+
+# A preview shows where the unsubscribe link goes, not a working link: it may be copied around.
+_PREVIEW_UNSUBSCRIBE = "preview"
+
+
+def preview_context(*, step: Step, lead: Lead, sender=None) -> dict:
+    """The merge context the step would be rendered with for this lead (its sequence's sender, or its owner)."""
+    return lead_context(lead, sender=sender or step.sequence.sender or lead.owner,
+                        unsubscribe_url=unsubscribe_url(_PREVIEW_UNSUBSCRIBE))
 
 
 def step_preview(*, step: Step, lead: Lead, sender=None):
     """Render a step for a lead exactly as it would be sent, footer included (nothing is sent or stored)."""
-    enrollment_sender = sender or step.sequence.sender or lead.owner
-    # A preview shows where the link goes, not a working link: it may be copied around.
-    url = unsubscribe_url("preview")
-    return with_footer(CompiledStep(step).render(lead_context(lead, sender=enrollment_sender, unsubscribe_url=url)), url)
+    return with_footer(CompiledStep(step).render(preview_context(step=step, lead=lead, sender=sender)),
+                       unsubscribe_url(_PREVIEW_UNSUBSCRIBE))
 
 
 def step_send_test(*, step: Step, lead: Lead, to_email: str, by=None) -> str:
@@ -45,3 +54,70 @@ def step_send_test(*, step: Step, lead: Lead, to_email: str, by=None) -> str:
                                headers={"X-CRM-Test": "1"})
     message.send()
     return message_id
+
+
+@dataclass(frozen=True)
+class EmptyField:
+    """A merge field a step writes out that would come out empty, with where it is used."""
+
+    path: str
+    lines: list[str]  # "subject", "text line 3", ...
+    leads: int | None = None  # across the sequence's leads: how many (None: this lead)
+    of: int | None = None
+
+
+def _step_uses(step: Step) -> dict[str, list[str]]:
+    """Unguarded merge fields the step writes out -> where ("text line 3"); guarded ones (|default, {% if %}) are
+    left out: the template already says what to write."""
+    found: dict[str, list[str]] = {}
+    for part, source in (("subject", step.subject_template), ("text", step.text_template),
+                         ("HTML", step.html_template)):
+        for use in merge_field_uses(source or ""):
+            if not use.guarded:
+                found.setdefault(use.path, []).append(f"{part} line {use.line}" if use.line else part)
+    return found
+
+
+def empty_fields(*, step: Step, context: dict) -> list[EmptyField]:
+    """The merge fields the step writes out without a default that are empty in this lead's context."""
+    return [EmptyField(path, lines) for path, lines in _step_uses(step).items()
+            if field_value(context, path) in ("", None)]
+
+
+# For the check across a sequence's leads: when each merge field is empty, as a condition on the lead. A field
+# not here (the sender, the resource) is checked on the previewed lead only.
+_EMPTY_WHEN = {
+    "first_name": Q(first_name=""), "last_name": Q(last_name=""),
+    "lead.first_name": Q(first_name=""), "lead.last_name": Q(last_name=""),
+    "lead.full_name": Q(first_name="", last_name=""), "lead.email": Q(email=""), "lead.title": Q(title=""),
+    "lead.phone": Q(phone=""),
+    **{f"company.{name}": Q(company__isnull=True) | Q(**{f"company__{name}": ""})
+       for name in ("name", "domain", "industry")},
+    **{f"owner.{name}": Q(owner__isnull=True) | Q(**{f"owner__{name}": ""})
+       for name in ("first_name", "last_name", "email")},
+    "owner.full_name": Q(owner__isnull=True) | Q(owner__first_name="", owner__last_name=""),
+    "campaign.name": Q(campaign__isnull=True) | Q(campaign__name=""),
+}
+
+
+def empty_field_counts(*, step: Step) -> list[EmptyField]:
+    """Across the leads enrolled in the step's sequence now (active or paused): for each merge field the step
+    writes out without a default, how many of them would get it empty. One count query per field."""
+    enrolled = Lead.objects.filter(
+        enrollments__sequence_id=step.sequence_id,
+        enrollments__status__in=[Enrollment.Status.ACTIVE, Enrollment.Status.PAUSED],
+    ).distinct()
+    total = None
+    found = []
+    for path, lines in _step_uses(step).items():
+        if path == "links.book_demo" and not settings.CRM_BOOKING_URL:
+            total = enrolled.count() if total is None else total
+            empty = total
+        elif path in _EMPTY_WHEN:
+            empty = enrolled.filter(_EMPTY_WHEN[path]).count()
+        else:
+            continue
+        if empty:
+            total = enrolled.count() if total is None else total
+            found.append(EmptyField(path, lines, empty, total))
+    return found

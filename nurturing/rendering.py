@@ -10,6 +10,7 @@ field is reported with its line.
 
 import re
 from dataclasses import dataclass
+from difflib import get_close_matches
 
 from django.conf import settings
 from django.template import TemplateSyntaxError
@@ -41,9 +42,22 @@ MERGE_FIELDS = {
     "owner": "owner.first_name, .last_name, .full_name, .email (the lead's rep)",
     "sender": "sender.full_name, .email (who the email comes from)",
     "campaign": "campaign.name (the campaign the lead came from)",
-    "resource": "resource.title (what the lead downloaded or signed up for)",
+    "resource": "resource.title, .topic, .funnel, .url (what the lead downloaded or signed up for)",
     "links": "links.book_demo, links.unsubscribe",
 }
+# What each merge field that holds several values has (lead_context builds exactly these; a test keeps them equal).
+# The other merge fields are text.
+MERGE_ATTRIBUTES = {
+    "lead": ("first_name", "last_name", "full_name", "email", "title", "phone"),
+    "company": ("name", "domain", "industry"),
+    "owner": ("first_name", "last_name", "full_name", "email"),
+    "sender": ("first_name", "last_name", "full_name", "email"),
+    "campaign": ("name",),
+    "resource": ("title", "topic", "funnel", "url"),
+    "links": ("book_demo", "unsubscribe"),
+}
+# What a loop can go over on such a field: {% for key, value in lead.items %}.
+_LOOPABLE = ("items", "keys", "values")
 # A loop inside a loop is the most an email needs; each level multiplies the text.
 MAX_LOOP_DEPTH = 2
 SUBJECT_MAX_CHARS = Delivery._meta.get_field("subject").max_length
@@ -145,20 +159,50 @@ def _literal(var):
     return True, var
 
 
-def _expression_names(expression: FilterExpression):
+def _expression_lookups(expression: FilterExpression):
+    """Each merge field path the expression reads, as its parts: ("company", "name")."""
     variables = [expression.var, *(arg for _, args in expression.filters for lookup, arg in args if lookup)]
     for var in variables:
         lookups = getattr(var, "lookups", None)
         if lookups:
-            yield lookups[0]
+            yield lookups
+
+
+def _did_you_mean(name: str, known) -> str:
+    close = get_close_matches(name, list(known), n=1, cutoff=0.6)
+    return f" Did you mean “{close[0]}”?" if close else ""
+
+
+def _field_problem(lookups: tuple, where: str) -> str | None:
+    """What is wrong with a merge field path ("company.nmae", "frist_name", "first_name.upper"), if anything."""
+    name, *attributes = lookups
+    if name not in MERGE_FIELDS:
+        return (f"unknown merge field “{name}”{where}.{_did_you_mean(name, MERGE_FIELDS)} "
+                f"Known fields: {', '.join(sorted(MERGE_FIELDS))}.")
+    if not attributes:
+        return None
+    has = MERGE_ATTRIBUTES.get(name)
+    path = ".".join(lookups)
+    if has is None:
+        return f"“{name}” is text: “{path}”{where} reads nothing. Use {{{{ {name} }}}} (and a filter to change it)."
+    if attributes[0] not in has and attributes[0] not in _LOOPABLE:
+        return (f"unknown merge field “{path}”{where}.{_did_you_mean(attributes[0], has)} "
+                f"{name} has: {', '.join(has)}.")
+    if len(attributes) > 1:
+        return (f"“{name}.{attributes[0]}” is text: “{path}”{where} reads nothing. "
+                f"Use {{{{ {name}.{attributes[0]} }}}} (and a filter to change it).")
+    return None
 
 
 def _use_problem(use: _Use) -> str | None:
     where = f" on line {use.line}" if use.line else ""
     for expression in use.expressions:
-        for name in _expression_names(expression):
-            if name not in use.bound and name not in MERGE_FIELDS:
-                return f"unknown merge field “{name}”{where}. Known fields: {', '.join(sorted(MERGE_FIELDS))}."
+        for lookups in _expression_lookups(expression):
+            if lookups[0] in use.bound:
+                continue
+            problem = _field_problem(tuple(lookups), where)
+            if problem:
+                return problem
         for func, args in expression.filters:
             name = getattr(func, "_filter_name", "")
             if name in PADDING_FILTERS:
@@ -308,3 +352,61 @@ class StepRenderer:
         except RenderLimitExceeded as exc:
             self._compiled[step.pk] = exc
             raise
+
+
+@dataclass(frozen=True)
+class FieldUse:
+    """A merge field a template writes out: its path ("company.name"), line, and whether the template already
+    says what to write when it is empty (a |default filter, or inside {% if %} on that field)."""
+
+    path: str
+    line: int | None
+    guarded: bool
+
+
+_DEFAULTS = {"default", "default_if_none"}
+
+
+def merge_field_uses(source: str) -> list[FieldUse]:
+    """The merge fields a template writes out, in order (not those it only tests or loops over)."""
+    try:
+        nodelist = ENGINE.from_string(source).nodelist
+    except TemplateSyntaxError:
+        return []
+    return list(_written(nodelist, frozenset(), frozenset()))
+
+
+def _written(nodelist, bound: frozenset, guards: frozenset):
+    for node in nodelist:
+        line = getattr(getattr(node, "token", None), "lineno", None)
+        if isinstance(node, VariableNode):
+            expression = node.filter_expression
+            lookups = getattr(expression.var, "lookups", None)
+            if lookups and lookups[0] not in bound and lookups[0] in MERGE_FIELDS:
+                path = ".".join(lookups)
+                defaulted = any(getattr(func, "_filter_name", "") in _DEFAULTS for func, _ in expression.filters)
+                yield FieldUse(path, line, defaulted or path in guards)
+            continue
+        if isinstance(node, IfNode):  # a branch is guarded by what its own condition tests ({% else %}: nothing)
+            for condition, branch in node.conditions_nodelists:
+                tested = frozenset(".".join(lookups) for expression in _condition_expressions(condition)
+                                   for lookups in _expression_lookups(expression))
+                yield from _written(branch, bound, guards | tested)
+            continue
+        inner = bound
+        if isinstance(node, ForNode):
+            inner = bound | set(node.loopvars) | {"forloop"}
+        elif isinstance(node, WithNode):
+            inner = bound | set(node.extra_context)
+        for attr in node.child_nodelists:
+            child = getattr(node, attr, None)
+            if child:
+                yield from _written(child, inner, guards)
+
+
+def field_value(context: dict, path: str):
+    """The value of a merge field path in a lead's context ("" when it has none)."""
+    value = context
+    for part in path.split("."):
+        value = value.get(part, "") if isinstance(value, dict) else ""
+    return value

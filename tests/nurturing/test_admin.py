@@ -44,7 +44,8 @@ def test_a_marketer_builds_a_sequence_with_steps(marketer_client):
     ("step", "message"),
     [
         ({"text_template": "Hi\n{% if %}"}, "line 2"),
-        ({"text_template": "Hi {{ lead.salary }} {{ password }}"}, "unknown merge field “password”"),
+        ({"text_template": "Hi {{ password }} {{ lead.salary }}"}, "unknown merge field “password”"),
+        ({"text_template": "Hi {{ company.nmae }}"}, "unknown merge field “company.nmae” on line 1. Did you mean “name”?"),
         ({"subject_template": ""}, "needs a subject"),
         ({"delay": "-1 00:00:00"}, "cannot be negative"),
         ({"text_template": "Hi\n{% debug %}"}, "the tag “{% debug %}” on line 2 cannot be used in emails"),
@@ -55,7 +56,7 @@ def test_a_marketer_builds_a_sequence_with_steps(marketer_client):
             "the loop on line 1 goes over a fixed text or number",
         ),
     ],
-    ids=["syntax", "unknown-field", "no-subject", "negative-delay", "debug", "lorem", "wide-padding", "loop-over-text"],
+    ids=["syntax", "unknown-field", "attribute-typo", "no-subject", "negative-delay", "debug", "lorem", "wide-padding", "loop-over-text"],
 )
 def test_a_bad_step_is_refused_at_save_and_nothing_is_written(marketer_client, step, message):
     response = marketer_client.post(reverse("admin:nurturing_sequence_add"), step_formset(**step))
@@ -179,6 +180,43 @@ def test_preview_renders_a_step_for_a_chosen_lead_and_a_test_goes_to_me(marketer
     marketer_client.post(url, {"lead": lead.pk})
     assert len(mailbox) == 1
     assert mailbox[0].to == ["marketer@example.com"] and mailbox[0].subject == "[Test] Step 1 for Grace"
+
+
+def test_preview_finds_the_lead_by_name_or_email_and_flags_each_merge_field_that_comes_out_empty(
+        marketer_client, settings):
+    from nurturing.services import enrollment_create
+    from tests.factories import CompanyFactory
+
+    settings.CRM_BOOKING_URL = ""
+    sequence = sequence_with_steps({
+        "subject_template": "{{ company.name }} and you",
+        "text_template": "Hi {{ first_name|default:'there' }},\n{% if company.industry %}{{ company.industry }}{% endif %}"
+                         "\nBook: {{ links.book_demo }}\n{{ owner.full_name }}",
+    })
+    step = sequence.steps.get()
+    grace = LeadFactory(first_name="Grace", last_name="Hopper", email="grace@navy.test", company=None, owner=None)
+    ada = LeadFactory(first_name="Ada", email="ada@example.test", company=CompanyFactory(name="Analytical"))
+    for lead in (grace, ada):
+        enrollment_create(lead=lead, sequence=sequence)
+    url = reverse("admin:nurturing_step_preview", args=[step.pk])
+
+    page = marketer_client.get(url, {"lead": "hopper"})
+    assert page.context_data["lead"] == grace
+    here = {field.path: field.lines for field in page.context_data["empty_here"]}
+    # Grace has no company and no owner; the first name has a default and the industry sits inside {% if %}.
+    assert here == {"company.name": ["subject line 1"], "links.book_demo": ["text line 3"],
+                    "owner.full_name": ["text line 4"]}
+    across = {field.path: (field.leads, field.of) for field in page.context_data["empty_across"]}
+    assert across["company.name"] == (1, 2) and across["links.book_demo"] == (2, 2)
+    html = page.content.decode()
+    assert "1 of the 2 leads in this sequence would get <code>{{ company.name }}</code> empty (subject line 1)" in html
+    assert 'Add a default, e.g. <code>{{ company.name|default:"…" }}</code>' in html
+
+    assert marketer_client.get(url, {"lead": "ada@example"}).context_data["lead"] == ada
+    assert "company.name" not in {f.path for f in marketer_client.get(url, {"lead": "ada@example"}).context_data["empty_here"]}
+    nobody = marketer_client.get(url, {"lead": "nobody-like-this"})
+    assert nobody.context_data["lead"] is None and "No lead matches “nobody-like-this”" in nobody.content.decode()
+    assert marketer_client.get(url, {"lead": "<script>x</script>"}).status_code == 200
 
 
 # Two loops over long texts: written long before the sandbox refused them at save.

@@ -20,8 +20,34 @@ def test_a_syntax_error_is_reported_with_its_line():
 
 def test_an_unknown_merge_field_is_reported_with_its_line():
     with pytest.raises(TemplateProblem) as exc:
-        check_template("Hello {{ first_name }}\nYour plan: {{ lead.plan }}\n{{ secret_key }}", field="body")
+        check_template("Hello {{ first_name }}\nYour plan: {{ company.name }}\n{{ secret_key }}", field="body")
     assert "“secret_key”" in str(exc.value) and "line 3" in str(exc.value)
+
+
+@pytest.mark.parametrize(("source", "says"), [
+    ("Hi {{ company.nmae }}", "unknown merge field “company.nmae” on line 1. Did you mean “name”? company has: name"),
+    ("See {{ links.pricing }}", "unknown merge field “links.pricing” on line 1. links has: book_demo, unsubscribe."),
+    ("Hi {{ frist_name }}", "unknown merge field “frist_name” on line 1. Did you mean “first_name”?"),
+    ("Your plan: {{ lead.plan }}", "unknown merge field “lead.plan”"),
+    ("{% if owner.mail %}x{% endif %}", "unknown merge field “owner.mail”"),
+    ("{{ first_name|default:company.title }}", "unknown merge field “company.title”"),
+    ("Hi {{ first_name.upper }}", "“first_name” is text: “first_name.upper” on line 1 reads nothing"),
+    ("{{ company.name.0 }}", "“company.name” is text: “company.name.0” on line 1 reads nothing"),
+])
+def test_attribute_typos_and_lookups_into_text_are_refused_with_what_to_write(source, says):
+    with pytest.raises(TemplateProblem) as exc:
+        check_template(source)
+    assert says in str(exc.value)
+
+
+def test_every_merge_field_the_check_knows_is_in_the_context_and_nothing_else():
+    from nurturing.rendering import MERGE_ATTRIBUTES, MERGE_FIELDS
+
+    context = lead_context(LeadFactory())
+    assert set(context) == set(MERGE_FIELDS)
+    assert {name: tuple(value) for name, value in context.items() if isinstance(value, dict)} == MERGE_ATTRIBUTES
+    # A loop's own names are not merge fields: their attributes are not checked.
+    check_template("{% with c=company %}{{ c.anything }}{% endwith %}")
 
 
 @pytest.mark.parametrize(
@@ -125,3 +151,18 @@ def test_a_step_is_saved_only_when_usable_and_deleted_only_when_never_used():
         services.step_delete(step=first)
     services.step_delete(step=second)
     assert list(sequence.steps.values_list("pk", flat=True)) == [first.pk]
+
+
+def test_the_fields_a_template_writes_out_and_which_already_say_what_to_write_when_empty():
+    from nurturing.rendering import FieldUse, merge_field_uses
+
+    source = ("{{ first_name|default:'there' }} {{ last_name }}\n"
+              "{% if company.name %}{{ company.name }}{% else %}{{ company.name }}{{ owner.email }}{% endif %}\n"
+              "{% with c=company %}{{ c.domain }}{% endwith %}{% for k, v in lead.items %}{{ v }}{% endfor %}"
+              "{% if campaign.name %}x{% endif %}")
+    assert merge_field_uses(source) == [
+        FieldUse("first_name", 1, True), FieldUse("last_name", 1, False),
+        FieldUse("company.name", 2, True),  # inside {% if company.name %}
+        FieldUse("company.name", 2, False), FieldUse("owner.email", 2, False),  # {% else %}: known empty there
+    ]
+    assert merge_field_uses("{% if %}") == []  # a template that does not compile writes nothing out
