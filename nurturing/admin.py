@@ -8,6 +8,7 @@ from csp.constants import UNSAFE_INLINE
 from csp.decorators import csp_update
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Count, Q
 from django.http import HttpResponseRedirect
@@ -20,6 +21,7 @@ from django.utils.html import format_html, format_html_join
 
 from core.admin import ReadOnlyAdminMixin
 from core.pagination import BoundedCountPaginator
+from core.policy import access_for
 from leads.admin.lead import LeadAdmin
 from leads.admin.records import LeadRecordAdmin, lead_link
 from leads.models import Lead
@@ -103,7 +105,7 @@ class SequenceAdmin(SequenceReportMixin, admin.ModelAdmin):
     inlines = (StepInline,)
     readonly_fields = ("status", "step_counts", "step_tools")
     fields = ("name", "goal", "target_persona", "goal_stage", "sender", "daily_cap_per_sender", "pause_company_on_reply",
-              "status", "step_counts", "step_tools")
+              "in_other_sequence", "requires_consent", "status", "step_counts", "step_tools")
     actions = ("activate", "pause", "archive")
 
     def get_form(self, request, obj=None, **kwargs):
@@ -359,23 +361,38 @@ class NurturingLeadAdmin(PersonPrivacyAdminMixin, LeadEmailEventsMixin, LeadAdmi
             format_html_join("", "<tr><td>{} · step {}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>", rows),
         )
 
-    @admin.action(description="Enroll selected leads in a sequence", permissions=["change"])
+    def has_enroll_permission(self, request) -> bool:
+        """Marketers and managers enroll leads from the list (the service checks each lead again)."""
+        return access_for(request.user).builds_sequences
+
+    @admin.action(description="Enroll selected leads in a sequence", permissions=["enroll"])
     def enroll_in_sequence(self, request, queryset):
-        form = EnrollForm(request.POST if "apply" in request.POST else None)
+        """Choose the sequence, see who would be enrolled and who skipped and why, then enroll."""
+        form = EnrollForm(request.POST if "apply" in request.POST or "preview" in request.POST else None)
+        leads = list(queryset[:1001])
+        if len(leads) > 1000:
+            self.message_user(request, "Select at most 1,000 leads at a time: narrow the filter.", messages.ERROR)
+            return None
         if "apply" in request.POST and form.is_valid():
-            leads = list(queryset[:1001])
-            if len(leads) > 1000:
-                self.message_user(request, "Select at most 1,000 leads at a time: narrow the filter.", messages.ERROR)
-                return None
             enrolled, refused = services.enroll_many(leads=leads, sequence=form.cleaned_data["sequence"], by=request.user)
             self.message_user(request, f"{enrolled} lead(s) enrolled in {form.cleaned_data['sequence']}.", messages.SUCCESS)
             if refused:
                 more = f" …and {len(refused) - 10} more." if len(refused) > 10 else ""
                 self.message_user(request, f"{len(refused)} not enrolled: " + " | ".join(refused[:10]) + more, messages.WARNING)
             return None
+        if "preview" in request.POST and form.is_valid():
+            sequence = form.cleaned_data["sequence"]
+            context = {
+                **self.admin_site.each_context(request), "opts": self.opts, "title": f"Enroll in {sequence}",
+                "sequence": sequence, "plan": services.enrollment_plan(leads=leads, sequence=sequence),
+                "action": "enroll_in_sequence", "select_across": request.POST.get("select_across", "0"),
+                "selected": request.POST.getlist(ACTION_CHECKBOX_NAME),
+            }
+            return TemplateResponse(request, "admin/nurturing/enroll_preview.html", context)
         return self._action_page(
-            request, queryset, action="enroll_in_sequence", title="Enroll leads in a sequence", form=form, submit="Enroll",
-            intro="Each lead is enrolled if it can be: open, short of the sequence's goal, with an unsuppressed address, not already in it.",
+            request, queryset, action="enroll_in_sequence", title="Enroll leads in a sequence", form=form,
+            submit="Show who will be enrolled", step="preview",
+            intro="Next you see who would be enrolled and who skipped and why, before anything is written.",
         )
 
 

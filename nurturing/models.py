@@ -76,6 +76,21 @@ class Sequence(models.Model):
         default=False,
         help_text="When a lead replies, also pause this sequence for the other leads of the same company.",
     )
+
+    class InOtherSequence(models.TextChoices):
+        ALLOW = "allow", "Enroll it too (it gets both sequences' emails)"
+        SKIP = "skip", "Skip it"
+        REPLACE = "replace", "End its other sequences and enroll it here"
+
+    in_other_sequence = models.CharField(
+        "a lead already in another sequence", max_length=10, choices=InOtherSequence.choices,
+        default=InOtherSequence.ALLOW,
+        help_text="What enrolling does with a lead that is active or paused in another sequence.",
+    )
+    requires_consent = models.BooleanField(
+        "only leads with recorded consent", default=False,
+        help_text="Enroll only leads whose consent to be emailed is recorded (when, how and the wording they agreed to).",
+    )
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     created_at = models.DateTimeField(default=now, editable=False)
     updated_at = models.DateTimeField(auto_now=True)

@@ -321,7 +321,61 @@ def enrollment_refusal(*, lead: Lead, sequence: Sequence) -> str | None:
         return "the address is suppressed (unsubscribed, bounced or blocked)"
     if Enrollment.objects.filter(lead=lead, sequence=sequence, status__in=LIVE_ENROLLMENT).exists():
         return "the lead is already in this sequence"
+    if sequence.requires_consent and lead.consent_given_at is None:
+        return "no consent to be emailed is recorded for the lead (the sequence asks for it)"
+    if sequence.in_other_sequence == Sequence.InOtherSequence.SKIP:
+        others = _other_sequences([lead.pk], sequence).get(lead.pk)
+        if others:
+            return f"the lead is already in {_names(others)} (the sequence skips such leads)"
     return None
+
+
+def _other_sequences(lead_ids, sequence: Sequence) -> dict[int, list[str]]:
+    """Per lead, the names of the other sequences it is active or paused in (one query)."""
+    found: dict[int, list[str]] = {}
+    rows = (Enrollment.objects.filter(lead_id__in=lead_ids, status__in=LIVE_ENROLLMENT).exclude(sequence=sequence)
+            .order_by("lead_id", "sequence__name").values_list("lead_id", "sequence__name"))
+    for lead_id, name in rows:
+        found.setdefault(lead_id, []).append(name)
+    return found
+
+
+def _names(names: list[str]) -> str:
+    quoted = [f"“{name}”" for name in names]
+    return quoted[0] if len(quoted) == 1 else ", ".join(quoted[:-1]) + " and " + quoted[-1]
+
+
+@dataclasses.dataclass
+class EnrollmentPlan:
+    """What enrolling these leads in the sequence would do, lead by lead, before anything is written."""
+
+    enroll: list = dataclasses.field(default_factory=list)  # leads enrolled as they are
+    also_in: list = dataclasses.field(default_factory=list)  # (lead, other sequences): enrolled, and stay there too
+    replace: list = dataclasses.field(default_factory=list)  # (lead, other sequences): those end, this one starts
+    skipped: dict = dataclasses.field(default_factory=dict)  # why -> leads
+
+    @property
+    def enrolled_count(self) -> int:
+        return len(self.enroll) + len(self.also_in) + len(self.replace)
+
+
+def enrollment_plan(*, leads, sequence: Sequence) -> EnrollmentPlan:
+    """Who enrolling would enroll, who it would skip and why (the same rules as `enrollment_create`), and who is
+    in another sequence and what happens to that (the sequence's rule: allow, skip or replace)."""
+    leads = list(leads)
+    others = _other_sequences([lead.pk for lead in leads], sequence)
+    plan = EnrollmentPlan()
+    for lead in leads:
+        refusal = enrollment_refusal(lead=lead, sequence=sequence)
+        if refusal:
+            plan.skipped.setdefault(refusal, []).append(lead)
+        elif lead.pk in others and sequence.in_other_sequence == Sequence.InOtherSequence.REPLACE:
+            plan.replace.append((lead, others[lead.pk]))
+        elif lead.pk in others:
+            plan.also_in.append((lead, others[lead.pk]))
+        else:
+            plan.enroll.append(lead)
+    return plan
 
 
 def past_goal(status: str, goal_stage: str) -> bool:
@@ -337,8 +391,10 @@ def enrollment_create(*, lead: Lead, sequence: Sequence, by=None, at: datetime |
 
     Guarantees: the sequence is active and has an active step; the lead is
     live, open, short of the goal stage, has an unsuppressed address and is
-    not in the sequence already (the database enforces that too); `by` may
-    manage the lead's enrollments.
+    not in the sequence already (the database enforces that too); it has
+    recorded consent if the sequence asks for it; a lead in another sequence
+    is enrolled too, skipped, or taken out of the other sequences first, by
+    the sequence's rule; `by` may manage the lead's enrollments.
     """
     check_may_manage_enrollments(by, lead)
     refusal = enrollment_refusal(lead=lead, sequence=sequence)
@@ -348,6 +404,10 @@ def enrollment_create(*, lead: Lead, sequence: Sequence, by=None, at: datetime |
     if step is None:
         raise ValidationError({"sequence": ["The sequence has no active step."]})
     now = at or timezone.now()
+    if sequence.in_other_sequence == Sequence.InOtherSequence.REPLACE:
+        for other in (Enrollment.objects.filter(lead=lead, status__in=LIVE_ENROLLMENT).exclude(sequence=sequence)
+                      .select_related("lead")):
+            enrollment_exit(enrollment=other, reason=f"replaced by “{sequence.name}”", by=by)
     try:
         with transaction.atomic():
             enrollment = Enrollment.objects.create(lead=lead, sequence=sequence, enrolled_by=by, enrolled_at=now)

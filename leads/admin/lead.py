@@ -422,7 +422,7 @@ class LeadAdmin(ListExportAdmin, admin.ModelAdmin):
 
     # --- Actions ------------------------------------------------------------------
 
-    def _action_page(self, request, queryset, *, action, title, form, submit, intro):
+    def _action_page(self, request, queryset, *, action, title, form, submit, intro, step="apply"):
         context = {
             **self.admin_site.each_context(request),
             "opts": self.opts,
@@ -431,6 +431,7 @@ class LeadAdmin(ListExportAdmin, admin.ModelAdmin):
             "submit_label": submit,
             "intro": intro,
             "action": action,
+            "step": step,
             "select_across": request.POST.get("select_across", "0"),
             "selected": request.POST.getlist(ACTION_CHECKBOX_NAME),
             "sample": list(queryset.select_related(None).only("id", "first_name", "last_name", "email", "phone")[:10]),

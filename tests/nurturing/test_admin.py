@@ -24,6 +24,7 @@ def marketer_client(client, marketer_user):
 def step_formset(**step):
     data = {
         "name": "Guide follow-up", "goal": "", "goal_stage": "sql", "daily_cap_per_sender": 200,
+        "in_other_sequence": "allow",
         "steps-TOTAL_FORMS": 1, "steps-INITIAL_FORMS": 0,
         "steps-0-position": 1, "steps-0-kind": "email", "steps-0-delay": "1 00:00:00", "steps-0-send_days": "01234",
         "steps-0-window_start": "09:00", "steps-0-window_end": "17:00", "steps-0-is_active": "on", "steps-0-condition": "always",
@@ -72,7 +73,7 @@ def sender_form(sender, **fields):
     """The sequence change form as posted, with no steps."""
     return {
         "name": "Guide follow-up", "goal": "", "goal_stage": "sql", "daily_cap_per_sender": 200,
-        "sender": sender.pk if sender else "", "steps-TOTAL_FORMS": 0, "steps-INITIAL_FORMS": 0, **fields,
+        "in_other_sequence": "allow", "sender": sender.pk if sender else "", "steps-TOTAL_FORMS": 0, "steps-INITIAL_FORMS": 0, **fields,
     }
 
 
@@ -278,6 +279,38 @@ def test_enrolling_selected_leads_from_the_lead_list(client, manager_user):
     messages = [str(m) for m in client.get(reverse("admin:leads_lead_changelist")).context["messages"]]
     assert any("1 lead(s) enrolled" in m for m in messages)
     assert any("suppressed" in m for m in messages)
+
+
+def test_enrolling_shows_who_would_be_enrolled_and_who_skipped_and_why_before_writing(client, marketer_user):
+    from leads.pipeline import LeadStatus
+    from tests.factories import lead_at
+
+    client.force_login(marketer_user)
+    sequence = sequence_with_steps(name="Pricing follow-up", goal_stage="sql")
+    other = sequence_with_steps(name="Welcome")
+    fresh, busy, suppressed = LeadFactory(first_name="Fresh"), LeadFactory(first_name="Busy"), LeadFactory()
+    qualified = lead_at(LeadStatus.SQL)
+    services.enrollment_create(lead=busy, sequence=other)
+    Suppression.objects.create(email=suppressed.email)
+    selected = {"action": "enroll_in_sequence", ACTION_CHECKBOX_NAME: [fresh.pk, busy.pk, suppressed.pk, qualified.pk],
+                "index": 0}
+    url = reverse("admin:leads_lead_changelist")
+
+    assert "Show who will be enrolled" in client.post(url, selected).content.decode()
+    preview = client.post(url, {**selected, "preview": "1", "sequence": sequence.pk})
+    plan = preview.context_data["plan"]
+    assert plan.enroll == [fresh] and plan.also_in == [(busy, ["Welcome"])] and plan.enrolled_count == 2
+    assert {why: leads for why, leads in plan.skipped.items()} == {
+        "the address is suppressed (unsubscribed, bounced or blocked)": [suppressed],
+        "the lead is already SQL, the sequence's goal": [qualified],
+    }
+    html = preview.content.decode()
+    assert "would be enrolled in “Pricing follow-up”" in html and 'value="Enroll 2 leads"' in html
+    assert Enrollment.objects.filter(sequence=sequence).count() == 0  # nothing written by the preview
+
+    response = client.post(url, {**selected, "apply": "1", "sequence": sequence.pk})
+    assert response.status_code == 302
+    assert set(Enrollment.objects.filter(sequence=sequence).values_list("lead_id", flat=True)) == {fresh.pk, busy.pk}
 
 
 def test_the_lead_page_shows_its_deliveries_and_the_sequence_its_counts(client, manager_user, mailbox):

@@ -6,7 +6,7 @@ import pytest
 from django.core.exceptions import ValidationError
 
 from nurturing import services
-from nurturing.models import Sequence, Step
+from nurturing.models import Delivery, Enrollment, Sequence, Step
 from nurturing.rendering import CompiledStep, TemplateProblem, check_template, lead_context
 from tests.factories import CompanyFactory, LeadFactory, sequence_with_steps
 
@@ -166,3 +166,46 @@ def test_the_fields_a_template_writes_out_and_which_already_say_what_to_write_wh
         FieldUse("company.name", 2, False), FieldUse("owner.email", 2, False),  # {% else %}: known empty there
     ]
     assert merge_field_uses("{% if %}") == []  # a template that does not compile writes nothing out
+
+
+def test_a_sequence_says_what_happens_to_a_lead_already_in_another_one():
+    from nurturing.services import enrollment_create, enrollment_plan
+    from tests.factories import sequence_with_steps
+
+    welcome = sequence_with_steps(name="Welcome")
+    lead = LeadFactory()
+    first = enrollment_create(lead=lead, sequence=welcome)
+
+    skipping = sequence_with_steps(name="Webinar", in_other_sequence="skip")
+    assert enrollment_plan(leads=[lead], sequence=skipping).skipped == {
+        "the lead is already in “Welcome” (the sequence skips such leads)": [lead]}
+    with pytest.raises(ValidationError, match="already in “Welcome”"):
+        enrollment_create(lead=lead, sequence=skipping)
+
+    replacing = sequence_with_steps(name="Pricing", in_other_sequence="replace")
+    assert enrollment_plan(leads=[lead], sequence=replacing).replace == [(lead, ["Welcome"])]
+    enrollment_create(lead=lead, sequence=replacing)
+    first.refresh_from_db()
+    assert first.status == Enrollment.Status.EXITED and first.exit_reason == "replaced by “Pricing”"
+    assert not first.deliveries.filter(status=Delivery.Status.SCHEDULED).exists()  # nothing more from Welcome
+
+    allowing = sequence_with_steps(name="Newsletter")  # the default: enrolled too, and said so beforehand
+    assert enrollment_plan(leads=[lead], sequence=allowing).also_in == [(lead, ["Pricing"])]
+    enrollment_create(lead=lead, sequence=allowing)
+    assert set(Enrollment.objects.filter(lead=lead, status="active").values_list("sequence__name", flat=True)) == {
+        "Pricing", "Newsletter"}
+
+
+def test_a_sequence_that_asks_for_consent_enrolls_only_leads_with_consent_recorded():
+    from django.utils import timezone
+
+    from nurturing.services import enrollment_create, enrollment_plan
+    from tests.factories import sequence_with_steps
+
+    sequence = sequence_with_steps(requires_consent=True)
+    without, agreed = LeadFactory(), LeadFactory(consent_given_at=timezone.now(), consent_text="Send me the guide")
+    plan = enrollment_plan(leads=[without, agreed], sequence=sequence)
+    assert plan.enroll == [agreed]
+    assert list(plan.skipped.values()) == [[without]] and "no consent" in next(iter(plan.skipped))
+    with pytest.raises(ValidationError, match="no consent to be emailed is recorded"):
+        enrollment_create(lead=without, sequence=sequence)
