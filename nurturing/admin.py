@@ -32,6 +32,7 @@ from .admin_reports import LeadEmailEventsMixin, SequenceReportMixin
 from .models import Delivery, EmailEvent, Enrollment, Sequence, Step, Suppression
 from .rendering import MERGE_FIELDS
 from .sandbox import ALLOWED_FILTERS, ALLOWED_TAGS
+from .versions import versions_diff
 
 
 class StepForm(forms.ModelForm):
@@ -103,9 +104,9 @@ class SequenceAdmin(SequenceReportMixin, admin.ModelAdmin):
     list_filter = ("status", "goal_stage")
     search_fields = ("name", "goal")
     inlines = (StepInline,)
-    readonly_fields = ("status", "step_counts", "step_tools")
+    readonly_fields = ("status", "version", "step_counts", "step_tools")
     fields = ("name", "goal", "target_persona", "goal_stage", "sender", "daily_cap_per_sender", "pause_company_on_reply",
-              "in_other_sequence", "requires_consent", "status", "step_counts", "step_tools")
+              "in_other_sequence", "requires_consent", "status", "version", "step_counts", "step_tools")
     actions = ("activate", "pause", "archive")
 
     def get_form(self, request, obj=None, **kwargs):
@@ -134,6 +135,29 @@ class SequenceAdmin(SequenceReportMixin, admin.ModelAdmin):
             ),
         )
         return format_html('<table class="step-counts"><thead><tr><th></th>{}</tr></thead><tbody>{}</tbody></table>', header, rows)
+
+    @admin.display(description="version")
+    def version(self, obj):
+        latest = obj.versions.order_by("-number").first() if obj.pk else None
+        if latest is None:
+            return "None yet: activating the sequence keeps its steps as version 1; each change after is a new version."
+        return format_html('Version {} of {} · <a href="{}">all versions and what changed</a>', latest.number,
+                           date_format(timezone.localtime(latest.created_at), "DATETIME_FORMAT"),
+                           reverse("admin:nurturing_sequence_versions", args=[obj.pk]))
+
+    def versions_view(self, request, sequence_id):
+        sequence = get_object_or_404(Sequence, pk=sequence_id)
+        if not self.has_view_permission(request, sequence):
+            raise PermissionDenied
+        versions = list(sequence.versions.select_related("created_by").order_by("-number"))
+        rows = [
+            (version, versions_diff(older.steps if older else [], version.steps),
+             version.deliveries.filter(status=Delivery.Status.SENT).count())
+            for version, older in zip(versions, [*versions[1:], None], strict=True)
+        ]
+        context = {**self.admin_site.each_context(request), "opts": self.opts, "title": f"Versions of {sequence}",
+                   "sequence": sequence, "rows": rows}
+        return TemplateResponse(request, "admin/nurturing/sequence_versions.html", context)
 
     @admin.display(description="preview and test")
     def step_tools(self, obj):
@@ -176,15 +200,14 @@ class SequenceAdmin(SequenceReportMixin, admin.ModelAdmin):
         if formset.model is not Step:
             return super().save_formset(request, form, formset, change)
         steps = formset.save(commit=False)
-        for step in steps:
-            services.step_save(step=step, by=request.user)
-        for step in formset.deleted_objects:
-            services.step_delete(step=step, by=request.user)
+        services.steps_save(sequence=form.instance, steps=steps, deleted=formset.deleted_objects, by=request.user)
         formset.save_m2m()
 
     def get_urls(self):
         view = self.admin_site.admin_view
-        return [path("step/<int:step_id>/preview/", view(self.preview_view), name="nurturing_step_preview"), *super().get_urls()]
+        return [path("step/<int:step_id>/preview/", view(self.preview_view), name="nurturing_step_preview"),
+                path("<int:sequence_id>/versions/", view(self.versions_view), name="nurturing_sequence_versions"),
+                *super().get_urls()]
 
     # The email's HTML is shown in a sandboxed frame (no scripts run in it), which
     # takes this page's Content-Security-Policy: let it keep its inline styles

@@ -35,6 +35,7 @@ from django.core.mail import get_connection
 from django.core.mail.backends.smtp import EmailBackend as SMTPEmailBackend
 from django.db import connection as db_connection
 from django.db import transaction
+from django.db.models import Max
 from django.utils import timezone
 
 from core.emails import normalize_email
@@ -43,7 +44,7 @@ from leads import services as lead_services
 from leads.models import Campaign, Lead
 
 from .compose import nurture_email, unsubscribe_token, unsubscribe_url
-from .models import Delivery, Enrollment, Sequence, Step
+from .models import Delivery, Enrollment, Sequence, SequenceVersion, Step
 from .rendering import StepRenderer, latest_resources, lead_context
 from .send_policy import LIVE, plan_sends, suppressed_addresses
 from .services import delivery_due_at, next_step_after
@@ -90,6 +91,7 @@ class _Batch:
         self.renderer = StepRenderer()
         self.next_steps: dict[int, Step | None] = {}
         self.resources = {}
+        self.versions: dict[int, int] = {}
         self.rows = list(
             Delivery.objects.filter(pk__in=ids, status=S.CLAIMED, claim_token=token).select_related("enrollment__lead__company")
         )
@@ -116,6 +118,9 @@ class _Batch:
         for sequence in sequences.values():
             _SEQUENCE_SENDER.set_cached_value(sequence, users.get(sequence.sender_id))
         self.resources = latest_resources({d.enrollment.lead_id for d in rows})
+        # Each sequence's latest version: the steps just loaded are its content (a change makes a new one).
+        self.versions = dict(SequenceVersion.objects.filter(sequence_id__in=sequences).order_by()
+                             .values_list("sequence_id").annotate(latest=Max("pk")))
         for d in rows:
             _DELIVERY_STEP.set_cached_value(d, steps.get(d.step_id))
             _ENROLLMENT_SEQUENCE.set_cached_value(d.enrollment, sequences.get(d.enrollment.sequence_id))
@@ -309,6 +314,7 @@ class _Batch:
         now = timezone.now()
         for d in sent:
             d.status, d.sender, d.reason, d.updated_at = S.SENT, d.sender_user, "", now
+            d.version_id = self.versions.get(d.enrollment.sequence_id)  # the steps as they were rendered from
         for d, reason in failed:
             d.status, d.reason, d.updated_at = S.FAILED, reason[:500], now
         with transaction.atomic():
@@ -379,7 +385,7 @@ def sent_events_record(rows) -> int:
 
 _OUTCOME_FIELDS = (
     "status", "sent_at", "sender_id", "to_email", "subject", "body_text", "body_html", "message_id", "provider_message_id",
-    "reason", "updated_at",
+    "reason", "updated_at", "version_id",
 )
 
 

@@ -165,6 +165,25 @@ class Step(models.Model):
         return f"{self.sequence} — step {self.position}"
 
 
+class SequenceVersion(models.Model):
+    """The steps of a live sequence as they were from one change to the next: a change to an active or paused
+    sequence's steps makes a new version; each email sent records the version it came from."""
+
+    sequence = models.ForeignKey(Sequence, on_delete=models.CASCADE, related_name="versions")
+    number = models.PositiveIntegerField()
+    steps = models.JSONField(help_text="Each step's settings and templates, in order.")
+    created_at = models.DateTimeField(default=now, editable=False)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="+")
+
+    class Meta:
+        ordering = ["sequence", "-number"]
+        constraints = [models.UniqueConstraint(fields=["sequence", "number"], name="sequenceversion_number_unique")]
+
+    def __str__(self):
+        return f"{self.sequence} — version {self.number}"
+
+
 class Enrollment(models.Model):
     class Status(models.TextChoices):
         ACTIVE = "active", "Active"
@@ -222,6 +241,10 @@ class Delivery(models.Model):
     # deleting a user (they are deactivated, as a rule) scans the table.
     enrollment = models.ForeignKey(Enrollment, on_delete=models.CASCADE, related_name="deliveries", db_index=False)
     step = models.ForeignKey(Step, on_delete=models.PROTECT, related_name="deliveries", db_index=False)
+    version = models.ForeignKey(
+        SequenceVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="deliveries", db_index=False,
+        help_text="The version of the sequence the email was sent from (none: sent before versions were kept).",
+    )
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.SCHEDULED)
     due_at = models.DateTimeField()
     reason = models.CharField(max_length=500, blank=True, help_text="Why it was skipped, failed, or moved to a later time.")

@@ -23,7 +23,7 @@ from leads.models import Lead
 from leads.pipeline import LeadStatus
 
 from .address_hash import current_key, email_hash, hash_keys, hashes_rewrite, key_id
-from .models import Delivery, Enrollment, Sequence, Step, Suppression, WebhookNonce
+from .models import Delivery, Enrollment, Sequence, SequenceVersion, Step, Suppression, WebhookNonce
 from .rendering import TemplateProblem, check_template
 from .schedule import lead_zone, next_send_time
 
@@ -232,6 +232,7 @@ def sequence_activate(*, sequence: Sequence, by=None) -> Sequence:
         raise ValidationError({"status": problems})
     sequence.status = Sequence.Status.ACTIVE
     sequence.save(update_fields=["status", "updated_at"])
+    sequence_version_record(sequence=sequence, by=by)
     return sequence
 
 
@@ -276,11 +277,56 @@ def step_delete(*, step: Step, by=None) -> None:
 
 @transaction.atomic
 def step_save(*, step: Step, by=None) -> Step:
-    """Create or change a step of a sequence. Guarantees: its templates and settings pass `step_check`."""
+    """Create or change a step of a sequence. Guarantees: its templates and settings pass `step_check`; a live
+    sequence's change is a new version (`sequence_version_record`)."""
+    return steps_save(sequence=step.sequence, steps=[step], by=by)[0]
+
+
+@transaction.atomic
+def steps_save(*, sequence: Sequence, steps, deleted=(), by=None) -> list[Step]:
+    """Save several steps of one sequence (and delete `deleted`, as `step_delete`) as one change: if the sequence
+    is live, one new version for all of it."""
     check_may_build_sequences(by)
-    step_check(step)
-    step.save()
-    return step
+    steps = list(steps)
+    for step in steps:
+        if step.sequence_id != sequence.pk:
+            raise ValidationError("Each step saved together belongs to the same sequence.")
+        step_check(step)
+        step.save()
+    for step in deleted:
+        step_delete(step=step, by=by)
+    if sequence.status in (Sequence.Status.ACTIVE, Sequence.Status.PAUSED):
+        sequence_version_record(sequence=sequence, by=by)
+    return steps
+
+
+# What a version keeps of each step: everything that shapes what is sent and when.
+_VERSIONED_STEP_FIELDS = (
+    "position", "kind", "is_active", "delay", "send_days", "window_start", "window_end", "condition",
+    "condition_resource_id", "subject_template", "text_template", "html_template", "stage_action",
+    "click_link_contains", "click_stage_action", "click_creates_call_task",
+)
+
+
+def sequence_snapshot(sequence: Sequence) -> list[dict]:
+    """The sequence's steps now, as a version keeps them (JSON: durations and times as text)."""
+    def plain(value):
+        return value if value is None or isinstance(value, bool | int | str) else str(value)
+
+    return [{name: plain(getattr(step, name)) for name in _VERSIONED_STEP_FIELDS}
+            for step in Step.objects.filter(sequence=sequence).order_by("position")]
+
+
+@transaction.atomic
+def sequence_version_record(*, sequence: Sequence, by=None) -> SequenceVersion | None:
+    """Keep the sequence's steps as a new version if they differ from its latest version (None if not)."""
+    Sequence.objects.select_for_update().filter(pk=sequence.pk).first()  # two saves at once number in turn
+    snapshot = sequence_snapshot(sequence)
+    latest = SequenceVersion.objects.filter(sequence=sequence).order_by("-number").first()
+    if latest is not None and latest.steps == snapshot:
+        return None
+    return SequenceVersion.objects.create(sequence=sequence, number=(latest.number + 1) if latest else 1,
+                                          steps=snapshot, created_by=by)
 
 
 # --- Enrollment ---------------------------------------------------------------------

@@ -391,3 +391,38 @@ def test_a_new_address_is_suppressed_from_the_admin(marketer_client):
 
     assert response.status_code == 302
     assert list(Suppression.objects.values_list("email", "source")) == [("new@example.com", "admin")]
+
+
+def test_a_change_to_a_live_sequence_is_a_new_version_and_each_email_records_the_one_it_came_from(
+        marketer_client, marketer_user, mailbox):
+    from nurturing.models import Delivery, SequenceVersion
+
+    sequence = sequence_with_steps({"text_template": "Hello {{ first_name|default:'there' }}.\nSee you."},
+                                   status="draft", name="Guide follow-up")
+    step = sequence.steps.get()
+    step.subject_template = "Draft edit"
+    services.step_save(step=step, by=marketer_user)
+    assert not SequenceVersion.objects.exists()  # drafts change freely
+
+    services.sequence_activate(sequence=sequence, by=marketer_user)
+    services.enrollment_create(lead=LeadFactory(first_name="Ada"), sequence=sequence)
+    token, ids = deliveries_claim(limit=10)
+    deliveries_send(ids=ids, token=token)
+    first = SequenceVersion.objects.get()
+    assert first.number == 1 and Delivery.objects.get(status="sent").version == first
+
+    step.text_template = "Hello {{ first_name|default:'there' }}.\nSee you at the webinar."
+    services.steps_save(sequence=sequence, steps=[step], by=marketer_user)
+    services.steps_save(sequence=sequence, steps=[step], by=marketer_user)  # saved again unchanged: no version
+    assert list(sequence.versions.values_list("number", flat=True)) == [2, 1]
+    services.enrollment_create(lead=LeadFactory(first_name="Grace"), sequence=sequence)
+    token, ids = deliveries_claim(limit=10)
+    deliveries_send(ids=ids, token=token)
+    assert sorted(Delivery.objects.filter(status="sent").values_list("version__number", flat=True)) == [1, 2]
+
+    page = marketer_client.get(reverse("admin:nurturing_sequence_versions", args=[sequence.pk]))
+    html = page.content.decode()
+    assert "Version 2" in html and "1 email sent from it" in html
+    assert "−     | See you.\n+     | See you at the webinar." in html
+    change = marketer_client.get(reverse("admin:nurturing_sequence_change", args=[sequence.pk])).content.decode()
+    assert "Version 2 of" in change and reverse("admin:nurturing_sequence_versions", args=[sequence.pk]) in change

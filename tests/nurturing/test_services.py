@@ -209,3 +209,21 @@ def test_a_sequence_that_asks_for_consent_enrolls_only_leads_with_consent_record
     assert list(plan.skipped.values()) == [[without]] and "no consent" in next(iter(plan.skipped))
     with pytest.raises(ValidationError, match="no consent to be emailed is recorded"):
         enrollment_create(lead=without, sequence=sequence)
+
+
+def test_live_sequences_get_their_steps_as_version_1_when_versions_start():
+    from importlib import import_module
+
+    from django.apps import apps
+
+    from nurturing.models import SequenceVersion
+    from nurturing.services import sequence_snapshot
+
+    live = sequence_with_steps({}, {"subject_template": "Second"}, name="Live")
+    sequence_with_steps(name="Draft", status="draft")
+    import_module("nurturing.migrations.0011_sequence_versions").first_versions(apps, None)
+
+    version = SequenceVersion.objects.get()
+    assert (version.sequence, version.number) == (live, 1)
+    assert version.steps == sequence_snapshot(live)  # the same shape the services keep
+    assert [step["subject_template"] for step in version.steps][1] == "Second"
