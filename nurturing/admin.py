@@ -29,7 +29,7 @@ from leads.models import Lead
 from . import previews, services
 from .admin_privacy import PersonPrivacyAdminMixin
 from .admin_reports import LeadEmailEventsMixin, SequenceReportMixin
-from .models import Delivery, EmailEvent, Enrollment, Sequence, Step, Suppression
+from .models import Delivery, EmailEvent, Enrollment, Sequence, Step, Suppression, Trigger
 from .rendering import MERGE_FIELDS
 from .sandbox import ALLOWED_FILTERS, ALLOWED_TAGS
 from .versions import versions_diff
@@ -82,6 +82,14 @@ class SequenceForm(forms.ModelForm):
         return cleaned
 
 
+class TriggerInline(admin.TabularInline):
+    model = Trigger
+    extra = 0
+    fields = ("kind", "form_slug", "resource", "stage", "objection_category", "is_active")
+    verbose_name = "trigger"
+    verbose_name_plural = "triggers: enroll leads in this sequence when…"
+
+
 class StepInline(admin.StackedInline):
     model = Step
     form = StepForm
@@ -103,7 +111,7 @@ class SequenceAdmin(SequenceReportMixin, admin.ModelAdmin):
     list_display = ("name", "status", "goal_stage", "target_persona", "sender", "daily_cap_per_sender")
     list_filter = ("status", "goal_stage")
     search_fields = ("name", "goal")
-    inlines = (StepInline,)
+    inlines = (StepInline, TriggerInline)
     readonly_fields = ("status", "version", "step_counts", "step_tools")
     fields = ("name", "goal", "target_persona", "goal_stage", "sender", "daily_cap_per_sender", "pause_company_on_reply",
               "in_other_sequence", "requires_consent", "status", "version", "step_counts", "step_tools")
@@ -197,6 +205,9 @@ class SequenceAdmin(SequenceReportMixin, admin.ModelAdmin):
             self.message_user(request, f"{sequence} is archived; {left} lead(s) left it.", messages.SUCCESS)
 
     def save_formset(self, request, form, formset, change):
+        if formset.model is Trigger:
+            services.triggers_save(triggers=formset.save(commit=False), deleted=formset.deleted_objects, by=request.user)
+            return None
         if formset.model is not Step:
             return super().save_formset(request, form, formset, change)
         steps = formset.save(commit=False)

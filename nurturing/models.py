@@ -28,7 +28,7 @@ from django.db.models import Q
 from django.utils.timezone import now
 
 from core.emails import normalize_email
-from leads.models import Lead, Persona
+from leads.models import Lead, Objection, Persona
 from leads.pipeline import LeadStatus
 
 from .address_hash import email_hash, email_hashes
@@ -399,3 +399,61 @@ class WebhookNonce(models.Model):
     class Meta:
         constraints = [models.UniqueConstraint(fields=["provider", "token"], name="webhook_nonce_once")]
         indexes = [models.Index(fields=["seen_at"], name="webhook_nonce_seen")]
+
+
+class Trigger(models.Model):
+    """Enroll leads in a sequence when something happens to them, read from the event log: a form submitted, a
+    resource downloaded, a stage reached, an objection of a kind logged (price objection -> the ROI case study)."""
+
+    class Kind(models.TextChoices):
+        FORM_SUBMITTED = "form_submitted", "A form is submitted"
+        RESOURCE = "resource", "A resource is downloaded or signed up for"
+        STAGE_REACHED = "stage_reached", "The lead reaches a stage"
+        OBJECTION = "objection", "An objection is logged"
+
+    sequence = models.ForeignKey(Sequence, on_delete=models.CASCADE, related_name="triggers")
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    form_slug = models.SlugField("form", max_length=100, blank=True, help_text="The form's slug (empty: any form).")
+    resource = models.ForeignKey("leads.Resource", null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+    stage = models.CharField(max_length=20, choices=LeadStatus.choices, blank=True)
+    objection_category = models.CharField(max_length=20, choices=Objection.Category.choices, blank=True)
+    is_active = models.BooleanField("on", default=True)
+    created_at = models.DateTimeField(default=now, editable=False)
+
+    class Meta:
+        ordering = ["sequence", "pk"]
+
+    def __str__(self):
+        return f"{self.get_kind_display()}{self.detail} → {self.sequence}"
+
+    @property
+    def detail(self) -> str:
+        if self.kind == self.Kind.FORM_SUBMITTED:
+            return f" ({self.form_slug})" if self.form_slug else " (any form)"
+        if self.kind == self.Kind.RESOURCE:
+            return f" ({self.resource})" if self.resource_id else ""
+        if self.kind == self.Kind.STAGE_REACHED:
+            return f" ({self.get_stage_display()})" if self.stage else ""
+        return f" ({self.get_objection_category_display()})" if self.objection_category else ""
+
+    def clean(self):
+        needs = {self.Kind.RESOURCE: ("resource", self.resource_id, "Choose the resource."),
+                 self.Kind.STAGE_REACHED: ("stage", self.stage, "Choose the stage."),
+                 self.Kind.OBJECTION: ("objection_category", self.objection_category, "Choose the kind of objection.")}
+        if self.kind in needs:
+            field, value, message = needs[self.kind]
+            if not value:
+                raise ValidationError({field: [message]})
+
+
+class TriggerFired(models.Model):
+    """A trigger acted on an event (once each, however often the event log is read)."""
+
+    trigger = models.ForeignKey(Trigger, on_delete=models.CASCADE, related_name="fired")
+    event_id = models.BigIntegerField()
+    lead_id = models.BigIntegerField()
+    outcome = models.CharField(max_length=300, help_text="Enrolled, or why not.")
+    fired_at = models.DateTimeField(default=now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["trigger", "event_id"], name="trigger_fires_once_per_event")]

@@ -300,6 +300,21 @@ def steps_save(*, sequence: Sequence, steps, deleted=(), by=None) -> list[Step]:
     return steps
 
 
+@transaction.atomic
+def triggers_save(*, triggers, deleted=(), by=None) -> None:
+    """Create, change or delete a sequence's triggers (`nurturing.triggers` fires them). Guarantees: `by` builds
+    sequences; each trigger names what it waits for (a resource, a stage, a kind of objection)."""
+    check_may_build_sequences(by)
+    for trigger in triggers:
+        try:
+            trigger.full_clean()
+        except ValidationError as exc:
+            raise ValidationError(exc.message_dict) from exc
+        trigger.save()
+    for trigger in deleted:
+        trigger.delete()
+
+
 # What a version keeps of each step: everything that shapes what is sent and when.
 _VERSIONED_STEP_FIELDS = (
     "position", "kind", "is_active", "delay", "send_days", "window_start", "window_end", "condition",

@@ -88,3 +88,12 @@ def reap_stale():
     handed_back, unknown = deliveries_reap()
     if handed_back or unknown:
         log.warning("Reaper: %d handed back, %d marked unknown", handed_back, unknown)
+
+
+@shared_task(ignore_result=True, soft_time_limit=120, time_limit=150)
+def run_triggers():
+    """Enroll the leads that what happened to them puts in a sequence (nurturing.triggers)."""
+    from .triggers import triggers_run
+
+    while triggers_run() == 500:
+        pass

@@ -281,6 +281,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "capture.tasks.run_followups",
         "schedule": min(CRM_BEAT_TICK_SECONDS, 15.0),
     },
+    "nurture-triggers": {
+        "task": "nurturing.tasks.run_triggers",
+        "schedule": min(CRM_BEAT_TICK_SECONDS, 15.0),
+    },
     "traffic-ingest": {
         "task": "traffic.tasks.ingest_hits",
         "schedule": env.float("CRM_TRACKING_INGEST_SECONDS", default=10.0),

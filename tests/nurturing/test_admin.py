@@ -24,7 +24,7 @@ def marketer_client(client, marketer_user):
 def step_formset(**step):
     data = {
         "name": "Guide follow-up", "goal": "", "goal_stage": "sql", "daily_cap_per_sender": 200,
-        "in_other_sequence": "allow",
+        "in_other_sequence": "allow", "triggers-TOTAL_FORMS": 0, "triggers-INITIAL_FORMS": 0,
         "steps-TOTAL_FORMS": 1, "steps-INITIAL_FORMS": 0,
         "steps-0-position": 1, "steps-0-kind": "email", "steps-0-delay": "1 00:00:00", "steps-0-send_days": "01234",
         "steps-0-window_start": "09:00", "steps-0-window_end": "17:00", "steps-0-is_active": "on", "steps-0-condition": "always",
@@ -73,7 +73,8 @@ def sender_form(sender, **fields):
     """The sequence change form as posted, with no steps."""
     return {
         "name": "Guide follow-up", "goal": "", "goal_stage": "sql", "daily_cap_per_sender": 200,
-        "in_other_sequence": "allow", "sender": sender.pk if sender else "", "steps-TOTAL_FORMS": 0, "steps-INITIAL_FORMS": 0, **fields,
+        "in_other_sequence": "allow", "sender": sender.pk if sender else "", "steps-TOTAL_FORMS": 0, "steps-INITIAL_FORMS": 0,
+        "triggers-TOTAL_FORMS": 0, "triggers-INITIAL_FORMS": 0, **fields,
     }
 
 
@@ -426,3 +427,19 @@ def test_a_change_to_a_live_sequence_is_a_new_version_and_each_email_records_the
     assert "−     | See you.\n+     | See you at the webinar." in html
     change = marketer_client.get(reverse("admin:nurturing_sequence_change", args=[sequence.pk])).content.decode()
     assert "Version 2 of" in change and reverse("admin:nurturing_sequence_versions", args=[sequence.pk]) in change
+
+
+def test_a_marketer_sets_a_sequences_triggers_on_its_page(marketer_client):
+    from nurturing.models import Trigger
+
+    data = {**step_formset(), "triggers-TOTAL_FORMS": 2, "triggers-0-kind": "objection",
+            "triggers-0-objection_category": "price", "triggers-0-is_active": "on",
+            "triggers-1-kind": "stage_reached", "triggers-1-is_active": "on"}
+    refused = marketer_client.post(reverse("admin:nurturing_sequence_add"), data)
+    assert refused.status_code == 200 and "Choose the stage." in refused.content.decode()
+    assert not Sequence.objects.exists()
+
+    data["triggers-1-stage"] = "mql"
+    assert marketer_client.post(reverse("admin:nurturing_sequence_add"), data).status_code == 302
+    assert sorted(Trigger.objects.values_list("kind", "objection_category", "stage")) == [
+        ("objection", "price", ""), ("stage_reached", "", "mql")]
