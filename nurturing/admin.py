@@ -29,7 +29,8 @@ from leads.models import Lead
 from . import previews, services
 from .admin_privacy import PersonPrivacyAdminMixin
 from .admin_reports import LeadEmailEventsMixin, SequenceReportMixin
-from .models import Delivery, EmailEvent, Enrollment, Sequence, Step, Suppression, Trigger
+from .audiences import audience_count_and_sample, audience_leads
+from .models import Audience, Delivery, EmailEvent, Enrollment, Sequence, Step, Suppression, Trigger
 from .rendering import MERGE_FIELDS
 from .sandbox import ALLOWED_FILTERS, ALLOWED_TAGS
 from .versions import versions_diff
@@ -357,6 +358,73 @@ class SuppressionAdmin(admin.ModelAdmin):
             return
         created = services.suppression_add(email=obj.email, reason=obj.reason, source=obj.source or "admin", by=request.user)
         obj.pk, obj._state.adding = created.pk, False
+
+
+@admin.register(Audience)
+class AudienceAdmin(admin.ModelAdmin):
+    """Marketers save audiences by rules, see how many leads each holds now and who, and enroll them."""
+
+    list_display = ("name", "stage", "source", "campaign", "persona", "members_count", "created_at")
+    search_fields = ("name",)
+    readonly_fields = ("members",)
+    fieldsets = (
+        (None, {"fields": ("name", "members")}),
+        ("Where they came from", {"fields": ("source", "utm_medium", "campaign", "resource", "form_slug")}),
+        ("Who they are", {"fields": ("persona", "country", "owner", "stage")}),
+        ("What they did, and when", {"fields": ("engaged_within_days", "inactive_for_days")}),
+    )
+
+    def save_model(self, request, obj, form, change):
+        services.audience_save(audience=obj, by=request.user)
+
+    @admin.display(description="leads now")
+    def members_count(self, obj):
+        return audience_leads(obj).count()
+
+    @admin.display(description="leads now")
+    def members(self, obj):
+        if obj.pk is None:
+            return "Save the audience to see how many leads it holds and who."
+        count, sample = audience_count_and_sample(obj)
+        return format_html(
+            '<strong id="audience-count">{}</strong> lead{} · <a class="button" href="{}">Enroll them in a sequence</a>'
+            '<ul id="audience-sample">{}</ul>', count, "" if count == 1 else "s",
+            reverse("admin:nurturing_audience_enroll", args=[obj.pk]),
+            format_html_join("", "<li>{} &lt;{}&gt; · {}</li>", ((lead, lead.email, lead.get_status_display())
+                                                              for lead in sample)),
+        )
+
+    def get_urls(self):
+        return [path("<int:audience_id>/enroll/", self.admin_site.admin_view(self.enroll_view),
+                     name="nurturing_audience_enroll"), *super().get_urls()]
+
+    def enroll_view(self, request, audience_id):
+        """Choose the sequence, see the plan for the audience's leads now, then enroll them."""
+        audience = get_object_or_404(Audience, pk=audience_id)
+        if not access_for(request.user).builds_sequences:
+            raise PermissionDenied
+        form = EnrollForm(request.POST or None)
+        context = {**self.admin_site.each_context(request), "opts": self.opts, "audience": audience, "form": form,
+                   "title": f"Enroll “{audience}” in a sequence"}
+        if request.method == "POST" and form.is_valid():
+            sequence = form.cleaned_data["sequence"]
+            leads = list(audience_leads(audience)[:AUDIENCE_ENROLL_MAX + 1])
+            if len(leads) > AUDIENCE_ENROLL_MAX:
+                self.message_user(request, f"The audience holds more than {AUDIENCE_ENROLL_MAX:,} leads: narrow it "
+                                           "before enrolling it.", messages.ERROR)
+                return HttpResponseRedirect(reverse("admin:nurturing_audience_change", args=[audience.pk]))
+            if "apply" in request.POST:
+                enrolled, refused = services.enroll_many(leads=leads, sequence=sequence, by=request.user)
+                self.message_user(request, f"{enrolled} lead(s) of “{audience}” enrolled in {sequence}; "
+                                           f"{len(refused)} not.", messages.SUCCESS)
+                return HttpResponseRedirect(reverse("admin:nurturing_audience_change", args=[audience.pk]))
+            context |= {"sequence": sequence, "plan": services.enrollment_plan(leads=leads, sequence=sequence)}
+            return TemplateResponse(request, "admin/nurturing/enroll_preview.html", context)
+        return TemplateResponse(request, "admin/nurturing/audience_enroll.html", context)
+
+
+# Enrolling an audience checks each lead with a few queries: larger audiences wait for batched checks.
+AUDIENCE_ENROLL_MAX = 5000
 
 
 # --- The lead admin, with nurturing -------------------------------------------------------

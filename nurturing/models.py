@@ -457,3 +457,37 @@ class TriggerFired(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["trigger", "event_id"], name="trigger_fires_once_per_event")]
+
+
+class Audience(models.Model):
+    """A saved group of leads, by rules that all hold (a rule left empty holds for every lead): where they came
+    from, who they are, where they are in the pipeline, what they did and how recently. Live leads only; the
+    members are worked out each time (`nurturing.audiences.audience_leads`)."""
+
+    name = models.CharField(max_length=200)
+    source = models.ForeignKey("leads.Source", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    utm_medium = models.CharField("medium", max_length=50, blank=True)
+    campaign = models.ForeignKey("leads.Campaign", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    persona = models.ForeignKey(Persona, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    stage = models.CharField(max_length=20, choices=LeadStatus.choices, blank=True)
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
+                              related_name="+")
+    country = models.CharField(max_length=100, blank=True, help_text="The lead's company's country, as written there.")
+    resource = models.ForeignKey("leads.Resource", null=True, blank=True, on_delete=models.PROTECT, related_name="+",
+                                 help_text="Downloaded or signed up for this.")
+    form_slug = models.SlugField("submitted the form", max_length=100, blank=True)
+    engaged_within_days = models.PositiveIntegerField(
+        "opened, clicked or replied within (days)", null=True, blank=True,
+        help_text="A person's open, click or reply of one of our emails (never a machine's) in the last N days.")
+    inactive_for_days = models.PositiveIntegerField(
+        "no touch for (days)", null=True, blank=True,
+        help_text="Nobody called, met or emailed the lead for N days (never touched: since it was created).")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="+")
+    created_at = models.DateTimeField(default=now, editable=False)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self):
+        return self.name

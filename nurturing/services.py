@@ -315,6 +315,20 @@ def triggers_save(*, triggers, deleted=(), by=None) -> None:
         trigger.delete()
 
 
+@transaction.atomic
+def audience_save(*, audience, by=None):
+    """Create or change a saved audience (marketers and managers)."""
+    check_may_build_sequences(by)
+    try:
+        audience.full_clean()
+    except ValidationError as exc:
+        raise ValidationError(exc.message_dict) from exc
+    if audience.pk is None:
+        audience.created_by = by
+    audience.save()
+    return audience
+
+
 # What a version keeps of each step: everything that shapes what is sent and when.
 _VERSIONED_STEP_FIELDS = (
     "position", "kind", "is_active", "delay", "send_days", "window_start", "window_end", "condition",
