@@ -26,6 +26,11 @@ def lead_duplicate_of(*, email: str, exclude_pk=None) -> Lead | None:
     return qs.only("id", "first_name", "last_name", "email", "phone").first()
 
 
+def untouched_since(cutoff) -> Q:
+    """Leads nobody called, met or emailed since `cutoff` (never touched: created before it)."""
+    return Q(last_touch_at__lt=cutoff) | Q(last_touch_at__isnull=True, created_at__lt=cutoff)
+
+
 def lead_search(leads, text: str):
     """Leads whose name, email, phone or company contain every word of `text` (the pg_trgm-indexed search text)."""
     for term in text.lower().split():

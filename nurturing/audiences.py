@@ -2,10 +2,11 @@
 
 from datetime import timedelta
 
-from django.db.models import Exists, OuterRef, Q
+from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
 from leads.models import FormSubmission, Lead
+from leads.selectors import untouched_since
 
 from .models import Audience, EmailEvent
 
@@ -31,7 +32,7 @@ def audience_leads(audience: Audience, *, now=None):
             lead=OuterRef("pk"), kind__in=HUMAN_ENGAGEMENT, is_machine=False, occurred_at__gte=since)))
     if audience.inactive_for_days is not None:
         cutoff = now - timedelta(days=audience.inactive_for_days)
-        leads = leads.filter(Q(last_touch_at__lt=cutoff) | Q(last_touch_at__isnull=True, created_at__lt=cutoff))
+        leads = leads.filter(untouched_since(cutoff))
     return leads
 
 

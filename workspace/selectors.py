@@ -12,7 +12,7 @@ from django.utils import timezone
 from core.policy import Access
 from leads import pipeline
 from leads.models import Activity, Deal, FormSubmission, Lead, LeadTouch, Objection, StageChange, Task
-from leads.selectors import lead_search, lead_timeline
+from leads.selectors import lead_search, lead_timeline, untouched_since
 from nurturing.models import Delivery, EmailEvent, Enrollment
 
 LIST_RELATED = ("owner", "company", "source", "campaign", "persona")
@@ -28,10 +28,7 @@ def cold_cutoff(now: datetime | None = None) -> datetime:
 
 def cold_condition(now: datetime | None = None) -> Q:
     """Open leads nobody called, met or emailed for CRM_COLD_AFTER_DAYS days (never touched: counted from creation)."""
-    cutoff = cold_cutoff(now)
-    return Q(status__in=pipeline.OPEN_STATUSES) & (
-        Q(last_touch_at__lt=cutoff) | Q(last_touch_at__isnull=True, created_at__lt=cutoff)
-    )
+    return Q(status__in=pipeline.OPEN_STATUSES) & untouched_since(cold_cutoff(now))
 
 
 # --- Today ---------------------------------------------------------------------------------
