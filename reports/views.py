@@ -22,6 +22,7 @@ from .charts import bar_chart, line_chart
 from .figures import FIGURES
 from .forms import ReportForm
 from .selectors import attention, cohorts, economics, funnel, nurturing, objections, pipeline, reps, sales, trends
+from .templatetags.reports import days
 
 PAGE_SIZE = 50
 
@@ -75,10 +76,6 @@ def _nurturing(request, date_range, part) -> dict:
     return {"sequences": nurturing.sequence_rows(date_range, part)}
 
 
-def _days_text(value: float) -> str:
-    return f"{value:.1f} d"
-
-
 def _sales(request, date_range, part) -> dict:
     in_stage = sales.time_in_stage(date_range, part)
     closed = sales.closed_summary(date_range, part)
@@ -88,7 +85,7 @@ def _sales(request, date_range, part) -> dict:
                       "time_in_stage_chart": bar_chart([row.label for row in in_stage],
                                                        [("Median", [row.spread.median_days for row in in_stage]),
                                                         ("p90", [row.spread.p90_days for row in in_stage])],
-                                                       text=_days_text)}}
+                                                       text=days)}}
 
 
 def _pipeline(request, date_range, part) -> dict:
