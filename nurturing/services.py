@@ -380,8 +380,8 @@ def delivery_due_at(*, step: Step, lead: Lead, after: datetime) -> datetime:
     )
 
 
-def enrollment_refusal(*, lead: Lead, sequence: Sequence) -> str | None:
-    """Why this lead cannot be enrolled now, or None."""
+def enrollment_refusal(*, lead: Lead, sequence: Sequence, others: dict | None = None) -> str | None:
+    """Why this lead cannot be enrolled now, or None. `others`: `_other_sequences` of these leads, if already read."""
     if sequence.status != Sequence.Status.ACTIVE:
         return f"the sequence is {sequence.get_status_display().lower()}: activate it first"
     if lead.archived_at is not None:
@@ -399,9 +399,9 @@ def enrollment_refusal(*, lead: Lead, sequence: Sequence) -> str | None:
     if sequence.requires_consent and lead.consent_given_at is None:
         return "no consent to be emailed is recorded for the lead (the sequence asks for it)"
     if sequence.in_other_sequence == Sequence.InOtherSequence.SKIP:
-        others = _other_sequences([lead.pk], sequence).get(lead.pk)
-        if others:
-            return f"the lead is already in {_names(others)} (the sequence skips such leads)"
+        names = (_other_sequences([lead.pk], sequence) if others is None else others).get(lead.pk)
+        if names:
+            return f"the lead is already in {_names(names)} (the sequence skips such leads)"
     return None
 
 
@@ -441,7 +441,7 @@ def enrollment_plan(*, leads, sequence: Sequence) -> EnrollmentPlan:
     others = _other_sequences([lead.pk for lead in leads], sequence)
     plan = EnrollmentPlan()
     for lead in leads:
-        refusal = enrollment_refusal(lead=lead, sequence=sequence)
+        refusal = enrollment_refusal(lead=lead, sequence=sequence, others=others)
         if refusal:
             plan.skipped.setdefault(refusal, []).append(lead)
         elif lead.pk in others and sequence.in_other_sequence == Sequence.InOtherSequence.REPLACE:
