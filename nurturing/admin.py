@@ -245,8 +245,9 @@ class SequenceAdmin(SequenceReportMixin, admin.ModelAdmin):
         rendered, problem, empty = None, None, []
         if lead is not None:
             try:
-                rendered = previews.step_preview(step=step, lead=lead)
-                empty = previews.empty_fields(step=step, context=previews.preview_context(step=step, lead=lead))
+                merge = previews.preview_context(step=step, lead=lead)
+                rendered = previews.step_preview(step=step, lead=lead, context=merge)
+                empty = previews.empty_fields(step=step, context=merge)
             except Exception as exc:  # shown to the marketer, who is fixing the template
                 problem = str(exc)
         if request.method == "POST" and lead is not None:

@@ -25,10 +25,11 @@ def preview_context(*, step: Step, lead: Lead, sender=None) -> dict:
                         unsubscribe_url=unsubscribe_url(_PREVIEW_UNSUBSCRIBE))
 
 
-def step_preview(*, step: Step, lead: Lead, sender=None):
-    """Render a step for a lead exactly as it would be sent, footer included (nothing is sent or stored)."""
-    return with_footer(CompiledStep(step).render(preview_context(step=step, lead=lead, sender=sender)),
-                       unsubscribe_url(_PREVIEW_UNSUBSCRIBE))
+def step_preview(*, step: Step, lead: Lead, sender=None, context: dict | None = None):
+    """Render a step for a lead exactly as it would be sent, footer included (nothing is sent or stored).
+    `context`: `preview_context` for the same step and lead, if already made."""
+    context = preview_context(step=step, lead=lead, sender=sender) if context is None else context
+    return with_footer(CompiledStep(step).render(context), unsubscribe_url(_PREVIEW_UNSUBSCRIBE))
 
 
 def step_send_test(*, step: Step, lead: Lead, to_email: str, by=None) -> str:
