@@ -44,6 +44,7 @@ seed: migrate
 	$(PY) manage.py seed_demo --if-empty
 	$(PY) manage.py seed_demo_sequences --if-empty
 	$(PY) manage.py seed_demo_forms --if-empty
+	$(PY) manage.py seed_demo_scoring --if-empty
 
 run: seed
 	$(PY) manage.py run_all --port $(PORT)

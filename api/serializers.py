@@ -20,13 +20,17 @@ MAX_INT = 2**31 - 1
 class StrictSerializer(serializers.Serializer):
     """A body with a field it does not know is refused (a typo must not be ignored in silence)."""
 
+    # Fields a reader sees that no body may set, with why.
+    computed: dict[str, str] = {}
+
     def to_internal_value(self, data):
         if isinstance(data, Mapping):
             known = {name for name, field in self.fields.items() if not field.read_only}
             unknown = sorted(str(key) for key in data if key not in known)
             if unknown:
                 raise serializers.ValidationError(
-                    {key: [f"Unknown field. The fields are: {', '.join(sorted(known))}."] for key in unknown}
+                    {key: [self.computed.get(key) or f"Unknown field. The fields are: {', '.join(sorted(known))}."]
+                     for key in unknown}
                 )
         return super().to_internal_value(data)
 
@@ -230,7 +234,8 @@ class LeadUpdateBody(StrictSerializer):
     utm_content = StrictCharField(max_length=200, required=False, allow_blank=True)
     utm_term = StrictCharField(max_length=200, required=False, allow_blank=True)
     timezone = StrictCharField(max_length=64, required=False, allow_blank=True)
-    score = StrictIntegerField(min_value=-MAX_INT, max_value=MAX_INT, required=False)
+
+    computed = {"score": "The score is computed from the scoring rules (fit and engagement); it cannot be set."}
 
 
 class LeadCreateBody(LeadUpdateBody):

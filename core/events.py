@@ -39,6 +39,8 @@ class EventType(models.TextChoices):
     TASK_SNOOZED = "task.snoozed", "Task snoozed"
     TASK_DONE = "task.done", "Task done"
     TASK_UPDATED = "task.updated", "Task updated"
+    SCORE_CROSSED = "lead.score_crossed", "Score crossed a threshold"
+    SCORING_CHANGED = "scoring.changed", "Scoring rules changed"
     DEAL_CREATED = "deal.created", "Deal created"
     DEAL_WON = "deal.won", "Deal won"
     DEAL_LOST = "deal.lost", "Deal lost"

@@ -213,6 +213,13 @@ def check_may_merge_leads(user) -> None:
         raise PermissionDenied("Only a manager can merge two leads or undo a merge.")
 
 
+def check_may_set_scoring(user) -> None:
+    """Scoring rules and thresholds: marketers and managers (and the system), who build the sequences too. A
+    threshold moves leads to MQL, so who sets it is who answers for what marketing hands to sales."""
+    if user is not None and not access_for(user).builds_sequences:
+        raise PermissionDenied("Only a marketer or a manager can change the scoring rules.")
+
+
 def check_may_run_forms(user) -> None:
     """Capture forms and their quarantine: marketers and managers, who build the sequences too (and the system)."""
     if user is not None and not access_for(user).builds_sequences:

@@ -34,7 +34,7 @@ class LeadForm(forms.ModelForm):
         fields = [
             "first_name", "last_name", "email", "phone", "title", "company", "owner",
             "source", "campaign", "utm_medium", "utm_content", "utm_term", "persona",
-            "timezone", "score", "consent_given_at", "consent_text", "consent_source",
+            "timezone", "consent_given_at", "consent_text", "consent_source",
         ]
         field_classes = {"owner": OwnerChoiceField}
 

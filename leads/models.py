@@ -195,7 +195,8 @@ class Lead(models.Model):
     status = models.CharField(max_length=20, choices=LeadStatus.choices, default=LeadStatus.NEW, editable=False)
     stage_entered_at = models.DateTimeField(default=now, editable=False)
     lost_reason = models.CharField(max_length=300, blank=True, editable=False)
-    score = models.IntegerField(default=0, help_text="Fit and engagement score; scoring rules come later.")
+    # Computed by the scoring rules (the scoring app keeps its breakdown), never typed.
+    score = models.IntegerField(default=0, editable=False, help_text="Fit and engagement score, from the scoring rules.")
     # When the lead first reached each qualified stage (entering it or a later one): a copy of its stage
     # history for the reports, kept by the services that write the history (leads.reach).
     reached_mql_at = models.DateTimeField(null=True, blank=True, editable=False)

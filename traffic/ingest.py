@@ -34,6 +34,7 @@ from core.http import host_allowed
 from .classify import BurstCounter, classify
 from .models import PageView, TrackingSalt, TrafficDaily, Visitor, VisitorKind
 from .queue import hit_queue
+from .signals import page_views_stored_send
 from .visitors import visitors_record
 
 MAX_BODY_BYTES = 4096
@@ -251,6 +252,7 @@ def page_views_write(rows: list[PageView], *, known: dict | None = None) -> None
             ignore_conflicts=True,
         )
         visitors_record(rows)
+        page_views_stored_send({r.lead_id for r in rows if r.lead_id is not None and r.kind == VisitorKind.HUMAN})
 
 
 # --- Reports' rollup ----------------------------------------------------------------------------

@@ -14,6 +14,7 @@ from leads import pipeline
 from leads.models import Activity, Deal, FormSubmission, Lead, LeadTouch, Objection, StageChange, Task
 from leads.selectors import lead_search, lead_timeline, untouched_since
 from nurturing.models import Delivery, EmailEvent, Enrollment
+from scoring.selectors import score_breakdown
 
 LIST_RELATED = ("owner", "company", "source", "campaign", "persona")
 
@@ -138,9 +139,10 @@ def lead_list(*, access: Access, filters: dict, now: datetime | None = None):
 def lead_page(*, lead: Lead, limit: int = 30) -> dict:
     """Everything the lead page shows: open tasks, deals, enrollments, and one timeline (newest first).
 
-    Eight queries whatever the lead's history: stage changes, activities and
+    Nine queries whatever the lead's history: stage changes, activities and
     objections (the leads timeline), tasks, emails with their events and the
-    lead's form submissions (one query), enrollments, deals, first and last touch.
+    lead's form submissions (one query), enrollments, deals, first and last touch,
+    the score's breakdown.
     """
     timeline = lead_timeline(lead=lead, limit=limit)
     tasks = list(
@@ -165,6 +167,7 @@ def lead_page(*, lead: Lead, limit: int = 30) -> dict:
         .order_by("-enrolled_at", "-id")[:10]
     )
     return {
+        "score": score_breakdown(lead_id=lead.pk),
         "timeline": timeline[:limit],
         "open_tasks": sorted((t for t in tasks if t.completed_at is None), key=lambda t: (t.due_at, t.pk)),
         "deals": list(Deal.objects.filter(lead=lead).order_by("-created_at", "-id")[:10]),

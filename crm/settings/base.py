@@ -11,6 +11,7 @@ from pathlib import Path
 
 import environ
 import xstatic.pkg.bootstrap
+from celery.schedules import crontab
 from csp.constants import NONE, SELF
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
@@ -52,6 +53,7 @@ INSTALLED_APPS = [
     "capture",
     "outbound",
     "imports",
+    "scoring",
     "workspace",
     "reports",
     "api",
@@ -285,6 +287,14 @@ CELERY_BEAT_SCHEDULE = {
         "task": "nurturing.tasks.run_triggers",
         "schedule": min(CRM_BEAT_TICK_SECONDS, 15.0),
     },
+    "scoring-events": {
+        "task": "scoring.tasks.score_events",
+        "schedule": min(CRM_BEAT_TICK_SECONDS, 15.0),
+    },
+    "scoring-decay": {
+        "task": "scoring.tasks.decay_scores",
+        "schedule": crontab(hour=3, minute=17),
+    },
     "traffic-ingest": {
         "task": "traffic.tasks.ingest_hits",
         "schedule": env.float("CRM_TRACKING_INGEST_SECONDS", default=10.0),
@@ -328,10 +338,16 @@ CELERY_BEAT_SCHEDULE = {
 CRM_WEBHOOKS_QUEUE = env.str("CRM_WEBHOOKS_QUEUE", default="webhooks")
 # Lead imports too: a 100,000-row file never holds up the emails or the webhooks.
 CRM_IMPORTS_QUEUE = env.str("CRM_IMPORTS_QUEUE", default="imports")
+# And rescoring every lead after a rule change, and the nightly decay pass: minutes of work at a million leads.
+CRM_SCORING_QUEUE = env.str("CRM_SCORING_QUEUE", default="scoring")
 CELERY_TASK_ROUTES = {
     "outbound.tasks.*": {"queue": CRM_WEBHOOKS_QUEUE},
     "imports.tasks.*": {"queue": CRM_IMPORTS_QUEUE},
+    "scoring.tasks.rescore": {"queue": CRM_SCORING_QUEUE},
+    "scoring.tasks.decay_scores": {"queue": CRM_SCORING_QUEUE},
 }
+# A rescoring task works this long, then hands the rest of the job to a new task.
+CRM_SCORING_TASK_SECONDS = env.float("CRM_SCORING_TASK_SECONDS", default=60.0)
 
 # --- Forms ------------------------------------------------------------------
 CRISPY_ALLOWED_TEMPLATE_PACKS = "bootstrap5"

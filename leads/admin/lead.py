@@ -112,6 +112,11 @@ class LiveFilter(admin.SimpleListFilter):
         return queryset.filter(archived_at__isnull=True)
 
 
+# What a lead's score is made of, in words, from the apps that compute it (the scoring app adds its breakdown):
+# each a callable(lead) -> str. Registered from above, as signals are, so this app knows nothing of scoring.
+SCORE_EXPLAINERS: list = []
+
+
 @admin.register(Lead)
 class LeadAdmin(ListExportAdmin, admin.ModelAdmin):
     form = LeadForm
@@ -137,10 +142,10 @@ class LeadAdmin(ListExportAdmin, admin.ModelAdmin):
     actions = ("assign_owner", "move_stage", "merge_leads", "export_csv", "export_xlsx", "archive")
     export_spec = exports.LEADS
     readonly_fields = (
-        "timeline", "audit_trail", "deals", "open_tasks", "stage", "stage_entered_at", "lost_reason", "created_at", "updated_at", "last_touch_at", "archived_at",
+        "timeline", "audit_trail", "deals", "open_tasks", "stage", "score_explained", "stage_entered_at", "lost_reason", "created_at", "updated_at", "last_touch_at", "archived_at",
     )
     fieldsets = (
-        ("Pipeline", {"fields": ("stage", "stage_entered_at", "lost_reason", "owner", "score")}),
+        ("Pipeline", {"fields": ("stage", "stage_entered_at", "lost_reason", "owner", "score_explained")}),
         ("Contact", {"fields": (("first_name", "last_name"), "email", "phone", "title", "company", "timezone")}),
         ("Attribution", {"fields": ("source", "campaign", "persona", ("utm_medium", "utm_content", "utm_term"))}),
         ("Consent", {"fields": ("consent_given_at", "consent_text", "consent_source")}),
@@ -162,6 +167,11 @@ class LeadAdmin(ListExportAdmin, admin.ModelAdmin):
     @admin.display(description="owner")
     def owner_name(self, obj):
         return (obj.owner.get_full_name() or obj.owner.get_username()) if obj.owner_id else "—"
+
+    @admin.display(description="score")
+    def score_explained(self, obj):
+        why = "; ".join(filter(None, (explain(obj) for explain in SCORE_EXPLAINERS))) if obj.pk else ""
+        return f"{obj.score} ({why})" if why else obj.score
 
     @admin.display(description="status")
     def status_badge(self, obj):

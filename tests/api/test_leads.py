@@ -220,10 +220,10 @@ def test_a_marketers_new_lead_goes_to_the_pool(frozen, marketer_api):
 
 def test_the_owner_changes_a_lead(frozen, rep_api, rep_user):
     lead = LeadFactory(owner=rep_user)
-    response = rep_api.patch(f"{LEADS}{lead.pk}/", {"title": "CTO", "company": None, "score": 5})
+    response = rep_api.patch(f"{LEADS}{lead.pk}/", {"title": "CTO", "company": None})
     assert response.status_code == 200, response.content
     lead.refresh_from_db()
-    assert (lead.title, lead.company, lead.score) == ("CTO", None, 5)
+    assert (lead.title, lead.company) == ("CTO", None)
 
 
 def test_a_manager_assigns_and_a_rep_may_not(frozen, rep_api, manager_api, rep_user, other_rep):

@@ -32,9 +32,11 @@ class Command(BaseCommand):
                 os.makedirs(folder, exist_ok=True)
         commands = {
             "web": [python, "manage.py", "runserver", f"{host}:{port}", "--noreload"],
-            # The default queue, the outbound webhooks' own (CRM_WEBHOOKS_QUEUE) and the lead imports' (CRM_IMPORTS_QUEUE).
+            # The default queue, the outbound webhooks' own (CRM_WEBHOOKS_QUEUE), the lead imports' (CRM_IMPORTS_QUEUE)
+            # and rescoring's (CRM_SCORING_QUEUE).
             "worker": [python, "-m", "celery", "-A", "crm", "worker", "-l", "info", f"--concurrency={concurrency}", "-n", "worker@%h",
-                       "-Q", f"{settings.CELERY_TASK_DEFAULT_QUEUE},{settings.CRM_WEBHOOKS_QUEUE},{settings.CRM_IMPORTS_QUEUE}"],
+                       "-Q", f"{settings.CELERY_TASK_DEFAULT_QUEUE},{settings.CRM_WEBHOOKS_QUEUE},{settings.CRM_IMPORTS_QUEUE},"
+                       f"{settings.CRM_SCORING_QUEUE}"],
             "beat": [python, "-m", "celery", "-A", "crm", "beat", "-l", "info", "-s", settings.CELERY_BEAT_SCHEDULE_FILENAME],
         }
         self._banner(host, port)

@@ -82,10 +82,6 @@ STEP_DAYS = {
 }
 # Routes a lead may take without an owner (the unassigned pool); these go unassigned this often.
 UNASSIGNED_STEPS, UNASSIGNED_SHARE = frozenset({"nurture", "mql", "disqualify"}), 0.55
-SCORES = {
-    S.NEW: (0, 35), S.CONTACTED: (10, 45), S.NURTURING: (15, 55), S.MQL: (55, 80), S.SQL: (60, 90),
-    S.OPPORTUNITY: (65, 95), S.CUSTOMER: (70, 100), S.LOST: (5, 60), S.DISQUALIFIED: (0, 20),
-}
 CALL_OUTCOMES = (("connected", 55), ("voicemail", 25), ("no_answer", 12), ("busy", 5), ("wrong_number", 3))
 CALL_SECONDS = {"connected": (180, 1800), "voicemail": (20, 60), "wrong_number": (10, 40)}
 OBJECTION_WEIGHTS = {"price": 25, "timing": 20, "authority": 15, "need": 12, "competitor": 15, "trust": 8, "other": 5}
@@ -215,7 +211,7 @@ class DemoSeeder:
         age = self.rng.uniform(*STAGE_MIX[stage][1])
         unassigned = set(route) <= UNASSIGNED_STEPS and self.rng.random() < UNASSIGNED_SHARE
         owner = None if unassigned else self.users[self.rng.choice(self.reps)]
-        lead = self.create_lead(age=age, owner=owner, score=self.rng.randint(*SCORES[stage]))
+        lead = self.create_lead(age=age, owner=owner)
         story = Story(lead=lead, owner=owner, prev=lead.created_at)
         for step, moment in zip(route, self.timeline(lead.created_at, route)):
             getattr(self, f"step_{step}")(story, moment)
@@ -238,7 +234,7 @@ class DemoSeeder:
 
     # --- Leads ----------------------------------------------------------------------
 
-    def create_lead(self, *, age, owner, score):
+    def create_lead(self, *, age, owner):
         rng = self.rng
         created_at = self.now - timedelta(days=age)
         source = rng.choices(list(self.sources.values()), self.source_weights)[0]
@@ -259,7 +255,7 @@ class DemoSeeder:
             source=source, campaign=campaign, utm_medium=medium,
             utm_content=rng.choice(data.UTM_CONTENT.get(medium, ("",))) if campaign else "",
             utm_term=rng.choice(data.UTM_TERMS) if source.slug == "google" else "",
-            persona=persona, owner=owner, score=score,
+            persona=persona, owner=owner,
             timezone="" if rng.random() < 0.15 else rng.choice(self.time_zones[country]),
             consent_given_at=created_at if consent else None,
             consent_text=rng.choice(data.CONSENT_TEXTS) if consent else "",
