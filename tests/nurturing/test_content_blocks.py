@@ -244,6 +244,20 @@ def test_a_content_tag_that_cannot_be_used_is_refused_at_save_with_what_to_do(so
 
 
 @pytest.mark.django_db
+def test_a_content_block_in_the_subject_is_refused_at_save():
+    from nurturing.models import Step
+    from nurturing.services import step_check
+
+    sequence = sequence_with_steps()
+    step = Step(sequence=sequence, position=2, subject_template='{% content "review" %}', text_template="Hi",
+                delay=timedelta(0))
+    with pytest.raises(ValidationError) as exc:
+        step_check(step)
+    assert exc.value.message_dict["subject_template"] == [
+        'A content block goes in the body: take {% content "…" %} out of the subject.']
+
+
+@pytest.mark.django_db
 def test_the_library_sits_in_the_context_under_a_key_no_template_can_name(rep_user):
     with time_machine.travel(JAN, tick=False):
         ContentBlockFactory(title="Secret case study")
