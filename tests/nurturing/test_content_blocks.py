@@ -341,6 +341,25 @@ def test_a_marketer_adds_a_block_and_sees_it_in_the_list_and_previewed(marketer_
 
 
 @pytest.mark.django_db
+def test_the_library_list_makes_as_many_queries_for_twelve_blocks_as_for_two(marketer_client):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    personas = [PersonaFactory(name="CFO"), PersonaFactory(name="CTO")]
+
+    def list_queries(count):
+        with time_machine.travel(JAN, tick=False):
+            for _ in range(count - ContentBlock.objects.count()):
+                ContentBlockFactory(personas=personas)
+        with CaptureQueriesContext(connection) as queries:
+            page = marketer_client.get(reverse("admin:nurturing_contentblock_changelist"))
+        assert len(page.context["cl"].result_list) == count
+        return len(queries)
+
+    assert list_queries(2) == list_queries(12)
+
+
+@pytest.mark.django_db
 def test_the_admin_shows_by_the_field_why_a_block_was_not_saved(marketer_client):
     response = marketer_client.post(reverse("admin:nurturing_contentblock_add"), {
         "kind": "review", "title": "Five stars", "body": "", "attribution_name": "", "attribution_role": "",
