@@ -26,11 +26,13 @@ from leads.admin.lead import LeadAdmin
 from leads.admin.records import LeadRecordAdmin, lead_link
 from leads.models import Lead
 
-from . import previews, services
+from . import content_services, previews, services
 from .admin_privacy import PersonPrivacyAdminMixin
 from .admin_reports import LeadEmailEventsMixin, SequenceReportMixin
 from .audiences import audience_count_and_sample, audience_leads
-from .models import Audience, Delivery, EmailEvent, Enrollment, Sequence, Step, Suppression, Trigger
+from .content import block_html, block_text
+from .content_library import library_block
+from .models import Audience, ContentBlock, Delivery, EmailEvent, Enrollment, Sequence, Step, Suppression, Trigger
 from .rendering import MERGE_FIELDS
 from .sandbox import ALLOWED_FILTERS, ALLOWED_TAGS
 from .versions import versions_diff
@@ -99,6 +101,9 @@ class StepInline(admin.StackedInline):
     description = (
         "Merge fields: " + "; ".join(f"{{{{ {name} }}}} — {what}" for name, what in MERGE_FIELDS.items())
         + ". Tags: " + ", ".join(ALLOWED_TAGS) + ". Filters: " + ", ".join(ALLOWED_FILTERS) + "."
+        + ' Social proof from the content library: {% content "case_study" %} (or "testimonial", "review") writes the'
+        + ' best block for the lead; {% content "case_study" for "objection" %} first answers its open objection;'
+        + ' add default "…" for leads without one.'
     )
 
     def has_delete_permission(self, request, obj=None):
@@ -242,12 +247,13 @@ class SequenceAdmin(SequenceReportMixin, admin.ModelAdmin):
         lead = matches[0] if matches else None
         if lead is None and not asked:
             lead = leads.filter(archived_at__isnull=True).exclude(email="").first()
-        rendered, problem, empty = None, None, []
+        rendered, problem, empty, missing = None, None, [], []
         if lead is not None:
             try:
                 merge = previews.preview_context(step=step, lead=lead)
                 rendered = previews.step_preview(step=step, lead=lead, context=merge)
                 empty = previews.empty_fields(step=step, context=merge)
+                missing = previews.missing_blocks(step=step, context=merge)
             except Exception as exc:  # shown to the marketer, who is fixing the template
                 problem = str(exc)
         if request.method == "POST" and lead is not None:
@@ -271,6 +277,8 @@ class SequenceAdmin(SequenceReportMixin, admin.ModelAdmin):
             "problem": problem,
             "empty_here": empty,
             "empty_across": previews.empty_field_counts(step=step),
+            "missing_here": missing,
+            "missing_across": previews.missing_block_counts(step=step),
         }
         return TemplateResponse(request, "admin/nurturing/step_preview.html", context)
 
@@ -513,3 +521,67 @@ class EmailEventAdmin(ReadOnlyAdminMixin, LeadRecordAdmin):
     @admin.display(description="what it did")
     def short_actions(self, obj):
         return obj.actions[:120]
+
+
+# --- The content library ------------------------------------------------------------------------
+
+
+class ContentBlockForm(forms.ModelForm):
+    """Shows by the field why a block cannot be saved (the rules are the service's)."""
+
+    class Meta:
+        model = ContentBlock
+        fields = ("kind", "title", "body", "attribution_name", "attribution_role", "attribution_company", "link_url",
+                  "rating", "topics", "personas", "objection_category", "is_active")
+        widgets = {"body": forms.Textarea(attrs={"rows": 6, "cols": 80}), "topics": forms.TextInput(attrs={"size": 80})}
+
+    def _post_clean(self):
+        super()._post_clean()
+        try:
+            content_services.content_block_check(self.instance)
+        except ValidationError as exc:
+            # A field the form already refused keeps its own message.
+            fresh = {field: errors for field, errors in exc.message_dict.items() if field not in self.errors}
+            if fresh:
+                self._update_errors(ValidationError(fresh))
+
+
+@admin.register(ContentBlock)
+class ContentBlockAdmin(admin.ModelAdmin):
+    """Testimonials, case studies and reviews that steps put into emails with {% content "…" %}."""
+
+    form = ContentBlockForm
+    list_display = ("title", "kind", "topics", "persona_names", "objection_category", "is_active", "updated_at")
+    list_filter = ("kind", "is_active", "objection_category", "personas")
+    search_fields = ("title", "body", "attribution_name", "attribution_company", "topics")
+    filter_horizontal = ("personas",)
+    readonly_fields = ("preview", "created_at", "updated_at")
+    fieldsets = (
+        (None, {"fields": ("kind", "title", "body", "rating", "link_url", "is_active")}),
+        ("Who said it", {"fields": ("attribution_name", "attribution_role", "attribution_company")}),
+        ("Which leads get it", {"fields": ("personas", "topics", "objection_category"), "description": (
+            'A step writes the best block for each lead: {% content "case_study" %} (or "testimonial", "review"); '
+            '{% content "case_study" for "objection" %} first takes one that answers the lead\'s latest open '
+            "objection. Then one for both the lead's persona and topic, then its persona, then its topic, then "
+            "one for anyone; between equals the newest.")}),
+        ("As it appears in an email", {"fields": ("preview", "created_at", "updated_at")}),
+    )
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).prefetch_related("personas")
+
+    @admin.display(description="personas")
+    def persona_names(self, obj):
+        return ", ".join(p.name for p in obj.personas.all()) or "anyone"
+
+    @admin.display(description="preview")
+    def preview(self, obj):
+        if obj.pk is None:
+            return "Save the block to see it as an email shows it."
+        block = library_block(obj)
+        # block_html escapes every text of the block: it holds no markup a marketer typed.
+        return format_html('<div id="content-block-html">{}</div><pre id="content-block-text" class="pre-wrap">{}</pre>',
+                           block_html(block), block_text(block))
+
+    def save_model(self, request, obj, form, change):
+        content_services.content_block_save(block=obj, by=request.user)

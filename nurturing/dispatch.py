@@ -44,6 +44,7 @@ from leads import services as lead_services
 from leads.models import Campaign, Lead
 
 from .compose import nurture_email, unsubscribe_token, unsubscribe_url
+from .content_library import BatchContent
 from .models import Delivery, Enrollment, Sequence, SequenceVersion, Step
 from .rendering import StepRenderer, latest_resources, lead_context
 from .send_policy import LIVE, plan_sends, suppressed_addresses
@@ -91,6 +92,7 @@ class _Batch:
         self.renderer = StepRenderer()
         self.next_steps: dict[int, Step | None] = {}
         self.resources = {}
+        self.content = BatchContent()
         self.versions: dict[int, int] = {}
         self.rows = list(
             Delivery.objects.filter(pk__in=ids, status=S.CLAIMED, claim_token=token).select_related("enrollment__lead__company")
@@ -118,6 +120,8 @@ class _Batch:
         for sequence in sequences.values():
             _SEQUENCE_SENDER.set_cached_value(sequence, users.get(sequence.sender_id))
         self.resources = latest_resources({d.enrollment.lead_id for d in rows})
+        # The content library (and the leads' open objections), only if a step writes a block: a query or two.
+        self.content = BatchContent.load(steps=steps.values(), lead_ids={d.enrollment.lead_id for d in rows})
         # Each sequence's latest version: the steps just loaded are its content (a change makes a new one).
         self.versions = dict(SequenceVersion.objects.filter(sequence_id__in=sequences).order_by()
                              .values_list("sequence_id").annotate(latest=Max("pk")))
@@ -217,9 +221,9 @@ class _Batch:
         lead, step = d.enrollment.lead, d.step
         sender = d.sender_user
         token = unsubscribe_token(lead_id=lead.pk, email=lead.email, delivery_id=d.pk)
-        context = lead_context(
+        context = self.content.add_to(lead_context(
             lead, sender=sender, unsubscribe_url=unsubscribe_url(token), resource=self.resources.get(lead.pk, {}),
-        )
+        ), lead=lead)
         rendered = self.renderer.render(step, context)
         message_id = d.message_id  # given in _start
         message, final = nurture_email(

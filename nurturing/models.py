@@ -491,3 +491,46 @@ class Audience(models.Model):
 
     def __str__(self):
         return self.name
+
+
+class ContentBlock(models.Model):
+    """Social proof from the content library, put into a step by `{% content "case_study" %}`: the best match
+    for each lead by its open objection, persona and topic (nurturing.content). Bodies are plain text, escaped
+    in the HTML part."""
+
+    class Kind(models.TextChoices):
+        TESTIMONIAL = "testimonial", "Testimonial"
+        CASE_STUDY = "case_study", "Case study"
+        REVIEW = "review", "Review"
+
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    title = models.CharField(max_length=200)
+    body = models.TextField(blank=True, help_text="Plain text; a blank line starts a new paragraph. HTML is shown as typed.")
+    attribution_name = models.CharField("who said it", max_length=200, blank=True)
+    attribution_role = models.CharField("their role", max_length=200, blank=True)
+    attribution_company = models.CharField("their company", max_length=200, blank=True)
+    link_url = models.URLField("link", max_length=1000, blank=True, help_text="Read the whole story (http or https).")
+    rating = models.PositiveSmallIntegerField(null=True, blank=True, help_text="Reviews: 1 to 5 stars.")
+    topics = models.CharField(
+        max_length=500, blank=True,
+        help_text="Resource topics it speaks to, separated by commas (empty: any topic), e.g. forecasting, pipeline.")
+    personas = models.ManyToManyField(Persona, blank=True, related_name="+",
+                                      help_text="Who it speaks to (none: anyone).")
+    objection_category = models.CharField(
+        "answers the objection", max_length=20, choices=Objection.Category.choices, blank=True,
+        help_text='Chosen first by {% content "…" for "objection" %} for a lead whose latest open objection is this.')
+    is_active = models.BooleanField("in use", default=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="+")
+    created_at = models.DateTimeField(default=now, editable=False)
+    updated_at = models.DateTimeField(default=now, editable=False)
+
+    class Meta:
+        ordering = ["kind", "-created_at", "-id"]
+
+    def __str__(self):
+        return f"{self.get_kind_display()}: {self.title}"
+
+    @property
+    def topic_list(self) -> list[str]:
+        return [topic.strip() for topic in self.topics.split(",") if topic.strip()]

@@ -7,12 +7,16 @@ from email.utils import make_msgid
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db.models import Q
+from django.template import TemplateSyntaxError
 
 from leads.models import Lead
 
 from .compose import nurture_email, unsubscribe_token, unsubscribe_url, with_footer
-from .models import Enrollment, Step
-from .rendering import CompiledStep, TemplateProblem, field_value, lead_context, merge_field_uses
+from .content import CONTENT_KEY, content_uses
+from .content_library import BatchContent, content_library, open_objections, step_sources
+from .models import ContentBlock, Enrollment, Step
+from .rendering import CompiledStep, TemplateProblem, field_value, latest_resources, lead_context, merge_field_uses
+from .sandbox import ENGINE
 from .services import email_is_suppressed
 
 # A preview shows where the unsubscribe link goes, not a working link: it may be copied around.
@@ -20,9 +24,11 @@ _PREVIEW_UNSUBSCRIBE = "preview"
 
 
 def preview_context(*, step: Step, lead: Lead, sender=None) -> dict:
-    """The merge context the step would be rendered with for this lead (its sequence's sender, or its owner)."""
-    return lead_context(lead, sender=sender or step.sequence.sender or lead.owner,
-                        unsubscribe_url=unsubscribe_url(_PREVIEW_UNSUBSCRIBE))
+    """The merge context the step would be rendered with for this lead (its sequence's sender, or its owner), with
+    the content library if the step writes a block."""
+    context = lead_context(lead, sender=sender or step.sequence.sender or lead.owner,
+                           unsubscribe_url=unsubscribe_url(_PREVIEW_UNSUBSCRIBE))
+    return BatchContent.load(steps=[step], lead_ids=[lead.pk]).add_to(context, lead=lead)
 
 
 def step_preview(*, step: Step, lead: Lead, sender=None, context: dict | None = None):
@@ -46,7 +52,8 @@ def step_send_test(*, step: Step, lead: Lead, to_email: str, by=None) -> str:
     # (the marketer's), never the lead's: trying them must not unsubscribe the lead.
     token = unsubscribe_token(lead_id=0, email=to_email)
     try:
-        rendered = CompiledStep(step).render(lead_context(lead, sender=by, unsubscribe_url=unsubscribe_url(token)))
+        context = lead_context(lead, sender=by, unsubscribe_url=unsubscribe_url(token))
+        rendered = CompiledStep(step).render(BatchContent.load(steps=[step], lead_ids=[lead.pk]).add_to(context, lead=lead))
     except TemplateProblem as exc:
         raise ValidationError({"step": [f"Not sent: {exc}"]}) from None
     rendered = dataclasses.replace(rendered, subject=f"[Test] {rendered.subject}")
@@ -121,4 +128,82 @@ def empty_field_counts(*, step: Step) -> list[EmptyField]:
         if empty:
             total = enrolled.count() if total is None else total
             found.append(EmptyField(path, lines, empty, total))
+    return found
+
+
+# --- Content blocks that come out empty ----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MissingBlock:
+    """A content tag without a default that finds no block, with where it is used."""
+
+    kind: str
+    for_objection: bool
+    lines: list[str]
+    leads: int | None = None  # across the sequence's leads: how many get no block (None: this lead)
+    of: int | None = None
+
+    @property
+    def label(self) -> str:
+        return ContentBlock.Kind(self.kind).label.lower()
+
+    @property
+    def tag(self) -> str:
+        asks = ' for "objection"' if self.for_objection else ""
+        return f'{{% content "{self.kind}"{asks} %}}'
+
+
+def _step_content_uses(step: Step) -> dict[tuple[str, bool], list[str]]:
+    """The step's content tags without a default: (kind, for_objection) -> where ("HTML line 2")."""
+    found: dict[tuple[str, bool], list[str]] = {}
+    for part, source in zip(("subject", "text", "HTML"), step_sources(step), strict=True):
+        if "content" not in (source or ""):
+            continue
+        try:
+            nodelist = ENGINE.from_string(source).nodelist
+        except TemplateSyntaxError:
+            continue
+        for use in content_uses(nodelist):
+            if not use.has_default:
+                found.setdefault((use.kind, use.for_objection), []).append(f"{part} line {use.line}" if use.line else part)
+    return found
+
+
+def missing_blocks(*, step: Step, context: dict) -> list[MissingBlock]:
+    """The content tags of the step (without a default) that find no block for this lead (`preview_context`)."""
+    content = context.get(CONTENT_KEY)
+    if content is None:
+        return []
+    return [MissingBlock(kind, for_objection, lines)
+            for (kind, for_objection), lines in _step_content_uses(step).items()
+            if content.block(kind=kind, for_objection=for_objection) is None]
+
+
+def missing_block_counts(*, step: Step) -> list[MissingBlock]:
+    """Across the leads enrolled in the step's sequence now (active or paused): for each content tag without a
+    default, how many of them would get no block. A few queries, whatever the number of leads."""
+    uses = _step_content_uses(step)
+    if not uses:
+        return []
+    enrolled = Lead.objects.filter(
+        enrollments__sequence_id=step.sequence_id,
+        enrollments__status__in=[Enrollment.Status.ACTIVE, Enrollment.Status.PAUSED],
+    ).distinct()
+    leads = list(enrolled.values_list("pk", "persona_id"))
+    if not leads:
+        return []
+    ids = enrolled.values("pk")
+    resources = latest_resources(ids)
+    batch = BatchContent(blocks=content_library(),
+                         objections=open_objections(ids) if any(o for _, o in uses) else {})
+    found = []
+    for (kind, for_objection), lines in uses.items():
+        empty = sum(
+            1 for pk, persona_id in leads
+            if batch.lead_content(lead_id=pk, persona_id=persona_id, topic=resources.get(pk, {}).get("topic", ""))
+            .block(kind=kind, for_objection=for_objection) is None
+        )
+        if empty:
+            found.append(MissingBlock(kind, for_objection, lines, empty, len(leads)))
     return found

@@ -2,7 +2,8 @@
 
 A marketer's template is code that runs in the web process (previews, test
 sends) and in the workers (every send). Its engine has no loaders and no tag
-libraries, and as built-ins only the tags and filters an email needs: anything
+libraries, and as built-ins only the tags and filters an email needs (and our
+`{% content %}`, which writes one block of the content library): anything
 else (`{% debug %}`, `{% lorem %}`, `{% load %}`, `{% include %}`, `|safe`,
 `|stringformat`…) does not compile, whether the template was saved before this
 rule or after. The padding filters take a bounded width.
@@ -24,8 +25,12 @@ from django.template.base import Node, NodeList
 from django.template.defaultfilters import stringfilter
 from django.template.defaulttags import IfNode
 
+from .content import content_tag
+
 # What a marketer needs, and nothing that reads the server, loads code or repeats text.
-ALLOWED_TAGS = ("if", "for", "with", "firstof", "now", "comment", "spaceless")
+DJANGO_TAGS = ("if", "for", "with", "firstof", "now", "comment", "spaceless")
+# Ours: {% content "case_study" %} writes the lead's block of the content library (nurturing.content).
+ALLOWED_TAGS = (*DJANGO_TAGS, "content")
 # The words that open and close the parts of those tags.
 TAG_PARTS = ("elif", "else", "endif", "empty", "endfor", "endwith", "endcomment", "endspaceless")
 TEXT_FILTERS = (
@@ -65,7 +70,8 @@ def _padding(method: str):
 
 
 register = Library()
-register.tags.update({name: defaulttags.register.tags[name] for name in ALLOWED_TAGS})
+register.tags.update({name: defaulttags.register.tags[name] for name in DJANGO_TAGS})
+register.tag("content", content_tag)
 register.filters.update({name: defaultfilters.register.filters[name] for name in TEXT_FILTERS})
 for _name in PADDING_FILTERS:
     register.filter(_name, _padding(_name), is_safe=True)

@@ -23,6 +23,7 @@ from leads.models import Lead
 from leads.pipeline import LeadStatus
 
 from .address_hash import current_key, email_hash, hash_keys, hashes_rewrite, key_id
+from .content_library import content_needs
 from .models import Delivery, Enrollment, Sequence, SequenceVersion, Step, Suppression, WebhookNonce
 from .rendering import TemplateProblem, check_template
 from .schedule import lead_zone, next_send_time
@@ -155,6 +156,8 @@ def step_check(step: Step) -> None:
                 check_template(source, field=Step._meta.get_field(field).verbose_name)
             except TemplateProblem as exc:
                 errors[field] = [str(exc)]
+    if step.subject_template and "subject_template" not in errors and content_needs([step.subject_template])[0]:
+        errors["subject_template"] = ['A content block goes in the body: take {% content "…" %} out of the subject.']
     if step.delay is not None and step.delay.total_seconds() < 0:
         errors["delay"] = ["The delay cannot be negative."]
     if step.stage_action and step.stage_action in pipeline.NEEDS_CONVERSION:
