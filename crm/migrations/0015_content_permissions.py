@@ -8,7 +8,7 @@ CONTENT = ("add_contentblock", "change_contentblock", "view_contentblock", "dele
 
 
 class Migration(migrations.Migration):
-    dependencies = [("crm", "0013_audience_permissions"), ("nurturing", "0014_content_blocks")]
+    dependencies = [("crm", "0014_scoring_permissions"), ("nurturing", "0014_content_blocks")]
     operations = [migrations.RunPython(*granting("nurturing", {
         "Manager": CONTENT, "Marketer": CONTENT, "Sales rep": ("view_contentblock",),
     }))]
