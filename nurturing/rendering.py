@@ -247,6 +247,25 @@ class RenderedEmail:
     html: str
 
 
+@dataclass(frozen=True)
+class StepContent:
+    """The templates an email is rendered from: a step's, or a variant's over them."""
+
+    subject_template: str
+    text_template: str
+    html_template: str
+
+
+def step_content(step, variant=None) -> StepContent:
+    """The step's templates, with each part the variant (of the step's A/B test) gives in place of the step's:
+    a variant's blank subject or body is the step's."""
+    parts = ("subject_template", "text_template", "html_template")
+    return StepContent(*(
+        (getattr(variant, part) if variant is not None and getattr(variant, part).strip() else getattr(step, part))
+        for part in parts
+    ))
+
+
 class CompiledStep:
     """A step's templates compiled once, rendered for many leads (one batch), each email within the render limits."""
 
@@ -327,7 +346,7 @@ def lead_context(lead, *, sender=None, unsubscribe_url: str = "", resource: dict
 
 
 class StepRenderer:
-    """Compiled steps for one batch, keyed by step id.
+    """Compiled steps for one batch, keyed by step id (and variant id, for a step's A/B test).
 
     A step that cannot be compiled, or that ran past a render limit, fails
     for the rest of the batch at once: one bad step does not spend the
@@ -337,20 +356,22 @@ class StepRenderer:
     def __init__(self):
         self._compiled = {}
 
-    def render(self, step, context: dict) -> RenderedEmail:
-        compiled = self._compiled.get(step.pk)
+    def render(self, step, context: dict, variant=None) -> RenderedEmail:
+        """The step (or its A/B test's `variant`) rendered with `context`."""
+        key = (step.pk, variant.pk if variant is not None else None)
+        compiled = self._compiled.get(key)
         if compiled is None:
             try:
-                compiled = CompiledStep(step)
+                compiled = CompiledStep(step_content(step, variant))
             except TemplateProblem as exc:
                 compiled = exc
-            self._compiled[step.pk] = compiled
+            self._compiled[key] = compiled
         if isinstance(compiled, TemplateProblem):
             raise TemplateProblem(str(compiled))
         try:
             return compiled.render(context)
         except RenderLimitExceeded as exc:
-            self._compiled[step.pk] = exc
+            self._compiled[key] = exc
             raise
 
 
