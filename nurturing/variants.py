@@ -169,14 +169,21 @@ def variants_assign(pairs, *, variants: dict[int, list[StepVariant]], winners: d
                                      is_random=is_random, assigned_at=now))
     if new:
         try:
-            with transaction.atomic():
-                VariantAssignment.objects.bulk_create(new)
+            _insert(new)
         except IntegrityError:
             # Another process recorded some of these meanwhile: theirs stand, ours are dropped.
             VariantAssignment.objects.bulk_create(new, ignore_conflicts=True)
             recorded = _recorded(pairs)
             chosen = {pair: by_id.get(recorded.get(pair)) for pair in pairs if pair in recorded}
     return chosen
+
+
+def _insert(assignments) -> None:
+    if transaction.get_connection().in_atomic_block:
+        with transaction.atomic():  # a savepoint: a conflict must not spoil the caller's transaction
+            VariantAssignment.objects.bulk_create(assignments)
+    else:
+        VariantAssignment.objects.bulk_create(assignments)  # one statement, all or nothing on its own
 
 
 def _recorded(pairs) -> dict:
