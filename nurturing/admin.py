@@ -29,6 +29,7 @@ from leads.models import Lead
 from . import previews, services
 from .admin_privacy import PersonPrivacyAdminMixin
 from .admin_reports import LeadEmailEventsMixin, SequenceReportMixin
+from .admin_variants import StepTestMixin
 from .audiences import audience_count_and_sample, audience_leads
 from .models import Audience, Delivery, EmailEvent, Enrollment, Sequence, Step, Suppression, Trigger
 from .rendering import MERGE_FIELDS
@@ -107,7 +108,7 @@ class StepInline(admin.StackedInline):
 
 
 @admin.register(Sequence)
-class SequenceAdmin(SequenceReportMixin, admin.ModelAdmin):
+class SequenceAdmin(StepTestMixin, SequenceReportMixin, admin.ModelAdmin):
     form = SequenceForm
     list_display = ("name", "status", "goal_stage", "target_persona", "sender", "daily_cap_per_sender")
     list_filter = ("status", "goal_stage")
@@ -172,11 +173,18 @@ class SequenceAdmin(SequenceReportMixin, admin.ModelAdmin):
     def step_tools(self, obj):
         if obj.pk is None:
             return "Save the sequence to preview its steps."
-        return format_html_join(
+        steps = list(obj.steps.order_by("position"))
+        previews = format_html_join(
             " ",
             '<a class="button" href="{}">Preview step {}</a>',
-            ((reverse("admin:nurturing_step_preview", args=[step.pk]), step.position) for step in obj.steps.order_by("position")),
+            ((reverse("admin:nurturing_step_preview", args=[step.pk]), step.position) for step in steps),
         )
+        tests = format_html_join(
+            " ", '<a class="button" href="{}">A/B test of step {}</a>',
+            ((reverse("admin:nurturing_step_test", args=[step.pk]), step.position)
+             for step in steps if step.kind == Step.Kind.EMAIL),
+        )
+        return format_html("{}<br>{}", previews, tests) if tests else previews
 
     @admin.action(description="Activate selected sequences", permissions=["change"])
     def activate(self, request, queryset):
