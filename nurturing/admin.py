@@ -31,7 +31,7 @@ from .admin_privacy import PersonPrivacyAdminMixin
 from .admin_reports import LeadEmailEventsMixin, SequenceReportMixin
 from .admin_variants import StepTestMixin
 from .audiences import audience_count_and_sample, audience_leads
-from .models import Audience, Delivery, EmailEvent, Enrollment, Sequence, Step, Suppression, Trigger
+from .models import Audience, Delivery, EmailEvent, Enrollment, Sequence, Step, StepVariant, Suppression, Trigger
 from .rendering import MERGE_FIELDS
 from .sandbox import ALLOWED_FILTERS, ALLOWED_TAGS
 from .versions import versions_diff
@@ -237,6 +237,8 @@ class SequenceAdmin(StepTestMixin, SequenceReportMixin, admin.ModelAdmin):
         step = get_object_or_404(Step.objects.select_related("sequence"), pk=step_id)
         if not self.has_view_permission(request, step.sequence):
             raise PermissionDenied
+        chosen = (request.POST.get("variant") or request.GET.get("variant") or "").strip()
+        variant = get_object_or_404(StepVariant, pk=int(chosen), step=step) if chosen.isdigit() else None
         asked = (request.POST.get("lead") or request.GET.get("lead") or "").strip()
         leads = Lead.objects.select_related("company", "owner", "campaign")
         matches = []
@@ -254,31 +256,33 @@ class SequenceAdmin(StepTestMixin, SequenceReportMixin, admin.ModelAdmin):
         if lead is not None:
             try:
                 merge = previews.preview_context(step=step, lead=lead)
-                rendered = previews.step_preview(step=step, lead=lead, context=merge)
-                empty = previews.empty_fields(step=step, context=merge)
+                rendered = previews.step_preview(step=step, lead=lead, context=merge, variant=variant)
+                empty = previews.empty_fields(step=step, context=merge, variant=variant)
             except Exception as exc:  # shown to the marketer, who is fixing the template
                 problem = str(exc)
         if request.method == "POST" and lead is not None:
             if not self.has_change_permission(request, step.sequence):
                 raise PermissionDenied
             try:
-                previews.step_send_test(step=step, lead=lead, to_email=request.user.email, by=request.user)
+                previews.step_send_test(step=step, lead=lead, to_email=request.user.email, by=request.user,
+                                        variant=variant)
                 self.message_user(request, f"Test sent to {request.user.email}.", messages.SUCCESS)
             except ValidationError as exc:
                 self.message_user(request, " ".join(exc.messages), messages.ERROR)
-            return HttpResponseRedirect(f"{request.path}?lead={lead.pk}")
+            return HttpResponseRedirect(f"{request.path}?lead={lead.pk}" + (f"&variant={variant.pk}" if variant else ""))
         context = {
             **self.admin_site.each_context(request),
             "opts": self.opts,
-            "title": f"Preview: {step}",
+            "title": f"Preview: {step}" + (f", variant {variant.label}" if variant else ""),
             "step": step,
+            "variant": variant,
             "lead": lead,
             "asked": asked,
             "matches": matches if len(matches) > 1 else [],
             "rendered": rendered,
             "problem": problem,
             "empty_here": empty,
-            "empty_across": previews.empty_field_counts(step=step),
+            "empty_across": previews.empty_field_counts(step=step, variant=variant),
         }
         return TemplateResponse(request, "admin/nurturing/step_preview.html", context)
 

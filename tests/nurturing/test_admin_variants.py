@@ -139,3 +139,23 @@ def test_the_sequence_page_links_each_email_step_to_its_test(client, marketer_us
     page = client.get(reverse("admin:nurturing_sequence_change", args=[step.sequence_id])).content.decode()
 
     assert page_url(step) in page and "A/B test of step 1" in page
+
+
+def test_a_marketer_previews_a_variant_and_sends_a_test_of_it(client, marketer_user, tested, mailbox):
+    from tests.factories import LeadFactory
+
+    marketer_user.email = "marketer@example.com"
+    marketer_user.save()
+    client.force_login(marketer_user)
+    lead = LeadFactory(first_name="Ada")
+    b = StepVariant.objects.get(step=tested, label="B")
+    preview = reverse("admin:nurturing_step_preview", args=[tested.pk])
+
+    page = client.get(preview, {"lead": lead.pk, "variant": b.pk}).content.decode()
+    response = client.post(preview, {"lead": lead.pk, "variant": b.pk})
+
+    assert "&lt;b&gt;Bold&lt;/b&gt; Ada" in page and "variant B" in page
+    assert response["Location"].endswith(f"?lead={lead.pk}&variant={b.pk}")
+    [message] = mailbox
+    assert message.subject == "[Test] <b>Bold</b> Ada"
+    assert client.get(preview, {"lead": lead.pk}).context["rendered"].subject == "Your guide"
