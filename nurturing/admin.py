@@ -291,8 +291,9 @@ class SequenceAdmin(StepTestMixin, SequenceReportMixin, admin.ModelAdmin):
 class DeliveryAdmin(ReadOnlyAdminMixin, LeadRecordAdmin):
     """Why did (or didn't) a lead get an email: the log, read only."""
 
-    list_display = ("due_at", "status", "lead_column", "sequence_column", "step_position", "to_email", "sent_at", "reason")
-    list_select_related = ("enrollment__lead", "enrollment__sequence", "step")
+    list_display = ("due_at", "status", "lead_column", "sequence_column", "step_position", "variant_label", "to_email",
+                    "sent_at", "reason")
+    list_select_related = ("enrollment__lead", "enrollment__sequence", "step", "variant")
     list_filter = ("status", "enrollment__sequence")
     search_fields = ("to_email", "message_id")
 
@@ -307,6 +308,10 @@ class DeliveryAdmin(ReadOnlyAdminMixin, LeadRecordAdmin):
     @admin.display(description="step")
     def step_position(self, obj):
         return obj.step.position
+
+    @admin.display(description="A/B variant")
+    def variant_label(self, obj):
+        return obj.variant.label if obj.variant is not None else "—"
 
 
 @admin.register(Enrollment)

@@ -159,3 +159,22 @@ def test_a_marketer_previews_a_variant_and_sends_a_test_of_it(client, marketer_u
     [message] = mailbox
     assert message.subject == "[Test] <b>Bold</b> Ada"
     assert client.get(preview, {"lead": lead.pk}).context["rendered"].subject == "Your guide"
+
+
+def test_the_deliveries_list_names_each_email_s_variant(client, marketer_user, tested):
+    from nurturing import services
+    from nurturing.models import Delivery
+    from tests.factories import LeadFactory
+    from tests.nurturing.dispatching import Connection, run_once
+
+    services.sequence_activate(sequence=tested.sequence, by=marketer_user)
+    for _ in range(3):
+        services.enrollment_create(lead=LeadFactory(), sequence=tested.sequence)
+    run_once(connection=Connection())
+    labels = sorted(Delivery.objects.values_list("variant__label", flat=True))
+    client.force_login(marketer_user)
+
+    response = client.get(reverse("admin:nurturing_delivery_changelist"))
+
+    cells = response.content.decode().split('class="field-variant_label">')[1:]
+    assert sorted(cell.split("<")[0] for cell in cells) == labels and len(labels) == 3 and None not in labels
