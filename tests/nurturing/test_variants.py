@@ -20,6 +20,7 @@ from nurturing.variants import (
     variant_switch_off,
     variants_assign,
 )
+from nurturing.versions import versions_diff
 from tests.factories import LeadFactory, sequence_with_steps
 from tests.nurturing.dispatching import MONDAY_10_UTC, Connection, enroll, row, run_once
 
@@ -110,6 +111,20 @@ def test_a_live_sequence_s_new_variant_is_a_new_version_that_keeps_the_variants(
     assert [v["label"] for v in latest.steps[0]["variants"]] == ["A", "B"]
     assert latest.steps[0]["variants"][1]["subject_template"] == "Other subject"
     assert "variants" not in latest.steps[1]  # a step without a test is kept as before
+    previous = SequenceVersion.objects.get(sequence=sequence, number=1)
+    added = [line for kind, line in versions_diff(previous.steps, latest.steps) if kind == "added"]
+    assert added == ["  A/B variant A (weight 1)", "  A/B variant B (weight 1)", "    subject:", "      | Other subject"]
+
+
+def test_picking_the_winner_is_a_version_the_diff_names(sequence, step, marketer_user):
+    b = add_variant(step, marketer_user, subject_template="Other subject")
+    before = SequenceVersion.objects.filter(sequence=sequence).order_by("-number").first()
+
+    variant_pick_winner(variant=b, by=marketer_user)
+
+    latest = SequenceVersion.objects.filter(sequence=sequence).order_by("-number").first()
+    assert latest.number == before.number + 1
+    assert ("added", "  A/B winner: B (every lead gets it)") in versions_diff(before.steps, latest.steps)
 
 
 # --- The split -------------------------------------------------------------------------------
