@@ -73,7 +73,9 @@ class StepVariantAdmin(admin.ModelAdmin):
     def get_fieldsets(self, request, obj=None):
         return ((None, {"fields": ("step", "label", "subject_template", "text_template", "html_template", "weight",
                                    "is_active"),
-                        "description": "A part left blank is the step's own. " + self.description}),)
+                        "description": "A blank subject is the step's. Bodies go together: give a plain-text body (and HTML, "
+                                       "if you want one) to replace the step's, or leave both blank to keep the "
+                                       "step's. " + self.description}),)
 
     def get_readonly_fields(self, request, obj=None):
         return ("step", "label") if obj is not None else ("label",)

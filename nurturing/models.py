@@ -174,7 +174,8 @@ class StepVariant(models.Model):
 
     A step without variants is no test: it sends its own templates, as always. The first variant added to a step
     makes the test: the step's own email becomes variant A, the control (a row whose templates stay blank, so
-    editing the step edits A), and the new one is B (then C, D…). A variant's blank subject or body is the step's.
+    editing the step edits A), and the new one is B (then C, D…). A variant's blank subject is the step's; its
+    bodies replace the step's together, or, both blank, are the step's (nurturing.rendering.step_content).
     Each lead's variant is drawn at random once, weighted, and recorded (`VariantAssignment`); once a marketer
     picks the winner (`Step.winner`), every lead that reaches the step after that gets the winner.
     """
@@ -184,8 +185,10 @@ class StepVariant(models.Model):
     step = models.ForeignKey(Step, on_delete=models.CASCADE, related_name="variants")
     label = models.CharField(max_length=10, editable=False, help_text="A is the step's own email, the control.")
     subject_template = models.CharField(max_length=300, blank=True, help_text="Blank: the step's subject.")
-    text_template = models.TextField(blank=True, help_text="Plain-text body. Blank: the step's.")
-    html_template = models.TextField(blank=True, help_text="HTML body. Blank: the step's.")
+    text_template = models.TextField(
+        blank=True, help_text="Plain-text body. With both bodies blank the step's go; with either given, the step's "
+                              "bodies are left out (no HTML here: the email has none).")
+    html_template = models.TextField(blank=True, help_text="Optional HTML body, sent with this variant's plain text.")
     weight = models.PositiveSmallIntegerField(
         default=1, validators=[MinValueValidator(1)],
         help_text="Its share of the leads, against the other active variants' weights: 1 and 1 split half and half, "

@@ -11,6 +11,7 @@ field is reported with its line.
 import re
 from dataclasses import dataclass
 from difflib import get_close_matches
+from typing import NamedTuple
 
 from django.conf import settings
 from django.template import TemplateSyntaxError
@@ -247,8 +248,7 @@ class RenderedEmail:
     html: str
 
 
-@dataclass(frozen=True)
-class StepContent:
+class StepContent(NamedTuple):
     """The templates an email is rendered from: a step's, or a variant's over them."""
 
     subject_template: str
@@ -257,13 +257,15 @@ class StepContent:
 
 
 def step_content(step, variant=None) -> StepContent:
-    """The step's templates, with each part the variant (of the step's A/B test) gives in place of the step's:
-    a variant's blank subject or body is the step's."""
-    parts = ("subject_template", "text_template", "html_template")
-    return StepContent(*(
-        (getattr(variant, part) if variant is not None and getattr(variant, part).strip() else getattr(step, part))
-        for part in parts
-    ))
+    """The step's templates, with what the variant (of the step's A/B test) gives in their place: its subject, if
+    it has one; its bodies, if it has either, both together (a plain-text body of B never goes out beside the HTML
+    of A: a variant with a plain-text body and no HTML sends no HTML)."""
+    if variant is None:
+        return StepContent(step.subject_template, step.text_template, step.html_template)
+    subject = variant.subject_template if variant.subject_template.strip() else step.subject_template
+    if variant.text_template.strip() or variant.html_template.strip():
+        return StepContent(subject, variant.text_template, variant.html_template)
+    return StepContent(subject, step.text_template, step.html_template)
 
 
 class CompiledStep:

@@ -47,7 +47,7 @@ def variant_check(variant: StepVariant) -> None:
             ]
     elif not any(getattr(variant, name).strip() for name in _TEMPLATE_FIELDS):
         errors["subject_template"] = [
-            "Give the variant what it changes: a subject, a body or both (a part left blank is the step's)."
+            "Give the variant what it changes: a subject, bodies or both (left blank, they are the step's)."
         ]
     for name in _TEMPLATE_FIELDS:
         source = getattr(variant, name)

@@ -83,7 +83,7 @@ def test_a_variant_that_changes_nothing_is_refused(step, marketer_user):
     with pytest.raises(ValidationError) as refused:
         add_variant(step, marketer_user)
 
-    assert "a subject, a body or both" in refused.value.message_dict["subject_template"][0]
+    assert "a subject, bodies or both" in refused.value.message_dict["subject_template"][0]
 
 
 def test_variant_a_keeps_the_step_s_own_email(step, marketer_user):
@@ -198,6 +198,21 @@ def test_a_delivery_records_its_variant_and_the_version_it_came_from(sequence, s
     assert message.subject == "A question for Ada"
     assert message.body.startswith("Step text.")  # the variant's blank body is the step's
     assert VariantAssignment.objects.get(enrollment=enrollment, step=step).variant == b
+
+
+def test_a_variant_s_bodies_replace_the_step_s_together(sequence, step, marketer_user):
+    from nurturing.rendering import step_content
+
+    step.html_template = "<p>The step's HTML</p>"
+    step.save()
+    subject_only = add_variant(step, marketer_user, subject_template="Other subject")
+    text_only = add_variant(step, marketer_user, text_template="Variant text.")
+
+    assert step_content(step, subject_only) == ("Other subject", "Step text.", "<p>The step's HTML</p>")
+    # Never B's plain text beside A's HTML: a variant with a plain-text body and no HTML sends no HTML.
+    assert step_content(step, text_only) == ("Your guide, {{ first_name|default:'there' }}", "Variant text.", "")
+    assert step_content(step, None) == ("Your guide, {{ first_name|default:'there' }}", "Step text.",
+                                        "<p>The step's HTML</p>")
 
 
 def test_a_step_without_a_test_sends_its_own_email_and_records_no_variant(sequence):
