@@ -178,3 +178,11 @@ def test_the_deliveries_list_names_each_email_s_variant(client, marketer_user, t
 
     cells = response.content.decode().split('class="field-variant_label">')[1:]
     assert sorted(cell.split("<")[0] for cell in cells) == labels and len(labels) == 3 and None not in labels
+
+
+def test_the_sequence_report_links_each_email_step_to_its_test(client, marketer_user, step):
+    client.force_login(marketer_user)
+
+    page = client.get(reverse("admin:nurturing_sequence_report", args=[step.sequence_id])).content.decode()
+
+    assert f'<a href="{page_url(step)}">A/B test by variant</a>' in page
