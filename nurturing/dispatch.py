@@ -9,6 +9,8 @@ The work is split by concern:
 - nurturing.send_policy: what each claimed row does now (go, wait, be passed
   over, never go), read in a few queries for the whole batch;
 - nurturing.transport: handing a message to the SMTP server;
+- nurturing.variants: which variant of a step's A/B test each email is rendered
+  from, drawn once per lead and step and recorded before anything is sent;
 - here, `deliveries_send`: it records the plan, moves a small chunk to
   `sending` just before handing it to the mail server and records the
   outcome right after, with its effects (the next step, the step's stage
