@@ -59,6 +59,7 @@ class EventType(models.TextChoices):
     ENROLLMENT_EXITED = "enrollment.exited", "Enrollment exited"
     ENROLLMENT_PAUSED = "enrollment.paused", "Enrollment paused"
     ENROLLMENT_RESUMED = "enrollment.resumed", "Enrollment resumed"
+    VARIANT_WINNER_PICKED = "variant.winner_picked", "A/B test winner picked"
     EMAIL_SENT = "email.sent", "Email sent"
     EMAIL_DELIVERED = "email.delivered", "Email delivered"
     EMAIL_OPENED = "email.opened", "Email opened"

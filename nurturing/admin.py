@@ -29,10 +29,22 @@ from leads.models import Lead
 from . import content_services, previews, services
 from .admin_privacy import PersonPrivacyAdminMixin
 from .admin_reports import LeadEmailEventsMixin, SequenceReportMixin
+from .admin_variants import StepTestMixin
 from .audiences import audience_count_and_sample, audience_leads
 from .content import block_html, block_text
 from .content_library import library_block
-from .models import Audience, ContentBlock, Delivery, EmailEvent, Enrollment, Sequence, Step, Suppression, Trigger
+from .models import (
+    Audience,
+    ContentBlock,
+    Delivery,
+    EmailEvent,
+    Enrollment,
+    Sequence,
+    Step,
+    StepVariant,
+    Suppression,
+    Trigger,
+)
 from .rendering import MERGE_FIELDS
 from .sandbox import ALLOWED_FILTERS, ALLOWED_TAGS
 from .versions import versions_diff
@@ -112,7 +124,7 @@ class StepInline(admin.StackedInline):
 
 
 @admin.register(Sequence)
-class SequenceAdmin(SequenceReportMixin, admin.ModelAdmin):
+class SequenceAdmin(StepTestMixin, SequenceReportMixin, admin.ModelAdmin):
     form = SequenceForm
     list_display = ("name", "status", "goal_stage", "target_persona", "sender", "daily_cap_per_sender")
     list_filter = ("status", "goal_stage")
@@ -177,11 +189,18 @@ class SequenceAdmin(SequenceReportMixin, admin.ModelAdmin):
     def step_tools(self, obj):
         if obj.pk is None:
             return "Save the sequence to preview its steps."
-        return format_html_join(
+        steps = list(obj.steps.order_by("position"))
+        previews = format_html_join(
             " ",
             '<a class="button" href="{}">Preview step {}</a>',
-            ((reverse("admin:nurturing_step_preview", args=[step.pk]), step.position) for step in obj.steps.order_by("position")),
+            ((reverse("admin:nurturing_step_preview", args=[step.pk]), step.position) for step in steps),
         )
+        tests = format_html_join(
+            " ", '<a class="button" href="{}">A/B test of step {}</a>',
+            ((reverse("admin:nurturing_step_test", args=[step.pk]), step.position)
+             for step in steps if step.kind == Step.Kind.EMAIL),
+        )
+        return format_html("{}<br>{}", previews, tests) if tests else previews
 
     @admin.action(description="Activate selected sequences", permissions=["change"])
     def activate(self, request, queryset):
@@ -234,6 +253,8 @@ class SequenceAdmin(SequenceReportMixin, admin.ModelAdmin):
         step = get_object_or_404(Step.objects.select_related("sequence"), pk=step_id)
         if not self.has_view_permission(request, step.sequence):
             raise PermissionDenied
+        chosen = (request.POST.get("variant") or request.GET.get("variant") or "").strip()
+        variant = get_object_or_404(StepVariant, pk=int(chosen), step=step) if chosen.isdigit() else None
         asked = (request.POST.get("lead") or request.GET.get("lead") or "").strip()
         leads = Lead.objects.select_related("company", "owner", "campaign")
         matches = []
@@ -251,8 +272,8 @@ class SequenceAdmin(SequenceReportMixin, admin.ModelAdmin):
         if lead is not None:
             try:
                 merge = previews.preview_context(step=step, lead=lead)
-                rendered = previews.step_preview(step=step, lead=lead, context=merge)
-                empty = previews.empty_fields(step=step, context=merge)
+                rendered = previews.step_preview(step=step, lead=lead, context=merge, variant=variant)
+                empty = previews.empty_fields(step=step, context=merge, variant=variant)
                 missing = previews.missing_blocks(step=step, context=merge)
             except Exception as exc:  # shown to the marketer, who is fixing the template
                 problem = str(exc)
@@ -260,23 +281,25 @@ class SequenceAdmin(SequenceReportMixin, admin.ModelAdmin):
             if not self.has_change_permission(request, step.sequence):
                 raise PermissionDenied
             try:
-                previews.step_send_test(step=step, lead=lead, to_email=request.user.email, by=request.user)
+                previews.step_send_test(step=step, lead=lead, to_email=request.user.email, by=request.user,
+                                        variant=variant)
                 self.message_user(request, f"Test sent to {request.user.email}.", messages.SUCCESS)
             except ValidationError as exc:
                 self.message_user(request, " ".join(exc.messages), messages.ERROR)
-            return HttpResponseRedirect(f"{request.path}?lead={lead.pk}")
+            return HttpResponseRedirect(f"{request.path}?lead={lead.pk}" + (f"&variant={variant.pk}" if variant else ""))
         context = {
             **self.admin_site.each_context(request),
             "opts": self.opts,
-            "title": f"Preview: {step}",
+            "title": f"Preview: {step}" + (f", variant {variant.label}" if variant else ""),
             "step": step,
+            "variant": variant,
             "lead": lead,
             "asked": asked,
             "matches": matches if len(matches) > 1 else [],
             "rendered": rendered,
             "problem": problem,
             "empty_here": empty,
-            "empty_across": previews.empty_field_counts(step=step),
+            "empty_across": previews.empty_field_counts(step=step, variant=variant),
             "missing_here": missing,
             "missing_across": previews.missing_block_counts(step=step),
         }
@@ -287,8 +310,9 @@ class SequenceAdmin(SequenceReportMixin, admin.ModelAdmin):
 class DeliveryAdmin(ReadOnlyAdminMixin, LeadRecordAdmin):
     """Why did (or didn't) a lead get an email: the log, read only."""
 
-    list_display = ("due_at", "status", "lead_column", "sequence_column", "step_position", "to_email", "sent_at", "reason")
-    list_select_related = ("enrollment__lead", "enrollment__sequence", "step")
+    list_display = ("due_at", "status", "lead_column", "sequence_column", "step_position", "variant_label", "to_email",
+                    "sent_at", "reason")
+    list_select_related = ("enrollment__lead", "enrollment__sequence", "step", "variant")
     list_filter = ("status", "enrollment__sequence")
     search_fields = ("to_email", "message_id")
 
@@ -303,6 +327,10 @@ class DeliveryAdmin(ReadOnlyAdminMixin, LeadRecordAdmin):
     @admin.display(description="step")
     def step_position(self, obj):
         return obj.step.position
+
+    @admin.display(description="A/B variant")
+    def variant_label(self, obj):
+        return obj.variant.label if obj.variant is not None else "—"
 
 
 @admin.register(Enrollment)

@@ -9,6 +9,8 @@ The work is split by concern:
 - nurturing.send_policy: what each claimed row does now (go, wait, be passed
   over, never go), read in a few queries for the whole batch;
 - nurturing.transport: handing a message to the SMTP server;
+- nurturing.variants: which variant of a step's A/B test each email is rendered
+  from, drawn once per lead and step and recorded before anything is sent;
 - here, `deliveries_send`: it records the plan, moves a small chunk to
   `sending` just before handing it to the mail server and records the
   outcome right after, with its effects (the next step, the step's stage
@@ -35,7 +37,7 @@ from django.core.mail import get_connection
 from django.core.mail.backends.smtp import EmailBackend as SMTPEmailBackend
 from django.db import connection as db_connection
 from django.db import transaction
-from django.db.models import Max
+from django.db.models import Exists, Max, OuterRef
 from django.utils import timezone
 
 from core.emails import normalize_email
@@ -45,11 +47,12 @@ from leads.models import Campaign, Lead
 
 from .compose import nurture_email, unsubscribe_token, unsubscribe_url
 from .content_library import BatchContent
-from .models import Delivery, Enrollment, Sequence, SequenceVersion, Step
+from .models import Delivery, Enrollment, Sequence, SequenceVersion, Step, StepVariant
 from .rendering import StepRenderer, latest_resources, lead_context
 from .send_policy import LIVE, plan_sends, suppressed_addresses
 from .services import delivery_due_at, next_step_after
 from .transport import SMTPSender, is_transient
+from .variants import variants_assign
 
 # How many emails go to `sending` at a time: at most this many are `unknown`
 # when a worker is killed mid-send.
@@ -94,6 +97,7 @@ class _Batch:
         self.resources = {}
         self.content = BatchContent()
         self.versions: dict[int, int] = {}
+        self.variants: dict[int, StepVariant | None] = {}  # delivery id -> the variant of its step's A/B test
         self.rows = list(
             Delivery.objects.filter(pk__in=ids, status=S.CLAIMED, claim_token=token).select_related("enrollment__lead__company")
         )
@@ -111,7 +115,9 @@ class _Batch:
         rows = self.rows
         if not rows:
             return
-        steps = Step.objects.in_bulk({d.step_id for d in rows})
+        # Whether each step has variants rides on the steps' query: a batch of steps without A/B tests reads no more.
+        steps = Step.objects.annotate(has_variants=Exists(StepVariant.objects.filter(step=OuterRef("pk")))).in_bulk(
+            {d.step_id for d in rows})
         sequences = Sequence.objects.in_bulk({d.enrollment.sequence_id for d in rows})
         user_ids = {s.sender_id for s in sequences.values()} | {d.enrollment.lead.owner_id for d in rows}
         users = get_user_model().objects.in_bulk(user_ids - {None})
@@ -160,6 +166,21 @@ class _Batch:
                 [d for d, _, _ in self.waits], ["status", "due_at", "reason", "claim_token", "claimed_at", "updated_at"]
             )
         self.result.rescheduled += len(self.waits)
+
+    def assign_variants(self):
+        """Each email's variant, for the steps with an A/B test: drawn and recorded before anything is sent, so a
+        retry of the batch renders the same one. Three queries for the whole batch, none without a test."""
+        tested = {d.step_id: d.step for d in self.emails if d.step.has_variants}
+        if not tested:
+            return
+        variants: dict[int, list] = {}
+        for variant in StepVariant.objects.filter(step_id__in=tested):
+            variants.setdefault(variant.step_id, []).append(variant)
+        chosen = variants_assign(
+            [(d.enrollment_id, d.step_id) for d in self.emails if d.step_id in tested], variants=variants,
+            winners={step_id: step.winner_id for step_id, step in tested.items()},
+        )
+        self.variants = {d.pk: chosen.get((d.enrollment_id, d.step_id)) for d in self.emails}
 
     def _next_step(self, step):
         if step.pk not in self.next_steps:
@@ -224,7 +245,9 @@ class _Batch:
         context = self.content.add_to(lead_context(
             lead, sender=sender, unsubscribe_url=unsubscribe_url(token), resource=self.resources.get(lead.pk, {}),
         ), lead=lead)
-        rendered = self.renderer.render(step, context)
+        variant = self.variants.get(d.pk)
+        d.variant_id = variant.pk if variant is not None else None
+        rendered = self.renderer.render(step, context, variant=variant)
         message_id = d.message_id  # given in _start
         message, final = nurture_email(
             rendered=rendered, token=token, sender=sender, to=lead.email, message_id=message_id,
@@ -389,7 +412,7 @@ def sent_events_record(rows) -> int:
 
 _OUTCOME_FIELDS = (
     "status", "sent_at", "sender_id", "to_email", "subject", "body_text", "body_html", "message_id", "provider_message_id",
-    "reason", "updated_at", "version_id",
+    "reason", "updated_at", "version_id", "variant_id",
 )
 
 
@@ -428,6 +451,7 @@ def deliveries_send(*, ids, token, connection=None, now: datetime | None = None)
         batch.record_skips()
     batch.create_call_tasks()
     if batch.emails:
+        batch.assign_variants()
         batch.connection.open()
         try:
             batch.send_emails()

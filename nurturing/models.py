@@ -152,6 +152,10 @@ class Step(models.Model):
         help_text="On such a click, move the lead to this stage (if the pipeline allows it).",
     )
     click_creates_call_task = models.BooleanField(default=False, help_text="On such a click, create a call task for the owner rep.")
+    winner = models.ForeignKey(
+        "StepVariant", null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+        help_text="The variant of the A/B test a marketer picked: every lead that reaches the step from then on gets it.",
+    )
 
     class Meta:
         ordering = ["sequence", "position"]
@@ -163,6 +167,69 @@ class Step(models.Model):
 
     def __str__(self):
         return f"{self.sequence} — step {self.position}"
+
+
+class StepVariant(models.Model):
+    """One version of a step's email in an A/B test; leads reaching the step are split between the active variants.
+
+    A step without variants is no test: it sends its own templates, as always. The first variant added to a step
+    makes the test: the step's own email becomes variant A, the control (a row whose templates stay blank, so
+    editing the step edits A), and the new one is B (then C, D…). A variant's blank subject is the step's; its
+    bodies replace the step's together, or, both blank, are the step's (nurturing.rendering.step_content).
+    Each lead's variant is drawn at random once, weighted, and recorded (`VariantAssignment`); once a marketer
+    picks the winner (`Step.winner`), every lead that reaches the step after that gets the winner.
+    """
+
+    CONTROL = "A"
+
+    step = models.ForeignKey(Step, on_delete=models.CASCADE, related_name="variants")
+    label = models.CharField(max_length=10, editable=False, help_text="A is the step's own email, the control.")
+    subject_template = models.CharField(max_length=300, blank=True, help_text="Blank: the step's subject.")
+    text_template = models.TextField(
+        blank=True, help_text="Plain-text body. With both bodies blank the step's go; with either given, the step's "
+                              "bodies are left out (no HTML here: the email has none).")
+    html_template = models.TextField(blank=True, help_text="Optional HTML body, sent with this variant's plain text.")
+    weight = models.PositiveSmallIntegerField(
+        default=1, validators=[MinValueValidator(1)],
+        help_text="Its share of the leads, against the other active variants' weights: 1 and 1 split half and half, "
+                  "4 and 1 split 80/20.",
+    )
+    is_active = models.BooleanField("on", default=True, help_text="Switched off: no new lead gets it.")
+    created_at = models.DateTimeField(default=now, editable=False)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="+")
+
+    class Meta:
+        ordering = ["step", "label"]
+        constraints = [models.UniqueConstraint(fields=["step", "label"], name="stepvariant_label_unique")]
+
+    def __str__(self):
+        return f"{self.step} — variant {self.label}"
+
+    @property
+    def is_control(self) -> bool:
+        return self.label == self.CONTROL
+
+
+class VariantAssignment(models.Model):
+    """Which variant of a step's test a lead in one enrollment gets: made once, when its email is first rendered,
+    and reused (a retry renders the same variant)."""
+
+    enrollment = models.ForeignKey("Enrollment", on_delete=models.CASCADE, related_name="variant_assignments",
+                                   db_index=False)  # the unique (enrollment, step) index serves it
+    step = models.ForeignKey(Step, on_delete=models.CASCADE, related_name="variant_assignments")
+    variant = models.ForeignKey(StepVariant, on_delete=models.PROTECT, related_name="assignments")
+    is_random = models.BooleanField(
+        default=True, help_text="Drawn at random during the test; not: given the winner once it was picked (these "
+                                "do not count in the test's results).",
+    )
+    assigned_at = models.DateTimeField(default=now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["enrollment", "step"], name="one_variant_per_enrollment_step")]
+
+    def __str__(self):
+        return f"{self.enrollment} — {self.variant}"
 
 
 class SequenceVersion(models.Model):
@@ -244,6 +311,10 @@ class Delivery(models.Model):
     version = models.ForeignKey(
         SequenceVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="deliveries", db_index=False,
         help_text="The version of the sequence the email was sent from (none: sent before versions were kept).",
+    )
+    variant = models.ForeignKey(
+        StepVariant, null=True, blank=True, on_delete=models.PROTECT, related_name="deliveries", db_index=False,
+        help_text="The variant of the step's A/B test the email was rendered from (none: the step had no test).",
     )
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.SCHEDULED)
     due_at = models.DateTimeField()

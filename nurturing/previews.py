@@ -15,7 +15,15 @@ from .compose import nurture_email, unsubscribe_token, unsubscribe_url, with_foo
 from .content import CONTENT_KEY, content_uses
 from .content_library import BatchContent, content_library, open_objections, step_sources
 from .models import ContentBlock, Enrollment, Step
-from .rendering import CompiledStep, TemplateProblem, field_value, latest_resources, lead_context, merge_field_uses
+from .rendering import (
+    CompiledStep,
+    TemplateProblem,
+    field_value,
+    latest_resources,
+    lead_context,
+    merge_field_uses,
+    step_content,
+)
 from .sandbox import ENGINE
 from .services import email_is_suppressed
 
@@ -31,14 +39,14 @@ def preview_context(*, step: Step, lead: Lead, sender=None) -> dict:
     return BatchContent.load(steps=[step], lead_ids=[lead.pk]).add_to(context, lead=lead)
 
 
-def step_preview(*, step: Step, lead: Lead, sender=None, context: dict | None = None):
-    """Render a step for a lead exactly as it would be sent, footer included (nothing is sent or stored).
-    `context`: `preview_context` for the same step and lead, if already made."""
+def step_preview(*, step: Step, lead: Lead, sender=None, context: dict | None = None, variant=None):
+    """Render a step (or `variant` of its A/B test) for a lead exactly as it would be sent, footer included
+    (nothing is sent or stored). `context`: `preview_context` for the same step and lead, if already made."""
     context = preview_context(step=step, lead=lead, sender=sender) if context is None else context
-    return with_footer(CompiledStep(step).render(context), unsubscribe_url(_PREVIEW_UNSUBSCRIBE))
+    return with_footer(CompiledStep(step_content(step, variant)).render(context), unsubscribe_url(_PREVIEW_UNSUBSCRIBE))
 
 
-def step_send_test(*, step: Step, lead: Lead, to_email: str, by=None) -> str:
+def step_send_test(*, step: Step, lead: Lead, to_email: str, by=None, variant=None) -> str:
     """Send a step rendered for `lead` to `to_email` (the marketer), marked as a test.
 
     The suppression list applies here too: a suppressed address gets nothing.
@@ -53,7 +61,8 @@ def step_send_test(*, step: Step, lead: Lead, to_email: str, by=None) -> str:
     token = unsubscribe_token(lead_id=0, email=to_email)
     try:
         context = lead_context(lead, sender=by, unsubscribe_url=unsubscribe_url(token))
-        rendered = CompiledStep(step).render(BatchContent.load(steps=[step], lead_ids=[lead.pk]).add_to(context, lead=lead))
+        rendered = CompiledStep(step_content(step, variant)).render(
+            BatchContent.load(steps=[step], lead_ids=[lead.pk]).add_to(context, lead=lead))
     except TemplateProblem as exc:
         raise ValidationError({"step": [f"Not sent: {exc}"]}) from None
     rendered = dataclasses.replace(rendered, subject=f"[Test] {rendered.subject}")
@@ -74,7 +83,7 @@ class EmptyField:
     of: int | None = None
 
 
-def _step_uses(step: Step) -> dict[str, list[str]]:
+def _step_uses(step) -> dict[str, list[str]]:
     """Unguarded merge fields the step writes out -> where ("text line 3"); guarded ones (|default, {% if %}) are
     left out: the template already says what to write."""
     found: dict[str, list[str]] = {}
@@ -86,9 +95,10 @@ def _step_uses(step: Step) -> dict[str, list[str]]:
     return found
 
 
-def empty_fields(*, step: Step, context: dict) -> list[EmptyField]:
-    """The merge fields the step writes out without a default that are empty in this lead's context."""
-    return [EmptyField(path, lines) for path, lines in _step_uses(step).items()
+def empty_fields(*, step: Step, context: dict, variant=None) -> list[EmptyField]:
+    """The merge fields the step (or `variant` of its A/B test) writes out without a default that are empty in
+    this lead's context."""
+    return [EmptyField(path, lines) for path, lines in _step_uses(step_content(step, variant)).items()
             if field_value(context, path) in ("", None)]
 
 
@@ -108,16 +118,17 @@ _EMPTY_WHEN = {
 }
 
 
-def empty_field_counts(*, step: Step) -> list[EmptyField]:
-    """Across the leads enrolled in the step's sequence now (active or paused): for each merge field the step
-    writes out without a default, how many of them would get it empty. One count query per field."""
+def empty_field_counts(*, step: Step, variant=None) -> list[EmptyField]:
+    """Across the leads enrolled in the step's sequence now (active or paused): for each merge field the step (or
+    `variant` of its A/B test) writes out without a default, how many of them would get it empty. One count query
+    per field."""
     enrolled = Lead.objects.filter(
         enrollments__sequence_id=step.sequence_id,
         enrollments__status__in=[Enrollment.Status.ACTIVE, Enrollment.Status.PAUSED],
     ).distinct()
     total = None
     found = []
-    for path, lines in _step_uses(step).items():
+    for path, lines in _step_uses(step_content(step, variant)).items():
         if path == "links.book_demo" and not settings.CRM_BOOKING_URL:
             total = enrolled.count() if total is None else total
             empty = total

@@ -11,6 +11,7 @@ field is reported with its line.
 import re
 from dataclasses import dataclass
 from difflib import get_close_matches
+from typing import NamedTuple
 
 from django.conf import settings
 from django.template import TemplateSyntaxError
@@ -247,6 +248,26 @@ class RenderedEmail:
     html: str
 
 
+class StepContent(NamedTuple):
+    """The templates an email is rendered from: a step's, or a variant's over them."""
+
+    subject_template: str
+    text_template: str
+    html_template: str
+
+
+def step_content(step, variant=None) -> StepContent:
+    """The step's templates, with what the variant (of the step's A/B test) gives in their place: its subject, if
+    it has one; its bodies, if it has either, both together (a plain-text body of B never goes out beside the HTML
+    of A: a variant with a plain-text body and no HTML sends no HTML)."""
+    if variant is None:
+        return StepContent(step.subject_template, step.text_template, step.html_template)
+    subject = variant.subject_template if variant.subject_template.strip() else step.subject_template
+    if variant.text_template.strip() or variant.html_template.strip():
+        return StepContent(subject, variant.text_template, variant.html_template)
+    return StepContent(subject, step.text_template, step.html_template)
+
+
 class CompiledStep:
     """A step's templates compiled once, rendered for many leads (one batch), each email within the render limits."""
 
@@ -327,7 +348,7 @@ def lead_context(lead, *, sender=None, unsubscribe_url: str = "", resource: dict
 
 
 class StepRenderer:
-    """Compiled steps for one batch, keyed by step id.
+    """Compiled steps for one batch, keyed by step id (and variant id, for a step's A/B test).
 
     A step that cannot be compiled, or that ran past a render limit, fails
     for the rest of the batch at once: one bad step does not spend the
@@ -337,20 +358,22 @@ class StepRenderer:
     def __init__(self):
         self._compiled = {}
 
-    def render(self, step, context: dict) -> RenderedEmail:
-        compiled = self._compiled.get(step.pk)
+    def render(self, step, context: dict, variant=None) -> RenderedEmail:
+        """The step (or its A/B test's `variant`) rendered with `context`."""
+        key = (step.pk, variant.pk if variant is not None else None)
+        compiled = self._compiled.get(key)
         if compiled is None:
             try:
-                compiled = CompiledStep(step)
+                compiled = CompiledStep(step_content(step, variant))
             except TemplateProblem as exc:
                 compiled = exc
-            self._compiled[step.pk] = compiled
+            self._compiled[key] = compiled
         if isinstance(compiled, TemplateProblem):
             raise TemplateProblem(str(compiled))
         try:
             return compiled.render(context)
         except RenderLimitExceeded as exc:
-            self._compiled[step.pk] = exc
+            self._compiled[key] = exc
             raise
 
 

@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
+from django.db.models import Prefetch
 from django.utils import timezone
 from django.utils.formats import date_format
 
@@ -24,7 +25,7 @@ from leads.pipeline import LeadStatus
 
 from .address_hash import current_key, email_hash, hash_keys, hashes_rewrite, key_id
 from .content_library import content_needs
-from .models import Delivery, Enrollment, Sequence, SequenceVersion, Step, Suppression, WebhookNonce
+from .models import Delivery, Enrollment, Sequence, SequenceVersion, Step, StepVariant, Suppression, WebhookNonce
 from .rendering import TemplateProblem, check_template
 from .schedule import lead_zone, next_send_time
 
@@ -340,13 +341,27 @@ _VERSIONED_STEP_FIELDS = (
 )
 
 
+# And of each variant of a step's A/B test.
+_VERSIONED_VARIANT_FIELDS = ("label", "subject_template", "text_template", "html_template", "weight", "is_active")
+
+
 def sequence_snapshot(sequence: Sequence) -> list[dict]:
-    """The sequence's steps now, as a version keeps them (JSON: durations and times as text)."""
+    """The sequence's steps now, as a version keeps them (JSON: durations and times as text). A step with an A/B
+    test also keeps its variants and the winner's label (a step without one has neither key, as before tests)."""
     def plain(value):
         return value if value is None or isinstance(value, bool | int | str) else str(value)
 
-    return [{name: plain(getattr(step, name)) for name in _VERSIONED_STEP_FIELDS}
-            for step in Step.objects.filter(sequence=sequence).order_by("position")]
+    snapshot = []
+    for step in (Step.objects.filter(sequence=sequence).select_related("winner").order_by("position")
+                 .prefetch_related(Prefetch("variants", queryset=StepVariant.objects.order_by("label")))):
+        kept = {name: plain(getattr(step, name)) for name in _VERSIONED_STEP_FIELDS}
+        variants = step.variants.all()
+        if variants:
+            kept["variants"] = [{name: getattr(variant, name) for name in _VERSIONED_VARIANT_FIELDS} for variant in variants]
+        if step.winner is not None:
+            kept["winner"] = step.winner.label
+        snapshot.append(kept)
+    return snapshot
 
 
 @transaction.atomic

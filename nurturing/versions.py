@@ -21,11 +21,23 @@ def version_lines(steps: list[dict]) -> list[str]:
         for name, label in _LABELS.items():
             if name in step and step[name] not in (None, ""):
                 lines.append(f"  {label}: {step[name]}")
-        for name, label in _TEMPLATES:
-            text = step.get(name) or ""
-            if text:
-                lines.append(f"  {label}:")
-                lines.extend(f"    | {line}" for line in text.splitlines())
+        lines.extend(_template_lines(step, indent="  "))
+        for variant in step.get("variants") or ():
+            share = f"weight {variant.get('weight')}" + ("" if variant.get("is_active") else ", off")
+            lines.append(f"  A/B variant {variant.get('label')} ({share})")
+            lines.extend(_template_lines(variant, indent="    "))
+        if step.get("winner"):
+            lines.append(f"  A/B winner: {step['winner']} (every lead gets it)")
+    return lines
+
+
+def _template_lines(templates: dict, *, indent: str) -> list[str]:
+    lines = []
+    for name, label in _TEMPLATES:
+        text = templates.get(name) or ""
+        if text:
+            lines.append(f"{indent}{label}:")
+            lines.extend(f"{indent}  | {line}" for line in text.splitlines())
     return lines
 
 
