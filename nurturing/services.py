@@ -295,8 +295,7 @@ def steps_save(*, sequence: Sequence, steps, deleted=(), by=None) -> list[Step]:
         step.save()
     for step in deleted:
         step_delete(step=step, by=by)
-    if sequence.status in (Sequence.Status.ACTIVE, Sequence.Status.PAUSED):
-        sequence_version_record(sequence=sequence, by=by)
+    _steps_changed(sequence, by)
     return steps
 
 
@@ -312,6 +311,8 @@ def _positions_set(sequence: Sequence, steps: list[Step]) -> None:
 
 
 def _steps_changed(sequence: Sequence, by) -> None:
+    """A change to the steps is a change to the sequence (its last change shows it) and, when live, a new version."""
+    Sequence.objects.filter(pk=sequence.pk).update(updated_at=timezone.now())
     if sequence.status in (Sequence.Status.ACTIVE, Sequence.Status.PAUSED):
         sequence_version_record(sequence=sequence, by=by)
 

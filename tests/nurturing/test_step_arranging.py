@@ -124,3 +124,11 @@ def test_a_step_whose_template_is_refused_cannot_be_switched_on(marketer_user):
     with pytest.raises(ValidationError, match="Did you mean"):
         services.step_switch(step=step, is_active=True, by=marketer_user)
     assert Step.objects.get(pk=step.pk).is_active is False
+
+
+def test_a_change_to_the_steps_is_the_sequences_last_change(marketer_user):
+    sequence = _three()
+    with time_machine.travel("2026-11-30 12:00:00Z", tick=False):
+        services.step_save(step=Step.objects.get(sequence=sequence, position=1), by=marketer_user)
+    sequence.refresh_from_db()
+    assert sequence.updated_at.isoformat() == "2026-11-30T12:00:00+00:00"
