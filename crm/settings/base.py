@@ -44,7 +44,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "drf_spectacular",
     "drf_spectacular_sidecar",
-    # Our apps, ground floor first: core <- traffic, leads <- nurturing <- capture <- outbound, imports <- workspace <- api <- crm (wires them).
+    # Our apps, ground floor first: core <- traffic, leads <- nurturing <- capture <- outbound, imports <- workspace, studio <- api <- crm (wires them).
     "core",
     "traffic",
     "leads",
@@ -53,6 +53,7 @@ INSTALLED_APPS = [
     "outbound",
     "imports",
     "workspace",
+    "studio",
     "reports",
     "api",
     "crm",
