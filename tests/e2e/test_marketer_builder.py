@@ -61,7 +61,12 @@ def test_a_marketer_builds_previews_tests_activates_and_enrolls_a_sequence(new_p
     page.get_by_text("Step 2 added.").wait_for()
     _add_step(page, "Add an email", days="3", subject="Prices, {{ first_name|default:'there' }}",
               text="Our prices: https://example.com/pricing")
+    resource = page.get_by_label("The resource")
+    assert resource.is_hidden()  # it matters only for "only if the lead downloaded…"
+    page.get_by_label("Send it").select_option("downloaded")
+    resource.wait_for()
     page.get_by_label("Send it").select_option("no_reply")
+    assert resource.is_hidden()
     page.get_by_label("When a person clicks a link containing").fill("/pricing")
     page.get_by_label("On that click, move the lead to").select_option("mql")
     page.get_by_label("On that click, create a call task for the lead's rep").check()

@@ -106,6 +106,14 @@
       }
       refresh(button.name === "pick_lead" ? button.value : null);
     });
+    // The resource matters only for "only if the lead downloaded…": out of sight otherwise.
+    const condition = editor.querySelector("select[name=condition]");
+    const resource = document.getElementById("div_id_condition_resource");
+    const showResource = function () {
+      if (condition && resource) resource.hidden = condition.value !== "downloaded";
+    };
+    if (condition) { condition.addEventListener("change", showResource); showResource(); }
+
     search.addEventListener("keydown", function (event) {
       if (event.key === "Enter") { event.preventDefault(); refresh(); }
     });
