@@ -27,4 +27,5 @@ urlpatterns = [
     path("", include("imports.urls")),
     path("", include("reports.urls")),
     path("", include("workspace.urls")),
+    path("", include("studio.urls")),
 ]

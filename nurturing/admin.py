@@ -47,7 +47,7 @@ from .models import (
 )
 from .rendering import MERGE_FIELDS
 from .sandbox import ALLOWED_FILTERS, ALLOWED_TAGS
-from .versions import versions_diff
+from .versions import sequence_version_rows
 
 
 class StepForm(forms.ModelForm):
@@ -175,14 +175,8 @@ class SequenceAdmin(StepTestMixin, SequenceReportMixin, admin.ModelAdmin):
         sequence = get_object_or_404(Sequence, pk=sequence_id)
         if not self.has_view_permission(request, sequence):
             raise PermissionDenied
-        versions = list(sequence.versions.select_related("created_by").order_by("-number"))
-        rows = [
-            (version, versions_diff(older.steps if older else [], version.steps),
-             version.deliveries.filter(status=Delivery.Status.SENT).count())
-            for version, older in zip(versions, [*versions[1:], None], strict=True)
-        ]
         context = {**self.admin_site.each_context(request), "opts": self.opts, "title": f"Versions of {sequence}",
-                   "sequence": sequence, "rows": rows}
+                   "sequence": sequence, "rows": sequence_version_rows(sequence)}
         return TemplateResponse(request, "admin/nurturing/sequence_versions.html", context)
 
     @admin.display(description="preview and test")

@@ -299,9 +299,98 @@ def steps_save(*, sequence: Sequence, steps, deleted=(), by=None) -> list[Step]:
         step.save()
     for step in deleted:
         step_delete(step=step, by=by)
+    _steps_changed(sequence, by)
+    return steps
+
+
+def _positions_set(sequence: Sequence, steps: list[Step]) -> None:
+    """Number `steps` (all of the sequence's, in their new order) 1, 2, 3…: first out of the way of every current
+    position, then into place, so the (sequence, position) uniqueness holds after each row's write."""
+    base = max([step.position for step in steps] + [0]) + 1
+    for offset, step in enumerate(steps):
+        Step.objects.filter(pk=step.pk).update(position=base + offset)
+    for number, step in enumerate(steps, start=1):
+        Step.objects.filter(pk=step.pk).update(position=number)
+        step.position = number
+
+
+def _steps_changed(sequence: Sequence, by) -> None:
+    """A change to the steps is a change to the sequence (its last change shows it) and, when live, a new version."""
+    Sequence.objects.filter(pk=sequence.pk).update(updated_at=timezone.now())
     if sequence.status in (Sequence.Status.ACTIVE, Sequence.Status.PAUSED):
         sequence_version_record(sequence=sequence, by=by)
-    return steps
+
+
+@transaction.atomic
+def steps_reorder(*, sequence: Sequence, order, by=None) -> list[Step]:
+    """Put the sequence's steps in `order` (their ids, first to last) and number them 1, 2, 3…
+
+    Guarantees: `order` names every step of the sequence exactly once and no other (else nothing changes); a live
+    sequence's new order is a new version. Leads already in it go on from their current step to the next by the
+    new order.
+    """
+    check_may_build_sequences(by)
+    Sequence.objects.select_for_update().filter(pk=sequence.pk).first()  # two reorders at once go in turn
+    steps = {step.pk: step for step in Step.objects.filter(sequence=sequence)}
+    try:
+        order = [int(step_id) for step_id in order]
+    except (TypeError, ValueError):
+        raise ValidationError("The new order must list the steps by their numbers (ids).") from None
+    if len(order) != len(set(order)):
+        raise ValidationError("The new order lists a step twice: list each step of the sequence once.")
+    strangers = [step_id for step_id in order if step_id not in steps]
+    if strangers:
+        raise ValidationError(f"The new order lists steps that are not in “{sequence}”: reload the page and try again.")
+    if len(order) != len(steps):
+        raise ValidationError(f"The new order leaves out steps of “{sequence}”: list all {len(steps)} of them "
+                              "(reload the page: someone may have added one).")
+    ordered = [steps[step_id] for step_id in order]
+    _positions_set(sequence, ordered)
+    _steps_changed(sequence, by)
+    return ordered
+
+
+@transaction.atomic
+def step_duplicate(*, step: Step, by=None) -> Step:
+    """Copy a step (templates, timing, condition, click actions) to just after it; the copy is switched off when
+    the original is. Guarantees: the copy passes `step_check`; the steps after it move down one; a live sequence's
+    change is a new version."""
+    check_may_build_sequences(by)
+    sequence = step.sequence
+    Sequence.objects.select_for_update().filter(pk=sequence.pk).first()
+    ordered = list(Step.objects.filter(sequence=sequence).order_by("position"))
+    original = next((s for s in ordered if s.pk == step.pk), None)
+    if original is None:
+        raise ValidationError("This step is no longer in its sequence: reload the page.")
+    step_check(original)
+    copy = Step.objects.get(pk=original.pk)
+    copy.pk = None
+    copy._state.adding = True
+    copy.position = max(s.position for s in ordered) + 1
+    copy.save()
+    ordered.insert(ordered.index(original) + 1, copy)
+    _positions_set(sequence, ordered)
+    _steps_changed(sequence, by)
+    return copy
+
+
+@transaction.atomic
+def step_switch(*, step: Step, is_active: bool, by=None) -> Step:
+    """Switch a step on or off. Off: its due deliveries are skipped and leads go on to the next active step (its
+    history stays). Guarantees: a step switched on passes `step_check`; an active sequence keeps at least one active
+    step (pause it instead); a live sequence's change is a new version."""
+    check_may_build_sequences(by)
+    sequence = step.sequence
+    Sequence.objects.select_for_update().filter(pk=sequence.pk).first()
+    if is_active:
+        step_check(step)
+    elif (sequence.status == Sequence.Status.ACTIVE
+          and not Step.objects.filter(sequence=sequence, is_active=True).exclude(pk=step.pk).exists()):
+        raise ValidationError("This is the sequence's only active step: pause the sequence instead of switching it off.")
+    Step.objects.filter(pk=step.pk).update(is_active=is_active)
+    step.is_active = is_active
+    _steps_changed(sequence, by)
+    return step
 
 
 @transaction.atomic

@@ -3,6 +3,10 @@ written out, then a line diff."""
 
 from difflib import unified_diff
 
+from django.db.models import Count, Q
+
+from .models import Delivery
+
 _LABELS = {
     "kind": "kind", "is_active": "on", "delay": "wait before", "send_days": "send days (Monday = 0)",
     "window_start": "send from", "window_end": "send until", "condition": "only if",
@@ -57,3 +61,13 @@ def versions_diff(older: list[dict], newer: list[dict]) -> list[tuple[str, str]]
         else:
             rows.append(("same", line[1:]))
     return rows
+
+
+def sequence_version_rows(sequence) -> list[tuple]:
+    """(version, what changed from the one before, emails sent from it) for each version of the sequence, newest
+    first: two queries."""
+    versions = list(sequence.versions.select_related("created_by")
+                    .annotate(sent=Count("deliveries", filter=Q(deliveries__status=Delivery.Status.SENT)))
+                    .order_by("-number"))
+    return [(version, versions_diff(older.steps if older else [], version.steps), version.sent)
+            for version, older in zip(versions, [*versions[1:], None], strict=True)]

@@ -45,7 +45,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "drf_spectacular",
     "drf_spectacular_sidecar",
-    # Our apps, ground floor first: core <- traffic, leads <- nurturing <- capture <- outbound, imports <- workspace <- api <- crm (wires them).
+    # Our apps, ground floor first: core <- traffic, leads <- nurturing <- capture <- outbound, imports <- workspace, studio <- api <- crm (wires them).
     "core",
     "traffic",
     "leads",
@@ -55,6 +55,7 @@ INSTALLED_APPS = [
     "imports",
     "scoring",
     "workspace",
+    "studio",
     "reports",
     "api",
     "crm",

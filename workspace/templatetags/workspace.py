@@ -4,7 +4,7 @@ from django import template
 from django.utils.html import format_html
 from django.utils.safestring import mark_safe
 
-from core.policy import may_view_reports
+from core.policy import access_for, may_view_reports
 
 register = template.Library()
 
@@ -55,3 +55,9 @@ def icon(name: str, label: str = ""):
 def sees_reports(user) -> bool:
     """Whether the nav offers Reports: managers, and marketers (who see the marketing ones)."""
     return may_view_reports(user, "funnel") or may_view_reports(user, "sales")
+
+
+@register.filter
+def builds_sequences(user) -> bool:
+    """Whether the nav offers Sequences (the marketers' pages): marketers and managers."""
+    return access_for(user).builds_sequences
