@@ -13,3 +13,13 @@ class ScoringConfig(AppConfig):
         from .reader import on_page_views_stored
 
         page_views_stored.connect(on_page_views_stored, dispatch_uid="scoring.page_views")
+
+        # A rule or the settings changed -> this process's copy of them is dropped (scoring.services.rules_forget).
+        from django.db.models.signals import post_delete, post_save
+
+        from .models import ScoringRule, ScoringSettings
+        from .services import rules_forget
+
+        for model in (ScoringRule, ScoringSettings):
+            post_save.connect(rules_forget, sender=model, dispatch_uid=f"scoring.forget.save.{model.__name__}")
+            post_delete.connect(rules_forget, sender=model, dispatch_uid=f"scoring.forget.delete.{model.__name__}")

@@ -1,17 +1,18 @@
 """Reading what scoring needs to know about leads: a fixed number of queries per batch of leads, whatever its
 size, reading only the kinds of actions some rule rewards, and only as far back as they still count."""
 
-from datetime import datetime, timedelta
-from functools import reduce
-from operator import or_
+import json
+from datetime import UTC, datetime, timedelta
 
-from django.db.models import Q
+from django.db import connection
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 
-from leads.models import FormSubmission, Lead
+from leads.models import Company, FormSubmission, Lead
 from nurturing.models import EmailEvent
 from traffic.models import PageView, VisitorKind
 
-from .models import ScoringRule
+from .models import LeadScore, ScoringRule
 from .rules import HORIZON_HALF_LIVES, Action, Facts
 
 K = ScoringRule.Kind
@@ -24,46 +25,79 @@ def horizon(*, now: datetime, half_life_days: int) -> datetime | None:
     return now - timedelta(days=HORIZON_HALF_LIVES * half_life_days) if half_life_days else None
 
 
-def page_filter(rules) -> Q | None:
-    """The page views some page rule rewards (None: no page rule)."""
-    paths = {rule.value.strip().rstrip("/") for rule in rules if rule.is_active and rule.kind == K.PAGE_VIEW}
-    if not paths:
-        return None
-    return reduce(or_, (Q(path=path) | Q(path__startswith=path + "/") for path in sorted(paths)))
+def page_paths(rules) -> list[str]:
+    """The pages some page rule rewards, each without its trailing slash ("" for a rule on every page)."""
+    return sorted({rule.value.strip().rstrip("/") for rule in rules if rule.is_active and rule.kind == K.PAGE_VIEW})
 
 
+def _like_prefix(path: str) -> str:
+    return path.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "/%"
+
+
+def _placeholders(values) -> str:
+    return ", ".join(["%s"] * len(values))
+
+
+def _when(value) -> datetime:
+    """A datetime read by a raw query: PostgreSQL gives it aware, SQLite as text in UTC."""
+    if isinstance(value, str):
+        value = parse_datetime(value)
+    return value if timezone.is_aware(value) else timezone.make_aware(value, UTC)
+
+
+def _lines(value) -> list:
+    if value is None:
+        return []
+    return json.loads(value) if isinstance(value, str) else value
+
+
+# Raw SQL, not the ORM: scoring one event reads these for one lead on every open, click and page view of a known
+# lead, and building the ORM's queries took longer than running them (about 3 ms of 6).
 def facts_for(lead_ids, rules, *, now: datetime, half_life_days: int) -> dict[int, Facts]:
-    """Each lead's facts (leads that do not exist are left out)."""
+    """Each lead's facts, with its score as stored (leads that do not exist are left out)."""
     lead_ids = list(lead_ids)
+    if not lead_ids:
+        return {}
     kinds = {rule.kind for rule in rules if rule.is_active}
-    facts = {
-        pk: Facts(persona_id=persona, source_id=source, title=title, company_size=size or "", country=country or "")
-        for pk, persona, source, title, size, country in Lead.objects.filter(pk__in=lead_ids).values_list(
-            "pk", "persona_id", "source_id", "title", "company__size", "company__country")
-    }
-    if not facts:
-        return facts
-    since = horizon(now=now, half_life_days=half_life_days)
-    email_kinds = [email_kind for email_kind, rule_kind in _EMAIL_KINDS.items() if rule_kind in kinds]
-    if email_kinds:
-        events = EmailEvent.objects.filter(lead_id__in=lead_ids, kind__in=email_kinds, is_machine=False)
-        if since:
-            events = events.filter(occurred_at__gte=since)
-        for lead_id, kind, at, url in events.values_list("lead_id", "kind", "occurred_at", "url"):
-            facts[lead_id].actions.append(Action(_EMAIL_KINDS[kind], at, url))
-    pages = page_filter(rules)
-    if pages is not None:
-        views = PageView.objects.filter(pages, lead_id__in=lead_ids, kind=VisitorKind.HUMAN)
-        if since:
-            views = views.filter(received_at__gte=since)
-        for lead_id, at, path in views.values_list("lead_id", "received_at", "path"):
-            if lead_id in facts:
-                facts[lead_id].actions.append(Action(K.PAGE_VIEW, at, path))
-    if kinds & {K.FORM, K.DOWNLOAD}:
-        submissions = FormSubmission.objects.filter(lead_id__in=lead_ids)
-        if since:
-            submissions = submissions.filter(submitted_at__gte=since)
-        for lead_id, slug, resource_id, at in submissions.values_list(
-                "lead_id", "form_slug", "resource_id", "submitted_at"):
-            facts[lead_id].actions.append(Action(K.FORM, at, slug, resource_id))
+    ids = _placeholders(lead_ids)
+    facts = {}
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT l.id, l.persona_id, l.source_id, l.title, c.size, c.country, l.score, s.lines "
+            f"FROM {Lead._meta.db_table} l LEFT JOIN {Company._meta.db_table} c ON c.id = l.company_id "
+            f"LEFT JOIN {LeadScore._meta.db_table} s ON s.lead_id = l.id WHERE l.id IN ({ids})", lead_ids)
+        for pk, persona, source, title, size, country, score, lines in cursor.fetchall():
+            facts[pk] = Facts(persona_id=persona, source_id=source, title=title, company_size=size or "",
+                              country=country or "", stored_total=score, stored_lines=_lines(lines))
+        if not facts:
+            return facts
+        since = horizon(now=now, half_life_days=half_life_days)
+        since_sql = connection.ops.adapt_datetimefield_value(since) if since else None
+        email_kinds = [email_kind for email_kind, rule_kind in _EMAIL_KINDS.items() if rule_kind in kinds]
+        if email_kinds:
+            cursor.execute(
+                f"SELECT lead_id, kind, occurred_at, url FROM {EmailEvent._meta.db_table} "
+                f"WHERE lead_id IN ({ids}) AND kind IN ({_placeholders(email_kinds)}) AND is_machine = %s"
+                + (" AND occurred_at >= %s" if since else ""),
+                [*lead_ids, *email_kinds, False, *([since_sql] if since else [])])
+            for lead_id, kind, at, url in cursor.fetchall():
+                facts[lead_id].actions.append(Action(_EMAIL_KINDS[kind], _when(at), url))
+        paths = page_paths(rules)
+        if paths:
+            matches = " OR ".join("path = %s OR path LIKE %s ESCAPE '\\'" for _ in paths)
+            cursor.execute(
+                f"SELECT lead_id, received_at, path FROM {PageView._meta.db_table} "
+                f"WHERE lead_id IN ({ids}) AND kind = %s AND ({matches})" + (" AND received_at >= %s" if since else ""),
+                [*lead_ids, VisitorKind.HUMAN, *(x for path in paths for x in (path or "/", _like_prefix(path))),
+                 *([since_sql] if since else [])])
+            for lead_id, at, path in cursor.fetchall():
+                if lead_id in facts:
+                    facts[lead_id].actions.append(Action(K.PAGE_VIEW, _when(at), path))
+        if kinds & {K.FORM, K.DOWNLOAD}:
+            cursor.execute(
+                f"SELECT lead_id, form_slug, resource_id, submitted_at FROM {FormSubmission._meta.db_table} "
+                f"WHERE lead_id IN ({ids})" + (" AND submitted_at >= %s" if since else ""),
+                [*lead_ids, *([since_sql] if since else [])])
+            for lead_id, slug, resource_id, at in cursor.fetchall():
+                facts[lead_id].actions.append(Action(K.FORM, _when(at), slug, resource_id))
     return facts

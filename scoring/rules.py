@@ -37,6 +37,9 @@ class Facts:
     company_size: str = ""
     country: str = ""
     actions: list[Action] = field(default_factory=list)
+    # The score as stored now, to write only what changed.
+    stored_total: int = 0
+    stored_lines: list = field(default_factory=list)
 
 
 @dataclass(frozen=True)

@@ -8,11 +8,12 @@ who sends an MQL back to nurturing is not overruled while its score stays where 
 """
 
 import logging
+import time
 from dataclasses import dataclass
 from datetime import datetime
 
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -33,8 +34,26 @@ SCORING = Actor.system("scoring")
 RESCORE_BATCH = 2000
 
 
+# The rules and settings, read once per process and kept for a few seconds: scoring one event must not read them
+# each time (it runs for every open, click and page view of a known lead). A change saved in this process clears
+# them at once (scoring/apps.py: the models' post_save and post_delete); other processes see it within
+# RULES_TTL_S, and the rescoring job a change starts reads them fresh.
+RULES_TTL_S = 10.0
+_cached: dict = {}
+
+
+def rules_forget(**kwargs) -> None:
+    _cached.clear()
+
+
 def rules_active() -> list[ScoringRule]:
     return list(ScoringRule.objects.filter(is_active=True).select_related("persona", "source", "resource"))
+
+
+def _rules_and_settings() -> tuple[list[ScoringRule], ScoringSettings]:
+    if _cached.get("until", 0) < time.monotonic():
+        _cached.update(rules=rules_active(), settings=ScoringSettings.current(), until=time.monotonic() + RULES_TTL_S)
+    return _cached["rules"], _cached["settings"]
 
 
 @dataclass(frozen=True)
@@ -61,19 +80,18 @@ def scores_refresh(
     leads that had none, as when scoring is first set up on a database). Safe to run twice: a second run finds
     nothing changed."""
     now = now or timezone.now()
-    rules = rules_active() if rules is None else rules
-    settings = settings or ScoringSettings.current()
+    if rules is None or settings is None:
+        cached_rules, cached_settings = _rules_and_settings()
+        rules, settings = cached_rules if rules is None else rules, settings or cached_settings
     facts = facts_for(lead_ids, rules, now=now, half_life_days=settings.half_life_days)
     if not facts:
         return Refreshed(0, 0, 0)
-    stored_totals = dict(Lead.objects.filter(pk__in=list(facts)).values_list("pk", "score"))
-    stored_lines = dict(LeadScore.objects.filter(lead_id__in=list(facts)).values_list("lead_id", "lines"))
     rows, totals, crossed = [], [], []
     for pk, lead_facts in facts.items():
         score = score_compute(lead_facts, rules, now=now, half_life_days=settings.half_life_days)
         lines = score.lines_as_dicts()
-        old = stored_totals.get(pk, 0)
-        if score.total == old and stored_lines.get(pk, []) == lines:
+        old = lead_facts.stored_total
+        if score.total == old and lead_facts.stored_lines == lines:
             continue
         rows.append(LeadScore(lead_id=pk, total=score.total, fit=score.fit, engagement=score.engagement,
                               lines=lines, computed_at=now))
@@ -82,14 +100,31 @@ def scores_refresh(
             passed = [(threshold, stage) for threshold, stage in _thresholds(settings) if old < threshold <= score.total]
             if passed and moves:
                 crossed.append((pk, old, score.total, lines, passed))
+    if not rows:
+        return Refreshed(scored=len(facts), changed=0, moved=0)
     with transaction.atomic():
         LeadScore.objects.bulk_create(rows, update_conflicts=True, unique_fields=["lead"],
                                       update_fields=["total", "fit", "engagement", "lines", "computed_at"])
-        Lead.objects.bulk_update(totals, ["score"], batch_size=500)
+        _totals_write(totals)
     moved = 0
     for pk, old, new, lines, passed in crossed:
         moved += _threshold_crossed(pk, old=old, new=new, lines=lines, passed=passed, settings=settings)
     return Refreshed(scored=len(facts), changed=len(rows), moved=moved)
+
+
+def _totals_write(totals: list[Lead]) -> None:
+    """Store the leads' new totals. One lead (an event's): a plain UPDATE. Many on PostgreSQL: one UPDATE ... FROM
+    (VALUES ...) (bulk_update's CASE over 2,000 ids took 0.7 s of a batch's 0.9); elsewhere bulk_update."""
+    if len(totals) == 1:
+        Lead.objects.filter(pk=totals[0].pk).update(score=totals[0].score)
+    elif totals and connection.vendor == "postgresql":
+        table = Lead._meta.db_table
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"UPDATE {table} AS l SET score = v.score FROM (VALUES {', '.join(['(%s::bigint, %s::integer)'] * len(totals))}) "
+                f"AS v(id, score) WHERE l.id = v.id", [value for lead in totals for value in (lead.pk, lead.score)])
+    elif totals:
+        Lead.objects.bulk_update(totals, ["score"], batch_size=500)
 
 
 def _threshold_crossed(lead_id: int, *, old: int, new: int, lines, passed, settings: ScoringSettings) -> int:
