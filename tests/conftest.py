@@ -259,3 +259,14 @@ def celery_worker_process(postgres_db, redis_broker_url, tmp_path, worker_env):
     finally:
         current_app.conf.task_always_eager, current_app.conf.task_default_queue = previous
         stop_worker(worker.proc)
+
+
+@pytest.fixture(autouse=True)
+def scoring_rules_read_afresh():
+    """Scoring keeps the rules it read for a few seconds per process; a test's rolled-back rules must not reach
+    the next test."""
+    from scoring.services import rules_forget
+
+    rules_forget()
+    yield
+    rules_forget()
