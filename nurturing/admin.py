@@ -30,7 +30,8 @@ from . import content_services, previews, services
 from .admin_privacy import PersonPrivacyAdminMixin
 from .admin_reports import LeadEmailEventsMixin, SequenceReportMixin
 from .admin_variants import StepTestMixin
-from .audiences import audience_count_and_sample, audience_leads
+from .audience_enrollment import audience_enroll_plan, audience_enroll_start
+from .audiences import audience_count_and_sample
 from .content import block_html, block_text
 from .content_library import library_block
 from .models import (
@@ -398,9 +399,9 @@ class AudienceAdmin(admin.ModelAdmin):
     # No count per row: each is a query over the leads; the audience's page shows its count and a sample.
     list_display = ("name", "stage", "source", "campaign", "persona", "created_at")
     search_fields = ("name",)
-    readonly_fields = ("members",)
+    readonly_fields = ("members", "enrollments")
     fieldsets = (
-        (None, {"fields": ("name", "members")}),
+        (None, {"fields": ("name", "members", "enrollments")}),
         ("Where they came from", {"fields": ("source", "utm_medium", "campaign", "resource", "form_slug")}),
         ("Who they are", {"fields": ("persona", "country", "owner", "stage")}),
         ("What they did, and when", {"fields": ("engaged_within_days", "inactive_for_days")}),
@@ -422,6 +423,24 @@ class AudienceAdmin(admin.ModelAdmin):
                                                               for lead in sample)),
         )
 
+    @admin.display(description="enrolled in sequences")
+    def enrollments(self, obj):
+        jobs = list(obj.enrollments.select_related("sequence", "started_by")[:5]) if obj.pk else []
+        if not jobs:
+            return "Not enrolled in a sequence from here yet."
+        return format_html(
+            '<table id="audience-enrollments"><thead><tr><th>Sequence</th><th>Started</th><th>Progress</th>'
+            '<th>Enrolled</th><th>Skipped</th><th>Status</th></tr></thead><tbody>{}</tbody></table>'
+            '<p class="help"><a href="">Refresh</a> to see the progress.</p>',
+            format_html_join("", '<tr><td>{}</td><td>{}</td><td><progress max="100" value="{}">{}%</progress> {} of {}'
+                             '</td><td>{}</td><td>{}</td><td>{}</td></tr>', (
+                (job.sequence, date_format(timezone.localtime(job.started_at), "DATETIME_FORMAT"), job.percent,
+                 job.percent, job.done, job.total, job.enrolled,
+                 "; ".join(f"{count}: {why}" for why, count in sorted(job.skipped.items(), key=lambda kv: -kv[1]))
+                 or "—", job.get_status_display() + (f": {job.error}" if job.error else ""))
+                for job in jobs)),
+        )
+
     def get_urls(self):
         return [path("<int:audience_id>/enroll/", self.admin_site.admin_view(self.enroll_view),
                      name="nurturing_audience_enroll"), *super().get_urls()]
@@ -436,23 +455,19 @@ class AudienceAdmin(admin.ModelAdmin):
                    "title": f"Enroll “{audience}” in a sequence"}
         if request.method == "POST" and form.is_valid():
             sequence = form.cleaned_data["sequence"]
-            leads = list(audience_leads(audience)[:AUDIENCE_ENROLL_MAX + 1])
-            if len(leads) > AUDIENCE_ENROLL_MAX:
-                self.message_user(request, f"The audience holds more than {AUDIENCE_ENROLL_MAX:,} leads: narrow it "
-                                           "before enrolling it.", messages.ERROR)
-                return HttpResponseRedirect(reverse("admin:nurturing_audience_change", args=[audience.pk]))
             if "apply" in request.POST:
-                enrolled, refused = services.enroll_many(leads=leads, sequence=sequence, by=request.user)
-                self.message_user(request, f"{enrolled} lead(s) of “{audience}” enrolled in {sequence}; "
-                                           f"{len(refused)} not.", messages.SUCCESS)
+                try:
+                    job = audience_enroll_start(audience=audience, sequence=sequence, by=request.user)
+                except ValidationError as exc:
+                    self.message_user(request, " ".join(exc.messages), messages.ERROR)
+                else:
+                    self.message_user(request, f"Enrolling the {job.total:,} lead(s) of “{audience}” in {sequence} in "
+                                               "the background: the progress is below.", messages.SUCCESS)
                 return HttpResponseRedirect(reverse("admin:nurturing_audience_change", args=[audience.pk]))
-            context |= {"sequence": sequence, "plan": services.enrollment_plan(leads=leads, sequence=sequence)}
+            context |= {"sequence": sequence, "plan": audience_enroll_plan(audience=audience, sequence=sequence),
+                        "in_background": True}
             return TemplateResponse(request, "admin/nurturing/enroll_preview.html", context)
         return TemplateResponse(request, "admin/nurturing/audience_enroll.html", context)
-
-
-# Enrolling an audience checks each lead with a few queries: larger audiences wait for batched checks.
-AUDIENCE_ENROLL_MAX = 5000
 
 
 # --- The lead admin, with nurturing -------------------------------------------------------

@@ -564,6 +564,44 @@ class Audience(models.Model):
         return self.name
 
 
+class AudienceEnrollment(models.Model):
+    """Enrolling an audience's leads in a sequence, in the background and in batches, with its progress: each lead
+    goes through `enrollment_create` (every rule of the sequence), those it refuses counted by reason."""
+
+    class Status(models.TextChoices):
+        RUNNING = "running", "Running"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+
+    audience = models.ForeignKey(Audience, on_delete=models.CASCADE, related_name="enrollments")
+    sequence = models.ForeignKey(Sequence, on_delete=models.PROTECT, related_name="+")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.RUNNING)
+    total = models.PositiveIntegerField(default=0, help_text="The audience's leads when it started.")
+    done = models.PositiveIntegerField(default=0)
+    enrolled = models.PositiveIntegerField(default=0)
+    skipped = models.JSONField(default=dict, help_text="Why -> how many leads.")
+    last_lead_id = models.BigIntegerField(default=0, help_text="Leads up to this id are done.")
+    error = models.TextField(blank=True)
+    started_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="+")
+    started_at = models.DateTimeField(default=now)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-started_at", "-id"]
+
+    def __str__(self):
+        return f"{self.audience} into {self.sequence} ({self.get_status_display().lower()})"
+
+    @property
+    def percent(self) -> int:
+        return 100 if not self.total else min(100, round(100 * self.done / self.total))
+
+    @property
+    def skipped_count(self) -> int:
+        return sum(self.skipped.values())
+
+
 class ContentBlock(models.Model):
     """Social proof from the content library, put into a step by `{% content "case_study" %}`: the best match
     for each lead by its open objection, persona and topic (nurturing.content). Bodies are plain text, escaped

@@ -23,7 +23,7 @@ from leads import pipeline
 from leads.models import Lead
 from leads.pipeline import LeadStatus
 
-from .address_hash import current_key, email_hash, hash_keys, hashes_rewrite, key_id
+from .address_hash import current_key, email_hash, email_hashes, hash_keys, hashes_rewrite, key_id
 from .content_library import content_needs
 from .models import Delivery, Enrollment, Sequence, SequenceVersion, Step, StepVariant, Suppression, WebhookNonce
 from .rendering import TemplateProblem, check_template
@@ -487,8 +487,31 @@ def delivery_due_at(*, step: Step, lead: Lead, after: datetime) -> datetime:
     )
 
 
-def enrollment_refusal(*, lead: Lead, sequence: Sequence, others: dict | None = None) -> str | None:
-    """Why this lead cannot be enrolled now, or None. `others`: `_other_sequences` of these leads, if already read."""
+@dataclasses.dataclass(frozen=True)
+class EnrollmentFacts:
+    """What the enrollment rules need to know of many leads at once, read in three queries (not three per lead)."""
+
+    suppressed: frozenset  # normalised addresses on the suppression list
+    in_sequence: frozenset  # ids of leads live (active or paused) in this sequence
+    others: dict  # lead id -> names of the other sequences it is live in
+
+
+def enrollment_facts(*, leads, sequence: Sequence) -> EnrollmentFacts:
+    leads = list(leads)
+    ids = [lead.pk for lead in leads]
+    addresses = {normalize_email(lead.email) for lead in leads} - {""}
+    by_hash = {digest: address for address in addresses for digest in email_hashes(address)}
+    suppressed = {by_hash[digest] for digest in
+                  Suppression.objects.filter(email_hash__in=by_hash).values_list("email_hash", flat=True)}
+    in_sequence = Enrollment.objects.filter(lead_id__in=ids, sequence=sequence, status__in=LIVE_ENROLLMENT)
+    return EnrollmentFacts(suppressed=frozenset(suppressed),
+                           in_sequence=frozenset(in_sequence.values_list("lead_id", flat=True)),
+                           others=_other_sequences(ids, sequence))
+
+
+def enrollment_refusal(*, lead: Lead, sequence: Sequence, known: EnrollmentFacts | None = None) -> str | None:
+    """Why this lead cannot be enrolled now, or None. `known`: `enrollment_facts` of the leads being checked
+    together, if already read (else the lead's are read now)."""
     if sequence.status != Sequence.Status.ACTIVE:
         return f"the sequence is {sequence.get_status_display().lower()}: activate it first"
     if lead.archived_at is not None:
@@ -499,14 +522,15 @@ def enrollment_refusal(*, lead: Lead, sequence: Sequence, others: dict | None = 
         return f"the lead is {pipeline.label(lead.status).lower()}"
     if past_goal(lead.status, sequence.goal_stage):
         return f"the lead is already {pipeline.label(lead.status)}, the sequence's goal"
-    if email_is_suppressed(lead.email):
+    if (normalize_email(lead.email) in known.suppressed) if known else email_is_suppressed(lead.email):
         return "the address is suppressed (unsubscribed, bounced or blocked)"
-    if Enrollment.objects.filter(lead=lead, sequence=sequence, status__in=LIVE_ENROLLMENT).exists():
+    if (lead.pk in known.in_sequence) if known else Enrollment.objects.filter(
+            lead=lead, sequence=sequence, status__in=LIVE_ENROLLMENT).exists():
         return "the lead is already in this sequence"
     if sequence.requires_consent and lead.consent_given_at is None:
         return "no consent to be emailed is recorded for the lead (the sequence asks for it)"
     if sequence.in_other_sequence == Sequence.InOtherSequence.SKIP:
-        names = (_other_sequences([lead.pk], sequence) if others is None else others).get(lead.pk)
+        names = (known.others if known else _other_sequences([lead.pk], sequence)).get(lead.pk)
         if names:
             return f"the lead is already in {_names(names)} (the sequence skips such leads)"
     return None
@@ -529,34 +553,51 @@ def _names(names: list[str]) -> str:
 
 @dataclasses.dataclass
 class EnrollmentPlan:
-    """What enrolling these leads in the sequence would do, lead by lead, before anything is written."""
+    """What enrolling these leads in the sequence would do, before anything is written: how many leads in each
+    group, and the first `SAMPLE` of each by name (all of them for a plan of fewer)."""
+
+    SAMPLE = 50
 
     enroll: list = dataclasses.field(default_factory=list)  # leads enrolled as they are
     also_in: list = dataclasses.field(default_factory=list)  # (lead, other sequences): enrolled, and stay there too
     replace: list = dataclasses.field(default_factory=list)  # (lead, other sequences): those end, this one starts
     skipped: dict = dataclasses.field(default_factory=dict)  # why -> leads
+    counts: collections.Counter = dataclasses.field(default_factory=collections.Counter)  # group or why -> leads
+
+    def add(self, group: str, item, *, why: str = "") -> None:
+        rows = self.skipped.setdefault(why, []) if group == "skipped" else getattr(self, group)
+        self.counts[why if group == "skipped" else group] += 1
+        if len(rows) < self.SAMPLE:
+            rows.append(item)
 
     @property
     def enrolled_count(self) -> int:
-        return len(self.enroll) + len(self.also_in) + len(self.replace)
+        return self.counts["enroll"] + self.counts["also_in"] + self.counts["replace"]
+
+    @property
+    def skipped_counts(self) -> list[tuple[str, int, list]]:
+        """(why, how many, the first of them), the commonest reason first."""
+        return sorted(((why, self.counts[why], leads) for why, leads in self.skipped.items()), key=lambda row: -row[1])
 
 
-def enrollment_plan(*, leads, sequence: Sequence) -> EnrollmentPlan:
+def enrollment_plan(*, leads, sequence: Sequence, into: EnrollmentPlan | None = None) -> EnrollmentPlan:
     """Who enrolling would enroll, who it would skip and why (the same rules as `enrollment_create`), and who is
-    in another sequence and what happens to that (the sequence's rule: allow, skip or replace)."""
+    in another sequence and what happens to that (the sequence's rule: allow, skip or replace). The leads are
+    checked together (`enrollment_facts`: a few queries for the lot); `into` adds them to a plan being made in
+    batches."""
     leads = list(leads)
-    others = _other_sequences([lead.pk for lead in leads], sequence)
-    plan = EnrollmentPlan()
+    known = enrollment_facts(leads=leads, sequence=sequence)
+    plan = EnrollmentPlan() if into is None else into
     for lead in leads:
-        refusal = enrollment_refusal(lead=lead, sequence=sequence, others=others)
+        refusal = enrollment_refusal(lead=lead, sequence=sequence, known=known)
         if refusal:
-            plan.skipped.setdefault(refusal, []).append(lead)
-        elif lead.pk in others and sequence.in_other_sequence == Sequence.InOtherSequence.REPLACE:
-            plan.replace.append((lead, others[lead.pk]))
-        elif lead.pk in others:
-            plan.also_in.append((lead, others[lead.pk]))
+            plan.add("skipped", lead, why=refusal)
+        elif lead.pk in known.others and sequence.in_other_sequence == Sequence.InOtherSequence.REPLACE:
+            plan.add("replace", (lead, known.others[lead.pk]))
+        elif lead.pk in known.others:
+            plan.add("also_in", (lead, known.others[lead.pk]))
         else:
-            plan.enroll.append(lead)
+            plan.add("enroll", lead)
     return plan
 
 

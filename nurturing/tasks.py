@@ -97,3 +97,21 @@ def run_triggers():
 
     while triggers_run() == 500:
         pass
+
+
+@shared_task(ignore_result=True, acks_late=True, soft_time_limit=300, time_limit=330)
+def enroll_audience(job_id: int):
+    """Enroll an audience's leads for about half a minute, then hand the rest of the job to a new task."""
+    import time
+
+    from .audience_enrollment import audience_enroll_fail, audience_enroll_step
+
+    deadline = time.monotonic() + 30
+    try:
+        while audience_enroll_step(job_id=job_id):
+            if time.monotonic() > deadline:
+                enroll_audience.delay(job_id)
+                return
+    except Exception as exc:
+        audience_enroll_fail(job_id=job_id, error=f"{type(exc).__name__}: {exc}")
+        raise

@@ -131,7 +131,8 @@ def test_a_marketer_builds_previews_tests_activates_and_enrolls_a_sequence(new_p
     page.get_by_role("button", name="Show who will be enrolled").click()
     assert "3 leads would be enrolled" in page.locator("#enroll-summary").inner_text()
     page.get_by_role("button", name="Enroll 3 leads").click()
-    page.get_by_text("3 lead(s) of “Everyone new” enrolled").wait_for()
+    page.get_by_text("Enrolling the 3 lead(s) of “Everyone new” in Guide follow-up in the background").wait_for()
+    assert "3 of 3" in page.locator("#audience-enrollments").inner_text()  # the test's Celery runs it at once
     assert Enrollment.objects.filter(sequence=sequence).count() == 3
 
     # The per-step report, from the sequence's page.

@@ -51,7 +51,8 @@ def marketer_client(client, marketer_user):
     return client
 
 
-def test_a_marketer_saves_an_audience_sees_its_count_and_enrolls_it_after_the_preview(marketer_client):
+def test_a_marketer_saves_an_audience_sees_its_count_and_enrolls_it_after_the_preview(
+        marketer_client, django_capture_on_commit_callbacks):
     ads = SourceFactory(slug="ads", name="Ads")
     sequence = sequence_with_steps(name="Ads follow-up")
     a, b = LeadFactory(source=ads, first_name="Ann"), LeadFactory(source=ads, first_name="Bob")
@@ -69,8 +70,12 @@ def test_a_marketer_saves_an_audience_sees_its_count_and_enrolls_it_after_the_pr
     preview = marketer_client.post(url, {"sequence": sequence.pk})
     assert preview.context_data["plan"].enroll == [a] and not Enrollment.objects.exists()
     assert "the address is suppressed" in preview.content.decode()
-    marketer_client.post(url, {"sequence": sequence.pk, "apply": "1"})
+    with django_capture_on_commit_callbacks(execute=True):  # the background job, run at once by the test's Celery
+        marketer_client.post(url, {"sequence": sequence.pk, "apply": "1"})
     assert list(Enrollment.objects.values_list("lead_id", flat=True)) == [a.pk]
+    page = marketer_client.get(reverse("admin:nurturing_audience_change", args=[audience.pk])).content.decode()
+    assert '<progress max="100" value="100">' in page and "2 of 2" in page
+    assert "1: the address is suppressed (unsubscribed, bounced or blocked)" in page
 
 
 def test_a_rep_cannot_enroll_an_audience(client, rep_user):
