@@ -72,32 +72,44 @@ def facts_for(lead_ids, rules, *, now: datetime, half_life_days: int) -> dict[in
         if not facts:
             return facts
         since = horizon(now=now, half_life_days=half_life_days)
-        since_sql = connection.ops.adapt_datetimefield_value(since) if since else None
-        email_kinds = [email_kind for email_kind, rule_kind in _EMAIL_KINDS.items() if rule_kind in kinds]
-        if email_kinds:
-            cursor.execute(
-                f"SELECT lead_id, kind, occurred_at, url FROM {EmailEvent._meta.db_table} "
-                f"WHERE lead_id IN ({ids}) AND kind IN ({_placeholders(email_kinds)}) AND is_machine = %s"
-                + (" AND occurred_at >= %s" if since else ""),
-                [*lead_ids, *email_kinds, False, *([since_sql] if since else [])])
-            for lead_id, kind, at, url in cursor.fetchall():
-                facts[lead_id].actions.append(Action(_EMAIL_KINDS[kind], _when(at), url))
-        paths = page_paths(rules)
-        if paths:
-            matches = " OR ".join("path = %s OR path LIKE %s ESCAPE '\\'" for _ in paths)
-            cursor.execute(
-                f"SELECT lead_id, received_at, path FROM {PageView._meta.db_table} "
-                f"WHERE lead_id IN ({ids}) AND kind = %s AND ({matches})" + (" AND received_at >= %s" if since else ""),
-                [*lead_ids, VisitorKind.HUMAN, *(x for path in paths for x in (path or "/", _like_prefix(path))),
-                 *([since_sql] if since else [])])
-            for lead_id, at, path in cursor.fetchall():
+        branches, params = _action_queries(rules, kinds, ids, lead_ids, since)
+        if branches:
+            # One round trip for every kind of action the rules reward.
+            cursor.execute(" UNION ALL ".join(branches), params)
+            for lead_id, kind, at, detail, resource_id in cursor.fetchall():
                 if lead_id in facts:
-                    facts[lead_id].actions.append(Action(K.PAGE_VIEW, _when(at), path))
-        if kinds & {K.FORM, K.DOWNLOAD}:
-            cursor.execute(
-                f"SELECT lead_id, form_slug, resource_id, submitted_at FROM {FormSubmission._meta.db_table} "
-                f"WHERE lead_id IN ({ids})" + (" AND submitted_at >= %s" if since else ""),
-                [*lead_ids, *([since_sql] if since else [])])
-            for lead_id, slug, resource_id, at in cursor.fetchall():
-                facts[lead_id].actions.append(Action(K.FORM, _when(at), slug, resource_id))
+                    facts[lead_id].actions.append(Action(_ACTION_KINDS.get(kind, kind), _when(at), detail or "",
+                                                         resource_id))
     return facts
+
+
+# The action kinds the query below tags its rows with -> the rules' kinds.
+_ACTION_KINDS = {**_EMAIL_KINDS, "page": K.PAGE_VIEW, "form": K.FORM}
+
+
+def _action_queries(rules, kinds, ids: str, lead_ids: list, since) -> tuple[list[str], list]:
+    """The SELECTs of the leads' actions that some rule rewards, each giving (lead, kind, when, detail,
+    resource), and their parameters."""
+    since_sql = [connection.ops.adapt_datetimefield_value(since)] if since else []
+    branches, params = [], []
+    email_kinds = [email_kind for email_kind, rule_kind in _EMAIL_KINDS.items() if rule_kind in kinds]
+    if email_kinds:
+        branches.append(
+            f"SELECT lead_id, kind, occurred_at, url, CAST(NULL AS bigint) FROM {EmailEvent._meta.db_table} "
+            f"WHERE lead_id IN ({ids}) AND kind IN ({_placeholders(email_kinds)}) AND is_machine = %s"
+            + (" AND occurred_at >= %s" if since else ""))
+        params += [*lead_ids, *email_kinds, False, *since_sql]
+    paths = page_paths(rules)
+    if paths:
+        matches = " OR ".join("path = %s OR path LIKE %s ESCAPE '\\'" for _ in paths)
+        branches.append(
+            f"SELECT lead_id, 'page', received_at, path, CAST(NULL AS bigint) FROM {PageView._meta.db_table} "
+            f"WHERE lead_id IN ({ids}) AND kind = %s AND ({matches})" + (" AND received_at >= %s" if since else ""))
+        params += [*lead_ids, VisitorKind.HUMAN, *(x for path in paths for x in (path or "/", _like_prefix(path))),
+                   *since_sql]
+    if kinds & {K.FORM, K.DOWNLOAD}:
+        branches.append(
+            f"SELECT lead_id, 'form', submitted_at, form_slug, resource_id FROM {FormSubmission._meta.db_table} "
+            f"WHERE lead_id IN ({ids})" + (" AND submitted_at >= %s" if since else ""))
+        params += [*lead_ids, *since_sql]
+    return branches, params
