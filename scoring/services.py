@@ -143,8 +143,12 @@ def _threshold_crossed(lead_id: int, *, old: int, new: int, lines, passed, setti
         if change is None:
             return 0
         if settings.creates_task and lead.owner_id:
-            task_create(assignee=lead.owner, lead=lead, due_at=change.changed_at,
-                        title=f"Follow up: scored {new}, now {pipeline.label(stage)}"[:200], notes=why)
+            try:
+                with transaction.atomic():
+                    task_create(assignee=lead.owner, lead=lead, due_at=change.changed_at,
+                                title=f"Follow up: scored {new}, now {pipeline.label(stage)}"[:200], notes=why)
+            except ValidationError as exc:  # e.g. the owner's account was switched off: the move stands
+                log.warning("Lead %s moved to %s by its score; no task for its owner: %s", lead_id, stage, exc)
         return 1
 
 

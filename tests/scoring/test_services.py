@@ -225,3 +225,17 @@ def test_the_preview_counts_who_would_move_without_writing_anything(clock, rep_u
     sampled = scoring_preview(rules=rules, settings=settings, sample=2)
     assert sampled.is_sample and 1 <= sampled.sampled <= 2
     assert sampled.estimate_mql == round(sampled.would_reach_mql * 5 / sampled.sampled)
+
+
+def test_a_lead_whose_owner_left_still_moves_and_the_missing_task_does_not_stop_scoring(clock, rep_user):
+    settings_with(mql_threshold=40, creates_task=True)
+    ScoringRule.objects.create(kind=K.EMAIL_REPLY, points=45)
+    lead = lead_at("nurturing", owner=rep_user, by=rep_user)
+    rep_user.is_active = False
+    rep_user.save()
+    email_event(lead, EmailEvent.Kind.REPLIED)
+
+    assert scores_refresh(lead_ids=[lead.pk]).moved == 1
+
+    lead.refresh_from_db()
+    assert lead.status == "mql" and not Task.objects.filter(lead=lead).exists()
