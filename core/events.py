@@ -32,6 +32,8 @@ class EventType(models.TextChoices):
     LEAD_MERGED = "lead.merged", "Lead merged"
     LEAD_UNMERGED = "lead.unmerged", "Merge undone"
     STAGE_CHANGED = "lead.stage_changed", "Stage changed"
+    LEAD_TAGGED = "lead.tagged", "Tag added"
+    LEAD_UNTAGGED = "lead.untagged", "Tag removed"
     ACTIVITY_LOGGED = "activity.logged", "Activity logged"
     OBJECTION_LOGGED = "objection.logged", "Objection logged"
     OBJECTION_RESOLVED = "objection.resolved", "Objection resolved"

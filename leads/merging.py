@@ -31,6 +31,7 @@ from .models import (
     FormSubmission,
     Lead,
     LeadMerge,
+    LeadTag,
     LeadTouch,
     Objection,
     StageChange,
@@ -180,7 +181,7 @@ def lead_merge(*, keep: Lead, merge: Lead, by) -> LeadMerge:
       and the merged lead's owner's open tasks on it go to that owner);
     - every row that points at `merge` points at `keep`: stage changes,
       activities, objections, tasks, deals, customers (as first contact), form
-      submissions, and through `leads.signals.leads_merging` the other apps'
+      submissions, the tags `keep` lacks, and through `leads.signals.leads_merging` the other apps'
       rows; then `merge`'s events in the log, with their ids recorded;
     - `keep`'s blank fields take `merge`'s values (contact, company,
       attribution, time zone, owner; consent as a whole when `keep` has none;
@@ -228,6 +229,15 @@ def lead_merge(*, keep: Lead, merge: Lead, by) -> LeadMerge:
         _move(LeadTouch, touches, field="lead", to_id=kept.pk)
         if touches:
             moved["leads.leadtouch"] = touches
+        # The merged lead's tags that the kept lead lacks move with who added them and when; the others go with it.
+        lead_tags = list(
+            LeadTag.objects.filter(lead_id=gone.pk)
+            .exclude(tag_id__in=LeadTag.objects.filter(lead_id=kept.pk).values("tag_id"))
+            .values_list("pk", flat=True)
+        )
+        _move(LeadTag, lead_tags, field="lead", to_id=kept.pk)
+        if lead_tags:
+            moved["leads.leadtag"] = lead_tags
         customers = _ids_of(Customer, field="primary_lead", lead_id=gone.pk)
         _move(Customer, customers, field="primary_lead", to_id=kept.pk)
         if customers:
@@ -352,7 +362,7 @@ def lead_merge_undo(*, merge: LeadMerge, by) -> Lead:
             Deal.objects.filter(pk__in=moved.get("leads.deal.open", []), lead_id=kept.pk)
             .exclude(status=Deal.Status.OPEN).values_list("pk", flat=True)
         )
-        for model in (*_LEAD_ROWS, LeadTouch):
+        for model in (*_LEAD_ROWS, LeadTouch, LeadTag):
             ids = moved.get(model._meta.label_lower, [])
             if model is Deal:
                 ids = sorted(set(ids) - set(closed_since))
