@@ -34,6 +34,7 @@ class EventType(models.TextChoices):
     STAGE_CHANGED = "lead.stage_changed", "Stage changed"
     LEAD_TAGGED = "lead.tagged", "Tag added"
     LEAD_UNTAGGED = "lead.untagged", "Tag removed"
+    TAG_CREATED = "tag.created", "Tag created"
     ACTIVITY_LOGGED = "activity.logged", "Activity logged"
     OBJECTION_LOGGED = "objection.logged", "Objection logged"
     OBJECTION_RESOLVED = "objection.resolved", "Objection resolved"

@@ -5,7 +5,7 @@ same tag. Adding a tag the lead already has changes nothing and records nothing,
 event `lead.tagged`, which triggers and webhooks read) happens once per lead and tag until it is removed.
 """
 
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -29,7 +29,8 @@ def tag_name_clean(name) -> str:
 
 
 def tag_key(name: str) -> str:
-    return " ".join(str(name or "").split()).casefold()
+    # Cut to the column: casefolding may lengthen a name ("ß" -> "ss").
+    return " ".join(str(name or "").split()).casefold()[:TAG_MAX_LENGTH]
 
 
 def tag_for_name(name: str) -> Tag | None:
@@ -37,17 +38,31 @@ def tag_for_name(name: str) -> Tag | None:
     return Tag.objects.filter(key=tag_key(name)).first()
 
 
-def _tag_get_or_create(name: str) -> Tag:
+def _tag_get_or_create(name: str, *, by=None) -> Tag:
     cleaned = tag_name_clean(name)
-    key = tag_key(cleaned)[:TAG_MAX_LENGTH]
+    key = tag_key(cleaned)
     tag = Tag.objects.filter(key=key).first()
     if tag is not None:
         return tag
     try:
         with transaction.atomic():
-            return Tag.objects.create(name=cleaned, key=key)
+            tag = Tag.objects.create(name=cleaned, key=key)
+            event_record(EventType.TAG_CREATED, actor=Actor.of(by), subject=tag, payload={"name": tag.name})
+            return tag
     except IntegrityError:  # made by another request a moment ago
         return Tag.objects.get(key=key)
+
+
+def tag_create(*, name: str, by=None) -> Tag:
+    """Make a tag before any lead has it (for a trigger or an audience to wait for it): marketers and managers.
+    A tag of that name in any case is refused, naming it."""
+    access = access_for(by) if by is not None else None
+    if access is not None and not (access.is_manager or access.is_marketer):
+        raise PermissionDenied("Only a marketer or a manager can make a tag ahead of its use; tag a lead to make one.")
+    existing = tag_for_name(tag_name_clean(name))
+    if existing is not None:
+        raise ValidationError({"name": [f"The tag “{existing.name}” exists already (tags match in any case)."]})
+    return _tag_get_or_create(name, by=by)
 
 
 def _payload(tag: Tag) -> dict:
@@ -60,7 +75,7 @@ def lead_tag_add(*, lead: Lead, name: str, by=None) -> LeadTag:
     left as it was (no second event) and its LeadTag is returned."""
     check_may_tag(by, lead)
     with transaction.atomic():
-        tag = _tag_get_or_create(name)
+        tag = _tag_get_or_create(name, by=by)
         existing = LeadTag.objects.filter(lead=lead, tag=tag).first()
         if existing is not None:
             return existing
@@ -99,7 +114,7 @@ def leads_tag_add(*, lead_ids, name: str, by=None, batch_size: int = 1000) -> in
                 check_may_tag(by, lead)
     now, added = timezone.now(), 0
     with transaction.atomic():
-        tag = _tag_get_or_create(name)
+        tag = _tag_get_or_create(name, by=by)
         for chunk in batched(ids, batch_size):
             have = set(LeadTag.objects.filter(tag=tag, lead_id__in=chunk).values_list("lead_id", flat=True))
             live = Lead.objects.filter(pk__in=[pk for pk in chunk if pk not in have]).values_list("pk", flat=True)

@@ -100,7 +100,8 @@ class SequenceForm(forms.ModelForm):
 class TriggerInline(admin.TabularInline):
     model = Trigger
     extra = 0
-    fields = ("kind", "form_slug", "resource", "stage", "objection_category", "is_active")
+    fields = ("kind", "form_slug", "resource", "stage", "objection_category", "score", "tag", "is_active")
+    autocomplete_fields = ("tag",)
     verbose_name = "trigger"
     verbose_name_plural = "triggers: enroll leads in this sequence when…"
 
