@@ -567,6 +567,10 @@ class Audience(models.Model):
     inactive_for_days = models.PositiveIntegerField(
         "no touch for (days)", null=True, blank=True,
         help_text="Nobody called, met or emailed the lead for N days (never touched: since it was created).")
+    score_min = models.IntegerField("score at least", null=True, blank=True)
+    score_max = models.IntegerField("score at most", null=True, blank=True)
+    tag = models.ForeignKey("leads.Tag", null=True, blank=True, on_delete=models.PROTECT, related_name="+",
+                            help_text="Has this tag.")
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
                                    related_name="+")
     created_at = models.DateTimeField(default=now, editable=False)
@@ -576,6 +580,12 @@ class Audience(models.Model):
 
     def __str__(self):
         return self.name
+
+    def clean(self):
+        if self.score_min is not None and self.score_max is not None and self.score_min > self.score_max:
+            raise ValidationError({"score_max": [
+                f"The highest score ({self.score_max}) is below the lowest ({self.score_min}): swap them, or leave "
+                "one empty."]})
 
 
 class ContentBlock(models.Model):
