@@ -88,6 +88,13 @@ def _move(model, ids: list[int], *, field: str, to_id: int, only_from: int | Non
         rows.update(**{column: to_id})
 
 
+def _ids_the_kept_lead_lacks(model, *, key: str, gone_id: int, kept_id: int) -> list[int]:
+    """The merged lead's rows of `model` whose `key` (a touch's kind, a tag) no row of the kept lead has."""
+    theirs = model.objects.filter(lead_id=kept_id).values(key)
+    return list(model.objects.filter(lead_id=gone_id).exclude(**{f"{key}__in": theirs}).order_by("pk")
+                .values_list("pk", flat=True))
+
+
 def _ids_of(model, *, field: str, lead_id: int) -> list[int]:
     return list(model.objects.filter(**{f"{field}_id": lead_id}).order_by("pk").values_list("pk", flat=True))
 
@@ -220,24 +227,13 @@ def lead_merge(*, keep: Lead, merge: Lead, by) -> LeadMerge:
         )
         if open_deals:
             moved["leads.deal.open"] = open_deals
-        # A touch of a kind the kept lead has none of (its first, its last) moves; the kept lead's own stay.
-        touches = list(
-            LeadTouch.objects.filter(lead_id=gone.pk)
-            .exclude(kind__in=LeadTouch.objects.filter(lead_id=kept.pk).values("kind"))
-            .values_list("pk", flat=True)
-        )
-        _move(LeadTouch, touches, field="lead", to_id=kept.pk)
-        if touches:
-            moved["leads.leadtouch"] = touches
-        # The merged lead's tags that the kept lead lacks move with who added them and when; the others go with it.
-        lead_tags = list(
-            LeadTag.objects.filter(lead_id=gone.pk)
-            .exclude(tag_id__in=LeadTag.objects.filter(lead_id=kept.pk).values("tag_id"))
-            .values_list("pk", flat=True)
-        )
-        _move(LeadTag, lead_tags, field="lead", to_id=kept.pk)
-        if lead_tags:
-            moved["leads.leadtag"] = lead_tags
+        # A touch of a kind the kept lead has none of (its first, its last) moves; the kept lead's own stay. So does
+        # each tag the kept lead lacks, with who added it and when (a tag both have stays on the merged lead).
+        for model, key in ((LeadTouch, "kind"), (LeadTag, "tag_id")):
+            ids = _ids_the_kept_lead_lacks(model, key=key, gone_id=gone.pk, kept_id=kept.pk)
+            _move(model, ids, field="lead", to_id=kept.pk)
+            if ids:
+                moved[model._meta.label_lower] = ids
         customers = _ids_of(Customer, field="primary_lead", lead_id=gone.pk)
         _move(Customer, customers, field="primary_lead", to_id=kept.pk)
         if customers:
