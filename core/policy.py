@@ -13,7 +13,8 @@ below every app so that the admin and an API get the same answers. By role:
   marketing's call, so they may move a lead to MQL.
 - Tags: the lead's owner, managers and marketers put tags on a lead and take
   them off. Marketers tag any lead (one by one or many at once) because they
-  build the audiences and triggers that tags feed; a rep tags only the leads
+  build the audiences and triggers that tags feed (and they make a tag ahead
+  of its first use, for a trigger to wait for); a rep tags only the leads
   they work, like every other change to a lead.
 - Anyone else (no role) gets 403 on every page.
 
@@ -89,9 +90,15 @@ class Access:
         """Record a conversion (a download, a signup) on the lead: marketing, managers, and the lead's owner."""
         return self.is_manager or self.is_marketer or (self.is_rep and lead.owner_id == self.user.pk)
 
+    @property
+    def tags_every_lead(self) -> bool:
+        """Tag any lead, and make tags ahead of their use: marketers (who build audiences and triggers from tags)
+        and managers."""
+        return self.is_manager or self.is_marketer
+
     def can_tag(self, lead) -> bool:
-        """Add or remove tags: the lead's owner, marketers (who build audiences from tags) and managers."""
-        return self.is_manager or self.is_marketer or (self.is_rep and lead.owner_id == self.user.pk)
+        """Add or remove tags: the lead's owner, marketers and managers."""
+        return self.tags_every_lead or (self.is_rep and lead.owner_id == self.user.pk)
 
     def can_move(self, lead, to_status: str) -> bool:
         """Move the lead to `to_status` (whether the pipeline allows the move is the stage service's rule)."""
@@ -217,6 +224,12 @@ def check_may_tag(user, lead) -> None:
     """Adding or removing a lead's tags: its owner, marketers and managers (and the system: an import, a rule)."""
     if user is not None and not access_for(user).can_tag(lead):
         raise PermissionDenied(_DENIED["tag"])
+
+
+def check_may_make_tags(user) -> None:
+    """Making a tag before any lead has it (for a trigger or an audience): marketers and managers (and the system)."""
+    if user is not None and not access_for(user).tags_every_lead:
+        raise PermissionDenied("Only a marketer or a manager can make a tag ahead of its use; tag a lead to make one.")
 
 
 def check_may_merge_leads(user) -> None:

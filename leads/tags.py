@@ -5,13 +5,13 @@ same tag. Adding a tag the lead already has changes nothing and records nothing,
 event `lead.tagged`, which triggers and webhooks read) happens once per lead and tag until it is removed.
 """
 
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from core.batches import batched
 from core.events import Actor, EventType, event_record, events_record
-from core.policy import access_for, check_may_tag
+from core.policy import access_for, check_may_make_tags, check_may_tag
 
 from .models import Lead, LeadTag, Tag
 
@@ -56,9 +56,7 @@ def _tag_get_or_create(name: str, *, by=None) -> Tag:
 def tag_create(*, name: str, by=None) -> Tag:
     """Make a tag before any lead has it (for a trigger or an audience to wait for it): marketers and managers.
     A tag of that name in any case is refused, naming it."""
-    access = access_for(by) if by is not None else None
-    if access is not None and not (access.is_manager or access.is_marketer):
-        raise PermissionDenied("Only a marketer or a manager can make a tag ahead of its use; tag a lead to make one.")
+    check_may_make_tags(by)
     existing = tag_for_name(tag_name_clean(name))
     if existing is not None:
         raise ValidationError({"name": [f"The tag “{existing.name}” exists already (tags match in any case)."]})
@@ -107,8 +105,7 @@ def leads_tag_add(*, lead_ids, name: str, by=None, batch_size: int = 1000) -> in
     """Put the tag on many leads at once (the admin's list), in batches; returns how many got it. Leads that
     have it already are left alone. All or nothing: if `by` may not tag one of the leads, none is tagged."""
     ids = sorted(set(lead_ids))
-    access = access_for(by) if by is not None else None
-    if access is not None and not (access.is_manager or access.is_marketer):
+    if by is not None and not access_for(by).tags_every_lead:  # a rep: asked about each lead
         for chunk in batched(ids, batch_size):
             for lead in Lead.objects.filter(pk__in=chunk).only("pk", "owner_id"):
                 check_may_tag(by, lead)
@@ -117,8 +114,7 @@ def leads_tag_add(*, lead_ids, name: str, by=None, batch_size: int = 1000) -> in
         tag = _tag_get_or_create(name, by=by)
         for chunk in batched(ids, batch_size):
             have = set(LeadTag.objects.filter(tag=tag, lead_id__in=chunk).values_list("lead_id", flat=True))
-            live = Lead.objects.filter(pk__in=[pk for pk in chunk if pk not in have]).values_list("pk", flat=True)
-            new = list(live)
+            new = list(Lead.objects.filter(pk__in=[pk for pk in chunk if pk not in have]).values_list("pk", flat=True))
             LeadTag.objects.bulk_create([LeadTag(lead_id=pk, tag=tag, added_at=now, added_by=by) for pk in new])
             events_record(EventType.LEAD_TAGGED, actor=Actor.of(by), lead_ids=new, payload=_payload(tag), at=now)
             added += len(new)
