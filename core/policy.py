@@ -11,6 +11,11 @@ below every app so that the admin and an API get the same answers. By role:
   the sequences (with managers). They do not log calls or move stages for a
   rep, with one exception: marking a lead MQL (marketing-qualified) is
   marketing's call, so they may move a lead to MQL.
+- Tags: the lead's owner, managers and marketers put tags on a lead and take
+  them off. Marketers tag any lead (one by one or many at once) because they
+  build the audiences and triggers that tags feed (and they make a tag ahead
+  of its first use, for a trigger to wait for); a rep tags only the leads
+  they work, like every other change to a lead.
 - Anyone else (no role) gets 403 on every page.
 
 Pages ask for each request, GET and POST alike: a lead that is not visible is
@@ -85,6 +90,16 @@ class Access:
         """Record a conversion (a download, a signup) on the lead: marketing, managers, and the lead's owner."""
         return self.is_manager or self.is_marketer or (self.is_rep and lead.owner_id == self.user.pk)
 
+    @property
+    def tags_every_lead(self) -> bool:
+        """Tag any lead, and make tags ahead of their use: marketers (who build audiences and triggers from tags)
+        and managers."""
+        return self.is_manager or self.is_marketer
+
+    def can_tag(self, lead) -> bool:
+        """Add or remove tags: the lead's owner, marketers and managers."""
+        return self.tags_every_lead or (self.is_rep and lead.owner_id == self.user.pk)
+
     def can_move(self, lead, to_status: str) -> bool:
         """Move the lead to `to_status` (whether the pipeline allows the move is the stage service's rule)."""
         return self.can_work(lead) or (self.is_marketer and to_status == MQL)
@@ -112,6 +127,7 @@ class Access:
             "work": self.can_work(lead),
             "claim": self.can_claim(lead),
             "enroll": self.can_manage_enrollments(lead),
+            "tag": self.can_tag(lead),
         }[action]
         if not allowed:
             raise PermissionDenied(_DENIED[action])
@@ -130,6 +146,7 @@ _DENIED = {
     "forms": "Only a marketer or a manager can build capture forms and release or discard what they held back.",
     "campaigns": "Only a marketer or a manager can create or change campaigns and their spend.",
     "conversions": "Only the lead's owner, a marketer or a manager can record a conversion on it.",
+    "tag": "Only the lead's owner, a marketer or a manager can change its tags.",
 }
 
 
@@ -201,6 +218,18 @@ def check_may_record_conversions(user, lead) -> None:
     """A conversion recorded by hand (or over the API) on a lead: its owner, marketers and managers."""
     if user is not None and not access_for(user).can_record_conversions(lead):
         raise PermissionDenied(_DENIED["conversions"])
+
+
+def check_may_tag(user, lead) -> None:
+    """Adding or removing a lead's tags: its owner, marketers and managers (and the system: an import, a rule)."""
+    if user is not None and not access_for(user).can_tag(lead):
+        raise PermissionDenied(_DENIED["tag"])
+
+
+def check_may_make_tags(user) -> None:
+    """Making a tag before any lead has it (for a trigger or an audience): marketers and managers (and the system)."""
+    if user is not None and not access_for(user).tags_every_lead:
+        raise PermissionDenied("Only a marketer or a manager can make a tag ahead of its use; tag a lead to make one.")
 
 
 def check_may_merge_leads(user) -> None:

@@ -88,6 +88,11 @@ class AssignOwnerForm(forms.Form):
         self.fields["owner"].queryset = lead_owner_choices()
 
 
+class TagForm(forms.Form):
+    # Not required here: the tag service says what is wrong with an empty or too long tag.
+    tag = forms.CharField(required=False, label="Tag", help_text="An existing tag in any case, or a new one (up to 50 characters).")
+
+
 class ConvertForm(forms.Form):
     deal_value = forms.DecimalField(min_value=0, max_digits=12, decimal_places=2, label="Deal value")
     currency = forms.CharField(max_length=3, min_length=3, help_text="ISO 4217 code, e.g. EUR")

@@ -31,6 +31,7 @@ from .models import (
     FormSubmission,
     Lead,
     LeadMerge,
+    LeadTag,
     LeadTouch,
     Objection,
     StageChange,
@@ -85,6 +86,13 @@ def _move(model, ids: list[int], *, field: str, to_id: int, only_from: int | Non
         if only_from is not None:
             rows = rows.filter(**{column: only_from})
         rows.update(**{column: to_id})
+
+
+def _ids_the_kept_lead_lacks(model, *, key: str, gone_id: int, kept_id: int) -> list[int]:
+    """The merged lead's rows of `model` whose `key` (a touch's kind, a tag) no row of the kept lead has."""
+    theirs = model.objects.filter(lead_id=kept_id).values(key)
+    return list(model.objects.filter(lead_id=gone_id).exclude(**{f"{key}__in": theirs}).order_by("pk")
+                .values_list("pk", flat=True))
 
 
 def _ids_of(model, *, field: str, lead_id: int) -> list[int]:
@@ -180,7 +188,7 @@ def lead_merge(*, keep: Lead, merge: Lead, by) -> LeadMerge:
       and the merged lead's owner's open tasks on it go to that owner);
     - every row that points at `merge` points at `keep`: stage changes,
       activities, objections, tasks, deals, customers (as first contact), form
-      submissions, and through `leads.signals.leads_merging` the other apps'
+      submissions, the tags `keep` lacks, and through `leads.signals.leads_merging` the other apps'
       rows; then `merge`'s events in the log, with their ids recorded;
     - `keep`'s blank fields take `merge`'s values (contact, company,
       attribution, time zone, owner; consent as a whole when `keep` has none;
@@ -219,15 +227,13 @@ def lead_merge(*, keep: Lead, merge: Lead, by) -> LeadMerge:
         )
         if open_deals:
             moved["leads.deal.open"] = open_deals
-        # A touch of a kind the kept lead has none of (its first, its last) moves; the kept lead's own stay.
-        touches = list(
-            LeadTouch.objects.filter(lead_id=gone.pk)
-            .exclude(kind__in=LeadTouch.objects.filter(lead_id=kept.pk).values("kind"))
-            .values_list("pk", flat=True)
-        )
-        _move(LeadTouch, touches, field="lead", to_id=kept.pk)
-        if touches:
-            moved["leads.leadtouch"] = touches
+        # A touch of a kind the kept lead has none of (its first, its last) moves; the kept lead's own stay. So does
+        # each tag the kept lead lacks, with who added it and when (a tag both have stays on the merged lead).
+        for model, key in ((LeadTouch, "kind"), (LeadTag, "tag_id")):
+            ids = _ids_the_kept_lead_lacks(model, key=key, gone_id=gone.pk, kept_id=kept.pk)
+            _move(model, ids, field="lead", to_id=kept.pk)
+            if ids:
+                moved[model._meta.label_lower] = ids
         customers = _ids_of(Customer, field="primary_lead", lead_id=gone.pk)
         _move(Customer, customers, field="primary_lead", to_id=kept.pk)
         if customers:
@@ -352,7 +358,7 @@ def lead_merge_undo(*, merge: LeadMerge, by) -> Lead:
             Deal.objects.filter(pk__in=moved.get("leads.deal.open", []), lead_id=kept.pk)
             .exclude(status=Deal.Status.OPEN).values_list("pk", flat=True)
         )
-        for model in (*_LEAD_ROWS, LeadTouch):
+        for model in (*_LEAD_ROWS, LeadTouch, LeadTag):
             ids = moved.get(model._meta.label_lower, [])
             if model is Deal:
                 ids = sorted(set(ids) - set(closed_since))

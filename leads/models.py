@@ -224,6 +224,8 @@ class Lead(models.Model):
     # Lower-cased "first last email phone company" for fast substring search
     # (a trigram index on PostgreSQL); kept up to date by the services.
     search_text = models.TextField(blank=True, editable=False)
+    # Labels marketers and reps put on leads, only through leads.tags (so not editable): each added by someone, at a time.
+    tags = models.ManyToManyField("Tag", through="LeadTag", related_name="leads", blank=True, editable=False)
 
     objects = LeadQuerySet.as_manager()
 
@@ -771,3 +773,37 @@ class LeadMerge(models.Model):
     @property
     def is_undone(self):
         return self.undone_at is not None
+
+
+class Tag(models.Model):
+    """A label put on leads ("webinar-2026", "VIP"), matched in any case and spacing: `key` is the name
+    lower-cased with its spaces collapsed (leads.tags.tag_key), unique, so "VIP" and " vip " are one tag."""
+
+    name = models.CharField(max_length=50, help_text="As first written, spaces collapsed.")
+    key = models.CharField(max_length=50, unique=True, editable=False)
+    created_at = models.DateTimeField(default=now, editable=False)
+
+    class Meta:
+        ordering = ["key"]
+
+    def __str__(self):
+        return self.name
+
+
+class LeadTag(models.Model):
+    """A tag on a lead: who put it there and when (the event log says so too: lead.tagged)."""
+
+    lead = models.ForeignKey(Lead, on_delete=models.CASCADE, related_name="lead_tags")
+    tag = models.ForeignKey(Tag, on_delete=models.CASCADE, related_name="lead_tags")
+    added_at = models.DateTimeField(default=now)
+    added_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                 related_name="+")
+
+    class Meta:
+        ordering = ["tag__key"]
+        constraints = [models.UniqueConstraint(fields=["lead", "tag"], name="leadtag_once_per_lead")]
+        # The admin's and the audiences' filter by tag: the leads of a tag.
+        indexes = [models.Index(fields=["tag", "lead"], name="leadtag_tag_lead")]
+
+    def __str__(self):
+        return f"{self.tag} on lead #{self.lead_id}"

@@ -27,6 +27,7 @@ from leads.admin.records import LeadRecordAdmin, lead_link
 from leads.models import Lead
 
 from . import content_services, previews, services
+from .admin_audiences import AudienceLiveCountMixin
 from .admin_privacy import PersonPrivacyAdminMixin
 from .admin_reports import LeadEmailEventsMixin, SequenceReportMixin
 from .admin_variants import StepTestMixin
@@ -101,7 +102,8 @@ class SequenceForm(forms.ModelForm):
 class TriggerInline(admin.TabularInline):
     model = Trigger
     extra = 0
-    fields = ("kind", "form_slug", "resource", "stage", "objection_category", "is_active")
+    fields = ("kind", "form_slug", "resource", "stage", "objection_category", "score", "tag", "is_active")
+    autocomplete_fields = ("tag",)
     verbose_name = "trigger"
     verbose_name_plural = "triggers: enroll leads in this sequence when…"
 
@@ -393,8 +395,9 @@ class SuppressionAdmin(admin.ModelAdmin):
 
 
 @admin.register(Audience)
-class AudienceAdmin(admin.ModelAdmin):
-    """Marketers save audiences by rules, see how many leads each holds now and who, and enroll them."""
+class AudienceAdmin(AudienceLiveCountMixin, admin.ModelAdmin):
+    """Marketers save audiences by rules, see how many leads each holds now and who (as they edit the rules too),
+    and enroll them."""
 
     # No count per row: each is a query over the leads; the audience's page shows its count and a sample.
     list_display = ("name", "stage", "source", "campaign", "persona", "created_at")
@@ -403,7 +406,7 @@ class AudienceAdmin(admin.ModelAdmin):
     fieldsets = (
         (None, {"fields": ("name", "members", "enrollments")}),
         ("Where they came from", {"fields": ("source", "utm_medium", "campaign", "resource", "form_slug")}),
-        ("Who they are", {"fields": ("persona", "country", "owner", "stage")}),
+        ("Who they are", {"fields": ("persona", "country", "owner", "stage", ("score_min", "score_max"), "tag")}),
         ("What they did, and when", {"fields": ("engaged_within_days", "inactive_for_days")}),
     )
 
@@ -413,15 +416,15 @@ class AudienceAdmin(admin.ModelAdmin):
     @admin.display(description="leads now")
     def members(self, obj):
         if obj.pk is None:
-            return "Save the audience to see how many leads it holds and who."
+            return self.live_count_box("Save the audience to see how many leads it holds and who.")
         count, sample = audience_count_and_sample(obj)
-        return format_html(
+        return self.live_count_box(format_html(
             '<strong id="audience-count">{}</strong> lead{} · <a class="button" href="{}">Enroll them in a sequence</a>'
             '<ul id="audience-sample">{}</ul>', count, "" if count == 1 else "s",
             reverse("admin:nurturing_audience_enroll", args=[obj.pk]),
             format_html_join("", "<li>{} &lt;{}&gt; · {}</li>", ((lead, lead.email, lead.get_status_display())
                                                               for lead in sample)),
-        )
+        ))
 
     @admin.display(description="enrolled in sequences")
     def enrollments(self, obj):

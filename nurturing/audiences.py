@@ -5,7 +5,7 @@ from datetime import timedelta
 from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
-from leads.models import FormSubmission, Lead
+from leads.models import FormSubmission, Lead, LeadTag
 from leads.selectors import untouched_since
 
 from .models import Audience, EmailEvent
@@ -26,6 +26,12 @@ def audience_leads(audience: Audience, *, now=None):
         leads = leads.filter(Exists(FormSubmission.objects.filter(lead=OuterRef("pk"), resource_id=audience.resource_id)))
     if audience.form_slug:
         leads = leads.filter(Exists(FormSubmission.objects.filter(lead=OuterRef("pk"), form_slug=audience.form_slug)))
+    if audience.score_min is not None:
+        leads = leads.filter(score__gte=audience.score_min)
+    if audience.score_max is not None:
+        leads = leads.filter(score__lte=audience.score_max)
+    if audience.tag_id:
+        leads = leads.filter(Exists(LeadTag.objects.filter(lead=OuterRef("pk"), tag_id=audience.tag_id)))
     if audience.engaged_within_days is not None:
         since = now - timedelta(days=audience.engaged_within_days)
         leads = leads.filter(Exists(EmailEvent.objects.filter(
@@ -37,5 +43,7 @@ def audience_leads(audience: Audience, *, now=None):
 
 
 def audience_count_and_sample(audience: Audience, *, size: int = 10) -> tuple[int, list[Lead]]:
+    """How many leads the audience holds now, and its newest `size`; the audience may be unsaved (rules being
+    edited)."""
     leads = audience_leads(audience)
     return leads.count(), list(leads.order_by("-created_at", "-pk")[:size])

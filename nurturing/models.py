@@ -474,13 +474,17 @@ class WebhookNonce(models.Model):
 
 class Trigger(models.Model):
     """Enroll leads in a sequence when something happens to them, read from the event log: a form submitted, a
-    resource downloaded, a stage reached, an objection of a kind logged (price objection -> the ROI case study)."""
+    resource downloaded, a stage reached, an objection of a kind logged (price objection -> the ROI case study),
+    a score rising across a threshold (scoring records the crossing of every active trigger's threshold), a tag
+    added."""
 
     class Kind(models.TextChoices):
         FORM_SUBMITTED = "form_submitted", "A form is submitted"
         RESOURCE = "resource", "A resource is downloaded or signed up for"
         STAGE_REACHED = "stage_reached", "The lead reaches a stage"
         OBJECTION = "objection", "An objection is logged"
+        SCORE_CROSSED = "score_crossed", "The score rises to a threshold"
+        TAG_ADDED = "tag_added", "A tag is added"
 
     sequence = models.ForeignKey(Sequence, on_delete=models.CASCADE, related_name="triggers")
     kind = models.CharField(max_length=20, choices=Kind.choices)
@@ -488,6 +492,10 @@ class Trigger(models.Model):
     resource = models.ForeignKey("leads.Resource", null=True, blank=True, on_delete=models.CASCADE, related_name="+")
     stage = models.CharField(max_length=20, choices=LeadStatus.choices, blank=True)
     objection_category = models.CharField(max_length=20, choices=Objection.Category.choices, blank=True)
+    score = models.PositiveIntegerField(
+        "score threshold", null=True, blank=True,
+        help_text="Fires when a lead's score rises from below this to it or above (not when it was there already).")
+    tag = models.ForeignKey("leads.Tag", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
     is_active = models.BooleanField("on", default=True)
     created_at = models.DateTimeField(default=now, editable=False)
 
@@ -505,12 +513,18 @@ class Trigger(models.Model):
             return f" ({self.resource})" if self.resource_id else ""
         if self.kind == self.Kind.STAGE_REACHED:
             return f" ({self.get_stage_display()})" if self.stage else ""
+        if self.kind == self.Kind.SCORE_CROSSED:
+            return f" ({self.score})" if self.score else ""
+        if self.kind == self.Kind.TAG_ADDED:
+            return f" ({self.tag})" if self.tag_id else ""
         return f" ({self.get_objection_category_display()})" if self.objection_category else ""
 
     def clean(self):
         needs = {self.Kind.RESOURCE: ("resource", self.resource_id, "Choose the resource."),
                  self.Kind.STAGE_REACHED: ("stage", self.stage, "Choose the stage."),
-                 self.Kind.OBJECTION: ("objection_category", self.objection_category, "Choose the kind of objection.")}
+                 self.Kind.OBJECTION: ("objection_category", self.objection_category, "Choose the kind of objection."),
+                 self.Kind.SCORE_CROSSED: ("score", self.score, "Give the score threshold, a whole number above 0, e.g. 30."),
+                 self.Kind.TAG_ADDED: ("tag", self.tag_id, "Choose the tag.")}
         if self.kind in needs:
             field, value, message = needs[self.kind]
             if not value:
@@ -553,6 +567,10 @@ class Audience(models.Model):
     inactive_for_days = models.PositiveIntegerField(
         "no touch for (days)", null=True, blank=True,
         help_text="Nobody called, met or emailed the lead for N days (never touched: since it was created).")
+    score_min = models.IntegerField("score at least", null=True, blank=True)
+    score_max = models.IntegerField("score at most", null=True, blank=True)
+    tag = models.ForeignKey("leads.Tag", null=True, blank=True, on_delete=models.PROTECT, related_name="+",
+                            help_text="Has this tag.")
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
                                    related_name="+")
     created_at = models.DateTimeField(default=now, editable=False)
@@ -562,6 +580,12 @@ class Audience(models.Model):
 
     def __str__(self):
         return self.name
+
+    def clean(self):
+        if self.score_min is not None and self.score_max is not None and self.score_min > self.score_max:
+            raise ValidationError({"score_max": [
+                f"The highest score ({self.score_max}) is below the lowest ({self.score_min}): swap them, or leave "
+                "one empty."]})
 
 
 class AudienceEnrollment(models.Model):

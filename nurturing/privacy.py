@@ -26,7 +26,18 @@ from django.utils.duration import duration_iso_string
 from core.events import Actor, EventType, events_record
 from core.models import DomainEvent
 from leads.exports import person_export_record
-from leads.models import Activity, Customer, Deal, FormSubmission, Lead, LeadTouch, Objection, StageChange, Task
+from leads.models import (
+    Activity,
+    Customer,
+    Deal,
+    FormSubmission,
+    Lead,
+    LeadTag,
+    LeadTouch,
+    Objection,
+    StageChange,
+    Task,
+)
 from leads.signals import person_erasing, person_exporting
 
 from . import services
@@ -204,7 +215,7 @@ def person_export(*, lead: Lead) -> dict:
 
     Covers every lead row with the same address (keyed by lead id, as a
     string), each with its stage changes, calls, notes and meetings,
-    objections, tasks, deals, form submissions, sequence enrollments,
+    objections, tasks, deals, tags, form submissions, sequence enrollments,
     deliveries and email events; events that carry only the address are under
     `other_email_events`; `suppression` says whether the address may still be
     emailed. Datetimes are ISO 8601, durations ISO 8601 durations, money a
@@ -221,6 +232,8 @@ def person_export(*, lead: Lead) -> dict:
     deals = _by_lead(records.deals().select_related("owner", "customer").order_by("created_at", "id"))
     customers = _by_lead(records.person_customers().order_by("became_customer_at", "id"), lambda c: c.primary_lead_id)
     submissions = _by_lead(records.submissions().select_related("resource").order_by("submitted_at", "id"))
+    tags = _by_lead(LeadTag.objects.filter(lead_id__in=records.lead_ids).select_related("tag", "added_by")
+                    .order_by("added_at", "id"))
     enrollments = _by_lead(records.enrollments().select_related("sequence", "enrolled_by").order_by("enrolled_at", "id"))
     deliveries = _by_lead(
         records.deliveries().select_related("enrollment__sequence", "step").order_by("due_at", "id"),
@@ -276,6 +289,9 @@ def person_export(*, lead: Lead) -> dict:
             ],
             "customer_records": [
                 {"name": c.name, "became_customer_at": c.became_customer_at} for c in customers.get(pk, [])
+            ],
+            "tags": [
+                {"name": t.tag.name, "added_at": t.added_at, "added_by": _username(t.added_by)} for t in tags.get(pk, [])
             ],
             "form_submissions": [
                 {
@@ -455,6 +471,8 @@ def person_erase(*, lead: Lead, by) -> ErasureResult:
         "form submissions": _delete(records.submissions()),
         # The visits' landing pages and referrers may carry the person's details in their addresses.
         "first and last touches": _delete(LeadTouch.objects.filter(lead_id__in=ids)),
+        # A tag may say something about the person ("difficult", "VIP"): it goes with them.
+        "tags": _delete(LeadTag.objects.filter(lead_id__in=ids)),
     }
     # The apps standing on the leads erase what they hold of the person (leads.signals.person_erasing).
     person_erasing.send(sender=Lead, lead_ids=ids, address=address, by=by, deleted=deleted)

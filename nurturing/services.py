@@ -396,7 +396,8 @@ def step_switch(*, step: Step, is_active: bool, by=None) -> Step:
 @transaction.atomic
 def triggers_save(*, triggers, deleted=(), by=None) -> None:
     """Create, change or delete a sequence's triggers (`nurturing.triggers` fires them). Guarantees: `by` builds
-    sequences; each trigger names what it waits for (a resource, a stage, a kind of objection)."""
+    sequences; each trigger names what it waits for (a resource, a stage, a kind of objection, a score threshold
+    above 0, a tag)."""
     check_may_build_sequences(by)
     for trigger in triggers:
         try:

@@ -1,5 +1,6 @@
-"""Triggers: leads enrolled in a sequence when something happens to them, read from the event log by a reader
-with its own cursor (never called by what happened).
+"""Triggers: leads enrolled in a sequence when something happens to them (a form, a resource, a stage, an
+objection, a score threshold crossed, a tag added), read from the event log by a reader with its own cursor
+(never called by what happened).
 
 Per event, each active trigger that matches enrolls the lead once (TriggerFired holds the outcome: enrolled, or
 why not, e.g. "the lead is already in this sequence"). Enrolling goes through `enrollment_create`, with every
@@ -20,7 +21,8 @@ from .services import enrollment_create
 
 log = logging.getLogger(__name__)
 CURSOR = "nurturing.triggers"
-EVENT_TYPES = (EventType.FORM_SUBMITTED, EventType.STAGE_CHANGED, EventType.OBJECTION_LOGGED)
+EVENT_TYPES = (EventType.FORM_SUBMITTED, EventType.STAGE_CHANGED, EventType.OBJECTION_LOGGED,
+               EventType.SCORE_CROSSED, EventType.LEAD_TAGGED)
 
 
 def _matches(trigger: Trigger, event) -> bool:
@@ -33,6 +35,10 @@ def _matches(trigger: Trigger, event) -> bool:
         return trigger.kind == Trigger.Kind.STAGE_REACHED and payload.get("to") == trigger.stage
     if event.type == EventType.OBJECTION_LOGGED:
         return trigger.kind == Trigger.Kind.OBJECTION and payload.get("category") == trigger.objection_category
+    if event.type == EventType.SCORE_CROSSED:
+        return trigger.kind == Trigger.Kind.SCORE_CROSSED and payload.get("threshold") == trigger.score
+    if event.type == EventType.LEAD_TAGGED:
+        return trigger.kind == Trigger.Kind.TAG_ADDED and payload.get("tag") == trigger.tag_id
     return False
 
 

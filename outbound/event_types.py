@@ -18,6 +18,8 @@ PUBLIC_TYPES: dict[str, str] = {
     "lead.merged": EventType.LEAD_MERGED,
     "lead.unmerged": EventType.LEAD_UNMERGED,
     "stage.changed": EventType.STAGE_CHANGED,
+    "lead.tagged": EventType.LEAD_TAGGED,
+    "lead.untagged": EventType.LEAD_UNTAGGED,
     "activity.logged": EventType.ACTIVITY_LOGGED,
     "objection.logged": EventType.OBJECTION_LOGGED,
     "objection.resolved": EventType.OBJECTION_RESOLVED,

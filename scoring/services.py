@@ -4,7 +4,9 @@ rescoring every lead in the background after a change.
 Every score comes from `scores_refresh`: after an event for one lead, in the rescoring job for thousands, in
 the nightly decay pass. A score that rises across the MQL (or SQL) threshold moves the lead through the stage
 service with the breakdown as the reason, and gives its owner a task; it rises across a threshold once: a rep
-who sends an MQL back to nurturing is not overruled while its score stays where it was.
+who sends an MQL back to nurturing is not overruled while its score stays where it was. A score that rises
+across the threshold of an active "score crossed" trigger (nurturing.models.Trigger) is recorded too
+(`lead.score_crossed`), for the trigger to read; only the MQL and SQL thresholds move stages.
 """
 
 import logging
@@ -23,6 +25,7 @@ from leads import pipeline
 from leads.models import Lead
 from leads.pipeline import LeadStatus
 from leads.services import lead_stage_action, task_create
+from nurturing.models import Sequence, Trigger
 
 from .facts import facts_for
 from .models import LeadScore, RescoreJob, ScoringRule, ScoringSettings
@@ -63,12 +66,18 @@ class Refreshed:
     moved: int
 
 
-def _thresholds(settings: ScoringSettings) -> list[tuple[int, str]]:
-    """(threshold, the stage it moves to), highest first."""
-    found = [(settings.mql_threshold, LeadStatus.MQL)]
+def _thresholds(settings: ScoringSettings) -> list[tuple[int, str | None]]:
+    """(threshold, the stage it moves to or None), highest first: the MQL and SQL thresholds, and those of the
+    active score triggers of sequences not archived (which move no stage; a trigger at the MQL threshold shares
+    its crossing)."""
+    found = {settings.mql_threshold: LeadStatus.MQL}
     if settings.sql_threshold:
-        found.append((settings.sql_threshold, LeadStatus.SQL))
-    return sorted(found, reverse=True)
+        found[settings.sql_threshold] = LeadStatus.SQL
+    triggers = (Trigger.objects.filter(kind=Trigger.Kind.SCORE_CROSSED, is_active=True, score__gt=0)
+                .exclude(sequence__status=Sequence.Status.ARCHIVED).values_list("score", flat=True).distinct())
+    for score in triggers:
+        found.setdefault(score, None)
+    return sorted(found.items(), reverse=True)
 
 
 def scores_refresh(
@@ -87,6 +96,7 @@ def scores_refresh(
     if not facts:
         return Refreshed(0, 0, 0)
     rows, totals, crossed = [], [], []
+    thresholds = _thresholds(settings)
     for pk, lead_facts in facts.items():
         score = score_compute(lead_facts, rules, now=now, half_life_days=settings.half_life_days)
         lines = score.lines_as_dicts()
@@ -97,7 +107,7 @@ def scores_refresh(
                               lines=lines, computed_at=now))
         if score.total != old:
             totals.append(Lead(pk=pk, score=score.total))
-            passed = [(threshold, stage) for threshold, stage in _thresholds(settings) if old < threshold <= score.total]
+            passed = [(threshold, stage) for threshold, stage in thresholds if old < threshold <= score.total]
             if passed and moves:
                 crossed.append((pk, old, score.total, lines, passed))
     if not rows:
@@ -128,9 +138,9 @@ def _totals_write(totals: list[Lead]) -> None:
 
 
 def _threshold_crossed(lead_id: int, *, old: int, new: int, lines, passed, settings: ScoringSettings) -> int:
-    """Record the crossing; move the lead to the highest stage it crossed into when the pipeline allows that from
+    """Record each crossing; move the lead to the highest stage it crossed into when the pipeline allows that from
     where it is (an automation never moves a lead back or sideways); give the owner a task. Returns 1 if moved."""
-    threshold, stage = passed[0]
+    moving = [(threshold, stage) for threshold, stage in passed if stage is not None]
     with transaction.atomic():
         lead = Lead.objects.filter(pk=lead_id, archived_at__isnull=True, erased_at__isnull=True).first()
         if lead is None:
@@ -138,6 +148,9 @@ def _threshold_crossed(lead_id: int, *, old: int, new: int, lines, passed, setti
         for value, _ in passed:
             event_record(EventType.SCORE_CROSSED, actor=SCORING, lead_id=lead_id,
                          payload={"from": old, "to": new, "threshold": value})
+        if not moving:
+            return 0
+        threshold, stage = moving[0]
         why = f"Score {new} reached the {pipeline.label(stage)} threshold of {threshold}: {breakdown_text(lines)}"
         change = lead_stage_action(lead=lead, to_status=stage, actor="scoring", reason=why, source=SCORING)
         if change is None:

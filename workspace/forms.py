@@ -113,6 +113,11 @@ class EnrollForm(forms.Form):
         self.fields["sequence"].queryset = Sequence.objects.filter(status=Sequence.Status.ACTIVE).order_by("name")
 
 
+class TagForm(forms.Form):
+    # Not required here: the tag service says what is wrong with an empty or too long tag.
+    tag = forms.CharField(required=False, label="Add a tag", max_length=200)
+
+
 class LeadFilterForm(forms.Form):
     """The My leads filters; every field is optional and a bad value is reported, not ignored."""
 
@@ -125,6 +130,7 @@ class LeadFilterForm(forms.Form):
     campaign = forms.ModelChoiceField(required=False, queryset=Campaign.objects.order_by("name"), empty_label="Any campaign")
     persona = forms.ModelChoiceField(required=False, queryset=Persona.objects.order_by("name"), empty_label="Any persona")
     score_min = forms.IntegerField(required=False, label="Score at least")
+    tag = forms.CharField(required=False, label="Tag", max_length=50, help_text="In any case.")
     touched = forms.ChoiceField(
         required=False,
         label="Last touch",

@@ -11,8 +11,9 @@ from django.utils import timezone
 
 from core.policy import Access
 from leads import pipeline
-from leads.models import Activity, Deal, FormSubmission, Lead, LeadTouch, Objection, StageChange, Task
+from leads.models import Activity, Deal, FormSubmission, Lead, LeadTag, LeadTouch, Objection, StageChange, Task
 from leads.selectors import lead_search, lead_timeline, untouched_since
+from leads.tags import tag_key
 from nurturing.models import Delivery, EmailEvent, Enrollment
 from scoring.selectors import score_breakdown
 
@@ -113,6 +114,8 @@ def lead_list(*, access: Access, filters: dict, now: datetime | None = None):
         leads = leads.filter(status=filters["status"])
     if filters.get("score_min") is not None:
         leads = leads.filter(score__gte=filters["score_min"])
+    if filters.get("tag"):
+        leads = leads.filter(Exists(LeadTag.objects.filter(lead=OuterRef("pk"), tag__key=tag_key(filters["tag"]))))
     touched = filters.get("touched")
     if touched == "week":
         leads = leads.filter(last_touch_at__gte=now - timedelta(days=7))
@@ -137,12 +140,12 @@ def lead_list(*, access: Access, filters: dict, now: datetime | None = None):
 
 
 def lead_page(*, lead: Lead, limit: int = 30) -> dict:
-    """Everything the lead page shows: open tasks, deals, enrollments, and one timeline (newest first).
+    """Everything the lead page shows: open tasks, deals, enrollments, tags, and one timeline (newest first).
 
-    Nine queries whatever the lead's history: stage changes, activities and
+    Ten queries whatever the lead's history: stage changes, activities and
     objections (the leads timeline), tasks, emails with their events and the
     lead's form submissions (one query), enrollments, deals, first and last touch,
-    the score's breakdown.
+    the score's breakdown, the tags.
     """
     timeline = lead_timeline(lead=lead, limit=limit)
     tasks = list(
@@ -168,6 +171,7 @@ def lead_page(*, lead: Lead, limit: int = 30) -> dict:
     )
     return {
         "score": score_breakdown(lead_id=lead.pk),
+        "tags": list(LeadTag.objects.filter(lead=lead).select_related("tag", "added_by").order_by("tag__key")),
         "timeline": timeline[:limit],
         "open_tasks": sorted((t for t in tasks if t.completed_at is None), key=lambda t: (t.due_at, t.pk)),
         "deals": list(Deal.objects.filter(lead=lead).order_by("-created_at", "-id")[:10]),

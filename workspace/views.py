@@ -25,6 +25,7 @@ from core.roles import user_can_export_personal_data
 from leads import exports as lead_exports
 from leads import pipeline
 from leads import services as lead_services
+from leads import tags as lead_tags
 from leads.forms import add_service_errors
 from leads.models import Lead, Task
 from nurturing import engagement
@@ -148,6 +149,7 @@ def _lead_context(request, access, lead, **extra) -> dict:
         "can_work": access.can_work(lead),
         "can_claim": access.can_claim(lead),
         "can_enroll": access.can_manage_enrollments(lead),
+        "can_tag": access.can_tag(lead),
         "allowed_moves": [pipeline.LeadStatus(s) for s in pipeline.allowed_moves(lead.status)],
         "actions": [(name, spec) for name, spec in ACTIONS.items() if _allowed(access, lead, spec)],
         "nav": "leads",
@@ -309,6 +311,42 @@ def lead_claim(request, pk, *, access):
             return render(request, "workspace/partials/lead_main.html", _lead_context(request, access, _lead(access, pk, "view")))
         return redirect("workspace:lead_detail", pk=pk)
     return _lead_updated(request, access, lead, "The lead is yours now.")
+
+
+# --- Tags ------------------------------------------------------------------------------------------
+
+
+def _lead_not_changed(request, access, lead, error: str):
+    """A refused change: the message on the lead page (htmx redraws it, as it swaps only a 200; a plain POST goes
+    back to it)."""
+    messages.error(request, error)
+    if request.htmx:
+        return render(request, "workspace/partials/lead_main.html", _lead_context(request, access, lead))
+    return redirect("workspace:lead_detail", pk=lead.pk)
+
+
+@require_POST
+@workspace_view
+def lead_tag_add(request, pk, *, access):
+    lead = _lead(access, pk, "tag")
+    form = forms.TagForm(request.POST)
+    if not form.is_valid():
+        return _lead_not_changed(request, access, lead, " ".join(form.errors.get("tag", ["Write the tag."])))
+    try:
+        lead_tags.lead_tag_add(lead=lead, name=form.cleaned_data["tag"], by=request.user)
+    except ValidationError as exc:
+        return _lead_not_changed(request, access, lead, " ".join(exc.messages))
+    return _lead_updated(request, access, lead, f"Tagged “{lead_tags.tag_name_clean(form.cleaned_data['tag'])}”.")
+
+
+@require_POST
+@workspace_view
+def lead_tag_remove(request, pk, *, access):
+    lead = _lead(access, pk, "tag")
+    name = request.POST.get("tag", "")
+    if lead_tags.lead_tag_remove(lead=lead, name=name, by=request.user):
+        return _lead_updated(request, access, lead, f"Tag “{' '.join(name.split())}” removed.")
+    return _lead_not_changed(request, access, lead, "The lead does not have that tag (any more).")
 
 
 # --- Enrollments ---------------------------------------------------------------------------------

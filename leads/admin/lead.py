@@ -22,8 +22,8 @@ from core.models import DomainEvent
 from core.pagination import BoundedCountPaginator
 from core.policy import access_for
 
-from .. import exports, pipeline, selectors, services
-from ..forms import AssignOwnerForm, ConvertForm, LeadForm, MergeLeadsForm, StageMoveForm, add_service_errors
+from .. import exports, pipeline, selectors, services, tags
+from ..forms import AssignOwnerForm, ConvertForm, LeadForm, MergeLeadsForm, StageMoveForm, TagForm, add_service_errors
 from ..models import Deal, Lead
 from .exporting import ListExportAdmin
 
@@ -127,7 +127,8 @@ class LeadAdmin(ListExportAdmin, admin.ModelAdmin):
     list_display_links = ("lead_name",)
     list_select_related = ("company", "owner", "source", "campaign")
     list_filter = (
-        "status", OwnerFilter, "source", "campaign", "persona", ("created_at", admin.DateFieldListFilter), LiveFilter,
+        "status", OwnerFilter, "source", "campaign", "persona", "tags", ("created_at", admin.DateFieldListFilter),
+        LiveFilter,
     )
     search_fields = ("search_text",)
     search_help_text = "Search by name, email, phone or company."
@@ -139,13 +140,13 @@ class LeadAdmin(ListExportAdmin, admin.ModelAdmin):
     sortable_by = ("created_at", "last_touch_at", "score")
     ordering = ("-created_at", "-id")
     autocomplete_fields = ("company",)
-    actions = ("assign_owner", "move_stage", "merge_leads", "export_csv", "export_xlsx", "archive")
+    actions = ("assign_owner", "move_stage", "tag_leads", "merge_leads", "export_csv", "export_xlsx", "archive")
     export_spec = exports.LEADS
     readonly_fields = (
-        "timeline", "audit_trail", "deals", "open_tasks", "stage", "score_explained", "stage_entered_at", "lost_reason", "created_at", "updated_at", "last_touch_at", "archived_at",
+        "timeline", "audit_trail", "deals", "open_tasks", "stage", "score_explained", "tag_list", "stage_entered_at", "lost_reason", "created_at", "updated_at", "last_touch_at", "archived_at",
     )
     fieldsets = (
-        ("Pipeline", {"fields": ("stage", "stage_entered_at", "lost_reason", "owner", "score_explained")}),
+        ("Pipeline", {"fields": ("stage", "stage_entered_at", "lost_reason", "owner", "score_explained", "tag_list")}),
         ("Contact", {"fields": (("first_name", "last_name"), "email", "phone", "title", "company", "timezone")}),
         ("Attribution", {"fields": ("source", "campaign", "persona", ("utm_medium", "utm_content", "utm_term"))}),
         ("Consent", {"fields": ("consent_given_at", "consent_text", "consent_source")}),
@@ -172,6 +173,16 @@ class LeadAdmin(ListExportAdmin, admin.ModelAdmin):
     def score_explained(self, obj):
         why = "; ".join(filter(None, (explain(obj) for explain in SCORE_EXPLAINERS))) if obj.pk else ""
         return f"{obj.score} ({why})" if why else obj.score
+
+    @admin.display(description="tags")
+    def tag_list(self, obj):
+        if obj.pk is None:
+            return "—"
+        rows = obj.lead_tags.select_related("tag", "added_by")
+        return format_html_join(", ", '<span class="lead-tag" title="added {} by {}">{}</span>', (
+            (date_format(timezone.localtime(row.added_at), "j M Y"),
+             row.added_by.get_username() if row.added_by_id else "the system", row.tag.name) for row in rows
+        )) or "—"
 
     @admin.display(description="status")
     def status_badge(self, obj):
@@ -503,6 +514,31 @@ class LeadAdmin(ListExportAdmin, admin.ModelAdmin):
                 request, f"{len(refused)} lead(s) not moved. " + " | ".join(shown) + more, messages.ERROR
             )
         return True
+
+    def has_tag_permission(self, request):
+        # Managers and marketers (their roles' permission); the service asks about each lead again.
+        return request.user.has_perm("leads.add_leadtag")
+
+    @admin.action(description="Tag selected leads", permissions=["tag"])
+    def tag_leads(self, request, queryset):
+        form = TagForm(request.POST if "apply" in request.POST else None)
+        if "apply" in request.POST and form.is_valid():
+            try:
+                added = tags.leads_tag_add(lead_ids=queryset.values_list("pk", flat=True), name=form.cleaned_data["tag"],
+                                           by=request.user)
+            except ValidationError as exc:
+                add_service_errors(form, exc)
+            except PermissionDenied as exc:
+                self.message_user(request, f"No lead was tagged. {exc}", messages.ERROR)
+                return None
+            else:
+                self.message_user(request, f"{added} lead(s) tagged “{tags.tag_name_clean(form.cleaned_data['tag'])}”; "
+                                           "those that had the tag already are left as they were.", messages.SUCCESS)
+                return None
+        return self._action_page(
+            request, queryset, action="tag_leads", title="Tag leads", form=form, submit="Tag",
+            intro="The selected leads get this tag (a new tag is made if no tag has that name in any case).",
+        )
 
     def has_merge_permission(self, request):
         return access_for(request.user).is_manager

@@ -15,7 +15,7 @@ from core.models import DomainEvent
 from core.pagination import BoundedCountPaginator
 from core.policy import access_for
 
-from .. import campaigns, exports, selectors, services
+from .. import campaigns, exports, selectors, services, tags
 from ..forms import add_service_errors
 from ..models import (
     Activity,
@@ -34,6 +34,7 @@ from ..models import (
     Resource,
     Source,
     StageChange,
+    Tag,
     Task,
 )
 from .exporting import ListExportAdmin
@@ -335,6 +336,35 @@ class ActivityAdmin(LeadRecordAdmin):
 
     def has_add_permission(self, request):
         return False  # Logged on the lead, through the services.
+
+
+@admin.register(Tag)
+class TagAdmin(admin.ModelAdmin):
+    """Tags are made by tagging a lead, or here ahead of their use (for a trigger); a tag is not renamed."""
+
+    list_display = ("name", "created_at")
+    search_fields = ("name", "key")
+    fields = ("name",)
+
+    def has_change_permission(self, request, obj=None):
+        return obj is None and super().has_change_permission(request, obj)
+
+    def save_model(self, request, obj, form, change):
+        created = tags.tag_create(name=obj.name, by=request.user)  # the form asked the same question first
+        obj.pk, obj.key, obj._state.adding = created.pk, created.key, False
+
+    def get_form(self, request, obj=None, **kwargs):
+        form = super().get_form(request, obj, **kwargs)
+
+        class TagForm(form):
+            def clean_name(self):
+                name = self.cleaned_data["name"]
+                existing = tags.tag_for_name(name)
+                if existing is not None:
+                    raise ValidationError(f"The tag “{existing.name}” exists already (tags match in any case).")
+                return name
+
+        return TagForm
 
 
 @admin.register(Resource)

@@ -77,8 +77,8 @@ def test_a_marketers_forged_export_post_is_refused_and_exports_nothing(client, m
 
     response = export(client, [lead], select_across="1")
 
-    # A marketer's only action on leads is to enroll them: the forged export is no action, and no file.
-    assert offered_actions(client) == ["", "enroll_in_sequence"]
+    # A marketer's only actions on leads are to tag them and enroll them: the forged export is no action, and no file.
+    assert offered_actions(client) == ["", "tag_leads", "enroll_in_sequence"]
     assert response.status_code == 302 and response["Location"] == CHANGELIST
     assert "No action selected." in [str(m) for m in get_messages(response.wsgi_request)]
     assert not LeadExport.objects.exists()

@@ -443,3 +443,30 @@ def test_a_marketer_sets_a_sequences_triggers_on_its_page(marketer_client):
     assert marketer_client.post(reverse("admin:nurturing_sequence_add"), data).status_code == 302
     assert sorted(Trigger.objects.values_list("kind", "objection_category", "stage")) == [
         ("objection", "price", ""), ("stage_reached", "", "mql")]
+
+
+def test_a_marketer_makes_a_tag_ahead_of_its_use_and_sets_score_and_tag_triggers(marketer_client):
+    from datetime import UTC, datetime
+
+    import time_machine
+
+    from leads.models import Tag
+    from nurturing.models import Trigger
+
+    with time_machine.travel(datetime(2026, 11, 3, 10, tzinfo=UTC), tick=False):
+        made = marketer_client.post(reverse("admin:leads_tag_add"), {"name": " Spring  fair "})
+        assert made.status_code == 302
+        again = marketer_client.post(reverse("admin:leads_tag_add"), {"name": "SPRING FAIR"})
+        assert again.status_code == 200 and "exists already" in again.content.decode()
+        tag = Tag.objects.get()
+        assert (tag.name, tag.key) == ("Spring fair", "spring fair")
+
+        data = {**step_formset(), "triggers-TOTAL_FORMS": 2, "triggers-0-kind": "score_crossed",
+                "triggers-0-score": "0", "triggers-0-is_active": "on",
+                "triggers-1-kind": "tag_added", "triggers-1-tag": tag.pk, "triggers-1-is_active": "on"}
+        refused = marketer_client.post(reverse("admin:nurturing_sequence_add"), data)
+        assert refused.status_code == 200 and "a whole number above 0" in refused.content.decode()
+        data["triggers-0-score"] = "30"
+        assert marketer_client.post(reverse("admin:nurturing_sequence_add"), data).status_code == 302
+    assert sorted(Trigger.objects.values_list("kind", "score", "tag")) == [("score_crossed", 30, None),
+                                                                          ("tag_added", None, tag.pk)]

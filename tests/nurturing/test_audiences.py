@@ -82,3 +82,90 @@ def test_a_rep_cannot_enroll_an_audience(client, rep_user):
     audience = Audience.objects.create(name="All")
     client.force_login(rep_user)
     assert client.get(reverse("admin:nurturing_audience_enroll", args=[audience.pk])).status_code in (302, 403)
+
+
+NOW = timezone.make_aware(timezone.datetime(2026, 11, 3, 10, 0))
+
+
+@pytest.fixture
+def frozen():
+    with time_machine.travel(NOW, tick=False):
+        yield
+
+
+def test_the_score_and_tag_rules_narrow_the_audience(frozen, marketer_user):
+    from leads.tags import lead_tag_add
+
+    low, mid, high = LeadFactory(score=5), LeadFactory(score=30), LeadFactory(score=80)
+    lead_tag_add(lead=mid, name="VIP", by=marketer_user)
+    lead_tag_add(lead=high, name="vip", by=marketer_user)
+    lead_tag_add(lead=low, name="Newsletter", by=marketer_user)
+    vip = mid.tags.get()
+
+    def members(**rules):
+        return set(audience_leads(Audience(name="x", **rules)))
+
+    assert members(score_min=30) == {mid, high}
+    assert members(score_max=30) == {low, mid}
+    assert members(score_min=10, score_max=50) == {mid}
+    assert members(tag=vip) == {mid, high}
+    assert members(tag=vip, score_min=50) == {high}
+
+
+def test_an_audience_whose_lowest_score_is_above_its_highest_is_refused(frozen, marketer_user):
+    from django.core.exceptions import ValidationError
+
+    from nurturing.services import audience_save
+
+    with pytest.raises(ValidationError, match="swap them"):
+        audience_save(audience=Audience(name="Odd", score_min=50, score_max=10), by=marketer_user)
+    assert not Audience.objects.exists()
+
+
+def live(client, **rules):
+    return client.post(reverse("admin:nurturing_audience_live_count"), rules)
+
+
+def test_the_live_count_answers_for_unsaved_rules_with_a_sample_and_saves_nothing(frozen, marketer_client):
+    ads = SourceFactory(slug="ads", name="Ads")
+    LeadFactory(source=ads, first_name="Ann", score=40)
+    LeadFactory(source=ads, first_name="Bob", score=10)
+    LeadFactory(first_name="Cid", score=90)
+
+    response = live(marketer_client, source=ads.pk, score_min="20")
+
+    assert response.status_code == 200
+    body = response.json()
+    assert body["count"] == 1 and [row["name"].split()[0] for row in body["sample"]] == ["Ann"]
+    assert set(body["sample"][0]) == {"name", "email", "stage"} and body["sample"][0]["stage"] == "New"
+    assert live(marketer_client).json()["count"] == 3  # no rule: every live lead
+    assert not Audience.objects.exists()
+
+
+def test_the_live_count_refuses_bad_rules_with_the_fields_message(frozen, marketer_client):
+    response = live(marketer_client, score_min="50", score_max="10")
+    assert response.status_code == 400 and "swap them" in response.json()["errors"]["score_max"][0]
+    response = live(marketer_client, score_min="lots")
+    assert response.status_code == 400 and response.json()["errors"]["score_min"] == ["Enter a whole number."]
+
+
+def test_the_live_count_refuses_a_rep_and_a_get(frozen, client, rep_user, marketer_client):
+    client.force_login(rep_user)
+    assert live(client).status_code == 403
+    assert marketer_client.get(reverse("admin:nurturing_audience_live_count")).status_code == 405
+
+
+def test_the_audience_page_loads_the_live_count_script_from_the_sites_static_files(frozen, marketer_client):
+    page = marketer_client.get(reverse("admin:nurturing_audience_add")).content.decode()
+    assert 'src="/static/nurturing/audience_live.js"' in page
+    assert f'data-live-url="{reverse("admin:nurturing_audience_live_count")}"' in page
+    assert "Save the audience to see how many leads it holds" in page
+
+
+def test_the_live_count_checks_the_csrf_token_like_every_admin_form(frozen, marketer_user):
+    from django.test import Client
+
+    strict = Client(enforce_csrf_checks=True)
+    strict.force_login(marketer_user)
+    response = live(strict)
+    assert response.status_code == 403 and "CSRF" in response.content.decode()

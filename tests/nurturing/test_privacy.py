@@ -491,3 +491,22 @@ def test_the_event_log_keeps_what_happened_to_an_erased_person_but_none_of_its_w
         *[("person.erased", pk, manager_user.pk, {}) for pk in ids],
     ]
     assert all(payload == {} for *_, payload in after)
+
+
+def test_the_persons_tags_are_in_the_export_and_go_when_they_are_erased(manager_user):
+    import time_machine
+
+    from leads.models import LeadTag
+    from leads.tags import lead_tag_add
+
+    moment = datetime(2026, 11, 3, 10, tzinfo=timezone.get_current_timezone())
+    with time_machine.travel(moment, tick=False):
+        lead = LeadFactory(email="ada@example.org")
+        lead_tag_add(lead=lead, name="Difficult", by=manager_user)
+
+        (tag,) = json.loads(json.dumps(privacy.person_export(lead=lead)))["leads"][str(lead.pk)]["tags"]
+        assert (tag["name"], tag["added_by"]) == ("Difficult", "manager")
+        assert datetime.fromisoformat(tag["added_at"]) == moment
+        result = privacy.person_erase(lead=lead, by=manager_user)
+
+    assert result.deleted["tags"] == 1 and not LeadTag.objects.filter(lead=lead).exists()

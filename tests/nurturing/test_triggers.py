@@ -82,3 +82,81 @@ def test_a_trigger_names_what_it_waits_for_and_only_marketers_and_managers_set_t
         triggers_save(triggers=[Trigger(sequence=sequence, kind=Trigger.Kind.FORM_SUBMITTED)], by=rep_user)
     triggers_save(triggers=[Trigger(sequence=sequence, kind=Trigger.Kind.FORM_SUBMITTED)], by=marketer_user)
     assert str(Trigger.objects.get()) == "A form is submitted (any form) → Welcome"
+
+
+@pytest.fixture
+def frozen():
+    from datetime import UTC, datetime
+
+    import time_machine
+
+    with time_machine.travel(datetime(2026, 11, 3, 10, tzinfo=UTC), tick=False):
+        yield
+
+
+def test_a_score_trigger_at_30_enrolls_a_lead_scored_from_10_to_35_once_and_not_one_going_from_35_to_40(
+        frozen, rep_user):
+    from leads.models import Lead
+    from scoring.models import ScoringRule
+    from scoring.services import scores_refresh
+    from tests.factories import PersonaFactory
+
+    warm, other = sequence_with_steps(name="Warm leads"), sequence_with_steps(name="Hot leads")
+    Trigger.objects.create(sequence=warm, kind=Trigger.Kind.SCORE_CROSSED, score=30)
+    Trigger.objects.create(sequence=other, kind=Trigger.Kind.SCORE_CROSSED, score=45)
+    founder = PersonaFactory(name="Founder")
+    ScoringRule.objects.create(kind=ScoringRule.Kind.PERSONA, persona=founder, points=10)
+    rising = LeadFactory(owner=rep_user, persona=founder, title="Founder")
+    already = LeadFactory(owner=rep_user, title="Founder")
+    Lead.objects.filter(pk=already.pk).update(score=35)
+    scores_refresh(lead_ids=[rising.pk])
+    title = ScoringRule.objects.create(kind=ScoringRule.Kind.TITLE, value="founder", points=25)
+
+    scores_refresh(lead_ids=[rising.pk])  # 10 -> 35
+    title.points = 40
+    title.save()
+    scores_refresh(lead_ids=[already.pk])  # 35 -> 40
+
+    triggers_run()
+    EventCursor.objects.filter(name="nurturing.triggers").update(position=0)
+    triggers_run()
+    assert (enrolled_in(rising), enrolled_in(already)) == (["Warm leads"], [])
+    assert TriggerFired.objects.count() == 1
+
+
+def test_a_tag_trigger_enrolls_on_its_tag_only_once_per_event_and_not_again_on_a_re_add(frozen, rep_user):
+    from leads.tags import lead_tag_add, lead_tag_remove, tag_create
+
+    vip = sequence_with_steps(name="VIP welcome")
+    Trigger.objects.create(sequence=vip, kind=Trigger.Kind.TAG_ADDED, tag=tag_create(name="VIP"))
+    tagged, other = LeadFactory(owner=rep_user), LeadFactory(owner=rep_user)
+    lead_tag_add(lead=tagged, name="vip", by=rep_user)
+    lead_tag_add(lead=tagged, name="VIP ", by=rep_user)  # has it: no second event
+    lead_tag_add(lead=other, name="Newsletter", by=rep_user)
+
+    triggers_run()
+    EventCursor.objects.filter(name="nurturing.triggers").update(position=0)
+    triggers_run()
+    assert (enrolled_in(tagged), enrolled_in(other)) == (["VIP welcome"], [])
+    assert TriggerFired.objects.count() == 1
+
+    lead_tag_remove(lead=tagged, name="VIP", by=rep_user)
+    lead_tag_add(lead=tagged, name="VIP", by=rep_user)  # a new event: the trigger acts on it (the sequence refuses)
+    triggers_run()
+    assert TriggerFired.objects.count() == 2 and "already" in TriggerFired.objects.latest("pk").outcome
+
+
+def test_a_score_trigger_needs_a_score_above_0_and_a_tag_trigger_needs_a_tag(marketer_user):
+    from django.core.exceptions import ValidationError
+
+    from nurturing.services import triggers_save
+
+    sequence = sequence_with_steps()
+    for score in (None, 0):
+        with pytest.raises(ValidationError, match="whole number above 0"):
+            triggers_save(triggers=[Trigger(sequence=sequence, kind=Trigger.Kind.SCORE_CROSSED, score=score)],
+                          by=marketer_user)
+    with pytest.raises(ValidationError, match="Choose the tag"):
+        triggers_save(triggers=[Trigger(sequence=sequence, kind=Trigger.Kind.TAG_ADDED)], by=marketer_user)
+    triggers_save(triggers=[Trigger(sequence=sequence, kind=Trigger.Kind.SCORE_CROSSED, score=30)], by=marketer_user)
+    assert str(Trigger.objects.get()) == "The score rises to a threshold (30) → Welcome"
