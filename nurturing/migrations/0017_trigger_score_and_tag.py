@@ -8,7 +8,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('leads', '0024_lead_tags'),
-        ('nurturing', '0015_step_variants'),
+        ('nurturing', '0016_audience_enrollments'),
     ]
 
     operations = [

@@ -8,7 +8,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('leads', '0024_lead_tags'),
-        ('nurturing', '0016_trigger_score_and_tag'),
+        ('nurturing', '0017_trigger_score_and_tag'),
     ]
 
     operations = [
