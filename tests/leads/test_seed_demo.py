@@ -11,6 +11,7 @@ import re
 from datetime import timedelta
 
 import pytest
+import time_machine
 from django.contrib.auth import authenticate, get_user_model
 from django.core.exceptions import ValidationError
 from django.core.management import call_command
@@ -256,3 +257,17 @@ def test_a_lead_made_elsewhere_counts_as_existing_data(db):
     with pytest.raises(CommandError, match="already has 1 lead\\."):
         seed()
     assert "already there" in seed("--if-empty")
+
+
+@pytest.mark.parametrize("when", ["2026-03-03T07:30Z", "2026-07-15T21:45Z"])
+def test_right_after_seeding_a_few_tasks_are_overdue_by_hours_or_days_and_most_are_ahead(db, when):
+    with time_machine.travel(when, tick=False):
+        seed(leads=120)
+        now = timezone.now()
+
+    open_tasks = Task.objects.filter(completed_at=None)
+    overdue, ahead = open_tasks.filter(due_at__lt=now), open_tasks.filter(due_at__gte=now)
+    assert overdue.exists() and ahead.count() > overdue.count()
+    oldest = overdue.order_by("due_at").first()
+    assert now - oldest.due_at <= timedelta(days=4), f"{oldest} is {now - oldest.due_at} overdue"
+    assert not open_tasks.filter(due_at__gt=now + timedelta(days=11)).exists()

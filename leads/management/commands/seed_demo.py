@@ -87,6 +87,9 @@ CALL_SECONDS = {"connected": (180, 1800), "voicemail": (20, 60), "wrong_number":
 OBJECTION_WEIGHTS = {"price": 25, "timing": 20, "authority": 15, "need": 12, "competitor": 15, "trust": 8, "other": 5}
 # Nothing that happened is dated closer to "now" than this, so time-in-stage is never zero.
 MARGIN = timedelta(hours=2)
+# An open task is overdue by this at most: a demo a rep opens after `make run` has a few tasks to catch up
+# on, none forgotten for months.
+OVERDUE_AT_MOST = timedelta(days=4)
 
 
 @dataclass
@@ -444,7 +447,8 @@ class DemoSeeder:
         services.task_complete(task=task, by=story.owner, at=done)
 
     def add_open_task(self, story):
-        """The next thing to do on an open lead: overdue, due today or coming up."""
+        """The next thing to do on an open lead, planned around now (when the demo is seeded, so right after
+        `make run`): a few overdue by hours or days, some due later today, most in the coming days."""
         lead = story.lead
         if lead.status not in OPEN_STATUSES or self.rng.random() < 0.2:
             return
@@ -456,9 +460,10 @@ class DemoSeeder:
             kind, assignee = "assign", self.users["manager"]
         created = self.between(story.prev, self.now - MARGIN, upto=0.3)
         pick, hour = self.rng.random(), self.rng.randint(9, 17)
-        if pick < 0.35 and self.now - MARGIN - created > timedelta(hours=1):
-            due = self.between(created + timedelta(hours=1), self.now - MARGIN)
-        elif pick < 0.55:
+        overdue = self.now - timedelta(hours=self.rng.uniform(1, OVERDUE_AT_MOST / timedelta(hours=1)))
+        if pick < 0.25 and overdue > created + timedelta(hours=1):
+            due = overdue
+        elif pick < 0.45:
             due = datetime.combine(self.today, clock_time(hour), tzinfo=timezone.get_current_timezone())
         else:
             due = datetime.combine(self.today + timedelta(days=self.rng.randint(1, 10)), clock_time(hour),
