@@ -1,12 +1,15 @@
+import functools
 from datetime import timedelta
+from pathlib import Path
 
 from axes.helpers import get_cool_off
 from django.conf import settings
 from django.db import connection
-from django.http import JsonResponse
+from django.http import HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.utils import timezone
-from django.views.decorators.cache import never_cache
+from django.views.decorators.cache import cache_control, never_cache
+from django.views.decorators.http import require_safe
 
 from .models import WorkerHeartbeat
 
@@ -26,6 +29,19 @@ def healthz(request):
             "last_worker_heartbeat": last.isoformat() if last else None,
         }
     )
+
+
+@functools.cache
+def _favicon() -> bytes:
+    return (Path(__file__).resolve().parent / "static" / "crm" / "favicon.ico").read_bytes()
+
+
+@require_safe
+@cache_control(public=True, max_age=86400)
+def favicon(request):
+    """/favicon.ico, which browsers ask for on every page that names no icon (the admin's, the API's docs): the
+    app's icon, never a 404. Pages name the SVG one (crm/favicon.svg)."""
+    return HttpResponse(_favicon(), content_type="image/x-icon")
 
 
 def login_locked_out(request, original_response, credentials):
