@@ -66,3 +66,41 @@ def test_run_all_serves_the_admin_and_a_worker_answers_beats_tick(tmp_path):
     time.sleep(1)
     with pytest.raises(ProcessLookupError):
         os.killpg(proc.pid, 0)
+
+
+# --- Where links in emails point -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("host", "site"), [
+    ("127.0.0.1", "http://127.0.0.1:8102"), ("0.0.0.0", "http://127.0.0.1:8102"), ("localhost", "http://localhost:8102"),
+    ("::1", "http://[::1]:8102"),
+])
+def test_unsubscribe_links_follow_the_port_run_all_serves_on(host, site):
+    from crm.management.commands.run_all import child_environment
+
+    env = child_environment(host=host, port=8102, environ={"PATH": "/bin"})
+
+    assert env["CRM_SITE_URL"] == site
+    assert env["DJANGO_SETTINGS_MODULE"] == "crm.settings.test" and env["PATH"] == "/bin"
+
+
+@pytest.mark.parametrize("given", ["https://crm.example.com", "http://127.0.0.1:9000"])
+def test_a_site_url_the_user_set_is_kept(given):
+    from crm.management.commands.run_all import child_environment
+
+    assert child_environment(host="127.0.0.1", port=8102, environ={"CRM_SITE_URL": given})["CRM_SITE_URL"] == given
+
+
+def test_make_run_passes_its_port_to_run_all_and_the_children_build_links_on_it():
+    """`make run PORT=8102` ends in `run_all --port 8102`, whose children build unsubscribe links on that port."""
+    assert "run_all --port $(PORT)" in (ROOT / "Makefile").read_text()
+    from crm.management.commands.run_all import child_environment
+
+    shell = {k: v for k, v in os.environ.items() if k != "CRM_SITE_URL"}
+    child = subprocess.run(
+        [sys.executable, "-c", "import django; django.setup(); from nurturing.compose import unsubscribe_url; "
+                               "print(unsubscribe_url('t0k3n'))"],
+        cwd=ROOT, env=child_environment(host="127.0.0.1", port=8102, environ=shell), capture_output=True, text=True,
+        timeout=120, check=True,
+    )
+    assert child.stdout.strip() == "http://127.0.0.1:8102/unsubscribe/t0k3n/", child.stdout

@@ -16,6 +16,29 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 
 
+def served_at(host: str, port: int) -> str:
+    """The address a browser on this machine reaches the web server at: a wildcard host is reached on 127.0.0.1."""
+    if host in ("", "0.0.0.0", "::", "[::]"):
+        host = "127.0.0.1"
+    elif ":" in host and not host.startswith("["):
+        host = f"[{host}]"  # an IPv6 address
+    return f"http://{host}:{port}"
+
+
+def child_environment(*, host: str, port: int, environ=None) -> dict:
+    """What web, worker and beat run with.
+
+    Celery's entry point defaults to production settings: the children run the settings this command runs
+    with (crm.settings.local under `make run`). Links in emails (unsubscribe) are built on CRM_SITE_URL: unless
+    it is set (in the environment or in .env, which the settings have read into the environment by now), it
+    is where this command serves, so `make run PORT=8102` sends links to port 8102, not the default 8000.
+    """
+    env = {**(os.environ if environ is None else environ), "DJANGO_SETTINGS_MODULE": settings.SETTINGS_MODULE}
+    if not env.get("CRM_SITE_URL"):
+        env["CRM_SITE_URL"] = served_at(host, port)
+    return env
+
+
 class Command(BaseCommand):
     help = "Start web + Celery worker + Celery beat in the foreground; Ctrl-C stops all."
 
@@ -39,10 +62,8 @@ class Command(BaseCommand):
                        f"{settings.CRM_SCORING_QUEUE}"],
             "beat": [python, "-m", "celery", "-A", "crm", "beat", "-l", "info", "-s", settings.CELERY_BEAT_SCHEDULE_FILENAME],
         }
-        self._banner(host, port)
-        # Celery's entry point defaults to production settings: the children run
-        # the settings this command runs with (crm.settings.local under `make run`).
-        env = {**os.environ, "DJANGO_SETTINGS_MODULE": settings.SETTINGS_MODULE}
+        env = child_environment(host=host, port=port)
+        self._banner(host, port, env["CRM_SITE_URL"])
         procs = {name: subprocess.Popen(cmd, env=env) for name, cmd in commands.items()}
 
         stopping = False
@@ -76,11 +97,12 @@ class Command(BaseCommand):
         finally:
             stop()
 
-    def _banner(self, host, port):
+    def _banner(self, host, port, site_url):
         url = f"http://{host}:{port}"
         lines = [
             "",
             f"  CRM running at {url}/  (admin: {url}/admin/)",
+            f"  Links in emails (unsubscribe) point to {site_url}/",
             f"  Outbox (email written to files): {settings.EMAIL_FILE_PATH}"
             if settings.EMAIL_BACKEND.endswith("filebased.EmailBackend")
             else f"  Email backend: {settings.EMAIL_BACKEND}",
