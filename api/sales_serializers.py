@@ -11,6 +11,7 @@ from leads.models import Activity, Deal, Objection
 from .serializers import (
     MAX_ID,
     MAX_INT,
+    AmountField,
     ModelIdField,
     NamedRef,
     QueryDateTimeField,
@@ -256,7 +257,7 @@ class SnoozeBody(StrictSerializer):
 
 
 class DealUpdateBody(StrictSerializer):
-    value = serializers.DecimalField(max_digits=12, decimal_places=2, min_value=0, required=False)
+    value = AmountField(min_value=0, required=False)
     currency = StrictCharField(min_length=3, max_length=3, required=False, help_text="ISO 4217, e.g. EUR.")
     product = _text(200)
     expected_close_on = serializers.DateField(required=False, allow_null=True)
@@ -264,7 +265,7 @@ class DealUpdateBody(StrictSerializer):
 
 class DealCreateBody(DealUpdateBody):
     lead = _lead_field()
-    value = serializers.DecimalField(max_digits=12, decimal_places=2, min_value=0)
+    value = AmountField(min_value=0)
 
 
 class LoseBody(StrictSerializer):

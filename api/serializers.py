@@ -11,6 +11,7 @@ from rest_framework import serializers
 
 from core.events import EventType
 from leads.models import Campaign, Lead, Persona, Source
+from leads.money import WRITE_IN_DIGITS, amount_in_digits
 from leads.pipeline import LeadStatus
 
 MAX_ID = 2**63 - 1
@@ -56,6 +57,25 @@ class StrictIntegerField(serializers.IntegerField):
 
     def to_internal_value(self, data):
         if isinstance(data, bool) or not isinstance(data, int):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class AmountField(serializers.DecimalField):
+    """A deal value: a JSON number, or a string of digits ("1000", "1000.50"), up to 9,999,999,999.99 with cents.
+
+    A string in scientific notation ("1e3"), "NaN" or "Infinity" is refused, as the pages and the services
+    refuse it (leads.money), with the same words."""
+
+    default_error_messages = {"invalid": WRITE_IN_DIGITS}
+
+    def __init__(self, **kwargs):
+        super().__init__(max_digits=12, decimal_places=2, **kwargs)
+
+    def to_internal_value(self, data):
+        try:
+            amount_in_digits(data)
+        except ValueError:
             self.fail("invalid")
         return super().to_internal_value(data)
 
@@ -258,7 +278,7 @@ class StageBody(StrictSerializer):
 
 
 class ConvertBody(StrictSerializer):
-    deal_value = serializers.DecimalField(max_digits=12, decimal_places=2, min_value=0)
+    deal_value = AmountField(min_value=0)
     currency = StrictCharField(min_length=3, max_length=3, required=False)
     product = StrictCharField(max_length=200, required=False, allow_blank=True)
     expected_close_on = serializers.DateField(required=False, allow_null=True)

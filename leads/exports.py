@@ -17,6 +17,7 @@ from django.db import transaction
 from django.http import QueryDict
 
 from core.events import Actor, EventType, actor_label, event_record, events_record, payload_label
+from core.people import person_name
 from core.roles import user_can_export_personal_data
 from core.tabular import (
     DATE,
@@ -42,12 +43,6 @@ FORMATS = {
 _NOT_FILTERS = {"p", "page", "e", "o", "sort", "_changelist_filters"}
 # Rows read from the database at a time while writing: memory stays flat with the list's length.
 CHUNK_ROWS = 2000
-
-
-def _person(user) -> str:
-    if user is None:
-        return ""
-    return user.get_full_name() or user.get_username()
 
 
 def _event_type_label(type: str) -> str:
@@ -80,7 +75,7 @@ LEADS = ListSpec(
         Column("Company", lambda lead: lead.company.name if lead.company_id else ""),
         Column("Stage", lambda lead: pipeline.label(lead.status)),
         Column("Lost reason", attrgetter("lost_reason")),
-        Column("Owner", lambda lead: _person(lead.owner)),
+        Column("Owner", lambda lead: person_name(lead.owner)),
         Column("Source", lambda lead: lead.source.name if lead.source_id else ""),
         Column("Campaign", lambda lead: lead.campaign.name if lead.campaign_id else ""),
         Column("Persona", lambda lead: lead.persona.name if lead.persona_id else ""),
@@ -103,7 +98,7 @@ DEALS = ListSpec(
         Column("Lead email", lambda deal: deal.lead.email),
         Column("Lead ID", attrgetter("lead_id"), INTEGER),
         Column("Customer", lambda deal: deal.customer.name if deal.customer_id else ""),
-        Column("Owner", lambda deal: _person(deal.owner)),
+        Column("Owner", lambda deal: person_name(deal.owner)),
         Column("Value", attrgetter("value"), NUMBER),
         Column("Currency", attrgetter("currency")),
         Column("Status", lambda deal: deal.get_status_display()),

@@ -4,8 +4,11 @@ from django import forms
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 
+from core.people import person_name
+
 from . import pipeline
 from .models import Lead
+from .money import WRITE_IN_DIGITS, amount_in_digits
 from .pipeline import LeadStatus
 from .selectors import lead_duplicate_of, lead_owner_choices
 from .services import normalize_email
@@ -93,8 +96,23 @@ class TagForm(forms.Form):
     tag = forms.CharField(required=False, label="Tag", help_text="An existing tag in any case, or a new one (up to 50 characters).")
 
 
+class AmountField(forms.DecimalField):
+    """An amount of money as a person types it: digits, as the deal services take it ("1e3" and "NaN" are
+    refused here by the same rule, leads.money, with the same words)."""
+
+    default_error_messages = {"invalid": WRITE_IN_DIGITS}
+
+    def to_python(self, value):
+        if value in self.empty_values:
+            return None
+        try:
+            return amount_in_digits(value)
+        except ValueError:
+            raise ValidationError(self.error_messages["invalid"], code="invalid") from None
+
+
 class ConvertForm(forms.Form):
-    deal_value = forms.DecimalField(min_value=0, max_digits=12, decimal_places=2, label="Deal value")
+    deal_value = AmountField(min_value=0, max_digits=12, decimal_places=2, label="Deal value")
     currency = forms.CharField(max_length=3, min_length=3, help_text="ISO 4217 code, e.g. EUR")
     product = forms.CharField(max_length=200, required=False)
     expected_close_on = forms.DateField(required=False, help_text="YYYY-MM-DD")
@@ -125,7 +143,7 @@ class MergeLeadsForm(forms.Form):
 
 
 def _merge_choice_label(lead: Lead) -> str:
-    owner = (lead.owner.get_full_name() or lead.owner.get_username()) if lead.owner_id else "unassigned"
+    owner = person_name(lead.owner) if lead.owner_id else "unassigned"
     contact = lead.email or lead.phone
     created = timezone.localtime(lead.created_at)
     return f"#{lead.pk} {lead.full_name or contact} <{contact}>: {pipeline.label(lead.status)}, {owner}, created {created:%Y-%m-%d}"

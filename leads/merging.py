@@ -21,6 +21,7 @@ from django.utils.formats import date_format
 from core.batches import batched
 from core.events import Actor, EventType, event_record
 from core.models import DomainEvent
+from core.people import person_name
 from core.policy import access_for, check_may_merge_leads
 
 from .models import (
@@ -120,7 +121,7 @@ def _not_live(lead: Lead) -> str | None:
 
 
 def _owner_label(lead: Lead) -> str:
-    return lead.owner.get_full_name() or lead.owner.get_username()
+    return person_name(lead.owner)
 
 
 def _merge_refusal(keep: Lead, merge: Lead, by) -> dict:

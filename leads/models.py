@@ -17,7 +17,9 @@ from django.db.models.functions import Lower
 from django.utils.timezone import now
 
 from core.attribution import UtmFields
+from core.people import person_name
 
+from .money import money_format
 from .pipeline import LeadStatus
 
 
@@ -143,7 +145,7 @@ class CampaignSpend(models.Model):
         ]
 
     def __str__(self):
-        return f"{self.campaign}: {self.amount} {self.currency} ({self.period_start} – {self.period_end})"
+        return f"{self.campaign}: {money_format(self.amount, self.currency)} ({self.period_start} – {self.period_end})"
 
 
 LIVE = Q(archived_at__isnull=True)
@@ -334,7 +336,7 @@ class StageChange(models.Model):
     @property
     def changed_by_label(self):
         if self.changed_by_id:
-            return self.changed_by.get_username()
+            return person_name(self.changed_by)
         return self.actor or "system"
 
 
@@ -539,7 +541,7 @@ class Deal(models.Model):
 
     def __str__(self):
         what = self.product or "Deal"
-        return f"{what}: {self.value} {self.currency} ({self.get_status_display()})"
+        return f"{what}: {money_format(self.value, self.currency)} ({self.get_status_display()})"
 
     @property
     def time_to_close(self):

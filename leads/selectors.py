@@ -5,6 +5,7 @@ from django.db.models import Count, Q, Sum
 from django.db.models.functions import Lower
 
 from core.emails import normalize_email
+from core.people import person_name
 from core.policy import lead_owner_candidates
 
 from . import pipeline
@@ -108,12 +109,12 @@ def lead_timeline(*, lead, limit: int = 30) -> list[dict]:
             title = " ".join(p for p in ("Meeting", _duration_label(activity.duration_seconds)) if p)
         else:
             title = "Note"
-        who = activity.author.get_username() if activity.author_id else ""
+        who = person_name(activity.author) if activity.author_id else ""
         rows.append({"at": activity.occurred_at, "kind": activity.kind, "title": title, "detail": activity.body, "who": who})
     for objection in Objection.objects.filter(lead=lead).select_related("raised_by").order_by("-created_at", "-id")[:limit]:
         state = "resolved" if objection.is_resolved else "open"
         detail = f"“{objection.lead_words}”" + (f" — answer: {objection.response}" if objection.response else "")
-        who = objection.raised_by.get_username() if objection.raised_by_id else ""
+        who = person_name(objection.raised_by) if objection.raised_by_id else ""
         rows.append(
             {"at": objection.created_at, "kind": "objection", "title": f"Objection: {objection.get_category_display()} ({state})", "detail": detail, "who": who}
         )

@@ -10,7 +10,7 @@ nothing half-written.
 
 import dataclasses
 from datetime import datetime, timedelta
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -22,6 +22,7 @@ from core.batches import batched
 from core.emails import normalize_email
 from core.events import Actor, EventType, event_record, events_record
 from core.models import ActorKind
+from core.people import person_name
 from core.policy import (
     access_for,
     check_may_change_companies,
@@ -51,6 +52,7 @@ from .models import (
     Task,
     Touch,
 )
+from .money import amount_in_digits, money_format
 from .pipeline import LeadStatus
 from .reach import reached_on_move
 from .selectors import lead_duplicate_of
@@ -220,8 +222,7 @@ def lead_claim(*, lead: Lead, by) -> Lead:
     if locked.owner_id == by.pk:
         raise ValidationError("You already own this lead.")
     if locked.owner_id is not None:
-        owner = locked.owner
-        raise ValidationError(f"{owner.get_full_name() or owner.get_username()} claimed this lead first.")
+        raise ValidationError(f"{person_name(locked.owner)} claimed this lead first.")
     lead.owner = by
     Lead.objects.filter(pk=lead.pk).update(owner=by, updated_at=timezone.now())
     event_record(EventType.LEAD_CLAIMED, actor=Actor.of(by), lead_id=lead.pk, payload={"owner": by.pk})
@@ -700,11 +701,9 @@ def _clean_money(value, field: str) -> Decimal:
     if value is None or value == "":
         raise ValidationError({field: ["Enter the deal value (0 or more)."]})
     try:
-        amount = Decimal(str(value))
-    except (InvalidOperation, ValueError):
-        raise ValidationError({field: [f"{value!r} is not an amount: enter a number such as 1200.50."]}) from None
-    if not amount.is_finite():
-        raise ValidationError({field: ["Enter a finite amount."]})
+        amount = amount_in_digits(value)  # never "1e3", "NaN" or "Infinity": see leads.money
+    except ValueError as exc:
+        raise ValidationError({field: [str(exc)]}) from None
     if amount < 0:
         raise ValidationError({field: ["A deal value cannot be negative."]})
     if amount.as_tuple().exponent < -2:
@@ -892,7 +891,7 @@ def lead_convert_to_customer(
             to_status=LeadStatus.CUSTOMER,
             by=by,
             actor="",
-            reason=f"Converted: deal #{deal.pk} won, {amount} {currency}",
+            reason=f"Converted: deal #{deal.pk} won, {money_format(amount, currency)}",
             at=now,
         )
         return deal

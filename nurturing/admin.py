@@ -21,6 +21,7 @@ from django.utils.html import format_html, format_html_join
 
 from core.admin import ReadOnlyAdminMixin
 from core.pagination import BoundedCountPaginator
+from core.people import person_name
 from core.policy import access_for
 from leads.admin.lead import LeadAdmin
 from leads.admin.records import LeadRecordAdmin, lead_link
@@ -347,7 +348,7 @@ class EnrollmentAdmin(admin.ModelAdmin):
     @admin.action(description="Take selected leads out of their sequence", permissions=["change"])
     def exit_selected(self, request, queryset):
         for enrollment in queryset.filter(status__in=services.LIVE_ENROLLMENT):
-            services.enrollment_exit(enrollment=enrollment, reason=f"removed by {request.user.get_username()}", by=request.user)
+            services.enrollment_exit(enrollment=enrollment, reason=f"removed by {person_name(request.user)}", by=request.user)
         self.message_user(request, "Done: nothing more is sent to them from those sequences.", messages.SUCCESS)
 
 

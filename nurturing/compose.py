@@ -19,6 +19,8 @@ from django.core.exceptions import ValidationError
 from django.core.mail import EmailMultiAlternatives
 from django.utils.html import escape
 
+from core.people import person_name
+
 from .address_hash import email_hash, keyed_hash
 from .rendering import RenderedEmail
 
@@ -99,7 +101,7 @@ def nurture_email(*, rendered: RenderedEmail, token: str, sender, to: str, messa
     final = with_footer(rendered, unsubscribe_url(token))
     from_email, reply_to = settings.DEFAULT_FROM_EMAIL, []
     if sender is not None and sender.email:
-        from_email = formataddr((sender.get_full_name() or sender.get_username(), sender.email))
+        from_email = formataddr((person_name(sender), sender.email))
         reply_to = [sender.email]
     message = EmailMultiAlternatives(
         subject=final.subject,

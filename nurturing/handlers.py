@@ -2,6 +2,7 @@
 
 from django.contrib.auth import get_user_model
 
+from core.people import person_name
 from leads import pipeline
 from leads.models import Activity
 
@@ -23,8 +24,8 @@ def stop_sequences_on_meeting(sender, *, lead_id, activity_id, kind, author_id=N
     """A meeting logged by a rep takes the lead out of every sequence: the conversation is human now."""
     if kind != Activity.Kind.MEETING:
         return
-    who = get_user_model().objects.filter(pk=author_id).values_list("username", flat=True).first() if author_id else None
-    lead_exit_all(lead_id=lead_id, reason=f"Meeting logged by {who or 'a rep'} (activity #{activity_id})")
+    author = get_user_model().objects.filter(pk=author_id).first() if author_id else None
+    lead_exit_all(lead_id=lead_id, reason=f"Meeting logged by {person_name(author) or 'a rep'} (activity #{activity_id})")
 
 
 def move_rows_on_merge(sender, *, keep, merge, by=None, moved, **kwargs):

@@ -18,6 +18,7 @@ from django.utils.formats import date_format
 from core.emails import normalize_email
 from core.events import Actor, EventType, event_record, events_record_each
 from core.models import ActorKind
+from core.people import person_name
 from core.policy import check_may_build_sequences, check_may_manage_enrollments
 from leads import pipeline
 from leads.models import Lead
@@ -183,7 +184,7 @@ def sequence_sender_refusal(*, sender, by) -> str | None:
     """
     if sender is None:
         return None
-    name = sender.get_full_name() or sender.get_username()
+    name = person_name(sender)
     if sender.pk != getattr(by, "pk", None) and not (by is not None and by.has_perm("nurturing.send_as_others")):
         return f"You can choose only yourself as the sender: sending as {name} needs the permission to send as others (managers have it)."
     if not sender.is_active:

@@ -5,6 +5,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
+from core.people import person_name
 from core.tabular import DATETIME, INTEGER, NUMBER, Column
 from leads.models import Objection
 from leads.pipeline import FUNNEL, LeadStatus
@@ -12,18 +13,13 @@ from nurturing.models import Sequence
 
 from .selectors import attention, cohorts, funnel, nurturing, objections, pipeline, reps, sales
 
-
-def _owner(user) -> str:
-    return (user.get_full_name() or user.get_username()) if user else ""
-
-
 LEAD_COLUMNS = (
     Column("Lead", lambda lead: lead.pk, INTEGER),
     Column("Created", lambda lead: lead.created_at, DATETIME),
     Column("Stage now", lambda lead: lead.get_status_display()),
     Column("Source", lambda lead: lead.source.name if lead.source_id else ""),
     Column("Campaign", lambda lead: lead.campaign.name if lead.campaign_id else ""),
-    Column("Owner", lambda lead: _owner(lead.owner)),
+    Column("Owner", lambda lead: person_name(lead.owner)),
 )
 ENTRY_COLUMNS = (
     Column("Lead", lambda change: change.lead_id, INTEGER),
@@ -37,7 +33,7 @@ ACTIVITY_COLUMNS = (
     Column("When", lambda activity: activity.occurred_at, DATETIME),
     Column("Kind", lambda activity: activity.get_kind_display()),
     Column("Outcome", lambda activity: activity.get_outcome_display() if activity.outcome else ""),
-    Column("By", lambda activity: _owner(activity.author)),
+    Column("By", lambda activity: person_name(activity.author)),
 )
 DELIVERY_COLUMNS = (
     Column("Lead", lambda delivery: delivery.enrollment.lead_id, INTEGER),
@@ -50,7 +46,7 @@ OBJECTION_COLUMNS = (
     Column("Raised", lambda objection: objection.created_at, DATETIME),
     Column("Category", lambda objection: objection.get_category_display()),
     Column("Resolved", lambda objection: objection.resolved_at if objection.is_resolved else None, DATETIME),
-    Column("By", lambda objection: _owner(objection.raised_by)),
+    Column("By", lambda objection: person_name(objection.raised_by)),
 )
 STAY_COLUMNS = (
     Column("Lead", lambda change: change.lead_id, INTEGER),
@@ -68,7 +64,7 @@ DEAL_COLUMNS = (
     Column("Created", lambda deal: deal.created_at, DATETIME),
     Column("Closed", lambda deal: deal.closed_at, DATETIME),
     Column("Lead created", lambda deal: deal.lead.created_at, DATETIME),
-    Column("Owner", lambda deal: _owner(deal.owner)),
+    Column("Owner", lambda deal: person_name(deal.owner)),
 )
 
 

@@ -6,6 +6,7 @@ from django import forms
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 
+from core.people import person_name
 from core.roles import Role
 from leads.models import Campaign, Persona, Source
 
@@ -21,7 +22,7 @@ class DateInput(forms.DateInput):
 def _owners():
     users = (get_user_model().objects.filter(groups__name__in=[Role.SALES_REP, Role.MANAGER], is_active=True)
              .distinct().order_by("first_name", "last_name", "username"))
-    return [(user.pk, user.get_full_name() or user.get_username()) for user in users]
+    return [(user.pk, person_name(user)) for user in users]
 
 
 def _named(model):

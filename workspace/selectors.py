@@ -9,6 +9,7 @@ from django.db.models import Count, Exists, F, OuterRef, Q, Subquery, Sum, Value
 from django.db.models.functions import Cast, Coalesce
 from django.utils import timezone
 
+from core.people import person_name
 from core.policy import Access
 from leads import pipeline
 from leads.models import Activity, Deal, FormSubmission, Lead, LeadTag, LeadTouch, Objection, StageChange, Task
@@ -16,6 +17,8 @@ from leads.selectors import lead_search, lead_timeline, untouched_since
 from leads.tags import tag_key
 from nurturing.models import Delivery, EmailEvent, Enrollment
 from scoring.selectors import score_breakdown
+
+from . import display
 
 LIST_RELATED = ("owner", "company", "source", "campaign", "persona")
 
@@ -155,10 +158,10 @@ def lead_page(*, lead: Lead, limit: int = 30) -> dict:
         .select_related("assignee")
     )
     for task in tasks:
-        state = "done" if task.completed_at else f"due {timezone.localtime(task.due_at):%Y-%m-%d %H:%M}"
+        state = "done" if task.completed_at else f"due {display.moment(task.due_at)}"
         timeline.append(
             {"at": task.created_at, "kind": "task", "title": f"Task: {task.title} ({state})", "detail": task.notes,
-             "who": task.assignee.get_username()}
+             "who": person_name(task.assignee)}
         )
     timeline.extend(_email_rows(lead=lead, limit=limit))
     timeline.sort(key=lambda row: row["at"], reverse=True)

@@ -20,6 +20,7 @@ from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import reswap, retarget
 
 from core.pagination import BoundedCountPaginator
+from core.people import person_name
 from core.policy import access_for, check_may_change_task
 from core.roles import user_can_export_personal_data
 from leads import exports as lead_exports
@@ -28,6 +29,7 @@ from leads import services as lead_services
 from leads import tags as lead_tags
 from leads.forms import add_service_errors
 from leads.models import Lead, Task
+from leads.money import money_format
 from nurturing import engagement
 from nurturing import services as nurturing_services
 from nurturing.models import Enrollment
@@ -237,7 +239,7 @@ def _change_stage(request, lead, form):
 
 def _convert(request, lead, form):
     deal = lead_services.lead_convert_to_customer(lead=lead, by=request.user, **form.cleaned_data)
-    return f"Converted to a customer: deal #{deal.pk} won, {deal.value} {deal.currency}."
+    return f"Converted to a customer: deal #{deal.pk} won, {money_format(deal.value, deal.currency)}."
 
 
 def _enroll(request, lead, form):
@@ -364,7 +366,7 @@ def enrollment_change(request, pk, op, *, access):
     lead = _lead(access, enrollment.lead_id, "enroll")
     if op == "remove":
         nurturing_services.enrollment_exit(
-            enrollment=enrollment, reason=f"Removed by {request.user.get_username()}", by=request.user
+            enrollment=enrollment, reason=f"Removed by {person_name(request.user)}", by=request.user
         )
         message = f"Removed from {enrollment.sequence.name}."
     elif op in ENROLLMENT_OPS:

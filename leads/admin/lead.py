@@ -20,11 +20,13 @@ from django.utils.http import urlencode
 from core.events import EventType, actor_label, payload_label
 from core.models import DomainEvent
 from core.pagination import BoundedCountPaginator
+from core.people import person_name
 from core.policy import access_for
 
 from .. import exports, pipeline, selectors, services, tags
 from ..forms import AssignOwnerForm, ConvertForm, LeadForm, MergeLeadsForm, StageMoveForm, TagForm, add_service_errors
 from ..models import Deal, Lead
+from ..money import money_format
 from .exporting import ListExportAdmin
 
 # The lead page shows this many of the lead's latest events; the rest are a link away.
@@ -59,7 +61,7 @@ class OwnerFilter(admin.SimpleListFilter):
     parameter_name = "owner"
 
     def lookups(self, request, model_admin):
-        users = [(str(u.pk), u.get_full_name() or u.get_username()) for u in selectors.lead_owner_choices()]
+        users = [(str(u.pk), person_name(u)) for u in selectors.lead_owner_choices()]
         return [("none", "Unassigned"), *users]
 
     def queryset(self, request, queryset):
@@ -167,7 +169,7 @@ class LeadAdmin(ListExportAdmin, admin.ModelAdmin):
 
     @admin.display(description="owner")
     def owner_name(self, obj):
-        return (obj.owner.get_full_name() or obj.owner.get_username()) if obj.owner_id else "—"
+        return person_name(obj.owner) if obj.owner_id else "—"
 
     @admin.display(description="score")
     def score_explained(self, obj):
@@ -237,7 +239,7 @@ class LeadAdmin(ListExportAdmin, admin.ModelAdmin):
             (
                 reverse("admin:leads_deal_change", args=[deal.pk]),
                 deal.product or "Deal",
-                f"{deal.value} {deal.currency}",
+                money_format(deal.value, deal.currency),
                 deal.get_status_display(),
                 date_format(timezone.localtime(deal.created_at), "DATE_FORMAT"),
                 deal.lost_reason,
@@ -262,7 +264,7 @@ class LeadAdmin(ListExportAdmin, admin.ModelAdmin):
             (
                 reverse("admin:leads_task_change", args=[task.pk]),
                 task.title,
-                task.assignee.get_full_name() or task.assignee.get_username(),
+                person_name(task.assignee),
                 date_format(timezone.localtime(task.due_at), "DATETIME_FORMAT"),
                 " (overdue)" if task.is_overdue else "",
             )
@@ -394,7 +396,7 @@ class LeadAdmin(ListExportAdmin, admin.ModelAdmin):
                 add_service_errors(form, exc)
             else:
                 self.message_user(
-                    request, f"{lead} is now a customer: deal won, {deal.value} {deal.currency}.", messages.SUCCESS
+                    request, f"{lead} is now a customer: deal won, {money_format(deal.value, deal.currency)}.", messages.SUCCESS
                 )
                 return HttpResponseRedirect(reverse("admin:leads_lead_change", args=[lead.pk]))
         intro = "Records the won deal and makes the lead's company (or the person) a customer."
@@ -470,7 +472,7 @@ class LeadAdmin(ListExportAdmin, admin.ModelAdmin):
             except ValidationError as exc:
                 add_service_errors(form, exc)
             else:
-                who = owner.get_full_name() or owner.get_username() if owner else "the unassigned pool"
+                who = person_name(owner) if owner else "the unassigned pool"
                 self.message_user(request, f"{changed} lead(s) assigned to {who}.", messages.SUCCESS)
                 return None
         return self._action_page(

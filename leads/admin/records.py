@@ -16,7 +16,7 @@ from core.pagination import BoundedCountPaginator
 from core.policy import access_for
 
 from .. import campaigns, exports, selectors, services, tags
-from ..forms import add_service_errors
+from ..forms import AmountField, add_service_errors
 from ..models import (
     Activity,
     Campaign,
@@ -193,6 +193,9 @@ class CampaignAdmin(admin.ModelAdmin):
 
 class DealForm(forms.ModelForm):
     """The admin's deal form: a change is checked by the service's rules before it is saved."""
+
+    class Meta:
+        field_classes = {"value": AmountField}
 
     def clean(self):
         cleaned = super().clean()

@@ -10,6 +10,7 @@ from django.contrib.auth import get_user_model
 from django.db.models import Count, Q, Value
 from django.utils import timezone
 
+from core.people import person_name
 from leads.pipeline import LeadStatus
 from workspace.selectors import cold_condition
 
@@ -111,7 +112,7 @@ def cold_by_owner(part: Slice, *, counts: list[OpenCount] | None = None) -> list
         rows = [(owner, cold, total) for owner, (cold, total) in by_owner.items()]
     users = {u.pk: u for u in get_user_model().objects.filter(pk__in=[owner for owner, _, _ in rows if owner])}
     result = [
-        ColdRow(owner, (users[owner].get_full_name() or users[owner].get_username()) if owner else "Unassigned",
+        ColdRow(owner, person_name(users[owner]) if owner else "Unassigned",
                 cold, total)
         for owner, cold, total in rows
     ]

@@ -12,6 +12,7 @@ from decimal import Decimal
 from django.contrib.auth import get_user_model
 from django.db.models import Count, Q, Sum
 
+from core.people import person_name
 from core.roles import Role
 from leads.models import Activity, Deal, Objection, StageChange
 from leads.pipeline import LeadStatus
@@ -81,14 +82,14 @@ def rep_rows(date_range: DateRange, part: Slice, *, only_user=None) -> tuple[lis
         users = users.filter(pk=part.owner)
     if only_user is not None:
         users = users.filter(pk=only_user.pk)
-    rows = {u.pk: RepRow(u.pk, u.get_full_name() or u.get_username()) for u in users}
+    rows = {u.pk: RepRow(u.pk, person_name(u)) for u in users}
 
     def row(user_id):
         if user_id not in rows:
             if (part.owner is not None and user_id != part.owner) or (only_user is not None and user_id != only_user.pk):
                 return None
             user = get_user_model().objects.filter(pk=user_id).first()
-            rows[user_id] = RepRow(user_id, (user.get_full_name() or user.get_username()) if user else "(deleted)")
+            rows[user_id] = RepRow(user_id, person_name(user) if user else "(deleted)")
         return rows[user_id]
 
     # The same rows as the drill-downs (calls, meetings, ... above), counted by rep.

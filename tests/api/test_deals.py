@@ -112,6 +112,29 @@ def test_bad_deals_are_400_naming_the_field(leads, rep_api, body, field):
     assert not Deal.objects.exists()
 
 
+@pytest.mark.parametrize("typed", ["1e3", "1E+3", "NaN", "Infinity", "-Infinity", "1,000", True])
+def test_an_amount_not_written_in_digits_is_a_400_saying_how_to_write_it(leads, rep_api, rep_user, typed):
+    made = deal(leads["mine"], by=rep_user)
+    lead = LeadFactory(owner=rep_user)
+    for response, field in (
+        (rep_api.post(DEALS, {"lead": leads["mine"].pk, "value": typed}), "value"),
+        (rep_api.patch(f"{DEALS}{made.pk}/", {"value": typed}), "value"),
+        (rep_api.post(f"/api/v1/leads/{lead.pk}/convert/", {"deal_value": typed}), "deal_value"),
+    ):
+        body = assert_problem(response, 400, field=field)
+        assert {"field": field, "detail": "Write the amount in digits, e.g. 1000 or 1000.50."} in body["errors"]
+    made.refresh_from_db()
+    assert Deal.objects.count() == 1 and made.value == Decimal("100.00")
+    assert Lead.objects.get(pk=lead.pk).status == "new"
+
+
+def test_an_amount_as_a_json_number_or_digits_is_taken(leads, rep_api):
+    for value, stored in ((1000, "1000.00"), (1000.5, "1000.50"), ("12500.50", "12500.50"), (" 7 ", "7.00")):
+        response = rep_api.post(DEALS, {"lead": leads["mine"].pk, "value": value})
+        assert response.status_code == 201, response.content
+        assert response.json()["value"] == stored
+
+
 def test_a_currency_that_is_not_letters_is_422(leads, rep_api):
     assert_problem(rep_api.post(DEALS, {"lead": leads["mine"].pk, "value": "1", "currency": "E1R"}), 422,
                    field="currency")

@@ -223,7 +223,7 @@ def test_the_lead_page_shows_history_activities_objections_tasks_and_deals(manag
     services.activity_log_call(lead=lead, by=rep_user, direction="outbound", outcome="connected", body="Talked budget")
     services.objection_log(lead=lead, by=rep_user, category="price", lead_words="Seems pricey")
     services.task_create(lead=lead, assignee=rep_user, title="Send proposal", due_at=timezone.now() + timezone.timedelta(days=2))
-    services.deal_open(lead=lead, value=900, product="Starter")
+    services.deal_open(lead=lead, value=9000, product="Starter")
 
     html = manager_client.get(reverse("admin:leads_lead_change", args=[lead.pk])).content.decode()
 
@@ -306,11 +306,11 @@ def test_the_lead_page_lists_deals_and_open_tasks_and_adds_a_task_through_the_se
     from leads import services
 
     lead = lead_at(LeadStatus.SQL, owner=rep_user)
-    services.deal_open(lead=lead, value=900, product="Starter")
+    services.deal_open(lead=lead, value=9000, product="Starter")
     done = services.task_create(lead=lead, assignee=rep_user, title="Done already", due_at=timezone.now() + timezone.timedelta(hours=1))
     services.task_complete(task=done)
     page = manager_client.get(reverse("admin:leads_lead_change", args=[lead.pk])).content.decode()
-    assert "Starter" in page and "900.00 EUR" in page
+    assert "Starter" in page and "9,000 EUR" in page
     assert "Done already" not in page
     add_url = f"{reverse('admin:leads_task_add')}?lead={lead.pk}"
     assert add_url in page
@@ -498,6 +498,23 @@ def test_editing_an_open_deal_goes_through_the_service_and_is_logged(manager_cli
     assert deal.value == 1250
     event = DomainEvent.objects.get(type="deal.updated")
     assert (event.subject_id, event.actor_user, event.payload) == (deal.pk, manager_user, {"fields": ["value"]})
+
+
+def test_the_admin_refuses_an_amount_not_written_in_digits_by_its_field(manager_client):
+    from leads import services
+
+    with time_machine.travel("2026-05-04 09:00Z", tick=False):
+        lead = lead_at(LeadStatus.SQL)
+        deal = services.deal_open(lead=lead, value=900, product="Starter")
+        edited = manager_client.post(reverse("admin:leads_deal_change", args=[deal.pk]), deal_form(deal, value="1e3"))
+        added = manager_client.post(reverse("admin:leads_deal_add"), {**deal_form(deal, value="NaN"), "product": "Other"})
+        converted = manager_client.post(reverse("admin:leads_lead_convert", args=[lead.pk]), {"deal_value": "1e3", "currency": "EUR"})
+
+    for response in (edited, added, converted):
+        assert response.status_code == 200
+        assert "Write the amount in digits, e.g. 1000 or 1000.50." in response.content.decode()
+    deal.refresh_from_db()
+    assert deal.value == 900 and Deal.objects.count() == 1 and deal.status == "open"
 
 
 def test_an_open_deal_cannot_be_moved_to_a_lost_lead_and_the_form_says_why(manager_client):

@@ -273,7 +273,7 @@ def test_a_lead_without_a_company_becomes_a_person_customer():
 
 @pytest.mark.parametrize(
     ("value", "message"),
-    [(None, "Enter the deal value"), ("", "Enter the deal value"), (-1, "cannot be negative"), ("ten", "not an amount")],
+    [(None, "Enter the deal value"), ("", "Enter the deal value"), (-1, "cannot be negative"), ("ten", "Write the amount in digits, e.g. 1000 or 1000.50.")],
 )
 def test_a_missing_or_negative_deal_value_converts_nothing(value, message):
     lead = lead_at(LeadStatus.SQL)

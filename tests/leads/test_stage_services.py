@@ -74,7 +74,7 @@ def test_a_conversion_recorded_later_dates_the_won_deal_and_the_move_when_it_hap
     assert (deal.created_at, deal.closed_at, deal.owner, deal.expected_close_on) == (signed, signed, seller, date(2026, 3, 31))
     change = lead.stage_changes.first()
     assert (change.to_status, change.changed_at, change.changed_by, change.actor, change.reason) == (
-        LeadStatus.CUSTOMER, signed, boss, "", f"Converted: deal #{deal.pk} won, 1200 USD"
+        LeadStatus.CUSTOMER, signed, boss, "", f"Converted: deal #{deal.pk} won, 1,200 USD"
     )
 
 
@@ -294,8 +294,12 @@ def test_any_amount_from_zero_to_the_limit_with_cents_is_a_deal_value(value):
     ("value", "message"),
     [
         (None, "Enter the deal value (0 or more)."),
-        ("NaN", "Enter a finite amount."),
-        ("Infinity", "Enter a finite amount."),
+        ("NaN", "Write the amount in digits, e.g. 1000 or 1000.50."),
+        ("Infinity", "Write the amount in digits, e.g. 1000 or 1000.50."),
+        ("1e3", "Write the amount in digits, e.g. 1000 or 1000.50."),
+        (Decimal("1E+3"), "Write the amount in digits, e.g. 1000 or 1000.50."),
+        ("1,000", "Write the amount in digits, e.g. 1000 or 1000.50."),
+        (True, "Write the amount in digits, e.g. 1000 or 1000.50."),
         ("-0.01", "A deal value cannot be negative."),
         ("1.005", "Use at most two decimal places."),
         ("10000000000", "That amount is too large: at most 9,999,999,999.99."),
@@ -306,6 +310,51 @@ def test_a_deal_value_that_is_not_an_amount_of_money_is_refused_saying_why(value
         lead = lead_at(LeadStatus.SQL)
 
         assert refusal(services.lead_convert_to_customer, lead=lead, deal_value=value) == {"deal_value": [message]}
+
+
+@pytest.mark.parametrize("typed", ["1e3", Decimal("1E+3"), "NaN", "Infinity"])
+def test_every_deal_service_refuses_an_amount_not_written_in_digits(typed):
+    digits = ["Write the amount in digits, e.g. 1000 or 1000.50."]
+    with time_machine.travel(at(), tick=False):
+        lead = lead_at(LeadStatus.SQL)
+        deal = services.deal_open(lead=lead, value="100")
+
+        assert refusal(services.deal_open, lead=lead, value=typed) == {"value": digits}
+        assert refusal(services.deal_update, deal=deal, value=typed) == {"value": digits}
+        assert refusal(services.lead_convert_to_customer, lead=lead, deal_value=typed) == {"deal_value": digits}
+
+    deal.refresh_from_db()
+    assert (Deal.objects.count(), deal.value, deal.status) == (1, Decimal("100.00"), Deal.Status.OPEN)
+
+
+def test_the_stage_history_writes_amounts_with_separators_and_the_currency():
+    with time_machine.travel(at(), tick=False):
+        lead = lead_at(LeadStatus.SQL)
+        services.deal_open(lead=lead, value="1000", product="Pro")
+        deal = services.lead_convert_to_customer(lead=lead, deal_value="12500.50")
+
+    reasons = list(lead.stage_changes.order_by("changed_at", "pk").values_list("reason", flat=True))[-2:]
+    assert reasons == ["Deal opened: Pro: 1,000 EUR (Open)", f"Converted: deal #{deal.pk} won, 12,500.50 EUR"]
+
+
+def test_history_written_with_an_amount_in_scientific_notation_is_rewritten_in_digits():
+    from importlib import import_module
+
+    from django.apps import apps
+
+    with time_machine.travel(at(), tick=False):
+        lead = lead_at(LeadStatus.SQL)
+    rows = {
+        "Converted: deal #12 won, 1E+3 EUR": "Converted: deal #12 won, 1,000 EUR",
+        "Deal opened: Pro: 1.25E+4 USD (Open)": "Deal opened: Pro: 12,500 USD (Open)",
+        "Converted: deal #13 won, 4000 EUR": "Converted: deal #13 won, 4000 EUR",
+        "Budget of 1E+3 EUR confirmed": "Budget of 1E+3 EUR confirmed",  # a person's words stay theirs
+    }
+    changes = {old: lead.stage_changes.create(from_status="sql", to_status="sql", changed_at=at(), reason=old) for old in rows}
+
+    import_module("leads.migrations.0025_stage_history_amounts_in_digits").rewrite(apps, None)
+
+    assert {old: change.__class__.objects.get(pk=change.pk).reason for old, change in changes.items()} == rows
 
 
 def test_a_currency_that_is_not_three_letters_is_refused_saying_what_to_enter():

@@ -387,7 +387,7 @@ def test_a_negative_deal_value_is_refused(rep_client, own_lead):
     assert own_lead.status == "new" and not Deal.objects.exists()
 
 
-def test_enroll_pause_resume_and_remove(rep_client, own_lead):
+def test_enroll_pause_resume_and_remove(rep_client, rep_user, own_lead):
     sequence = sequence_with_steps(name="Nurture")
     assert rep_client.post(action_url(own_lead, "enroll"), {"sequence": sequence.pk}).status_code == 302
     enrollment = Enrollment.objects.get(lead=own_lead)
@@ -399,7 +399,7 @@ def test_enroll_pause_resume_and_remove(rep_client, own_lead):
         assert response.status_code == 200
         enrollment.refresh_from_db()
         assert enrollment.status == status
-    assert "Removed by rep1" in enrollment.exit_reason
+    assert f"Removed by {rep_user.get_full_name()}" in enrollment.exit_reason
     assert not Delivery.objects.filter(enrollment=enrollment, status=Delivery.Status.SCHEDULED).exists()
 
 
@@ -430,7 +430,7 @@ def test_my_numbers_count_calls_objections_and_conversions(rep_client, rep_user,
 
     body = rep_client.get(reverse("workspace:numbers"), {"period": "week"}).content.decode()
     assert 'id="calls-count">2<' in body and "1 connected" in body
-    assert 'id="conversions-count">1<' in body and "900.00 EUR" in body
+    assert 'id="conversions-count">1<' in body and "1 won, 900 EUR" in body
     assert "<td>Price</td><td class=\"text-end\">2</td><td class=\"text-end\">1</td>" in body
 
 
@@ -526,7 +526,7 @@ def test_a_logged_meeting_ends_the_leads_sequences(rep_client, own_lead, django_
         assert rep_client.post(action_url(own_lead, "meeting"), {"occurred_at": local(earlier)}).status_code == 302
     delivery.enrollment.refresh_from_db()
     assert delivery.enrollment.status == Enrollment.Status.EXITED
-    assert delivery.enrollment.exit_reason.startswith("Meeting logged by rep1")
+    assert delivery.enrollment.exit_reason.startswith(f"Meeting logged by {own_lead.owner.get_full_name()}")
 
 
 def test_the_lead_page_shows_the_consent(rep_client, rep_user):

@@ -1,10 +1,15 @@
-"""Small pieces the reps' pages share: status colours and inline SVG icons (no icon font to download)."""
+"""Small pieces the reps' pages share: status colours, inline SVG icons (no icon font to download), and amounts,
+people and moments written for people."""
 
 from django import template
 from django.utils.html import format_html
 from django.utils.safestring import mark_safe
 
+from core.people import person_name
 from core.policy import access_for, may_view_reports
+from leads.money import money_format
+
+from .. import display
 
 register = template.Library()
 
@@ -61,3 +66,21 @@ def sees_reports(user) -> bool:
 def builds_sequences(user) -> bool:
     """Whether the nav offers Sequences (the marketers' pages): marketers and managers."""
     return access_for(user).builds_sequences
+
+
+@register.filter
+def money(amount, currency: str = "") -> str:
+    """{{ deal.value|money:deal.currency }}: "12,500.50 EUR"."""
+    return money_format(amount, currency)
+
+
+@register.filter
+def person(user) -> str:
+    """{{ lead.owner|person }}: "Tom Becker" (the username when there is no name; "" for nobody)."""
+    return person_name(user)
+
+
+@register.filter
+def moment(value) -> str:
+    """{{ row.at|moment }}: "3 Mar 2026, 14:05", in the account's time zone."""
+    return display.moment(value)
