@@ -41,6 +41,8 @@ class EventType(models.TextChoices):
     TASK_CREATED = "task.created", "Task created"
     TASK_SNOOZED = "task.snoozed", "Task snoozed"
     TASK_DONE = "task.done", "Task done"
+    TASK_REOPENED = "task.reopened", "Task reopened"
+    TASK_SNOOZE_UNDONE = "task.snooze_undone", "Snooze undone"
     TASK_UPDATED = "task.updated", "Task updated"
     SCORE_CROSSED = "lead.score_crossed", "Score crossed a threshold"
     SCORING_CHANGED = "scoring.changed", "Scoring rules changed"

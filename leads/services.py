@@ -21,7 +21,7 @@ from django.utils import timezone
 from core.batches import batched
 from core.emails import normalize_email
 from core.events import Actor, EventType, event_record, events_record
-from core.models import ActorKind
+from core.models import ActorKind, DomainEvent
 from core.people import person_name
 from core.policy import (
     access_for,
@@ -633,19 +633,23 @@ def task_create(
 
 
 def task_snooze(*, task: Task, until: datetime, by=None) -> Task:
-    """Move an open task's due time to later (`until`, from now on)."""
+    """Move an open task's due time to later (`until`, from now on). The event keeps the due time before, for
+    `task_snooze_undo`."""
     check_may_change_task(by, task)
     if task.completed_at is not None:
         raise ValidationError("This task is already done: there is nothing to snooze.")
     if until is None or until <= timezone.now():
         raise ValidationError({"due_at": ["Snooze to a time from now on."]})
-    task.due_at = until
     with transaction.atomic():
-        if Task.objects.filter(pk=task.pk, completed_at__isnull=True).update(due_at=until):
+        before = Task.objects.select_for_update().filter(pk=task.pk, completed_at__isnull=True).values_list(
+            "due_at", flat=True).first()
+        if before is not None:
+            Task.objects.filter(pk=task.pk).update(due_at=until)
             event_record(
                 EventType.TASK_SNOOZED, actor=Actor.of(by), lead_id=task.lead_id, subject=task,
-                payload={"due_at": until.isoformat()},
+                payload={"due_at": until.isoformat(), "from": before.isoformat()},
             )
+    task.due_at = until
     return task
 
 
@@ -657,6 +661,70 @@ def task_complete(*, task: Task, by=None, at: datetime | None = None) -> Task:
         with transaction.atomic():
             if Task.objects.filter(pk=task.pk, completed_at__isnull=True).update(completed_at=task.completed_at):
                 event_record(EventType.TASK_DONE, actor=Actor.of(by), lead_id=task.lead_id, subject=task, at=task.completed_at)
+    return task
+
+
+# How long after Done or Snooze the message's Undo still works: long enough to notice a wrong click, short
+# enough that an undo never reverses what has been built on since.
+TASK_UNDO_WINDOW = timedelta(minutes=10)
+
+
+def _too_late_to_undo(what: str, since: datetime) -> ValidationError:
+    minutes = int(TASK_UNDO_WINDOW.total_seconds() // 60)
+    return ValidationError(
+        f"The task was {what} more than {minutes} minutes ago ({timezone.localtime(since):%H:%M}): "
+        "it is too late to undo; change the task instead."
+    )
+
+
+def task_reopen(*, task: Task, by=None) -> Task:
+    """Undo a Done: the task is open again, due when it was, if it was done within TASK_UNDO_WINDOW.
+
+    Only who may change the task (its assignee, a manager). Recorded as task.reopened.
+    """
+    check_may_change_task(by, task)
+    with transaction.atomic():
+        done_at = Task.objects.select_for_update().filter(pk=task.pk).values_list("completed_at", flat=True).get()
+        if done_at is None:
+            raise ValidationError("This task is not done: there is nothing to undo.")
+        if done_at < timezone.now() - TASK_UNDO_WINDOW:
+            raise _too_late_to_undo("done", done_at)
+        Task.objects.filter(pk=task.pk).update(completed_at=None)
+        event_record(EventType.TASK_REOPENED, actor=Actor.of(by), lead_id=task.lead_id, subject=task,
+                     payload={"completed_at": done_at.isoformat()})
+    task.completed_at = None
+    return task
+
+
+def task_snooze_undo(*, task: Task, snoozed_to: datetime, by=None) -> Task:
+    """Undo the snooze that moved the task to `snoozed_to`: it is due again when it was before (from the
+    task.snoozed event), if that was within TASK_UNDO_WINDOW and the task has not changed since.
+
+    Only who may change the task (its assignee, a manager). Recorded as task.snooze_undone.
+    """
+    check_may_change_task(by, task)
+    with transaction.atomic():
+        stored = Task.objects.select_for_update().only("due_at", "completed_at").get(pk=task.pk)
+        if stored.completed_at is not None:
+            raise ValidationError("This task is done since: there is no snooze to undo.")
+        if stored.due_at != snoozed_to:
+            raise ValidationError("The task's due time has changed since that snooze: there is nothing to undo.")
+        # The task's own events are read by its lead (an index), or for a task without one among the events
+        # of no lead; the one wanted is the newest.
+        snooze = (
+            DomainEvent.objects.filter(lead_id=task.lead_id, type=EventType.TASK_SNOOZED, subject_type="task",
+                                       subject_id=task.pk)
+            .order_by("-id").only("recorded_at", "payload").first()
+        )
+        if snooze is None or "from" not in snooze.payload or datetime.fromisoformat(snooze.payload["due_at"]) != snoozed_to:
+            raise ValidationError("This task was not snoozed to that time: there is nothing to undo.")
+        if snooze.recorded_at < timezone.now() - TASK_UNDO_WINDOW:
+            raise _too_late_to_undo("snoozed", snooze.recorded_at)
+        before = datetime.fromisoformat(snooze.payload["from"])
+        Task.objects.filter(pk=task.pk).update(due_at=before)
+        event_record(EventType.TASK_SNOOZE_UNDONE, actor=Actor.of(by), lead_id=task.lead_id, subject=task,
+                     payload={"due_at": before.isoformat(), "from": snoozed_to.isoformat()})
+    task.due_at = before
     return task
 
 

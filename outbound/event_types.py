@@ -25,6 +25,7 @@ PUBLIC_TYPES: dict[str, str] = {
     "objection.resolved": EventType.OBJECTION_RESOLVED,
     "task.created": EventType.TASK_CREATED,
     "task.done": EventType.TASK_DONE,
+    "task.reopened": EventType.TASK_REOPENED,
     "deal.created": EventType.DEAL_CREATED,
     "deal.won": EventType.DEAL_WON,
     "deal.lost": EventType.DEAL_LOST,

@@ -42,27 +42,47 @@ def cold_condition(now: datetime | None = None) -> Q:
 @dataclass
 class Today:
     tasks: list
-    more_tasks: bool
+    tasks_total: int  # how many are due in all: `tasks` are the first of them
     replies: list
     cold_leads: list
     new_leads: list
     day_end: datetime
     cold_days: int
 
+    @property
+    def more_tasks(self) -> bool:
+        return self.tasks_total > len(self.tasks)
+
+
+def day_end_of(now: datetime) -> datetime:
+    """The last moment of `now`'s day, in the account's time zone."""
+    return timezone.localtime(now).replace(hour=23, minute=59, second=59, microsecond=999999)
+
+
+def my_open_tasks(*, user, due_by: datetime | None = None):
+    """A user's open tasks (on live leads, or on no lead), due by `due_by` if given, the earliest due first."""
+    tasks = Task.objects.filter(assignee=user, completed_at__isnull=True)
+    if due_by is not None:
+        tasks = tasks.filter(due_at__lte=due_by)
+    return (
+        tasks.filter(Q(lead__isnull=True) | Q(lead__archived_at__isnull=True))
+        .select_related("lead", "lead__company")
+        .order_by("due_at", "id")
+    )
+
 
 def today_for(*, access: Access, limit: int = 25, now: datetime | None = None) -> Today:
-    """My open tasks due by the end of today (overdue first), replies waiting for me, my cold leads, my new leads."""
+    """My open tasks due by the end of today (overdue first), replies waiting for me, my cold leads, my new leads.
+
+    The tasks are the first `limit`, and how many there are in all (for "Show all N"): the same two queries
+    however many there are.
+    """
     now = now or timezone.now()
-    day_end = timezone.localtime(now).replace(hour=23, minute=59, second=59, microsecond=999999)
+    day_end = day_end_of(now)
     user = access.user
-    tasks = list(
-        Task.objects.filter(assignee=user, completed_at__isnull=True, due_at__lte=day_end)
-        .filter(Q(lead__isnull=True) | Q(lead__archived_at__isnull=True))
-        .select_related("lead", "lead__company")
-        .order_by("due_at", "id")[: limit + 1]  # one more, to tell "25" from "more than 25"
-    )
-    more_tasks = len(tasks) > limit
-    tasks = tasks[:limit]
+    due = my_open_tasks(user=user, due_by=day_end)
+    tasks = list(due[:limit])
+    tasks_total = due.count()
     # Replies nobody has answered yet: newer than the lead's last call or meeting.
     replies = list(
         EmailEvent.objects.filter(
@@ -78,7 +98,7 @@ def today_for(*, access: Access, limit: int = 25, now: datetime | None = None) -
         mine.filter(cold_condition(now)).select_related("company").order_by("last_touch_at", "created_at", "id")[:limit]
     )
     new = list(mine.filter(status=pipeline.LeadStatus.NEW).select_related("company", "source").order_by("-created_at", "-id")[:limit])
-    return Today(tasks=tasks, more_tasks=more_tasks, replies=replies, cold_leads=cold, new_leads=new, day_end=day_end, cold_days=settings.CRM_COLD_AFTER_DAYS)
+    return Today(tasks=tasks, tasks_total=tasks_total, replies=replies, cold_leads=cold, new_leads=new, day_end=day_end, cold_days=settings.CRM_COLD_AFTER_DAYS)
 
 
 # --- My leads --------------------------------------------------------------------------------
@@ -131,8 +151,7 @@ def lead_list(*, access: Access, filters: dict, now: datetime | None = None):
     if next_task == "overdue":
         leads = leads.filter(Exists(open_tasks.filter(due_at__lt=now)))
     elif next_task == "today":
-        day_end = timezone.localtime(now).replace(hour=23, minute=59, second=59, microsecond=999999)
-        leads = leads.filter(Exists(open_tasks.filter(due_at__lte=day_end)))
+        leads = leads.filter(Exists(open_tasks.filter(due_at__lte=day_end_of(now))))
     elif next_task == "none":
         leads = leads.filter(~Exists(open_tasks))
     leads = leads.annotate(next_task_due=Subquery(open_tasks.order_by("due_at").values("due_at")[:1]))

@@ -15,6 +15,8 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import reswap, retarget
@@ -34,7 +36,8 @@ from nurturing import engagement
 from nurturing import services as nurturing_services
 from nurturing.models import Enrollment
 
-from . import forms, selectors
+from . import display, forms, selectors
+from .undo import undo_of_task, undo_tags
 
 PAGE_SIZE = 25
 
@@ -401,14 +404,44 @@ def _back(request, fallback: str):
     return redirect(fallback)
 
 
+TASK_VIEWS = {"today": "Due by today", "all": "All open"}
+
+
+@require_GET
+@workspace_view
+def task_list(request, *, access):
+    """My open tasks, all of them a page at a time (Today shows the first 25): due by today, or all."""
+    due = request.GET.get("due") if request.GET.get("due") in TASK_VIEWS else "today"
+    tasks = selectors.my_open_tasks(user=request.user, due_by=selectors.day_end_of(timezone.now()) if due == "today" else None)
+    paginator = BoundedCountPaginator(tasks, PAGE_SIZE)
+    context = {
+        "page": paginator.get_page(request.GET.get("page")), "paginator": paginator, "due": due, "views": TASK_VIEWS,
+        "snooze_until": forms.next_morning(), "nav": "today",
+    }
+    return render(request, "workspace/task_list.html", context)
+
+
+def _task_changed(request, task, text: str, undo: dict):
+    """After Done or Snooze: what happened, with its Undo; with htmx in place of the task's row, else as a message."""
+    if request.htmx:
+        return render(request, "workspace/partials/task_changed.html",
+                      {"task": task, "text": text, "undo": undo, "next": request.POST.get("next", "")})
+    messages.success(request, text, extra_tags=undo_tags(undo))
+    return _back(request, reverse("workspace:today"))
+
+
+def _task_not_changed(request, error: str):
+    if request.htmx:
+        return render(request, "workspace/partials/message.html", {"level": "danger", "text": error}, status=422)
+    messages.error(request, error)
+    return _back(request, reverse("workspace:today"))
+
+
 @require_POST
 @workspace_view
 def task_done(request, pk, *, access):
     task = lead_services.task_complete(task=_task(access, pk), by=request.user)
-    if request.htmx:
-        return HttpResponse("")  # the row goes
-    messages.success(request, f"Done: {task.title}.")
-    return _back(request, reverse("workspace:today"))
+    return _task_changed(request, task, f"Task “{task.title}” done.", undo_of_task(task, what="done"))
 
 
 @require_POST
@@ -416,22 +449,44 @@ def task_done(request, pk, *, access):
 def task_snooze(request, pk, *, access):
     task = _task(access, pk)
     form = forms.SnoozeForm(request.POST)
-    error = None
-    if form.is_valid():
-        try:
-            lead_services.task_snooze(task=task, until=form.cleaned_data["until"], by=request.user)
-        except ValidationError as exc:
-            error = " ".join(exc.messages)
-    else:
-        error = " ".join(form.errors.get("until", ["Choose a time to snooze to."]))
-    if request.htmx:
-        if error:
-            return render(request, "workspace/partials/message.html", {"level": "danger", "text": error}, status=422)
-        return HttpResponse("")
-    if error:
-        messages.error(request, error)
-    else:
-        messages.success(request, f"Snoozed: {task.title}.")
+    if not form.is_valid():
+        return _task_not_changed(request, " ".join(form.errors.get("until", ["Choose a time to snooze to."])))
+    try:
+        lead_services.task_snooze(task=task, until=form.cleaned_data["until"], by=request.user)
+    except ValidationError as exc:
+        return _task_not_changed(request, " ".join(exc.messages))
+    return _task_changed(request, task, f"Task “{task.title}” snoozed until {display.moment_ahead(task.due_at)}.",
+                         undo_of_task(task, what="snooze", snoozed_to=task.due_at))
+
+
+@require_POST
+@workspace_view
+def task_undo(request, pk, *, access):
+    """The Undo of a Done or a Snooze (within lead_services.TASK_UNDO_WINDOW): the task as it was before."""
+    task = _task(access, pk)
+    what = request.POST.get("undo")
+    try:
+        if what == "done":
+            lead_services.task_reopen(task=task, by=request.user)
+            text = f"Undone: task “{task.title}” is open again."
+        elif what == "snooze":
+            try:
+                snoozed_to = parse_datetime(request.POST.get("snoozed_to", ""))
+            except ValueError:
+                snoozed_to = None
+            if snoozed_to is None or timezone.is_naive(snoozed_to):
+                return HttpResponseBadRequest("Say which snooze to undo: snoozed_to, a time with its offset.")
+            lead_services.task_snooze_undo(task=task, snoozed_to=snoozed_to, by=request.user)
+            text = f"Undone: task “{task.title}” is due {display.moment_ahead(task.due_at)}, as before."
+        else:
+            return HttpResponseBadRequest("Say what to undo: done or snooze.")
+    except ValidationError as exc:
+        return _task_not_changed(request, " ".join(exc.messages))
+    if request.htmx:  # the row comes back
+        task = get_object_or_404(Task.objects.select_related("lead", "lead__company"), pk=task.pk)
+        return render(request, "workspace/partials/task_row.html",
+                      {"task": task, "snooze_until": forms.next_morning(), "next": request.POST.get("next", "")})
+    messages.success(request, text)
     return _back(request, reverse("workspace:today"))
 
 

@@ -97,3 +97,80 @@ def test_only_who_works_the_lead_changes_its_deal(rep_user, other_rep):
     services.deal_update(deal=deal, by=rep_user, value=Decimal("150"))
     deal.refresh_from_db()
     assert deal.value == Decimal("150")
+
+
+# --- Undoing a Done or a Snooze ------------------------------------------------------------------
+
+
+def test_a_done_task_is_reopened_within_ten_minutes_and_the_reopening_is_recorded(rep_user):
+    task = services.task_create(assignee=rep_user, title="Call Ann", due_at=timezone.now() + timedelta(hours=1), by=rep_user)
+    services.task_complete(task=task, by=rep_user)
+    with time_machine.travel("2026-06-01T09:10Z", tick=False):  # 10 minutes on: still in time
+        services.task_reopen(task=task, by=rep_user)
+
+    stored = Task.objects.get(pk=task.pk)
+    assert stored.completed_at is None and stored.due_at == task.due_at
+    event = DomainEvent.objects.get(type="task.reopened")
+    assert (event.subject_id, event.actor_user, event.payload) == (task.pk, rep_user, {"completed_at": "2026-06-01T09:00:00+00:00"})
+
+
+def test_a_done_task_is_not_reopened_by_undo_after_ten_minutes_nor_when_it_is_open(rep_user):
+    task = services.task_create(assignee=rep_user, title="Call Ann", due_at=timezone.now() + timedelta(hours=1), by=rep_user)
+    with pytest.raises(ValidationError, match="not done: there is nothing to undo"):
+        services.task_reopen(task=task, by=rep_user)
+    services.task_complete(task=task, by=rep_user)
+    with time_machine.travel("2026-06-01T09:10:01Z", tick=False):
+        with pytest.raises(ValidationError, match=r"done more than 10 minutes ago \(\d\d:\d\d\): it is too late to undo"):
+            services.task_reopen(task=task, by=rep_user)
+    assert Task.objects.get(pk=task.pk).completed_at is not None
+    assert not DomainEvent.objects.filter(type="task.reopened").exists()
+
+
+def test_undoing_a_snooze_brings_back_the_due_time_before_it_and_is_recorded(rep_user, manager_user):
+    overdue = timezone.now() - timedelta(days=1)
+    task = services.task_create(assignee=rep_user, title="Call Ann", due_at=overdue, by=rep_user, allow_past_due=True)
+    tomorrow = timezone.now() + timedelta(days=1)
+    services.task_snooze(task=task, until=tomorrow, by=rep_user)
+    with time_machine.travel("2026-06-01T09:05Z", tick=False):
+        services.task_snooze_undo(task=task, snoozed_to=tomorrow, by=manager_user)
+
+    assert Task.objects.get(pk=task.pk).due_at == overdue == task.due_at
+    event = DomainEvent.objects.get(type="task.snooze_undone")
+    assert (event.actor_user, event.payload) == (manager_user, {"due_at": overdue.isoformat(), "from": tomorrow.isoformat()})
+
+
+def test_a_snooze_is_not_undone_late_or_once_the_task_changed(rep_user):
+    task = services.task_create(assignee=rep_user, title="Call Ann", due_at=timezone.now() + timedelta(hours=1), by=rep_user)
+    tomorrow, later = timezone.now() + timedelta(days=1), timezone.now() + timedelta(days=2)
+    services.task_snooze(task=task, until=tomorrow, by=rep_user)
+    with time_machine.travel("2026-06-01T09:10:01Z", tick=False):
+        with pytest.raises(ValidationError, match="snoozed more than 10 minutes ago"):
+            services.task_snooze_undo(task=task, snoozed_to=tomorrow, by=rep_user)
+    services.task_snooze(task=task, until=later, by=rep_user)
+    with pytest.raises(ValidationError, match="has changed since that snooze"):
+        services.task_snooze_undo(task=task, snoozed_to=tomorrow, by=rep_user)
+    services.task_complete(task=task, by=rep_user)
+    with pytest.raises(ValidationError, match="done since"):
+        services.task_snooze_undo(task=task, snoozed_to=later, by=rep_user)
+    assert Task.objects.get(pk=task.pk).due_at == later
+    assert not DomainEvent.objects.filter(type="task.snooze_undone").exists()
+
+
+def test_a_due_time_a_snooze_never_set_is_not_undone(rep_user):
+    due = timezone.now() + timedelta(hours=1)
+    task = services.task_create(assignee=rep_user, title="Call Ann", due_at=due, by=rep_user)
+    with pytest.raises(ValidationError, match="was not snoozed to that time"):
+        services.task_snooze_undo(task=task, snoozed_to=due, by=rep_user)
+
+
+def test_only_the_assignee_or_a_manager_undoes(rep_user, other_rep, manager_user):
+    task = services.task_create(assignee=rep_user, title="Call Ann", due_at=timezone.now() + timedelta(hours=1), by=rep_user)
+    tomorrow = timezone.now() + timedelta(days=1)
+    services.task_snooze(task=task, until=tomorrow, by=rep_user)
+    with pytest.raises(PermissionDenied):
+        services.task_snooze_undo(task=task, snoozed_to=tomorrow, by=other_rep)
+    services.task_complete(task=task, by=rep_user)
+    with pytest.raises(PermissionDenied):
+        services.task_reopen(task=task, by=other_rep)
+    services.task_reopen(task=task, by=manager_user)
+    assert Task.objects.get(pk=task.pk).completed_at is None

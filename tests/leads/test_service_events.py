@@ -105,7 +105,7 @@ def test_objections_tasks_and_companies(rep_user):
     assert rows[0][:4] == ("task.created", lead.pk, "task", task.pk)
     _, rows = events_of(lambda: services.task_snooze(task=task, until=NOW + timedelta(days=2), by=rep_user))
     assert rows == [("task.snoozed", lead.pk, "task", task.pk, ActorKind.USER, rep_user.pk,
-                     {"due_at": (NOW + timedelta(days=2)).isoformat()})]
+                     {"due_at": (NOW + timedelta(days=2)).isoformat(), "from": (NOW + timedelta(hours=1)).isoformat()})]
     _, rows = events_of(lambda: services.task_complete(task=task, by=rep_user))
     _, again = events_of(lambda: services.task_complete(task=task, by=rep_user))
     assert rows == [("task.done", lead.pk, "task", task.pk, ActorKind.USER, rep_user.pk, {})] and again == []

@@ -10,6 +10,7 @@ from core.policy import access_for, may_view_reports
 from leads.money import money_format
 
 from .. import display
+from ..undo import undo_from_tags
 
 register = template.Library()
 
@@ -84,3 +85,9 @@ def person(user) -> str:
 def moment(value) -> str:
     """{{ row.at|moment }}: "3 Mar 2026, 14:05", in the account's time zone."""
     return display.moment(value)
+
+
+@register.filter
+def undo_of(message):
+    """The Undo a message offers (workspace.undo), or None."""
+    return undo_from_tags(getattr(message, "extra_tags", ""))
