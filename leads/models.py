@@ -10,7 +10,7 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.core.validators import MinValueValidator
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
 from django.db.models.functions import Lower
@@ -494,8 +494,27 @@ class Customer(models.Model):
         return self.name
 
 
+class DealStage(models.Model):
+    """A step an open deal goes through (qualification, proposal, negotiation, ...), set by managers, with the
+    chance a deal in it is won: the forecast weighs each open deal's value by it."""
+
+    name = models.CharField(max_length=100, unique=True)
+    position = models.PositiveSmallIntegerField(default=0, help_text="Stages run in this order (lowest first).")
+    probability = models.PositiveSmallIntegerField(
+        "win probability (%)", validators=[MaxValueValidator(100)],
+        help_text="The chance, in percent, that a deal in this stage is won.")
+    is_active = models.BooleanField("in use", default=True, help_text="Switched off: no deal moves into it.")
+
+    class Meta:
+        ordering = ["position", "id"]
+
+    def __str__(self):
+        return f"{self.name} ({self.probability} %)"
+
+
 class Deal(models.Model):
-    """A concrete potential sale (an opportunity), open until won or lost."""
+    """A concrete potential sale (an opportunity), open until won or lost; while open it goes through the deal
+    stages (`DealStage`), each move kept (`DealStageChange`)."""
 
     class Status(models.TextChoices):
         OPEN = "open", "Open"
@@ -515,6 +534,10 @@ class Deal(models.Model):
     expected_close_on = models.DateField(null=True, blank=True)
     closed_at = models.DateTimeField(null=True, blank=True)
     lost_reason = models.CharField(max_length=300, blank=True)
+    stage = models.ForeignKey(DealStage, null=True, blank=True, on_delete=models.PROTECT, related_name="deals",
+                              editable=False, help_text="Changed through the deal stage service, with history.")
+    stage_entered_at = models.DateTimeField(null=True, blank=True, editable=False)
+    next_step = models.CharField(max_length=300, blank=True, help_text="What happens next, e.g. send the proposal.")
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -546,6 +569,26 @@ class Deal(models.Model):
         if self.status == self.Status.WON and self.closed_at:
             return self.closed_at - self.created_at
         return None
+
+
+class DealStageChange(models.Model):
+    """One move of an open deal from a stage to another (from none: when it was opened)."""
+
+    deal = models.ForeignKey(Deal, on_delete=models.CASCADE, related_name="stage_changes")
+    from_stage = models.ForeignKey(DealStage, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    to_stage = models.ForeignKey(DealStage, on_delete=models.PROTECT, related_name="+")
+    changed_at = models.DateTimeField()
+    changed_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="+")
+    time_in_from_stage = models.DurationField(null=True, blank=True)
+    note = models.CharField(max_length=300, blank=True)
+
+    class Meta:
+        ordering = ["-changed_at", "-id"]
+        indexes = [models.Index(fields=["deal", "-changed_at"], name="dealstagechange_deal")]
+
+    def __str__(self):
+        return f"{self.from_stage or 'opened'} → {self.to_stage}"
 
 
 class Resource(models.Model):

@@ -15,6 +15,7 @@ urlpatterns = [
     path("leads/<int:pk>/tags/remove/", views.lead_tag_remove, name="lead_tag_remove"),
     path("leads/<int:pk>/<slug:name>/", views.lead_action, name="lead_action"),
     path("enrollments/<int:pk>/<slug:op>/", views.enrollment_change, name="enrollment_change"),
+    path("deals/<int:pk>/stage/", views.deal_stage, name="deal_stage"),
     path("tasks/<int:pk>/done/", views.task_done, name="task_done"),
     path("tasks/<int:pk>/snooze/", views.task_snooze, name="task_snooze"),
 ]
