@@ -1,0 +1,8 @@
+import pytest
+
+from tests.nurturing.conftest import mailbox, sent, webhooks  # noqa: F401  (the emails' fixtures, shared)
+
+
+@pytest.fixture(autouse=True)
+def settled(settings):
+    settings.CRM_EVENT_SETTLE_SECONDS = 0
