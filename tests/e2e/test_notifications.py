@@ -6,10 +6,10 @@ import re
 import pytest
 from django.utils import timezone
 
-from nurturing.engagement import IncomingEvent, event_record
-from nurturing.models import EmailEvent
 from notifications.models import Notification
 from notifications.services import notifications_from_events
+from nurturing.engagement import IncomingEvent, event_record
+from nurturing.models import EmailEvent
 from tests.e2e.test_content_security_policy import watch_for_violations
 from tests.factories import LeadFactory, rep
 
