@@ -101,3 +101,9 @@ def test_the_page_reads_a_fixed_number_of_queries(rep_client, rep_user, rows, dj
 def test_a_user_without_a_role_is_refused(client, no_role_user):
     client.force_login(no_role_user)
     assert client.get(LIST).status_code == 403
+
+
+def test_the_page_and_the_bell_send_the_content_security_policy(rep_client):
+    for url in (LIST, reverse("notifications:bell")):
+        policy = rep_client.get(url)["Content-Security-Policy"]
+        assert "script-src 'self'" in policy and "unsafe-inline" not in policy
