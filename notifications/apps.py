@@ -8,3 +8,10 @@ class NotificationsConfig(AppConfig):
 
     name = "notifications"
     verbose_name = "Notifications"
+
+    def ready(self):
+        from leads.signals import person_erasing
+
+        from .handlers import erase_person
+
+        person_erasing.connect(erase_person, dispatch_uid="notifications.erase_person")
