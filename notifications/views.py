@@ -5,6 +5,7 @@ from functools import wraps
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
+from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
@@ -75,6 +76,8 @@ def notification_settings(request):
 
 
 @require_GET
-@notifications_view
 def notification_bell(request):
+    if not request.user.is_authenticated:
+        # Polled by htmx: a session that ended gets nothing to swap in (not the login page inside the nav).
+        return HttpResponse(status=204)
     return render(request, "notifications/bell.html", notifications_bell({"request": request}))

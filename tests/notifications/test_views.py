@@ -107,3 +107,8 @@ def test_the_page_and_the_bell_send_the_content_security_policy(rep_client):
     for url in (LIST, reverse("notifications:bell")):
         policy = rep_client.get(url)["Content-Security-Policy"]
         assert "script-src 'self'" in policy and "unsafe-inline" not in policy
+
+
+def test_the_bell_polled_after_the_session_ended_swaps_nothing_in(client):
+    response = client.get(reverse("notifications:bell"), headers={"HX-Request": "true"})
+    assert response.status_code == 204 and response.content == b""
