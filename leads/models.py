@@ -455,6 +455,8 @@ class Task(models.Model):
         indexes = [
             models.Index(fields=["assignee", "completed_at", "due_at"], name="task_assignee_due"),
             models.Index(fields=["lead", "due_at"], name="task_lead"),
+            # Open tasks coming due, of everyone (the notifications' check, every minute).
+            models.Index(fields=["due_at"], condition=Q(completed_at__isnull=True), name="task_open_due"),
         ]
 
     def __str__(self):
