@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import views
+from . import lead_views, views
 
 app_name = "workspace"
 
@@ -9,6 +9,9 @@ urlpatterns = [
     path("numbers/", views.numbers, name="numbers"),
     path("leads/", views.lead_list, name="lead_list"),
     path("leads/export/<slug:file_format>/", views.lead_export, name="lead_export"),
+    # Making and changing leads (workspace.lead_views)
+    path("leads/new/", lead_views.lead_new, name="lead_new"),
+    path("leads/<int:pk>/edit/", lead_views.lead_edit, name="lead_edit"),
     path("leads/<int:pk>/", views.lead_detail, name="lead_detail"),
     path("leads/<int:pk>/claim/", views.lead_claim, name="lead_claim"),
     path("leads/<int:pk>/tags/add/", views.lead_tag_add, name="lead_tag_add"),

@@ -1,0 +1,68 @@
+"""The forms of a rep's own lead pages: a new lead, its edit, and the small in-place edits on the lead page.
+
+They parse input and show errors by field; `workspace.services` and the leads services decide.
+"""
+
+from django import forms
+from django.core.exceptions import ValidationError
+from django.urls import reverse
+from django.utils.html import format_html
+
+from core.emails import normalize_email
+from leads.models import Campaign, Lead, Persona, Source
+from leads.selectors import lead_duplicate_of
+
+# What a rep may set on a lead: never its stage, score or history. The company is typed by name.
+LEAD_FIELDS = ("first_name", "last_name", "email", "phone", "title", "source", "campaign", "persona", "timezone",
+               "consent_given_at", "consent_text", "consent_source")
+
+
+def duplicate_error(other: Lead) -> ValidationError:
+    """The duplicate-email error with a link to the lead that has the address (its name escaped)."""
+    return ValidationError(
+        format_html('A lead with this email exists: <a href="{}">{} (lead #{})</a>. Open it instead of creating a duplicate.',
+                    reverse("workspace:lead_detail", args=[other.pk]), str(other), other.pk),
+        code="duplicate",
+    )
+
+
+class RepLeadForm(forms.ModelForm):
+    """A lead's contact and attribution details, as a rep types them; the company by its name."""
+
+    company_name = forms.CharField(
+        label="Company", required=False, max_length=200,
+        help_text="An existing company's name (any case) or a new one, which is then created.",
+    )
+
+    class Meta:
+        model = Lead
+        fields = LEAD_FIELDS
+        widgets = {"consent_given_at": forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
+                   "consent_text": forms.Textarea(attrs={"rows": 2})}
+
+    field_order = ("first_name", "last_name", "email", "phone", "title", "company_name")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["source"].queryset = Source.objects.order_by("name")
+        self.fields["campaign"].queryset = Campaign.objects.order_by("name")
+        self.fields["persona"].queryset = Persona.objects.order_by("name")
+        if self.instance.pk and self.instance.company_id:
+            self.fields["company_name"].initial = self.instance.company.name
+
+    def clean_email(self):
+        email = normalize_email(self.cleaned_data.get("email", ""))
+        if email:
+            other = lead_duplicate_of(email=email, exclude_pk=self.instance.pk)
+            if other is not None:
+                raise duplicate_error(other)
+        return email
+
+    def service_fields(self) -> dict:
+        """The changed fields for the service (all of them for a new lead)."""
+        names = LEAD_FIELDS if self.instance.pk is None else [n for n in self.changed_data if n in LEAD_FIELDS]
+        return {name: self.cleaned_data[name] for name in names}
+
+    def _post_clean(self):
+        # The service validates the lead (and says so by field); the form does not run the model's checks twice.
+        pass
