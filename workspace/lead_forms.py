@@ -66,3 +66,33 @@ class RepLeadForm(forms.ModelForm):
     def _post_clean(self):
         # The service validates the lead (and says so by field); the form does not run the model's checks twice.
         pass
+
+
+# --- In-place edits on the lead page ------------------------------------------------------------
+
+# The details a lead's worker changes in place, whatever its stage (they move nothing in the pipeline).
+STAGE_SAFE_FIELDS = ("title", "phone", "persona", "timezone")
+
+
+class _DetailForm(forms.ModelForm):
+    def _post_clean(self):
+        pass  # the lead service validates (and says so by field)
+
+
+def detail_form(name: str, lead: Lead, data=None) -> forms.ModelForm:
+    form_class = forms.modelform_factory(Lead, form=_DetailForm, fields=[name])
+    form = form_class(data, instance=lead)
+    if name == "persona":
+        form.fields["persona"].queryset = Persona.objects.order_by("name")
+    return form
+
+
+class CompanyNameForm(forms.Form):
+    company_name = forms.CharField(label="Company", required=False, max_length=200,
+                                   help_text="An existing company's name (any case) or a new one; empty for none.")
+
+
+class NextTaskForm(forms.Form):
+    title = forms.CharField(max_length=200, label="Next task", error_messages={"required": "Say what has to be done."})
+    due_at = forms.DateTimeField(label="Due", widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
+                                 error_messages={"required": "Choose when the task is due."})

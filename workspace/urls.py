@@ -12,6 +12,7 @@ urlpatterns = [
     # Making and changing leads (workspace.lead_views)
     path("leads/new/", lead_views.lead_new, name="lead_new"),
     path("leads/<int:pk>/edit/", lead_views.lead_edit, name="lead_edit"),
+    path("leads/<int:pk>/field/<slug:field>/", lead_views.lead_field, name="lead_field"),
     path("leads/<int:pk>/", views.lead_detail, name="lead_detail"),
     path("leads/<int:pk>/claim/", views.lead_claim, name="lead_claim"),
     path("leads/<int:pk>/tags/add/", views.lead_tag_add, name="lead_tag_add"),

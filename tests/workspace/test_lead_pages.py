@@ -5,6 +5,7 @@ from datetime import UTC, datetime
 import pytest
 import time_machine
 from django.urls import reverse
+from django.utils import timezone
 
 from leads.models import Company, Lead, StageChange
 from tests.factories import CompanyFactory, LeadFactory
@@ -109,3 +110,85 @@ def test_the_lead_page_links_to_its_edit_page_only_for_who_may_work_it(client, r
     assert edit in rep_client.get(reverse("workspace:lead_detail", args=[own_lead.pk])).content.decode()
     client.force_login(marketer_user)
     assert edit not in client.get(reverse("workspace:lead_detail", args=[own_lead.pk])).content.decode()
+
+
+# --- In-place edits ---------------------------------------------------------------------------
+
+HTMX = {"HTTP_HX_REQUEST": "true"}
+
+
+def field_url(lead, name):
+    return reverse("workspace:lead_field", args=[lead.pk, name])
+
+
+def test_the_owner_edits_the_title_in_place_and_the_lead_is_redrawn(rep_client, own_lead):
+    form = rep_client.get(field_url(own_lead, "title"), **HTMX)
+    assert form.status_code == 200 and 'name="title"' in form.content.decode()
+    response = rep_client.post(field_url(own_lead, "title"), {"title": "CTO"}, **HTMX)
+    assert response.status_code == 200
+    assert 'id="lead-main"' in response.content.decode() and "CTO" in response.content.decode()
+    own_lead.refresh_from_db()
+    assert own_lead.title == "CTO"
+
+
+def test_without_javascript_an_in_place_edit_is_a_page_then_back_to_the_lead(rep_client, own_lead):
+    page = rep_client.get(field_url(own_lead, "phone"))
+    assert "<html" in page.content.decode()
+    response = rep_client.post(field_url(own_lead, "phone"), {"phone": "+44 20 7946 0000"})
+    assert response["Location"] == reverse("workspace:lead_detail", args=[own_lead.pk])
+    own_lead.refresh_from_db()
+    assert own_lead.phone == "+44 20 7946 0000"
+
+
+def test_a_bad_time_zone_is_refused_next_to_the_field(rep_client, own_lead):
+    response = rep_client.post(field_url(own_lead, "timezone"), {"timezone": "Mars/Olympus"}, **HTMX)
+    assert response.status_code == 422
+    assert 'name="timezone"' in response.content.decode()
+    own_lead.refresh_from_db()
+    assert own_lead.timezone == ""
+
+
+def test_the_company_is_set_by_name_in_place(rep_client, own_lead):
+    rep_client.post(field_url(own_lead, "company"), {"company_name": "Difference Engines"}, **HTMX)
+    own_lead.refresh_from_db()
+    assert own_lead.company.name == "Difference Engines"
+
+
+def test_a_rep_cannot_give_a_lead_to_someone_but_a_manager_can(client, rep_client, own_lead, other_rep, manager_user):
+    assert rep_client.post(field_url(own_lead, "owner"), {"owner": other_rep.pk}).status_code == 403
+    own_lead.refresh_from_db()
+    assert own_lead.owner_id != other_rep.pk
+    client.force_login(manager_user)
+    client.post(field_url(own_lead, "owner"), {"owner": other_rep.pk}, **HTMX)
+    own_lead.refresh_from_db()
+    assert own_lead.owner == other_rep
+
+
+def test_another_rep_cannot_edit_in_place(client, other_rep, own_lead):
+    client.force_login(other_rep)
+    assert client.post(field_url(own_lead, "title"), {"title": "X"}).status_code == 404
+
+
+def test_the_next_task_is_scheduled_then_rescheduled_in_place(rep_client, rep_user, own_lead):
+    rep_client.post(field_url(own_lead, "next_task"), {"title": "Call back", "due_at": "2026-11-04T09:00"}, **HTMX)
+    task = own_lead.tasks.get()
+    assert (task.title, task.assignee) == ("Call back", rep_user)
+    rep_client.post(field_url(own_lead, "next_task"), {"title": "Call back", "due_at": "2026-11-06T15:30"}, **HTMX)
+    task.refresh_from_db()
+    assert own_lead.tasks.count() == 1
+    assert timezone.localtime(task.due_at).strftime("%Y-%m-%d %H:%M") == "2026-11-06 15:30"
+
+
+def test_a_next_task_in_the_past_is_refused(rep_client, own_lead):
+    response = rep_client.post(field_url(own_lead, "next_task"), {"title": "Call", "due_at": "2020-01-01T09:00"}, **HTMX)
+    assert response.status_code == 422
+    assert "in the past" in response.content.decode()
+    assert not own_lead.tasks.exists()
+
+
+def test_the_lead_page_offers_in_place_edits_only_to_who_may_make_them(client, rep_client, own_lead, marketer_user):
+    page = rep_client.get(reverse("workspace:lead_detail", args=[own_lead.pk])).content.decode()
+    assert field_url(own_lead, "title") in page and field_url(own_lead, "owner") not in page
+    client.force_login(marketer_user)
+    page = client.get(reverse("workspace:lead_detail", args=[own_lead.pk])).content.decode()
+    assert field_url(own_lead, "title") not in page
