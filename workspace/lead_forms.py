@@ -96,3 +96,42 @@ class NextTaskForm(forms.Form):
     title = forms.CharField(max_length=200, label="Next task", error_messages={"required": "Say what has to be done."})
     due_at = forms.DateTimeField(label="Due", widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
                                  error_messages={"required": "Choose when the task is due."})
+
+
+# --- Bulk actions on the Leads list -----------------------------------------------------------------
+
+# One action changes at most this many leads (a page of the list is 25; "select all" takes one page).
+BULK_MAX = 500
+
+BULK_ACTIONS = {
+    "assign": "Assign to…",
+    "enroll": "Enroll in a sequence…",
+    "stage": "Change stage…",
+    "task": "Add a task…",
+    "export": "Export as CSV",
+}
+
+
+class BulkSelectionForm(forms.Form):
+    action = forms.ChoiceField(choices=BULK_ACTIONS.items(), error_messages={"required": "Choose what to do with the selected leads."})
+    lead = forms.TypedMultipleChoiceField(coerce=int, error_messages={"required": "Select at least one lead."})
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # Any id is accepted here; which leads the user may see and change is the view's and the services' call.
+        self.fields["lead"].valid_value = lambda value: str(value).isdigit()
+
+    def clean_lead(self):
+        ids = list(dict.fromkeys(self.cleaned_data["lead"]))
+        if len(ids) > BULK_MAX:
+            raise ValidationError(f"{len(ids):,} leads are selected: an action takes at most {BULK_MAX} at a time.")
+        return ids
+
+
+class BulkTaskForm(forms.Form):
+    title = forms.CharField(max_length=200, error_messages={"required": "Say what has to be done."})
+    due_at = forms.DateTimeField(label="Due", widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
+                                 error_messages={"required": "Choose when the task is due."})
+    notes = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}))
+    assignee = forms.ChoiceField(label="For", choices=[("owner", "Each lead's owner (me for unassigned leads)"), ("me", "Me")],
+                                 initial="owner", widget=forms.RadioSelect)

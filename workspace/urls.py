@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import lead_views, views
+from . import bulk_views, lead_views, views
 
 app_name = "workspace"
 
@@ -11,6 +11,7 @@ urlpatterns = [
     path("leads/export/<slug:file_format>/", views.lead_export, name="lead_export"),
     # Making and changing leads (workspace.lead_views)
     path("leads/new/", lead_views.lead_new, name="lead_new"),
+    path("leads/bulk/", bulk_views.lead_bulk, name="lead_bulk"),
     path("leads/<int:pk>/edit/", lead_views.lead_edit, name="lead_edit"),
     path("leads/<int:pk>/field/<slug:field>/", lead_views.lead_field, name="lead_field"),
     path("leads/<int:pk>/", views.lead_detail, name="lead_detail"),
