@@ -6,13 +6,16 @@ Views parse input, ask `access` who may do it, call one service and render (see 
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404, HttpResponse
-from django.shortcuts import redirect, render
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.utils import timezone
+from django.views.decorators.http import require_POST
 
 from leads import services as lead_services
 from leads.forms import AssignOwnerForm, add_service_errors
 
 from . import lead_forms, services
+from .models import SavedView
 from .views import _lead, _lead_updated, workspace_view
 
 
@@ -134,3 +137,29 @@ def lead_field(request, pk, field, *, access):
     context = {"lead": lead, "field": field, "label": INLINE_FIELDS[field], "form": form, "nav": "leads"}
     template = "workspace/partials/lead_field_form.html" if request.htmx else "workspace/lead_field_page.html"
     return render(request, template, context, status=status)
+
+
+# --- Saved views of the Leads list ---------------------------------------------------------------
+
+
+@require_POST
+@workspace_view
+def saved_view_save(request, *, access):
+    query = request.POST.get("query", "")
+    try:
+        view = services.saved_view_create(user=request.user, name=request.POST.get("name", ""), query=query)
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+        return redirect(reverse("workspace:lead_list") + (f"?{services.view_query(query)}" if query else ""))
+    messages.success(request, f"View “{view.name}” saved.")
+    return redirect(reverse("workspace:lead_list") + (f"?{view.query}" if view.query else ""))
+
+
+@require_POST
+@workspace_view
+def saved_view_delete(request, pk, *, access):
+    # Someone else's view is not found, rather than refused: its name is not revealed.
+    view = get_object_or_404(SavedView, pk=pk, user=request.user)
+    services.saved_view_delete(view=view, by=request.user)
+    messages.success(request, f"View “{view.name}” deleted.")
+    return redirect("workspace:lead_list")

@@ -292,3 +292,13 @@ def rep_numbers(*, user, period: str = "month", now: datetime | None = None) -> 
         "conversions": conversions,
         "won_by_currency": list(won),
     }
+
+
+# --- Saved views ------------------------------------------------------------------------------------
+
+
+def saved_view_list(*, user) -> list:
+    """The user's saved Leads list views, by name."""
+    from .models import SavedView
+
+    return list(SavedView.objects.filter(user=user).order_by("name", "pk"))

@@ -5,9 +5,13 @@ Each is one transaction over the leads services, which check the policy and writ
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
+from django.http import QueryDict
+from django.utils import timezone
 
 from leads import services as lead_services
 from leads.models import Company, Lead
+
+from .models import SavedView
 
 
 def _company(*, name: str | None, by) -> Company | None:
@@ -56,3 +60,46 @@ def task_create_many(*, leads, by, title: str, due_at, notes: str = "", for_owne
         else:
             done += 1
     return done, refused
+
+
+# --- Saved views of the Leads list ---------------------------------------------------------------
+# A user's own shortcuts to a filtered list: they change nothing in the CRM, so no event is recorded.
+
+SAVED_VIEWS_MAX = 30
+
+
+def view_query(query: str) -> str:
+    """The list's parameters without the page (a view opens on its first page) or the CSRF token."""
+    params = QueryDict(query, mutable=True)
+    for name in ("page", "csrfmiddlewaretoken"):
+        params.pop(name, None)
+    return params.urlencode()
+
+
+@transaction.atomic
+def saved_view_create(*, user, name: str, query: str) -> SavedView:
+    """Save the list's filters and sort under `name`: one view per name for each user; saving a name again
+    replaces that view's filters."""
+    name = " ".join((name or "").split())
+    if not name:
+        raise ValidationError({"name": ["Name the view, e.g. “Hot leads to call”."]})
+    if len(name) > SavedView._meta.get_field("name").max_length:
+        raise ValidationError({"name": [f"Use at most {SavedView._meta.get_field('name').max_length} characters."]})
+    query = view_query(query)
+    if len(query) > SavedView._meta.get_field("query").max_length:
+        raise ValidationError({"query": ["These filters are too long to save: remove some and save again."]})
+    existing = SavedView.objects.select_for_update().filter(user=user, name=name).first()
+    if existing is not None:
+        existing.query = query
+        existing.save(update_fields=["query"])
+        return existing
+    if SavedView.objects.filter(user=user).count() >= SAVED_VIEWS_MAX:
+        raise ValidationError({"name": [f"You have {SAVED_VIEWS_MAX} saved views: delete one first."]})
+    return SavedView.objects.create(user=user, name=name, query=query, created_at=timezone.now())
+
+
+def saved_view_delete(*, view: SavedView, by) -> None:
+    """Delete a saved view: only its owner may."""
+    if view.user_id != by.pk:
+        raise PermissionDenied("Only the person who saved a view can delete it.")
+    view.delete()

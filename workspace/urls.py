@@ -12,6 +12,8 @@ urlpatterns = [
     # Making and changing leads (workspace.lead_views)
     path("leads/new/", lead_views.lead_new, name="lead_new"),
     path("leads/bulk/", bulk_views.lead_bulk, name="lead_bulk"),
+    path("leads/views/", lead_views.saved_view_save, name="saved_view_save"),
+    path("leads/views/<int:pk>/delete/", lead_views.saved_view_delete, name="saved_view_delete"),
     path("leads/<int:pk>/edit/", lead_views.lead_edit, name="lead_edit"),
     path("leads/<int:pk>/field/<slug:field>/", lead_views.lead_field, name="lead_field"),
     path("leads/<int:pk>/", views.lead_detail, name="lead_detail"),
