@@ -13,20 +13,36 @@
     if (label) {
       label.textContent = ticked ? ticked + " selected" : "";
     }
-    var all = document.getElementById("bulk-all");
-    if (all) {
+    Array.prototype.forEach.call(document.querySelectorAll(".bulk-all"), function (all) {
       all.checked = ticked > 0 && ticked === boxes().length;
       all.indeterminate = ticked > 0 && ticked < boxes().length;
-    }
+    });
   }
 
   document.addEventListener("change", function (event) {
     var target = event.target;
-    if (target.id === "bulk-all") {
+    if (target.classList && target.classList.contains("bulk-all")) {
       boxes().forEach(function (box) { box.checked = target.checked; });
       count();
     } else if (target.name === "lead" && target.getAttribute("form") === "bulk-form") {
       count();
     }
   });
+})();
+
+// The filters sit in a <details>, closed in the page so that a phone shows the list first; on a wider screen
+// they are opened at once (without JavaScript, the "Filters" button opens them).
+(function () {
+  "use strict";
+  function openOnWideScreens() {
+    var filters = document.getElementById("lead-filters");
+    if (filters && window.matchMedia("(min-width: 768px)").matches) {
+      filters.open = true;
+    }
+  }
+  if (document.readyState === "loading") {
+    document.addEventListener("DOMContentLoaded", openOnWideScreens);
+  } else {
+    openOnWideScreens();
+  }
 })();
