@@ -137,3 +137,13 @@ def test_a_hostile_lead_name_is_escaped_on_the_bulk_page(rep_client, rep_user):
     lead = LeadFactory(first_name="<script>x</script>", owner=rep_user)
     page = rep_client.post(BULK, {"action": "stage", "lead": [lead.pk]}).content.decode()
     assert "<script>x</script>" not in page and "&lt;script&gt;x&lt;/script&gt;" in page
+
+
+def test_a_hostile_lead_name_is_escaped_in_the_list_and_in_the_summary(rep_client, own_lead):
+    hostile = LeadFactory(first_name="<script>alert(2)</script>", owner=None)
+    page = rep_client.get(reverse("workspace:lead_list"), {"scope": "pool"}).content.decode()
+    assert "<script>alert(2)</script>" not in page and 'aria-label="Select &lt;script&gt;alert(2)&lt;/script&gt;' in page
+    response = rep_client.post(BULK, {"action": "stage", "lead": [own_lead.pk, hostile.pk], "step": "confirm",
+                                      "to_status": "contacted"}, follow=True)
+    page = response.content.decode()
+    assert "1 not: &lt;script&gt;alert(2)&lt;/script&gt;" in page and "<script>alert(2)</script>" not in page
