@@ -10,6 +10,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_POST
+from django_htmx.http import reswap, retarget
 
 from leads import services as lead_services
 from leads.forms import AssignOwnerForm, add_service_errors
@@ -135,8 +136,11 @@ def lead_field(request, pk, field, *, access):
             return _lead_updated(request, access, lead, message)
     status = 422 if form.errors else 200
     context = {"lead": lead, "field": field, "label": INLINE_FIELDS[field], "form": form, "nav": "leads"}
-    template = "workspace/partials/lead_field_form.html" if request.htmx else "workspace/lead_field_page.html"
-    return render(request, template, context, status=status)
+    if not request.htmx:
+        return render(request, "workspace/lead_field_page.html", context, status=status)
+    response = render(request, "workspace/partials/lead_field_form.html", context, status=status)
+    # Refused: the form goes back in the field's place, not over the lead (its form targets the whole lead).
+    return reswap(retarget(response, f"#lead-{field.replace('_', '-')}"), "innerHTML") if status != 200 else response
 
 
 # --- Saved views of the Leads list ---------------------------------------------------------------

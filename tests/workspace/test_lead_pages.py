@@ -144,6 +144,7 @@ def test_a_bad_time_zone_is_refused_next_to_the_field(rep_client, own_lead):
     response = rep_client.post(field_url(own_lead, "timezone"), {"timezone": "Mars/Olympus"}, **HTMX)
     assert response.status_code == 422
     assert 'name="timezone"' in response.content.decode()
+    assert (response["HX-Retarget"], response["HX-Reswap"]) == ("#lead-timezone", "innerHTML")
     own_lead.refresh_from_db()
     assert own_lead.timezone == ""
 
