@@ -264,6 +264,8 @@ class Lead(models.Model):
             models.Index(fields=["persona", "-created_at", "-id"], name="lead_live_persona", condition=LIVE),
             models.Index(fields=["-last_touch_at", "-id"], name="lead_last_touch"),
             models.Index(fields=["-score", "-id"], name="lead_score"),
+            # The reps' Leads list sorted by name (either way).
+            models.Index(fields=["last_name", "first_name", "id"], name="lead_name"),
             # What a sync client asks for: leads changed since its last read (the API's updated_since).
             models.Index(fields=["updated_at", "id"], name="lead_updated"),
             # The open pipeline now by stage and owner (the reports' pipeline, stuck and cold leads): every live

@@ -87,6 +87,13 @@ SORTS = {
     "last_touch": ("-last_touch_at", "-id"),
     "least_touched": ("last_touch_at", "id"),
     "name": ("last_name", "first_name", "id"),
+    # The list's sortable columns, the other way round (each reads one of the Lead indexes, backwards or not).
+    "name_desc": ("-last_name", "-first_name", "-id"),
+    "stage": ("status", "-created_at", "-id"),
+    "stage_desc": ("-status", "created_at", "id"),
+    "owner": ("owner", "-created_at", "-id"),
+    "owner_desc": ("-owner", "created_at", "id"),
+    "score_asc": ("score", "id"),
 }
 
 
@@ -289,3 +296,13 @@ def rep_numbers(*, user, period: str = "month", now: datetime | None = None) -> 
         "conversions": conversions,
         "won_by_currency": list(won),
     }
+
+
+# --- Saved views ------------------------------------------------------------------------------------
+
+
+def saved_view_list(*, user) -> list:
+    """The user's saved Leads list views, by name."""
+    from .models import SavedView
+
+    return list(SavedView.objects.filter(user=user).order_by("name", "pk"))

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import views
+from . import bulk_views, lead_views, views
 
 app_name = "workspace"
 
@@ -9,6 +9,13 @@ urlpatterns = [
     path("numbers/", views.numbers, name="numbers"),
     path("leads/", views.lead_list, name="lead_list"),
     path("leads/export/<slug:file_format>/", views.lead_export, name="lead_export"),
+    # Making and changing leads (workspace.lead_views)
+    path("leads/new/", lead_views.lead_new, name="lead_new"),
+    path("leads/bulk/", bulk_views.lead_bulk, name="lead_bulk"),
+    path("leads/views/", lead_views.saved_view_save, name="saved_view_save"),
+    path("leads/views/<int:pk>/delete/", lead_views.saved_view_delete, name="saved_view_delete"),
+    path("leads/<int:pk>/edit/", lead_views.lead_edit, name="lead_edit"),
+    path("leads/<int:pk>/field/<slug:field>/", lead_views.lead_field, name="lead_field"),
     path("leads/<int:pk>/", views.lead_detail, name="lead_detail"),
     path("leads/<int:pk>/claim/", views.lead_claim, name="lead_claim"),
     path("leads/<int:pk>/tags/add/", views.lead_tag_add, name="lead_tag_add"),
