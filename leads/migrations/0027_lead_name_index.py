@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('leads', '0024_lead_tags'),
+        ('leads', '0026_task_open_due'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
