@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import views
+from . import search_views, views
 
 app_name = "workspace"
 
@@ -17,4 +17,6 @@ urlpatterns = [
     path("enrollments/<int:pk>/<slug:op>/", views.enrollment_change, name="enrollment_change"),
     path("tasks/<int:pk>/done/", views.task_done, name="task_done"),
     path("tasks/<int:pk>/snooze/", views.task_snooze, name="task_snooze"),
+    # Global search, from every page's nav.
+    path("search/", search_views.global_search, name="search"),
 ]
