@@ -1,4 +1,4 @@
-"""Global search: leads, companies and deals from every reps' page, in three queries whatever the data size.
+"""Global search: leads, companies and deals from every reps' page, in four queries whatever the data size.
 
 Who sees what (core.policy):
 
@@ -18,14 +18,16 @@ Best first: an exact email or phone match, then a match at the start of a word
 branch is bounded by the same substring filter on `Lead.search_text`, which the
 pg_trgm GIN index answers on PostgreSQL (leads migration 0002), and takes at
 most `GROUP_SIZE` rows, so the database never sorts the whole match: one query
-fetches the leads of the (at most three) bounded id lists, ranked here.
+fetches the leads of the (at most three) bounded id lists, ranked here. A company's lead count is
+read from the (company, owner) index of live leads (leads migration 0026).
 """
 
 import re
 from dataclasses import dataclass, field
 
-from django.db.models import Count, IntegerField, OuterRef, Q, Subquery, Value
-from django.db.models.functions import Coalesce, Lower
+from django.db.models import Count, Q
+from django.db.models.expressions import RawSQL
+from django.db.models.functions import Lower
 
 from core.policy import Access
 from leads.models import Company, Deal, Lead
@@ -64,7 +66,8 @@ def _exact(text: str) -> Q | None:
 
 def _word_start(text: str) -> Q:
     # search_text is lower-cased words separated by single spaces: a word starts the text or follows a space.
-    return Q(search_text__startswith=text.lower()) | Q(search_text__contains=" " + text.lower())
+    # One regular expression, so that PostgreSQL reads the trigram index once (an OR of two LIKEs reads it twice).
+    return Q(search_text__regex=r"(^| )" + re.escape(text.lower()))
 
 
 def _rank(lead: Lead, text: str) -> int:
@@ -78,17 +81,22 @@ def _rank(lead: Lead, text: str) -> int:
 
 
 def _search_leads(*, access: Access, text: str) -> list[Lead]:
-    matching = lead_search(access.leads(Lead.objects.live()), text).order_by()
-    branches = [matching.filter(_word_start(text)), matching]
+    visible = access.leads(Lead.objects.live()).order_by()
+    matching = lead_search(visible, text)
+    branches = [visible.filter(_word_start(text)), matching]  # a word start contains the text: no second filter
     exact = _exact(text)
     if exact is not None:
         branches.insert(0, matching.filter(exact))
-    # Each branch is a bounded id list (LIMIT in its subquery); one query fetches their union.
-    wanted = Q()
-    for branch in branches:
-        wanted |= Q(pk__in=branch.values("pk")[:GROUP_SIZE])
+    # Each branch is a bounded id list (LIMIT in its subquery), read as a derived table (SQLite refuses a
+    # LIMIT inside UNION ALL): the leads are then fetched by primary key in the same query.
+    parts, params = [], []
+    for i, branch in enumerate(branches):
+        sql, branch_params = branch.values("pk")[:GROUP_SIZE].query.sql_with_params()
+        parts.append(f"SELECT * FROM ({sql}) branch{i}")
+        params.extend(branch_params)
     leads = list(
-        Lead.objects.filter(wanted)
+        Lead.objects.filter(pk__in=RawSQL(" UNION ALL ".join(parts), params))
+        .order_by()
         .select_related("owner", "company")
         .only("id", "first_name", "last_name", "email", "phone", "status", "search_text", "archived_at", "owner_id",
               "company_id", "owner__id", "owner__username", "owner__first_name", "owner__last_name",
@@ -100,12 +108,9 @@ def _search_leads(*, access: Access, text: str) -> list[Lead]:
 
 def _search_companies(*, access: Access, text: str) -> list[Company]:
     lowered = text.lower()
-    visible = access.leads(Lead.objects.live()).filter(company=OuterRef("pk")).order_by()
-    lead_count = visible.values("company").annotate(n=Count("id")).values("n")
-    companies = (
+    candidates = (
         Company.objects.alias(name_key=Lower("name"), domain_key=Lower("domain"))
         .filter(Q(name_key__contains=lowered) | Q(domain_key__contains=lowered))
-        .annotate(lead_count=Coalesce(Subquery(lead_count, output_field=IntegerField()), Value(0)))
         .only("id", "name", "domain")
         .order_by()[: GROUP_SIZE * 4]
     )
@@ -118,7 +123,19 @@ def _search_companies(*, access: Access, text: str) -> list[Company]:
             return PREFIX
         return SUBSTRING
 
-    return sorted(companies, key=lambda c: (rank(c), c.name.lower(), c.pk))[:GROUP_SIZE]
+    companies = sorted(candidates, key=lambda c: (rank(c), c.name.lower(), c.pk))[:GROUP_SIZE]
+    # Counted for the companies shown only (a second query), from the (company, owner) index of live leads.
+    counts = dict(
+        access.leads(Lead.objects.live())
+        .filter(company__in=[c.pk for c in companies])
+        .order_by()
+        .values("company")
+        .annotate(n=Count("*"))
+        .values_list("company", "n")
+    ) if companies else {}
+    for company in companies:
+        company.lead_count = counts.get(company.pk, 0)
+    return companies
 
 
 def _search_deals(*, access: Access, text: str) -> list[Deal]:
@@ -135,7 +152,8 @@ def _search_deals(*, access: Access, text: str) -> list[Deal]:
 def global_search(*, access: Access, text: str) -> SearchResults:
     """Up to GROUP_SIZE leads, companies and deals matching `text` that the user may see, best first.
 
-    Three queries (leads, companies, deals), none for a text shorter than MIN_LENGTH (`too_short`)."""
+    Four queries at most (leads, companies, their lead counts, deals), none for a text shorter than MIN_LENGTH
+    (`too_short`)."""
     text = " ".join(text.split())[:MAX_LENGTH]
     if len(text) < MIN_LENGTH:
         return SearchResults(text=text, too_short=True)
