@@ -262,6 +262,8 @@ class Lead(models.Model):
             models.Index(fields=["source", "-created_at", "-id"], name="lead_live_source", condition=LIVE),
             models.Index(fields=["campaign", "-created_at", "-id"], name="lead_live_campaign", condition=LIVE),
             models.Index(fields=["persona", "-created_at", "-id"], name="lead_live_persona", condition=LIVE),
+            # The global search's lead count per company, within what a user may see (read from the index alone).
+            models.Index(fields=["company", "owner"], name="lead_live_company_owner", condition=LIVE),
             models.Index(fields=["-last_touch_at", "-id"], name="lead_last_touch"),
             models.Index(fields=["-score", "-id"], name="lead_score"),
             # The reps' Leads list sorted by name (either way).

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import bulk_views, lead_views, views
+from . import bulk_views, lead_views, search_views, views
 
 app_name = "workspace"
 
@@ -25,4 +25,6 @@ urlpatterns = [
     path("deals/<int:pk>/stage/", views.deal_stage, name="deal_stage"),
     path("tasks/<int:pk>/done/", views.task_done, name="task_done"),
     path("tasks/<int:pk>/snooze/", views.task_snooze, name="task_snooze"),
+    # Global search, from every page's nav.
+    path("search/", search_views.global_search, name="search"),
 ]
