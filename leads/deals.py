@@ -37,7 +37,7 @@ def deal_change_stage(*, deal: Deal, stage: DealStage, by=None, note: str = "", 
     history row says from, to, when, who, how long in the stage left and why (`note`); `deal.stage_changed` is
     recorded. Won and lost are not stages: a deal is won by converting its lead, lost with a reason."""
     with transaction.atomic():
-        stored = Deal.objects.select_for_update().select_related("lead", "stage").get(pk=deal.pk)
+        stored = Deal.objects.select_for_update(of=("self",)).select_related("lead", "stage").get(pk=deal.pk)
         check_may_work(by, stored.lead)
         if stored.status != Deal.Status.OPEN:
             raise ValidationError({"stage": [f"The deal is {stored.get_status_display().lower()}: it stays in the "
