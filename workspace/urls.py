@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import views
+from . import board_views, views
 
 app_name = "workspace"
 
@@ -18,4 +18,9 @@ urlpatterns = [
     path("deals/<int:pk>/stage/", views.deal_stage, name="deal_stage"),
     path("tasks/<int:pk>/done/", views.task_done, name="task_done"),
     path("tasks/<int:pk>/snooze/", views.task_snooze, name="task_snooze"),
+    # The pipeline board
+    path("board/", board_views.board, name="board"),
+    path("board/columns/<slug:key>/", board_views.board_column, name="board_column"),
+    path("board/leads/<int:pk>/move/", board_views.board_lead_move, name="board_lead_move"),
+    path("board/deals/<int:pk>/move/", board_views.board_deal_move, name="board_deal_move"),
 ]
