@@ -8,7 +8,7 @@ them over 10 sales reps and an unassigned pool (10%) and gives them a history;
 a second run reuses the data (the reps' tasks are laid out again around today
 on every run). Then it serves the app with gunicorn (crm.settings.production,
 as behind a TLS proxy), logs in as the measured rep through the login form, and
-times Today, My leads (default, searched, filtered, the pool) and a lead page
+times Today, My leads (default, searched, filtered, the pool), the pipeline board and a lead page
 with a long history. The queries of each page are counted in this process
 (django.test.Client on the same database) and the slowest one is explained.
 Results: bench/results/rep_pages.json, and a table on stdout.
@@ -483,6 +483,7 @@ def pages_for(meta: dict) -> dict:
         "leads_status": f"{leads}?status=sql",
         "leads_pool": f"{leads}?scope=pool",
         "lead": reverse("workspace:lead_detail", args=[meta["showcase_lead_id"]]),
+        "board": reverse("workspace:board"),
     }
 
 
