@@ -36,6 +36,7 @@ def test_a_rep_drags_cards_across_the_board_and_a_refused_move_snaps_back(new_pa
     page.locator("#board-status").get_by_text("Ada Drag moved to Contacted.").wait_for()
     assert page.locator(f'[data-column="lead-contacted"] [data-card="lead-{ada.pk}"]').count() == 1
     assert Lead.objects.get(pk=ada.pk).status == "contacted"
+    assert page.locator('[data-column="lead-contacted"] [data-count]').inner_text() == "1"
 
     page.locator(f'[data-card="lead-{bea.pk}"]').drag_to(page.locator('[data-column="lead-customer"]'), source_position=GRIP)
     page.locator("#board-status").get_by_text("becomes a customer by converting").wait_for()

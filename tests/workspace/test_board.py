@@ -36,6 +36,10 @@ def column(body: str, key: str) -> str:
     return body[start:end if end != -1 else None]
 
 
+def text(html: str) -> str:
+    return re.sub(r"<[^>]+>", "", html)
+
+
 def board(client, **params) -> str:
     response = client.get(reverse("workspace:board"), params)
     assert response.status_code == 200
@@ -69,10 +73,10 @@ def test_the_board_shows_a_column_per_lead_stage_up_to_sql_then_per_deal_stage_w
               "Negotiation"]
     positions = [body.index(f'>{title}</h2>') for title in titles]
     assert positions == sorted(positions)
-    assert "2 leads" in column(body, "lead-new") and "Nina New" in column(body, "lead-new")
-    assert "Mia Mql" in column(body, "lead-mql") and "1 lead" in column(body, "lead-mql")
+    assert "2 leads" in text(column(body, "lead-new")) and "Nina New" in column(body, "lead-new")
+    assert "Mia Mql" in column(body, "lead-mql") and "1 lead" in text(column(body, "lead-mql"))
     qualification = column(body, f"deal-{DealStage.objects.get(name='Qualification').pk}")
-    assert "3 deals" in qualification and "2,000 EUR" in qualification and "700 USD" in qualification
+    assert "3 deals" in text(qualification) and "2,000 EUR" in qualification and "700 USD" in qualification
     assert "Dee Deal" in qualification and "1,500 EUR" in qualification
     assert "Dee Deal" not in column(body, "lead-new")  # an opportunity shows as its deal
 
@@ -115,7 +119,7 @@ def test_a_rep_sees_their_own_and_unassigned_leads_but_not_another_reps(rep_clie
 
     assert "Mine Lead" in body and "Pool Lead" in body
     assert "Theirs Lead" not in body and "Their Deal" not in body and "900" not in body
-    assert "2 leads" in column(body, "lead-new")
+    assert "2 leads" in text(column(body, "lead-new"))
 
 
 def test_the_filters_narrow_every_column_by_owner_source_and_campaign(manager_client, rep_user, other_rep):

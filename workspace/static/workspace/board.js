@@ -23,6 +23,12 @@
     return key.indexOf("lead-") === 0 ? key.slice(5) : key;
   }
 
+  // The header's count follows a move; a deal column's totals are redrawn with the next page load.
+  function count(column, by) {
+    var number = column && column.querySelector("[data-count]");
+    if (number) number.textContent = String(Math.max(0, parseInt(number.textContent, 10) + by));
+  }
+
   function askReason(target) {
     var dialog = document.getElementById("board-reason");
     return new Promise(function (resolve) {
@@ -69,7 +75,12 @@
         .then(function (answer) {
           card.classList.remove("is-moving");
           if (answer.ok) {
-            if (list) { card.dataset.from = column.dataset.column; } else { card.remove(); }
+            count(document.querySelector('[data-column="' + from + '"]'), -1);
+            count(column, 1);
+            if (list) {
+              card.dataset.from = column.dataset.column;
+              list.querySelectorAll("[data-empty]").forEach(function (empty) { empty.remove(); });
+            } else { card.remove(); }
           } else {
             home.insertBefore(card, next);
           }
