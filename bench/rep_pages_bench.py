@@ -298,9 +298,9 @@ def spread_and_enrich(dataset: dict) -> dict:
             cursor.execute(
                 """
                 INSERT INTO leads_deal (lead_id, owner_id, product, value, currency, status, created_at, closed_at,
-                                        expected_close_on, lost_reason)
+                                        expected_close_on, lost_reason, next_step)
                 SELECT id, owner_id, 'Team plan', 1200 + mod(id * 7919, 30000), 'EUR', 'won',
-                       stage_entered_at - interval '20 days', stage_entered_at, NULL, ''
+                       stage_entered_at - interval '20 days', stage_entered_at, NULL, '', ''
                 FROM leads_lead WHERE status = 'customer' AND id <> %(showcase)s
                 """,
                 {"showcase": showcase.pk},
