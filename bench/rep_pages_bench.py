@@ -8,7 +8,7 @@ them over 10 sales reps and an unassigned pool (10%) and gives them a history;
 a second run reuses the data (the reps' tasks are laid out again around today
 on every run). Then it serves the app with gunicorn (crm.settings.production,
 as behind a TLS proxy), logs in as the measured rep through the login form, and
-times Today, My leads (default, searched, filtered, the pool) and a lead page
+times Today, My leads (default, searched, filtered, the pool), the pipeline board and a lead page
 with a long history. The global search's dropdown (`global_search*` pages: part
 of a company's name, a surname, an exact email) is measured on 1,000,000 leads
 (--search-leads) in a database of its own, `crm_bench_reps_search`
@@ -321,9 +321,9 @@ def spread_and_enrich(dataset: dict) -> dict:
             cursor.execute(
                 """
                 INSERT INTO leads_deal (lead_id, owner_id, product, value, currency, status, created_at, closed_at,
-                                        expected_close_on, lost_reason)
+                                        expected_close_on, lost_reason, next_step)
                 SELECT id, owner_id, 'Team plan', 1200 + mod(id * 7919, 30000), 'EUR', 'won',
-                       stage_entered_at - interval '20 days', stage_entered_at, NULL, ''
+                       stage_entered_at - interval '20 days', stage_entered_at, NULL, '', ''
                 FROM leads_lead WHERE status = 'customer' AND id <> %(showcase)s
                 """,
                 {"showcase": showcase.pk},
@@ -509,6 +509,7 @@ def pages_for(meta: dict) -> dict:
         # The nav's dropdown as it is typed: part of a company's name (its leads' too), a surname, an exact email.
         **{name: f"{reverse('workspace:search')}?{urlencode({'q': text, 'partial': '1'})}"
            for name, text in search_texts(meta).items()},
+        "board": reverse("workspace:board"),
     }
 
 

@@ -274,6 +274,8 @@ class Lead(models.Model):
             # lead is counted, so the index carries what they filter on and a count reads it alone.
             models.Index(fields=["status", "owner"], include=["id", "stage_entered_at", "last_touch_at", "created_at"],
                          condition=LIVE, name="lead_live_report"),
+            # The pipeline board's columns: a stage's cards, longest in the stage first, keyset-paged.
+            models.Index(fields=["status", "stage_entered_at", "id"], condition=LIVE, name="lead_live_board"),
         ]
 
     def __str__(self):
@@ -552,6 +554,8 @@ class Deal(models.Model):
             models.Index(fields=["lead", "status"], name="deal_lead_status"),
             # A lead's latest deal (its product, in the objections report) read from the index alone.
             models.Index(fields=["lead", "-created_at", "-id"], include=["product"], name="deal_lead_latest"),
+            # The pipeline board's deal columns: a stage's open deals, longest in the stage first, keyset-paged.
+            models.Index(fields=["stage", "stage_entered_at", "id"], condition=Q(status="open"), name="deal_open_board"),
         ]
         constraints = [
             models.CheckConstraint(

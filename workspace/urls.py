@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import bulk_views, lead_views, search_views, views
+from . import board_views, bulk_views, lead_views, search_views, views
 
 app_name = "workspace"
 
@@ -27,4 +27,9 @@ urlpatterns = [
     path("tasks/<int:pk>/snooze/", views.task_snooze, name="task_snooze"),
     # Global search, from every page's nav.
     path("search/", search_views.global_search, name="search"),
+    # The pipeline board
+    path("board/", board_views.board, name="board"),
+    path("board/columns/<slug:key>/", board_views.board_column, name="board_column"),
+    path("board/leads/<int:pk>/move/", board_views.board_lead_move, name="board_lead_move"),
+    path("board/deals/<int:pk>/move/", board_views.board_deal_move, name="board_deal_move"),
 ]
