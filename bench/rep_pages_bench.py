@@ -8,8 +8,13 @@ them over 10 sales reps and an unassigned pool (10%) and gives them a history;
 a second run reuses the data (the reps' tasks are laid out again around today
 on every run). Then it serves the app with gunicorn (crm.settings.production,
 as behind a TLS proxy), logs in as the measured rep through the login form, and
-times Today, My leads (default, searched, filtered, the pool) and a lead page
-with a long history. The queries of each page are counted in this process
+times Today, My leads (default, searched, filtered, the pool), the pipeline board and a lead page
+with a long history. The global search's dropdown (`global_search*` pages: part
+of a company's name, a surname, an exact email) is measured on 1,000,000 leads
+(--search-leads) in a database of its own, `crm_bench_reps_search`
+(BENCH_REPS_SEARCH_DATABASE_URL), by a second run of this module (--pages
+global_search) whose pages are merged into the same results file, each page
+saying how many leads it was measured on. The queries of each page are counted in this process
 (django.test.Client on the same database) and the slowest one is explained.
 Results: bench/results/rep_pages.json, and a table on stdout.
 """
@@ -52,6 +57,8 @@ from bench.nurture_bench import CpuMeter, free_port
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/crm_bench_reps"
 DEFAULT_OUTPUT = ROOT / "bench" / "results" / "rep_pages.json"
+DEFAULT_SEARCH_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/crm_bench_reps_search"
+SEARCH_LEADS = 1_000_000
 TARGETS = {"p95_ms_max": 100, "queries_max": 12, "status": 200}
 # Bumped when the data this module adds on top of the admin loader changes: a reload follows.
 DATA_VERSION = 1
@@ -89,6 +96,14 @@ def main(argv=None):
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help="JSON results file")
     parser.add_argument("--database-url", default=os.environ.get("BENCH_REPS_DATABASE_URL", DEFAULT_DATABASE_URL),
                         help="the database (env BENCH_REPS_DATABASE_URL)")
+    parser.add_argument("--search-leads", type=int, default=SEARCH_LEADS,
+                        help="leads for the global search pages (default 1,000,000; 0: leave them out)")
+    parser.add_argument("--search-database-url",
+                        default=os.environ.get("BENCH_REPS_SEARCH_DATABASE_URL", DEFAULT_SEARCH_DATABASE_URL),
+                        help="the global search's database when --search-leads differs from --leads "
+                             "(env BENCH_REPS_SEARCH_DATABASE_URL)")
+    parser.add_argument("--pages", choices=["all", "global_search", "rep_pages"], default="all",
+                        help="measure every page, only the global search's, or only the others")
     # scripts/bench passes its arguments to every benchmark: ignore the other benchmarks' options.
     args, unknown = parser.parse_known_args(argv)
     if unknown:
@@ -118,6 +133,11 @@ def run(args) -> int:
         print(f"   collectstatic in {time.perf_counter() - t0:.1f} s", flush=True)
         data = describe_data(meta)
         pages = pages_for(meta)
+        search_apart = args.pages == "all" and args.search_leads and args.search_leads != args.leads
+        if args.pages == "rep_pages" or search_apart or not args.search_leads:
+            pages = {k: v for k, v in pages.items() if not k.startswith("global_search")}
+        elif args.pages == "global_search":
+            pages = {k: v for k, v in pages.items() if k.startswith("global_search")}
         connection.close()
 
         load_before = os.getloadavg()[0]
@@ -126,8 +146,11 @@ def run(args) -> int:
         load_after = os.getloadavg()[0]
         queries = measure_queries(meta, pages)
 
-        results = {name: {"url": url, "rows": queries[name].pop("rows"), **timings[name], **queries[name]}
+        results = {name: {"url": url, "leads": meta["leads"], "rows": queries[name].pop("rows"), **timings[name],
+                          **queries[name]}
                    for name, url in pages.items()}
+        if search_apart:
+            results.update(measure_search_apart(args))
         meets = {
             name: {
                 "p95_ms": p["p95_ms"] <= TARGETS["p95_ms_max"],
@@ -298,9 +321,9 @@ def spread_and_enrich(dataset: dict) -> dict:
             cursor.execute(
                 """
                 INSERT INTO leads_deal (lead_id, owner_id, product, value, currency, status, created_at, closed_at,
-                                        expected_close_on, lost_reason)
+                                        expected_close_on, lost_reason, next_step)
                 SELECT id, owner_id, 'Team plan', 1200 + mod(id * 7919, 30000), 'EUR', 'won',
-                       stage_entered_at - interval '20 days', stage_entered_at, NULL, ''
+                       stage_entered_at - interval '20 days', stage_entered_at, NULL, '', ''
                 FROM leads_lead WHERE status = 'customer' AND id <> %(showcase)s
                 """,
                 {"showcase": showcase.pk},
@@ -483,7 +506,41 @@ def pages_for(meta: dict) -> dict:
         "leads_status": f"{leads}?status=sql",
         "leads_pool": f"{leads}?scope=pool",
         "lead": reverse("workspace:lead_detail", args=[meta["showcase_lead_id"]]),
+        # The nav's dropdown as it is typed: part of a company's name (its leads' too), a surname, an exact email.
+        **{name: f"{reverse('workspace:search')}?{urlencode({'q': text, 'partial': '1'})}"
+           for name, text in search_texts(meta).items()},
+        "board": reverse("workspace:board"),
     }
+
+
+def search_texts(meta: dict) -> dict:
+    """What the global search is timed with: the measured rep's showcase lead's company, first 5 letters of its
+    first word; the benchmark's surname; that lead's email, exactly."""
+    from leads.models import Lead
+
+    lead = Lead.objects.select_related("company").get(pk=meta["showcase_lead_id"])
+    company_word = (lead.company.name if lead.company_id else "Smith").split()[0].strip(",").lower()
+    return {
+        "global_search": company_word[:5],
+        "global_search_name": meta["search_surname"],
+        "global_search_email": lead.email,
+    }
+
+
+def measure_search_apart(args) -> dict:
+    """The global search's pages on --search-leads leads: this module again, on its own database, in a child process."""
+    print(f"== global search on {args.search_leads:,} leads ({args.search_database_url.rsplit('/', 1)[-1]})", flush=True)
+    with tempfile.TemporaryDirectory(prefix="rep_pages_search_") as tmp:
+        output = Path(tmp) / "search.json"
+        command = [sys.executable, "-m", "bench.rep_pages_bench", "--pages", "global_search",
+                   "--leads", str(args.search_leads), "--search-leads", str(args.search_leads),
+                   "--database-url", args.search_database_url, "--output", str(output),
+                   "--runs", str(args.runs), "--warmups", str(args.warmups),
+                   "--gunicorn-workers", str(args.gunicorn_workers)]
+        if args.reload:
+            command.append("--reload")
+        subprocess.run(command, check=True, cwd=ROOT)
+        return json.loads(output.read_text())["pages"]
 
 
 def gunicorn_version() -> str:
@@ -655,7 +712,7 @@ def measure_queries(meta: dict, pages: dict, runs: int = 5) -> dict:
 
     from core.policy import access_for
     from leads.models import Lead
-    from workspace import selectors
+    from workspace import search, selectors
     from workspace.forms import LeadFilterForm
 
     rep = get_user_model().objects.get(pk=meta["measured_rep_id"])
@@ -667,6 +724,9 @@ def measure_queries(meta: dict, pages: dict, runs: int = 5) -> dict:
             return len(selectors.today_for(access=access).tasks)
         if name == "lead":
             return len(selectors.lead_page(lead=Lead.objects.get(pk=meta["showcase_lead_id"]))["timeline"])
+        if name.startswith("global_search"):  # results shown, over the three groups
+            found = search.global_search(access=access, text=QueryDict(url.partition("?")[2])["q"])
+            return len(found.leads) + len(found.companies) + len(found.deals)
         form = LeadFilterForm(QueryDict(url.partition("?")[2]) or None, access=access)
         return selectors.lead_list(access=access, filters=form.cleaned_data if form.is_valid() else {}).count()
 
@@ -714,12 +774,12 @@ def print_report(result: dict, output: Path) -> None:
     print(f"Load: {result['load_seconds']:.1f} s{reused}. Rep {d['measured_rep']}: {d['measured_rep_leads']:,} leads, "
           f"{d['measured_rep_tasks_due_by_tonight']} tasks due by tonight ({d['measured_rep_tasks_overdue']} overdue), "
           f"{d['measured_rep_cold_leads']:,} cold, {d['measured_rep_new_leads']:,} new; pool {d['pool_leads']:,}")
-    header = f"{'page':<14}{'rows':>8}{'p50 ms':>9}{'p95 ms':>9}{'max ms':>9}{'queries':>9}{'status':>8}{'SQL ms':>8}{'slowest q ms':>14}"
+    header = f"{'page':<20}{'rows':>8}{'p50 ms':>9}{'p95 ms':>9}{'max ms':>9}{'queries':>9}{'status':>8}{'SQL ms':>8}{'slowest q ms':>14}"
     print(header)
     print("-" * len(header))
     for name, p in result["pages"].items():
         misses = [k for k, ok in result["meets_targets"][name].items() if not ok]
-        print(f"{name:<14}{p['rows']:>8,}{p['p50_ms']:>9.1f}{p['p95_ms']:>9.1f}{p['max_ms']:>9.1f}{p['queries']:>9}"
+        print(f"{name:<20}{p['rows']:>8,}{p['p50_ms']:>9.1f}{p['p95_ms']:>9.1f}{p['max_ms']:>9.1f}{p['queries']:>9}"
               f"{str(p['status']):>8}{p['sql_p50_ms']:>8.1f}{p['slowest_query_ms']:>14.1f}"
               f"{'  MISSES ' + ', '.join(misses) if misses else ''}")
     print("\nSlowest query per page (median of the runs):")

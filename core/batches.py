@@ -1,4 +1,8 @@
-"""Working through many rows a batch at a time: deleting without one long statement, and slicing ids or rows."""
+"""Working through many rows a batch at a time: deleting without one long statement, slicing ids or rows, and
+a background job's batches for a while at a time."""
+
+import time
+from collections.abc import Callable
 
 
 def delete_in_batches(rows, *, batch_size: int = 5000) -> int:
@@ -24,3 +28,14 @@ def batched(values, size: int):
             batch = []
     if batch:
         yield batch
+
+
+def work_for(seconds: float, step: Callable[[], bool]) -> bool:
+    """Call `step` (one batch of a job; it says whether there is more) until the job is done or `seconds` have
+    passed; returns whether work is left, for the caller to hand to a new task (Saleor's batches that re-queue
+    themselves: a worker is never held for a whole job, and a restart loses at most one batch)."""
+    deadline = time.monotonic() + seconds
+    while step():
+        if time.monotonic() > deadline:
+            return True
+    return False

@@ -50,6 +50,7 @@ class EventType(models.TextChoices):
     DEAL_WON = "deal.won", "Deal won"
     DEAL_LOST = "deal.lost", "Deal lost"
     DEAL_UPDATED = "deal.updated", "Deal updated"
+    DEAL_STAGE_CHANGED = "deal.stage_changed", "Deal stage changed"
     COMPANY_CREATED = "company.created", "Company created"
     COMPANY_UPDATED = "company.updated", "Company updated"
     FORM_SUBMITTED = "form.submitted", "Form submitted"

@@ -29,4 +29,5 @@ urlpatterns = [
     path("", include("reports.urls")),
     path("", include("workspace.urls")),
     path("", include("studio.urls")),
+    path("", include("notifications.urls")),
 ]

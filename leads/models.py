@@ -10,7 +10,7 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.core.validators import MinValueValidator
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
 from django.db.models.functions import Lower
@@ -264,14 +264,20 @@ class Lead(models.Model):
             models.Index(fields=["source", "-created_at", "-id"], name="lead_live_source", condition=LIVE),
             models.Index(fields=["campaign", "-created_at", "-id"], name="lead_live_campaign", condition=LIVE),
             models.Index(fields=["persona", "-created_at", "-id"], name="lead_live_persona", condition=LIVE),
+            # The global search's lead count per company, within what a user may see (read from the index alone).
+            models.Index(fields=["company", "owner"], name="lead_live_company_owner", condition=LIVE),
             models.Index(fields=["-last_touch_at", "-id"], name="lead_last_touch"),
             models.Index(fields=["-score", "-id"], name="lead_score"),
+            # The reps' Leads list sorted by name (either way).
+            models.Index(fields=["last_name", "first_name", "id"], name="lead_name"),
             # What a sync client asks for: leads changed since its last read (the API's updated_since).
             models.Index(fields=["updated_at", "id"], name="lead_updated"),
             # The open pipeline now by stage and owner (the reports' pipeline, stuck and cold leads): every live
             # lead is counted, so the index carries what they filter on and a count reads it alone.
             models.Index(fields=["status", "owner"], include=["id", "stage_entered_at", "last_touch_at", "created_at"],
                          condition=LIVE, name="lead_live_report"),
+            # The pipeline board's columns: a stage's cards, longest in the stage first, keyset-paged.
+            models.Index(fields=["status", "stage_entered_at", "id"], condition=LIVE, name="lead_live_board"),
         ]
 
     def __str__(self):
@@ -457,6 +463,8 @@ class Task(models.Model):
         indexes = [
             models.Index(fields=["assignee", "completed_at", "due_at"], name="task_assignee_due"),
             models.Index(fields=["lead", "due_at"], name="task_lead"),
+            # Open tasks coming due, of everyone (the notifications' check, every minute).
+            models.Index(fields=["due_at"], condition=Q(completed_at__isnull=True), name="task_open_due"),
         ]
 
     def __str__(self):
@@ -496,8 +504,27 @@ class Customer(models.Model):
         return self.name
 
 
+class DealStage(models.Model):
+    """A step an open deal goes through (qualification, proposal, negotiation, ...), set by managers, with the
+    chance a deal in it is won: the forecast weighs each open deal's value by it."""
+
+    name = models.CharField(max_length=100, unique=True)
+    position = models.PositiveSmallIntegerField(default=0, help_text="Stages run in this order (lowest first).")
+    probability = models.PositiveSmallIntegerField(
+        "win probability (%)", validators=[MaxValueValidator(100)],
+        help_text="The chance, in percent, that a deal in this stage is won.")
+    is_active = models.BooleanField("in use", default=True, help_text="Switched off: no deal moves into it.")
+
+    class Meta:
+        ordering = ["position", "id"]
+
+    def __str__(self):
+        return f"{self.name} ({self.probability} %)"
+
+
 class Deal(models.Model):
-    """A concrete potential sale (an opportunity), open until won or lost."""
+    """A concrete potential sale (an opportunity), open until won or lost; while open it goes through the deal
+    stages (`DealStage`), each move kept (`DealStageChange`)."""
 
     class Status(models.TextChoices):
         OPEN = "open", "Open"
@@ -517,6 +544,10 @@ class Deal(models.Model):
     expected_close_on = models.DateField(null=True, blank=True)
     closed_at = models.DateTimeField(null=True, blank=True)
     lost_reason = models.CharField(max_length=300, blank=True)
+    stage = models.ForeignKey(DealStage, null=True, blank=True, on_delete=models.PROTECT, related_name="deals",
+                              editable=False, help_text="Changed through the deal stage service, with history.")
+    stage_entered_at = models.DateTimeField(null=True, blank=True, editable=False)
+    next_step = models.CharField(max_length=300, blank=True, help_text="What happens next, e.g. send the proposal.")
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -525,6 +556,8 @@ class Deal(models.Model):
             models.Index(fields=["lead", "status"], name="deal_lead_status"),
             # A lead's latest deal (its product, in the objections report) read from the index alone.
             models.Index(fields=["lead", "-created_at", "-id"], include=["product"], name="deal_lead_latest"),
+            # The pipeline board's deal columns: a stage's open deals, longest in the stage first, keyset-paged.
+            models.Index(fields=["stage", "stage_entered_at", "id"], condition=Q(status="open"), name="deal_open_board"),
         ]
         constraints = [
             models.CheckConstraint(
@@ -548,6 +581,26 @@ class Deal(models.Model):
         if self.status == self.Status.WON and self.closed_at:
             return self.closed_at - self.created_at
         return None
+
+
+class DealStageChange(models.Model):
+    """One move of an open deal from a stage to another (from none: when it was opened)."""
+
+    deal = models.ForeignKey(Deal, on_delete=models.CASCADE, related_name="stage_changes")
+    from_stage = models.ForeignKey(DealStage, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    to_stage = models.ForeignKey(DealStage, on_delete=models.PROTECT, related_name="+")
+    changed_at = models.DateTimeField()
+    changed_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="+")
+    time_in_from_stage = models.DurationField(null=True, blank=True)
+    note = models.CharField(max_length=300, blank=True)
+
+    class Meta:
+        ordering = ["-changed_at", "-id"]
+        indexes = [models.Index(fields=["deal", "-changed_at"], name="dealstagechange_deal")]
+
+    def __str__(self):
+        return f"{self.from_stage or 'opened'} → {self.to_stage}"
 
 
 class Resource(models.Model):

@@ -35,6 +35,7 @@ from core.policy import (
 )
 
 from . import pipeline
+from .deals import deal_stage_start
 from .merging import lead_merge, lead_merge_undo  # noqa: F401  (merging lives in its own module; called from here)
 from .models import (
     Activity,
@@ -830,6 +831,7 @@ def deal_open(
             expected_close_on=expected_close_on,
         )
         _deal_created(deal, by=by)
+        deal_stage_start(deal=deal, by=by)
         if lead.status in pipeline.OPEN_STATUSES and lead.status != LeadStatus.OPPORTUNITY:
             _move(
                 lead=lead,
@@ -842,7 +844,8 @@ def deal_open(
         return deal
 
 
-_DEAL_TERMS = frozenset({"lead", "value", "currency", "product", "created_at", "owner", "expected_close_on"})
+_DEAL_TERMS = frozenset({"lead", "value", "currency", "product", "created_at", "owner", "expected_close_on",
+                         "next_step"})
 
 
 def deal_update_check(stored: Deal, **fields) -> None:

@@ -38,7 +38,8 @@ person_erasing(sender=Lead, lead_ids, address, by, deleted)
     the person (`address` is the normalised email, "" if none) and adds what
     it deleted to `deleted` (a dict: what -> how many). The capture app
     handles it: the website's page views lose their link to the person, and
-    quarantined submissions with the address are deleted.
+    quarantined submissions with the address are deleted. The notifications
+    app deletes the notifications about the person.
 
 person_exporting(sender=Lead, lead_ids, address, export)
     Sent by the export of everything about a person (nurturing.privacy.

@@ -13,6 +13,8 @@ from celery import shared_task
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 
+from core.batches import work_for
+
 from .claim import deliveries_claim, deliveries_reap
 from .dispatch import TransientSendError, deliveries_send
 from .services import webhook_nonces_prune
@@ -102,16 +104,11 @@ def run_triggers():
 @shared_task(ignore_result=True, acks_late=True, soft_time_limit=300, time_limit=330)
 def enroll_audience(job_id: int):
     """Enroll an audience's leads for about half a minute, then hand the rest of the job to a new task."""
-    import time
-
     from .audience_enrollment import audience_enroll_fail, audience_enroll_step
 
-    deadline = time.monotonic() + 30
     try:
-        while audience_enroll_step(job_id=job_id):
-            if time.monotonic() > deadline:
-                enroll_audience.delay(job_id)
-                return
+        if work_for(30, lambda: audience_enroll_step(job_id=job_id)):
+            enroll_audience.delay(job_id)
     except Exception as exc:
         audience_enroll_fail(job_id=job_id, error=f"{type(exc).__name__}: {exc}")
         raise

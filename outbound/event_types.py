@@ -30,6 +30,7 @@ PUBLIC_TYPES: dict[str, str] = {
     "deal.won": EventType.DEAL_WON,
     "deal.lost": EventType.DEAL_LOST,
     "deal.updated": EventType.DEAL_UPDATED,
+    "deal.stage_changed": EventType.DEAL_STAGE_CHANGED,
     "form.submitted": EventType.FORM_SUBMITTED,
     "conversion.recorded": EventType.CONVERSION_RECORDED,
     "enrollment.started": EventType.ENROLLMENT_STARTED,

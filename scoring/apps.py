@@ -17,9 +17,12 @@ class ScoringConfig(AppConfig):
         # A rule or the settings changed -> this process's copy of them is dropped (scoring.services.rules_forget).
         from django.db.models.signals import post_delete, post_save
 
+        from nurturing.models import Sequence, Trigger
+
         from .models import ScoringRule, ScoringSettings
         from .services import rules_forget
 
-        for model in (ScoringRule, ScoringSettings):
+        # (A score trigger's threshold, or its sequence archived, counts as part of the rules.)
+        for model in (ScoringRule, ScoringSettings, Trigger, Sequence):
             post_save.connect(rules_forget, sender=model, dispatch_uid=f"scoring.forget.save.{model.__name__}")
             post_delete.connect(rules_forget, sender=model, dispatch_uid=f"scoring.forget.delete.{model.__name__}")

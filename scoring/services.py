@@ -54,9 +54,20 @@ def rules_active() -> list[ScoringRule]:
 
 
 def _rules_and_settings() -> tuple[list[ScoringRule], ScoringSettings]:
-    if _cached.get("until", 0) < time.monotonic():
-        _cached.update(rules=rules_active(), settings=ScoringSettings.current(), until=time.monotonic() + RULES_TTL_S)
+    _fresh()
     return _cached["rules"], _cached["settings"]
+
+
+def _fresh() -> None:
+    if _cached.get("until", 0) < time.monotonic():
+        _cached.update(rules=rules_active(), settings=ScoringSettings.current(), trigger_scores=_trigger_scores(),
+                       until=time.monotonic() + RULES_TTL_S)
+
+
+def _trigger_scores() -> list[int]:
+    """The thresholds of the active score triggers of sequences not archived."""
+    return list(Trigger.objects.filter(kind=Trigger.Kind.SCORE_CROSSED, is_active=True, score__gt=0)
+                .exclude(sequence__status=Sequence.Status.ARCHIVED).values_list("score", flat=True).distinct())
 
 
 @dataclass(frozen=True)
@@ -73,9 +84,8 @@ def _thresholds(settings: ScoringSettings) -> list[tuple[int, str | None]]:
     found = {settings.mql_threshold: LeadStatus.MQL}
     if settings.sql_threshold:
         found[settings.sql_threshold] = LeadStatus.SQL
-    triggers = (Trigger.objects.filter(kind=Trigger.Kind.SCORE_CROSSED, is_active=True, score__gt=0)
-                .exclude(sequence__status=Sequence.Status.ARCHIVED).values_list("score", flat=True).distinct())
-    for score in triggers:
+    _fresh()
+    for score in _cached["trigger_scores"]:
         found.setdefault(score, None)
     return sorted(found.items(), reverse=True)
 

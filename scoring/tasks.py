@@ -5,6 +5,8 @@ import logging
 from celery import shared_task
 from django.conf import settings
 
+from core.batches import work_for
+
 log = logging.getLogger(__name__)
 
 
@@ -19,18 +21,12 @@ def score_events():
 
 @shared_task(ignore_result=True, acks_late=True, soft_time_limit=600, time_limit=660)
 def rescore(job_id: int):
-    """Rescore a job's leads for about a minute, then hand the rest to a new task (Saleor's batches that re-queue
-    themselves): a worker is never held for the whole million, and a restart loses at most one batch's work."""
-    import time
-
+    """Rescore a job's leads for about a minute (CRM_SCORING_TASK_SECONDS), then hand the rest to a new task."""
     from .services import rescore_fail, rescore_step
 
-    deadline = time.monotonic() + settings.CRM_SCORING_TASK_SECONDS
     try:
-        while rescore_step(job_id=job_id):
-            if time.monotonic() > deadline:
-                rescore.delay(job_id)
-                return
+        if work_for(settings.CRM_SCORING_TASK_SECONDS, lambda: rescore_step(job_id=job_id)):
+            rescore.delay(job_id)
     except Exception as exc:
         log.exception("Rescoring job %s failed", job_id)
         rescore_fail(job_id=job_id, error=f"{type(exc).__name__}: {exc}")

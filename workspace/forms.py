@@ -144,7 +144,10 @@ class LeadFilterForm(forms.Form):
     sort = forms.ChoiceField(
         required=False,
         choices=[("newest", "Newest"), ("oldest", "Oldest"), ("score", "Highest score"), ("last_touch", "Recently touched"),
-                 ("least_touched", "Least recently touched"), ("name", "Name")],
+                 ("least_touched", "Least recently touched"), ("name", "Name"),
+                 # The sortable columns' other directions (see workspace.sorting).
+                 ("name_desc", "Name, Z to A"), ("stage", "Stage"), ("stage_desc", "Stage, last first"),
+                 ("owner", "Owner"), ("owner_desc", "Owner, last first"), ("score_asc", "Lowest score")],
     )
 
     def __init__(self, *args, access, **kwargs):

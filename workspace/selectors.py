@@ -12,7 +12,7 @@ from django.utils import timezone
 from core.people import person_name
 from core.policy import Access
 from leads import pipeline
-from leads.models import Activity, Deal, FormSubmission, Lead, LeadTag, LeadTouch, Objection, StageChange, Task
+from leads.models import Activity, Deal, DealStage, FormSubmission, Lead, LeadTag, LeadTouch, Objection, StageChange, Task
 from leads.selectors import lead_search, lead_timeline, untouched_since
 from leads.tags import tag_key
 from nurturing.models import Delivery, EmailEvent, Enrollment
@@ -110,6 +110,13 @@ SORTS = {
     "last_touch": ("-last_touch_at", "-id"),
     "least_touched": ("last_touch_at", "id"),
     "name": ("last_name", "first_name", "id"),
+    # The list's sortable columns, the other way round (each reads one of the Lead indexes, backwards or not).
+    "name_desc": ("-last_name", "-first_name", "-id"),
+    "stage": ("status", "-created_at", "-id"),
+    "stage_desc": ("-status", "created_at", "id"),
+    "owner": ("owner", "-created_at", "-id"),
+    "owner_desc": ("-owner", "created_at", "id"),
+    "score_asc": ("score", "id"),
 }
 
 
@@ -191,12 +198,16 @@ def lead_page(*, lead: Lead, limit: int = 30) -> dict:
         .annotate(next_due_at=Subquery(next_due.values("due_at")[:1]))
         .order_by("-enrolled_at", "-id")[:10]
     )
+    deals = list(Deal.objects.filter(lead=lead).select_related("stage").order_by("-created_at", "-id")[:10])
     return {
         "score": score_breakdown(lead_id=lead.pk),
         "tags": list(LeadTag.objects.filter(lead=lead).select_related("tag", "added_by").order_by("tag__key")),
         "timeline": timeline[:limit],
         "open_tasks": sorted((t for t in tasks if t.completed_at is None), key=lambda t: (t.due_at, t.pk)),
-        "deals": list(Deal.objects.filter(lead=lead).order_by("-created_at", "-id")[:10]),
+        "deals": deals,
+        # The stages an open deal may move to (read only when the lead has one).
+        "deal_stages": list(DealStage.objects.filter(is_active=True)) if any(
+            deal.status == Deal.Status.OPEN for deal in deals) else [],
         "enrollments": enrollments,
         # Where the lead came from: the visits of its first and its latest capture (one query).
         "touches": _touches(lead),
@@ -307,3 +318,13 @@ def rep_numbers(*, user, period: str = "month", now: datetime | None = None) -> 
         "conversions": conversions,
         "won_by_currency": list(won),
     }
+
+
+# --- Saved views ------------------------------------------------------------------------------------
+
+
+def saved_view_list(*, user) -> list:
+    """The user's saved Leads list views, by name."""
+    from .models import SavedView
+
+    return list(SavedView.objects.filter(user=user).order_by("name", "pk"))

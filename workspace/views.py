@@ -12,6 +12,7 @@ from typing import Callable
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import transaction
 from django.http import Http404, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -29,8 +30,9 @@ from leads import exports as lead_exports
 from leads import pipeline
 from leads import services as lead_services
 from leads import tags as lead_tags
+from leads.deals import deal_change_stage
 from leads.forms import add_service_errors
-from leads.models import Lead, Task
+from leads.models import Deal, DealStage, Lead, Task
 from leads.money import money_format
 from nurturing import engagement
 from nurturing import services as nurturing_services
@@ -435,6 +437,28 @@ def _task_not_changed(request, error: str):
         return render(request, "workspace/partials/message.html", {"level": "danger", "text": error}, status=422)
     messages.error(request, error)
     return _back(request, reverse("workspace:today"))
+
+
+@require_POST
+@workspace_view
+def deal_stage(request, pk, *, access):
+    """Move an open deal to another stage and/or set its next step (the lead page's form on each deal)."""
+    deal = get_object_or_404(Deal.objects.select_related("lead", "stage"), pk=pk)
+    access.check(deal.lead, "work")
+    stage = DealStage.objects.filter(pk=request.POST.get("stage") or 0, is_active=True).first()
+    next_step = request.POST.get("next_step", "").strip()[:300]
+    try:
+        with transaction.atomic():
+            if next_step != deal.next_step:
+                lead_services.deal_update(deal=deal, next_step=next_step, by=request.user)
+            if stage is not None and stage.pk != deal.stage_id:
+                deal_change_stage(deal=deal, stage=stage, by=request.user)
+    except ValidationError as exc:
+        messages.error(request, "Not saved: " + " ".join(exc.messages))
+    else:
+        messages.success(request, f"Deal saved: {deal.stage.name if deal.stage else 'no stage'}"
+                                  + (f", next: {next_step}." if next_step else "."))
+    return redirect("workspace:lead_detail", pk=deal.lead_id)
 
 
 @require_POST

@@ -54,6 +54,7 @@ INSTALLED_APPS = [
     "outbound",
     "imports",
     "scoring",
+    "notifications",
     "workspace",
     "studio",
     "reports",
@@ -580,3 +581,27 @@ CRM_API_MAX_PAGE_SIZE = env.int("CRM_API_MAX_PAGE_SIZE", default=100)
 CRM_API_TOKEN_MAX_DAYS = env.int("CRM_API_TOKEN_MAX_DAYS", default=365)
 # How long an Idempotency-Key is remembered (its first response replayed).
 CRM_API_IDEMPOTENCY_HOURS = env.int("CRM_API_IDEMPOTENCY_HOURS", default=24)
+
+# --- Notifications --------------------------------------------------------------
+# A person's click in an email tells the lead's owner when the link's address contains one of these words.
+CRM_NOTIFY_CLICK_WORDS = env.list("CRM_NOTIFY_CLICK_WORDS", default=["pricing"])
+# An open deal with no change for this many days is stalled: its lead's owner is told, once per stall.
+CRM_DEAL_STALLED_DAYS = env.int("CRM_DEAL_STALLED_DAYS", default=14)
+# A task's assignee is told this many minutes before it is due.
+CRM_TASK_DUE_SOON_MINUTES = env.int("CRM_TASK_DUE_SOON_MINUTES", default=15)
+# The daily email digest of unread notifications goes out at this hour (TIME_ZONE) to those who asked for it.
+CRM_NOTIFY_DIGEST_HOUR = env.int("CRM_NOTIFY_DIGEST_HOUR", default=7)
+CELERY_BEAT_SCHEDULE |= {
+    "notifications-events": {
+        "task": "notifications.tasks.notify_from_events",
+        "schedule": min(CRM_BEAT_TICK_SECONDS, 15.0),
+    },
+    "notifications-due": {
+        "task": "notifications.tasks.check_due",
+        "schedule": 60.0,
+    },
+    "notifications-digest": {
+        "task": "notifications.tasks.send_digests",
+        "schedule": crontab(hour=CRM_NOTIFY_DIGEST_HOUR, minute=0),
+    },
+}

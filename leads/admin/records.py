@@ -8,14 +8,17 @@ from django.http import Http404, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
-from django.utils.html import format_html
+from django.utils.formats import date_format
+from django.utils.html import format_html, format_html_join
 
 from core.admin import DomainEventAdmin, ReadOnlyAdminMixin
 from core.models import DomainEvent
 from core.pagination import BoundedCountPaginator
+from core.people import person_name
 from core.policy import access_for
 
 from .. import campaigns, exports, selectors, services, tags
+from ..deals import deal_change_stage, deal_stage_save
 from ..forms import AmountField, add_service_errors
 from ..models import (
     Activity,
@@ -26,6 +29,7 @@ from ..models import (
     ConversionKind,
     Customer,
     Deal,
+    DealStage,
     FormSubmission,
     LeadExport,
     LeadMerge,
@@ -192,7 +196,15 @@ class CampaignAdmin(admin.ModelAdmin):
 
 
 class DealForm(forms.ModelForm):
-    """The admin's deal form: a change is checked by the service's rules before it is saved."""
+    """The admin's deal form: a change is checked by the service's rules before it is saved; an open deal can be
+    moved to another stage (through the deal stage service, with a note)."""
+
+    move_to_stage = forms.ModelChoiceField(
+        queryset=DealStage.objects.filter(is_active=True), required=False, label="Move to stage",
+        help_text="Leave empty to keep the deal where it is.")
+    stage_note = forms.CharField(required=False, max_length=300, label="Why (kept in the stage history)")
+
+    _STAGE_FIELDS = ("move_to_stage", "stage_note")
 
     class Meta:
         field_classes = {"value": AmountField}
@@ -202,10 +214,30 @@ class DealForm(forms.ModelForm):
         if self.instance.pk is not None and not self.errors:
             stored = Deal.objects.get(pk=self.instance.pk)
             try:
-                services.deal_update_check(stored, **{name: cleaned[name] for name in self.changed_data if name in cleaned})
+                services.deal_update_check(stored, **{name: cleaned[name] for name in self.changed_data
+                                                      if name in cleaned and name not in self._STAGE_FIELDS})
             except ValidationError as exc:
                 add_service_errors(self, exc)
         return cleaned
+
+
+@admin.register(DealStage)
+class DealStageAdmin(admin.ModelAdmin):
+    """Managers set the stages open deals go through and each one's win probability (the forecast's weight)."""
+
+    list_display = ("name", "position", "probability", "is_active")
+    list_editable = ("position", "probability", "is_active")
+    fields = ("name", "position", "probability", "is_active")
+
+    def has_delete_permission(self, request, obj=None):
+        return False  # deals keep the stages they went through: switch a stage off instead
+
+    def save_model(self, request, obj, form, change):
+        try:
+            deal_stage_save(stage=obj, by=request.user)
+        except ValidationError as exc:
+            # list_editable saves row by row: say which row, and keep the others.
+            self.message_user(request, f"{obj.name}: {' '.join(exc.messages)}", messages.ERROR)
 
 
 @admin.register(Deal)
@@ -213,13 +245,28 @@ class DealAdmin(ListExportAdmin, LeadRecordAdmin):
     form = DealForm
     export_spec = exports.DEALS
     change_list_template = "admin/export_change_list.html"
-    list_display = ("__str__", "lead_column", "owner", "value", "currency", "status", "created_at", "expected_close_on", "closed_at")
-    list_select_related = ("lead", "owner")
-    list_filter = ("status", "currency", ("created_at", admin.DateFieldListFilter))
+    list_display = ("__str__", "lead_column", "owner", "value", "currency", "status", "stage", "created_at",
+                    "expected_close_on", "closed_at")
+    list_select_related = ("lead", "owner", "stage")
+    list_filter = ("status", "stage", "currency", ("created_at", admin.DateFieldListFilter))
+
     search_fields = ("product", "lead__search_text")
     raw_id_fields = ("lead",)
     actions = ("mark_lost",)
-    readonly_fields = ("status", "customer", "closed_at", "lost_reason")
+    readonly_fields = ("status", "stage", "stage_entered_at", "stage_history", "customer", "closed_at", "lost_reason")
+
+    @admin.display(description="stage history")
+    def stage_history(self, obj):
+        changes = list(obj.stage_changes.select_related("from_stage", "to_stage", "changed_by")[:30]) if obj.pk else []
+        if not changes:
+            return "—"
+        return format_html(
+            '<table id="deal-stage-history"><tbody>{}</tbody></table>',
+            format_html_join("", "<tr><td>{}</td><td>{} → {}</td><td>{}</td><td>{}</td><td>{}</td></tr>", (
+                (date_format(timezone.localtime(c.changed_at), "DATETIME_FORMAT"), c.from_stage.name if c.from_stage
+                 else "opened", c.to_stage.name, f"after {c.time_in_from_stage.days} d" if c.time_in_from_stage else "",
+                 person_name(c.changed_by), c.note)
+                for c in changes)))
 
     def get_readonly_fields(self, request, obj=None):
         # A deal's money and lead are fixed once it is closed; history stays true.
@@ -227,9 +274,22 @@ class DealAdmin(ListExportAdmin, LeadRecordAdmin):
             return (*self.readonly_fields, "lead", "value", "currency", "product", "created_at", "owner")
         return self.readonly_fields
 
+    def get_fields(self, request, obj=None):
+        fields = list(super().get_fields(request, obj))
+        if obj is None or obj.status != Deal.Status.OPEN:  # a new deal opens in the first stage; a closed one stays
+            fields = [name for name in fields if name not in DealForm._STAGE_FIELDS]
+        return fields
+
     def save_model(self, request, obj, form, change):
         if change:
-            services.deal_update(deal=obj, by=request.user, **{name: form.cleaned_data[name] for name in form.changed_data})
+            services.deal_update(deal=obj, by=request.user, **{name: form.cleaned_data[name] for name in form.changed_data
+                                                               if name not in DealForm._STAGE_FIELDS})
+            stage = form.cleaned_data.get("move_to_stage")
+            if stage is not None and stage.pk != obj.stage_id:
+                try:
+                    deal_change_stage(deal=obj, stage=stage, by=request.user, note=form.cleaned_data.get("stage_note", ""))
+                except ValidationError as exc:
+                    self.message_user(request, f"Not moved: {' '.join(exc.messages)}", messages.ERROR)
             return
         deal = services.deal_open(
             lead=form.cleaned_data["lead"],

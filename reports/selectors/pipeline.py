@@ -2,8 +2,9 @@
 and pipeline velocity. Unlike the other reports these are a picture of today, not of a range (velocity reads
 its win rate, deal size and cycle from the range).
 
-The win probability of a stage is a setting, CRM_STAGE_WIN_PROBABILITY (e.g. SQL 20 %, opportunity 40 %):
-the chance a deal whose lead is in that stage is won, as the team estimates it.
+An open deal's win probability is its deal stage's (leads.DealStage: qualification 10 %, proposal 40 %, ...,
+set by managers). A deal with no stage (none was in use when it opened) falls back to its lead's stage, by the
+setting CRM_STAGE_WIN_PROBABILITY (e.g. SQL 20 %, opportunity 40 %).
 """
 
 from dataclasses import dataclass
@@ -50,16 +51,24 @@ class OpenTotal:
     month: date | None  # the expected close month (None: no expected close date)
     deals: int
     value: Decimal
+    deal_probability: int | None = None  # the deal stage's win probability in percent (None: no deal stage)
+
+    @property
+    def probability(self) -> Decimal:
+        if self.deal_probability is not None:
+            return Decimal(self.deal_probability) / 100
+        return stage_probability(self.status)
 
 
 def open_deal_totals(part: Slice) -> list[OpenTotal]:
     """Open deals (as `open_deals`) counted and summed by their lead's stage, currency and expected close month:
     one read that the pipeline by stage, the forecast and velocity each add up their own way."""
     return [
-        OpenTotal(status, currency, month.date() if hasattr(month, "date") else month, deals, value)
-        for status, currency, month, deals, value in (
+        OpenTotal(status, currency, month.date() if hasattr(month, "date") else month, deals, value, probability)
+        for status, currency, month, probability, deals, value in (
             open_deals(part).annotate(month=TruncMonth("expected_close_on")).order_by()
-            .values_list("lead__status", "currency", "month").annotate(deals=Count("pk"), value=Sum("value"))
+            .values_list("lead__status", "currency", "month", "stage__probability")
+            .annotate(deals=Count("pk"), value=Sum("value"))
         )
     ]
 
@@ -98,15 +107,15 @@ class ForecastRow:
 
 
 def weighted_forecast(part: Slice, *, totals: list[OpenTotal] | None = None) -> list[ForecastRow]:
-    """Weighted forecast: over open deals, value x the win probability of the deal's lead's stage, summed by the
-    month the deal is expected to close, per currency. Deals without an expected close date are shown apart.
+    """Weighted forecast: over open deals, value x the win probability of the deal's stage (or, for a deal with no
+    stage, of its lead's stage), summed by the month the deal is expected to close, per currency. Deals without an expected close date are shown apart.
     `totals`: `open_deal_totals(part)` if already read."""
     rows = {}
     for total in open_deal_totals(part) if totals is None else totals:
         key = (total.month, total.currency)
         was = rows.get(key, (0, Decimal(0), Decimal(0)))
         rows[key] = (was[0] + total.deals, was[1] + total.value,
-                     was[2] + total.value * stage_probability(total.status))
+                     was[2] + total.value * total.probability)
     return [
         ForecastRow(month, currency, deals, value, weighted.quantize(Decimal("0.01")))
         for (month, currency), (deals, value, weighted) in sorted(

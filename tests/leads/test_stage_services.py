@@ -352,7 +352,7 @@ def test_history_written_with_an_amount_in_scientific_notation_is_rewritten_in_d
     }
     changes = {old: lead.stage_changes.create(from_status="sql", to_status="sql", changed_at=at(), reason=old) for old in rows}
 
-    import_module("leads.migrations.0025_stage_history_amounts_in_digits").rewrite(apps, None)
+    import_module("leads.migrations.0031_stage_history_amounts_in_digits").rewrite(apps, None)
 
     assert {old: change.__class__.objects.get(pk=change.pk).reason for old, change in changes.items()} == rows
 

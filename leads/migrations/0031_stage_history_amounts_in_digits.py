@@ -33,7 +33,7 @@ def rewrite(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ("leads", "0024_lead_tags"),
+        ("leads", "0030_board_indexes"),
     ]
 
     operations = [migrations.RunPython(rewrite, migrations.RunPython.noop, elidable=True)]
