@@ -33,7 +33,7 @@ def test_a_rep_creates_edits_moves_and_sorts_leads_then_sees_cards_on_a_phone(ne
 
     # Its job title, in place.
     page.get_by_role("link", name="Edit job title").click()
-    page.locator("#lead-title").get_by_label("Job title").fill("Inventor")
+    page.locator("#lead-title").get_by_label("Job title", exact=True).fill("Inventor")  # not the "Edit job title" link, swapped out by htmx
     page.locator("#lead-title").get_by_role("button", name="Save").click()
     page.get_by_text("Job title saved.").wait_for()
     assert "Inventor" in page.locator("#lead-title").inner_text()
