@@ -25,10 +25,9 @@ from django.utils import timezone
 from core.emails import normalize_email
 from leads.models import FormSubmission
 
-from .address_hash import email_hashes
-from .models import Delivery, EmailEvent, Enrollment, Step, Suppression
+from .models import Delivery, EmailEvent, Enrollment, Step
 from .schedule import lead_zone, next_send_time
-from .services import delivery_stop_reason, delivery_wait_reason
+from .services import delivery_stop_reason, delivery_wait_reason, suppressed_among
 
 # A paused sequence's due deliveries are looked at again after this long.
 PAUSED_RECHECK = timedelta(minutes=15)
@@ -43,9 +42,7 @@ def sender_for(enrollment: Enrollment, lead):
 
 def suppressed_addresses(rows) -> set[str]:
     """The normalized addresses of the deliveries `rows` that are suppressed now (one query)."""
-    addresses = {normalize_email(d.enrollment.lead.email) for d in rows}
-    by_hash = {h: address for address in addresses - {""} for h in email_hashes(address)}
-    return {by_hash[h] for h in Suppression.objects.filter(email_hash__in=by_hash).values_list("email_hash", flat=True)}
+    return suppressed_among(normalize_email(d.enrollment.lead.email) for d in rows)
 
 
 def _sent_today(rows, now: datetime) -> dict:

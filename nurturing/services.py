@@ -498,13 +498,17 @@ class EnrollmentFacts:
     others: dict  # lead id -> names of the other sequences it is live in
 
 
+def suppressed_among(addresses) -> set[str]:
+    """Which of these normalised addresses are on the suppression list now (one query, under every key's hash)."""
+    by_hash = {digest: address for address in set(addresses) - {""} for digest in email_hashes(address)}
+    return {by_hash[digest] for digest in
+            Suppression.objects.filter(email_hash__in=by_hash).values_list("email_hash", flat=True)}
+
+
 def enrollment_facts(*, leads, sequence: Sequence) -> EnrollmentFacts:
     leads = list(leads)
     ids = [lead.pk for lead in leads]
-    addresses = {normalize_email(lead.email) for lead in leads} - {""}
-    by_hash = {digest: address for address in addresses for digest in email_hashes(address)}
-    suppressed = {by_hash[digest] for digest in
-                  Suppression.objects.filter(email_hash__in=by_hash).values_list("email_hash", flat=True)}
+    suppressed = suppressed_among(normalize_email(lead.email) for lead in leads)
     in_sequence = Enrollment.objects.filter(lead_id__in=ids, sequence=sequence, status__in=LIVE_ENROLLMENT)
     return EnrollmentFacts(suppressed=frozenset(suppressed),
                            in_sequence=frozenset(in_sequence.values_list("lead_id", flat=True)),
