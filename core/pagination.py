@@ -12,6 +12,7 @@ from django.conf import settings
 from django.core.exceptions import EmptyResultSet
 from django.core.paginator import Paginator
 from django.db import connections
+from django.db.models.expressions import RawSQL
 from django.utils.functional import cached_property
 
 
@@ -54,3 +55,23 @@ class BoundedCountPaginator(Paginator):
     @cached_property
     def count(self):
         return self._count[0]
+
+
+def bounded_union(branches) -> RawSQL:
+    """One subquery of the primary keys of every branch, each branch already sliced (`qs.values("pk")[:n]`),
+    joined by UNION ALL: `Model.objects.filter(pk__in=bounded_union([...]))` reads several bounded, ordered
+    pages in one query, each branch on its own index.
+
+    Each branch is read as a derived table: SQLite refuses a LIMIT or an ORDER BY directly inside a UNION ALL.
+    A branch that can match nothing (EmptyResultSet) is left out; with no branch left it matches nothing."""
+    parts, params = [], []
+    for i, branch in enumerate(branches):
+        try:
+            sql, branch_params = branch.query.sql_with_params()
+        except EmptyResultSet:
+            continue
+        parts.append(f"SELECT * FROM ({sql}) branch{i}")
+        params.extend(branch_params)
+    if not parts:
+        return RawSQL("SELECT NULL WHERE 1 = 0", [])
+    return RawSQL(" UNION ALL ".join(parts), params)

@@ -1,11 +1,11 @@
 """The pipeline board: a column per lead stage up to SQL, then one per deal stage in use.
 
 Reads only. The first screen costs a fixed number of queries whatever the number
-of leads: one count per kind of column (grouped), one page of cards per column
-(each card's next open task comes in the same query as two subqueries), and the
-deal stages. Cards are ordered longest in the stage first, keyset-paged on
-(stage_entered_at, id), which the `lead_live_board` and `deal_open_board`
-indexes hold in order.
+of leads and of columns: a grouped count per kind of column, one query for the
+first page of every column of a kind (each card's next open task comes in it as
+two subqueries), and the deal stages. Cards are ordered longest in the stage
+first, keyset-paged on (stage_entered_at, id), which the `lead_live_board` and
+`deal_open_board` indexes hold in order.
 """
 
 from dataclasses import dataclass, field
@@ -14,8 +14,10 @@ from datetime import datetime
 from django.db.models import Count, OuterRef, Q, Subquery, Sum
 from django.utils.dateparse import parse_datetime
 
+from core.pagination import bounded_union
 from core.policy import Access
 from leads.models import Deal, DealStage, Lead, Task
+from leads.money import money_format
 from leads.pipeline import LeadStatus
 
 LEAD_COLUMNS = (LeadStatus.NEW, LeadStatus.CONTACTED, LeadStatus.NURTURING, LeadStatus.MQL, LeadStatus.SQL)
@@ -34,6 +36,14 @@ class Column:
     cards: list = field(default_factory=list)
     next_cursor: str = ""
     stage: object = None  # the LeadStatus value or the DealStage
+
+    @property
+    def summary(self) -> str:
+        """"12 leads", "3 deals · 12,000 EUR · 500 USD": the column's head, on the board and after a move."""
+        noun = "deal" if self.kind == "deal" else "lead"
+        parts = [f"{self.count:,} {noun}{'' if self.count == 1 else 's'}"]
+        parts += [money_format(total, currency) for currency, total in self.totals]
+        return " · ".join(parts)
 
 
 def _next_task(field_name: str, lead_ref: str = "pk"):
@@ -90,24 +100,39 @@ def _after(rows, cursor):
 
 def lead_cards(*, leads, status: str, cursor=None, limit: int = CARDS_PER_PAGE):
     """One page of a lead column's cards and the cursor of the next page ("" at the end)."""
-    rows = (
-        _after(leads.filter(status=status), cursor)
-        .select_related("owner", "company")
-        .annotate(next_task_title=_next_task("title"), next_task_due=_next_task("due_at"))
-        .order_by("stage_entered_at", "pk")[: limit + 1]
-    )
-    return _page(list(rows), limit)
+    return _pages(leads, "status", [status], cursor=cursor, limit=limit, related=_LEAD_RELATED)[status]
 
 
 def deal_cards(*, deals, stage: DealStage, cursor=None, limit: int = CARDS_PER_PAGE):
     """One page of a deal column's cards (the lead, its company and owner with it) and the next page's cursor."""
-    rows = (
-        _after(deals.filter(stage=stage), cursor)
-        .select_related("lead", "lead__company", "lead__owner")
-        .annotate(next_task_title=_next_task("title", "lead_id"), next_task_due=_next_task("due_at", "lead_id"))
-        .order_by("stage_entered_at", "pk")[: limit + 1]
+    return _pages(deals, "stage_id", [stage.pk], cursor=cursor, limit=limit, related=_DEAL_RELATED)[stage.pk]
+
+
+_LEAD_RELATED = ("owner", "company")
+_DEAL_RELATED = ("lead", "lead__company", "lead__owner")
+
+
+def _pages(rows, column_field: str, keys: list, *, cursor=None, limit: int = CARDS_PER_PAGE, related=()) -> dict:
+    """{key: (cards, next cursor)} for each column key, in one query whatever the number of columns.
+
+    Each column's page is a bounded branch (its limit + 1 first ids on the board index, after `cursor`); the
+    cards of every branch are then read by primary key together with their relations and next open task."""
+    if not keys:
+        return {}
+    ordered = ("stage_entered_at", "pk")
+    branches = [_after(rows.filter(**{column_field: key}), cursor).order_by(*ordered).values("pk")[: limit + 1]
+                for key in keys]
+    lead_ref = "lead_id" if column_field == "stage_id" else "pk"
+    cards = (
+        rows.model.objects.filter(pk__in=bounded_union(branches))
+        .select_related(*related)
+        .annotate(next_task_title=_next_task("title", lead_ref), next_task_due=_next_task("due_at", lead_ref))
+        .order_by(*ordered)
     )
-    return _page(list(rows), limit)
+    grouped = {key: [] for key in keys}
+    for card in cards:
+        grouped[getattr(card, column_field)].append(card)
+    return {key: _page(found, limit) for key, found in grouped.items()}
 
 
 def _page(rows: list, limit: int):
@@ -116,24 +141,17 @@ def _page(rows: list, limit: int):
     return rows, ""
 
 
-def board(*, access: Access, filters: dict) -> list[Column]:
-    """Every column of the board with its count, totals and first page of cards.
+def deal_stages() -> list[DealStage]:
+    """The board's deal columns, in order."""
+    return list(DealStage.objects.filter(is_active=True).order_by("position", "pk"))
 
-    Lead columns show a count only: summing their open deals' values would join every
-    lead of the column to its deals (a lead usually has its first deal once it is an
-    opportunity, which the deal columns show).
-    """
-    leads = board_leads(access=access, filters=filters)
-    counts = dict(
-        leads.filter(status__in=LEAD_COLUMNS).order_by().values_list("status").annotate(n=Count("pk"))
-    )
-    columns = []
-    for status in LEAD_COLUMNS:
-        cards, cursor = lead_cards(leads=leads, status=status)
-        columns.append(Column(key=f"lead-{status}", title=LeadStatus(status).label, kind="lead",
-                              count=counts.get(status, 0), cards=cards, next_cursor=cursor, stage=status))
-    deals = board_deals(access=access, filters=filters)
-    stages = list(DealStage.objects.filter(is_active=True).order_by("position", "pk"))
+
+def lead_counts(leads) -> dict:
+    return dict(leads.filter(status__in=LEAD_COLUMNS).order_by().values_list("status").annotate(n=Count("pk")))
+
+
+def deal_counts_and_totals(deals, stages) -> tuple[dict, dict]:
+    """({stage id: open deals}, {stage id: [(currency, value)]}) in one grouped query."""
     counts, totals = {}, {}
     for stage_id, currency, n, total in (
         deals.filter(stage__in=stages).order_by().values_list("stage_id", "currency")
@@ -141,9 +159,30 @@ def board(*, access: Access, filters: dict) -> list[Column]:
     ):
         counts[stage_id] = counts.get(stage_id, 0) + n
         totals.setdefault(stage_id, []).append((currency, total))
+    return counts, totals
+
+
+def board(*, access: Access, filters: dict, stages: list[DealStage]) -> list[Column]:
+    """Every column of the board with its count, totals and first page of cards, in four queries (lead counts,
+    lead cards, deal counts and totals, deal cards) whatever the number of leads, deals and stages.
+
+    Lead columns show a count only: summing their open deals' values would join every
+    lead of the column to its deals (a lead usually has its first deal once it is an
+    opportunity, which the deal columns show).
+    """
+    leads = board_leads(access=access, filters=filters)
+    counts = lead_counts(leads)
+    pages = _pages(leads, "status", list(LEAD_COLUMNS), related=_LEAD_RELATED)
+    columns = []
+    for status in LEAD_COLUMNS:
+        cards, cursor = pages[status]
+        columns.append(Column(key=f"lead-{status}", title=LeadStatus(status).label, kind="lead",
+                              count=counts.get(status, 0), cards=cards, next_cursor=cursor, stage=status))
+    deals = board_deals(access=access, filters=filters)
+    counts, totals = deal_counts_and_totals(deals, stages)
+    pages = _pages(deals, "stage_id", [stage.pk for stage in stages], related=_DEAL_RELATED)
     for stage in stages:
-        cards, cursor = deal_cards(deals=deals, stage=stage)
+        cards, cursor = pages[stage.pk]
         columns.append(Column(key=f"deal-{stage.pk}", title=stage.name, kind="deal", count=counts.get(stage.pk, 0),
                               totals=totals.get(stage.pk, []), cards=cards, next_cursor=cursor, stage=stage))
     return columns
-

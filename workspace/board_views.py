@@ -1,9 +1,10 @@
 """The pipeline board's pages: the board, a column's next page, and the moves.
 
-A move is a form POST (a card's "Move to" control, or a drag, which submits the
-same form with fetch). With `Accept: application/json` the answer is JSON with
-a message for people (4xx when refused, nothing changed); otherwise a redirect
-back to the board with the message.
+A move is a form POST: a card's "Move…" page without JavaScript; with it, the
+board's Move dialog or a drag, which post the same fields with fetch. With
+`Accept: application/json` the answer is JSON with a message for people (4xx
+when refused, nothing changed); otherwise a redirect back to the board with the
+message.
 """
 
 from django import forms
@@ -12,7 +13,8 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
-from django.views.decorators.http import require_GET, require_POST
+from django.utils.http import urlencode
+from django.views.decorators.http import require_GET, require_http_methods
 
 from leads import pipeline
 from leads import services as lead_services
@@ -55,22 +57,68 @@ def _query(request) -> str:
     return query.urlencode()
 
 
-def _move_targets():
-    lead_targets = [(status, pipeline.label(status)) for status in (*selectors.LEAD_COLUMNS, *selectors.END_TARGETS)]
-    return lead_targets, list(DealStage.objects.filter(is_active=True).order_by("position", "pk"))
+LEAD_TARGETS = [(status, pipeline.label(status)) for status in (*selectors.LEAD_COLUMNS, *selectors.END_TARGETS)]
+
+
+def _back_query(request) -> str:
+    """`back=<the board, as filtered>` for the cards' Move… links: the move page without JavaScript returns there."""
+    query = _query(request)
+    return urlencode({"back": reverse("workspace:board") + (f"?{query}" if query else "")})
+
+
+def _back(request) -> str:
+    back = request.POST.get("back", "") or request.GET.get("back", "")
+    return back if back.startswith("/board/") else reverse("workspace:board")
+
+
+_PLACEHOLDER = 2147483647
+
+
+def _url_pattern(name: str) -> str:
+    """The URL of `name` for any primary key, as a format string: reversed once per page, not once per card."""
+    return reverse(name, args=[_PLACEHOLDER]).replace(str(_PLACEHOLDER), "{}")
+
+
+def _link(cards, kind: str) -> None:
+    """Each card's `url` (its lead's page, at the deal for a deal card) and `move_url` (its Move… page)."""
+    lead_page = _url_pattern("workspace:lead_detail")
+    move = _url_pattern("workspace:board_deal_move" if kind == "deal" else "workspace:board_lead_move")
+    for card in cards:
+        card.url = lead_page.format(card.lead_id) + f"#deal-{card.pk}" if kind == "deal" else lead_page.format(card.pk)
+        card.move_url = move.format(card.pk)
 
 
 @require_GET
 @workspace_view
 def board(request, *, access):
     form, filters = _filters(request, access)
-    lead_targets, deal_stages = _move_targets()
+    stages = selectors.deal_stages()
+    columns = selectors.board(access=access, filters=filters, stages=stages)
+    for column in columns:
+        _link(column.cards, column.kind)
     context = {
-        "form": form, "columns": selectors.board(access=access, filters=filters), "query": _query(request),
-        "lead_targets": lead_targets, "deal_stages": deal_stages, "end_targets": selectors.END_TARGETS,
+        "form": form, "columns": columns,
+        "query": _query(request), "back_query": _back_query(request),
+        "lead_targets": LEAD_TARGETS, "deal_stages": stages, "end_targets": selectors.END_TARGETS,
         "ended": sorted(pipeline.ENDED_STATUSES), "nav": "board",
     }
     return render(request, "workspace/board.html", context)
+
+
+@require_GET
+@workspace_view
+def board_heads(request, *, access):
+    """Every column's head ("12 leads", "3 deals · 12,000 EUR") under the board's filters, as JSON: the board
+    redraws them after a move, so counts and deal totals follow it (and other people's moves)."""
+    _, filters = _filters(request, access)
+    stages = selectors.deal_stages()
+    counts = selectors.lead_counts(selectors.board_leads(access=access, filters=filters))
+    columns = [selectors.Column(key=f"lead-{status}", title="", kind="lead", count=counts.get(status, 0))
+               for status in selectors.LEAD_COLUMNS]
+    counts, totals = selectors.deal_counts_and_totals(selectors.board_deals(access=access, filters=filters), stages)
+    columns += [selectors.Column(key=f"deal-{stage.pk}", title="", kind="deal", count=counts.get(stage.pk, 0),
+                                 totals=totals.get(stage.pk, [])) for stage in stages]
+    return JsonResponse({"columns": {column.key: column.summary for column in columns}})
 
 
 @require_GET
@@ -92,9 +140,8 @@ def board_column(request, key, *, access):
     else:
         raise Http404("No such column on the board.")
     column.cards, column.next_cursor = cards, next_cursor
-    lead_targets, deal_stages = _move_targets()
-    context = {"column": column, "query": _query(request), "lead_targets": lead_targets, "deal_stages": deal_stages,
-               "ended": sorted(pipeline.ENDED_STATUSES), "nav": "board"}
+    _link(cards, kind)
+    context = {"column": column, "query": _query(request), "back_query": _back_query(request), "nav": "board"}
     template = "workspace/partials/board_cards.html" if request.htmx else "workspace/board_column.html"
     return render(request, template, context)
 
@@ -107,22 +154,33 @@ def _answer(request, *, ok: bool, message: str, status: int = 200):
     if _wants_json(request):
         return JsonResponse({"ok": ok, "message": message}, status=200 if ok else status)
     (messages.success if ok else messages.error)(request, message)
-    back = request.POST.get("back", "")
-    return redirect(back if back.startswith("/board/") else reverse("workspace:board"))
+    return redirect(_back(request))
 
 
 def _refusal(exc: ValidationError) -> str:
     return " ".join(exc.messages)
 
 
-@require_POST
+def _move_page(request, *, card: str, action: str, targets: list, reason: bool):
+    """The Move… page of a card without JavaScript (with it, the board's dialog asks the same)."""
+    return render(request, "workspace/board_move.html", {
+        "card": card, "action": action, "targets": targets, "reason": reason, "back": _back(request), "nav": "board",
+    })
+
+
+@require_http_methods(["GET", "POST"])
 @workspace_view
 def board_lead_move(request, pk, *, access):
-    """Move a lead card to another stage through the stage service."""
+    """Move a lead card to another stage through the stage service (GET: the form asking where to)."""
     lead = Lead.objects.live().filter(pk=pk).select_related("owner").first()
     if lead is None or not access.can_see(lead):
+        if request.method == "GET":
+            raise Http404("No such lead: it may have been archived or given to someone else.")
         return _answer(request, ok=False, message="No such lead: it may have been archived or given to someone else.",
                        status=404)
+    if request.method == "GET":
+        return _move_page(request, card=str(lead), action=request.path, reason=True,
+                          targets=[(value, label) for value, label in LEAD_TARGETS if value != lead.status])
     to_status = request.POST.get("to_status", "")
     if to_status.startswith("deal-"):
         return _answer(request, ok=False, status=400, message=(
@@ -142,13 +200,19 @@ def board_lead_move(request, pk, *, access):
     return _answer(request, ok=True, message=f"{lead} moved to {pipeline.label(to_status)}.")
 
 
-@require_POST
+@require_http_methods(["GET", "POST"])
 @workspace_view
 def board_deal_move(request, pk, *, access):
-    """Move a deal card to another deal stage through the deal stage service."""
+    """Move a deal card to another deal stage through the deal stage service (GET: the form asking where to)."""
     deal = Deal.objects.select_related("lead", "stage").filter(pk=pk).first()
     if deal is None or not access.can_see(deal.lead):
+        if request.method == "GET":
+            raise Http404("No such deal.")
         return _answer(request, ok=False, status=404, message="No such deal.")
+    if request.method == "GET":
+        return _move_page(request, card=f"the deal of {deal.lead}", action=request.path, reason=False,
+                          targets=[(f"deal-{stage.pk}", stage.name) for stage in selectors.deal_stages()
+                                   if stage.pk != deal.stage_id])
     target = request.POST.get("to_status", "")
     ident = target.removeprefix("deal-")
     stage = DealStage.objects.filter(pk=int(ident)).first() if ident.isdigit() else None

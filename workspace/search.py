@@ -26,9 +26,9 @@ import re
 from dataclasses import dataclass, field
 
 from django.db.models import Count, Q
-from django.db.models.expressions import RawSQL
 from django.db.models.functions import Lower
 
+from core.pagination import bounded_union
 from core.policy import Access
 from leads.models import Company, Deal, Lead
 from leads.selectors import lead_search
@@ -87,15 +87,10 @@ def _search_leads(*, access: Access, text: str) -> list[Lead]:
     exact = _exact(text)
     if exact is not None:
         branches.insert(0, matching.filter(exact))
-    # Each branch is a bounded id list (LIMIT in its subquery), read as a derived table (SQLite refuses a
-    # LIMIT inside UNION ALL): the leads are then fetched by primary key in the same query.
-    parts, params = [], []
-    for i, branch in enumerate(branches):
-        sql, branch_params = branch.values("pk")[:GROUP_SIZE].query.sql_with_params()
-        parts.append(f"SELECT * FROM ({sql}) branch{i}")
-        params.extend(branch_params)
+    # Each branch is a bounded id list (LIMIT in its subquery): the leads are then fetched by primary key in the
+    # same query.
     leads = list(
-        Lead.objects.filter(pk__in=RawSQL(" UNION ALL ".join(parts), params))
+        Lead.objects.filter(pk__in=bounded_union([branch.values("pk")[:GROUP_SIZE] for branch in branches]))
         .order_by()
         .select_related("owner", "company")
         .only("id", "first_name", "last_name", "email", "phone", "status", "search_text", "archived_at", "owner_id",

@@ -32,6 +32,7 @@ urlpatterns = [
     # The pipeline board
     path("board/", board_views.board, name="board"),
     path("board/columns/<slug:key>/", board_views.board_column, name="board_column"),
+    path("board/heads/", board_views.board_heads, name="board_heads"),
     path("board/leads/<int:pk>/move/", board_views.board_lead_move, name="board_lead_move"),
     path("board/deals/<int:pk>/move/", board_views.board_deal_move, name="board_deal_move"),
 ]

@@ -232,6 +232,64 @@ def test_without_javascript_a_move_is_a_form_post_and_a_redirect_back_with_the_m
     assert "becomes a customer by converting" in followed
 
 
+def test_without_javascript_a_cards_move_link_opens_a_page_that_posts_the_move(rep_client, rep_user):
+    lead = LeadFactory(first_name="Nora", last_name="Nojs", owner=rep_user)
+    body = board(rep_client, source="")
+    link = re.search(r'href="(/board/leads/%d/move/\?back=[^"]+)"' % lead.pk, body).group(1).replace("&amp;", "&")
+
+    page = rep_client.get(link).content.decode()
+    assert "Move Nora Nojs" in page and 'value="contacted"' in page and 'value="new"' not in page
+    back = re.search(r'name="back" value="([^"]+)"', page).group(1).replace("&amp;", "&")
+    assert back.startswith("/board/")
+
+    response = rep_client.post(reverse("workspace:board_lead_move", args=[lead.pk]),
+                               {"to_status": "contacted", "back": back})
+    assert response.status_code == 302 and response["Location"] == back
+    assert Lead.objects.get(pk=lead.pk).status == "contacted"
+
+
+def test_the_move_page_of_another_reps_lead_or_deal_is_not_found(rep_client, other_rep):
+    lead = LeadFactory(owner=other_rep)
+    deal = services.deal_open(lead=LeadFactory(owner=other_rep), value=100, by=other_rep)
+
+    assert rep_client.get(reverse("workspace:board_lead_move", args=[lead.pk])).status_code == 404
+    assert rep_client.get(reverse("workspace:board_deal_move", args=[deal.pk])).status_code == 404
+
+
+def test_a_deals_move_page_offers_the_other_deal_stages(rep_client, rep_user):
+    deal = services.deal_open(lead=LeadFactory(owner=rep_user), value=100, by=rep_user)
+    page = rep_client.get(reverse("workspace:board_deal_move", args=[deal.pk])).content.decode()
+
+    proposal = DealStage.objects.get(name="Proposal")
+    assert f'value="deal-{proposal.pk}"' in page and f'value="deal-{deal.stage_id}"' not in page
+    assert 'name="reason"' not in page
+
+
+def test_the_heads_answer_every_columns_count_and_totals_under_the_filters(rep_client, rep_user):
+    source = SourceFactory()
+    LeadFactory(owner=rep_user, source=source)
+    LeadFactory(owner=rep_user)
+    services.deal_open(lead=LeadFactory(owner=rep_user, source=source), value=1500, currency="EUR", by=rep_user)
+    services.deal_open(lead=LeadFactory(owner=rep_user, source=source), value=1000.5, currency="EUR", by=rep_user)
+    qualification = DealStage.objects.get(name="Qualification")
+
+    heads = rep_client.get(reverse("workspace:board_heads")).json()["columns"]
+    assert heads["lead-new"] == "2 leads" and heads["lead-sql"] == "0 leads"
+    assert heads[f"deal-{qualification.pk}"] == "2 deals · 2,500.50 EUR"
+    narrowed = rep_client.get(reverse("workspace:board_heads"), {"source": source.pk}).json()["columns"]
+    assert narrowed["lead-new"] == "1 lead"
+
+
+def test_a_deal_card_shows_its_next_step_and_expected_close_and_opens_the_deal_on_the_lead_page(rep_client, rep_user):
+    lead = LeadFactory(first_name="Dora", last_name="Deal", owner=rep_user)
+    deal = services.deal_open(lead=lead, value=900, by=rep_user)
+    Deal.objects.filter(pk=deal.pk).update(next_step="Send the proposal", expected_close_on=datetime(2026, 12, 18).date())
+
+    card = column(board(rep_client), f"deal-{deal.stage_id}")
+    assert "Next step: Send the proposal" in card and "closes 18 Dec" in card
+    assert f'href="{reverse("workspace:lead_detail", args=[lead.pk])}#deal-{deal.pk}"' in card
+
+
 # --- Paging and queries ------------------------------------------------------------------------
 
 
@@ -284,5 +342,21 @@ def test_the_boards_first_screen_makes_the_same_queries_at_10_and_1000_leads(
     at_1000 = queries()
 
     assert at_10 == at_1000
-    with django_assert_max_num_queries(20):
+    # session, user, groups, bell (2), filter choices (owners, sources, campaigns), deal stages, lead counts,
+    # every lead column's cards, deal counts and totals, every deal column's cards
+    with django_assert_max_num_queries(14):
         board(manager_client)
+
+
+def test_more_deal_stages_add_no_query(manager_client, rep_user):
+    def queries():
+        with CaptureQueriesContext(connection) as ctx:
+            board(manager_client)
+        return len(ctx.captured_queries)
+
+    services.deal_open(lead=LeadFactory(owner=rep_user), value=10, by=rep_user)
+    before = queries()
+    for i in range(4):
+        DealStage.objects.create(name=f"Extra {i}", position=100 + i, probability=50)
+
+    assert queries() == before

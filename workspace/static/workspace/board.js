@@ -1,6 +1,8 @@
-/* The pipeline board: drag a card to another column, or use its "Move to" control.
- * Both post the card's own form (the same POST works without JavaScript) and ask for JSON;
- * a refused move puts the card back where it was and the server's reason is read out.
+/* The pipeline board: drag a card to another column, or use its "Move…" button, which opens one
+ * dialog shared by every card (without JavaScript the button is a link to the card's own Move page).
+ * Both post the fields that page posts, to the same URL, and ask for JSON; a refused move puts
+ * the card back where it was and the server's reason is read out. After a move every column's
+ * head (count, deal totals) is read again.
  * No inline handlers or styles: the CSP forbids them. Untrusted text goes in with textContent only. */
 (function () {
   "use strict";
@@ -23,10 +25,25 @@
     return key.indexOf("lead-") === 0 ? key.slice(5) : key;
   }
 
-  // The header's count follows a move; a deal column's totals are redrawn with the next page load.
-  function count(column, by) {
-    var number = column && column.querySelector("[data-count]");
-    if (number) number.textContent = String(Math.max(0, parseInt(number.textContent, 10) + by));
+  // After a move every column's head is read again: counts and deal totals under the board's filters.
+  function redrawHeads() {
+    var url = board() && board().dataset.heads;
+    if (!url) return;
+    fetch(url + window.location.search, { credentials: "same-origin", headers: { "Accept": "application/json" } })
+      .then(function (response) { return response.ok ? response.json() : null; })
+      .then(function (answer) {
+        if (!answer) return;
+        Object.keys(answer.columns).forEach(function (key) {
+          var head = document.querySelector('[data-column="' + key + '"] [data-summary]');
+          if (head) head.textContent = answer.columns[key];
+        });
+      })
+      .catch(function () { /* the heads stay as they were until the next page load */ });
+  }
+
+  function csrfToken() {
+    var input = document.querySelector('#board-move input[name="csrfmiddlewaretoken"]');
+    return input ? input.value : "";
   }
 
   function askReason(target) {
@@ -46,26 +63,29 @@
     });
   }
 
-  function move(card, target) {
-    var form = card.querySelector("form[data-move]");
-    var from = card.dataset.from;
-    if (!form || !target || ("lead-" + target) === from || target === from) return;
-    var needsReason = card.dataset.card.indexOf("lead-") === 0 && ended().indexOf(target) !== -1;
-    var typed = form.querySelector('input[name="reason"]');
-    var reasonReady = needsReason && typed && typed.value.trim() ? Promise.resolve(typed.value.trim())
-      : needsReason ? askReason(target) : Promise.resolve("");
+  function needsReason(card, target) {
+    return card.dataset.card.indexOf("lead-") === 0 && ended().indexOf(target) !== -1;
+  }
+
+  function move(card, target, typedReason) {
+    var link = card && card.querySelector("[data-move-open]");
+    var from = card && card.dataset.from;
+    if (!link || !target || ("lead-" + target) === from || target === from) return;
+    var needed = needsReason(card, target);
+    var reasonReady = !needed || typedReason ? Promise.resolve(typedReason || "") : askReason(target);
     reasonReady.then(function (reason) {
-      if (needsReason && !reason) { say("Not moved: a reason is needed to end a lead."); return; }
+      if (needed && !reason) { say("Not moved: a reason is needed to end a lead."); return; }
       var home = card.parentNode, next = card.nextSibling;
       var column = columnFor(target);
       var list = column && column.querySelector("[data-cards]");
       if (list) list.insertBefore(card, list.firstChild);
       card.classList.add("is-moving");
-      var data = new FormData(form);
+      var data = new FormData();
+      data.set("csrfmiddlewaretoken", csrfToken());
       data.set("to_status", target);
       data.set("reason", reason);
-      fetch(form.action, { method: "POST", body: data, credentials: "same-origin",
-                           headers: { "Accept": "application/json" } })
+      fetch(link.pathname, { method: "POST", body: data, credentials: "same-origin",
+                             headers: { "Accept": "application/json" } })
         .then(function (response) {
           return response.json().catch(function () {
             return { ok: false, message: "The move could not be saved (error " + response.status + "): try again." };
@@ -75,22 +95,64 @@
         .then(function (answer) {
           card.classList.remove("is-moving");
           if (answer.ok) {
-            count(document.querySelector('[data-column="' + from + '"]'), -1);
-            count(column, 1);
             if (list) {
               card.dataset.from = column.dataset.column;
               list.querySelectorAll("[data-empty]").forEach(function (empty) { empty.remove(); });
             } else { card.remove(); }
+            redrawHeads();
           } else {
             home.insertBefore(card, next);
           }
-          var select = form.querySelector("select");
-          if (select) select.value = "";
           say(answer.message, !answer.ok);
-          (answer.ok ? card.querySelector("a") : select || card).focus({ preventScroll: true });
+          if (document.body.contains(card)) link.focus({ preventScroll: true });
         });
     });
   }
+
+  // The Move… dialog: one for every card, its choices those of the card's kind.
+  var opened = null;
+  function openMoveDialog(card) {
+    var dialog = document.getElementById("board-move");
+    if (!dialog || typeof dialog.showModal !== "function") return false;
+    var kind = card.dataset.card.indexOf("deal-") === 0 ? "deal" : "lead";
+    var select = dialog.querySelector("select");
+    var choices = document.getElementById("board-targets-" + kind);
+    select.replaceChildren(choices.content.cloneNode(true));
+    Array.prototype.forEach.call(select.options, function (option) {
+      if (option.value && (option.value === card.dataset.from || "lead-" + option.value === card.dataset.from)) {
+        option.remove();
+      }
+    });
+    var name = card.querySelector("[data-card-name]");
+    dialog.querySelector("[data-move-name]").textContent = (kind === "deal" ? "the deal of " : "") +
+      (name ? name.textContent : "");
+    dialog.querySelector("textarea").value = "";
+    dialog.querySelector("[data-move-reason]").hidden = true;
+    opened = card;
+    dialog.showModal();
+    select.focus();
+    return true;
+  }
+  document.addEventListener("click", function (event) {
+    var open = event.target.closest && event.target.closest("[data-move-open]");
+    if (open && openMoveDialog(open.closest("[data-card]"))) { event.preventDefault(); return; }
+    if (event.target.closest && event.target.closest("[data-move-cancel]")) {
+      document.getElementById("board-move").close();
+    }
+  });
+  document.addEventListener("change", function (event) {
+    if (event.target.id !== "board-move-to" || !opened) return;
+    var box = document.querySelector("#board-move [data-move-reason]");
+    box.hidden = !needsReason(opened, event.target.value);
+    box.querySelector("textarea").required = !box.hidden;
+  });
+  document.addEventListener("close", function (event) {
+    if (event.target.id !== "board-move" || !opened) return;
+    var card = opened;
+    opened = null;
+    var link = card.querySelector("[data-move-open]");
+    if (link && document.body.contains(card)) link.focus({ preventScroll: true });
+  }, true);
 
   document.addEventListener("dragstart", function (event) {
     var card = event.target.closest && event.target.closest("[data-card]");
@@ -127,10 +189,13 @@
   });
   document.addEventListener("submit", function (event) {
     var form = event.target;
-    if (!form.matches || !form.matches("form[data-move]")) return;
+    if (!form.matches || !form.matches("form[data-move-dialog]")) return;
     event.preventDefault();
-    var select = form.querySelector('select[name="to_status"]');
-    if (!select || !select.value) { say("Choose where to move the card first."); return; }
-    move(form.closest("[data-card]"), select.value);
+    var card = opened, target = form.querySelector("select").value;
+    var reason = form.querySelector("textarea").value.trim();
+    if (!target) { say("Choose where to move the card first."); return; }
+    if (needsReason(card, target) && !reason) { form.querySelector("textarea").focus(); return; }
+    document.getElementById("board-move").close();
+    move(card, target, reason);
   });
 })();
