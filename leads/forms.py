@@ -121,6 +121,21 @@ class ConvertForm(forms.Form):
         return self.cleaned_data["currency"].strip().upper()
 
 
+class DealOpenForm(forms.Form):
+    """An open deal (an opportunity) for a lead: its value, what it is for, when it should close, what happens next."""
+
+    value = AmountField(min_value=0, max_digits=12, decimal_places=2, label="Deal value")
+    currency = forms.CharField(max_length=3, min_length=3, help_text="ISO 4217 code, e.g. EUR")
+    product = forms.CharField(max_length=200, required=False)
+    expected_close_on = forms.DateField(required=False, label="Expected close date",
+                                        widget=forms.DateInput(attrs={"type": "date"}))
+    next_step = forms.CharField(max_length=300, required=False, label="Next step",
+                                help_text="What happens next, e.g. send the proposal.")
+
+    def clean_currency(self):
+        return self.cleaned_data["currency"].strip().upper()
+
+
 class MergeLeadsForm(forms.Form):
     """Which of two leads to keep; the other's history moves to it (see leads.services.lead_merge)."""
 

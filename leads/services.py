@@ -804,6 +804,7 @@ def deal_open(
     currency: str | None = None,
     product: str = "",
     expected_close_on=None,
+    next_step: str = "",
     by=None,
     at: datetime | None = None,
 ) -> Deal:
@@ -829,6 +830,7 @@ def deal_open(
             value=amount,
             currency=currency,
             expected_close_on=expected_close_on,
+            next_step=(next_step or "").strip(),
         )
         _deal_created(deal, by=by)
         deal_stage_start(deal=deal, by=by)

@@ -6,13 +6,13 @@ from django import forms
 from django.conf import settings
 from django.utils import timezone
 
-from leads.forms import ConvertForm, OwnerChoiceField, StageMoveForm
+from leads.forms import ConvertForm, DealOpenForm, OwnerChoiceField, StageMoveForm
 from leads.models import Activity, Campaign, Lead, Objection, Persona, Source
 from leads.pipeline import LeadStatus
 from leads.selectors import lead_owner_choices
 from nurturing.models import Sequence
 
-__all__ = ["ConvertForm", "StageMoveForm"]  # re-used as they are from the admin's forms
+__all__ = ["ConvertForm", "DealOpenForm", "StageMoveForm"]  # re-used as they are from the admin's forms
 
 
 class LocalDateTimeInput(forms.DateTimeInput):

@@ -247,6 +247,18 @@ def _convert(request, lead, form):
     return f"Converted to a customer: deal #{deal.pk} won, {money_format(deal.value, deal.currency)}."
 
 
+def _open_deal(request, lead, form):
+    deal = lead_services.deal_open(lead=lead, by=request.user, **form.cleaned_data)
+    stage = f" in {deal.stage.name}" if deal.stage_id else ""
+    return f"Deal opened{stage}: {money_format(deal.value, deal.currency)}."
+
+
+def _deal_form(lead, data):
+    from django.conf import settings
+
+    return forms.DealOpenForm(data, initial={"currency": settings.CRM_DEFAULT_CURRENCY})
+
+
 def _enroll(request, lead, form):
     enrollment = nurturing_services.enrollment_create(lead=lead, sequence=form.cleaned_data["sequence"], by=request.user)
     return f"Enrolled in {enrollment.sequence.name}."
@@ -267,6 +279,8 @@ ACTIONS: dict[str, Action] = {
     "task": Action("Schedule a follow-up", "work", lambda lead, data: forms.TaskForm(data), _add_task, "t"),
     "stage": Action("Change stage", "work", lambda lead, data: forms.StageMoveForm(data, from_status=lead.status),
                     _change_stage, "s", when=lambda lead: bool(pipeline.allowed_moves(lead.status))),
+    "deal": Action("Open a deal", "work", _deal_form, _open_deal, "d",
+                   when=lambda lead: lead.status not in pipeline.ENDED_STATUSES),
     "convert": Action("Convert to customer", "work", _convert_form, _convert, "v",
                       when=lambda lead: pipeline.is_move_allowed(lead.status, pipeline.LeadStatus.CUSTOMER)),
     "enroll": Action("Enroll in a sequence", "enroll", lambda lead, data: forms.EnrollForm(data), _enroll, "e",

@@ -40,6 +40,7 @@ def _valid_post(name):
         "task": {"title": "Send the case study", "due_at": soon.strftime("%Y-%m-%dT%H:%M")},
         "stage": {"to_status": "contacted"},
         "convert": {"deal_value": "1200", "currency": "EUR"},
+        "deal": {"value": "1200", "currency": "EUR"},
         "reply": {"occurred_at": earlier.strftime("%Y-%m-%dT%H:%M"), "note": "Interested"},
         "enroll": {"sequence": ""},  # filled in by the test
     }[name]
@@ -73,7 +74,7 @@ def test_pages_by_role(actor, own_lead, request):
         assert response["Location"].startswith(reverse("login"))
 
 
-WORK = ("call", "objection", "note", "meeting", "task", "stage", "convert", "reply")
+WORK = ("call", "objection", "note", "meeting", "task", "stage", "convert", "deal", "reply")
 ACTIONS = (*WORK, "enroll")
 
 # role -> action -> expected status of the POST on rep1's lead (302: done, then back to the lead)
@@ -125,10 +126,11 @@ def _service_calls():
         "meeting": lambda lead, user: services.activity_log_meeting(lead=lead, by=user, occurred_at=earlier),
         "stage": lambda lead, user: services.lead_change_stage(lead=lead, to_status="contacted", by=user),
         "convert": lambda lead, user: services.lead_convert_to_customer(lead=lead, deal_value="1200", by=user),
+        "deal": lambda lead, user: services.deal_open(lead=lead, value="1200", by=user),
     }
 
 
-SERVICE_ACTIONS = ("call", "objection", "note", "meeting", "stage", "convert")
+SERVICE_ACTIONS = ("call", "objection", "note", "meeting", "stage", "convert", "deal")
 
 
 @pytest.mark.parametrize("action", SERVICE_ACTIONS)

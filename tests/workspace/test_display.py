@@ -43,6 +43,35 @@ def test_amounts_show_with_thousands_separators_and_the_currency(rep_client, rep
     assert f"Converted: deal #{won.pk} won, 12,500.50 EUR" in section(converted, "timeline")
 
 
+def test_a_rep_opens_a_deal_on_the_lead_page_with_its_close_date_and_next_step(rep_client, rep_user):
+    lead = lead_at("sql", owner=rep_user)
+
+    page = rep_client.post(reverse("workspace:lead_action", args=[lead.pk, "deal"]), {
+        "value": "24000", "currency": "eur", "product": "Team plan", "expected_close_on": "2026-12-18",
+        "next_step": "Send the proposal"}, **HTMX).content.decode()
+
+    deal = Deal.objects.get(lead=lead)
+    assert (deal.value, deal.currency, deal.next_step, str(deal.expected_close_on)) == (
+        24000, "EUR", "Send the proposal", "2026-12-18")
+    assert deal.stage.name == "Qualification"
+    assert "Deal opened in Qualification: 24,000 EUR." in page
+    deals = section(page, "deals")
+    assert "24,000 EUR · Team plan" in deals and "closes 18 Dec 2026" in deals and "Next: Send the proposal" in deals
+    lead.refresh_from_db()
+    assert lead.status == "opportunity"
+
+
+@pytest.mark.parametrize("typed", ["1e3", "1E+3", "-5"])
+def test_a_deal_value_not_in_digits_or_below_zero_is_refused_and_no_deal_is_opened(rep_client, rep_user, typed):
+    lead = lead_at("sql", owner=rep_user)
+
+    response = rep_client.post(reverse("workspace:lead_action", args=[lead.pk, "deal"]),
+                               {"value": typed, "currency": "EUR"}, **HTMX)
+
+    assert not Deal.objects.filter(lead=lead).exists()
+    assert "Write the amount in digits" in response.content.decode() or "greater than or equal to 0" in response.content.decode()
+
+
 @pytest.mark.parametrize("typed", ["1e3", "1E+3", "NaN", "Infinity", "-Infinity"])
 def test_an_amount_not_written_in_digits_is_refused_by_the_convert_form(rep_client, rep_user, typed):
     lead = lead_at("sql", owner=rep_user)
