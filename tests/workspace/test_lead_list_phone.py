@@ -6,7 +6,7 @@ from django.urls import reverse
 
 def test_the_filters_are_behind_a_filters_button_closed_in_the_page(rep_client, own_lead):
     page = rep_client.get(reverse("workspace:lead_list")).content.decode()
-    assert '<details class="lead-filters mb-3" id="lead-filters">' in page
+    assert '<details class="lead-filters filters-fold mb-3" id="lead-filters">' in page
     filters = page.index('<details class="lead-filters')  # (the nav's global search is a search form too)
     assert filters < page.index("<summary", filters) < page.index('role="search"', filters) < page.index("</details>", filters)
     assert "workspace/lead_list.css" in page and "workspace/lead_list.js" in page

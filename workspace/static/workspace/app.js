@@ -33,3 +33,18 @@
     }
   });
 })();
+
+// Filters sit in a <details class="filters-fold">, closed in the page so that a phone shows the list or board
+// first; on a wider screen they are opened at once (without JavaScript, their "Filters" button opens them).
+(function () {
+  "use strict";
+  function openOnWideScreens() {
+    if (!window.matchMedia("(min-width: 768px)").matches) return;
+    document.querySelectorAll("details.filters-fold").forEach(function (fold) { fold.open = true; });
+  }
+  if (document.readyState === "loading") {
+    document.addEventListener("DOMContentLoaded", openOnWideScreens);
+  } else {
+    openOnWideScreens();
+  }
+})();

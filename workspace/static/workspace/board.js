@@ -95,6 +95,13 @@
         .then(function (answer) {
           card.classList.remove("is-moving");
           if (answer.ok) {
+            if (!home.querySelector("[data-card]") && !home.querySelector(".board-more")) {
+              var empty = document.createElement("li");
+              empty.className = "board-empty small text-body-secondary";
+              empty.dataset.empty = "";
+              empty.textContent = "No cards.";
+              home.appendChild(empty);
+            }
             if (list) {
               card.dataset.from = column.dataset.column;
               list.querySelectorAll("[data-empty]").forEach(function (empty) { empty.remove(); });

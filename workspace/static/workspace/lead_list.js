@@ -29,20 +29,3 @@
     }
   });
 })();
-
-// The filters sit in a <details>, closed in the page so that a phone shows the list first; on a wider screen
-// they are opened at once (without JavaScript, the "Filters" button opens them).
-(function () {
-  "use strict";
-  function openOnWideScreens() {
-    var filters = document.getElementById("lead-filters");
-    if (filters && window.matchMedia("(min-width: 768px)").matches) {
-      filters.open = true;
-    }
-  }
-  if (document.readyState === "loading") {
-    document.addEventListener("DOMContentLoaded", openOnWideScreens);
-  } else {
-    openOnWideScreens();
-  }
-})();
