@@ -56,7 +56,10 @@ def _next_task(field_name: str, lead_ref: str = "pk"):
 
 def board_leads(*, access: Access, filters: dict):
     """The live leads the user may see, narrowed by the board's filters (owner, source, campaign)."""
-    leads = access.leads(Lead.objects.live())
+    return _narrowed(access.leads(Lead.objects.live()), access=access, filters=filters)
+
+
+def _narrowed(leads, *, access: Access, filters: dict):
     if filters.get("owner") is not None and access.sees_all:
         leads = leads.filter(owner=filters["owner"])
     for name in ("source", "campaign"):
@@ -110,6 +113,13 @@ def deal_cards(*, deals, stage: DealStage, cursor=None, limit: int = CARDS_PER_P
 
 _LEAD_RELATED = ("owner", "company")
 _DEAL_RELATED = ("lead", "lead__company", "lead__owner")
+# What a card shows, and nothing else: a lead row has some twenty columns, most of them times to parse.
+_PERSON = ("id", "username", "first_name", "last_name")
+_LEAD_CARD = ("id", "first_name", "last_name", "email", "phone", "status", "stage_entered_at", "owner_id", "company_id",
+              *(f"owner__{name}" for name in _PERSON), "company__id", "company__name")
+_DEAL_CARD = ("id", "lead_id", "value", "currency", "product", "expected_close_on", "next_step", "stage_id",
+              "stage_entered_at", "status", *(f"lead__{name}" for name in _LEAD_CARD))
+_CARD_FIELDS = {"status": _LEAD_CARD, "stage_id": _DEAL_CARD}
 
 
 def _pages(rows, column_field: str, keys: list, *, cursor=None, limit: int = CARDS_PER_PAGE, related=()) -> dict:
@@ -126,6 +136,7 @@ def _pages(rows, column_field: str, keys: list, *, cursor=None, limit: int = CAR
     cards = (
         rows.model.objects.filter(pk__in=bounded_union(branches))
         .select_related(*related)
+        .only(*_CARD_FIELDS[column_field])
         .annotate(next_task_title=_next_task("title", lead_ref), next_task_due=_next_task("due_at", lead_ref))
         .order_by(*ordered)
     )
@@ -146,8 +157,18 @@ def deal_stages() -> list[DealStage]:
     return list(DealStage.objects.filter(is_active=True).order_by("position", "pk"))
 
 
-def lead_counts(leads) -> dict:
-    return dict(leads.filter(status__in=LEAD_COLUMNS).order_by().values_list("status").annotate(n=Count("pk")))
+def lead_counts(*, access: Access, filters: dict) -> dict:
+    """{status: live leads} of the lead columns, in one query: a grouped count per part of what the user sees
+    (a rep's own leads, the pool), each from the owner index, added up."""
+    parts = [
+        _narrowed(part, access=access, filters=filters).filter(status__in=LEAD_COLUMNS).order_by()
+        .values_list("status").annotate(n=Count("*"))
+        for part in access.lead_parts(Lead.objects.live())
+    ]
+    counts = {}
+    for status, n in parts[0].union(*parts[1:], all=True) if len(parts) > 1 else parts[0]:
+        counts[status] = counts.get(status, 0) + n
+    return counts
 
 
 def deal_counts_and_totals(deals, stages) -> tuple[dict, dict]:
@@ -171,7 +192,7 @@ def board(*, access: Access, filters: dict, stages: list[DealStage]) -> list[Col
     opportunity, which the deal columns show).
     """
     leads = board_leads(access=access, filters=filters)
-    counts = lead_counts(leads)
+    counts = lead_counts(access=access, filters=filters)
     pages = _pages(leads, "status", list(LEAD_COLUMNS), related=_LEAD_RELATED)
     columns = []
     for status in LEAD_COLUMNS:

@@ -112,7 +112,7 @@ def board_heads(request, *, access):
     redraws them after a move, so counts and deal totals follow it (and other people's moves)."""
     _, filters = _filters(request, access)
     stages = selectors.deal_stages()
-    counts = selectors.lead_counts(selectors.board_leads(access=access, filters=filters))
+    counts = selectors.lead_counts(access=access, filters=filters)
     columns = [selectors.Column(key=f"lead-{status}", title="", kind="lead", count=counts.get(status, 0))
                for status in selectors.LEAD_COLUMNS]
     counts, totals = selectors.deal_counts_and_totals(selectors.board_deals(access=access, filters=filters), stages)

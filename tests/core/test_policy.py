@@ -137,3 +137,17 @@ def test_the_owner_choice_list_holds_exactly_the_users_the_policy_lets_own_leads
     assert owners == ["rep", "manager", "superuser"]
     assert [u.username for u in lead_owner_choices()] == ["a_rep", "b_manager", "d_root"]
     assert lead_owner_candidates(get_user_model().objects.filter(username__startswith="a_")).count() == 1
+
+
+@pytest.mark.parametrize("make", [rep, manager, marketer])
+def test_the_visible_leads_are_the_same_whether_the_owner_is_read_from_its_index_or_from_each_row(frozen, make):
+    user = make(username="viewer")
+    other = rep(username="another")
+    mine, pool, theirs = LeadFactory(owner=user), LeadFactory(owner=None), LeadFactory(owner=other)
+    access = access_for(user)
+
+    by_index = set(access.leads(Lead.objects.live()).values_list("pk", flat=True))
+    by_row = set(access.leads(Lead.objects.live(), owner_index=False).values_list("pk", flat=True))
+
+    assert by_index == by_row
+    assert by_index == ({mine.pk, pool.pk} if make is rep else {mine.pk, pool.pk, theirs.pk})

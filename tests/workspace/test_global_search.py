@@ -138,7 +138,20 @@ def test_the_search_makes_the_same_queries_at_10_and_1000_leads(rep_client, rep_
     with CaptureQueriesContext(connection) as ctx:
         results = search.global_search(access=access, text="bulk")
     assert len(results.leads) == len(results.deals) == search.GROUP_SIZE
-    assert len(ctx.captured_queries) == 4  # leads, companies, their lead counts, deals
+    assert len(ctx.captured_queries) == 5  # leads, companies, their lead counts, matching leads' ids, their deals
+
+
+def test_a_deal_is_found_when_its_lead_is_far_down_the_matches_and_another_reps_deal_is_not(rep_user, other_rep):
+    Lead.objects.bulk_create(
+        Lead(first_name=f"Far{i}", last_name="Match", email=f"far{i}@example.com", owner=rep_user,
+             search_text=f"far{i} match far{i}@example.com") for i in range(300))
+    last = Lead.objects.filter(owner=rep_user).order_by("-pk").first()
+    hidden = LeadFactory(first_name="Far", last_name="Match", owner=other_rep)
+    Deal.objects.bulk_create([Deal(lead=last, value=7, currency="EUR"), Deal(lead=hidden, value=9, currency="EUR")])
+
+    results = search.global_search(access=access_for(rep_user), text="match")
+
+    assert [deal.lead_id for deal in results.deals] == [last.pk]
 
 
 def test_the_page_works_without_javascript(rep_user, rep_client):
