@@ -5,7 +5,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import models
-from django.db.models import Count, Exists, F, OuterRef, Q, Subquery, Sum, Value
+from django.db.models import Count, Exists, F, OuterRef, Q, Subquery, Sum, Value, Window
 from django.db.models.functions import Cast, Coalesce
 from django.utils import timezone
 
@@ -74,15 +74,15 @@ def my_open_tasks(*, user, due_by: datetime | None = None):
 def today_for(*, access: Access, limit: int = 25, now: datetime | None = None) -> Today:
     """My open tasks due by the end of today (overdue first), replies waiting for me, my cold leads, my new leads.
 
-    The tasks are the first `limit`, and how many there are in all (for "Show all N"): the same two queries
-    however many there are.
+    The tasks are the first `limit`, and how many there are in all (for "Show all N"): one query however many
+    there are, the total counted over the whole match before the limit (a window).
     """
     now = now or timezone.now()
     day_end = day_end_of(now)
     user = access.user
     due = my_open_tasks(user=user, due_by=day_end)
-    tasks = list(due[:limit])
-    tasks_total = due.count()
+    tasks = list(due.annotate(total_due=Window(Count("*")))[:limit])
+    tasks_total = tasks[0].total_due if tasks else 0
     # Replies nobody has answered yet: newer than the lead's last call or meeting.
     replies = list(
         EmailEvent.objects.filter(

@@ -1,10 +1,10 @@
 """The three roles exist as groups, with the permissions their work needs."""
 
 import pytest
-from django.contrib.auth.models import Group
+from django.contrib.auth.models import Group, Permission
 
-from core.roles import Role, user_has_role, user_is_manager
-from tests.factories import UserFactory
+from core.roles import Role, user_can_export_personal_data, user_has_role, user_is_manager
+from tests.factories import UserFactory, manager, rep
 
 pytestmark = pytest.mark.django_db
 
@@ -52,3 +52,17 @@ def test_role_checks_follow_the_groups(manager_user, rep_user):
     assert user_has_role(rep_user, Role.SALES_REP)
     rep_user.is_active = False
     assert not user_has_role(rep_user, Role.SALES_REP)
+
+
+def test_exporting_personal_data_is_for_the_export_permission_by_group_or_by_user_asked_in_one_query(
+        django_assert_num_queries):
+    boss, seller, granted = manager(username="boss"), rep(username="seller"), rep(username="granted")
+    granted.user_permissions.add(Permission.objects.get(codename="export_lead"))
+    former = manager(username="former", is_active=False)
+
+    with django_assert_num_queries(1):
+        assert user_can_export_personal_data(boss)
+    assert not user_can_export_personal_data(seller)
+    assert user_can_export_personal_data(granted)
+    assert not user_can_export_personal_data(former)
+    assert user_can_export_personal_data(UserFactory(username="root", is_superuser=True))
