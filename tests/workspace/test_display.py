@@ -43,6 +43,7 @@ def test_amounts_show_with_thousands_separators_and_the_currency(rep_client, rep
     assert f"Converted: deal #{won.pk} won, 12,500.50 EUR" in section(converted, "timeline")
 
 
+@time_machine.travel(datetime(2026, 11, 24, 10, 0, tzinfo=UTC), tick=False)
 def test_a_rep_opens_a_deal_on_the_lead_page_with_its_close_date_and_next_step(rep_client, rep_user):
     lead = lead_at("sql", owner=rep_user)
 
@@ -61,6 +62,17 @@ def test_a_rep_opens_a_deal_on_the_lead_page_with_its_close_date_and_next_step(r
     assert lead.status == "opportunity"
 
 
+@time_machine.travel(datetime(2026, 11, 24, 10, 0, tzinfo=UTC), tick=False)
+def test_a_won_deal_shows_when_it_was_won_not_a_chance_to_win(rep_client, rep_user):
+    lead = lead_at("sql", owner=rep_user)
+    services.lead_convert_to_customer(lead=lead, deal_value="900", by=rep_user)
+
+    deals = section(rep_client.get(reverse("workspace:lead_detail", args=[lead.pk])).content.decode(), "deals")
+
+    assert "% to win" not in deals and "Won 24 Nov 2026" in deals
+
+
+@time_machine.travel(datetime(2026, 11, 24, 10, 0, tzinfo=UTC), tick=False)
 @pytest.mark.parametrize("typed", ["1e3", "1E+3", "-5"])
 def test_a_deal_value_not_in_digits_or_below_zero_is_refused_and_no_deal_is_opened(rep_client, rep_user, typed):
     lead = lead_at("sql", owner=rep_user)
