@@ -167,6 +167,11 @@ class LeadFilterForm(forms.Form):
             (value, f"No touch for {settings.CRM_COLD_AFTER_DAYS} days" if value == "cold" else label)
             for value, label in self.fields["touched"].choices
         ]
+        # Drawn by workspace/partials/filter_field.html (crispy's field templates cost more than the whole list):
+        # Bootstrap's classes go on the widgets here.
+        for field in self.fields.values():
+            css = "form-select" if isinstance(field.widget, forms.Select) else "form-control"
+            field.widget.attrs["class"] = f"{field.widget.attrs.get('class', '')} {css}".strip()
 
     def clean_score_min(self):
         value = self.cleaned_data["score_min"]
