@@ -130,7 +130,7 @@ def api_task_get(*, access: Access, pk: int) -> Task:
 def api_deal_list(*, access: Access, filters: dict | None = None):
     """Deals on the leads `access` may see, filtered by status, owner, lead and close time."""
     filters = filters or {}
-    deals = _about_visible_leads(Deal.objects.select_related("lead", "owner", "customer"), access)
+    deals = _about_visible_leads(Deal.objects.select_related("lead", "owner", "customer", "stage"), access)
     for name in ("status", "owner", "lead"):
         if filters.get(name) is not None:
             deals = deals.filter(**{name: filters[name]})

@@ -6,7 +6,7 @@ Serializers only parse and show; every change goes through `leads.services`.
 
 from rest_framework import serializers
 
-from leads.models import Activity, Deal, Objection
+from leads.models import Activity, Deal, DealStage, Objection
 
 from .serializers import (
     MAX_ID,
@@ -81,6 +81,12 @@ class TaskSerializer(serializers.Serializer):
     created_at = UtcDateTimeField()
 
 
+class DealStageRef(serializers.Serializer):
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+    probability = serializers.IntegerField(help_text="Percent chance to win, as the forecast weighs the deal.")
+
+
 class DealSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     lead = LeadRef()
@@ -92,6 +98,9 @@ class DealSerializer(serializers.Serializer):
     status = serializers.ChoiceField(choices=Deal.Status.choices)
     created_at = UtcDateTimeField()
     expected_close_on = serializers.DateField(allow_null=True)
+    stage = DealStageRef(allow_null=True, help_text="Where an open deal is (a won or lost deal: where it closed).")
+    stage_entered_at = UtcDateTimeField(allow_null=True)
+    next_step = serializers.CharField()
     closed_at = UtcDateTimeField(allow_null=True)
     lost_reason = serializers.CharField()
 
@@ -261,11 +270,15 @@ class DealUpdateBody(StrictSerializer):
     currency = StrictCharField(min_length=3, max_length=3, required=False, help_text="ISO 4217, e.g. EUR.")
     product = _text(200)
     expected_close_on = serializers.DateField(required=False, allow_null=True)
+    next_step = _text(300)
+    stage = ModelIdField(queryset=DealStage.objects.all(), required=False,
+                         help_text="Move the open deal to this deal stage (one in use), recorded in its stage history.")
 
 
 class DealCreateBody(DealUpdateBody):
     lead = _lead_field()
     value = AmountField(min_value=0)
+    stage = None  # a deal opens in the first stage in use
 
 
 class LoseBody(StrictSerializer):

@@ -11,6 +11,7 @@ from rest_framework import status
 from rest_framework.response import Response
 
 from leads import services as lead_services
+from leads.deals import deal_change_stage
 
 from . import sales_selectors as selectors
 from . import sales_serializers as serializers
@@ -129,13 +130,19 @@ class DealDetail(SalesApiView):
     @extend_schema(
         operation_id="deals_update", tags=[DEALS], request=serializers.DealUpdateBody, summary="Change a deal",
         description="Its lead's owner or a manager. A won or lost deal is history: only `expected_close_on` "
-                    "may change (else 422).",
+                    "may change (else 422). `stage` moves an open deal to another deal stage; the terms and the "
+                    "move are saved together or not at all.",
         responses={200: serializers.DealSerializer, **problems(400, 401, 403, 404, 422, 429)},
     )
     def patch(self, request, pk):
         deal = self.deal(pk)
         data = self.body(serializers.DealUpdateBody)
-        lead_services.deal_update(deal=deal, by=request.user, **data)
+        stage = data.pop("stage", None)
+        with transaction.atomic():
+            if data:
+                lead_services.deal_update(deal=deal, by=request.user, **data)
+            if stage is not None and stage.pk != deal.stage_id:
+                deal_change_stage(deal=deal, stage=stage, by=request.user)
         return Response(serializers.DealSerializer(self.deal(pk)).data)
 
 

@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from api.models import Scope
 from leads import services
-from leads.models import Deal, Lead
+from leads.models import Deal, DealStage, DealStageChange, Lead
 from tests.api.conftest import Api, assert_problem, token_for
 from tests.factories import CompanyFactory, LeadFactory, lead_at
 
@@ -69,7 +69,8 @@ def test_a_deal_shows_its_details(leads, rep_api, rep_user):
         "id": made.pk, "lead": {"id": leads["mine"].pk, "name": str(leads["mine"])}, "customer": None,
         "owner": {"id": rep_user.pk, "username": "rep1", "name": rep_user.get_full_name()}, "product": "Pro plan",
         "value": "1200.50", "currency": "USD", "status": "open", "created_at": "2026-06-01T09:00:00Z",
-        "expected_close_on": None, "closed_at": None, "lost_reason": "",
+        "expected_close_on": None, "stage": {"id": made.stage_id, "name": "Qualification", "probability": 10},
+        "stage_entered_at": "2026-06-01T09:00:00Z", "next_step": "", "closed_at": None, "lost_reason": "",
     }
 
 
@@ -151,6 +152,37 @@ def test_the_owner_changes_an_open_deal_and_only_the_close_date_of_a_closed_one(
     assert_problem(rep_api.patch(f"{DEALS}{made.pk}/", {"value": "1"}), 422)
     assert rep_api.patch(f"{DEALS}{made.pk}/", {"expected_close_on": "2026-08-01"}).status_code == 200
     assert_problem(rep_api.post(f"{DEALS}{made.pk}/lose/", {"reason": "Again"}), 422, field="status")
+
+
+def test_a_deal_opens_with_its_next_step_and_moves_through_the_deal_stages_with_its_history(
+        leads, frozen, rep_api, rep_user):
+    opened = rep_api.post(DEALS, {"lead": leads["mine"].pk, "value": "900", "next_step": "Send the proposal"})
+    assert opened.status_code == 201, opened.content
+    assert (opened.json()["next_step"], opened.json()["stage"]["name"]) == ("Send the proposal", "Qualification")
+    made = Deal.objects.get(pk=opened.json()["id"])
+    proposal = DealStage.objects.get(name="Proposal")
+    frozen.shift(timedelta(days=3))
+
+    moved = rep_api.patch(f"{DEALS}{made.pk}/", {"stage": proposal.pk, "next_step": "Call on Friday"})
+
+    assert moved.status_code == 200, moved.content
+    assert (moved.json()["stage"], moved.json()["stage_entered_at"], moved.json()["next_step"]) == (
+        {"id": proposal.pk, "name": "Proposal", "probability": proposal.probability}, "2026-06-04T09:00:00Z",
+        "Call on Friday")
+    change = DealStageChange.objects.get(deal=made, from_stage__isnull=False)
+    assert (change.from_stage.name, change.to_stage.name, change.time_in_from_stage) == (
+        "Qualification", "Proposal", timedelta(days=3))
+    assert rep_api.post(DEALS, {"lead": leads["mine"].pk, "value": "1", "stage": proposal.pk}).status_code == 400
+
+
+def test_a_refused_stage_move_changes_none_of_the_terms_sent_with_it(leads, rep_api, rep_user):
+    made = deal(leads["mine"], by=rep_user)
+    unused = DealStage.objects.create(name="Parked", position=99, probability=5, is_active=False)
+
+    assert_problem(rep_api.patch(f"{DEALS}{made.pk}/", {"stage": unused.pk, "value": "5"}), 422, field="stage")
+    assert_problem(rep_api.patch(f"{DEALS}{made.pk}/", {"stage": 999999}), 400, field="stage")
+    assert Deal.objects.get(pk=made.pk).value == Decimal("100")
+    assert not DealStageChange.objects.filter(from_stage__isnull=False).exists()
 
 
 def test_losing_a_deal_needs_a_reason(leads, rep_api, rep_user):
