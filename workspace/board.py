@@ -23,7 +23,7 @@ from leads.pipeline import LeadStatus
 LEAD_COLUMNS = (LeadStatus.NEW, LeadStatus.CONTACTED, LeadStatus.NURTURING, LeadStatus.MQL, LeadStatus.SQL)
 # Drop targets without cards: a lead ends there (with a reason) or, for Customer, by converting on its page.
 END_TARGETS = (LeadStatus.CUSTOMER, LeadStatus.LOST, LeadStatus.DISQUALIFIED)
-CARDS_PER_PAGE = 25
+CARDS_PER_PAGE = 20
 
 
 @dataclass
