@@ -46,6 +46,16 @@ class Column:
         return " · ".join(parts)
 
 
+def days_in_stage(entered_at, *, now: datetime) -> str:
+    """“3 days in stage” since the card entered its column (“entered today” on the first day)."""
+    if entered_at is None:
+        return "in stage"
+    days = max(0, (now - entered_at).days)
+    if days == 0:
+        return "entered today"
+    return f"{days} day{'s' if days != 1 else ''} in stage"
+
+
 def _next_task(field_name: str, lead_ref: str = "pk"):
     """The lead's next open task's `field_name` (its earliest due), as a subquery on the `task_lead` index."""
     return Subquery(
