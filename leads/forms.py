@@ -35,7 +35,7 @@ class LeadForm(forms.ModelForm):
     class Meta:
         model = Lead
         fields = [
-            "first_name", "last_name", "email", "phone", "title", "company", "owner",
+            "first_name", "last_name", "email", "phone", "title", "linkedin_url", "x_url", "company", "owner",
             "source", "campaign", "utm_medium", "utm_content", "utm_term", "persona",
             "timezone", "consent_given_at", "consent_text", "consent_source",
         ]

@@ -7,6 +7,7 @@ activity that touches the lead) goes through `leads.services`.
 import functools
 import zoneinfo
 from decimal import Decimal
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -37,6 +38,27 @@ def validate_timezone(value):
         )
 
 
+def validate_linkedin_url(value):
+    _validate_profile_url(value, "LinkedIn", ("linkedin.com",))
+
+
+def validate_x_url(value):
+    _validate_profile_url(value, "X", ("x.com", "twitter.com"))
+
+
+def _validate_profile_url(value, network: str, hosts: tuple[str, ...]):
+    """A social profile's address on its network, over http(s): a link people click from the lead page."""
+    if not value:
+        return
+    parts = urlsplit(value)
+    host = (parts.hostname or "").lower()
+    if parts.scheme not in ("http", "https") or not any(host == h or host.endswith("." + h) for h in hosts):
+        raise ValidationError(
+            "Give the %(network)s profile's address, e.g. https://%(example)s/…", code="profile_url",
+            params={"network": network, "example": ("www." if hosts[0] == "linkedin.com" else "") + hosts[0]},
+        )
+
+
 def validate_currency(value):
     if not (len(value) == 3 and value.isalpha() and value.isupper()):
         raise ValidationError("Use a three-letter ISO 4217 currency code in capitals, such as EUR or USD.")
@@ -50,6 +72,8 @@ class Company(models.Model):
     industry = models.CharField(max_length=100, blank=True)
     size = models.CharField(max_length=50, blank=True, help_text="Headcount band, e.g. 11-50")
     country = models.CharField(max_length=100, blank=True)
+    linkedin_url = models.URLField("LinkedIn page", max_length=300, blank=True, validators=[validate_linkedin_url])
+    x_url = models.URLField("X profile", max_length=300, blank=True, validators=[validate_x_url])
     created_at = models.DateTimeField(default=now, editable=False)
 
     class Meta:
@@ -166,6 +190,8 @@ class Lead(models.Model):
     phone = models.CharField(max_length=40, blank=True)
     title = models.CharField("job title", max_length=150, blank=True)
     company = models.ForeignKey(Company, null=True, blank=True, on_delete=models.SET_NULL, related_name="leads")
+    linkedin_url = models.URLField("LinkedIn profile", max_length=300, blank=True, validators=[validate_linkedin_url])
+    x_url = models.URLField("X profile", max_length=300, blank=True, validators=[validate_x_url])
 
     source = models.ForeignKey(Source, null=True, blank=True, on_delete=models.PROTECT, related_name="leads", db_index=False)
     campaign = models.ForeignKey(Campaign, null=True, blank=True, on_delete=models.PROTECT, related_name="leads", db_index=False)
@@ -353,6 +379,22 @@ class Activity(models.Model):
         CALL = "call", "Call"
         NOTE = "note", "Note"
         MEETING = "meeting", "Meeting"
+        SOCIAL = "social", "Social touch"
+
+    class Channel(models.TextChoices):
+        LINKEDIN = "linkedin", "LinkedIn"
+        X = "x", "X"
+        FACEBOOK = "facebook", "Facebook"
+        INSTAGRAM = "instagram", "Instagram"
+        OTHER = "other", "Other network"
+
+    class SocialAction(models.TextChoices):
+        MESSAGE_SENT = "message_sent", "Message sent"
+        MESSAGE_RECEIVED = "message_received", "Message received"
+        COMMENT = "comment", "Comment"
+        CONNECTION_SENT = "connection_sent", "Connection request sent"
+        CONNECTION_ACCEPTED = "connection_accepted", "Connection accepted"
+        ENGAGED = "engaged", "Liked or shared a post"
 
     class Direction(models.TextChoices):
         OUTBOUND = "outbound", "Outbound"
@@ -366,7 +408,7 @@ class Activity(models.Model):
         WRONG_NUMBER = "wrong_number", "Wrong number"
 
     # Kinds that count as touching the lead (notes are internal).
-    TOUCHES = frozenset({Kind.CALL, Kind.MEETING})
+    TOUCHES = frozenset({Kind.CALL, Kind.MEETING, Kind.SOCIAL})
 
     lead = models.ForeignKey(Lead, on_delete=models.CASCADE, related_name="activities", db_index=False)
     kind = models.CharField(max_length=10, choices=Kind.choices)
@@ -376,6 +418,9 @@ class Activity(models.Model):
     direction = models.CharField(max_length=10, choices=Direction.choices, blank=True)
     outcome = models.CharField(max_length=20, choices=CallOutcome.choices, blank=True)
     duration_seconds = models.PositiveIntegerField(null=True, blank=True)
+    channel = models.CharField(max_length=12, choices=Channel.choices, blank=True, help_text="Social touches: where.")
+    social_action = models.CharField(max_length=24, choices=SocialAction.choices, blank=True,
+                                     help_text="Social touches: what happened.")
     created_at = models.DateTimeField(default=now, editable=False)
 
     class Meta:
@@ -391,6 +436,11 @@ class Activity(models.Model):
                 condition=~Q(kind="call") | (~Q(direction="") & ~Q(outcome="")),
                 name="call_has_direction_and_outcome",
                 violation_error_message="A call needs a direction and an outcome.",
+            ),
+            models.CheckConstraint(
+                condition=~Q(kind="social") | (~Q(channel="") & ~Q(social_action="")),
+                name="social_touch_has_channel_and_action",
+                violation_error_message="A social touch needs its network and what happened.",
             )
         ]
 

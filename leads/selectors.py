@@ -107,6 +107,8 @@ def lead_timeline(*, lead, limit: int = 30) -> list[dict]:
             title = f"Call ({', '.join(p for p in parts if p)})"
         elif activity.kind == Activity.Kind.MEETING:
             title = " ".join(p for p in ("Meeting", _duration_label(activity.duration_seconds)) if p)
+        elif activity.kind == Activity.Kind.SOCIAL:
+            title = f"{activity.get_channel_display()}: {activity.get_social_action_display().lower()}"
         else:
             title = "Note"
         who = person_name(activity.author) if activity.author_id else ""

@@ -515,6 +515,23 @@ def activity_log_meeting(
 
 
 @transaction.atomic
+def activity_log_social(
+    *, lead: Lead, by, channel: str, social_action: str, body: str = "", occurred_at: datetime | None = None
+) -> Activity:
+    """Log a social touch (a LinkedIn message, a comment, a connection accepted): it touches the lead, so a lead
+    worked on a social network is not "gone cold", and it shows on the timeline."""
+    errors = {}
+    if channel not in Activity.Channel.values:
+        errors["channel"] = ["Choose the network: " + ", ".join(Activity.Channel.labels) + "."]
+    if social_action not in Activity.SocialAction.values:
+        errors["social_action"] = ["Choose what happened: " + ", ".join(Activity.SocialAction.labels).lower() + "."]
+    if errors:
+        raise ValidationError(errors)
+    return _activity_create(lead=lead, by=by, kind=Activity.Kind.SOCIAL, channel=channel,
+                            social_action=social_action, body=body, occurred_at=occurred_at)
+
+
+@transaction.atomic
 def objection_log(
     *,
     lead: Lead,

@@ -148,6 +148,8 @@ def _lead_fields(lead: Lead) -> dict:
         "email": lead.email,
         "phone": lead.phone,
         "title": lead.title,
+        "linkedin_url": lead.linkedin_url,
+        "x_url": lead.x_url,
         "company": lead.company.name if lead.company_id else None,
         "owner": _username(lead.owner),
         "source": lead.source.name if lead.source_id else None,
@@ -260,6 +262,7 @@ def person_export(*, lead: Lead) -> dict:
                 {
                     "id": a.pk, "kind": a.kind, "occurred_at": a.occurred_at, "author": _username(a.author), "body": a.body,
                     "direction": a.direction, "outcome": a.outcome, "duration_seconds": a.duration_seconds,
+                    "channel": a.channel, "social_action": a.social_action,
                 }
                 for a in activities.get(pk, [])
             ],
@@ -407,7 +410,7 @@ def person_erase(*, lead: Lead, by) -> ErasureResult:
       the email events (opens, clicks, replies, bounces; also those that carry
       only the address). A worker that claimed one of those deliveries finds
       it gone; the suppression stops anything else.
-    - Deleted: calls, notes and meetings, objections, tasks, form submissions.
+    - Deleted: calls, notes, meetings and social touches, objections, tasks, form submissions.
     - Kept without personal text: stage changes (reason blanked; the funnel's
       conversion rates and times in stage are computed from them), deals
       (lost reason blanked; revenue reporting needs value, currency, status,
@@ -416,7 +419,7 @@ def person_erase(*, lead: Lead, by) -> ErasureResult:
       is an organisation's record, shared with its other leads.
     - Each lead row stays, anonymised, so counts per stage, source, campaign,
       persona and owner still add up: names become "Erased"; address, phone,
-      job title, time zone, UTM fields, lost reason and all of consent (when,
+      job title, social profile links, time zone, UTM fields, lost reason and all of consent (when,
       how, wording) are blanked. Consent is not kept as evidence: once the
       person is gone there is nothing left to justify, and the erasure itself
       is recorded (`erased_at`, `erased_by`). The row is archived (if it was
@@ -484,6 +487,7 @@ def person_erase(*, lead: Lead, by) -> ErasureResult:
     for row in leads:
         row.first_name, row.last_name = ERASED_NAME, ""
         row.email = row.phone = row.title = row.timezone = ""
+        row.linkedin_url = row.x_url = ""
         row.utm_medium = row.utm_content = row.utm_term = ""
         row.consent_given_at, row.consent_text, row.consent_source = None, "", ""
         row.lost_reason = ""
@@ -493,8 +497,8 @@ def person_erase(*, lead: Lead, by) -> ErasureResult:
         row.search_text = row.build_search_text()
         row.save(
             update_fields=[
-                "first_name", "last_name", "email", "phone", "title", "timezone", "utm_medium", "utm_content", "utm_term",
-                "consent_given_at", "consent_text", "consent_source", "lost_reason", "archived_at", "erased_at",
+                "first_name", "last_name", "email", "phone", "title", "timezone", "linkedin_url", "x_url", "utm_medium",
+                "utm_content", "utm_term", "consent_given_at", "consent_text", "consent_source", "lost_reason", "archived_at", "erased_at",
                 "erased_by", "search_text", "updated_at",
             ]
         )

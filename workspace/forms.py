@@ -87,6 +87,15 @@ class MeetingForm(forms.Form):
     body = forms.CharField(label="Notes", required=False, widget=forms.Textarea(attrs={"rows": 3}))
 
 
+class SocialTouchForm(forms.Form):
+    """A touch on a social network: a message, a comment, a connection."""
+
+    channel = forms.ChoiceField(label="Network", choices=Activity.Channel.choices, initial=Activity.Channel.LINKEDIN)
+    social_action = forms.ChoiceField(label="What happened", choices=Activity.SocialAction.choices)
+    occurred_at = forms.DateTimeField(label="When", widget=LocalDateTimeInput(), initial=timezone.localtime)
+    body = forms.CharField(label="Notes", required=False, widget=forms.Textarea(attrs={"rows": 3}))
+
+
 class ReplyForm(forms.Form):
     """For mail setups without an inbound webhook: the rep records that the lead answered by email."""
 

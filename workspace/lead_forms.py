@@ -13,8 +13,8 @@ from leads.models import Campaign, Lead, Persona, Source
 from leads.selectors import lead_duplicate_of
 
 # What a rep may set on a lead: never its stage, score or history. The company is typed by name.
-LEAD_FIELDS = ("first_name", "last_name", "email", "phone", "title", "source", "campaign", "persona", "timezone",
-               "consent_given_at", "consent_text", "consent_source")
+LEAD_FIELDS = ("first_name", "last_name", "email", "phone", "title", "linkedin_url", "x_url", "source", "campaign",
+               "persona", "timezone", "consent_given_at", "consent_text", "consent_source")
 
 
 def duplicate_error(other: Lead) -> ValidationError:

@@ -213,6 +213,11 @@ def _add_note(request, lead, form):
     return "Note added."
 
 
+def _log_social(request, lead, form):
+    activity = lead_services.activity_log_social(lead=lead, by=request.user, **form.cleaned_data)
+    return f"{activity.get_channel_display()} touch logged: {activity.get_social_action_display().lower()}."
+
+
 def _log_meeting(request, lead, form):
     minutes = form.cleaned_data.get("duration_minutes")
     lead_services.activity_log_meeting(
@@ -276,6 +281,7 @@ ACTIONS: dict[str, Action] = {
     "note": Action("Add a note", "work", lambda lead, data: forms.NoteForm(data), _add_note, "n"),
     "meeting": Action("Log a meeting", "work", lambda lead, data: forms.MeetingForm(data), _log_meeting, "m"),
     "reply": Action("Log a reply", "work", lambda lead, data: forms.ReplyForm(data), _log_reply, "r"),
+    "social": Action("Log a social touch", "work", lambda lead, data: forms.SocialTouchForm(data), _log_social, "l"),
     "task": Action("Schedule a follow-up", "work", lambda lead, data: forms.TaskForm(data), _add_task, "t"),
     "stage": Action("Change stage", "work", lambda lead, data: forms.StageMoveForm(data, from_status=lead.status),
                     _change_stage, "s", when=lambda lead: bool(pipeline.allowed_moves(lead.status))),

@@ -149,7 +149,8 @@ class LeadAdmin(ListExportAdmin, admin.ModelAdmin):
     )
     fieldsets = (
         ("Pipeline", {"fields": ("stage", "stage_entered_at", "lost_reason", "owner", "score_explained", "tag_list")}),
-        ("Contact", {"fields": (("first_name", "last_name"), "email", "phone", "title", "company", "timezone")}),
+        ("Contact", {"fields": (("first_name", "last_name"), "email", "phone", "title", "company", "timezone",
+                                ("linkedin_url", "x_url"))}),
         ("Attribution", {"fields": ("source", "campaign", "persona", ("utm_medium", "utm_content", "utm_term"))}),
         ("Consent", {"fields": ("consent_given_at", "consent_text", "consent_source")}),
         ("Record", {"fields": ("created_at", "updated_at", "last_touch_at", "archived_at")}),

@@ -41,6 +41,7 @@ def _valid_post(name):
         "stage": {"to_status": "contacted"},
         "convert": {"deal_value": "1200", "currency": "EUR"},
         "deal": {"value": "1200", "currency": "EUR"},
+        "social": {"channel": "linkedin", "social_action": "comment", "occurred_at": earlier.strftime("%Y-%m-%dT%H:%M")},
         "reply": {"occurred_at": earlier.strftime("%Y-%m-%dT%H:%M"), "note": "Interested"},
         "enroll": {"sequence": ""},  # filled in by the test
     }[name]
@@ -74,7 +75,7 @@ def test_pages_by_role(actor, own_lead, request):
         assert response["Location"].startswith(reverse("login"))
 
 
-WORK = ("call", "objection", "note", "meeting", "task", "stage", "convert", "deal", "reply")
+WORK = ("call", "objection", "note", "meeting", "task", "stage", "convert", "deal", "social", "reply")
 ACTIONS = (*WORK, "enroll")
 
 # role -> action -> expected status of the POST on rep1's lead (302: done, then back to the lead)
@@ -127,10 +128,11 @@ def _service_calls():
         "stage": lambda lead, user: services.lead_change_stage(lead=lead, to_status="contacted", by=user),
         "convert": lambda lead, user: services.lead_convert_to_customer(lead=lead, deal_value="1200", by=user),
         "deal": lambda lead, user: services.deal_open(lead=lead, value="1200", by=user),
+        "social": lambda lead, user: services.activity_log_social(lead=lead, by=user, channel="x", social_action="comment"),
     }
 
 
-SERVICE_ACTIONS = ("call", "objection", "note", "meeting", "stage", "convert", "deal")
+SERVICE_ACTIONS = ("call", "objection", "note", "meeting", "stage", "convert", "deal", "social")
 
 
 @pytest.mark.parametrize("action", SERVICE_ACTIONS)
