@@ -31,6 +31,7 @@ from . import content_services, previews, services
 from .admin_audiences import AudienceLiveCountMixin
 from .admin_privacy import PersonPrivacyAdminMixin
 from .admin_reports import LeadEmailEventsMixin, SequenceReportMixin
+from .admin_retargeting import AudienceRetargetingMixin
 from .admin_variants import StepTestMixin
 from .audience_enrollment import audience_enroll_plan, audience_enroll_start
 from .audiences import audience_count_and_sample
@@ -396,16 +397,16 @@ class SuppressionAdmin(admin.ModelAdmin):
 
 
 @admin.register(Audience)
-class AudienceAdmin(AudienceLiveCountMixin, admin.ModelAdmin):
+class AudienceAdmin(AudienceRetargetingMixin, AudienceLiveCountMixin, admin.ModelAdmin):
     """Marketers save audiences by rules, see how many leads each holds now and who (as they edit the rules too),
     and enroll them."""
 
     # No count per row: each is a query over the leads; the audience's page shows its count and a sample.
     list_display = ("name", "stage", "source", "campaign", "persona", "created_at")
     search_fields = ("name",)
-    readonly_fields = ("members", "enrollments")
+    readonly_fields = ("members", "enrollments", "ad_platforms")
     fieldsets = (
-        (None, {"fields": ("name", "members", "enrollments")}),
+        (None, {"fields": ("name", "members", "enrollments", "ad_platforms")}),
         ("Where they came from", {"fields": ("source", "utm_medium", "campaign", "resource", "form_slug")}),
         ("Who they are", {"fields": ("persona", "country", "owner", "stage", ("score_min", "score_max"), "tag")}),
         ("What they did, and when", {"fields": ("engaged_within_days", "inactive_for_days")}),
@@ -447,7 +448,7 @@ class AudienceAdmin(AudienceLiveCountMixin, admin.ModelAdmin):
 
     def get_urls(self):
         return [path("<int:audience_id>/enroll/", self.admin_site.admin_view(self.enroll_view),
-                     name="nurturing_audience_enroll"), *super().get_urls()]
+                     name="nurturing_audience_enroll"), *self.retargeting_urls(), *super().get_urls()]
 
     def enroll_view(self, request, audience_id):
         """Choose the sequence, see the plan for the audience's leads now, then enroll them."""

@@ -588,6 +588,31 @@ class Audience(models.Model):
                 "one empty."]})
 
 
+class AudienceFeed(models.Model):
+    """A private address an ad platform fetches an audience's customer-match file from, current at each fetch
+    (`nurturing.retargeting`). Only the token's hash is kept: the address is shown once, when it is made;
+    revoking it stops every fetch at once."""
+
+    class Platform(models.TextChoices):
+        GOOGLE = "google", "Google Ads Customer Match"
+        META = "meta", "Meta custom audience"
+
+    audience = models.ForeignKey(Audience, on_delete=models.CASCADE, related_name="feeds")
+    platform = models.CharField(max_length=10, choices=Platform.choices)
+    token_hash = models.CharField(max_length=64, unique=True, editable=False)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="+")
+    created_at = models.DateTimeField(default=now, editable=False)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    last_fetched_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self):
+        return f"{self.get_platform_display()} feed of {self.audience}"
+
+
 class AudienceEnrollment(models.Model):
     """Enrolling an audience's leads in a sequence, in the background and in batches, with its progress: each lead
     goes through `enrollment_create` (every rule of the sequence), those it refuses counted by reason."""

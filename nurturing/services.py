@@ -7,6 +7,8 @@ are here (`delivery_stop_reason`).
 
 import collections
 import dataclasses
+import hashlib
+import secrets
 from datetime import datetime, timedelta
 
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -26,7 +28,7 @@ from leads.pipeline import LeadStatus
 
 from .address_hash import current_key, email_hash, email_hashes, hash_keys, hashes_rewrite, key_id
 from .content_library import content_needs
-from .models import Delivery, Enrollment, Sequence, SequenceVersion, Step, StepVariant, Suppression, WebhookNonce
+from .models import AudienceFeed, Delivery, Enrollment, Sequence, SequenceVersion, Step, StepVariant, Suppression, WebhookNonce
 from .rendering import TemplateProblem, check_template
 from .schedule import lead_zone, next_send_time
 
@@ -422,6 +424,47 @@ def audience_save(*, audience, by=None):
         audience.created_by = by
     audience.save()
     return audience
+
+
+def audience_feed_create(*, audience, platform: str, by=None):
+    """A private feed address of the audience's customer-match file for one ad platform (marketers and managers).
+    Returns (feed, token): the token is in the address and shown once; only its hash is kept."""
+    check_may_build_sequences(by)
+    if platform not in AudienceFeed.Platform.values:
+        raise ValidationError({"platform": ["Choose Google Ads or Meta."]})
+    token = secrets.token_urlsafe(32)
+    with transaction.atomic():
+        feed = AudienceFeed.objects.create(audience=audience, platform=platform, token_hash=feed_token_hash(token),
+                                           created_by=by)
+        event_record(EventType.AUDIENCE_FEED_CREATED, actor=Actor.of(by), subject=feed,
+                     payload={"audience": audience.pk, "platform": platform})
+    return feed, token
+
+
+def feed_token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def audience_feed_revoke(*, feed, by=None):
+    """Stop a feed: every later fetch of its address is refused."""
+    check_may_build_sequences(by)
+    with transaction.atomic():
+        updated = AudienceFeed.objects.filter(pk=feed.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())
+        if updated:
+            event_record(EventType.AUDIENCE_FEED_REVOKED, actor=Actor.of(by), subject=feed,
+                         payload={"audience": feed.audience_id, "platform": feed.platform})
+    feed.refresh_from_db()
+    return feed
+
+
+def audience_export_record(*, audience, platform: str, by=None, feed=None):
+    """The event log's record that an audience's customer-match file left the CRM (a download, or a feed's
+    fetch, whose actor is the feed)."""
+    actor = Actor.of(by) if feed is None else Actor(ActorKind.SYSTEM, ref={"audience_feed": feed.pk})
+    if feed is not None:
+        AudienceFeed.objects.filter(pk=feed.pk).update(last_fetched_at=timezone.now())
+    return event_record(EventType.AUDIENCE_EXPORTED, actor=actor, subject=audience,
+                        payload={"platform": platform, "via": "feed" if feed is not None else "download"})
 
 
 # What a version keeps of each step: everything that shapes what is sent and when.
