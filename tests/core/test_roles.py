@@ -66,3 +66,11 @@ def test_exporting_personal_data_is_for_the_export_permission_by_group_or_by_use
     assert user_can_export_personal_data(granted)
     assert not user_can_export_personal_data(former)
     assert user_can_export_personal_data(UserFactory(username="root", is_superuser=True))
+
+
+def test_once_the_permissions_are_read_asking_about_exports_makes_no_query(django_assert_num_queries):
+    boss = manager(username="boss")
+    boss.has_perm("leads.view_lead")  # as the admin does on each page
+
+    with django_assert_num_queries(0):
+        assert user_can_export_personal_data(boss)
