@@ -36,6 +36,10 @@ def audience_leads(audience: Audience, *, now=None):
         since = now - timedelta(days=audience.engaged_within_days)
         leads = leads.filter(Exists(EmailEvent.objects.filter(
             lead=OuterRef("pk"), kind__in=HUMAN_ENGAGEMENT, is_machine=False, occurred_at__gte=since)))
+    if audience.clicked_link_contains.strip():
+        leads = leads.filter(Exists(EmailEvent.objects.filter(
+            lead=OuterRef("pk"), kind=EmailEvent.Kind.CLICKED, is_machine=False,
+            url__icontains=audience.clicked_link_contains.strip())))
     if audience.inactive_for_days is not None:
         cutoff = now - timedelta(days=audience.inactive_for_days)
         leads = leads.filter(untouched_since(cutoff))

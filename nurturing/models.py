@@ -564,6 +564,10 @@ class Audience(models.Model):
     engaged_within_days = models.PositiveIntegerField(
         "opened, clicked or replied within (days)", null=True, blank=True,
         help_text="A person's open, click or reply of one of our emails (never a machine's) in the last N days.")
+    clicked_link_contains = models.CharField(
+        "clicked a link containing", max_length=200, blank=True,
+        help_text="A person (never a link scanner) clicked a link of one of our emails whose address contains "
+                  "this, e.g. /pricing.")
     inactive_for_days = models.PositiveIntegerField(
         "no touch for (days)", null=True, blank=True,
         help_text="Nobody called, met or emailed the lead for N days (never touched: since it was created).")

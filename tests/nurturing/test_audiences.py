@@ -169,3 +169,15 @@ def test_the_live_count_checks_the_csrf_token_like_every_admin_form(frozen, mark
     strict.force_login(marketer_user)
     response = live(strict)
     assert response.status_code == 403 and "CSRF" in response.content.decode()
+
+
+def test_the_clicked_link_rule_holds_for_a_persons_click_on_a_matching_link_not_a_scanners(frozen):
+    pricing, scanned, blog = LeadFactory(), LeadFactory(), LeadFactory()
+    for lead, url, machine, key in ((pricing, "https://example.com/Pricing?plan=team", False, "p"),
+                                    (scanned, "https://example.com/pricing", True, "s"),
+                                    (blog, "https://example.com/blog/plans", False, "b")):
+        EmailEvent.objects.create(lead=lead, kind="clicked", is_machine=machine, provider="test", occurred_at=NOW,
+                                  url=url, dedupe_key=key)
+
+    assert set(audience_leads(Audience(name="x", clicked_link_contains=" /pricing"))) == {pricing}
+    assert set(audience_leads(Audience(name="x", clicked_link_contains="PLAN"))) == {pricing, blog}
