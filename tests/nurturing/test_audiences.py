@@ -171,6 +171,7 @@ def test_the_live_count_checks_the_csrf_token_like_every_admin_form(frozen, mark
     assert response.status_code == 403 and "CSRF" in response.content.decode()
 
 
+@pytest.mark.django_db
 def test_the_clicked_link_rule_holds_for_a_persons_click_on_a_matching_link_not_a_scanners(frozen):
     pricing, scanned, blog = LeadFactory(), LeadFactory(), LeadFactory()
     for lead, url, machine, key in ((pricing, "https://example.com/Pricing?plan=team", False, "p"),
