@@ -84,6 +84,9 @@ STEP_DAYS = {
 UNASSIGNED_STEPS, UNASSIGNED_SHARE = frozenset({"nurture", "mql", "disqualify"}), 0.55
 CALL_OUTCOMES = (("connected", 55), ("voicemail", 25), ("no_answer", 12), ("busy", 5), ("wrong_number", 3))
 CALL_SECONDS = {"connected": (180, 1800), "voicemail": (20, 60), "wrong_number": (10, 40)}
+# A rep's touches on social networks: (network, what happened).
+SOCIAL_TOUCHES = (("linkedin", "connection_sent"), ("linkedin", "connection_accepted"), ("linkedin", "message_sent"),
+                  ("linkedin", "message_received"), ("linkedin", "comment"), ("x", "engaged"))
 OBJECTION_WEIGHTS = {"price": 25, "timing": 20, "authority": 15, "need": 12, "competitor": 15, "trust": 8, "other": 5}
 # Nothing that happened is dated closer to "now" than this, so time-in-stage is never zero.
 MARGIN = timedelta(hours=2)
@@ -110,6 +113,7 @@ class DemoSeeder:
         self.today = timezone.localdate(now)
         self.users, self.new_users, self.taken_emails = {}, [], set()
         self.objections_logged = 0
+        self.social_touches = 0
 
     def run(self, n_leads: int):
         self.create_users()
@@ -221,6 +225,7 @@ class DemoSeeder:
             story.prev = moment
             story.moments.append(moment)
         self.add_notes(story)
+        self.add_social_touches(story)
         self.add_follow_up_calls(story)
         self.settle_objections(story)
         self.add_open_task(story)
@@ -425,6 +430,17 @@ class DemoSeeder:
             moment = self.between(story.lead.created_at, self.now - MARGIN)
             services.activity_add_note(lead=story.lead, by=author,
                     body=self.fill(self.rng.choice(data.NOTE_BODIES)), occurred_at=moment)
+
+    def add_social_touches(self, story):
+        """A few LinkedIn and X touches by the owner (the first owned leads get one each, so a small seed shows
+        them); most leads get none."""
+        if story.owner is None:
+            return
+        self.social_touches += 1
+        for _ in range(1 if self.social_touches <= 3 else self.rng.choice((0, 0, 0, 0, 1, 2))):
+            channel, action = self.rng.choice(SOCIAL_TOUCHES)
+            services.activity_log_social(lead=story.lead, by=story.owner, channel=channel, social_action=action,
+                                         occurred_at=self.between(story.lead.created_at, self.now - MARGIN))
 
     def add_follow_up_calls(self, story):
         """More calls after the first step: until the last step, or until now while the lead is open.
