@@ -3,7 +3,7 @@ private feed address an ad platform fetches), and the feeds made so far with the
 
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
-from django.http import HttpResponseRedirect
+from django.http import Http404, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.urls import path, reverse
 from django.utils import timezone
@@ -71,7 +71,7 @@ class AudienceRetargetingMixin:
         self._check(request)
         audience = get_object_or_404(Audience, pk=audience_id)
         if platform not in AudienceFeed.Platform.values:
-            raise PermissionDenied("No such ad platform: google or meta.")
+            raise Http404("No such ad platform: google or meta.")
         services.audience_export_record(audience=audience, platform=platform, by=request.user)
         return customer_match_response(audience, platform)
 

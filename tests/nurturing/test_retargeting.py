@@ -125,6 +125,13 @@ def test_a_marketer_downloads_the_file_and_the_export_is_in_the_event_log(audien
     assert (event.actor_user, event.payload) == (marketer_user, {"platform": "meta", "via": "download"})
 
 
+def test_an_unknown_platform_is_not_found_and_nothing_is_exported(audience, marketer_client):
+    audience, _ = audience
+    response = marketer_client.get(reverse("admin:nurturing_audience_customer_match", args=[audience.pk, "myspace"]))
+    assert response.status_code == 404
+    assert not DomainEvent.objects.filter(type="audience.exported").exists()
+
+
 def test_a_rep_may_not_export_an_audience(audience, client, rep_user):
     audience, _ = audience
     client.force_login(rep_user)
