@@ -265,11 +265,12 @@ def _touch_from_urls(landing: str, referrer: str, at: datetime) -> dict | None:
 
 
 def capture_submit(form: CaptureForm, data: dict, context: CaptureContext, *, strict: bool = False,
-                   checks: bool = True) -> CaptureResult:
+                   checks: bool = True, at_once: bool = False) -> CaptureResult:
     """Take a submission of `form`. Raises CaptureRefused (nothing written) or returns what happened.
 
     `strict`: unknown fields are errors (the JSON endpoint); an HTML form's other inputs are ignored.
     `checks`: False only for a release from quarantine (the spam checks were what held it).
+    `at_once`: written in the caller's transaction, never queued (a booking needs its lead now).
     """
     now = timezone.now()
     if not form.is_active:
@@ -301,7 +302,7 @@ def capture_submit(form: CaptureForm, data: dict, context: CaptureContext, *, st
         ))
     item = {"id": uuid.uuid4().hex, "form": form.pk, "at": now.isoformat(), "fields": lead_fields, "answers": answers,
             "consent": consent, "context": _context_record(context)}
-    queue = capture_queue()
+    queue = None if at_once else capture_queue()
     if queue is None:
         return capture_item(item)
     queue.push(item)

@@ -30,4 +30,5 @@ urlpatterns = [
     path("", include("workspace.urls")),
     path("", include("studio.urls")),
     path("", include("notifications.urls")),
+    path("", include("booking.urls")),
 ]

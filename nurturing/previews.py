@@ -11,6 +11,7 @@ from django.template import TemplateSyntaxError
 
 from leads.models import Lead
 
+from . import rendering
 from .compose import nurture_email, unsubscribe_token, unsubscribe_url, with_footer
 from .content import CONTENT_KEY, content_uses
 from .content_library import BatchContent, content_library, open_objections, step_sources
@@ -129,9 +130,14 @@ def empty_field_counts(*, step: Step, variant=None) -> list[EmptyField]:
     total = None
     found = []
     for path, lines in _step_uses(step_content(step, variant)).items():
-        if path == "links.book_demo" and not settings.CRM_BOOKING_URL:
-            total = enrolled.count() if total is None else total
-            empty = total
+        if path == "links.book_demo":
+            if settings.CRM_BOOKING_URL:
+                continue
+            if rendering.book_demo_links is None:
+                total = enrolled.count() if total is None else total
+                empty = total
+            else:
+                empty = enrolled.filter(rendering.book_demo_links.empty_when()).count()
         elif path in _EMPTY_WHEN:
             empty = enrolled.filter(_EMPTY_WHEN[path]).count()
         else:

@@ -343,8 +343,20 @@ def lead_context(lead, *, sender=None, unsubscribe_url: str = "", resource: dict
         # What the lead last downloaded or signed up for (its topic lets a step pick what to say next);
         # without one, the campaign names what the lead came for.
         "resource": resource or {"title": campaign.name if campaign else "", "topic": "", "funnel": "", "url": ""},
-        "links": {"book_demo": settings.CRM_BOOKING_URL, "unsubscribe": unsubscribe_url},
+        "links": {"book_demo": book_demo_url(lead), "unsubscribe": unsubscribe_url},
     }
+
+
+# Set by the booking app (above this one) when it is installed: the lead's signed link to its booking page
+# (booking.links.BookDemoLinks: `url(lead)`, `empty_when()`). CRM_BOOKING_URL, when set, is used instead
+# (a team that books elsewhere).
+book_demo_links = None
+
+
+def book_demo_url(lead) -> str:
+    if settings.CRM_BOOKING_URL or book_demo_links is None:
+        return settings.CRM_BOOKING_URL
+    return book_demo_links.url(lead)
 
 
 class StepRenderer:

@@ -55,6 +55,7 @@ INSTALLED_APPS = [
     "imports",
     "scoring",
     "notifications",
+    "booking",
     "workspace",
     "studio",
     "reports",
@@ -297,6 +298,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "scoring.tasks.decay_scores",
         "schedule": crontab(hour=3, minute=17),
     },
+    "booking-reminders": {
+        "task": "booking.tasks.send_reminders",
+        "schedule": CRM_BEAT_TICK_SECONDS,
+    },
     "traffic-ingest": {
         "task": "traffic.tasks.ingest_hits",
         "schedule": env.float("CRM_TRACKING_INGEST_SECONDS", default=10.0),
@@ -382,6 +387,11 @@ CRM_NURTURE_MAX_BATCHES_PER_TICK = env.int("CRM_NURTURE_MAX_BATCHES_PER_TICK", d
 # or marked unknown (started, outcome lost): never sent twice.
 CRM_NURTURE_STALE_AFTER_SECONDS = env.int("CRM_NURTURE_STALE_AFTER_SECONDS", default=600)
 CRM_BOOKING_URL = env.str("CRM_BOOKING_URL", default="")
+# Booking pages (booking/): how long a booker's reschedule/cancel link and a lead's booking link stay good,
+# how many bookings one address may make an hour, and the longest reminder time a page may set.
+CRM_BOOKING_LINK_MAX_AGE_DAYS = env.int("CRM_BOOKING_LINK_MAX_AGE_DAYS", default=120)
+CRM_BOOKING_PER_ADDRESS_PER_HOUR = env.int("CRM_BOOKING_PER_ADDRESS_PER_HOUR", default=10)
+CRM_BOOKING_REMINDER_MAX_MINUTES = 2 * 24 * 60
 # Rendering a step's template stops (the delivery fails with the reason, a preview
 # shows it) when a part grows past this many characters, or an email takes longer.
 CRM_NURTURE_RENDER_MAX_CHARS = env.int("CRM_NURTURE_RENDER_MAX_CHARS", default=256 * 1024)
