@@ -32,13 +32,6 @@ class BookingPageAdmin(admin.ModelAdmin):
         url = reverse("booking:page", args=[page.slug])
         return format_html('<a href="{}" target="_blank" rel="noopener">{}</a>', url, url)
 
-    def save_model(self, request, obj, form, change):
-        super().save_model(request, obj, form, change)
-        from nurturing import rendering
-
-        if rendering.book_demo_links is not None:
-            rendering.book_demo_links.forget()
-
 
 class WorkingHoursInline(admin.TabularInline):
     model = WorkingHours

@@ -13,4 +13,17 @@ class BookingConfig(AppConfig):
 
         from .links import BookDemoLinks
 
-        rendering.book_demo_links = BookDemoLinks()
+        rendering.book_demo_links = links = BookDemoLinks()
+
+        # A page saved, deleted or given other reps is seen by this process's next email at once (other
+        # processes within BookDemoLinks.CACHE_SECONDS).
+        from django.db.models.signals import m2m_changed, post_delete, post_save
+
+        from .models import BookingPage
+
+        def forget(**kwargs):
+            links.forget()
+
+        post_save.connect(forget, sender=BookingPage, dispatch_uid="booking.links_page_saved", weak=False)
+        post_delete.connect(forget, sender=BookingPage, dispatch_uid="booking.links_page_deleted", weak=False)
+        m2m_changed.connect(forget, sender=BookingPage.reps.through, dispatch_uid="booking.links_page_reps", weak=False)

@@ -1,5 +1,6 @@
 """What the reps' pages read. Each function makes a fixed number of queries, whatever the data size."""
 
+import dataclasses
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -9,6 +10,7 @@ from django.db.models import Count, Exists, F, OuterRef, Q, Subquery, Sum, Value
 from django.db.models.functions import Cast, Coalesce
 from django.utils import timezone
 
+from booking.models import Meeting
 from core.people import person_name
 from core.policy import Access
 from leads import pipeline
@@ -48,6 +50,7 @@ class Today:
     new_leads: list
     day_end: datetime
     cold_days: int
+    meetings: list = dataclasses.field(default_factory=list)
 
     @property
     def more_tasks(self) -> bool:
@@ -98,7 +101,21 @@ def today_for(*, access: Access, limit: int = 25, now: datetime | None = None) -
         mine.filter(cold_condition(now)).select_related("company").order_by("last_touch_at", "created_at", "id")[:limit]
     )
     new = list(mine.filter(status=pipeline.LeadStatus.NEW).select_related("company", "source").order_by("-created_at", "-id")[:limit])
-    return Today(tasks=tasks, tasks_total=tasks_total, replies=replies, cold_leads=cold, new_leads=new, day_end=day_end, cold_days=settings.CRM_COLD_AFTER_DAYS)
+    return Today(tasks=tasks, tasks_total=tasks_total, replies=replies, cold_leads=cold, new_leads=new, day_end=day_end,
+                 cold_days=settings.CRM_COLD_AFTER_DAYS, meetings=my_meetings(user=user, now=now, until=day_end, limit=limit))
+
+
+def my_meetings(*, user, now: datetime, until: datetime, limit: int = 25) -> list:
+    """The user's booked meetings up to `until`: today's to come, and those of the last week still waiting to be
+    marked held or no-show (each with `started`), the earliest first. One query."""
+    meetings = list(
+        Meeting.objects.filter(rep=user, status=Meeting.Status.BOOKED, starts_at__gte=now - timedelta(days=7),
+                               starts_at__lte=until)
+        .select_related("lead__company", "page").order_by("starts_at", "id")[:limit]
+    )
+    for meeting in meetings:
+        meeting.started = meeting.starts_at <= now
+    return meetings
 
 
 # --- My leads --------------------------------------------------------------------------------

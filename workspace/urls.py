@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import board_views, bulk_views, lead_views, search_views, views
+from . import board_views, bulk_views, lead_views, meeting_views, search_views, views
 
 app_name = "workspace"
 
@@ -24,6 +24,8 @@ urlpatterns = [
     path("enrollments/<int:pk>/<slug:op>/", views.enrollment_change, name="enrollment_change"),
     path("deals/<int:pk>/stage/", views.deal_stage, name="deal_stage"),
     path("tasks/", views.task_list, name="task_list"),
+    path("meetings/<int:pk>/<slug:outcome>/", meeting_views.meeting_mark, name="meeting_mark"),
+    path("availability/", meeting_views.availability, name="availability"),
     path("tasks/<int:pk>/done/", views.task_done, name="task_done"),
     path("tasks/<int:pk>/snooze/", views.task_snooze, name="task_snooze"),
     path("tasks/<int:pk>/undo/", views.task_undo, name="task_undo"),
