@@ -45,6 +45,7 @@ seed: migrate
 	$(PY) manage.py seed_demo_sequences --if-empty
 	$(PY) manage.py seed_demo_forms --if-empty
 	$(PY) manage.py seed_demo_scoring --if-empty
+	$(PY) manage.py seed_demo_booking --if-empty
 
 run: seed
 	$(PY) manage.py run_all --port $(PORT)

@@ -140,6 +140,11 @@ class Meeting(models.Model):
     cancelled_at = models.DateTimeField(null=True, blank=True)
     cancel_reason = models.CharField(max_length=300, blank=True)
     reminder_sent_at = models.DateTimeField(null=True, blank=True)
+    # The emails of each change go out once per revision: `emails_sent_for` is the revision whose emails were
+    # taken for sending; a change whose emails did not go (the broker was down) is swept up by the beat's tick.
+    last_change = models.CharField(max_length=12, default="booked", help_text="What the latest revision was.")
+    changed_at = models.DateTimeField(default=now)
+    emails_sent_for = models.PositiveIntegerField(null=True, blank=True)
     marked_at = models.DateTimeField(null=True, blank=True)
     marked_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
                                   related_name="+")
@@ -153,6 +158,8 @@ class Meeting(models.Model):
             # The reminder tick: booked meetings by start, not yet reminded.
             models.Index(fields=["starts_at"], condition=Q(status="booked", reminder_sent_at__isnull=True),
                          name="meeting_to_remind"),
+            # The sweep of changes whose emails have not gone out.
+            models.Index(fields=["changed_at"], condition=Q(emails_sent_for__isnull=True), name="meeting_emails_unsent"),
         ]
         constraints = [
             # The last guard against a double booking (the booking service locks the rep's calendar first).

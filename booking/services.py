@@ -170,7 +170,7 @@ def _timeline_text(meeting: Meeting, page: BookingPage) -> str:
 
 
 def meeting_book(*, page: BookingPage, starts_at: datetime, time_zone: str, data: dict, context: CaptureContext,
-                 lead: Lead | None = None, now: datetime | None = None) -> Booked:
+                 lead: Lead | None = None, now: datetime | None = None, notify: bool = True) -> Booked:
     """Book the slot at `starts_at` (UTC) on `page` for the person in `data` (the page's form fields), or for
     `lead` (their signed link). Raises BookingRefused (nothing written) or returns the meeting.
 
@@ -203,7 +203,7 @@ def meeting_book(*, page: BookingPage, starts_at: datetime, time_zone: str, data
                 return Booked(held_as_spam=True)
             person = Lead.objects.select_related("owner", "company").get(pk=captured.lead.pk)
             return Booked(meeting=_meeting_create(page=page, slot=slot, lead=person, time_zone=time_zone,
-                                                  answers=_answers(page, data), now=now))
+                                                  answers=_answers(page, data), now=now, notify=notify))
     except CaptureRefused as refusal:
         raise BookingRefused(refusal.errors, status=refusal.status, retry_after=refusal.retry_after) from None
     except IntegrityError as exc:
@@ -223,7 +223,8 @@ def _answers(page: BookingPage, data: dict) -> dict:
             for spec in page.form.fields if not spec.get("maps_to")}
 
 
-def _meeting_create(*, page, slot: Slot, lead: Lead, time_zone: str, answers: dict, now: datetime) -> Meeting:
+def _meeting_create(*, page, slot: Slot, lead: Lead, time_zone: str, answers: dict, now: datetime,
+                    notify: bool) -> Meeting:
     rep_id = _choose_rep(slot, lead)
     calendar = Calendar.objects.select_related("rep").get(rep_id=rep_id)
     rep = calendar.rep
@@ -251,7 +252,7 @@ def _meeting_create(*, page, slot: Slot, lead: Lead, time_zone: str, answers: di
             lead=lead, to_status=page.move_to_status, actor=f"booking page {page.slug}",
             reason=f"Booked a meeting on “{page.title}”", source=Actor.system(f"booking page {page.slug}"),
         )
-    _after_commit(meeting, "booked")
+    _after_commit(meeting, "booked", notify=notify)
     return meeting
 
 
@@ -260,11 +261,42 @@ def _payload(meeting: Meeting) -> dict:
             "starts_at": meeting.starts_at.isoformat(), "ends_at": meeting.ends_at.isoformat()}
 
 
-def _after_commit(meeting: Meeting, what: str) -> None:
+def _after_commit(meeting: Meeting, what: str, *, notify: bool = True) -> None:
+    """Record what changed; its emails go out once the transaction commits (or, should the broker be down
+    then, from the beat's sweep: `emails_unsent`). `notify` False: no email for this change (demo data)."""
     from . import tasks
 
-    meeting_id, sequence = meeting.pk, meeting.sequence
-    transaction.on_commit(lambda: tasks.meeting_emails.delay(meeting_id, what, sequence))
+    now = timezone.now()
+    Meeting.objects.filter(pk=meeting.pk).update(last_change=what, changed_at=now,
+                                                  emails_sent_for=None if notify else meeting.sequence)
+    meeting.last_change, meeting.changed_at = what, now
+    if notify:
+        meeting_id = meeting.pk
+        transaction.on_commit(lambda: tasks.meeting_emails.delay(meeting_id), robust=True)
+
+
+def emails_claim(meeting_id: int) -> Meeting | None:
+    """Take a meeting's latest change for sending its emails: once per revision, whoever asks at once."""
+    with transaction.atomic():
+        meeting = Meeting.objects.select_for_update().filter(pk=meeting_id).first()
+        if meeting is None or meeting.emails_sent_for == meeting.sequence:
+            return None
+        meeting.emails_sent_for = meeting.sequence
+        meeting.save(update_fields=["emails_sent_for"])
+    return meeting
+
+
+def emails_release(meeting: Meeting) -> None:
+    """The emails could not be sent: the change is left for the next try (the task's retry, or the sweep)."""
+    Meeting.objects.filter(pk=meeting.pk, emails_sent_for=meeting.sequence).update(emails_sent_for=None)
+
+
+def emails_unsent(*, now: datetime | None = None, older_than_seconds: int = 120, limit: int = 100) -> list[int]:
+    """Meetings whose latest change's emails have not gone out for a while (the broker was down at the time)."""
+    now = now or timezone.now()
+    return list(Meeting.objects.filter(emails_sent_for__isnull=True,
+                                       changed_at__lte=now - timedelta(seconds=older_than_seconds))
+                .order_by("changed_at").values_list("pk", flat=True)[:limit])
 
 
 # --- The booker's signed link --------------------------------------------------------------------

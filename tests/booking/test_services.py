@@ -260,8 +260,9 @@ def test_a_meeting_that_started_cannot_be_moved_or_cancelled(page, clock):
         services.meeting_reschedule(meeting=meeting, starts_at=at("2026-06-03 09:00"), time_zone="UTC")
 
 
-def test_the_reminder_goes_out_once_before_the_meeting(page, clock):
-    meeting = book(page, at("2026-06-02 12:00")).meeting
+def test_the_reminder_goes_out_once_before_the_meeting(page, clock, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        meeting = book(page, at("2026-06-02 12:00")).meeting
     mail.outbox.clear()
     clock.move_to(at("2026-06-02 10:30"))  # 90 minutes before: the page reminds 60 minutes before
     assert services.reminders_due() == []
@@ -296,3 +297,27 @@ def test_a_manager_marks_a_meeting_held(page, clock):
     clock.move_to(at("2026-06-02 12:40"))
     marked = services.meeting_mark(meeting=meeting, outcome="held", by=manager())
     assert marked.meeting.status == Meeting.Status.HELD and not marked.enrolled
+
+
+def test_emails_that_could_not_go_out_are_sent_by_the_next_tick(page, clock, settings, django_capture_on_commit_callbacks):
+    import socket
+
+    from booking.tasks import send_reminders
+
+    with socket.socket() as probe:  # a port nobody listens on: the mail server is down
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST, settings.EMAIL_PORT, settings.EMAIL_TIMEOUT = "127.0.0.1", port, 2
+    with django_capture_on_commit_callbacks(execute=True):
+        meeting = book(page, at("2026-06-02 12:00")).meeting  # booked all the same
+    meeting.refresh_from_db()
+    assert meeting.status == Meeting.Status.BOOKED and meeting.emails_sent_for is None
+    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+    send_reminders()
+    assert mail.outbox == []  # not yet: the task's own retries come first
+    clock.shift(timedelta(minutes=3))
+    send_reminders()
+    send_reminders()
+    assert sorted(m.to[0] for m in mail.outbox) == ["ada@acme.example", "grace@example.org"]
+    assert all(m.subject.startswith("Confirmed:") for m in mail.outbox)
