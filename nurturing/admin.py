@@ -409,7 +409,7 @@ class AudienceAdmin(AudienceRetargetingMixin, AudienceLiveCountMixin, admin.Mode
         (None, {"fields": ("name", "members", "enrollments", "ad_platforms")}),
         ("Where they came from", {"fields": ("source", "utm_medium", "campaign", "resource", "form_slug")}),
         ("Who they are", {"fields": ("persona", "country", "owner", "stage", ("score_min", "score_max"), "tag")}),
-        ("What they did, and when", {"fields": ("engaged_within_days", "clicked_link_contains", "inactive_for_days")}),
+        ("What they did, and when", {"fields": ("engaged_within_days", "clicked_link_contains", "meetings", "inactive_for_days")}),
     )
 
     def save_model(self, request, obj, form, change):

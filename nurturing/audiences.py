@@ -5,7 +5,7 @@ from datetime import timedelta
 from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
-from leads.models import FormSubmission, Lead, LeadTag
+from leads.models import Activity, FormSubmission, Lead, LeadTag
 from leads.selectors import untouched_since
 
 from .models import Audience, EmailEvent
@@ -40,6 +40,9 @@ def audience_leads(audience: Audience, *, now=None):
         leads = leads.filter(Exists(EmailEvent.objects.filter(
             lead=OuterRef("pk"), kind=EmailEvent.Kind.CLICKED, is_machine=False,
             url__icontains=audience.clicked_link_contains.strip())))
+    if audience.meetings:
+        met = Exists(Activity.objects.filter(lead=OuterRef("pk"), kind=Activity.Kind.MEETING))
+        leads = leads.filter(met if audience.meetings == Audience.Meetings.BOOKED else ~met)
     if audience.inactive_for_days is not None:
         cutoff = now - timedelta(days=audience.inactive_for_days)
         leads = leads.filter(untouched_since(cutoff))

@@ -568,6 +568,14 @@ class Audience(models.Model):
         "clicked a link containing", max_length=200, blank=True,
         help_text="A person (never a link scanner) clicked a link of one of our emails whose address contains "
                   "this, e.g. /pricing.")
+    class Meetings(models.TextChoices):
+        BOOKED = "booked", "Booked or had a meeting"
+        NONE = "none", "Never booked or had a meeting"
+
+    meetings = models.CharField(
+        "meetings", max_length=10, choices=Meetings.choices, blank=True,
+        help_text="E.g. leads who clicked pricing but did not book: a meeting booked on a booking page or logged "
+                  "by a rep counts.")
     inactive_for_days = models.PositiveIntegerField(
         "no touch for (days)", null=True, blank=True,
         help_text="Nobody called, met or emailed the lead for N days (never touched: since it was created).")

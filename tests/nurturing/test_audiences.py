@@ -182,3 +182,22 @@ def test_the_clicked_link_rule_holds_for_a_persons_click_on_a_matching_link_not_
 
     assert set(audience_leads(Audience(name="x", clicked_link_contains=" /pricing"))) == {pricing}
     assert set(audience_leads(Audience(name="x", clicked_link_contains="PLAN"))) == {pricing, blog}
+
+
+@pytest.mark.django_db
+def test_clicked_pricing_but_did_not_book_leaves_out_who_booked_or_met(frozen):
+    from tests.factories import rep
+
+    owner = rep()
+    booked, met, waiting = LeadFactory(owner=owner), LeadFactory(owner=owner), LeadFactory(owner=owner)
+    for n, lead in enumerate((booked, met, waiting)):
+        EmailEvent.objects.create(lead=lead, kind="clicked", is_machine=False, provider="test", occurred_at=NOW,
+                                  url="https://example.com/pricing", dedupe_key=f"k{n}")
+    lead_services.activity_log_meeting(lead=booked, by=owner, occurred_at=NOW, body="Booked on the demo page")
+    lead_services.activity_log_meeting(lead=met, by=owner, occurred_at=NOW - timedelta(days=3))
+    lead_services.activity_add_note(lead=waiting, by=owner, body="A note is not a meeting")
+
+    rule = Audience(name="Clicked pricing, did not book", clicked_link_contains="/pricing", meetings="none")
+    assert set(audience_leads(rule)) == {waiting}
+    rule.meetings = "booked"
+    assert set(audience_leads(rule)) == {booked, met}
