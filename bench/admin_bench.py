@@ -372,7 +372,7 @@ INSERT INTO leads_lead (
     first_name, last_name, email, phone, title, company_id, source_id, campaign_id, utm_medium, utm_content,
     utm_term, persona_id, owner_id, timezone, consent_given_at, consent_text, consent_source, status,
     stage_entered_at, lost_reason, score, created_at, updated_at, last_touch_at, archived_at, search_text,
-    external_ref
+    external_ref, linkedin_url, x_url
 )
 SELECT
     m.first_name, m.last_name, m.email, m.phone, m.title, c.id, m.source_id, m.campaign_id, m.utm_medium,
@@ -384,7 +384,7 @@ SELECT
     -- Lead.build_search_text: "first last email phone company", empty parts left out, lower-cased.
     lower(concat_ws(' ', nullif(m.first_name, ''), nullif(m.last_name, ''), nullif(m.email, ''),
                     nullif(m.phone, ''), nullif(c.name, ''))),
-    ''
+    '', '', ''
 FROM (
     SELECT
         d.*,

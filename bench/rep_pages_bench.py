@@ -14,7 +14,9 @@ of a company's name, a surname, an exact email) is measured on 1,000,000 leads
 (--search-leads) in a database of its own, `crm_bench_reps_search`
 (BENCH_REPS_SEARCH_DATABASE_URL), by a second run of this module (--pages
 global_search) whose pages are merged into the same results file, each page
-saying how many leads it was measured on. The queries of each page are counted in this process
+saying how many leads it was measured on. The public booking page (`booking`, no login) lists a week of free
+slots of a team of 20 reps with their own calendars and 10,000 booked meetings, laid out around now on every
+run; `--pages booking` measures it alone and merges it into the results file. The queries of each page are counted in this process
 (django.test.Client on the same database) and the slowest one is explained.
 Results: bench/results/rep_pages.json, and a table on stdout.
 """
@@ -78,6 +80,19 @@ TASK_TITLES = (
 )
 SEQUENCE_NAME = "Bench: welcome series"
 
+# The public booking page: a team's round-robin page with 20 reps in four time zones, Mon-Fri 9-17, 30-minute
+# meetings, and 10,000 booked meetings at slot-aligned times (a fifth of them in the last 30 days, the rest
+# over the next 60), laid out again around now on every run. No buffers: at ~9 meetings a rep's day, a
+# 10-minute buffer would close every day (it blocks the slots on both sides of each meeting).
+BOOKING_SLUG, BOOKING_SOLO_SLUG = "bench-team", "bench-solo"
+BOOKING_REPS, BOOKING_MEETINGS, BOOKING_PAST_SHARE = 20, 10_000, 0.2
+BOOKING_ZONES = ("Europe/Berlin", "America/New_York", "Asia/Tokyo", "UTC")
+BOOKING_VISITOR_ZONE = "America/Los_Angeles"
+BOOKING_PAST_DAYS, BOOKING_FUTURE_DAYS = 30, 60
+BOOKING_BATCH = 2_000
+ANONYMOUS_PAGES = {"booking"}  # requested without logging in
+PAGE_SETS = ("all", "global_search", "rep_pages", "booking")
+
 SETTINGS_SHIM = '''"""crm.settings.production, with STATIC_ROOT in the benchmark's temporary folder (collectstatic goes there)."""
 from crm.settings.production import *  # noqa: F403
 
@@ -102,8 +117,9 @@ def main(argv=None):
                         default=os.environ.get("BENCH_REPS_SEARCH_DATABASE_URL", DEFAULT_SEARCH_DATABASE_URL),
                         help="the global search's database when --search-leads differs from --leads "
                              "(env BENCH_REPS_SEARCH_DATABASE_URL)")
-    parser.add_argument("--pages", choices=["all", "global_search", "rep_pages"], default="all",
-                        help="measure every page, only the global search's, or only the others")
+    parser.add_argument("--pages", choices=PAGE_SETS, default="all",
+                        help="measure every page, only the global search's, only the others, or only the public "
+                             "booking page; anything but all is merged into an existing results file")
     # scripts/bench passes its arguments to every benchmark: ignore the other benchmarks' options.
     args, unknown = parser.parse_known_args(argv)
     if unknown:
@@ -126,29 +142,37 @@ def run(args) -> int:
         call_command("migrate", interactive=False, verbosity=0)
         print(f"   migrated in {time.perf_counter() - t0:.1f} s", flush=True)
         meta, reused = ensure_data(args.leads, args.reload)
-        lay_out_tasks(meta)
-        set_password(meta["measured_rep_id"])
+        booking_only = args.pages == "booking"
+        if not booking_only:
+            lay_out_tasks(meta)
+            set_password(meta["measured_rep_id"])
         t0 = time.perf_counter()
         call_command("collectstatic", interactive=False, verbosity=0)
         print(f"   collectstatic in {time.perf_counter() - t0:.1f} s", flush=True)
-        data = describe_data(meta)
+        data = {} if booking_only else describe_data(meta)
         pages = pages_for(meta)
         search_apart = args.pages == "all" and args.search_leads and args.search_leads != args.leads
-        if args.pages == "rep_pages" or search_apart or not args.search_leads:
+        if booking_only:
+            pages = {k: v for k, v in pages.items() if k == "booking"}
+        elif args.pages == "rep_pages" or search_apart or not args.search_leads:
             pages = {k: v for k, v in pages.items() if not k.startswith("global_search")}
         elif args.pages == "global_search":
             pages = {k: v for k, v in pages.items() if k.startswith("global_search")}
+        if "booking" in pages:
+            data["booking"] = lay_out_booking(meta)
         connection.close()
 
         load_before = os.getloadavg()[0]
         with Gunicorn(workdir, args.gunicorn_workers) as server:
-            timings = measure_http(server, data["measured_rep"], pages, runs=args.runs, warmups=args.warmups)
+            timings = measure_http(server, data.get("measured_rep", ""), pages, runs=args.runs, warmups=args.warmups)
         load_after = os.getloadavg()[0]
         queries = measure_queries(meta, pages)
 
         results = {name: {"url": url, "leads": meta["leads"], "rows": queries[name].pop("rows"), **timings[name],
                           **queries[name]}
                    for name, url in pages.items()}
+        if "booking" in results:
+            results["booking"] = {"reps": BOOKING_REPS, "meetings": BOOKING_MEETINGS, **results["booking"]}
         if search_apart:
             results.update(measure_search_apart(args))
         meets = {
@@ -186,9 +210,40 @@ def run(args) -> int:
             "meets_all_targets": all(all(m.values()) for m in meets.values()),
         }
     args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(result, indent=2) + "\n")
+    written = merged_into(args.output, result) if args.pages != "all" else result
+    args.output.write_text(json.dumps(written, indent=2) + "\n")
     print_report(result, args.output)
     return 0
+
+
+def merged_into(output: Path, result: dict) -> dict:
+    """A run of some of the pages, merged into the results file: its pages replace theirs, the others stay.
+
+    The file's own fields still describe the run that wrote it; each page of this run carries `run`, when and
+    on what machine it was measured (calibration_s, load), beside its numbers.
+    """
+    try:
+        merged = json.loads(output.read_text())
+    except (OSError, ValueError):
+        return result
+    if merged.get("benchmark") != result["benchmark"] or not isinstance(merged.get("pages"), dict):
+        return result
+    run = {
+        "measured_at": result["measured_at"],
+        "calibration_s": result["calibration_s"],
+        "loadavg_1min_before_after": result["machine"]["loadavg_1min_before_after"],
+        "code": result["code"],
+        "runs_per_page": result["runs_per_page"],
+        "warmups_per_page": result["warmups_per_page"],
+        "data_reused": result["data_reused"],
+    }
+    for name, page in result["pages"].items():
+        merged["pages"][name] = {**page, "run": run}
+        merged.setdefault("meets_targets", {})[name] = result["meets_targets"][name]
+    merged["data"] = {**merged.get("data", {}), **result["data"]}
+    merged["targets"] = result["targets"]
+    merged["meets_all_targets"] = all(all(m.values()) for m in merged["meets_targets"].values())
+    return merged
 
 
 def server_env(database_url: str, workdir: Path) -> dict:
@@ -309,10 +364,10 @@ def spread_and_enrich(dataset: dict) -> dict:
             cursor.execute(
                 """
                 INSERT INTO leads_activity (lead_id, kind, author_id, occurred_at, body, direction, outcome,
-                                            duration_seconds, created_at)
+                                            duration_seconds, created_at, channel, social_action)
                 SELECT id, 'call', owner_id, last_touch_at, '', CASE WHEN mod(id, 4) = 0 THEN 'inbound' ELSE 'outbound' END,
                        (ARRAY['connected', 'voicemail', 'no_answer', 'busy', 'wrong_number'])[1 + mod(id, 5)::int],
-                       30 + mod(id * 37, 1200), last_touch_at
+                       30 + mod(id * 37, 1200), last_touch_at, '', ''
                 FROM leads_lead WHERE last_touch_at IS NOT NULL AND id <> %(showcase)s
                 """,
                 {"showcase": showcase.pk},
@@ -435,6 +490,127 @@ def lay_out_tasks(meta: dict) -> None:
     print(f"   tasks laid out around today in {time.perf_counter() - t:.1f} s", flush=True)
 
 
+def lay_out_booking(meta: dict) -> dict:
+    """The public booking page's team and their meetings, laid out around now on every run (so the week shown
+    is as full whatever the day): 20 reps with calendars in four time zones, a round-robin page with all of them
+    (and a page of the first alone, to show the page's queries do not grow with its reps), and 10,000 booked
+    meetings on the leads already loaded, at slot-aligned times of the reps' working days."""
+    import random
+    from datetime import time as wall_time
+    from zoneinfo import ZoneInfo
+
+    from django.contrib.auth import get_user_model
+    from django.db import connection, transaction
+    from django.utils import timezone
+
+    from booking.models import BookingPage, Calendar, DayOff, Meeting, WorkingHours
+    from capture.models import CaptureForm
+    from leads.models import ConversionKind, Lead
+
+    t = time.perf_counter()
+    User = get_user_model()
+    now = timezone.now()
+    rng = random.Random(SEED)
+    with transaction.atomic():
+        # Reps outside the "Sales rep" group: the measured rep's Today and the owner lists of the other pages
+        # stay as they were. The booking pages ask only for an active user with a calendar.
+        reps = []
+        for i in range(1, BOOKING_REPS + 1):
+            user, _ = User.objects.update_or_create(
+                username=f"bench_booking_rep{i}",
+                defaults={"first_name": f"Booker{i}", "last_name": "Bench", "email": f"booker{i}@crm.example",
+                          "is_active": True, "is_staff": False},
+            )
+            reps.append(user)
+        calendars = []
+        for i, user in enumerate(reps):
+            calendar, _ = Calendar.objects.update_or_create(
+                rep=user,
+                defaults={"time_zone": BOOKING_ZONES[i % len(BOOKING_ZONES)], "meeting_minutes": [30],
+                          "buffer_before_minutes": 0, "buffer_after_minutes": 0, "notice_minutes": 240,
+                          "horizon_days": BOOKING_FUTURE_DAYS, "daily_max": 20, "is_available": True},
+            )
+            calendars.append(calendar)
+        WorkingHours.objects.filter(calendar__in=calendars).delete()
+        WorkingHours.objects.bulk_create(
+            WorkingHours(calendar=c, weekday=day, starts=wall_time(9), ends=wall_time(17))
+            for c in calendars for day in range(5)
+        )
+        form, _ = CaptureForm.objects.update_or_create(
+            slug="bench-book-demo",
+            defaults={
+                "name": "Bench: book a demo", "conversion_kind": ConversionKind.objects.get(slug="demo-booked"),
+                "fields": [{"name": "email", "label": "Work email", "type": "email", "required": True,
+                            "maps_to": "email"},
+                           {"name": "first_name", "label": "First name", "type": "text", "maps_to": "first_name"}],
+            },
+        )
+        pages = {}
+        for slug, title, page_reps, is_default in ((BOOKING_SLUG, "Book a demo with our team", reps, True),
+                                                   (BOOKING_SOLO_SLUG, "Book a demo with Booker1", reps[:1], False)):
+            page, _ = BookingPage.objects.update_or_create(
+                slug=slug, defaults={"title": title, "form": form, "duration_minutes": 30, "is_active": True,
+                                     "is_default": is_default},
+            )
+            page.reps.set(page_reps)
+            pages[slug] = page
+        team = pages[BOOKING_SLUG]
+        Meeting.objects.filter(rep__in=reps).delete()
+        DayOff.objects.filter(calendar__in=calendars).delete()
+
+        # Per rep, its 30-minute slots on weekdays from 30 days ago to 60 days ahead in its own time zone; a
+        # sample of them is booked (at most one meeting per slot, as the database requires).
+        lead_ids = list(Lead.objects.exclude(pk=meta["showcase_lead_id"]).order_by("pk")
+                        .values_list("pk", flat=True)[:BOOKING_MEETINGS])
+        per_rep, past_per_rep = BOOKING_MEETINGS // BOOKING_REPS, round(BOOKING_MEETINGS * BOOKING_PAST_SHARE) // BOOKING_REPS
+        meetings, days_off = [], []
+        for calendar in calendars:
+            tz = ZoneInfo(calendar.time_zone)
+            today = now.astimezone(tz).date()
+            past, future = [], []
+            for offset in range(-BOOKING_PAST_DAYS, BOOKING_FUTURE_DAYS + 1):
+                day = today + timedelta(days=offset)
+                if day.weekday() >= 5:
+                    continue
+                for half_hour in range(16):
+                    starts_at = datetime.combine(day, wall_time(9 + half_hour // 2, 30 * (half_hour % 2)), tzinfo=tz)
+                    (past if starts_at < now else future).append(starts_at)
+            for starts_at in rng.sample(past, past_per_rep) + rng.sample(future, per_rep - past_per_rep):
+                lead_id = lead_ids[len(meetings) % len(lead_ids)]
+                meetings.append(Meeting(
+                    page=team, rep_id=calendar.rep_id, lead_id=lead_id, starts_at=starts_at.astimezone(dt_timezone.utc),
+                    ends_at=(starts_at + timedelta(minutes=30)).astimezone(dt_timezone.utc),
+                    time_zone=BOOKING_ZONES[lead_id % len(BOOKING_ZONES)], status=Meeting.Status.BOOKED,
+                    booked_at=min(now, starts_at) - timedelta(days=3),
+                ))
+            # A weekday off in the next two weeks (its meetings left in place: booked before it was taken).
+            off = [day for day in (today + timedelta(days=n) for n in range(1, 15)) if day.weekday() < 5]
+            days_off.append(DayOff(calendar=calendar, date=rng.choice(off), note="Bench"))
+        for i in range(0, len(meetings), BOOKING_BATCH):
+            Meeting.objects.bulk_create(meetings[i : i + BOOKING_BATCH])
+        DayOff.objects.bulk_create(days_off)
+    with connection.cursor() as cursor:
+        cursor.execute("VACUUM (ANALYZE) booking_meeting")
+    print(f"   booking: {len(reps)} calendars, {len(meetings):,} meetings laid out around now in "
+          f"{time.perf_counter() - t:.1f} s", flush=True)
+    booked = Meeting.objects.filter(page=team, status=Meeting.Status.BOOKED)
+    return {
+        "page": BOOKING_SLUG,
+        "reps": len(reps),
+        "time_zones": sorted({c.time_zone for c in calendars}),
+        "working_hours": "Mon-Fri 09:00-17:00 in each rep's time zone",
+        "meeting_minutes": 30,
+        "buffers_minutes": 0,
+        "daily_max": 20,
+        "horizon_days": BOOKING_FUTURE_DAYS,
+        "days_off": len(days_off),
+        "meetings_booked": booked.count(),
+        "meetings_in_the_past": booked.filter(starts_at__lt=now).count(),
+        "meetings_in_the_next_7_days": booked.filter(starts_at__gte=now, starts_at__lt=now + timedelta(days=7)).count(),
+        "visitor_time_zone": BOOKING_VISITOR_ZONE,
+    }
+
+
 def set_password(user_id: int) -> None:
     from django.contrib.auth import get_user_model
 
@@ -510,6 +686,8 @@ def pages_for(meta: dict) -> dict:
         **{name: f"{reverse('workspace:search')}?{urlencode({'q': text, 'partial': '1'})}"
            for name, text in search_texts(meta).items()},
         "board": reverse("workspace:board"),
+        # The public booking page as a visitor in California opens it: a week from now, no login.
+        "booking": f"{reverse('booking:page', args=[BOOKING_SLUG])}?{urlencode({'tz': BOOKING_VISITOR_ZONE})}",
     }
 
 
@@ -662,11 +840,13 @@ class Browser:
 
 
 def measure_http(server: "Gunicorn", username: str, pages: dict, *, runs: int, warmups: int) -> dict:
-    browser = Browser(server.port)
-    browser.log_in(username, PASSWORD)
-    print(f"   logged in as {username} through the login form", flush=True)
+    rep_browser, anonymous = Browser(server.port), Browser(server.port)
+    if set(pages) - ANONYMOUS_PAGES:
+        rep_browser.log_in(username, PASSWORD)
+        print(f"   logged in as {username} through the login form", flush=True)
     results = {}
     for name, url in pages.items():
+        browser = anonymous if name in ANONYMOUS_PAGES else rep_browser
         for _ in range(warmups):
             status, _, _ = browser.request("GET", url)
             if status != 200:
@@ -718,8 +898,11 @@ def measure_queries(meta: dict, pages: dict, runs: int = 5) -> dict:
     rep = get_user_model().objects.get(pk=meta["measured_rep_id"])
     access = access_for(rep)
 
-    def rows(name: str, url: str) -> int:
-        """The leads a list matches; the tasks Today shows; the lead page's timeline rows."""
+    def rows(name: str, url: str, content: bytes) -> int:
+        """The leads a list matches; the tasks Today shows; the lead page's timeline rows; the free slots a
+        booking page offers."""
+        if name in ANONYMOUS_PAGES:
+            return content.count(b'class="btn btn-outline-primary booking-slot"')
         if name == "today":
             return len(selectors.today_for(access=access).tasks)
         if name == "lead":
@@ -730,8 +913,9 @@ def measure_queries(meta: dict, pages: dict, runs: int = 5) -> dict:
         form = LeadFilterForm(QueryDict(url.partition("?")[2]) or None, access=access)
         return selectors.lead_list(access=access, filters=form.cleaned_data if form.is_valid() else {}).count()
 
-    def get(url: str):
-        """One request: its time in ms and its queries, each as (SQL as Django shows it, SQL, parameters, ms)."""
+    def get(url: str, client):
+        """One request: its time in ms, its queries, each as (SQL as Django shows it, SQL, parameters, ms), and
+        the page."""
         timer = QueryTimer()
         with CaptureQueriesContext(connection) as captured, connection.execute_wrapper(timer):
             start = time.perf_counter()
@@ -741,24 +925,28 @@ def measure_queries(meta: dict, pages: dict, runs: int = 5) -> dict:
             raise RuntimeError(f"{url}: {response.status_code} in this process")
         # The captured SQL has its parameters in place (the wrapper sees every execute, so the counts agree).
         shown = [q["sql"] for q in captured.captured_queries]
-        return elapsed, [(text, *query) for text, query in zip(shown, timer.queries, strict=True)]
+        return elapsed, [(text, *query) for text, query in zip(shown, timer.queries, strict=True)], response.content
 
-    client = Client(HTTP_HOST="127.0.0.1", HTTP_X_FORWARDED_PROTO="https")
-    client.force_login(rep)
+    rep_client = Client(HTTP_HOST="127.0.0.1", HTTP_X_FORWARDED_PROTO="https")
+    rep_client.force_login(rep)
+    anonymous = Client(HTTP_HOST="127.0.0.1", HTTP_X_FORWARDED_PROTO="https")
     results = {}
     for name, url in pages.items():
-        get(url)  # warm-up
-        samples = [get(url) for _ in range(runs)]
-        counts = [len(queries) for _, queries in samples]
-        slowest = slowest_query([queries for _, queries in samples])
+        client = anonymous if name in ANONYMOUS_PAGES else rep_client
+        get(url, client)  # warm-up
+        samples = [get(url, client) for _ in range(runs)]
+        counts = [len(queries) for _, queries, _ in samples]
+        slowest = slowest_query([queries for _, queries, _ in samples])
         results[name] = {
-            "rows": rows(name, url),
+            "rows": rows(name, url, samples[-1][2]),
             "queries": max(counts),
             "queries_varied_between_runs": min(counts) != max(counts),
-            "in_process_p50_ms": round(statistics.median(ms for ms, _ in samples), 1),
-            "sql_p50_ms": round(statistics.median(sum(q[3] for q in queries) for _, queries in samples), 1),
+            "in_process_p50_ms": round(statistics.median(ms for ms, _, _ in samples), 1),
+            "sql_p50_ms": round(statistics.median(sum(q[3] for q in queries) for _, queries, _ in samples), 1),
             **slowest,
         }
+        if name == "booking":  # the same page with one rep: the queries do not grow with the reps
+            results[name]["queries_one_rep"] = len(get(url.replace(BOOKING_SLUG, BOOKING_SOLO_SLUG, 1), client)[1])
         print(f"   {name:<13} {max(counts):>3} queries  in-process p50 {results[name]['in_process_p50_ms']:.1f} ms  "
               f"SQL {results[name]['sql_p50_ms']:.1f} ms  slowest {slowest['slowest_query_ms']:.1f} ms", flush=True)
     return results
@@ -771,9 +959,15 @@ def print_report(result: dict, output: Path) -> None:
     print(f"Rep pages benchmark: {result['leads']:,} leads, {result['database']}, gunicorn {result['server']['gunicorn']} "
           f"x {result['server']['workers']} workers, {result['machine']['cpus']} CPUs, "
           f"load {result['machine']['loadavg_1min_before_after']}")
-    print(f"Load: {result['load_seconds']:.1f} s{reused}. Rep {d['measured_rep']}: {d['measured_rep_leads']:,} leads, "
-          f"{d['measured_rep_tasks_due_by_tonight']} tasks due by tonight ({d['measured_rep_tasks_overdue']} overdue), "
-          f"{d['measured_rep_cold_leads']:,} cold, {d['measured_rep_new_leads']:,} new; pool {d['pool_leads']:,}")
+    print(f"Load: {result['load_seconds']:.1f} s{reused}. calibration_s {result['calibration_s']}")
+    if "measured_rep" in d:
+        print(f"Rep {d['measured_rep']}: {d['measured_rep_leads']:,} leads, "
+              f"{d['measured_rep_tasks_due_by_tonight']} tasks due by tonight ({d['measured_rep_tasks_overdue']} overdue), "
+              f"{d['measured_rep_cold_leads']:,} cold, {d['measured_rep_new_leads']:,} new; pool {d['pool_leads']:,}")
+    if "booking" in d:
+        b = d["booking"]
+        print(f"Booking page {b['page']}: {b['reps']} reps ({', '.join(b['time_zones'])}), {b['meetings_booked']:,} "
+              f"meetings booked ({b['meetings_in_the_next_7_days']:,} in the next 7 days), seen from {b['visitor_time_zone']}")
     header = f"{'page':<20}{'rows':>8}{'p50 ms':>9}{'p95 ms':>9}{'max ms':>9}{'queries':>9}{'status':>8}{'SQL ms':>8}{'slowest q ms':>14}"
     print(header)
     print("-" * len(header))
