@@ -52,6 +52,9 @@ class ActivitySerializer(serializers.Serializer):
     direction = serializers.CharField(help_text="Calls: outbound or inbound; empty for notes and meetings.")
     outcome = serializers.CharField(help_text="Calls: connected, voicemail, no_answer, busy, wrong_number.")
     duration_seconds = serializers.IntegerField(allow_null=True)
+    channel = serializers.CharField(help_text="Social touches: linkedin, x, facebook, instagram or other; else empty.")
+    social_action = serializers.CharField(help_text="Social touches: what happened (message_sent, message_received, "
+                                                    "comment, connection_sent, connection_accepted, engaged).")
     created_at = UtcDateTimeField()
 
 
@@ -218,6 +221,14 @@ class MeetingBody(StrictSerializer):
     occurred_at = QueryDateTimeField(help_text="When it took place (not in the future).")
     body = _text(20_000)
     duration_seconds = StrictIntegerField(min_value=0, max_value=MAX_INT, required=False, allow_null=True)
+
+
+class SocialTouchBody(StrictSerializer):
+    lead = _lead_field()
+    channel = serializers.ChoiceField(choices=Activity.Channel.choices)
+    social_action = serializers.ChoiceField(choices=Activity.SocialAction.choices)
+    body = _text(20_000)
+    occurred_at = QueryDateTimeField(required=False, help_text="Default: now; never in the future.")
 
 
 class CallBody(StrictSerializer):

@@ -35,6 +35,7 @@ urlpatterns = [
     path("api/v1/activities/calls/", work_views.CallCreate.as_view(), name="activity_call"),
     path("api/v1/activities/notes/", work_views.NoteCreate.as_view(), name="activity_note"),
     path("api/v1/activities/meetings/", work_views.MeetingCreate.as_view(), name="activity_meeting"),
+    path("api/v1/activities/social/", work_views.SocialTouchCreate.as_view(), name="activity_social"),
     path("api/v1/objections/", work_views.ObjectionListCreate.as_view(), name="objection_list"),
     path("api/v1/objections/<int:pk>/resolve/", work_views.ObjectionResolve.as_view(), name="objection_resolve"),
     path("api/v1/tasks/", work_views.TaskListCreate.as_view(), name="task_list"),

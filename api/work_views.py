@@ -111,6 +111,23 @@ class MeetingCreate(ActivityCreate):
         return super().post(request)
 
 
+class SocialTouchCreate(ActivityCreate):
+    body_class = serializers.SocialTouchBody
+
+    def log(self, lead, data):
+        return lead_services.activity_log_social(lead=lead, by=self.request.user, **data)
+
+    @extend_schema(
+        operation_id="activities_log_social_touch", tags=[ACTIVITIES], request=serializers.SocialTouchBody,
+        parameters=[IDEMPOTENCY_PARAMETER], summary="Log a social touch",
+        description="A LinkedIn message, a comment, a connection accepted: it touches the lead (not \"gone cold\").",
+        responses={201: serializers.ActivitySerializer, **_CREATED},
+    )
+    @idempotent
+    def post(self, request):
+        return super().post(request)
+
+
 # --- Objections --------------------------------------------------------------------------------------
 
 

@@ -121,6 +121,18 @@ def test_a_note_and_a_meeting(leads, rep_api):
     assert Lead.objects.get(pk=lead).last_touch_at.isoformat() == "2026-06-01T08:00:00+00:00"
 
 
+def test_a_social_touch_touches_the_lead(leads, rep_api):
+    lead = leads["mine"].pk
+    touched = rep_api.post(f"{ACTIVITIES}social/", {"lead": lead, "channel": "linkedin",
+                                                     "social_action": "connection_accepted", "body": "Via the webinar"})
+    assert touched.status_code == 201, touched.content
+    body = touched.json()
+    assert (body["kind"], body["channel"], body["social_action"]) == ("social", "linkedin", "connection_accepted")
+    assert Lead.objects.get(pk=lead).last_touch_at == timezone.now()
+    listed = rep_api.get(ACTIVITIES, {"lead": lead}).json()["results"]
+    assert [(a["kind"], a["channel"]) for a in listed] == [("social", "linkedin")]
+
+
 def test_logging_on_a_pool_lead_is_403_until_it_is_claimed(leads, rep_api, marketer_api):
     body = {"lead": leads["pool"].pk, "body": "Hi"}
     assert "Claim the lead first" in assert_problem(rep_api.post(f"{ACTIVITIES}notes/", body), 403)["detail"]
@@ -139,6 +151,9 @@ def test_logging_on_a_pool_lead_is_403_until_it_is_claimed(leads, rep_api, marke
     ("notes/", {"body": "x", "mood": "good"}, 400, "mood"),
     ("meetings/", {}, 400, "occurred_at"),
     ("meetings/", {"occurred_at": "yesterday"}, 400, "occurred_at"),
+    ("social/", {"social_action": "comment"}, 400, "channel"),
+    ("social/", {"channel": "myspace", "social_action": "comment"}, 400, "channel"),
+    ("social/", {"channel": "x", "social_action": "poked"}, 400, "social_action"),
 ])
 def test_bad_activities_name_the_field(leads, rep_api, path, body, status, field):
     assert_problem(rep_api.post(f"{ACTIVITIES}{path}", {"lead": leads["mine"].pk, **body}), status, field=field)
