@@ -237,10 +237,11 @@ FROM (SELECT id, owner_id, created_at + (stage_entered_at - created_at) * 0.5 AS
 """
 
 ACTIVITIES_SQL = """
-INSERT INTO leads_activity (lead_id, kind, author_id, occurred_at, body, direction, outcome, duration_seconds, created_at)
+INSERT INTO leads_activity (lead_id, kind, author_id, occurred_at, body, direction, outcome, duration_seconds, created_at,
+                            channel, social_action)
 SELECT w.id, CASE WHEN n = 2 THEN 'meeting' ELSE 'call' END, w.owner_id, t, '',
        CASE WHEN n = 2 THEN '' ELSE 'outbound' END,
-       CASE WHEN n = 2 THEN '' WHEN (w.id + n) % 3 = 0 THEN 'connected' ELSE 'no_answer' END, 60 * (1 + n), t
+       CASE WHEN n = 2 THEN '' WHEN (w.id + n) % 3 = 0 THEN 'connected' ELSE 'no_answer' END, 60 * (1 + n), t, '', ''
 FROM (SELECT id, owner_id, created_at, stage_entered_at FROM bench_walk
       WHERE owner_id IS NOT NULL AND reached >= 1 AND stage_entered_at > created_at) w,
      generate_series(0, 2) AS n,
