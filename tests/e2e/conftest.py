@@ -63,8 +63,9 @@ def new_page(browser, live_server, monkeypatch):
     monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
     contexts = []
 
-    def open_page(*, width=1280, height=900):
-        context = browser.new_context(viewport={"width": width, "height": height}, base_url=live_server.url)
+    def open_page(*, width=1280, height=900, **options):
+        """`options` go to Playwright's new_context, e.g. timezone_id="America/New_York" for a visitor abroad."""
+        context = browser.new_context(viewport={"width": width, "height": height}, base_url=live_server.url, **options)
         context.set_default_timeout(10_000)
         contexts.append(context)
         return context.new_page()
