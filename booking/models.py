@@ -3,6 +3,7 @@
 from datetime import time
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 from django.utils.timezone import now
@@ -77,6 +78,9 @@ class DayOff(models.Model):
         return f"{self.date:%Y-%m-%d}"
 
 
+RESERVED_SLUG = "for"  # /book/for/<token>/ is a lead's own booking link
+
+
 class BookingPage(models.Model):
     """A public page that books meetings: with one rep, or round robin among a team (with the lead's owner when
     the owner is on it). Its capture form says what the booking asks (name, email, a question or two, consent)."""
@@ -113,6 +117,11 @@ class BookingPage(models.Model):
 
     def __str__(self):
         return self.title
+
+    def clean(self):
+        if self.slug == RESERVED_SLUG:
+            raise ValidationError({"slug": [f"“{RESERVED_SLUG}” is used by the booking links in emails: choose "
+                                            "another address."]})
 
 
 class Meeting(models.Model):
