@@ -1,6 +1,8 @@
 """The emails of a booking: to the booker (in their time zone, with the signed links to reschedule or cancel)
 and to the rep (in theirs, with the lead's page), each with the invitation as an `.ics` attachment."""
 
+from urllib.parse import urlencode
+
 from django.conf import settings
 from django.core.mail import EmailMessage
 from django.urls import reverse
@@ -10,7 +12,7 @@ from nurturing.services import suppressed_among
 from .availability import UnknownTimeZone, zone
 from .ics import invitation
 from .models import Meeting
-from .tokens import manage_token
+from .tokens import lead_token, manage_token
 
 SUBJECTS = {
     "booked": "Confirmed: {title} on {when}",
@@ -22,6 +24,13 @@ SUBJECTS = {
 
 def manage_url(meeting: Meeting) -> str:
     return settings.CRM_SITE_URL + reverse("booking:manage", args=[manage_token(meeting)])
+
+
+def rebook_url(meeting: Meeting, *, absolute: bool = True) -> str:
+    """The meeting's page again, knowing who books (the lead's signed link): nothing to type twice."""
+    path = reverse("booking:page", args=[meeting.page.slug]) + "?" + urlencode(
+        {"t": lead_token(meeting.lead_id), "tz": meeting.time_zone})
+    return settings.CRM_SITE_URL + path if absolute else path
 
 
 def _when(meeting: Meeting, time_zone: str) -> str:
@@ -49,7 +58,7 @@ def meeting_messages(meeting: Meeting, what: str) -> list[EmailMessage]:
         lines = [f"Hello{(' ' + lead.first_name) if lead.first_name else ''},", ""]
         if what == "cancelled":
             lines += [f"Your {page.title.lower()} with {rep_name} on {when} is cancelled.", "",
-                      "To book another time: " + settings.CRM_SITE_URL + reverse("booking:page", args=[page.slug])]
+                      "To book another time: " + rebook_url(meeting)]
         else:
             lines += [f"{page.title} with {rep_name}", when]
             if meeting.meeting_url:

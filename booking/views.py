@@ -21,6 +21,7 @@ from leads.models import Lead
 
 from . import ics
 from .availability import UnknownTimeZone, time_zones, zone
+from .emails import rebook_url
 from .models import BookingPage, Meeting
 from .services import (
     BookingRefused,
@@ -243,15 +244,17 @@ def manage(request, token):
     errors = {}
     if request.method == "POST":
         try:
-            meeting = meeting_cancel(meeting=meeting, reason=request.POST.get("reason", ""))
+            meeting_cancel(meeting=meeting, reason=request.POST.get("reason", ""))
         except BookingRefused as refusal:
             errors = refusal.errors
+        else:
+            return HttpResponseRedirect(reverse("booking:manage", args=[token]) + "?" + _query(tz=meeting.time_zone))
     tz_name, _ = _time_zone(request, meeting.time_zone)
     tz = zone(tz_name)
     return _render(request, "booking/manage.html", {
         "meeting": meeting, "token": token, "local": meeting.starts_at.astimezone(tz),
         "ends": meeting.ends_at.astimezone(tz), "tz": tz_name, "errors": errors,
-        "booked": request.GET.get("booked") == "1", "changeable": meeting.status == Meeting.Status.BOOKED
+        "booked": request.GET.get("booked") == "1", "rebook": rebook_url(meeting, absolute=False), "changeable": meeting.status == Meeting.Status.BOOKED
         and meeting.starts_at > timezone.now(),
     }, tz_name, status=410 if errors else 200)
 

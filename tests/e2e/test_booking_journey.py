@@ -196,7 +196,8 @@ def test_a_lead_books_a_demo_from_a_nurture_email_in_its_own_time_zone(new_page,
     assert (meeting.status, meeting.cancel_reason) == (Meeting.Status.CANCELLED, "We found another date")
 
     phone.get_by_role("link", name="Book another time").click()
-    phone.wait_for_url(re.compile(r"/book/demo/\?tz=America%2FNew_York"))
+    phone.wait_for_url(re.compile(r"/book/demo/\?t=.+&tz=America%2FNew_York"))
+    expect(phone.get_by_text("booking as Grace")).to_be_visible()  # still known: nothing to type again
     wednesday = phone.locator(f'a.booking-slot[data-slot="{stamp(MOVED)}"]')
     expect(wednesday).to_have_text("10:00")
     expect(phone.locator(f'a.booking-slot[data-slot="{stamp(BOOKED)}"]')).to_have_count(1)
