@@ -130,8 +130,7 @@ def slot_check(page, starts_at: datetime, *, lead: Lead | None = None, now: date
 def _locked_free_reps(page, rep_ids, starts_at, now, *, exclude_meeting=None) -> Slot:
     """Lock the reps' calendars (id order: two bookings never wait on each other crosswise) and read the slot
     again under the locks: what another booking took a moment ago is seen now."""
-    locked = list(Calendar.objects.select_for_update().filter(rep_id__in=rep_ids).order_by("pk").values_list("pk", flat=True))
-    del locked
+    list(Calendar.objects.select_for_update().filter(rep_id__in=rep_ids).order_by("pk").values_list("pk", flat=True))
     calendars = calendars_for(rep_ids, minutes=page.duration_minutes, start=starts_at - timedelta(days=1),
                               end=starts_at + timedelta(days=1))
     found = _slot_refusal(page, calendars, starts_at, now, exclude_meeting=exclude_meeting)
