@@ -383,7 +383,8 @@ def meeting_mark(*, meeting: Meeting, outcome: str, by, now: datetime | None = N
     if not (by is not None and (meeting.rep_id == by.pk or access_for(by).can_work(meeting.lead))):
         raise PermissionDenied("Only the rep of the meeting, or who works the lead, can say how it went.")
     with transaction.atomic():
-        locked = Meeting.objects.select_for_update().select_related("page__no_show_sequence", "lead").get(pk=meeting.pk)
+        locked = (Meeting.objects.select_for_update(of=("self",)).select_related("page__no_show_sequence", "lead")
+                  .get(pk=meeting.pk))
         if locked.status == Meeting.Status.CANCELLED:
             raise ValidationError("This meeting was cancelled.")
         if locked.starts_at > now:
