@@ -5,6 +5,7 @@ Each only parses the request and shows the answer; booking.services holds the ru
 
 from collections import defaultdict
 from datetime import UTC, date, datetime, timedelta
+from functools import wraps
 from urllib.parse import urlencode
 
 from django.conf import settings
@@ -229,18 +230,26 @@ def _meeting(token) -> Meeting:
     return meeting
 
 
-def _bad_link(request, exc):
-    return render(request, "booking/bad_link.html", {"message": str(exc)}, status=400)
+def signed_meeting(view):
+    """The view gets the meeting its signed link names; a forged, expired or stale link gets a page saying what
+    to do (400), and nothing more."""
+
+    @wraps(view)
+    def wrapped(request, token):
+        try:
+            meeting = _meeting(token)
+        except BadLink as exc:
+            return render(request, "booking/bad_link.html", {"message": str(exc)}, status=400)
+        return view(request, token, meeting)
+
+    return wrapped
 
 
 @never_cache
 @require_http_methods(["GET", "POST"])
-def manage(request, token):
+@signed_meeting
+def manage(request, token, meeting):
     """The booker's page of their meeting (their signed link): see it, add it to a calendar, cancel it."""
-    try:
-        meeting = _meeting(token)
-    except BadLink as exc:
-        return _bad_link(request, exc)
     errors = {}
     if request.method == "POST":
         try:
@@ -254,19 +263,16 @@ def manage(request, token):
     return _render(request, "booking/manage.html", {
         "meeting": meeting, "token": token, "local": meeting.starts_at.astimezone(tz),
         "ends": meeting.ends_at.astimezone(tz), "tz": tz_name, "errors": errors,
-        "booked": request.GET.get("booked") == "1", "rebook": rebook_url(meeting, absolute=False), "changeable": meeting.status == Meeting.Status.BOOKED
-        and meeting.starts_at > timezone.now(),
+        "booked": request.GET.get("booked") == "1", "rebook": rebook_url(meeting, absolute=False),
+        "changeable": meeting.status == Meeting.Status.BOOKED and meeting.starts_at > timezone.now(),
     }, tz_name, status=410 if errors else 200)
 
 
 @never_cache
 @require_http_methods(["GET", "POST"])
-def reschedule(request, token):
+@signed_meeting
+def reschedule(request, token, meeting):
     """The booker picks another time with the same rep (their signed link)."""
-    try:
-        meeting = _meeting(token)
-    except BadLink as exc:
-        return _bad_link(request, exc)
     tz_name, tz_error = _time_zone(request, meeting.time_zone)
     tz = zone(tz_name)
     errors, alternatives = {}, []
@@ -294,12 +300,9 @@ def reschedule(request, token):
 
 
 @require_GET
-def invite(request, token):
+@signed_meeting
+def invite(request, token, meeting):
     """The meeting's invitation as a file, for any calendar."""
-    try:
-        meeting = _meeting(token)
-    except BadLink as exc:
-        return _bad_link(request, exc)
     response = HttpResponse(ics.invitation(meeting), content_type="text/calendar; charset=utf-8")
     response["Content-Disposition"] = 'attachment; filename="meeting.ics"'
     return response
