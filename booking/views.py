@@ -16,6 +16,7 @@ from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods
 
+from capture.captcha import captcha
 from capture.services import CaptureContext, fill_token
 from core.http import client_address
 from leads.models import Lead
@@ -174,9 +175,14 @@ def _slot_page(request, booking_page, starts_at, *, lead, token, tz_name, tz_err
         "errors": errors, "data": data or {}, "token": fill_token(booking_page.form),
         "general_errors": [message for name, message in errors.items() if name not in names],
         "alternatives": [(slot.starts_at.astimezone(tz), stamp(slot.starts_at)) for slot in alternatives],
-        "keep": _query(tz=tz_name, t=token), "stamp": stamp(starts_at) if starts_at else "",
+        "keep": _query(tz=tz_name, t=token), "stamp": stamp(starts_at) if starts_at else "", "captcha": captcha(),
     }
-    return _render(request, "booking/slot.html", context, tz_name, status=status)
+    response = _render(request, "booking/slot.html", context, tz_name, status=status)
+    if context["captcha"]:
+        # The provider's widget, as on a capture form's own page: its script and frame on this page only.
+        origins = context["captcha"]["origins"]
+        response._csp_update = {"script-src": origins, "frame-src": origins, "connect-src": origins}
+    return response
 
 
 @never_cache
@@ -204,7 +210,7 @@ def slot(request, slug, when):
         page_url=settings.CRM_SITE_URL + request.path, referrer=post.get("crm_referrer", ""),
         landing_page=post.get("crm_landing", ""), visitor_id=post.get("crm_visitor", "")[:40],
         address=client_address(request), hosted=True, fill_token=post.get("crm_token", ""),
-        honeypot=post.get("crm_hp", ""),
+        honeypot=post.get("crm_hp", ""), captcha=post.get(captcha()["field"], "") if captcha() else "",
     )
     try:
         booked = meeting_book(page=booking_page, starts_at=starts_at, time_zone=post.get("tz", ""), data=data,

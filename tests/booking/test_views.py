@@ -159,3 +159,24 @@ def test_a_closed_page_is_not_found(client, page):
     page.is_active = False
     page.save()
     assert client.get(reverse("booking:page", args=["demo"])).status_code == 404
+
+
+def test_with_a_captcha_on_the_booking_form_shows_it_and_its_token_is_verified(client, page, settings):
+    import json
+
+    from tests.local_http import LocalServer
+
+    verify = LocalServer(lambda method, path, body: (200, "application/json", json.dumps(
+        {"success": True, "challenge_ts": "2026-06-02T08:00:00Z", "hostname": "crm.example.com"}).encode()))
+    settings.CRM_CAPTCHA_PROVIDER = "turnstile"
+    settings.CRM_CAPTCHA_SITE_KEY, settings.CRM_CAPTCHA_SECRET = "site-key", "secret-key"
+    settings.CRM_CAPTCHA_VERIFY_URL = f"{verify.url}/siteverify"
+    try:
+        form = client.get(reverse("booking:slot", args=["demo", stamp(at("2026-06-02 12:00"))]))
+        assert 'data-sitekey="site-key"' in form.content.decode()
+        assert "https://challenges.cloudflare.com" in form["Content-Security-Policy"]
+        response = post_booking(client, page, at("2026-06-02 12:00"), **{"cf-turnstile-response": "XXXX.DUMMY.TOKEN"})
+    finally:
+        verify.close()
+    assert response.status_code == 302 and Meeting.objects.count() == 1
+    assert b"response=XXXX.DUMMY.TOKEN" in verify.received[0][2]
