@@ -1,4 +1,5 @@
 import functools
+import hmac
 from datetime import timedelta
 from pathlib import Path
 
@@ -29,6 +30,27 @@ def healthz(request):
             "last_worker_heartbeat": last.isoformat() if last else None,
         }
     )
+
+
+@never_cache
+@require_safe
+def metrics(request):
+    """/metrics for Prometheus (crm.metrics): only with `Authorization: Bearer <CRM_METRICS_TOKEN>`; without the
+    setting, there are no metrics to read (404)."""
+    from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
+    from .metrics import CrmCollector
+
+    expected = settings.CRM_METRICS_TOKEN
+    if not expected:
+        return HttpResponse("Metrics are off: set CRM_METRICS_TOKEN.", status=404, content_type="text/plain")
+    given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
+    if not hmac.compare_digest(given.encode(), expected.encode()):
+        return HttpResponse("Give the metrics token: Authorization: Bearer <CRM_METRICS_TOKEN>.", status=401,
+                            content_type="text/plain", headers={"WWW-Authenticate": 'Bearer realm="metrics"'})
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(CrmCollector())
+    return HttpResponse(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)
 
 
 @functools.cache

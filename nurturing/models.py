@@ -346,6 +346,9 @@ class Delivery(models.Model):
             models.Index(fields=["due_at"], name="delivery_due", condition=Q(status="scheduled")),
             # The reaper: rows a worker holds.
             models.Index(fields=["claimed_at"], name="delivery_held", condition=Q(status__in=["claimed", "sending"])),
+            # The metrics' failures of the last minutes and outcomes lost: rare states, small indexes.
+            models.Index(fields=["updated_at"], name="delivery_failed", condition=Q(status="failed")),
+            models.Index(fields=["updated_at"], name="delivery_unknown", condition=Q(status="unknown")),
             models.Index(fields=["step", "status"], name="delivery_step_status"),
             models.Index(fields=["message_id"], name="delivery_message_id", condition=~Q(message_id="")),
             models.Index(fields=["provider_message_id"], name="delivery_provider_message_id", condition=~Q(provider_message_id="")),

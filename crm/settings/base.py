@@ -402,6 +402,8 @@ CRM_MESSAGE_ID_DOMAIN = env.str("CRM_MESSAGE_ID_DOMAIN", default="crm.localhost"
 # --- Engagement and deliverability --------------------------------------------------
 # Where the app is reached from outside: links in emails (unsubscribe) are built on it.
 CRM_SITE_URL = env.str("CRM_SITE_URL", default="http://127.0.0.1:8000").rstrip("/")
+# /metrics (Prometheus) answers only with `Authorization: Bearer <this>`; empty: no metrics (404).
+CRM_METRICS_TOKEN = env.str("CRM_METRICS_TOKEN", default="")
 # The sender's postal address, in the footer of every nurture email (required of bulk senders).
 CRM_POSTAL_ADDRESS = env.str("CRM_POSTAL_ADDRESS", default="")
 # The mailto: half of List-Unsubscribe; mail to it unsubscribes (through the inbound webhook).
