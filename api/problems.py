@@ -11,15 +11,19 @@ never sent.
 """
 
 import logging
+import sys
 
 from django.conf import settings
 from django.core.exceptions import NON_FIELD_ERRORS, PermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404, JsonResponse
+from django.shortcuts import render
 from django.views import defaults
 from django.views.decorators.csrf import csrf_exempt
 from rest_framework import exceptions, status
 from rest_framework.response import Response
+
+from core.http import UNAVAILABLE_MESSAGES, database_unavailable
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +42,7 @@ _KINDS = {
     422: ("unprocessable", "The request breaks a rule"),
     429: ("rate-limited", "Too many requests"),
     500: ("server-error", "Server error"),
+    503: ("unavailable", "Cannot save now"),
 }
 
 
@@ -128,6 +133,10 @@ def exception_handler(exc, context):
         extra = getattr(exc, "problem_extra", {})
         detail = exc.detail if isinstance(exc.detail, str) else " ".join(str(d) for d in _flatten(exc.detail))
         return problem_response(code, str(detail), request=request, headers=headers, **extra)
+    unavailable = database_unavailable(exc)
+    if unavailable:
+        log.error("API: the database cannot write (%s): %s", unavailable, exc)
+        return problem_response(503, UNAVAILABLE_MESSAGES[unavailable], request=request, headers={"Retry-After": "60"})
     log.exception("API: unexpected error on %s %s", getattr(request, "method", "?"), getattr(request, "path", "?"))
     return problem_response(500, "Something went wrong on our side; it has been logged. Try again later.",
                             request=request)
@@ -152,8 +161,25 @@ def bad_request(request, exception=None, *args, **kwargs):
 
 def server_error(request, *args, **kwargs):
     """The project's 500 handler: problem details under /api/v1/ (an error outside the API's views, in a
-    middleware), the site's page elsewhere."""
+    middleware), the site's page elsewhere. A database that cannot write (read-only, disk full, down) is a 503
+    that says so, with Retry-After: nothing was saved (the services write whole transactions or nothing)."""
+    unavailable = database_unavailable(sys.exc_info()[1])
+    if unavailable:
+        return database_unavailable_response(request, unavailable)
     if request.path.startswith("/api/v1/"):
         body = problem(500, "Something went wrong on our side; it has been logged. Try again later.", instance=request.path)
         return JsonResponse(body, status=500, content_type=CONTENT_TYPE)
     return defaults.server_error(request)
+
+
+def database_unavailable_response(request, kind: str):
+    message = UNAVAILABLE_MESSAGES[kind]
+    headers = {"Retry-After": "60"}
+    if request.path.startswith("/api/v1/"):
+        return JsonResponse(problem(503, message, instance=request.path), status=503, content_type=CONTENT_TYPE,
+                            headers=headers)
+    if request.path.startswith(tuple(settings.CRM_LEAN_PATH_PREFIXES)) or "json" in request.headers.get("Accept", ""):
+        return JsonResponse({"error": message}, status=503, headers=headers)
+    response = render(request, "503.html", {"message": message}, status=503)
+    response["Retry-After"] = headers["Retry-After"]
+    return response

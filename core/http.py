@@ -24,3 +24,36 @@ def client_address(request) -> str:
         if len(forwarded) >= proxies:
             return forwarded[-proxies]
     return request.META.get("REMOTE_ADDR", "")
+
+
+# --- The database cannot write -----------------------------------------------------------------------
+
+# What the database drivers say when it cannot take a write, by what the person should be told. The services
+# write in transactions, so whatever was being saved is saved whole or not at all.
+_UNAVAILABLE = (
+    ("read_only", ("readonly database", "read-only transaction", "read only transaction", "read-only file system")),
+    ("disk_full", ("database or disk is full", "no space left on device", "disk full")),
+    ("busy", ("database is locked",)),
+    ("down", ("could not connect", "connection refused", "server closed the connection", "connection is closed",
+              "terminating connection", "the database system is", "too many clients", "connection slots are reserved",
+              "connection failed", "consuming input failed", "unable to open database file")),
+)
+UNAVAILABLE_MESSAGES = {
+    "read_only": "The CRM's database is read-only at the moment, so nothing was saved. Try again in a few minutes.",
+    "disk_full": "The CRM's disk is full, so nothing was saved. Try again later: the team has been told.",
+    "busy": "The CRM is busy and could not save this. Try again in a moment.",
+    "down": "The CRM's database is not answering, so nothing was saved. Try again in a few minutes.",
+}
+
+
+def database_unavailable(exc: BaseException | None) -> str | None:
+    """Why the database could not take a write (a key of UNAVAILABLE_MESSAGES), or None for any other error."""
+    from django.db import DatabaseError, InterfaceError
+
+    if not isinstance(exc, (DatabaseError, InterfaceError)):
+        return None
+    text = str(exc).lower()
+    for kind, needles in _UNAVAILABLE:
+        if any(needle in text for needle in needles):
+            return kind
+    return None
