@@ -131,11 +131,12 @@ def main(argv=None):
     parser.add_argument("--plain", action="store_true", help="with --profile: no cProfile half, every email timed plainly")
     parser.add_argument("--sink", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--host", default="127.0.0.1", help=argparse.SUPPRESS)  # the sink's addresses, comma-separated
     parser.add_argument("--stats", type=Path, help=argparse.SUPPRESS)
     # scripts/bench passes its arguments to every benchmark: ignore the other benchmarks' options.
     args, unknown = parser.parse_known_args(argv)
     if args.sink:
-        return run_sink(args.port, args.stats)
+        return run_sink(args.port, args.stats, args.host.split(","))
     if unknown:
         print(f"   (ignoring options for other benchmarks: {' '.join(unknown)})", flush=True)
     return orchestrate(args)
@@ -165,8 +166,8 @@ class _Counting:
         return "250 OK"
 
 
-def run_sink(port: int, stats: Path) -> int:
-    """aiosmtpd on 127.0.0.1:port; writes its counts to `stats` every 0.1 s; SIGUSR1 resets them."""
+def run_sink(port: int, stats: Path, hosts=("127.0.0.1",)) -> int:
+    """aiosmtpd on hosts:port (loopback by default); writes its counts to `stats` every 0.1 s; SIGUSR1 resets them."""
     import asyncio
     import logging
 
@@ -177,7 +178,7 @@ def run_sink(port: int, stats: Path) -> int:
     async def serve():
         loop = asyncio.get_running_loop()
         handler = _Counting()
-        server = await loop.create_server(lambda: SMTP(handler, hostname="sink.localhost"), "127.0.0.1", port)
+        server = await loop.create_server(lambda: SMTP(handler, hostname="sink.localhost"), list(hosts), port)
         stop = asyncio.Event()
         loop.add_signal_handler(signal.SIGTERM, stop.set)
         loop.add_signal_handler(signal.SIGUSR1, handler.reset)
@@ -205,11 +206,14 @@ def run_sink(port: int, stats: Path) -> int:
 
 
 class Sink:
-    def __init__(self, workdir: Path):
+    """The sink's process; `hosts`: the addresses it listens on (loopback first: it is checked there)."""
+
+    def __init__(self, workdir: Path, hosts=("127.0.0.1",)):
         self.port = free_port()
         self.stats_path = workdir / "sink.json"
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "bench.nurture_bench", "--sink", "--port", str(self.port), "--stats", str(self.stats_path)],
+            [sys.executable, "-m", "bench.nurture_bench", "--sink", "--port", str(self.port), "--stats", str(self.stats_path),
+             "--host", ",".join(hosts)],
             cwd=ROOT, start_new_session=True,
         )
         deadline = time.monotonic() + 20
@@ -719,31 +723,45 @@ class CpuMeter:
     utime + stime of every live process of each, plus what their exited children used
     (cutime + cstime of the parent that reaped them: PostgreSQL backends, pool processes).
     PostgreSQL is every postgres process: other databases' work counts there too.
+    A subclass names other groups of processes with NAMES and `classify`.
     """
+
+    NAMES = ("worker", "sink", "postgres", "redis", "bench")
 
     def __init__(self, worker=None, sink=None):
         self.worker, self.sink = worker, sink
         self.tick = os.sysconf("SC_CLK_TCK")
 
+    def _snapshot(self) -> dict:
+        """What `classify` needs, read once per measurement."""
+        return {
+            "worker_pids": set(self.worker.pids()) if self.worker else set(),
+            "sink_pid": self.sink.proc.pid if self.sink else None,
+        }
+
+    def classify(self, pid: int, comm: str, snapshot: dict) -> str | None:
+        """The group (one of NAMES) a process's CPU counts in, or None."""
+        if pid in snapshot["worker_pids"]:
+            return "worker"
+        if pid == snapshot["sink_pid"]:
+            return "sink"
+        if comm == "postgres" or comm.startswith("postgres"):
+            return "postgres"
+        if comm.startswith("redis-server"):
+            return "redis"
+        if pid == os.getpid():
+            return "bench"
+        return None
+
     def _read(self) -> dict:
         totals = collections.Counter()
-        worker_pids = set(self.worker.pids()) if self.worker else set()
-        sink_pid = self.sink.proc.pid if self.sink else None
+        snapshot = self._snapshot()
         for pid, comm, fields in proc_stats():
+            name = self.classify(pid, comm, snapshot)
+            if name is None:
+                continue
             own = (int(fields[11]) + int(fields[12])) / self.tick
             reaped = (int(fields[13]) + int(fields[14])) / self.tick
-            if pid in worker_pids:
-                name = "worker"
-            elif pid == sink_pid:
-                name = "sink"
-            elif comm == "postgres" or comm.startswith("postgres"):
-                name = "postgres"
-            elif comm.startswith("redis-server"):
-                name = "redis"
-            elif pid == os.getpid():
-                name = "bench"
-            else:
-                continue
             totals[name] += own + reaped
         return totals
 
@@ -759,7 +777,7 @@ class CpuMeter:
 
     def __exit__(self, *exc):
         end, busy, self.wall = self._read(), self._busy(), time.perf_counter() - self.started
-        self.used = {name: round(end[name] - self.start[name], 2) for name in ("worker", "sink", "postgres", "redis", "bench")}
+        self.used = {name: round(end[name] - self.start[name], 2) for name in self.NAMES}
         # What the rest of the machine used meanwhile: other work disturbs the measurement.
         self.other = round(max(0.0, busy - self.busy_start - sum(self.used.values())), 2)
 
@@ -809,23 +827,29 @@ def wait_all_sent(step_id, n, worker, sink, timeout=600.0) -> float:
         time.sleep(0.02 if arrived else 0.05)
 
 
+def send_due(step_id, n, worker, sink, meter) -> float:
+    """Beat's tick (`dispatch_due`) sent to the worker, `meter` measuring: seconds until the step's n deliveries are sent."""
+    from nurturing.tasks import dispatch_due
+
+    with meter:
+        start = time.perf_counter()
+        dispatch_due.apply_async(queue=QUEUE)
+        wait_all_sent(step_id, n, worker, sink)
+        return time.perf_counter() - start
+
+
 def measure_engine(args, data, sink, worker) -> dict:
     from django.conf import settings
 
     from nurturing import dispatch
     from nurturing.models import Delivery
-    from nurturing.tasks import dispatch_due
 
     n = data["emails"]
     sink.reset()
     sampler = RssSampler(worker)
     sampler.start()
     try:
-        with CpuMeter(worker, sink) as cpu:
-            start = time.perf_counter()
-            dispatch_due.apply_async(queue=QUEUE)
-            wait_all_sent(data["engine_step"], n, worker, sink)
-            elapsed = time.perf_counter() - start
+        elapsed = send_due(data["engine_step"], n, worker, sink, cpu := CpuMeter(worker, sink))
     finally:
         sampler.stopped.set()
         sampler.join()
@@ -855,7 +879,6 @@ def measure_event_cost(args, data, sink, workdir) -> dict:
     """The engine's emails/s with and without the email.sent event write, alternated (without, with, with,
     without, ...), each run a fresh sequence for the same leads on a fresh worker."""
     from core.models import DomainEvent
-    from nurturing.tasks import dispatch_due
 
     n = data["emails"]
     runs = {"with": [], "without": []}
@@ -868,11 +891,7 @@ def measure_event_cost(args, data, sink, workdir) -> dict:
             _, steps = sequence(f"Bench: event cost, run {i + 1} ({mode})")
             enroll(steps[0].sequence, steps[0], leads=n)
             sink.reset()
-            with CpuMeter(worker, sink) as cpu:
-                start = time.perf_counter()
-                dispatch_due.apply_async(queue=QUEUE)
-                wait_all_sent(steps[0].pk, n, worker, sink)
-                elapsed = time.perf_counter() - start
+            elapsed = send_due(steps[0].pk, n, worker, sink, cpu := CpuMeter(worker, sink))
         finally:
             worker.stop()
         received = sink.settle(n)
