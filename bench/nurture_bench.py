@@ -11,8 +11,7 @@ loopback that counts what it receives:
 1. emails_per_s: N due deliveries (default 10,000) sent by `dispatch_due`
    through a `celery worker --concurrency=2`, timed until all are `sent`.
 2. naive_emails_per_s: the same N, one task per email (load, render, send on
-   the worker process's open SMTP connection, one UPDATE; the database
-   connection is kept between tasks too), same worker.
+   the worker process's open SMTP connection, one UPDATE), same worker.
 3. smtp_limit_per_s: N pre-rendered messages sent with plain smtplib loops,
    one connection per worker process: what the sink can take.
 4. claim_1000_ms_at_1m: `deliveries_claim(limit=1000)` with 1,000,000
@@ -302,7 +301,8 @@ _naive_smtp = None  # the worker process's SMTP connection, kept open between ta
 
 def _naive_connection():
     """One SMTP connection per worker process, opened on first use and again after a failure: what a competent
-    task-per-email implementation does (the database connection is kept too: CONN_MAX_AGE)."""
+    task-per-email implementation does. (The database connection is not kept yet: Celery's Django fixup closes
+    it around every task unless CELERY_DB_REUSE_MAX is set, so each naive email still opens one.)"""
     global _naive_smtp
     from django.core.mail import get_connection
 
