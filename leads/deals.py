@@ -10,7 +10,6 @@ from datetime import datetime
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.db.models.functions import Lower
-from django.utils import timezone
 
 from core.events import Actor, EventType, event_record
 from core.policy import access_for, check_may_work
@@ -34,8 +33,9 @@ def deal_stage_start(*, deal: Deal, by=None) -> None:
 
 def deal_change_stage(*, deal: Deal, stage: DealStage, by=None, note: str = "", at: datetime | None = None) -> Deal:
     """Move an open deal to another stage in use. Guarantees: only who may work the deal's lead moves it; the
-    history row says from, to, when, who, how long in the stage left and why (`note`); `deal.stage_changed` is
-    recorded. Won and lost are not stages: a deal is won by converting its lead, lost with a reason."""
+    history row says from, to, when (`at`: up to now, not before the deal entered its stage), who, how long in
+    the stage left and why (`note`); `deal.stage_changed` is recorded. Won and lost are not stages: a deal is
+    won by converting its lead, lost with a reason."""
     with transaction.atomic():
         stored = Deal.objects.select_for_update(of=("self",)).select_related("lead", "stage").get(pk=deal.pk)
         check_may_work(by, stored.lead)
@@ -46,9 +46,11 @@ def deal_change_stage(*, deal: Deal, stage: DealStage, by=None, note: str = "", 
             raise ValidationError({"stage": [f"“{stage.name}” is not in use: choose a stage in use."]})
         if stored.stage_id == stage.pk:
             raise ValidationError({"stage": [f"The deal is already in “{stage.name}”."]})
-        now = at or timezone.now()
-        if stored.stage_entered_at and now < stored.stage_entered_at:
-            raise ValidationError({"at": ["The move cannot be dated before the deal entered its current stage."]})
+        from .services import _when  # leads.services imports this module
+
+        # Not in the future, nor before the deal entered its stage (a move made now after one dated a little
+        # ahead is dated with it).
+        now = _when(at, not_before=stored.stage_entered_at, since="the deal entered its current stage")
         change = DealStageChange.objects.create(
             deal=stored, from_stage=stored.stage, to_stage=stage, changed_at=now, changed_by=by, note=note.strip()[:300],
             time_in_from_stage=(now - stored.stage_entered_at) if stored.stage_entered_at else None)

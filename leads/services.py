@@ -72,11 +72,13 @@ def _when(at: datetime | None, *, field: str = "at", not_before: datetime | None
     """The time an event happened: now by default; a given time must be past, and not before `not_before`.
 
     Recording history after the fact (an import, a call logged the next day)
-    passes `at`; nothing can be dated in the future.
+    passes `at`; nothing can be dated in the future. What it follows may have
+    been dated a little ahead (within the clock skew): then "now" is that
+    time, so a history never runs backwards.
     """
     now = timezone.now()
     if at is None:
-        return now
+        return now if not_before is None else max(now, not_before)
     if at > now + _CLOCK_SKEW:
         raise ValidationError({field: ["That time is in the future: record what has happened, with a time up to now."]})
     if not_before is not None and at < not_before:
@@ -839,9 +841,13 @@ def deal_open(
             raise StageMoveError(
                 {"lead": [f"The lead is {pipeline.label(lead.status).lower()}: reopen it before opening a deal."]}
             )
+        moves = lead.status in pipeline.OPEN_STATUSES and lead.status != LeadStatus.OPPORTUNITY
+        # The deal is opened when the lead moves to Opportunity: not before it entered the stage it leaves.
+        created_at = _when(at, not_before=lead.stage_entered_at if moves else None,
+                           since="the lead entered its current stage")
         deal = Deal.objects.create(
             lead=lead,
-            created_at=_when(at),
+            created_at=created_at,
             owner=lead.owner or by,
             product=product,
             value=amount,
@@ -851,7 +857,7 @@ def deal_open(
         )
         _deal_created(deal, by=by)
         deal_stage_start(deal=deal, by=by)
-        if lead.status in pipeline.OPEN_STATUSES and lead.status != LeadStatus.OPPORTUNITY:
+        if moves:
             _move(
                 lead=lead,
                 to_status=LeadStatus.OPPORTUNITY,
@@ -937,7 +943,8 @@ def lead_convert_to_customer(
     may move to Customer; the lead's company (or, without one, the person)
     becomes a Customer, reusing an existing one; the lead's open deal is won
     (the latest, if several), or a won deal is created; the lead moves to
-    Customer with a StageChange. On any error nothing is written.
+    Customer with a StageChange, dated not before the lead entered its stage nor
+    before the deal won was opened. On any error nothing is written.
     """
     with transaction.atomic():
         amount = _clean_money(deal_value, "deal_value")
@@ -952,11 +959,13 @@ def lead_convert_to_customer(
             # The reason is read only for moves that end a lead: any value is the same here (not mutated).
             reason="",  # pragma: no mutate
         )
-        # A time before the lead entered its stage is refused by _move below; the transaction
-        # then undoes the customer and the deal.
-        now = _when(at)
-        customer = _customer_for(lead, now)
         deal = lead.deals.select_for_update().filter(status=Deal.Status.OPEN).order_by("-created_at", "-id").first()
+        # Won when the lead moves to Customer: not before it entered its stage, nor before the deal was opened.
+        if deal is not None and deal.created_at > lead.stage_entered_at:
+            now = _when(at, not_before=deal.created_at, since="the deal was opened")
+        else:
+            now = _when(at, not_before=lead.stage_entered_at, since="the lead entered its current stage")
+        customer = _customer_for(lead, now)
         if deal is None:
             deal = Deal(lead=lead, owner=lead.owner or by, created_at=now)
         deal.customer = customer

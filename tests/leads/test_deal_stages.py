@@ -70,6 +70,19 @@ def test_a_move_the_rules_refuse_is_refused_with_why_and_nothing_is_written(rep_
     assert DealStageChange.objects.filter(deal=deal).count() == 1
 
 
+def test_a_deal_move_is_not_dated_in_the_future_and_one_made_now_follows_one_dated_a_little_ahead(rep_user):
+    deal = services.deal_open(lead=LeadFactory(owner=rep_user), value=1000, by=rep_user)
+
+    with pytest.raises(ValidationError, match="in the future"):
+        deal_change_stage(deal=deal, stage=stage("Proposal"), by=rep_user, at=T0 + timedelta(days=1))
+    deal_change_stage(deal=deal, stage=stage("Needs analysis"), by=rep_user, at=T0 + timedelta(minutes=4))
+    deal_change_stage(deal=deal, stage=stage("Proposal"), by=rep_user)
+
+    move = DealStageChange.objects.filter(deal=deal).first()
+    assert (move.to_stage.name, move.changed_at, move.time_in_from_stage) == (
+        "Proposal", T0 + timedelta(minutes=4), timedelta(0))
+
+
 def test_only_managers_change_the_stages_and_the_rules_hold(manager_user, rep_user):
     with pytest.raises(PermissionDenied):
         deal_stage_save(stage=DealStage(name="Demo", position=2, probability=30), by=rep_user)

@@ -203,6 +203,31 @@ def test_a_loss_recorded_later_is_dated_when_it_happened_and_not_before_the_deal
     assert (lead.status, lead.stage_entered_at) == (LeadStatus.LOST, at(days=3))
 
 
+def test_a_conversion_cannot_be_dated_before_the_deal_it_wins_was_opened():
+    with time_machine.travel(at(), tick=False):
+        lead = lead_at(LeadStatus.SQL)
+        services.deal_open(lead=lead, value=100)  # the lead is an opportunity from now
+
+    with time_machine.travel(at(days=2), tick=False):
+        services.deal_open(lead=lead, value=500)  # the deal a conversion wins: the latest
+
+    with time_machine.travel(at(days=3), tick=False):
+        refused = refusal(services.lead_convert_to_customer, lead=lead, deal_value=450, at=at(days=1))
+
+    assert refused == {"at": ["That time is before the deal was opened (2026-03-04 09:00)."]}
+    assert not Deal.objects.filter(status=Deal.Status.WON).exists()
+    assert not Customer.objects.exists()
+
+
+def test_a_conversion_made_now_after_a_deal_opened_a_little_ahead_closes_it_no_earlier():
+    with time_machine.travel(at(), tick=False):
+        lead = lead_at(LeadStatus.OPPORTUNITY)
+        services.deal_open(lead=lead, value=100, at=at(minutes=3))
+        won = services.lead_convert_to_customer(lead=lead, deal_value=100)
+
+    assert (won.created_at, won.closed_at) == (at(minutes=3), at(minutes=3))
+
+
 # --- Moving a lead ----------------------------------------------------------------------
 
 
@@ -269,6 +294,24 @@ def test_a_clock_up_to_five_minutes_fast_is_tolerated_but_no_more():
 
     assert future == {"at": ["That time is in the future: record what has happened, with a time up to now."]}
     assert change.changed_at == at(minutes=5)
+
+
+def test_a_move_made_now_after_one_dated_a_little_ahead_is_dated_with_it_never_before():
+    with time_machine.travel(at(), tick=False):
+        lead = lead_at(LeadStatus.NEW)
+        services.lead_change_stage(lead=lead, to_status=LeadStatus.CONTACTED, at=at(minutes=4))
+        change = services.lead_change_stage(lead=lead, to_status=LeadStatus.NURTURING)
+
+    assert (change.changed_at, change.time_in_from_stage) == (at(minutes=4), timedelta(0))
+
+
+def test_a_deal_opened_now_on_a_lead_created_a_little_ahead_is_opened_with_its_move():
+    with time_machine.travel(at(), tick=False):
+        lead = services.lead_create(email="ahead@example.org", created_at=at(minutes=1))
+        deal = services.deal_open(lead=lead, value=100)
+
+    lead.refresh_from_db()
+    assert (lead.status, lead.stage_entered_at, deal.created_at) == (LeadStatus.OPPORTUNITY, at(minutes=1), at(minutes=1))
 
 
 def test_a_time_before_what_it_must_follow_is_refused_naming_it():
