@@ -124,8 +124,8 @@ def page(request, slug):
     tz = zone(tz_name)
     now = timezone.now()
     today = now.astimezone(tz).date()
-    try:
-        first = max(date.fromisoformat(request.GET.get("from", "")), today)
+    try:  # from today up to a year ahead (a far date is no page's, and would overflow the week's arithmetic)
+        first = min(max(date.fromisoformat(request.GET.get("from", "")), today), today + timedelta(days=366))
     except ValueError:
         first = today
     start = max(datetime.combine(first, datetime.min.time()).replace(tzinfo=tz).astimezone(UTC), now)

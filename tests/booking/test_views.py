@@ -36,6 +36,12 @@ def test_the_page_lists_free_slots_in_the_visitors_time_zone(client, page):
     assert 'option selected>America/Los_Angeles<' in html
 
 
+@pytest.mark.parametrize("first", ["9999-12-31", "0001-01-01", "2026-13-45", "<b>"])
+def test_a_week_asked_for_far_away_or_garbled_is_a_page_not_an_error(client, page, first):
+    response = client.get(reverse("booking:page", args=["demo"]), {"tz": "Pacific/Kiritimati", "from": first})
+    assert response.status_code == 200
+
+
 def test_an_unknown_time_zone_is_said_and_the_reps_is_used(client, page):
     response = client.get(reverse("booking:page", args=["demo"]), {"tz": "<script>alert(1)</script>"})
     html = response.content.decode()
