@@ -4,6 +4,7 @@ from datetime import time
 
 import pytest
 from django.urls import reverse
+from django.utils import timezone
 
 from booking.models import Meeting
 from booking.services import meeting_book
@@ -28,7 +29,9 @@ def booked(page):
 def test_today_shows_the_booked_meeting_and_asks_how_it_went_once_it_started(client, ada, booked, clock):
     client.force_login(ada)
     html = client.get(reverse("workspace:today")).content.decode()
-    assert f'data-meeting="{booked.pk}"' in html and "Grace Hopper" in html and "12:00–12:30" in html
+    # In the account's time zone (the suite also runs as if in Berlin).
+    local = f"{timezone.localtime(booked.starts_at):%H:%M}–{timezone.localtime(booked.ends_at):%H:%M}"
+    assert f'data-meeting="{booked.pk}"' in html and "Grace Hopper" in html and local in html
     assert reverse("workspace:meeting_mark", args=[booked.pk, "held"]) not in html
     clock.move_to(at("2026-06-02 12:35"))
     html = client.get(reverse("workspace:today")).content.decode()

@@ -27,6 +27,9 @@ def test_a_rep_takes_a_lead_from_search_to_customer(new_page, artifacts):
 
     # Find the lead: typing in the search box filters the list in place.
     page.get_by_role("link", name="Leads", exact=True).click()
+    # Typing before the page's scripts have run (htmx binds the search on load) would send no search at all.
+    page.wait_for_url("**/leads/")
+    page.wait_for_load_state()
     # Wait for the search's answer to be in place: a click on a row the swap is about to replace would be lost.
     searched = f"q={quote_plus(lead.last_name)}"
     with page.expect_response(lambda response: searched in response.url and response.status == 200):
