@@ -16,7 +16,7 @@ from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods
 
-from capture.captcha import captcha
+from capture.captcha import captcha, captcha_allow
 from capture.services import CaptureContext, fill_token
 from core.http import client_address
 from leads.models import Lead
@@ -179,9 +179,7 @@ def _slot_page(request, booking_page, starts_at, *, lead, token, tz_name, tz_err
     }
     response = _render(request, "booking/slot.html", context, tz_name, status=status)
     if context["captcha"]:
-        # The provider's widget, as on a capture form's own page: its script and frame on this page only.
-        origins = context["captcha"]["origins"]
-        response._csp_update = {"script-src": origins, "frame-src": origins, "connect-src": origins}
+        captcha_allow(response, context["captcha"])
     return response
 
 

@@ -42,6 +42,12 @@ def captcha() -> dict | None:
             "verify_url": settings.CRM_CAPTCHA_VERIFY_URL or provider["verify_url"]}
 
 
+def captcha_allow(response, provider: dict) -> None:
+    """Let the provider's widget run on this one page: its script, frame and calls (the CSP stays strict elsewhere)."""
+    origins = provider["origins"]
+    response._csp_update = {"script-src": origins, "frame-src": origins, "connect-src": origins}
+
+
 def captcha_verify(token: str, remote_ip: str = "") -> str:
     """"" when the provider says a person solved it; else why not (for the quarantine's reason)."""
     provider = captcha()

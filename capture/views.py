@@ -14,7 +14,7 @@ from django.views.decorators.http import require_http_methods
 from core.http import client_address, host_allowed
 from core.middleware import lean_endpoint
 
-from .captcha import captcha
+from .captcha import captcha, captcha_allow
 from .models import CaptureForm
 from .selectors import capture_form_get
 from .services import CaptureContext, CaptureRefused, capture_submit, fill_token
@@ -51,9 +51,7 @@ def _page(request, form, *, data=None, errors=None, status=200, done=False):
     }
     response = render(request, "capture/form_page.html", context, status=status)
     if context["captcha"]:
-        # The provider's widget: its script and its frame, on this page only.
-        origins = context["captcha"]["origins"]
-        response._csp_update = {"script-src": origins, "frame-src": origins, "connect-src": origins}
+        captcha_allow(response, context["captcha"])
     return response
 
 

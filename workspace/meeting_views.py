@@ -4,7 +4,6 @@ from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
-from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_http_methods, require_POST
 
 from booking import services as booking_services
@@ -12,14 +11,7 @@ from booking.models import BookingPage, Meeting
 from leads.forms import add_service_errors
 
 from .availability_forms import AvailabilityForm
-from .views import workspace_view
-
-
-def _back(request, fallback: str):
-    target = request.POST.get("next", "")
-    if target and url_has_allowed_host_and_scheme(target, {request.get_host()}, require_https=request.is_secure()):
-        return redirect(target)
-    return redirect(fallback)
+from .views import _back, workspace_view
 
 
 @require_POST
