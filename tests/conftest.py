@@ -262,11 +262,17 @@ def celery_worker_process(postgres_db, redis_broker_url, tmp_path, worker_env):
 
 
 @pytest.fixture(autouse=True)
-def scoring_rules_read_afresh():
-    """Scoring keeps the rules it read for a few seconds per process; a test's rolled-back rules must not reach
-    the next test."""
+def per_process_caches_read_afresh():
+    """Scoring keeps the rules it read, and {{ links.book_demo }} the booking pages it read, for a few seconds per
+    process; a test's rolled-back rows must not reach the next test (nor its query counts depend on the order)."""
+    from nurturing import rendering
     from scoring.services import rules_forget
 
-    rules_forget()
+    def forget():
+        rules_forget()
+        if rendering.book_demo_links is not None:
+            rendering.book_demo_links.forget()
+
+    forget()
     yield
-    rules_forget()
+    forget()

@@ -10,6 +10,7 @@ from django.urls import reverse
 
 from leads.models import Resource
 from leads.services import form_submission_record, objection_log, objection_resolve
+from nurturing import rendering
 from nurturing.claim import deliveries_claim
 from nurturing.content import CONTENT_KEY, LibraryBlock, block_html, content_block_for
 from nurturing.content_library import content_library
@@ -203,6 +204,7 @@ def batch_queries(count, rep_user, template):
         for lead in leads:
             objection_log(lead=lead, by=rep_user, category="price", lead_words="Too expensive")
     token, ids = deliveries_claim(limit=100, now=SENDING_TIME)
+    rendering.book_demo_links.forget()  # each batch reads the booking pages once (a process does every few seconds)
     with time_machine.travel(SENDING_TIME, tick=False), CaptureQueriesContext(connection) as queries:
         assert deliveries_send(ids=ids, token=token, now=SENDING_TIME, connection=Connection()).sent == count
     Delivery.objects.all().delete()
