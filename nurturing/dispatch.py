@@ -51,7 +51,7 @@ from .models import Delivery, Enrollment, Sequence, SequenceVersion, Step, StepV
 from .rendering import StepRenderer, latest_resources, lead_context
 from .send_policy import LIVE, plan_sends, suppressed_addresses
 from .services import delivery_due_at, next_step_after
-from .transport import SMTPSender, is_transient
+from .transport import OutcomeUnknown, SMTPSender, is_transient, retry_after
 from .variants import variants_assign
 
 # How many emails go to `sending` at a time: at most this many are `unknown`
@@ -62,7 +62,12 @@ S = Delivery.Status
 
 
 class TransientSendError(Exception):
-    """The provider or the network failed in a way that may pass: retry later."""
+    """The provider or the network failed in a way that may pass: retry later (no sooner than `retry_after`
+    seconds, when the provider said so)."""
+
+    def __init__(self, message, *, retry_after: float | None = None):
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 @dataclass
@@ -283,11 +288,16 @@ class _Batch:
                     except SoftTimeLimitExceeded:
                         self._out_of_time(untried=chunk[index + 1:] + pending, in_flight=d)
                         raise
+                    except OutcomeUnknown as exc:
+                        # Maybe accepted: never sent again. The connection is gone; the rest wait for the retry.
+                        self._mark_unknown(d, f"{exc} It may or may not have gone out, so it is not sent again.")
+                        self._hand_back(chunk[index + 1:] + pending)
+                        raise TransientSendError(str(exc)) from exc
                     except Exception as exc:
                         if is_transient(exc):
                             # Not sent: this one and the rest go back to `claimed` for the retry.
                             self._hand_back(chunk[index:] + pending)
-                            raise TransientSendError(str(exc)) from exc
+                            raise TransientSendError(str(exc), retry_after=retry_after(exc)) from exc
                         failed.append((d, f"Refused by the mail provider: {exc}"))
                         continue
                     d.sent_at = timezone.now()
@@ -317,16 +327,18 @@ class _Batch:
         """The task's soft time limit struck: what may have gone is unknown, what was not tried is scheduled again."""
         now = timezone.now()
         if in_flight is not None:
-            Delivery.objects.filter(pk=in_flight.pk, status=S.SENDING, claim_token=self.token).update(
-                status=S.UNKNOWN, updated_at=now,
-                reason="The batch ran out of time while handing it to the mail server: it may or may not have gone out, "
-                       "so it is not sent again.",
-            )
+            self._mark_unknown(in_flight, "The batch ran out of time while handing it to the mail server: it may or "
+                                          "may not have gone out, so it is not sent again.")
         Delivery.objects.filter(
             pk__in=[d.pk for d in untried], status__in=[S.CLAIMED, S.SENDING], claim_token=self.token
         ).update(
             status=S.SCHEDULED, claim_token=None, claimed_at=None, updated_at=now,
             reason="Handed back: its batch ran out of time before trying it.",
+        )
+
+    def _mark_unknown(self, d, reason):
+        Delivery.objects.filter(pk=d.pk, status=S.SENDING, claim_token=self.token).update(
+            status=S.UNKNOWN, reason=reason[:500], updated_at=timezone.now(),
         )
 
     def _hand_back(self, rows):
@@ -452,7 +464,12 @@ def deliveries_send(*, ids, token, connection=None, now: datetime | None = None)
     batch.create_call_tasks()
     if batch.emails:
         batch.assign_variants()
-        batch.connection.open()
+        try:
+            batch.connection.open()
+        except Exception as exc:
+            if is_transient(exc):  # the server is down or busy (421): nothing was tried, the rows stay claimed
+                raise TransientSendError(str(exc), retry_after=retry_after(exc)) from exc
+            raise
         try:
             batch.send_emails()
         finally:

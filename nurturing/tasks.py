@@ -73,7 +73,8 @@ def send_batch(self, ids, token):
         log.warning("Batch of %d ran out of time: the emails not tried yet go back to be claimed again", len(ids))
         return
     except TransientSendError as exc:
-        countdown = min(600, 15 * 2**self.request.retries)
+        # Exponential back-off, and never sooner than the provider asked (its Retry-After).
+        countdown = max(min(600, settings.CRM_NURTURE_RETRY_SECONDS * 2**self.request.retries), exc.retry_after or 0)
         log.warning("Transient send error, retrying %d deliveries in %ss: %s", len(ids), countdown, exc)
         raise self.retry(exc=exc, countdown=countdown) from exc
     log.info(

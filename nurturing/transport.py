@@ -4,8 +4,10 @@ import random
 import re
 import smtplib
 import sys
+from datetime import UTC, datetime
 from email import generator as email_generator
 from email.policy import Compat32
+from email.utils import parsedate_to_datetime
 from io import BytesIO
 
 from django.conf import settings
@@ -31,6 +33,30 @@ def is_transient(exc: Exception) -> bool:
         status = getattr(exc, "status_code", None)
         return status is None or status == 429 or status >= 500
     return False
+
+
+def retry_after(exc: Exception) -> float | None:
+    """The seconds a provider asked us to wait (its HTTP answer's Retry-After: seconds or a date), or None."""
+    value = getattr(getattr(exc, "response", None), "headers", {}).get("Retry-After", "")
+    value = str(value).strip()
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+
+
+class OutcomeUnknown(Exception):
+    """The whole message reached the mail server, whose answer never came (a timeout, a dropped connection):
+    it may or may not have been accepted, so it must not be sent again."""
 
 
 # --- Serializing for SMTP -------------------------------------------------------------
@@ -150,7 +176,32 @@ class SMTPSender:
         recipients = [sanitize_recipient(address, encoding) for address in recipients]
         raw = as_bytes(message.message())
         try:
-            backend.connection.sendmail(from_email, recipients, raw)
+            _sendmail(backend.connection, from_email, recipients, raw)
         except smtplib.SMTPException:
             if not backend.fail_silently:
                 raise
+
+
+def _sendmail(connection: smtplib.SMTP, from_email, recipients, raw) -> None:
+    """`connection.sendmail`, raising OutcomeUnknown when the connection fails after the message's final
+    "<CRLF>.<CRLF>" went out: the server may have accepted it before its answer was lost."""
+    handed_over = False
+    send = connection.send
+
+    def send_watched(data):
+        nonlocal handed_over
+        send(data)
+        if isinstance(data, bytes) and data.endswith(b"\r\n.\r\n"):  # smtplib.SMTP.data's end of the message
+            handed_over = True
+
+    connection.send = send_watched
+    try:
+        connection.sendmail(from_email, recipients, raw)
+    except smtplib.SMTPResponseException:
+        raise  # the server answered (250 or a refusal): no doubt there
+    except OSError as exc:  # a timeout, a reset, smtplib's SMTPServerDisconnected
+        if handed_over:
+            raise OutcomeUnknown(f"The mail server did not answer once it had the whole message: {exc}") from exc
+        raise
+    finally:
+        del connection.send  # the class's own again

@@ -231,6 +231,9 @@ if env.str("EMAIL_URL", default=""):
 else:
     EMAIL_BACKEND = "django.core.mail.backends.filebased.EmailBackend"
 EMAIL_BACKEND = env.str("EMAIL_BACKEND", default=EMAIL_BACKEND)
+# Seconds an SMTP server may take to answer (Django's default waits forever: a server that stops answering
+# after DATA would hold the batch until its time limit).
+EMAIL_TIMEOUT = env.float("EMAIL_TIMEOUT", default=30.0)
 ANYMAIL = {
     key.removeprefix("ANYMAIL_"): value
     for key, value in env.ENVIRON.items()
@@ -386,6 +389,9 @@ CRM_NURTURE_MAX_BATCHES_PER_TICK = env.int("CRM_NURTURE_MAX_BATCHES_PER_TICK", d
 # A delivery a worker has held this long is either handed back (never started)
 # or marked unknown (started, outcome lost): never sent twice.
 CRM_NURTURE_STALE_AFTER_SECONDS = env.int("CRM_NURTURE_STALE_AFTER_SECONDS", default=600)
+# A batch the mail server or provider turned away for a while (down, 4xx, 429, 5xx) is tried again after this
+# many seconds, doubled at each retry up to 10 minutes, and never sooner than the provider's Retry-After.
+CRM_NURTURE_RETRY_SECONDS = env.float("CRM_NURTURE_RETRY_SECONDS", default=15.0)
 CRM_BOOKING_URL = env.str("CRM_BOOKING_URL", default="")
 # Booking pages (booking/): how long a booker's reschedule/cancel link and a lead's booking link stay good,
 # how many bookings one address may make an hour, and the longest reminder time a page may set.
