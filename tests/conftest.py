@@ -169,13 +169,13 @@ def redis_broker_url():
     return url
 
 
-def start_worker(queue, env_extra, log_path, concurrency=2):
-    """A real `celery worker` process (its own session, so it can be killed whole) on `queue`."""
+def celery_env(queue, env_extra):
+    """The environment of a Celery process (worker or beat) on the test database, sending to and serving `queue`."""
     from django.db import connection
 
     db = connection.settings_dict
     db_url = f"postgres://{db['USER']}:{db['PASSWORD'] or ''}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
-    env = {
+    return {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "crm.settings.test",
         "TEST_DATABASE_URL": db_url,
@@ -183,6 +183,11 @@ def start_worker(queue, env_extra, log_path, concurrency=2):
         "CELERY_TASK_ALWAYS_EAGER": "false",
         **env_extra,
     }
+
+
+def start_worker(queue, env_extra, log_path, concurrency=2):
+    """A real `celery worker` process (its own session, so it can be killed whole) on `queue`."""
+    env = celery_env(queue, env_extra)
     log = open(log_path, "a")
     proc = subprocess.Popen(
         [sys.executable, "-m", "celery", "-A", "crm", "worker", "-l", "info", "-Q", queue,
@@ -216,8 +221,9 @@ def stop_worker(proc, sig=None):
 
 
 class WorkerProcess:
-    def __init__(self, proc, queue, log_path, env_extra):
+    def __init__(self, proc, queue, log_path, env_extra, concurrency=2):
         self.proc, self.queue, self.log_path, self.env_extra = proc, queue, log_path, env_extra
+        self.concurrency = concurrency
 
     def log(self):
         return self.log_path.read_text(errors="replace")
@@ -230,7 +236,7 @@ class WorkerProcess:
 
     def restart(self):
         ready = self.log().count("ready.")
-        self.proc = start_worker(self.queue, self.env_extra, self.log_path)
+        self.proc = start_worker(self.queue, self.env_extra, self.log_path, self.concurrency)
         wait_until_ready(self.proc, self.log_path, already=ready)
 
 

@@ -7,12 +7,12 @@ from datetime import timedelta
 import pytest
 from django.db.models import Count
 
-from leads.models import Lead
 from nurturing import services
 from nurturing.claim import deliveries_claim, deliveries_reap
-from nurturing.models import Delivery, Enrollment, Step
+from nurturing.models import Delivery, Step
 from nurturing.tasks import dispatch_due
 from tests.factories import CompanyFactory, LeadFactory, rep, sequence_with_steps
+from tests.faults.harness import bulk_enroll
 from tests.parallel import claimed_in_parallel
 from tests.waiting import wait_for
 
@@ -23,20 +23,6 @@ pytestmark = pytest.mark.integration
 def worker_env(smtp_sink):
     return {"EMAIL_URL": smtp_sink.url, "TEST_EMAIL_BACKEND": "django.core.mail.backends.smtp.EmailBackend"}
 
-
-
-def bulk_enroll(sequence, count, owner=None):
-    """Many enrolled leads with a due first step, written in bulk (the services are tested elsewhere)."""
-    from django.utils import timezone
-
-    company = CompanyFactory()
-    leads = Lead.objects.bulk_create(
-        [Lead(first_name=f"Lead{i}", last_name="Bulk", email=f"bulk{i}@example.org", company=company, owner=owner) for i in range(count)]
-    )
-    enrollments = Enrollment.objects.bulk_create([Enrollment(lead=lead, sequence=sequence) for lead in leads])
-    step = sequence.steps.get(position=1)
-    now = timezone.now()
-    Delivery.objects.bulk_create([Delivery(enrollment=e, step=step, due_at=now) for e in enrollments], batch_size=1000)
 
 
 def test_a_real_worker_sends_personalized_emails_through_smtp(celery_worker_process, smtp_sink):
