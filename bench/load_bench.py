@@ -240,6 +240,8 @@ def prepare_data(args) -> dict:
                    "open_statuses": sorted(pipeline.OPEN_STATUSES)})
     ensure_form()
     made = tokens()
+    with connection.cursor() as cursor:  # the statistics a database in use has (autovacuum): the planner needs them
+        cursor.execute("VACUUM (ANALYZE)")
     return {
         **data,
         "reps": [{"username": rep.get_username(), "lead_ids": rep_leads[rep.pk]} for rep in reps],
@@ -478,9 +480,16 @@ def captures_stored(run_ids: dict, submitted: dict, timeout=60.0) -> dict:
 # --- The run ------------------------------------------------------------------------------------------------
 
 
+def _raise_on_signal(signum, frame):
+    raise SystemExit(f"stopped by signal {signum}")
+
+
 def run(args) -> int:
     from bench.calibration import calibration_s
 
+    # Stopped from outside (SIGTERM, SIGHUP), the run still stops what it started (the finally below).
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, _raise_on_signal)
     started, calibration = time.perf_counter(), calibration_s()
     load_start = os.getloadavg()
     database_afresh(args.database_url)
