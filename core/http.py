@@ -1,5 +1,7 @@
 """What a request says about its sender."""
 
+import errno
+
 from django.conf import settings
 
 
@@ -46,10 +48,18 @@ UNAVAILABLE_MESSAGES = {
 }
 
 
+# The file system's own words for the same: the embedded default queues page views and form posts in files
+# on the database's disk (traffic.queue's spool), so a full disk refuses them with the kernel's ENOSPC.
+_FILE_SYSTEM = {errno.ENOSPC: "disk_full", errno.EDQUOT: "disk_full", errno.EROFS: "read_only"}
+
+
 def database_unavailable(exc: BaseException | None) -> str | None:
-    """Why the database could not take a write (a key of UNAVAILABLE_MESSAGES), or None for any other error."""
+    """Why the database (or the disk it shares with the queues) could not take a write (a key of
+    UNAVAILABLE_MESSAGES), or None for any other error."""
     from django.db import DatabaseError, InterfaceError
 
+    if isinstance(exc, OSError) and exc.errno in _FILE_SYSTEM:
+        return _FILE_SYSTEM[exc.errno]
     if not isinstance(exc, (DatabaseError, InterfaceError)):
         return None
     text = str(exc).lower()

@@ -18,6 +18,7 @@ Two backends, chosen by CRM_TRACKING_QUEUE_URL:
   writes to the new file. Fit for one host, as the embedded default is.
 """
 
+import errno
 import fcntl
 import json
 import os
@@ -58,13 +59,26 @@ class SpoolQueue:
                     same = False
                 if same:  # not renamed by a drain between our open and our lock
                     # The cap in bytes: a queued hit takes about half a kilobyte, a few at most.
-                    if os.fstat(fd).st_size >= settings.CRM_TRACKING_QUEUE_MAX * 1024:
+                    size = os.fstat(fd).st_size
+                    if size >= settings.CRM_TRACKING_QUEUE_MAX * 1024:
                         raise QueueFull("The tracking spool is full: is the ingest worker running?")
-                    os.write(fd, line)
+                    self._append(fd, line, size)
                     return
             finally:
                 os.close(fd)  # releases the lock
         raise QueueFull("The tracking spool kept moving under this writer.")
+
+    @staticmethod
+    def _append(fd: int, line: bytes, size: int) -> None:
+        """Write the whole line, or nothing: a full disk (ENOSPC, answered as a 503 by core.http) can take part
+        of it, and a cut line left there would swallow the next one appended after it."""
+        try:
+            if os.write(fd, line) != len(line):
+                raise OSError(errno.ENOSPC, "No space left on device: the line was cut")
+        except OSError:
+            if os.fstat(fd).st_size > size:
+                os.ftruncate(fd, size)
+            raise
 
     @contextmanager
     def drain(self, limit: int) -> Iterator[list[dict]]:

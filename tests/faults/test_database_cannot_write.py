@@ -3,6 +3,7 @@ Retry-After, and nothing is half-written. Read-only is made for real on the test
 PostgreSQL: read-only transactions), so the errors are the drivers' own."""
 
 import sqlite3
+import time
 from datetime import UTC, datetime
 
 import pytest
@@ -17,6 +18,7 @@ from capture.services import fill_token
 from core.http import database_unavailable
 from leads.models import ConversionKind, FormSubmission, Lead
 from tests.factories import rep
+from tests.faults.report import fault_record
 
 pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
 NOW = datetime(2026, 6, 2, 10, 0, tzinfo=UTC)
@@ -67,9 +69,16 @@ def test_a_form_sent_while_the_database_is_read_only_is_refused_with_503_and_sav
     assert api.status_code == 503, api.content
     assert "nothing was saved" in api.json()["error"]
     assert not Lead.objects.exists() and not FormSubmission.objects.exists()
+    written_while_refused = Lead.objects.count() + FormSubmission.objects.count()
     # Writable again: the same form goes through.
+    started = time.perf_counter()
     assert browser.post(reverse("capture:hosted", args=["guide"]), post).status_code == 200
+    recovery_s = time.perf_counter() - started
     assert Lead.objects.get().email == "ada@example.org"
+    fault_record("sqlite_read_only" if connection.vendor == "sqlite" else "postgresql_read_only",
+                 recovery_s=recovery_s, duplicates=Lead.objects.count() - 1, lost=1 - FormSubmission.objects.count(),
+                 unknown=0, refused_503=sum(r.status_code == 503 for r in (page, api)),
+                 half_written=written_while_refused)
 
 
 def test_the_api_and_the_reps_pages_say_so_too(browser, clock):
