@@ -17,7 +17,7 @@ from prometheus_client.core import GaugeMetricFamily
 from capture.services import capture_queue
 from core.events import EventType
 from crm.models import WorkerHeartbeat
-from nurturing.models import Delivery
+from nurturing.models import Delivery, DueDelivery
 from outbound.models import Delivery as WebhookDelivery
 from traffic.queue import hit_queue
 
@@ -83,17 +83,21 @@ class CrmCollector:
     def collect(self):
         started = time.perf_counter()
         now = timezone.now()
-        due = Delivery.objects.filter(status=S.SCHEDULED, due_at__lte=now)
+        due = DueDelivery.objects.filter(claim_token__isnull=True, due_at__lte=now)
         yield _gauge("crm_emails_due", "Deliveries due now and not yet taken by a worker (capped at 1,000,000).",
                      _capped_count(due))
         yield _gauge("crm_emails_due_oldest_age_seconds",
                      "How long the oldest due delivery has waited: the engine is behind when this grows.",
                      _age(due.aggregate(first=Min("due_at"))["first"], now))
-        held = Delivery.objects.filter(status__in=[S.CLAIMED, S.SENDING])
-        yield _gauge("crm_emails_in_flight", "Deliveries a worker holds (claimed or sending).", _capped_count(held))
+        claimed = DueDelivery.objects.filter(claim_token__isnull=False)
+        sending = Delivery.objects.filter(status=S.SENDING)
+        yield _gauge("crm_emails_in_flight", "Deliveries a worker holds (claimed or sending).",
+                     _capped_count(claimed) + _capped_count(sending))
+        oldest = [at for at in (claimed.aggregate(first=Min("claimed_at"))["first"],
+                                sending.aggregate(first=Min("claimed_at"))["first"]) if at is not None]
         yield _gauge("crm_emails_in_flight_oldest_age_seconds",
                      "How long the oldest held delivery has been held; the reaper acts past "
-                     "CRM_NURTURE_STALE_AFTER_SECONDS.", _age(held.aggregate(first=Min("claimed_at"))["first"], now))
+                     "CRM_NURTURE_STALE_AFTER_SECONDS.", _age(min(oldest, default=None), now))
         yield _gauge("crm_emails_unknown", "Deliveries whose outcome was lost (a worker died mid-send): never resent, "
                      "each to be explained.", _capped_count(Delivery.objects.filter(status=S.UNKNOWN)))
         since = now - WINDOW

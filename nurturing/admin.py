@@ -155,7 +155,7 @@ class SequenceAdmin(StepTestMixin, SequenceReportMixin, admin.ModelAdmin):
         counts = {}
         for step_id, status, n in Delivery.objects.filter(step__sequence=obj).values_list("step_id", "status").annotate(n=Count("id")).order_by():
             counts.setdefault(step_id, {})[status] = n
-        statuses = [s for s in Delivery.Status if s not in (Delivery.Status.CLAIMED, Delivery.Status.SENDING)]
+        statuses = [s for s in Delivery.Status if s != Delivery.Status.SENDING]
         header = format_html_join("", "<th>{}</th>", ((s.label,) for s in statuses))
         rows = format_html_join(
             "",

@@ -1,18 +1,21 @@
 """Claiming due deliveries for a worker task, and handing back what a lost worker held.
 
-A delivery moves scheduled -> claimed -> sending -> sent (or skipped/failed),
+A delivery moves scheduled -> sending -> sent (or skipped/failed/unknown),
 each move a conditional UPDATE that only the holder of the claim can make.
-This module makes the first move and undoes it for the lost; nurturing.dispatch
-makes the others.
+The claim itself is kept in the narrow claim queue (DueDelivery: the id, the
+due time, the claim), which database triggers keep in step with the scheduled
+deliveries: claiming 1,000 rows rewrites 1,000 small rows and two small
+indexes, never the wide deliveries and theirs. This module makes the claim and
+undoes it for the lost; nurturing.dispatch makes the other moves.
 
-- `deliveries_claim` takes due rows for one worker task (PostgreSQL: FOR
+- `deliveries_claim` takes due queue rows for one worker task (PostgreSQL: FOR
   UPDATE SKIP LOCKED, so two dispatchers never take the same row; SQLite:
-  one writer at a time). A claimed row has not been attempted: if its task
-  is lost (broker restart, worker killed before it started), the reaper hands
-  it back and it is sent later.
-- `deliveries_reap` hands back rows claimed by a worker that never started
-  them, and marks `unknown` the rows left in `sending` by a worker that was
-  lost mid-send: those are never sent again.
+  one writer at a time). A claimed delivery has not been attempted: if its
+  task is lost (broker restart, worker killed before it started), the reaper
+  hands it back and it is sent later.
+- `deliveries_reap` hands back claims a worker never started, and marks
+  `unknown` the rows left in `sending` by a worker that was lost mid-send:
+  those are never sent again.
 """
 
 import uuid
@@ -23,34 +26,34 @@ from django.db import connection as db_connection
 from django.db import transaction
 from django.utils import timezone
 
-from .models import Delivery
+from .models import Delivery, DueDelivery
 
 S = Delivery.Status
 
 _CLAIM_SQL = """
-UPDATE nurturing_delivery
-   SET status = 'claimed', claim_token = %s, claimed_at = %s, attempts = attempts + 1, updated_at = %s
- WHERE id IN (
-       SELECT id FROM nurturing_delivery
-        WHERE status = 'scheduled' AND due_at <= %s
+UPDATE nurturing_duedelivery
+   SET claim_token = %s, claimed_at = %s
+ WHERE delivery_id IN (
+       SELECT delivery_id FROM nurturing_duedelivery
+        WHERE claim_token IS NULL AND due_at <= %s
         ORDER BY due_at
         LIMIT %s)
-RETURNING id
+RETURNING delivery_id
 """
 
 # PostgreSQL: the rows are picked and locked (SKIP LOCKED: two dispatchers never take
 # the same row) and updated by their physical address, with no second index lookup.
 _CLAIM_SQL_POSTGRESQL = """
 WITH picked AS (
-     SELECT ctid FROM nurturing_delivery
-      WHERE status = 'scheduled' AND due_at <= %s
+     SELECT ctid FROM nurturing_duedelivery
+      WHERE claim_token IS NULL AND due_at <= %s
       ORDER BY due_at
       LIMIT %s
         FOR UPDATE SKIP LOCKED)
-UPDATE nurturing_delivery
-   SET status = 'claimed', claim_token = %s, claimed_at = %s, attempts = attempts + 1, updated_at = %s
+UPDATE nurturing_duedelivery
+   SET claim_token = %s, claimed_at = %s
  WHERE ctid = ANY(ARRAY(SELECT ctid FROM picked))
-RETURNING id
+RETURNING delivery_id
 """
 
 
@@ -59,7 +62,7 @@ def deliveries_claim(*, limit: int, now: datetime | None = None) -> tuple[uuid.U
     now = now or timezone.now()
     token = uuid.uuid4()
     # Parameters in the form the ORM stores them (SQLite keeps UUIDs as hex, datetimes as naive UTC text).
-    token_param = Delivery._meta.get_field("claim_token").get_db_prep_value(token, db_connection)
+    token_param = DueDelivery._meta.get_field("claim_token").get_db_prep_value(token, db_connection)
     at = db_connection.ops.adapt_datetimefield_value(now)
     with transaction.atomic(), db_connection.cursor() as cursor:
         if db_connection.vendor == "postgresql":
@@ -67,9 +70,9 @@ def deliveries_claim(*, limit: int, now: datetime | None = None) -> tuple[uuid.U
             # finds them not claimed and sends nothing, and they are claimed again.
             # So the claim need not wait for its commit to reach the disk.
             cursor.execute("SET LOCAL synchronous_commit TO OFF")
-            cursor.execute(_CLAIM_SQL_POSTGRESQL, [at, limit, token_param, at, at])
+            cursor.execute(_CLAIM_SQL_POSTGRESQL, [at, limit, token_param, at])
         else:
-            cursor.execute(_CLAIM_SQL, [token_param, at, at, at, limit])
+            cursor.execute(_CLAIM_SQL, [token_param, at, at, limit])
         ids = sorted(row[0] for row in cursor.fetchall())
     return token, ids
 
@@ -80,12 +83,20 @@ def deliveries_reap(*, now: datetime | None = None, stale_after: timedelta | Non
     if stale_after is None:
         stale_after = timedelta(seconds=settings.CRM_NURTURE_STALE_AFTER_SECONDS)
     cutoff = now - stale_after
-    handed_back = Delivery.objects.filter(status=S.CLAIMED, claimed_at__lt=cutoff).update(
-        status=S.SCHEDULED, claim_token=None, claimed_at=None, updated_at=now,
-        reason="Handed back: the worker that claimed it never started it.",
-    )
+    with transaction.atomic():
+        stale = list(DueDelivery.objects.filter(claim_token__isnull=False, claimed_at__lt=cutoff)
+                     .select_for_update(skip_locked=True).values_list("delivery_id", flat=True))
+        handed_back = DueDelivery.objects.filter(delivery_id__in=stale).update(claim_token=None, claimed_at=None)
+        if stale:
+            Delivery.objects.filter(pk__in=stale, status=S.SCHEDULED).update(
+                reason="Handed back: the worker that claimed it never started it.", updated_at=now)
     unknown = Delivery.objects.filter(status=S.SENDING, claimed_at__lt=cutoff).update(
         status=S.UNKNOWN, updated_at=now,
         reason="The worker was lost while sending: it may or may not have gone out, so it is not sent again.",
     )
     return handed_back, unknown
+
+
+def claims_release(ids, token) -> int:
+    """Hand back this claim's rows among `ids` that were not started: another task may claim them at once."""
+    return DueDelivery.objects.filter(delivery_id__in=ids, claim_token=token).update(claim_token=None, claimed_at=None)

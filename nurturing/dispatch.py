@@ -1,10 +1,11 @@
 """Send a claimed batch and record what happened: each email at most once.
 
-A delivery moves scheduled -> claimed -> sending -> sent (or skipped/failed),
-each move a conditional UPDATE that only the holder of the claim can make.
+A delivery moves scheduled -> sending -> sent (or skipped/failed), each move a
+conditional UPDATE that only the holder of the claim can make; the claim
+itself is kept in the narrow claim queue (nurturing.models.DueDelivery).
 The work is split by concern:
 
-- nurturing.claim: `deliveries_claim` takes due rows for one worker task,
+- nurturing.claim: `deliveries_claim` takes due queue rows for one worker task,
   `deliveries_reap` deals with what a lost worker held;
 - nurturing.send_policy: what each claimed row does now (go, wait, be passed
   over, never go), read in a few queries for the whole batch;
@@ -26,7 +27,7 @@ These are plain functions, so tests call them directly with frozen time.
 
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from email.utils import make_msgid
 
 from celery.exceptions import SoftTimeLimitExceeded
@@ -37,7 +38,7 @@ from django.core.mail import get_connection
 from django.core.mail.backends.smtp import EmailBackend as SMTPEmailBackend
 from django.db import connection as db_connection
 from django.db import transaction
-from django.db.models import Exists, Max, OuterRef
+from django.db.models import Exists, Max, OuterRef, Q
 from django.utils import timezone
 
 from core.emails import normalize_email
@@ -47,7 +48,7 @@ from leads.models import Campaign, Lead
 
 from .compose import nurture_email, unsubscribe_token, unsubscribe_url
 from .content_library import BatchContent
-from .models import Delivery, Enrollment, Sequence, SequenceVersion, Step, StepVariant
+from .models import Delivery, DueDelivery, Enrollment, Sequence, SequenceVersion, Step, StepVariant
 from .rendering import StepRenderer, latest_resources, lead_context
 from .send_policy import LIVE, plan_sends, suppressed_addresses
 from .services import delivery_due_at, next_step_after
@@ -104,7 +105,8 @@ class _Batch:
         self.versions: dict[int, int] = {}
         self.variants: dict[int, StepVariant | None] = {}  # delivery id -> the variant of its step's A/B test
         self.rows = list(
-            Delivery.objects.filter(pk__in=ids, status=S.CLAIMED, claim_token=token).select_related("enrollment__lead__company")
+            Delivery.objects.filter(pk__in=ids, status=S.SCHEDULED, queued__claim_token=token)
+            .select_related("enrollment__lead__company")
         )
         self._attach_shared()
         self.result.taken_by_others = len(ids) - len(self.rows)
@@ -164,12 +166,11 @@ class _Batch:
         switched_off = [d for d, _ in self.skips if not d.step.is_active and d.enrollment.status == Enrollment.Status.ACTIVE]
         self._schedule_next(switched_off + self.passed_over)
         self.result.skipped += len(self.skips)
+        # Moved to a later time: the claim queue takes the new due time and drops this task's claim (its trigger).
         for d, due_at, reason in self.waits:
-            d.status, d.due_at, d.reason, d.claim_token, d.claimed_at, d.updated_at = S.SCHEDULED, due_at, reason, None, None, self.now
+            d.status, d.due_at, d.reason, d.updated_at = S.SCHEDULED, due_at, reason, self.now
         if self.waits:
-            Delivery.objects.bulk_update(
-                [d for d, _, _ in self.waits], ["status", "due_at", "reason", "claim_token", "claimed_at", "updated_at"]
-            )
+            Delivery.objects.bulk_update([d for d, _, _ in self.waits], ["status", "due_at", "reason", "updated_at"])
         self.result.rescheduled += len(self.waits)
 
     def assign_variants(self):
@@ -212,10 +213,11 @@ class _Batch:
             )
 
     def _start(self, chunk):
-        """Move a chunk from claimed to sending; returns the rows this task still holds.
+        """Move a chunk from claimed (in the claim queue) to sending; returns the rows this task still holds.
 
         Each row gets its Message-ID here, before anything is sent: an event
-        that comes back at once (a bounce, a reply) finds its delivery.
+        that comes back at once (a bounce, a reply) finds its delivery. The
+        claim's token moves onto the row, and its queue row goes (the trigger).
         """
         if not chunk:
             return chunk
@@ -224,6 +226,7 @@ class _Batch:
             d.message_id = make_msgid(domain=settings.CRM_MESSAGE_ID_DOMAIN) if d.step.kind == Step.Kind.EMAIL else ""
         now = db_connection.ops.adapt_datetimefield_value(timezone.now())
         token = Delivery._meta.get_field("claim_token").get_db_prep_value(self.token, db_connection)
+        table = Delivery._meta.db_table
         # One statement for the chunk, each row with its own Message-ID (a UNION ALL list:
         # SQLite cannot name the columns of a VALUES list).
         # Not mutated: SQL keywords are case-blind, so changing their case changes nothing.
@@ -231,10 +234,12 @@ class _Batch:
         params = [p for d in chunk for p in (d.pk, d.message_id)]
         with db_connection.cursor() as cursor:
             cursor.execute(
-                f"UPDATE {Delivery._meta.db_table} SET status = %s, message_id = v.message_id, claimed_at = %s, updated_at = %s "
+                f"UPDATE {table} SET status = %s, message_id = v.message_id, claim_token = %s, claimed_at = %s, "
+                f"attempts = attempts + 1, updated_at = %s "
                 f"FROM ({rows}) AS v "
-                f"WHERE {Delivery._meta.db_table}.id = v.id AND status = %s AND claim_token = %s",
-                [S.SENDING, now, now, *params, S.CLAIMED, token],
+                f"WHERE {table}.id = v.id AND status = %s AND EXISTS ("
+                f"SELECT 1 FROM {DueDelivery._meta.db_table} q WHERE q.delivery_id = v.id AND q.claim_token = %s)",
+                [S.SENDING, token, now, now, *params, S.SCHEDULED, token],
             )
             moved = cursor.rowcount
         if moved == len(chunk):
@@ -295,7 +300,7 @@ class _Batch:
                         raise TransientSendError(str(exc)) from exc
                     except Exception as exc:
                         if is_transient(exc):
-                            # Not sent: this one and the rest go back to `claimed` for the retry.
+                            # Not sent: this one and the rest go back to claimed (this token) for the retry.
                             self._hand_back(chunk[index:] + pending)
                             raise TransientSendError(str(exc), retry_after=retry_after(exc)) from exc
                         failed.append((d, f"Refused by the mail provider: {exc}"))
@@ -314,7 +319,7 @@ class _Batch:
             return chunk
         stopped = [d for d in chunk if normalize_email(d.enrollment.lead.email) in late]
         reason = "Skipped: the address was suppressed just before sending."
-        Delivery.objects.filter(pk__in=[d.pk for d in stopped], status=S.CLAIMED, claim_token=self.token).update(
+        Delivery.objects.filter(pk__in=[d.pk for d in stopped], status=S.SCHEDULED, queued__claim_token=self.token).update(
             status=S.SKIPPED, reason=reason, updated_at=timezone.now()
         )
         Enrollment.objects.filter(pk__in=[d.enrollment_id for d in stopped], status__in=LIVE).update(
@@ -329,8 +334,10 @@ class _Batch:
         if in_flight is not None:
             self._mark_unknown(in_flight, "The batch ran out of time while handing it to the mail server: it may or "
                                           "may not have gone out, so it is not sent again.")
+        # Written as scheduled (again), each goes back into the claim queue unclaimed (its trigger).
         Delivery.objects.filter(
-            pk__in=[d.pk for d in untried], status__in=[S.CLAIMED, S.SENDING], claim_token=self.token
+            Q(status=S.SENDING, claim_token=self.token) | Q(status=S.SCHEDULED, queued__claim_token=self.token),
+            pk__in=[d.pk for d in untried],
         ).update(
             status=S.SCHEDULED, claim_token=None, claimed_at=None, updated_at=now,
             reason="Handed back: its batch ran out of time before trying it.",
@@ -342,10 +349,17 @@ class _Batch:
         )
 
     def _hand_back(self, rows):
-        ids = [d.pk for d in rows]
-        Delivery.objects.filter(pk__in=ids, claim_token=self.token, status__in=[S.SENDING, S.CLAIMED]).update(
-            status=S.CLAIMED, updated_at=timezone.now()
-        )
+        """Not sent (a transient failure): the rows started go back to claimed under this task's token, for its
+        retry (the ones not started still are)."""
+        now = timezone.now()
+        with transaction.atomic():
+            started = list(Delivery.objects.filter(pk__in=[d.pk for d in rows], claim_token=self.token, status=S.SENDING)
+                           .values_list("pk", flat=True))
+            if started:
+                # Scheduled again (the trigger queues them unclaimed), then claimed again under this token.
+                Delivery.objects.filter(pk__in=started).update(
+                    status=S.SCHEDULED, claim_token=None, claimed_at=None, updated_at=now)
+                DueDelivery.objects.filter(delivery_id__in=started).update(claim_token=self.token, claimed_at=now)
 
     def _record(self, sent, failed):
         # One transaction: a sent email is never recorded without its next step (a
@@ -357,14 +371,28 @@ class _Batch:
         for d, reason in failed:
             d.status, d.reason, d.updated_at = S.FAILED, reason[:500], now
         with transaction.atomic():
-            if sent or failed:
-                _write_outcomes(sent + [d for d, _ in failed])
+            late = _write_outcomes(sent + [d for d, _ in failed], self.token) if sent or failed else set()
+            if late:
+                sent, failed = self._late(sent, failed, late, now)
             if sent:
                 self._schedule_next(sent)
                 sent_events_record([d for d in sent if d.step.kind == Step.Kind.EMAIL])
                 self._stage_actions(sent)
         self.result.sent += len(sent)
         self.result.failed += len(failed)
+
+    def _late(self, sent, failed, late, now):
+        """Rows this task no longer held when it came to record them: it was paused past the stale time and the
+        reaper marked them unknown. They stay unknown (nothing acts on them twice), with what became of them."""
+        at = now.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+        for rows, what in (([d for d in sent if d.pk in late], f"it handed the email to the mail server at {at}"),
+                           ([d for d, _ in failed if d.pk in late], f"the mail server refused the email at {at}")):
+            if rows:
+                Delivery.objects.filter(pk__in=[d.pk for d in rows], status=S.UNKNOWN).update(
+                    reason=f"Its worker stopped answering while sending and it was marked unknown; the worker "
+                           f"came back and {what}.", updated_at=now)
+        self.result.taken_by_others += len(late)
+        return [d for d in sent if d.pk not in late], [(d, reason) for d, reason in failed if d.pk not in late]
 
     def _stage_actions(self, sent):
         for d in sent:
@@ -428,22 +456,29 @@ _OUTCOME_FIELDS = (
 )
 
 
-def _write_outcomes(rows):
-    """Record sent/failed rows in one round trip: an UPDATE per row, sent with executemany.
+def _write_outcomes(rows, token) -> set[int]:
+    """Record sent/failed rows in one round trip: an UPDATE per row, sent with executemany, each only while the
+    row is still `sending` under `token`. Returns the ids not written (none, unless the reaper took them).
 
     (Django's bulk_update builds a CASE expression per row and field: at 200
     rows it cost more than sending the emails.)
     """
     table = Delivery._meta.db_table
     assignments = ", ".join(f"{field} = %s" for field in _OUTCOME_FIELDS)
-    sql = f"UPDATE {table} SET {assignments} WHERE id = %s"
+    sql = f"UPDATE {table} SET {assignments} WHERE id = %s AND status = %s AND claim_token = %s"
     fields = [Delivery._meta.get_field(name) for name in _OUTCOME_FIELDS]  # get_field knows "sender_id" too
+    held = [S.SENDING, Delivery._meta.get_field("claim_token").get_db_prep_value(token, db_connection)]
     params = [
-        [field.get_db_prep_value(getattr(row, field.attname), db_connection) for field in fields] + [row.pk]
+        [field.get_db_prep_value(getattr(row, field.attname), db_connection) for field in fields] + [row.pk, *held]
         for row in rows
     ]
     with db_connection.cursor() as cursor:
         cursor.executemany(sql, params)
+        written = cursor.rowcount
+    if written == len(rows):
+        return set()
+    ids = [row.pk for row in rows]
+    return set(Delivery.objects.filter(pk__in=ids).exclude(status__in=[S.SENT, S.FAILED]).values_list("pk", flat=True))
 
 
 def deliveries_send(*, ids, token, connection=None, now: datetime | None = None) -> BatchResult:
@@ -451,7 +486,7 @@ def deliveries_send(*, ids, token, connection=None, now: datetime | None = None)
 
     Safe to run twice: only rows still claimed under the token are looked at.
     Raises TransientSendError (after handing the unsent rows back to
-    `claimed`) when the provider fails in a way that may pass, and the task's
+    claimed, under the same token) when the provider fails in a way that may pass, and the task's
     SoftTimeLimitExceeded after recording where the batch stopped.
     """
     token = uuid.UUID(str(token))

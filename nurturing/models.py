@@ -293,8 +293,7 @@ class Delivery(models.Model):
     """One step for one enrolled lead: the log of why a lead did or did not get an email."""
 
     class Status(models.TextChoices):
-        SCHEDULED = "scheduled", "Scheduled"
-        CLAIMED = "claimed", "Claimed by a worker"
+        SCHEDULED = "scheduled", "Scheduled"  # a worker's claim on it is kept in its DueDelivery row
         SENDING = "sending", "Sending"
         SENT = "sent", "Sent"
         SKIPPED = "skipped", "Skipped"
@@ -344,8 +343,8 @@ class Delivery(models.Model):
         indexes = [
             # The dispatcher's claim: the earliest due scheduled rows, read from a small partial index.
             models.Index(fields=["due_at"], name="delivery_due", condition=Q(status="scheduled")),
-            # The reaper: rows a worker holds.
-            models.Index(fields=["claimed_at"], name="delivery_held", condition=Q(status__in=["claimed", "sending"])),
+            # The reaper: rows a worker is sending (claims are in DueDelivery).
+            models.Index(fields=["claimed_at"], name="delivery_held", condition=Q(status="sending")),
             # The metrics' failures of the last minutes and outcomes lost: rare states, small indexes.
             models.Index(fields=["updated_at"], name="delivery_failed", condition=Q(status="failed")),
             models.Index(fields=["updated_at"], name="delivery_unknown", condition=Q(status="unknown")),
@@ -357,6 +356,33 @@ class Delivery(models.Model):
 
     def __str__(self):
         return f"{self.step} to {self.to_email or self.enrollment.lead} ({self.get_status_display()})"
+
+
+class DueDelivery(models.Model):
+    """The claim queue: one narrow row per scheduled delivery, its id and due time, and the claim on it.
+
+    Kept by triggers on nurturing_delivery (migration 0023), so no code path can schedule a delivery the queue
+    does not know: a delivery written, or updated, as scheduled is (re)queued with its due time and no claim; one
+    that leaves `scheduled` or is deleted leaves the queue. A worker's claim marks these rows, not the wide
+    deliveries and their many indexes (nurturing.claim); the claimed row goes when its delivery moves to sending.
+    """
+
+    delivery = models.OneToOneField(Delivery, primary_key=True, on_delete=models.DO_NOTHING, db_constraint=False,
+                                    related_name="queued")
+    due_at = models.DateTimeField()
+    claim_token = models.UUIDField(null=True, blank=True)
+    claimed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [
+            # The claim: the earliest due of the rows nobody holds.
+            models.Index(fields=["due_at"], name="duedelivery_free", condition=Q(claim_token__isnull=True)),
+            # The reaper: claims older than the stale time.
+            models.Index(fields=["claimed_at"], name="duedelivery_claimed", condition=Q(claim_token__isnull=False)),
+        ]
+
+    def __str__(self):
+        return f"Delivery {self.delivery_id} due {self.due_at:%Y-%m-%d %H:%M}"
 
 
 class SuppressionQuerySet(models.QuerySet):

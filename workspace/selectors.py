@@ -259,7 +259,7 @@ def _email_rows(*, lead: Lead, limit: int) -> list[dict]:
 
     deliveries = (
         Delivery.objects.filter(enrollment__lead=lead)
-        .exclude(status__in=[Delivery.Status.SCHEDULED, Delivery.Status.CLAIMED])
+        .exclude(status=Delivery.Status.SCHEDULED)
         .annotate(**columns("delivery", Coalesce("sent_at", "updated_at"), F("subject"), F("status"), F("reason"),
                             F("step__sequence__name"), F("step__position"), Value(False, flag)))
     )

@@ -208,7 +208,7 @@ def settle(scenario, timeout=60):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         counts = scenario.statuses()
-        if not any(counts.get(s) for s in ("scheduled", "claimed", "sending")):
+        if not any(counts.get(s) for s in ("scheduled", "sending")):
             return time.monotonic()
         scenario.tick()
         scenario.tick("nurturing.tasks.reap_stale")
@@ -245,7 +245,7 @@ def email_counts(scenario):
     rows = scenario.query("SELECT id::text, status, reason FROM nurturing_delivery")
     sent = {pk for pk, status, _ in rows if status == "sent"}
     unknown = {pk: reason for pk, status, reason in rows if status == "unknown"}
-    undecided = [pk for pk, status, _ in rows if status in ("scheduled", "claimed", "sending")]
+    undecided = [pk for pk, status, _ in rows if status in ("scheduled", "sending")]
     return {
         "duplicates": sum(n - 1 for n in received.values() if n > 1),
         "lost": len(sent - set(received)) + len(undecided) + len(set(received) - sent - set(unknown)),

@@ -9,7 +9,7 @@ from django.db.models import Count
 
 from nurturing import services
 from nurturing.claim import deliveries_claim, deliveries_reap
-from nurturing.models import Delivery, Step
+from nurturing.models import Delivery, DueDelivery, Step
 from nurturing.tasks import dispatch_due
 from tests.factories import CompanyFactory, LeadFactory, rep, sequence_with_steps
 from tests.faults.harness import bulk_enroll
@@ -59,7 +59,7 @@ def test_killed_workers_and_two_dispatchers_never_send_an_email_twice(celery_wor
     worker = celery_worker_process
 
     def settled():
-        return not Delivery.objects.filter(status__in=["scheduled", "claimed", "sending"]).exists()
+        return not Delivery.objects.filter(status__in=["scheduled", "sending"]).exists()
 
     for kill in range(3):
         # Two dispatchers at once: two ticks racing for the same rows.
@@ -123,7 +123,7 @@ def test_tasks_lost_with_a_redis_restart_are_handed_back_and_sent_once(celery_wo
         send_batch.apply_async(args=[ids, str(token)], queue=worker.queue)
     redis.Redis.from_url(redis_broker_url).flushdb()
     worker.restart()
-    assert Delivery.objects.filter(status="claimed").count() == 300
+    assert DueDelivery.objects.filter(claim_token__isnull=False).count() == 300
 
     handed_back, unknown = deliveries_reap(stale_after=timedelta(0))
     dispatch_due.apply_async(queue=worker.queue)

@@ -136,7 +136,7 @@ def one_click(url):
 
 
 def settled(deliveries):
-    return not deliveries.filter(status__in=[Delivery.Status.SCHEDULED, Delivery.Status.CLAIMED, Delivery.Status.SENDING]).exists()
+    return not deliveries.filter(status__in=[Delivery.Status.SCHEDULED, Delivery.Status.SENDING]).exists()
 
 
 def send_step_one(worker, sink, leads):

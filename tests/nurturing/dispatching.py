@@ -8,6 +8,7 @@ import time_machine
 from nurturing import services
 from nurturing.claim import deliveries_claim
 from nurturing.dispatch import deliveries_send
+from nurturing.models import Delivery, DueDelivery
 from tests.factories import LeadFactory
 
 MONDAY_10_UTC = datetime(2026, 11, 23, 10, 0, tzinfo=dt_timezone.utc)
@@ -22,6 +23,23 @@ def enroll(sequence, **lead):
 def row(enrollment, position=1):
     """The enrollment's delivery of the step at `position`."""
     return enrollment.deliveries.get(step__position=position)
+
+
+CLAIMED = "claimed"
+
+
+def take(pks, token):
+    """Another worker's claim on these (claimed) deliveries: their claim queue rows get its token."""
+    DueDelivery.objects.filter(delivery_id__in=[pks] if isinstance(pks, int) else pks).update(claim_token=token)
+
+
+def held_by(pk):
+    """(state, token): "claimed" and the queue's token while only claimed, else the row's status and token."""
+    delivery = Delivery.objects.get(pk=pk)
+    claim = DueDelivery.objects.filter(delivery_id=pk, claim_token__isnull=False).values_list("claim_token", flat=True).first()
+    if delivery.status == Delivery.Status.SCHEDULED and claim is not None:
+        return CLAIMED, claim
+    return delivery.status, delivery.claim_token
 
 
 def run_once(now=None, limit=100, connection=None):

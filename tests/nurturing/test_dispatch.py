@@ -14,7 +14,7 @@ from leads.pipeline import LeadStatus
 from nurturing import services
 from nurturing.claim import deliveries_claim, deliveries_reap
 from nurturing.dispatch import TransientSendError, deliveries_send
-from nurturing.models import Delivery, Enrollment, Sequence, Step, Suppression
+from nurturing.models import Delivery, DueDelivery, Enrollment, Sequence, Step, Suppression
 from tests.factories import LeadFactory, lead_at, sequence_with_steps
 
 pytestmark = pytest.mark.django_db
@@ -330,7 +330,7 @@ def test_a_transient_error_hands_the_unsent_back_and_the_retry_sends_them_once()
     with pytest.raises(TransientSendError):
         deliveries_send(ids=ids, token=token, connection=connection)
     assert Delivery.objects.filter(status=Delivery.Status.SENT).count() == 2
-    assert Delivery.objects.filter(status=Delivery.Status.CLAIMED).count() == 2
+    assert DueDelivery.objects.filter(delivery_id__in=ids, claim_token=token).count() == 2  # still this task's
 
     deliveries_send(ids=ids, token=token, connection=connection)
     assert Delivery.objects.filter(status=Delivery.Status.SENT).count() == 4
@@ -388,7 +388,7 @@ def test_the_reaper_hands_back_unstarted_rows_and_marks_in_flight_rows_unknown(m
         _, ids = deliveries_claim(limit=10)
         assert len(ids) == 4
         # A worker took two rows into `sending` and died.
-        Delivery.objects.filter(pk__in=ids[:2]).update(status=Delivery.Status.SENDING)
+        Delivery.objects.filter(pk__in=ids[:2]).update(status=Delivery.Status.SENDING, claimed_at=MONDAY_10_UTC)
     with time_machine.travel(MONDAY_10_UTC + timedelta(minutes=11), tick=False):
         handed_back, unknown = deliveries_reap()
         assert (handed_back, unknown) == (2, 2)
@@ -499,9 +499,10 @@ def test_claimed_rows_are_stored_as_the_orm_stores_them():
     sequence = sequence_with_steps()
     services.enrollment_create(lead=LeadFactory(), sequence=sequence)
     token, ids = deliveries_claim(limit=10)
-    delivery = Delivery.objects.get(pk=ids[0])
-    assert delivery.claim_token == token
-    assert Delivery.objects.filter(claimed_at=delivery.claimed_at, claim_token=token).count() == 1
+    claim = DueDelivery.objects.get(delivery_id=ids[0])
+    assert claim.claim_token == token
+    assert DueDelivery.objects.filter(claimed_at=claim.claimed_at, claim_token=token).count() == 1
+    assert Delivery.objects.filter(pk=ids[0], queued__claim_token=token).exists()
 
 
 def test_a_delivery_has_its_message_id_in_the_database_before_the_email_leaves(mailbox, monkeypatch):

@@ -1,4 +1,5 @@
-"""The claim and the reaper: which rows a worker takes, what the claim writes, and what a lost worker leaves."""
+"""The claim and the reaper: which rows a worker takes, what the claim writes (the claim queue's narrow rows,
+never the deliveries), and what a lost worker leaves."""
 
 from datetime import datetime, timedelta
 from datetime import timezone as dt_timezone
@@ -8,7 +9,7 @@ import time_machine
 
 from nurturing import services
 from nurturing.claim import deliveries_claim, deliveries_reap
-from nurturing.models import Delivery
+from nurturing.models import Delivery, DueDelivery
 from tests.factories import LeadFactory, sequence_with_steps
 
 pytestmark = pytest.mark.django_db
@@ -28,6 +29,11 @@ def deliveries_due(*moments):
     return rows
 
 
+def claim_of(delivery):
+    """The claim on a delivery in the claim queue: (token, claimed at); None when it is not queued."""
+    return DueDelivery.objects.filter(delivery=delivery).values_list("claim_token", "claimed_at").first()
+
+
 # --- Claim ---------------------------------------------------------------------------
 
 
@@ -37,7 +43,7 @@ def test_a_delivery_due_exactly_now_is_claimed_and_one_due_a_microsecond_later_i
     _, ids = deliveries_claim(limit=10, now=MONDAY_10_UTC)
 
     assert ids == [due_now.pk]
-    assert Delivery.objects.get(pk=due_later.pk).status == Delivery.Status.SCHEDULED
+    assert claim_of(due_later) == (None, None)
 
 
 def test_the_claim_takes_the_earliest_due_first_up_to_its_limit_and_returns_the_ids_in_order():
@@ -49,23 +55,22 @@ def test_the_claim_takes_the_earliest_due_first_up_to_its_limit_and_returns_the_
     _, ids = deliveries_claim(limit=2, now=MONDAY_10_UTC)
 
     assert ids == sorted([early.pk, middle.pk])
-    assert Delivery.objects.get(pk=late.pk).status == Delivery.Status.SCHEDULED
+    assert claim_of(late) == (None, None)
     _, rest = deliveries_claim(limit=2, now=MONDAY_10_UTC)
     assert rest == [late.pk]
 
 
-def test_a_claimed_delivery_holds_the_token_the_claim_time_and_one_more_attempt():
+def test_the_claim_queue_holds_the_token_and_the_claim_time_and_the_delivery_row_is_not_written():
     [delivery] = deliveries_due(MONDAY_10_UTC)
+    before = Delivery.objects.filter(pk=delivery.pk).values().get()
     claimed_at = MONDAY_10_UTC + timedelta(minutes=5)
 
     with time_machine.travel(MONDAY_10_UTC + timedelta(hours=1), tick=False):
         token, ids = deliveries_claim(limit=10, now=claimed_at)
 
-    delivery.refresh_from_db()
     assert ids == [delivery.pk]
-    assert (delivery.status, delivery.claim_token, delivery.claimed_at, delivery.updated_at, delivery.attempts) == (
-        Delivery.Status.CLAIMED, token, claimed_at, claimed_at, 1,
-    )
+    assert claim_of(delivery) == (token, claimed_at)
+    assert Delivery.objects.filter(pk=delivery.pk).values().get() == before  # status scheduled, no attempt yet
 
 
 def test_without_a_time_given_the_claim_uses_the_clock():
@@ -76,9 +81,8 @@ def test_without_a_time_given_the_claim_uses_the_clock():
     with time_machine.travel(MONDAY_10_UTC + timedelta(minutes=1), tick=False):
         token, ids = deliveries_claim(limit=10)
 
-    delivery.refresh_from_db()
     assert ids == [delivery.pk]
-    assert (delivery.claim_token, delivery.claimed_at) == (token, MONDAY_10_UTC + timedelta(minutes=1))
+    assert claim_of(delivery) == (token, MONDAY_10_UTC + timedelta(minutes=1))
 
 
 def test_each_claim_gets_its_own_token():
@@ -86,49 +90,69 @@ def test_each_claim_gets_its_own_token():
     first, _ = deliveries_claim(limit=1, now=MONDAY_10_UTC)
     second, _ = deliveries_claim(limit=1, now=MONDAY_10_UTC)
     assert first != second
-    assert sorted(Delivery.objects.values_list("claim_token", flat=True)) == sorted([first, second])
+    assert sorted(DueDelivery.objects.values_list("claim_token", flat=True)) == sorted([first, second])
 
 
-def test_a_delivery_handed_back_and_claimed_again_counts_two_attempts():
+def test_a_delivery_handed_back_is_claimed_again_under_a_new_token():
     [delivery] = deliveries_due(MONDAY_10_UTC)
-    deliveries_claim(limit=10, now=MONDAY_10_UTC)
+    first, _ = deliveries_claim(limit=10, now=MONDAY_10_UTC)
     deliveries_reap(now=MONDAY_10_UTC + timedelta(minutes=11), stale_after=timedelta(minutes=10))
 
-    deliveries_claim(limit=10, now=MONDAY_10_UTC + timedelta(minutes=12))
+    second, ids = deliveries_claim(limit=10, now=MONDAY_10_UTC + timedelta(minutes=12))
 
-    delivery.refresh_from_db()
-    assert (delivery.status, delivery.attempts) == (Delivery.Status.CLAIMED, 2)
+    assert ids == [delivery.pk] and second != first
+    assert claim_of(delivery) == (second, MONDAY_10_UTC + timedelta(minutes=12))
 
 
 def test_nothing_due_claims_nothing():
     deliveries_due(MONDAY_10_UTC)
     token, ids = deliveries_claim(limit=10, now=MONDAY_10_UTC - timedelta(seconds=1))
     assert ids == []
-    assert not Delivery.objects.filter(claim_token=token).exists()
+    assert not DueDelivery.objects.filter(claim_token=token).exists()
+
+
+def test_the_queue_follows_the_deliveries_whatever_writes_them():
+    """The triggers: rescheduled, cancelled, sent and deleted deliveries, by the ORM's single and bulk writes."""
+    first, second, third = deliveries_due(MONDAY_10_UTC, MONDAY_10_UTC, MONDAY_10_UTC)
+    later = MONDAY_10_UTC + timedelta(days=1)
+    token, _ = deliveries_claim(limit=10, now=MONDAY_10_UTC)
+
+    Delivery.objects.filter(pk=first.pk).update(due_at=later)  # moved: queued at its new time, the claim dropped
+    Delivery.objects.filter(pk=second.pk).update(status=Delivery.Status.SKIPPED)  # cancelled: out of the queue
+    Delivery.objects.filter(pk=third.pk).delete()
+
+    assert list(DueDelivery.objects.values_list("delivery_id", "due_at", "claim_token")) == [(first.pk, later, None)]
+    Delivery.objects.filter(pk=second.pk).update(status=Delivery.Status.SCHEDULED)  # scheduled again: queued again
+    assert claim_of(second) == (None, None)
+    assert deliveries_claim(limit=10, now=MONDAY_10_UTC)[1] == [second.pk]
 
 
 # --- The reaper ----------------------------------------------------------------------------
 
 
+CLAIMED = "claimed"
+
+
 def held(status, *, claimed_at):
-    """A delivery a worker holds in `status` since `claimed_at`."""
+    """A delivery a worker holds since `claimed_at`: claimed (in the claim queue), or sending (on the row)."""
     [delivery] = deliveries_due(claimed_at)
     token, _ = deliveries_claim(limit=10, now=claimed_at)
-    Delivery.objects.filter(pk=delivery.pk).update(status=status)
+    if status == Delivery.Status.SENDING:
+        Delivery.objects.filter(pk=delivery.pk).update(status=status, claim_token=token, claimed_at=claimed_at)
     return delivery, token
 
 
 def test_the_reaper_hands_back_a_claimed_row_with_no_token_no_claim_time_and_the_reason():
-    delivery, _ = held(Delivery.Status.CLAIMED, claimed_at=MONDAY_10_UTC)
+    delivery, _ = held(CLAIMED, claimed_at=MONDAY_10_UTC)
     now = MONDAY_10_UTC + timedelta(minutes=10, microseconds=1)
 
     assert deliveries_reap(now=now, stale_after=timedelta(minutes=10)) == (1, 0)
 
     delivery.refresh_from_db()
-    assert (delivery.status, delivery.claim_token, delivery.claimed_at, delivery.updated_at, delivery.reason) == (
-        Delivery.Status.SCHEDULED, None, None, now, HANDED_BACK,
-    )
+    assert (delivery.status, delivery.updated_at, delivery.reason) == (Delivery.Status.SCHEDULED, now, HANDED_BACK)
+    assert claim_of(delivery) == (None, None)
     assert delivery.due_at == MONDAY_10_UTC  # as due as it was: the next claim takes it
+    assert deliveries_claim(limit=10, now=now)[1] == [delivery.pk]
 
 
 def test_the_reaper_marks_a_row_lost_while_sending_unknown_with_the_reason():
@@ -144,20 +168,23 @@ def test_the_reaper_marks_a_row_lost_while_sending_unknown_with_the_reason():
     assert deliveries_claim(limit=10, now=now)[1] == []  # never sent again
 
 
-@pytest.mark.parametrize("status", [Delivery.Status.CLAIMED, Delivery.Status.SENDING])
+@pytest.mark.parametrize("status", [CLAIMED, Delivery.Status.SENDING])
 def test_a_row_held_exactly_the_stale_time_is_left_to_its_worker(status):
     delivery, token = held(status, claimed_at=MONDAY_10_UTC)
 
     assert deliveries_reap(now=MONDAY_10_UTC + timedelta(minutes=10), stale_after=timedelta(minutes=10)) == (0, 0)
 
     delivery.refresh_from_db()
-    assert (delivery.status, delivery.claim_token, delivery.claimed_at) == (status, token, MONDAY_10_UTC)
+    if status == CLAIMED:
+        assert (delivery.status, claim_of(delivery)) == (Delivery.Status.SCHEDULED, (token, MONDAY_10_UTC))
+    else:
+        assert (delivery.status, delivery.claim_token, delivery.claimed_at) == (status, token, MONDAY_10_UTC)
 
 
 def test_the_reaper_waits_the_configured_stale_time_by_default(settings):
     settings.CRM_NURTURE_STALE_AFTER_SECONDS = 300
-    claimed, _ = held(Delivery.Status.CLAIMED, claimed_at=MONDAY_10_UTC)
-    sending, _ = held(Delivery.Status.SENDING, claimed_at=MONDAY_10_UTC)
+    held(CLAIMED, claimed_at=MONDAY_10_UTC)
+    held(Delivery.Status.SENDING, claimed_at=MONDAY_10_UTC)
 
     assert deliveries_reap(now=MONDAY_10_UTC + timedelta(seconds=300)) == (0, 0)
     assert deliveries_reap(now=MONDAY_10_UTC + timedelta(seconds=300, microseconds=1)) == (1, 1)
@@ -165,7 +192,7 @@ def test_the_reaper_waits_the_configured_stale_time_by_default(settings):
 
 def test_without_a_time_given_the_reaper_uses_the_clock(settings):
     settings.CRM_NURTURE_STALE_AFTER_SECONDS = 300
-    held(Delivery.Status.CLAIMED, claimed_at=MONDAY_10_UTC)
+    held(CLAIMED, claimed_at=MONDAY_10_UTC)
 
     with time_machine.travel(MONDAY_10_UTC + timedelta(seconds=300), tick=False):
         assert deliveries_reap() == (0, 0)

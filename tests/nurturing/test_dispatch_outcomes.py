@@ -16,7 +16,7 @@ from nurturing.claim import deliveries_claim
 from nurturing.dispatch import TransientSendError, deliveries_send
 from nurturing.models import Delivery, Enrollment, Step, Suppression
 from tests.factories import LeadFactory, lead_at, sequence_with_steps
-from tests.nurturing.dispatching import MONDAY_10_UTC, Connection, enroll, row, run_once
+from tests.nurturing.dispatching import CLAIMED, MONDAY_10_UTC, Connection, enroll, held_by, row, run_once, take
 
 pytestmark = pytest.mark.django_db
 
@@ -158,21 +158,21 @@ def test_rows_another_worker_took_in_the_meantime_are_not_sent_and_are_counted()
     other_token = uuid.uuid4()
 
     def another_worker_takes_one():
-        Delivery.objects.filter(pk=row(taken).pk).update(claim_token=other_token)
+        take(row(taken).pk, other_token)
 
     connection = Connection(on_open=another_worker_takes_one)
     result = send_batch(connection)
 
     assert (result.sent, result.taken_by_others) == (1, 1)
     assert [m.to for m in connection.sent] == [[kept.lead.email]]
-    assert (row(taken).status, row(taken).claim_token) == (Delivery.Status.CLAIMED, other_token)
+    assert held_by(row(taken).pk) == (CLAIMED, other_token)
 
 
 def test_rows_no_longer_claimed_when_the_batch_starts_are_counted_as_taken():
     sequence = sequence_with_steps()
     enroll(sequence), enroll(sequence)
     token, ids = deliveries_claim(limit=10, now=MONDAY_10_UTC)
-    Delivery.objects.filter(pk=ids[0]).update(claim_token=uuid.uuid4())
+    take(ids[0], uuid.uuid4())
 
     with time_machine.travel(MONDAY_10_UTC, tick=False):
         result = deliveries_send(ids=ids, token=token, connection=Connection())
@@ -260,10 +260,11 @@ def test_a_transient_error_hands_the_rest_back_to_the_claim_for_the_retry():
             deliveries_send(ids=ids, token=token, connection=connection, now=MONDAY_10_UTC)
 
     assert connection.closed == 1
-    rows = Delivery.objects.filter(pk__in=ids)
-    assert sorted(rows.values_list("status", flat=True)) == ["claimed", "claimed", "sent"]
-    for delivery in rows.exclude(status=Delivery.Status.SENT):
-        assert (delivery.claim_token, delivery.updated_at, delivery.reason) == (token, SENDING_TIME + timedelta(seconds=30), "")
+    assert sorted(held_by(pk) for pk in ids) == [(CLAIMED, token), (CLAIMED, token), (Delivery.Status.SENT, token)]
+    # The one started goes back to claimed (so written again); the one never started is untouched.
+    started, untouched = Delivery.objects.filter(pk__in=ids).exclude(status=Delivery.Status.SENT).order_by("pk")
+    assert (started.updated_at, started.reason) == (SENDING_TIME + timedelta(seconds=30), "")
+    assert untouched.reason == ""
 
 
 def strike(at_call, owner, name, monkeypatch, before=None):
@@ -329,6 +330,8 @@ def reaper_runs():
 
 
 LOST_WHILE_SENDING = "The worker was lost while sending: it may or may not have gone out, so it is not sent again."
+CAME_BACK = ("Its worker stopped answering while sending and it was marked unknown; the worker came back and it handed "
+             "the email to the mail server at 2026-11-23 10:05:00 UTC.")
 
 
 def test_out_of_time_after_the_reaper_took_the_batchs_rows_leaves_them_unknown(monkeypatch):
@@ -341,9 +344,9 @@ def test_out_of_time_after_the_reaper_took_the_batchs_rows_leaves_them_unknown(m
         strike(2, Connection, "send_messages", monkeypatch, before=reaper_runs)
         deliveries_send(ids=ids, token=token, connection=Connection(), now=MONDAY_10_UTC)
 
-    # The first went out and is recorded; the one in flight and the one not tried stay as the reaper left them.
+    # All three stay as the reaper left them: the first went out, and its reason says so.
     assert sorted(Delivery.objects.values_list("status", "reason")) == [
-        (Delivery.Status.SENT, ""), (Delivery.Status.UNKNOWN, LOST_WHILE_SENDING), (Delivery.Status.UNKNOWN, LOST_WHILE_SENDING),
+        (Delivery.Status.UNKNOWN, CAME_BACK), (Delivery.Status.UNKNOWN, LOST_WHILE_SENDING), (Delivery.Status.UNKNOWN, LOST_WHILE_SENDING),
     ]
 
 
@@ -358,7 +361,7 @@ def test_a_transient_error_after_the_reaper_took_the_batchs_rows_hands_nothing_b
         deliveries_send(ids=ids, token=token, connection=connection, now=MONDAY_10_UTC)
 
     assert sorted(Delivery.objects.values_list("status", "reason")) == [
-        (Delivery.Status.SENT, ""), (Delivery.Status.UNKNOWN, LOST_WHILE_SENDING), (Delivery.Status.UNKNOWN, LOST_WHILE_SENDING),
+        (Delivery.Status.UNKNOWN, CAME_BACK), (Delivery.Status.UNKNOWN, LOST_WHILE_SENDING), (Delivery.Status.UNKNOWN, LOST_WHILE_SENDING),
     ]
 
 
@@ -595,13 +598,13 @@ def test_a_suppressed_address_held_by_another_worker_is_left_to_it():
     other_token = uuid.uuid4()
 
     def taken_and_suppressed_meanwhile():
-        Delivery.objects.filter(pk=row(theirs).pk).update(claim_token=other_token)
+        take(row(theirs).pk, other_token)
         services.suppression_add(email=theirs.lead.email, reason=Suppression.Reason.UNSUBSCRIBED)
 
     result = send_batch(Connection(on_open=taken_and_suppressed_meanwhile))
 
     assert result.sent == 1
-    assert (row(mine).status, row(theirs).status, row(theirs).reason) == (Delivery.Status.SENT, Delivery.Status.CLAIMED, "")
+    assert (row(mine).status, held_by(row(theirs).pk), row(theirs).reason) == (Delivery.Status.SENT, (CLAIMED, other_token), "")
     theirs.refresh_from_db()
     assert theirs.status == Enrollment.Status.EXITED  # the lead leaves; the row is its holder's to record
 
@@ -630,6 +633,35 @@ def test_an_enrollment_that_exits_while_its_last_email_goes_out_stays_exited():
     assert (enrollment.status, enrollment.exit_reason, enrollment.finished_at) == (Enrollment.Status.EXITED, "Converted", SENDING_TIME)
 
 
+def test_a_worker_back_after_the_reaper_marked_its_emails_unknown_leaves_them_unknown_and_says_what_became_of_them():
+    """Paused past the stale time mid-send: the reaper marks the chunk unknown; the worker, resumed, hands the
+    emails over (it had them) but records nothing over the reaper's verdict: no `sent`, no next step, no event."""
+    from core.models import DomainEvent
+    from nurturing.claim import deliveries_reap
+
+    sequence = sequence_with_steps({}, {"delay": timedelta(days=1)})
+    enroll(sequence), enroll(sequence)
+    token, ids = deliveries_claim(limit=10, now=MONDAY_10_UTC)
+
+    class PausedConnection(Connection):
+        def send_messages(self, messages):
+            if not self.sent:  # paused here, past the stale time: the reaper runs meanwhile
+                deliveries_reap(now=SENDING_TIME + timedelta(minutes=30), stale_after=timedelta(minutes=10))
+            return super().send_messages(messages)
+
+    connection = PausedConnection()
+    with time_machine.travel(SENDING_TIME, tick=False):
+        result = deliveries_send(ids=ids, token=token, connection=connection, now=MONDAY_10_UTC)
+
+    assert len(connection.sent) == 2 and (result.sent, result.taken_by_others) == (0, 2)
+    rows = Delivery.objects.filter(pk__in=ids)
+    assert set(rows.values_list("status", flat=True)) == {Delivery.Status.UNKNOWN}
+    assert all(r.reason.startswith("Its worker stopped answering while sending and it was marked unknown; the worker came "
+                                   "back and it handed the email to the mail server at ") for r in rows)
+    assert not Delivery.objects.filter(step__position=2).exists()
+    assert not DomainEvent.objects.filter(type="email.sent").exists()
+
+
 def test_a_batch_sent_again_changes_nothing():
     sequence = sequence_with_steps()
     enroll(sequence), enroll(sequence)
@@ -654,7 +686,7 @@ def test_a_batch_looks_only_at_the_ids_it_is_given():
         result = deliveries_send(ids=ids[:1], token=token, connection=Connection())
 
     assert result.sent == 1
-    assert list(Delivery.objects.order_by("pk").values_list("status", flat=True)) == [Delivery.Status.SENT, Delivery.Status.CLAIMED]
+    assert [held_by(pk)[0] for pk in ids] == [Delivery.Status.SENT, CLAIMED]
 
 
 def test_a_batch_under_another_token_leaves_the_rows_as_they_are():
@@ -667,17 +699,17 @@ def test_a_batch_under_another_token_leaves_the_rows_as_they_are():
         result = deliveries_send(ids=ids, token=uuid.uuid4(), connection=Connection())
 
     assert (result.rescheduled, result.taken_by_others) == (0, 1)
-    assert list(Delivery.objects.values_list("status", "claim_token", "reason")) == [(Delivery.Status.CLAIMED, token, "")]
+    assert (held_by(ids[0]), Delivery.objects.get().reason) == ((CLAIMED, token), "")
 
 
 def test_rows_taken_before_the_batch_loads_and_after_it_opens_are_both_counted():
     sequence = sequence_with_steps()
     enroll(sequence), enroll(sequence), enroll(sequence)
     token, ids = deliveries_claim(limit=10, now=MONDAY_10_UTC)
-    Delivery.objects.filter(pk=ids[0]).update(claim_token=uuid.uuid4())
+    take(ids[0], uuid.uuid4())
 
     def another_worker_takes_one():
-        Delivery.objects.filter(pk=ids[1]).update(claim_token=uuid.uuid4())
+        take(ids[1], uuid.uuid4())
 
     with time_machine.travel(MONDAY_10_UTC, tick=False):
         result = deliveries_send(ids=ids, token=token, connection=Connection(on_open=another_worker_takes_one))
@@ -697,15 +729,14 @@ def test_out_of_time_leaves_the_rows_another_worker_took_from_a_later_chunk_alon
     other_token = uuid.uuid4()
 
     def another_worker_takes_the_last():
-        Delivery.objects.filter(pk=ids[0]).update(claim_token=other_token)
+        take(ids[0], other_token)
 
     with time_machine.travel(SENDING_TIME, tick=False), pytest.raises(SoftTimeLimitExceeded):
         strike(1, Connection, "send_messages", monkeypatch)
         deliveries_send(ids=ids, token=token, connection=Connection(on_open=another_worker_takes_the_last), now=MONDAY_10_UTC)
 
-    taken = Delivery.objects.get(pk=ids[0])
-    assert (taken.status, taken.claim_token, taken.reason) == (Delivery.Status.CLAIMED, other_token, "")
-    assert Delivery.objects.filter(status=Delivery.Status.SCHEDULED).count() == 49
+    assert (held_by(ids[0]), Delivery.objects.get(pk=ids[0]).reason) == ((CLAIMED, other_token), "")
+    assert [held_by(pk)[0] for pk in ids[1:]].count(Delivery.Status.SCHEDULED) == 49
 
 
 def test_a_transient_error_leaves_the_rows_another_worker_took_from_a_later_chunk_alone():
@@ -713,15 +744,14 @@ def test_a_transient_error_leaves_the_rows_another_worker_took_from_a_later_chun
     other_token = uuid.uuid4()
 
     def another_worker_takes_the_last():
-        Delivery.objects.filter(pk=ids[0]).update(claim_token=other_token, updated_at=MONDAY_10_UTC)
+        take(ids[0], other_token)
 
     connection = Connection(on_open=another_worker_takes_the_last, error_at=0, error=smtplib.SMTPServerDisconnected("reset"))
     with time_machine.travel(SENDING_TIME, tick=False), pytest.raises(TransientSendError):
         deliveries_send(ids=ids, token=token, connection=connection, now=MONDAY_10_UTC)
 
-    taken = Delivery.objects.get(pk=ids[0])
-    assert (taken.status, taken.claim_token, taken.updated_at) == (Delivery.Status.CLAIMED, other_token, MONDAY_10_UTC)
-    assert Delivery.objects.filter(status=Delivery.Status.CLAIMED, claim_token=token).count() == 50
+    assert held_by(ids[0]) == (CLAIMED, other_token)
+    assert [held_by(pk) for pk in ids[1:]] == [(CLAIMED, token)] * 50
 
 
 def test_a_batch_of_more_than_a_chunk_sends_every_email_once():
