@@ -112,14 +112,14 @@ def test_a_marketer_has_no_availability_page(client, db):
 
 def test_the_book_demo_link_identifies_the_lead_and_is_empty_without_a_page(page, ada, settings):
     lead = LeadFactory(email="grace@example.org", owner=ada)
-    link = lead_context(lead)["links"]["book_demo"]
+    link = lead_context(lead)["links"]["book_demo"]()
     assert link.startswith("https://crm.example.com/book/for/")
     assert lead_from_token(link.rsplit("/", 2)[-2]) == lead.pk
     page.is_active = False
     page.save()
-    assert lead_context(lead)["links"]["book_demo"] == ""
+    assert lead_context(lead)["links"]["book_demo"]() == ""
     settings.CRM_BOOKING_URL = "https://cal.example.com/acme"
-    assert lead_context(lead)["links"]["book_demo"] == "https://cal.example.com/acme"
+    assert lead_context(lead)["links"]["book_demo"]() == "https://cal.example.com/acme"
 
 
 def test_the_empty_field_warning_counts_the_leads_without_a_booking_page(page, ada):
