@@ -45,6 +45,7 @@ UNAVAILABLE_MESSAGES = {
     "disk_full": "The CRM's disk is full, so nothing was saved. Try again later: the team has been told.",
     "busy": "The CRM is busy and could not save this. Try again in a moment.",
     "down": "The CRM's database is not answering, so nothing was saved. Try again in a few minutes.",
+    "queue_down": "The CRM's queue is not answering, so this was not recorded. Try again in a few minutes.",
 }
 
 
@@ -54,12 +55,18 @@ _FILE_SYSTEM = {errno.ENOSPC: "disk_full", errno.EDQUOT: "disk_full", errno.EROF
 
 
 def database_unavailable(exc: BaseException | None) -> str | None:
-    """Why the database (or the disk it shares with the queues) could not take a write (a key of
-    UNAVAILABLE_MESSAGES), or None for any other error."""
+    """Why the database (or the disk it shares with the queues, or the Redis holding the queues) could not take
+    a write (a key of UNAVAILABLE_MESSAGES), or None for any other error."""
     from django.db import DatabaseError, InterfaceError
+    from redis.exceptions import ConnectionError as RedisConnectionError
+    from redis.exceptions import TimeoutError as RedisTimeoutError
 
     if isinstance(exc, OSError) and exc.errno in _FILE_SYSTEM:
         return _FILE_SYSTEM[exc.errno]
+    # The page views' and form posts' queue on Redis (traffic.queue) down, restarting or still loading its
+    # append-only file: the client is told to come back, as for the database (a 500 would say it is our bug).
+    if isinstance(exc, (RedisConnectionError, RedisTimeoutError)):
+        return "queue_down"
     if not isinstance(exc, (DatabaseError, InterfaceError)):
         return None
     text = str(exc).lower()

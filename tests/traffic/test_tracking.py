@@ -281,6 +281,17 @@ def test_a_full_queue_answers_503_and_the_hit_is_not_counted(client, tracking):
     assert "not recorded" in post(client, view()).json()["error"]
 
 
+def test_a_queue_whose_redis_does_not_answer_refuses_the_hit_with_503_and_retry_after(tracking):
+    from django.test import Client
+
+    from tests.smtp_sink import free_port
+
+    tracking.CRM_TRACKING_QUEUE_URL = f"redis://127.0.0.1:{free_port()}/0"  # nothing listens there
+    response = post(Client(raise_request_exception=False), view())
+    assert response.status_code == 503 and int(response["Retry-After"]) > 0
+    assert "not recorded" in response.json()["error"]
+
+
 # --- Reports' rollup ------------------------------------------------------------------------------
 
 
