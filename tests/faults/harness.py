@@ -29,6 +29,7 @@ from leads.models import Lead
 from nurturing.models import Delivery, Enrollment
 from tests.conftest import ROOT, celery_env
 from tests.factories import CompanyFactory
+from tests.faults.report import fault_record
 from tests.smtp_sink import SmtpSink, _Collector, free_port
 from tests.waiting import wait_for
 
@@ -37,6 +38,10 @@ SETTLED = {"sent", "unknown", "skipped", "failed"}
 # The reaper's stale time in these tests (production: CRM_NURTURE_STALE_AFTER_SECONDS, 600 s).
 STALE_SECONDS = 6
 SITE = "www.example.com"
+# Beat ticking every 2 s: scheduled work is rows, so a tick only says "look now". Not faster: a 2-CPU machine's
+# worker must keep up with the dozen tasks of each tick.
+BEAT_ENV = {"CRM_BEAT_TICK_SECONDS": "2", "CRM_WEBHOOKS_TICK_SECONDS": "2", "CRM_TRACKING_INGEST_SECONDS": "2",
+            "CRM_CAPTURE_INGEST_SECONDS": "2"}
 
 
 def bulk_enroll(sequence, count, owner=None, prefix="bulk"):
@@ -101,7 +106,7 @@ class PrivateRedis:
     """A `redis-server` of this test's own on a free port (never the machine's 6379, which others use at once).
 
     `appendonly=False`: nothing is kept across a restart (a broker as the CI's Redis runs it); True: every write
-    is in the append-only file before it is answered, and a restart (even after SIGKILL) reads it back.
+    is in the append-only file, fsynced, before it is answered, and a restart (even after SIGKILL) reads it back.
     """
 
     def __init__(self, directory, *, appendonly: bool):
@@ -118,7 +123,7 @@ class PrivateRedis:
         return f"redis://127.0.0.1:{self.port}/{db}"
 
     def start(self):
-        persistence = ["--appendonly", "yes", "--appendfsync", "everysec"] if self.appendonly else ["--appendonly", "no"]
+        persistence = ["--appendonly", "yes", "--appendfsync", "always"] if self.appendonly else ["--appendonly", "no"]
         self.proc = subprocess.Popen(
             ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", *persistence,
              "--dir", str(self.directory), "--logfile", str(self.directory / "redis.log")],
@@ -163,9 +168,11 @@ class SlowSmtpSink(SmtpSink):
 # --- Load: tracking hits and captures through the real endpoints ------------------------------------------
 
 
-def load_settings(settings, *, queue_url: str, key: str):
-    """This process's endpoints queue hits and captures at `queue_url`; returns the workers' matching environment."""
-    settings.CRM_TRACKING_QUEUE_URL = settings.CRM_CAPTURE_QUEUE_URL = queue_url
+def load_settings(settings, *, queue_url: str, key: str, capture_url: str | None = None):
+    """This process's endpoints queue hits at `queue_url` and captures at `capture_url` (default the same; two
+    spools need two folders); returns the workers' matching environment."""
+    capture_url = capture_url or queue_url
+    settings.CRM_TRACKING_QUEUE_URL, settings.CRM_CAPTURE_QUEUE_URL = queue_url, capture_url
     settings.CRM_TRACKING_QUEUE_KEY = key
     settings.CRM_TRACKING_SITES = [SITE]
     settings.CRM_CAPTURE_MIN_FILL_SECONDS = 0
@@ -175,7 +182,7 @@ def load_settings(settings, *, queue_url: str, key: str):
     settings.CRM_WEBHOOKS_ALLOW_PRIVATE_TARGETS = True
     settings.CRM_EVENT_SETTLE_SECONDS = 0
     return {
-        "CRM_TRACKING_QUEUE_URL": queue_url, "CRM_CAPTURE_QUEUE_URL": queue_url, "CRM_TRACKING_QUEUE_KEY": key,
+        "CRM_TRACKING_QUEUE_URL": queue_url, "CRM_CAPTURE_QUEUE_URL": capture_url, "CRM_TRACKING_QUEUE_KEY": key,
         "CRM_TRACKING_SITES": SITE, "CRM_RATE_LIMIT_URL": "",
     }
 
@@ -392,3 +399,29 @@ def drain(is_done, *, smtp_sink, timeout=90, reap=True, interval=0.2):
             last_change = now
         time.sleep(interval)
     raise AssertionError(f"not drained in {timeout}s: emails {dict(statuses())}")
+
+
+# --- The verdict ---------------------------------------------------------------------------------------
+
+
+def everything_done(load):
+    return lambda: emails_settled() and webhooks_done() and load.all_stored()
+
+
+def check_and_record(name, *, smtp_sink, receiver, load, recovery_s, **extra):
+    """Assert the counts (no email twice or lost, every unknown one explained; no webhook lost or unexpected;
+    every acknowledged hit and capture stored once) and record them under `name` (tests.faults.report)."""
+    emails = email_counts(smtp_sink)
+    hooks = webhook_counts(receiver)
+    stored = load.counts()
+    assert_emails_once(emails)
+    assert hooks["webhooks_lost"] == 0 and hooks["webhooks_unexpected"] == 0, hooks
+    assert stored["hits_lost"] == stored["captures_lost"] == 0, stored
+    assert stored["hits_twice"] == stored["captures_twice"] == 0, stored
+    assert stored["hits_acknowledged"] > 0 and stored["captures_acknowledged"] > 0, stored
+    explained = "; ".join(f"{n}: {reason}" for reason, n in emails.reasons.items())
+    return fault_record(
+        name, recovery_s=recovery_s, duplicates=emails.duplicates + stored["hits_twice"] + stored["captures_twice"],
+        lost=emails.lost + hooks["webhooks_lost"] + stored["hits_lost"] + stored["captures_lost"],
+        unknown=emails.unknown, explained=explained, **emails.figures(), **hooks, **stored, **extra,
+    )

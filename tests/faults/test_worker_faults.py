@@ -18,35 +18,26 @@ from nurturing.tasks import reap_stale
 from tests.conftest import WorkerProcess, start_worker, stop_worker, wait_until_ready
 from tests.factories import sequence_with_steps
 from tests.faults.harness import (
+    BEAT_ENV,
     STALE_SECONDS,
     WEBHOOK_ENV,
     Load,
     SlowSmtpSink,
-    assert_emails_once,
     bulk_enroll,
     capture_form,
+    check_and_record,
     drain,
-    email_counts,
-    emails_settled,
+    everything_done,
     load_settings,
     signal_group,
     start_beat,
     stop_process,
-    webhook_counts,
     webhook_events,
-    webhooks_done,
 )
-from tests.faults.report import fault_record
 from tests.outbound.receiver import Receiver
 from tests.waiting import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
-
-# Beat ticking every second: scheduled work is rows, so a tick only says "look now".
-# Every 2 s, not faster: a 2-CPU machine's worker must keep up with the dozen tasks of each tick.
-BEAT_ENV = {"CRM_BEAT_TICK_SECONDS": "2", "CRM_WEBHOOKS_TICK_SECONDS": "2", "CRM_TRACKING_INGEST_SECONDS": "2",
-            "CRM_CAPTURE_INGEST_SECONDS": "2"}
-
 
 @pytest.fixture
 def receiver():
@@ -97,27 +88,6 @@ def beats(celery_worker_process, redis_broker_url, tmp_path):
     yield start
     for proc in started:
         stop_process(proc)
-
-
-def everything_done(load):
-    return lambda: emails_settled() and webhooks_done() and load.all_stored()
-
-
-def check_and_record(name, *, smtp_sink, receiver, load, recovery_s, **extra):
-    emails = email_counts(smtp_sink)
-    hooks = webhook_counts(receiver)
-    stored = load.counts()
-    assert_emails_once(emails)
-    assert hooks["webhooks_lost"] == 0 and hooks["webhooks_unexpected"] == 0, hooks
-    assert stored["hits_lost"] == stored["captures_lost"] == 0, stored
-    assert stored["hits_twice"] == stored["captures_twice"] == 0, stored
-    assert stored["hits_acknowledged"] > 0 and stored["captures_acknowledged"] > 0, stored
-    explained = "; ".join(f"{n}: {reason}" for reason, n in emails.reasons.items())
-    return fault_record(
-        name, recovery_s=recovery_s, duplicates=emails.duplicates + stored["hits_twice"] + stored["captures_twice"],
-        lost=emails.lost + hooks["webhooks_lost"] + stored["hits_lost"] + stored["captures_lost"],
-        unknown=emails.unknown, explained=explained, **emails.figures(), **hooks, **stored, **extra,
-    )
 
 
 def test_a_worker_killed_again_and_again_mid_run_sends_each_email_once_and_loses_nothing_acknowledged(
