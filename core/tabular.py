@@ -24,8 +24,6 @@ from django.http import FileResponse, StreamingHttpResponse
 from django.utils import timezone
 from django.utils.http import content_disposition_header
 from django.utils.text import slugify
-from openpyxl import Workbook
-from openpyxl.cell import WriteOnlyCell
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
@@ -104,6 +102,8 @@ def csv_lines(columns: Iterable[Column], rows: Iterable) -> Iterator[str]:
 
 
 def _xlsx_cell(sheet, column: Column, value):
+    from openpyxl.cell import WriteOnlyCell  # imported on the first workbook: most processes never write one
+
     if value is None or value == "":
         return None
     if column.kind == DATETIME:
@@ -131,6 +131,8 @@ def xlsx_file(columns: Iterable[Column], rows: Iterable, *, title: str):
     Numbers are numbers, dates and times are dates (local wall-clock time, formatted
     as text of the same shape as the CSV's), everything else is text.
     """
+    from openpyxl import Workbook  # ~14 MB: imported by the processes that write a workbook, not by every one
+
     columns = tuple(columns)
     book = Workbook(write_only=True)
     sheet = book.create_sheet(title=title[:31])
