@@ -55,10 +55,6 @@ from .services import delivery_due_at, next_step_after
 from .transport import OutcomeUnknown, SMTPSender, is_transient, retry_after
 from .variants import variants_assign
 
-# How many emails go to `sending` at a time: at most this many are `unknown`
-# when a worker is killed mid-send.
-SEND_CHUNK = 50
-
 S = Delivery.Status
 
 
@@ -274,8 +270,11 @@ class _Batch:
                 self.connection.send_messages([message])
 
         pending = list(self.emails)
+        # How many emails go to `sending` at a time: at most this many per worker process are `unknown` when it
+        # is killed mid-send (most of them never tried); fewer costs more statements per email.
+        chunk_size = max(1, settings.CRM_NURTURE_SEND_CHUNK)
         while pending:
-            chunk, pending = pending[:SEND_CHUNK], pending[SEND_CHUNK:]
+            chunk, pending = pending[:chunk_size], pending[chunk_size:]
             chunk = self._start(self._drop_suppressed_since(chunk))
             sent, failed = [], []
             try:

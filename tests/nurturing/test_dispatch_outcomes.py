@@ -718,6 +718,11 @@ def test_rows_taken_before_the_batch_loads_and_after_it_opens_are_both_counted()
     assert (result.sent, result.taken_by_others) == (1, 2)
 
 
+@pytest.fixture
+def chunks_of_50(settings):
+    settings.CRM_NURTURE_SEND_CHUNK = 50
+
+
 def many_claimed(count):
     sequence = sequence_with_steps()
     for _ in range(count):
@@ -725,7 +730,7 @@ def many_claimed(count):
     return deliveries_claim(limit=count, now=MONDAY_10_UTC)
 
 
-def test_out_of_time_leaves_the_rows_another_worker_took_from_a_later_chunk_alone(monkeypatch):
+def test_out_of_time_leaves_the_rows_another_worker_took_from_a_later_chunk_alone(monkeypatch, chunks_of_50):
     token, ids = many_claimed(51)  # two chunks: 50 and 1
     other_token = uuid.uuid4()
 
@@ -740,7 +745,7 @@ def test_out_of_time_leaves_the_rows_another_worker_took_from_a_later_chunk_alon
     assert [held_by(pk)[0] for pk in ids[1:]].count(Delivery.Status.SCHEDULED) == 49
 
 
-def test_a_transient_error_leaves_the_rows_another_worker_took_from_a_later_chunk_alone():
+def test_a_transient_error_leaves_the_rows_another_worker_took_from_a_later_chunk_alone(chunks_of_50):
     token, ids = many_claimed(51)
     other_token = uuid.uuid4()
 
@@ -755,7 +760,24 @@ def test_a_transient_error_leaves_the_rows_another_worker_took_from_a_later_chun
     assert [held_by(pk) for pk in ids[1:]] == [(CLAIMED, token)] * 50
 
 
-def test_a_batch_of_more_than_a_chunk_sends_every_email_once():
+def test_a_batch_moves_its_emails_to_sending_a_chunk_at_a_time(settings):
+    """What a worker killed mid-send leaves unknown: at most a chunk per process (CRM_NURTURE_SEND_CHUNK)."""
+    settings.CRM_NURTURE_SEND_CHUNK = 3
+    token, ids = many_claimed(7)
+    sending_at_each_send = []
+
+    class Counting(Connection):
+        def send_messages(self, messages):
+            sending_at_each_send.append(Delivery.objects.filter(status=Delivery.Status.SENDING).count())
+            return super().send_messages(messages)
+
+    with time_machine.travel(SENDING_TIME, tick=False):
+        assert deliveries_send(ids=ids, token=token, connection=Counting(), now=MONDAY_10_UTC).sent == 7
+
+    assert sending_at_each_send == [3, 3, 3, 3, 3, 3, 1]  # a chunk is recorded once it is all handed over
+
+
+def test_a_batch_of_more_than_a_chunk_sends_every_email_once(chunks_of_50):
     token, ids = many_claimed(51)
     connection = Connection()
 
