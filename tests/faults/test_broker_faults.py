@@ -29,7 +29,6 @@ from tests.faults.harness import (
     WEBHOOK_ENV,
     Load,
     PrivateRedis,
-    SlowSmtpSink,
     bulk_enroll,
     capture_form,
     check_and_record,
@@ -40,7 +39,6 @@ from tests.faults.harness import (
     stop_process,
     webhook_events,
 )
-from tests.outbound.receiver import Receiver
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
 
@@ -50,17 +48,11 @@ ENGINE_ENV = {"CRM_NURTURE_BATCH_SIZE": "50", "CRM_NURTURE_STALE_AFTER_SECONDS":
               "CRM_QUEUE_STALE_SECONDS": str(STALE_SECONDS)}
 
 
-@pytest.fixture
-def receiver():
-    server = Receiver()
-    yield server
-    server.close()
-
 
 @pytest.fixture
-def smtp_sink():
-    with SlowSmtpSink(delay=0.005) as sink:
-        yield sink
+def smtp_sink(slow_smtp_sink):
+    """The engine's sink here is the slow one (tests/faults/conftest.py)."""
+    return slow_smtp_sink
 
 
 @pytest.fixture

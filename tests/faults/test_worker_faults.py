@@ -22,7 +22,6 @@ from tests.faults.harness import (
     STALE_SECONDS,
     WEBHOOK_ENV,
     Load,
-    SlowSmtpSink,
     bulk_enroll,
     capture_form,
     check_and_record,
@@ -34,24 +33,15 @@ from tests.faults.harness import (
     stop_process,
     webhook_events,
 )
-from tests.outbound.receiver import Receiver
 from tests.waiting import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
 
-@pytest.fixture
-def receiver():
-    server = Receiver()
-    yield server
-    server.close()
-
 
 @pytest.fixture
-def smtp_sink():
-    """The SMTP server on loopback, a few milliseconds per message (a fast provider's pace): a batch is mid-send
-    long enough for a fault to catch it there."""
-    with SlowSmtpSink(delay=0.005) as sink:
-        yield sink
+def smtp_sink(slow_smtp_sink):
+    """The engine's sink here is the slow one (tests/faults/conftest.py)."""
+    return slow_smtp_sink
 
 
 @pytest.fixture
