@@ -77,10 +77,12 @@ def test_a_queued_capture_the_lead_services_refuse_is_quarantined_with_the_reaso
 
 @pytest.mark.integration
 def test_on_redis_every_host_queues_to_one_list_and_the_worker_writes_them(redis_broker_url, capture_settings, demo_form,
-                                                                         client, clock):
+                                                                         client, clock, monkeypatch):
     capture_settings.CRM_CAPTURE_QUEUE_URL = redis_broker_url
     queue = services.capture_queue()
-    queue.KEY, queue.TAKEN = "crm-test:capture:queue", "crm-test:capture:queue:taken"
+    # The process keeps one queue per setting: its keys are this test's only until the test ends.
+    monkeypatch.setattr(queue, "KEY", "crm-test:capture:queue")
+    monkeypatch.setattr(queue, "TAKEN", "crm-test:capture:queue:taken")
     queue.redis.delete(queue.KEY, queue.TAKEN)
     try:
         for i in range(3):
