@@ -95,8 +95,3 @@ def deliveries_reap(*, now: datetime | None = None, stale_after: timedelta | Non
         reason="The worker was lost while sending: it may or may not have gone out, so it is not sent again.",
     )
     return handed_back, unknown
-
-
-def claims_release(ids, token) -> int:
-    """Hand back this claim's rows among `ids` that were not started: another task may claim them at once."""
-    return DueDelivery.objects.filter(delivery_id__in=ids, claim_token=token).update(claim_token=None, claimed_at=None)
