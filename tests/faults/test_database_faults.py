@@ -216,6 +216,16 @@ def settle(scenario, timeout=60):
     return None
 
 
+def settled_counts(scenario, loads):
+    """Once the fault is over: the backlog drained (asserted; when, as settle gives it), the load stopped; its
+    answers, the emails' and the ingest's counts."""
+    done = settle(scenario)
+    time.sleep(1)
+    answers = stop_load(loads)
+    assert done, (scenario.statuses(), scenario.worker_log.read_text()[-3000:])
+    return done, answers, email_counts(scenario), stored_counts(scenario, answers)
+
+
 def stored_counts(scenario, answers):
     """Acknowledged (2xx) captures and hits against what the database holds; refusals and non-answers by kind."""
     scenario.tick("traffic.tasks.ingest_hits")
@@ -261,13 +271,7 @@ def test_postgresql_restarted_mid_batch_loses_nothing_acknowledged_and_sends_not
     fault_start = time.monotonic()
     scenario.cluster.pg_ctl("restart", "-m", "fast")
     fault_end = time.monotonic()
-    done = settle(scenario)
-    time.sleep(1)
-    answers = stop_load(loads)
-
-    assert done, (scenario.statuses(), scenario.worker_log.read_text()[-3000:])
-    emails = email_counts(scenario)
-    ingest = stored_counts(scenario, answers)
+    done, answers, emails, ingest = settled_counts(scenario, loads)
     assert emails["duplicates"] == 0 and emails["lost"] == 0, emails
     assert all(reason.startswith("The worker was lost while sending") or "may or may not have gone out" in reason
                for reason in emails["unknown"].values()), emails["unknown"]
@@ -307,13 +311,7 @@ def test_a_storm_of_connections_past_max_connections_is_refused_with_503_and_los
     for connection in storm:
         connection.close()
     fault_end = time.monotonic()
-    done = settle(scenario)
-    time.sleep(1)
-    answers = stop_load(loads)
-
-    assert done, (scenario.statuses(), scenario.worker_log.read_text()[-3000:])
-    emails = email_counts(scenario)
-    ingest = stored_counts(scenario, answers)
+    done, answers, emails, ingest = settled_counts(scenario, loads)
     during = [status for _, _, status, _, at in answers if fault_start <= at <= fault_end]
     assert len(storm) >= MAX_CONNECTIONS - 8  # the storm took what the worker and the web server did not hold
     assert 503 in during, collections.Counter(during)
