@@ -4,6 +4,8 @@ email (so the lead does not type their details again). Both are signed with the 
 from django.conf import settings
 from django.core import signing
 
+from core import signing as fast_signing
+
 MANAGE_SALT = "booking.manage"
 LEAD_SALT = "booking.lead"
 
@@ -13,7 +15,7 @@ class BadLink(Exception):
 
 
 def manage_token(meeting) -> str:
-    return signing.dumps({"m": meeting.pk}, salt=MANAGE_SALT, compress=True)
+    return fast_signing.dumps({"m": meeting.pk}, salt=MANAGE_SALT, compress=True)
 
 
 def manage_meeting_id(token: str) -> int:
@@ -26,7 +28,7 @@ def manage_meeting_id(token: str) -> int:
 
 
 def lead_token(lead_id: int) -> str:
-    return signing.dumps(lead_id, salt=LEAD_SALT, compress=True)
+    return fast_signing.dumps(lead_id, salt=LEAD_SALT, compress=True)
 
 
 def lead_from_token(token: str) -> int:

@@ -19,6 +19,7 @@ from django.core.exceptions import ValidationError
 from django.core.mail import EmailMultiAlternatives
 from django.utils.html import escape
 
+from core import signing as fast_signing
 from core.people import person_name
 
 from .address_hash import email_hash, keyed_hash
@@ -38,7 +39,7 @@ def unsubscribe_token(*, lead_id: int, email: str, delivery_id: int | None = Non
     data = {"l": lead_id, "a": email_hash(email)}
     if delivery_id is not None:
         data["d"] = delivery_id
-    return signing.dumps(data, salt=_SALT, compress=True)
+    return fast_signing.dumps(data, salt=_SALT, compress=True)
 
 
 def unsubscribe_token_read(token: str) -> tuple[int, str, int | None]:
