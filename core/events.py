@@ -20,6 +20,7 @@ from django.conf import settings
 from django.db import models, transaction
 from django.utils import timezone
 
+from .inserts import rows_insert
 from .models import ActorKind, DomainEvent, EventCursor
 
 
@@ -173,24 +174,36 @@ def events_record(
     )
 
 
+_ROW_KEYS = frozenset({"lead_id", "subject_type", "subject_id", "payload", "actor", "at"})
+
+
 def events_record_each(
     type: str, *, actor: Actor | None = None, rows: Iterable[dict], at: datetime | None = None, batch_size: int = 1000
 ) -> int:
     """Append one event per row, in batches; a row gives `lead_id`, and may give `subject_type`, `subject_id`,
     `payload`, and its own `actor` and `at` (many enrollments ended at once, a batch of emails sent by
     several sequences). Returns how many."""
-    written, batch = 0, []
-    for row in rows:
-        fields = {"payload": None, "actor": actor, "at": at, **row}
-        if fields["actor"] is None:
-            raise ValueError("An event needs an actor: pass actor=, or give each row one")
-        batch.append(_row(type, fields.pop("actor"), **fields))
-        if len(batch) == batch_size:
-            written += len(DomainEvent.objects.bulk_create(batch))
-            batch = []
-    if batch:
-        written += len(DomainEvent.objects.bulk_create(batch))
-    return written
+    if type not in _EVENT_TYPES:
+        raise ValueError(f"Unknown event type {type!r}: add it to core.events.EventType")
+    now = timezone.now()
+
+    def values():
+        for row in rows:
+            if not row.keys() <= _ROW_KEYS:
+                raise ValueError(f"An event row takes {', '.join(sorted(_ROW_KEYS))}; not {', '.join(sorted(row.keys() - _ROW_KEYS))}")
+            fields = {"payload": None, "actor": actor, "at": at, "subject_type": "", "subject_id": None, **row}
+            who = fields["actor"]
+            if who is None:
+                raise ValueError("An event needs an actor: pass actor=, or give each row one")
+            yield {
+                "type": type, "occurred_at": fields["at"] or now, "recorded_at": now, "lead_id": fields["lead_id"],
+                "subject_type": fields["subject_type"], "subject_id": fields["subject_id"], "actor_kind": who.kind,
+                "actor_user_id": who.user.pk if who.user is not None else None, "actor_ref": who.ref,
+                "payload": fields["payload"] or {},
+            }
+
+    # Rows as they are (no model instances): the engine writes one per email sent.
+    return rows_insert(DomainEvent, values(), batch_size=batch_size)
 
 
 def actor_label(event: DomainEvent) -> str:

@@ -43,6 +43,7 @@ from django.utils import timezone
 
 from core.emails import normalize_email
 from core.events import Actor, EventType, events_record_each
+from core.inserts import rows_insert
 from leads import services as lead_services
 from leads.models import Campaign, Lead
 
@@ -198,11 +199,10 @@ class _Batch:
                 completed.append(d.enrollment_id)
             else:
                 after = d.sent_at or self.now
-                new.append(
-                    Delivery(enrollment_id=d.enrollment_id, step=nxt, due_at=delivery_due_at(step=nxt, lead=d.enrollment.lead, after=after))
-                )
+                new.append({"enrollment_id": d.enrollment_id, "step_id": nxt.pk,
+                            "due_at": delivery_due_at(step=nxt, lead=d.enrollment.lead, after=after)})
         if new:
-            Delivery.objects.bulk_create(new, ignore_conflicts=True)
+            rows_insert(Delivery, new, ignore_conflicts=True)
         if completed:
             Enrollment.objects.filter(pk__in=completed, status=Enrollment.Status.ACTIVE).update(
                 status=Enrollment.Status.COMPLETED, finished_at=self.now
