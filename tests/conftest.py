@@ -267,6 +267,16 @@ def celery_worker_process(postgres_db, redis_broker_url, tmp_path, worker_env):
         stop_worker(worker.proc)
 
 
+@pytest.fixture
+def receiver():
+    """A webhook receiver on loopback (tests.outbound.receiver): the outbound and fault tests post to it."""
+    from tests.outbound.receiver import Receiver
+
+    server = Receiver()
+    yield server
+    server.close()
+
+
 @pytest.fixture(autouse=True)
 def per_process_caches_read_afresh():
     """Scoring keeps the rules it read, and {{ links.book_demo }} the booking pages it read, for a few seconds per

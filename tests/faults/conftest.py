@@ -6,16 +6,6 @@ from tests.faults.harness import SlowSmtpSink
 
 
 @pytest.fixture
-def receiver():
-    """A webhook receiver on loopback (tests.outbound.receiver)."""
-    from tests.outbound.receiver import Receiver
-
-    server = Receiver()
-    yield server
-    server.close()
-
-
-@pytest.fixture
 def slow_smtp_sink():
     """The SMTP server on loopback, a few milliseconds per message (a fast provider's pace): a batch is mid-send
     long enough for a fault to catch it there."""

@@ -2,7 +2,6 @@ import pytest
 import time_machine
 
 from tests.factories import manager
-from tests.outbound.receiver import Receiver
 
 # Everything an outbound test makes is made at this moment (the clock moves only where a test moves it).
 NOW = "2026-06-02 10:00Z"
@@ -31,13 +30,6 @@ def local_targets(webhook_settings):
 def clock():
     with time_machine.travel(NOW, tick=False) as traveller:
         yield traveller
-
-
-@pytest.fixture
-def receiver():
-    server = Receiver()
-    yield server
-    server.close()
 
 
 @pytest.fixture
