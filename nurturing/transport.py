@@ -6,13 +6,21 @@ import smtplib
 import sys
 from datetime import UTC, datetime
 from email import generator as email_generator
+from email import quoprimime
 from email.policy import Compat32
-from email.utils import parsedate_to_datetime
+from email.utils import formatdate, make_msgid, parsedate_to_datetime
 from io import BytesIO
 
 from django.conf import settings
 from django.core.mail.backends.smtp import EmailBackend as SMTPEmailBackend
-from django.core.mail.message import sanitize_address
+from django.core.mail.message import (
+    RFC5322_EMAIL_LINE_LENGTH_LIMIT,
+    EmailMessage,
+    EmailMultiAlternatives,
+    forbid_multi_line_headers,
+    sanitize_address,
+)
+from django.core.mail.utils import DNS_NAME
 
 
 def is_transient(exc: Exception) -> bool:
@@ -132,6 +140,175 @@ def as_bytes(mime_message) -> bytes:
     return out.getvalue()
 
 
+# --- The engine's messages, serialized directly ------------------------------------------
+#
+# `mime_bytes(message)` writes what `as_bytes(message.message())` writes for the
+# one shape of message the engine sends (nurturing.compose.nurture_email): a
+# utf-8 text body, at most one text/html alternative, one recipient, no cc, bcc
+# or attachments, at most one Reply-To, and extra headers that do not replace
+# Django's own. Django's steps, in its order, without building the MIME objects:
+#
+# - each text part: `Content-Type: text/<subtype>; charset="utf-8"`,
+#   `MIME-Version: 1.0` and a Content-Transfer-Encoding of 7bit (ASCII), 8bit
+#   (the UTF-8 bytes as they are) or quoted-printable when a line (as
+#   str.splitlines() cuts it) is longer than 998 bytes (SafeMIMEText.set_payload);
+#   the body with every \r\n, \r or \n written as \r\n (Generator._write_lines);
+# - with an alternative: a multipart/alternative around the text part (left
+#   out when the body is empty) and the HTML part, the boundary chosen as
+#   _BytesGenerator._make_boundary chooses it from the parts' bytes;
+# - the headers' values as SafeMIME*.__setitem__ stores them
+#   (forbid_multi_line_headers: a line break still raises BadHeaderError), each
+#   folded by the generator's policy (`_POLICY` with CRLF line ends).
+#
+# Anything else (and whatever it cannot write as Django would) gives None, and
+# the message goes the long way.
+
+_POLICY_CRLF = _POLICY.clone(linesep="\r\n")
+_NEWLINES = re.compile(rb"\r\n|\r|\n")
+# A subject that `Header(subject).encode()` (forbid_multi_line_headers) returns
+# unchanged: printable ASCII, no space at either end, at most 76 characters.
+_PLAIN_SUBJECT = re.compile(r"[!-~](?:[ -~]{0,74}[!-~])?")
+# Extra headers that Django's message() treats apart from the rest: they take the long way.
+_OWN_HEADERS = frozenset({"from", "to", "cc", "reply-to", "content-type", "mime-version", "content-transfer-encoding"})
+_TEXT_PART_HEADERS = {
+    (subtype, cte): (
+        f'Content-Type: text/{subtype}; charset="utf-8"\r\nMIME-Version: 1.0\r\nContent-Transfer-Encoding: {cte}\r\n'
+    ).encode("ascii")
+    for subtype in ("plain", "html")
+    for cte in ("7bit", "8bit", "quoted-printable")
+}
+
+
+def _text_part(text: str, subtype: str) -> bytes | None:
+    """A SafeMIMEText(text, subtype, "utf-8") as the generator writes it (headers, blank line, body), or None."""
+    try:
+        raw = text.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate: Django raises, let it
+        return None
+    # bytes.splitlines() cuts only at \r and \n, str.splitlines() at those and more: when no bytes line is
+    # too long, no str line is either; otherwise Django's own test decides.
+    if len(raw) > RFC5322_EMAIL_LINE_LENGTH_LIMIT and max(map(len, raw.splitlines())) > RFC5322_EMAIL_LINE_LENGTH_LIMIT and any(
+        len(line.encode(errors="surrogateescape")) > RFC5322_EMAIL_LINE_LENGTH_LIMIT for line in text.splitlines()
+    ):
+        cte, body = "quoted-printable", quoprimime.body_encode(raw.decode("latin-1")).encode("ascii")
+    else:
+        cte, body = ("7bit" if raw.isascii() else "8bit"), raw
+    return _TEXT_PART_HEADERS[subtype, cte] + b"\r\n" + _NEWLINES.sub(b"\r\n", body)
+
+
+# How `Content-Type: multipart/alternative; boundary="..."` folds, by the boundary's length: the folding
+# looks at the characters only for whitespace and the split characters (";", ","), which a boundary of
+# these characters has none of, so boundaries of one length fold alike.
+_BOUNDARY_CHARS = re.compile(r"[=.0-9A-Za-z]+")
+_MULTIPART_FOLDS: dict[int, tuple[bytes, bytes]] = {}
+
+
+def _multipart_content_type(boundary: str) -> bytes:
+    plain = _BOUNDARY_CHARS.fullmatch(boundary) is not None
+    if plain and len(boundary) in _MULTIPART_FOLDS:
+        before, after = _MULTIPART_FOLDS[len(boundary)]
+        return before + boundary.encode("ascii") + after
+    folded = _POLICY_CRLF.fold_binary("Content-Type", f'multipart/alternative; boundary="{boundary}"')
+    pieces = folded.split(boundary.encode("ascii"))
+    if plain and len(pieces) == 2:
+        _MULTIPART_FOLDS[len(boundary)] = (pieces[0], pieces[1])
+    return folded
+
+
+def _header(name, value) -> bytes:
+    name, value = forbid_multi_line_headers(name, value, "utf-8")
+    return _POLICY_CRLF.fold_binary(name, value)
+
+
+def mime_bytes(message) -> bytes | None:
+    """The bytes `as_bytes(message.message())` gives (bar its random boundary, Date and Message-ID), or None
+    when the message is not of the engine's shape.
+
+    Raises BadHeaderError where Django would (a line break in a header's value).
+    """
+    kind = type(message)
+    if kind is EmailMultiAlternatives:
+        alternatives = message.alternatives
+        if message.alternative_subtype != "alternative" or len(alternatives) > 1:
+            return None
+    elif kind is EmailMessage:
+        alternatives = ()
+    else:
+        return None
+    encoding = message.encoding or settings.DEFAULT_CHARSET
+    if (
+        encoding != "utf-8"
+        or message.content_subtype != "plain"
+        or message.attachments
+        or message.cc
+        or message.bcc
+        or len(message.to) != 1
+        or len(message.reply_to) > 1
+        or not isinstance(message.body, str)
+    ):
+        return None
+    extra_headers = message.extra_headers
+    names = set()
+    for name in extra_headers:
+        if not isinstance(name, str):
+            return None
+        names.add(name.lower())
+    if not names.isdisjoint(_OWN_HEADERS):
+        return None
+
+    # The parts, as message() makes them before it sets the headers.
+    body = message.body
+    text = _text_part(body, "plain")
+    if text is None:
+        return None
+    if alternatives:
+        html, mimetype = alternatives[0]
+        if mimetype != "text/html" or not isinstance(html, str):
+            return None
+        html = _text_part(html, "html")
+        if html is None:
+            return None
+        parts = [text, html] if body else [html]
+        head = []
+    else:
+        head = [text[: text.index(b"\r\n\r\n") + 2]]  # the text part's own headers open the message
+
+    subject = message.subject
+    if isinstance(subject, str) and _PLAIN_SUBJECT.fullmatch(subject):
+        head.append(_POLICY_CRLF.fold_binary("Subject", subject))
+    else:
+        head.append(_header("Subject", subject))
+    head.append(_header("From", message.from_email))
+    head.append(_header("To", ", ".join(str(v) for v in message.to)))
+    if message.reply_to:
+        head.append(_header("Reply-To", ", ".join(str(v) for v in message.reply_to)))
+    if "date" not in names:
+        head.append(_header("Date", formatdate(localtime=settings.EMAIL_USE_LOCALTIME)))
+    if "message-id" not in names:
+        head.append(_header("Message-ID", make_msgid(domain=DNS_NAME)))
+    for name, value in extra_headers.items():
+        head.append(_header(name, value))
+
+    if not alternatives:
+        return b"".join(head) + text[text.index(b"\r\n\r\n") + 2 :]
+    boundary = _BytesGenerator._make_boundary(b"\r\n".join(parts))
+    delimiter = b"--" + boundary.encode("ascii")
+    return b"".join(
+        [
+            _multipart_content_type(boundary),
+            b"MIME-Version: 1.0\r\n",
+            *head,
+            b"\r\n",
+            delimiter,
+            b"\r\n",
+            (b"\r\n" + delimiter + b"\r\n").join(parts),
+            b"\r\n",
+            delimiter,
+            b"--\r\n",
+        ]
+    )
+
+
 # A plain address: a dot-atom local part and an ASCII domain whose labels IDNA accepts as they are.
 _PLAIN_ADDRESS = re.compile(r"[A-Za-z0-9_+-]+(?:\.[A-Za-z0-9_+-]+)*@[A-Za-z0-9-]{1,63}(?:\.[A-Za-z0-9-]{1,63})*")
 
@@ -174,7 +351,9 @@ class SMTPSender:
         encoding = message.encoding or settings.DEFAULT_CHARSET
         from_email = self._sanitize(message.from_email, encoding)
         recipients = [sanitize_recipient(address, encoding) for address in recipients]
-        raw = as_bytes(message.message())
+        raw = mime_bytes(message)
+        if raw is None:  # not the engine's kind of message
+            raw = as_bytes(message.message())
         try:
             _sendmail(backend.connection, from_email, recipients, raw)
         except smtplib.SMTPException:
