@@ -17,7 +17,7 @@ from prometheus_client.core import GaugeMetricFamily
 from capture.services import capture_queue
 from core.events import EventType
 from crm.models import WorkerHeartbeat
-from nurturing.models import Delivery, DueDelivery
+from nurturing.models import Delivery, DueDelivery, LaterDelivery
 from outbound.models import Delivery as WebhookDelivery
 from traffic.queue import hit_queue
 
@@ -83,12 +83,16 @@ class CrmCollector:
     def collect(self):
         started = time.perf_counter()
         now = timezone.now()
+        # Both ends of the claim queue: with no dispatcher running, rows come due at the far end too.
         due = DueDelivery.objects.filter(claim_token__isnull=True, due_at__lte=now)
-        yield _gauge("crm_emails_due", "Deliveries due now and not yet taken by a worker (capped at 1,000,000).",
-                     _capped_count(due))
+        due_later = LaterDelivery.objects.filter(due_at__lte=now)
+        yield _gauge("crm_emails_due", "Deliveries due now and not yet taken by a worker (capped at 1,000,000 each "
+                     "end of the queue).", _capped_count(due) + _capped_count(due_later))
+        oldest_due = [at for at in (due.aggregate(first=Min("due_at"))["first"],
+                                    due_later.aggregate(first=Min("due_at"))["first"]) if at is not None]
         yield _gauge("crm_emails_due_oldest_age_seconds",
                      "How long the oldest due delivery has waited: the engine is behind when this grows.",
-                     _age(due.aggregate(first=Min("due_at"))["first"], now))
+                     _age(min(oldest_due, default=None), now))
         claimed = DueDelivery.objects.filter(claim_token__isnull=False)
         sending = Delivery.objects.filter(status=S.SENDING)
         yield _gauge("crm_emails_in_flight", "Deliveries a worker holds (claimed or sending).",

@@ -8,6 +8,13 @@ deliveries: claiming 1,000 rows rewrites 1,000 small rows and two small
 indexes, never the wide deliveries and theirs. This module makes the claim and
 undoes it for the lost; nurturing.dispatch makes the other moves.
 
+- The queue has a near end (DueDelivery: what is due now or within
+  QUEUE_HORIZON) and a far end (LaterDelivery: the rest). The triggers queue
+  every newly scheduled delivery at the near end; the tick
+  (`deliveries_queue_sort`) moves the far ones away, and each claim first
+  brings back those that came within the horizon. So a claim reads and writes
+  only rows due about now, packed together: it costs the same with 10,000 or
+  10,000,000 deliveries scheduled for the weeks ahead.
 - `deliveries_claim` takes due queue rows for one worker task (PostgreSQL: FOR
   UPDATE SKIP LOCKED, so two dispatchers never take the same row; SQLite:
   one writer at a time). A claimed delivery has not been attempted: if its
@@ -26,9 +33,80 @@ from django.db import connection as db_connection
 from django.db import transaction
 from django.utils import timezone
 
-from .models import Delivery, DueDelivery
+from .models import Delivery, DueDelivery, LaterDelivery
 
 S = Delivery.Status
+
+# How far ahead the near end of the queue reaches. Past it, rows wait in LaterDelivery; a claim brings
+# back what came within it before it claims, so a row is never missed for being at the far end.
+QUEUE_HORIZON = timedelta(minutes=30)
+# At most this many rows move to the far end per statement, and per tick this many statements: a bulk
+# enrollment of millions is sorted over a few ticks, never in one long transaction.
+SORT_BATCH = 5000
+SORT_BATCHES_PER_TICK = 20
+
+_NEAR, _FAR = DueDelivery._meta.db_table, LaterDelivery._meta.db_table
+
+# The far rows that came within the horizon, back to the near end (one statement on PostgreSQL).
+_BRING_BACK_POSTGRESQL = f"""
+WITH moved AS (DELETE FROM {_FAR} WHERE due_at <= %s RETURNING delivery_id, due_at)
+INSERT INTO {_NEAR} (delivery_id, due_at) SELECT delivery_id, due_at FROM moved
+ON CONFLICT (delivery_id) DO NOTHING
+"""
+# Rows nobody holds that are due past the horizon, to the far end (SKIP LOCKED: a row being rescheduled
+# or claimed meanwhile stays where it is, for the next tick).
+_MOVE_AWAY_POSTGRESQL = f"""
+WITH picked AS (
+     SELECT ctid FROM {_NEAR} WHERE claim_token IS NULL AND due_at > %s LIMIT %s FOR UPDATE SKIP LOCKED),
+moved AS (DELETE FROM {_NEAR} WHERE ctid = ANY(ARRAY(SELECT ctid FROM picked)) RETURNING delivery_id, due_at)
+INSERT INTO {_FAR} (delivery_id, due_at) SELECT delivery_id, due_at FROM moved
+ON CONFLICT (delivery_id) DO UPDATE SET due_at = EXCLUDED.due_at
+"""
+# SQLite (one writer at a time): the same moves in two statements each.
+_BRING_BACK_SQLITE = [
+    f"INSERT OR IGNORE INTO {_NEAR} (delivery_id, due_at) SELECT delivery_id, due_at FROM {_FAR} WHERE due_at <= %s",
+    f"DELETE FROM {_FAR} WHERE due_at <= %s",
+]
+_AWAY_SQLITE = f"SELECT delivery_id FROM {_NEAR} WHERE claim_token IS NULL AND due_at > %s ORDER BY delivery_id LIMIT %s"
+_MOVE_AWAY_SQLITE = [
+    f"INSERT OR REPLACE INTO {_FAR} (delivery_id, due_at) SELECT delivery_id, due_at FROM {_NEAR} "
+    f"WHERE delivery_id IN ({_AWAY_SQLITE})",
+    f"DELETE FROM {_NEAR} WHERE delivery_id IN ({_AWAY_SQLITE})",
+]
+
+
+def _bring_back(cursor, horizon_end) -> int:
+    if db_connection.vendor == "postgresql":
+        cursor.execute(_BRING_BACK_POSTGRESQL, [horizon_end])
+        return cursor.rowcount
+    cursor.execute(_BRING_BACK_SQLITE[0], [horizon_end])
+    moved = cursor.rowcount
+    cursor.execute(_BRING_BACK_SQLITE[1], [horizon_end])
+    return moved
+
+
+def deliveries_queue_sort(*, now: datetime | None = None) -> tuple[int, int]:
+    """The tick's tidy-up of the claim queue: rows due past the horizon go to its far end, rows that came within
+    it come back. Returns (moved away, brought back). Safe to run at any time, by several dispatchers at once."""
+    now = now or timezone.now()
+    horizon_end = db_connection.ops.adapt_datetimefield_value(now + QUEUE_HORIZON)
+    away = 0
+    for _ in range(SORT_BATCHES_PER_TICK):
+        with transaction.atomic(), db_connection.cursor() as cursor:
+            if db_connection.vendor == "postgresql":
+                cursor.execute("SET LOCAL synchronous_commit TO OFF")  # lost in a crash: the rows stay near, as before
+                cursor.execute(_MOVE_AWAY_POSTGRESQL, [horizon_end, SORT_BATCH])
+                moved = cursor.rowcount
+            else:
+                cursor.execute(_MOVE_AWAY_SQLITE[0], [horizon_end, SORT_BATCH])
+                moved = cursor.rowcount
+                cursor.execute(_MOVE_AWAY_SQLITE[1], [horizon_end, SORT_BATCH])
+        away += moved
+        if moved < SORT_BATCH:
+            break
+    with transaction.atomic(), db_connection.cursor() as cursor:
+        back = _bring_back(cursor, horizon_end)
+    return away, back
 
 _CLAIM_SQL = """
 UPDATE nurturing_duedelivery
@@ -70,6 +148,9 @@ def deliveries_claim(*, limit: int, now: datetime | None = None) -> tuple[uuid.U
             # finds them not claimed and sends nothing, and they are claimed again.
             # So the claim need not wait for its commit to reach the disk.
             cursor.execute("SET LOCAL synchronous_commit TO OFF")
+        # What came within the horizon first (nothing, as a rule: an index probe), so no due row is missed.
+        _bring_back(cursor, db_connection.ops.adapt_datetimefield_value(now + QUEUE_HORIZON))
+        if db_connection.vendor == "postgresql":
             cursor.execute(_CLAIM_SQL_POSTGRESQL, [at, limit, token_param, at])
         else:
             cursor.execute(_CLAIM_SQL, [token_param, at, at, limit])

@@ -385,6 +385,27 @@ class DueDelivery(models.Model):
         return f"Delivery {self.delivery_id} due {self.due_at:%Y-%m-%d %H:%M}"
 
 
+class LaterDelivery(models.Model):
+    """The far end of the claim queue: scheduled deliveries not due for a while (past the claim's horizon).
+
+    A claim reads only DueDelivery, so it touches the rows due now and soon, packed together, however many
+    deliveries are scheduled for the weeks ahead. nurturing.claim moves rows between the two: the tick moves
+    the far ones here (`deliveries_queue_sort`), and every claim first brings back those now within its
+    horizon. The triggers (migration 0024) take a delivery out of here when it is rescheduled (it is queued
+    again as due), leaves `scheduled` or is deleted.
+    """
+
+    delivery = models.OneToOneField(Delivery, primary_key=True, on_delete=models.DO_NOTHING, db_constraint=False,
+                                    related_name="queued_later")
+    due_at = models.DateTimeField()
+
+    class Meta:
+        indexes = [models.Index(fields=["due_at"], name="laterdelivery_due")]
+
+    def __str__(self):
+        return f"Delivery {self.delivery_id} due {self.due_at:%Y-%m-%d %H:%M}"
+
+
 class SuppressionQuerySet(models.QuerySet):
     def for_address(self, email: str):
         """The suppressions of an address, under the current hash key or an old one."""

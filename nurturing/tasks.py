@@ -15,7 +15,7 @@ from django.conf import settings
 
 from core.batches import work_for
 
-from .claim import deliveries_claim, deliveries_reap
+from .claim import deliveries_claim, deliveries_queue_sort, deliveries_reap
 from .dispatch import TransientSendError, deliveries_send
 from .services import webhook_nonces_prune
 
@@ -31,6 +31,7 @@ def dispatch_due():
     itself if more are due, so one tick never holds a worker for long. Two
     dispatchers at once (two beats, a re-queue meeting a tick) claim disjoint rows.
     """
+    deliveries_queue_sort()  # far rows away from the claims, and back as they come due
     size = settings.CRM_NURTURE_BATCH_SIZE
     for _ in range(settings.CRM_NURTURE_MAX_BATCHES_PER_TICK):
         token, ids = deliveries_claim(limit=size)

@@ -9,7 +9,8 @@ from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
 
 from crm.tasks import worker_heartbeat
-from nurturing.models import Delivery
+from nurturing.claim import deliveries_queue_sort
+from nurturing.models import Delivery, LaterDelivery
 from nurturing.services import enrollment_create
 from nurturing.tasks import dispatch_due
 from tests.factories import LeadFactory, sequence_with_steps
@@ -67,6 +68,21 @@ def test_the_backlog_and_its_age_then_the_send_rate_once_sent(client, metrics_on
     assert numbers[("crm_emails_sent_5m", ())] == 3 and numbers[("crm_emails_send_rate", ())] == pytest.approx(0.01)
     clock.shift(timedelta(minutes=6))
     assert scrape(client)[("crm_emails_sent_5m", ())] == 0  # out of the window
+
+
+def test_rows_come_due_at_the_far_end_of_the_queue_when_no_dispatcher_runs(client, metrics_on, clock):
+    sequence = sequence_with_steps({"delay": timedelta(days=2)})
+    for _ in range(2):
+        enrollment_create(lead=LeadFactory(), sequence=sequence)
+    enrollment_create(lead=LeadFactory(), sequence=sequence_with_steps())  # due now
+    deliveries_queue_sort()  # the last tick before beat stopped: the two far rows go to the far end
+    assert LaterDelivery.objects.count() == 2
+    clock.shift(timedelta(days=2, minutes=5))
+
+    numbers = scrape(client)
+
+    assert numbers[("crm_emails_due", ())] == 3
+    assert numbers[("crm_emails_due_oldest_age_seconds", ())] == (2 * 24 * 60 + 5) * 60  # the row due since the start
 
 
 def test_failures_and_lost_outcomes_are_counted(client, metrics_on, clock):

@@ -8,8 +8,9 @@ import pytest
 import time_machine
 
 from nurturing import services
-from nurturing.claim import deliveries_claim, deliveries_reap
-from nurturing.models import Delivery, DueDelivery
+from nurturing import claim as claim_module
+from nurturing.claim import QUEUE_HORIZON, deliveries_claim, deliveries_queue_sort, deliveries_reap
+from nurturing.models import Delivery, DueDelivery, LaterDelivery
 from tests.factories import LeadFactory, sequence_with_steps
 
 pytestmark = pytest.mark.django_db
@@ -125,6 +126,88 @@ def test_the_queue_follows_the_deliveries_whatever_writes_them():
     Delivery.objects.filter(pk=second.pk).update(status=Delivery.Status.SCHEDULED)  # scheduled again: queued again
     assert claim_of(second) == (None, None)
     assert deliveries_claim(limit=10, now=MONDAY_10_UTC)[1] == [second.pk]
+
+
+# --- The queue's two ends --------------------------------------------------------------------
+
+
+def ends():
+    """Which delivery ids wait at each end of the claim queue: (near, far)."""
+    return (sorted(DueDelivery.objects.values_list("delivery_id", flat=True)),
+            sorted(LaterDelivery.objects.values_list("delivery_id", flat=True)))
+
+
+def test_the_tick_moves_rows_due_past_the_horizon_to_the_far_end_with_their_due_time():
+    soon, edge, far = deliveries_due(MONDAY_10_UTC, MONDAY_10_UTC + QUEUE_HORIZON,
+                                     MONDAY_10_UTC + QUEUE_HORIZON + timedelta(microseconds=1))
+    assert ends() == ([soon.pk, edge.pk, far.pk], [])  # a newly scheduled row is queued at the near end
+
+    assert deliveries_queue_sort(now=MONDAY_10_UTC) == (1, 0)
+
+    assert ends() == ([soon.pk, edge.pk], [far.pk])
+    assert LaterDelivery.objects.get().due_at == far.due_at
+    assert deliveries_queue_sort(now=MONDAY_10_UTC) == (0, 0)  # nothing left to sort
+
+
+def test_a_claim_brings_back_what_came_within_the_horizon_so_a_far_row_is_never_missed():
+    [far] = deliveries_due(MONDAY_10_UTC + timedelta(days=3))
+    deliveries_queue_sort(now=MONDAY_10_UTC)
+    assert ends() == ([], [far.pk])
+    assert deliveries_claim(limit=10, now=MONDAY_10_UTC + timedelta(days=3) - timedelta(microseconds=1))[1] == []
+    assert ends() == ([far.pk], [])  # back at the near end (due within the horizon), not due yet
+
+    token, ids = deliveries_claim(limit=10, now=MONDAY_10_UTC + timedelta(days=3))
+
+    assert ids == [far.pk]
+    assert claim_of(far)[0] == token
+
+
+def test_a_row_due_now_at_the_far_end_is_claimed_at_once():
+    """A tick that did not run for days (beat down): the first claim finds the rows at the far end."""
+    rows = deliveries_due(*(MONDAY_10_UTC + timedelta(days=n) for n in (2, 3, 4)))
+    deliveries_queue_sort(now=MONDAY_10_UTC)
+    assert ends() == ([], sorted(d.pk for d in rows))
+
+    token, ids = deliveries_claim(limit=2, now=MONDAY_10_UTC + timedelta(days=10))
+
+    assert ids == [rows[0].pk, rows[1].pk]  # the earliest due first, as ever
+    assert ends() == (sorted(d.pk for d in rows), [])
+
+
+def test_a_claimed_row_is_never_moved_away():
+    [row] = deliveries_due(MONDAY_10_UTC)
+    token, _ = deliveries_claim(limit=10, now=MONDAY_10_UTC)
+    assert deliveries_queue_sort(now=MONDAY_10_UTC - timedelta(days=1)) == (0, 0)  # (its due time is past the horizon then)
+    assert claim_of(row)[0] == token
+
+
+def test_the_far_end_follows_the_deliveries_whatever_writes_them():
+    """The triggers: a far row rescheduled is queued again at the near end; cancelled or deleted, it is gone."""
+    moved, cancelled, deleted, untouched = deliveries_due(*[MONDAY_10_UTC + timedelta(days=5)] * 4)
+    deliveries_queue_sort(now=MONDAY_10_UTC)
+    assert ends() == ([], sorted([moved.pk, cancelled.pk, deleted.pk, untouched.pk]))
+    sooner = MONDAY_10_UTC + timedelta(days=1)
+
+    Delivery.objects.filter(pk=moved.pk).update(due_at=sooner)
+    Delivery.objects.filter(pk=cancelled.pk).update(status=Delivery.Status.SKIPPED)
+    Delivery.objects.filter(pk=deleted.pk).delete()
+    Delivery.objects.filter(pk=untouched.pk).update(reason="A note")  # not its status or due time: stays put
+
+    assert ends() == ([moved.pk], [untouched.pk])
+    assert DueDelivery.objects.get().due_at == sooner
+    assert deliveries_queue_sort(now=MONDAY_10_UTC) == (1, 0)
+    assert LaterDelivery.objects.get(delivery=moved).due_at == sooner
+
+
+def test_the_tick_sorts_a_bulk_enrollment_in_batches_and_leaves_the_rest_for_the_next_tick(monkeypatch):
+    rows = deliveries_due(*[MONDAY_10_UTC + timedelta(days=2)] * 5)
+    monkeypatch.setattr(claim_module, "SORT_BATCH", 2)
+    monkeypatch.setattr(claim_module, "SORT_BATCHES_PER_TICK", 2)
+
+    assert deliveries_queue_sort(now=MONDAY_10_UTC) == (4, 0)
+    assert len(ends()[0]) == 1
+    assert deliveries_queue_sort(now=MONDAY_10_UTC) == (1, 0)
+    assert ends() == ([], sorted(d.pk for d in rows))
 
 
 # --- The reaper ----------------------------------------------------------------------------
