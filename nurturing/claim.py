@@ -158,6 +158,17 @@ def deliveries_claim(*, limit: int, now: datetime | None = None) -> tuple[uuid.U
     return token, ids
 
 
+def claims_renew(ids, *, token, now: datetime) -> None:
+    """Claim again, under `token`, the rows of `ids` that are scheduled: at the near end, whatever their due time
+    (a batch's transient failure handed its started rows back for its own retry). Call it in a transaction."""
+    due = list(Delivery.objects.filter(pk__in=ids, status=S.SCHEDULED).values_list("pk", "due_at"))
+    LaterDelivery.objects.filter(delivery_id__in=[pk for pk, _ in due]).delete()
+    DueDelivery.objects.bulk_create(
+        [DueDelivery(delivery_id=pk, due_at=due_at, claim_token=token, claimed_at=now) for pk, due_at in due],
+        update_conflicts=True, unique_fields=["delivery"], update_fields=["due_at", "claim_token", "claimed_at"],
+    )
+
+
 def deliveries_reap(*, now: datetime | None = None, stale_after: timedelta | None = None) -> tuple[int, int]:
     """Deal with rows a lost worker held: hand back the never-started, mark the in-flight unknown."""
     now = now or timezone.now()

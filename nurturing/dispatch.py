@@ -47,6 +47,7 @@ from core.inserts import rows_insert
 from leads import services as lead_services
 from leads.models import Campaign, Lead
 
+from .claim import claims_renew
 from .compose import nurture_email, unsubscribe_token, unsubscribe_url
 from .content_library import BatchContent
 from .models import Delivery, DueDelivery, Enrollment, Sequence, SequenceVersion, Step, StepVariant
@@ -358,7 +359,7 @@ class _Batch:
                 # Scheduled again (the trigger queues them unclaimed), then claimed again under this token.
                 Delivery.objects.filter(pk__in=started).update(
                     status=S.SCHEDULED, claim_token=None, claimed_at=None, updated_at=now)
-                DueDelivery.objects.filter(delivery_id__in=started).update(claim_token=self.token, claimed_at=now)
+                claims_renew(started, token=self.token, now=now)
 
     def _record(self, sent, failed):
         # One transaction: a sent email is never recorded without its next step (a

@@ -7,19 +7,29 @@ from django.db import migrations, models
 
 before = importlib.import_module("nurturing.migrations.0023_claim_queue")  # its triggers, to go back to
 
-# The queue's far end (nurturing.models.LaterDelivery): the triggers that keep the claim queue now also take a
-# delivery out of it when the delivery is rescheduled (queued again as due, for the tick to sort), leaves
-# `scheduled`, or is deleted. Nothing is moved here by the database: nurturing.claim does that.
+# The queue's far end (nurturing.models.LaterDelivery). The triggers that keep the claim queue now queue a
+# delivery due past the claim's horizon (30 minutes by the database's clock) at the far end, so the rows a claim
+# reads lie together at the near end, and take a delivery out of both ends when it leaves `scheduled` or is
+# deleted. Where a row is put is only a matter of speed: every claim first brings back what came within the
+# horizon by the application's clock (nurturing.claim), and the dispatcher's tick moves far rows away.
 POSTGRESQL = [
     """
     CREATE OR REPLACE FUNCTION nurturing_delivery_queue() RETURNS trigger LANGUAGE plpgsql AS $$
     BEGIN
         IF TG_OP <> 'DELETE' AND NEW.status = 'scheduled' THEN
-            INSERT INTO nurturing_duedelivery (delivery_id, due_at, claim_token, claimed_at)
-            VALUES (NEW.id, NEW.due_at, NULL, NULL)
-            ON CONFLICT (delivery_id) DO UPDATE SET due_at = EXCLUDED.due_at, claim_token = NULL, claimed_at = NULL;
-            IF TG_OP = 'UPDATE' THEN
-                DELETE FROM nurturing_laterdelivery WHERE delivery_id = NEW.id;
+            IF NEW.due_at <= now() + interval '30 minutes' THEN
+                INSERT INTO nurturing_duedelivery (delivery_id, due_at, claim_token, claimed_at)
+                VALUES (NEW.id, NEW.due_at, NULL, NULL)
+                ON CONFLICT (delivery_id) DO UPDATE SET due_at = EXCLUDED.due_at, claim_token = NULL, claimed_at = NULL;
+                IF TG_OP = 'UPDATE' THEN
+                    DELETE FROM nurturing_laterdelivery WHERE delivery_id = NEW.id;
+                END IF;
+            ELSE
+                INSERT INTO nurturing_laterdelivery (delivery_id, due_at) VALUES (NEW.id, NEW.due_at)
+                ON CONFLICT (delivery_id) DO UPDATE SET due_at = EXCLUDED.due_at;
+                IF TG_OP = 'UPDATE' THEN
+                    DELETE FROM nurturing_duedelivery WHERE delivery_id = NEW.id;
+                END IF;
             END IF;
         ELSIF TG_OP = 'DELETE' THEN
             DELETE FROM nurturing_duedelivery WHERE delivery_id = OLD.id;
@@ -33,16 +43,36 @@ POSTGRESQL = [
     $$
     """,
 ]
+# SQLite keeps datetimes as UTC text ("2026-11-23 10:00:00.000000"), which compares in time order.
+_NEAR = "NEW.due_at <= strftime('%Y-%m-%d %H:%M:%f', 'now', '+30 minutes')"
 SQLITE = [
+    "DROP TRIGGER IF EXISTS nurturing_delivery_queue_insert",
     "DROP TRIGGER IF EXISTS nurturing_delivery_queue_update",
     "DROP TRIGGER IF EXISTS nurturing_delivery_queue_leave",
     "DROP TRIGGER IF EXISTS nurturing_delivery_queue_delete",
-    """CREATE TRIGGER nurturing_delivery_queue_update AFTER UPDATE OF status, due_at ON nurturing_delivery
-       WHEN NEW.status = 'scheduled'
+    f"""CREATE TRIGGER nurturing_delivery_queue_insert AFTER INSERT ON nurturing_delivery
+       WHEN NEW.status = 'scheduled' AND {_NEAR}
+       BEGIN
+           INSERT OR REPLACE INTO nurturing_duedelivery (delivery_id, due_at, claim_token, claimed_at)
+           VALUES (NEW.id, NEW.due_at, NULL, NULL);
+       END""",
+    f"""CREATE TRIGGER nurturing_delivery_queue_insert_later AFTER INSERT ON nurturing_delivery
+       WHEN NEW.status = 'scheduled' AND NOT ({_NEAR})
+       BEGIN
+           INSERT OR REPLACE INTO nurturing_laterdelivery (delivery_id, due_at) VALUES (NEW.id, NEW.due_at);
+       END""",
+    f"""CREATE TRIGGER nurturing_delivery_queue_update AFTER UPDATE OF status, due_at ON nurturing_delivery
+       WHEN NEW.status = 'scheduled' AND {_NEAR}
        BEGIN
            INSERT OR REPLACE INTO nurturing_duedelivery (delivery_id, due_at, claim_token, claimed_at)
            VALUES (NEW.id, NEW.due_at, NULL, NULL);
            DELETE FROM nurturing_laterdelivery WHERE delivery_id = NEW.id;
+       END""",
+    f"""CREATE TRIGGER nurturing_delivery_queue_update_later AFTER UPDATE OF status, due_at ON nurturing_delivery
+       WHEN NEW.status = 'scheduled' AND NOT ({_NEAR})
+       BEGIN
+           INSERT OR REPLACE INTO nurturing_laterdelivery (delivery_id, due_at) VALUES (NEW.id, NEW.due_at);
+           DELETE FROM nurturing_duedelivery WHERE delivery_id = NEW.id;
        END""",
     """CREATE TRIGGER nurturing_delivery_queue_leave AFTER UPDATE OF status ON nurturing_delivery
        WHEN OLD.status = 'scheduled' AND NEW.status <> 'scheduled'
@@ -72,7 +102,8 @@ def triggers_restore(apps, schema_editor):
     if schema_editor.connection.vendor == "postgresql":
         schema_editor.execute(before.POSTGRESQL[0].replace("CREATE FUNCTION", "CREATE OR REPLACE FUNCTION", 1))
     else:
-        for sql in SQLITE[:3] + [sql for sql in before.SQLITE if "queue_insert" not in sql]:
+        for sql in [*SQLITE[:4], "DROP TRIGGER IF EXISTS nurturing_delivery_queue_insert_later",
+                    "DROP TRIGGER IF EXISTS nurturing_delivery_queue_update_later", *before.SQLITE]:
             schema_editor.execute(sql)
 
 

@@ -6,6 +6,7 @@ from datetime import timezone as dt_timezone
 
 import pytest
 import time_machine
+from django.db import connection
 
 from nurturing import services
 from nurturing import claim as claim_module
@@ -135,6 +136,26 @@ def ends():
     """Which delivery ids wait at each end of the claim queue: (near, far)."""
     return (sorted(DueDelivery.objects.values_list("delivery_id", flat=True)),
             sorted(LaterDelivery.objects.values_list("delivery_id", flat=True)))
+
+
+def database_now():
+    """The database's own clock (the tests move only the application's): the triggers place rows by it."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT CURRENT_TIMESTAMP")
+        value = cursor.fetchone()[0]
+    if isinstance(value, str):  # SQLite: "YYYY-MM-DD HH:MM:SS", UTC
+        value = datetime.fromisoformat(value).replace(tzinfo=dt_timezone.utc)
+    return value
+
+
+def test_a_row_scheduled_past_the_horizon_by_the_databases_clock_is_queued_at_the_far_end_at_once():
+    now = database_now()
+    near, far = deliveries_due(now - timedelta(hours=1), now + timedelta(days=2))
+
+    assert ends() == ([near.pk], [far.pk])
+    Delivery.objects.filter(pk=far.pk).update(due_at=now)  # moved sooner: to the near end
+    Delivery.objects.filter(pk=near.pk).update(due_at=now + timedelta(days=1))  # later: to the far end
+    assert ends() == ([far.pk], [near.pk])
 
 
 def test_the_tick_moves_rows_due_past_the_horizon_to_the_far_end_with_their_due_time():
