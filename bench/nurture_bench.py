@@ -15,7 +15,9 @@ loopback that counts what it receives:
 3. smtp_limit_per_s: N pre-rendered messages sent with plain smtplib loops,
    one connection per worker process: what the sink can take.
 4. claim_1000_ms_at_1m: `deliveries_claim(limit=1000)` with 1,000,000
-   scheduled deliveries of which 20,000 are due (each claim takes fresh rows).
+   scheduled deliveries of which 20,000 are due (each claim takes fresh rows),
+   after the dispatcher's ticks sorted the claim queue (`deliveries_queue_sort`
+   until it moves nothing: what that took is reported as `queue_sort`).
 5. worker_rss_mb: peak RSS of the worker and its pool during step 1.
 6. email_sent_event_cost: step 1 again, alternately with and without the
    `email.sent` event write (a worker started with BENCH_NURTURE_NO_SENT_EVENTS=1
