@@ -108,6 +108,7 @@ def deliveries_queue_sort(*, now: datetime | None = None) -> tuple[int, int]:
         back = _bring_back(cursor, horizon_end)
     return away, back
 
+
 _CLAIM_SQL = """
 UPDATE nurturing_duedelivery
    SET claim_token = %s, claimed_at = %s
