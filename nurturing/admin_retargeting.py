@@ -15,7 +15,7 @@ from core.policy import access_for
 
 from . import services
 from .models import Audience, AudienceFeed
-from .retargeting import customer_match_response
+from .retargeting import customer_match_response, export_counts
 
 
 def _when(moment) -> str:
@@ -36,6 +36,8 @@ class AudienceRetargetingMixin:
         downloads = format_html_join(" ", '<a class="button" href="{}">Download for {}</a>', (
             (reverse("admin:nurturing_audience_customer_match", args=[obj.pk, platform]), label)
             for platform, label in AudienceFeed.Platform.choices))
+        downloads += format_html(' <a class="button" href="{}">Count who a file would hold</a>',
+                                 reverse("admin:nurturing_audience_export_counts", args=[obj.pk]))
         make = format_html_join(" ", '<button type="submit" class="button" formmethod="post" formaction="{}" '
                                      'name="platform" value="{}">New feed for {}</button>', (
             (reverse("admin:nurturing_audience_feed_create", args=[obj.pk]), platform, label)
@@ -61,6 +63,8 @@ class AudienceRetargetingMixin:
         return [
             path("<int:audience_id>/customer-match/<slug:platform>/", view(self.customer_match_view),
                  name="nurturing_audience_customer_match"),
+            path("<int:audience_id>/file-counts/", view(self.export_counts_view),
+                 name="nurturing_audience_export_counts"),
             path("<int:audience_id>/feeds/", view(require_POST(self.feed_create_view)),
                  name="nurturing_audience_feed_create"),
             path("<int:audience_id>/feeds/<int:feed_id>/revoke/", view(require_POST(self.feed_revoke_view)),
@@ -74,6 +78,19 @@ class AudienceRetargetingMixin:
             raise Http404("No such ad platform: google or meta.")
         services.audience_export_record(audience=audience, platform=platform, by=request.user)
         return customer_match_response(audience, platform)
+
+    def export_counts_view(self, request, audience_id):
+        """Read the audience as a file would (nothing is exported, no event): how many go in, and why not the rest."""
+        self._check(request)
+        audience = get_object_or_404(Audience, pk=audience_id)
+        counts = export_counts(audience)
+        left_out = sum(counts.left_out.values())
+        why = "; ".join(f"{count:,} {reason}" for reason, count in sorted(counts.left_out.items(), key=lambda kv: (-kv[1], kv[0])))
+        self.message_user(request, f"A file of this audience would hold {counts.exported:,} "
+                                   f"{'lead' if counts.exported == 1 else 'leads'} now"
+                                   + (f"; {left_out:,} left out: {why}." if left_out else "; none left out."),
+                          messages.INFO)
+        return HttpResponseRedirect(reverse("admin:nurturing_audience_change", args=[audience_id]))
 
     def feed_create_view(self, request, audience_id):
         self._check(request)

@@ -125,6 +125,27 @@ def test_a_marketer_downloads_the_file_and_the_export_is_in_the_event_log(audien
     assert (event.actor_user, event.payload) == (marketer_user, {"platform": "meta", "via": "download"})
 
 
+def test_a_marketer_sees_who_a_file_would_hold_and_why_the_rest_are_left_out(audience, marketer_client):
+    audience, _ = audience
+    page = marketer_client.get(reverse("admin:nurturing_audience_change", args=[audience.pk])).content.decode()
+    assert "Count who a file would hold" in page
+
+    response = marketer_client.get(reverse("admin:nurturing_audience_export_counts", args=[audience.pk]), follow=True)
+
+    assert response.redirect_chain[-1][0] == reverse("admin:nurturing_audience_change", args=[audience.pk])
+    said = [str(message) for message in response.context["messages"]]
+    assert said == ["A file of this audience would hold 2 leads now; 3 left out: 1 no consent to marketing; "
+                    "1 no email and no phone with its country code; 1 on the suppression list."]
+    assert not DomainEvent.objects.filter(type="audience.exported").exists()  # counted, not exported
+
+
+def test_a_rep_may_not_count_an_audience(audience, client, rep_user):
+    audience, _ = audience
+    client.force_login(rep_user)
+    response = client.get(reverse("admin:nurturing_audience_export_counts", args=[audience.pk]))
+    assert response.status_code in (302, 403)
+
+
 def test_an_unknown_platform_is_not_found_and_nothing_is_exported(audience, marketer_client):
     audience, _ = audience
     response = marketer_client.get(reverse("admin:nurturing_audience_customer_match", args=[audience.pk, "myspace"]))
