@@ -9,7 +9,6 @@ Django gives at the same second, so `django.core.signing.loads` reads it (with
 SECRET_KEY_FALLBACKS, max_age and all) and tokens made either way are alike.
 """
 
-import base64
 import hashlib
 import hmac
 import json
@@ -17,7 +16,8 @@ import time
 import zlib
 
 from django.conf import settings
-from django.core.signing import b62_encode
+from django.core.signing import b62_encode, b64_encode
+from django.utils.encoding import force_bytes
 
 _ENCODER = json.JSONEncoder(separators=(",", ":"))  # what django.core.signing.JSONSerializer uses
 _HMACS: dict = {}
@@ -28,17 +28,12 @@ def _mac(secret, salt: str):
     key = (secret, salt)
     mac = _HMACS.get(key)
     if mac is None:
-        secret_bytes = secret if isinstance(secret, bytes) else str(secret).encode()
-        derived = hashlib.sha256((salt + "signer").encode() + secret_bytes).digest()
+        derived = hashlib.sha256(force_bytes(salt + "signer") + force_bytes(secret)).digest()  # as salted_hmac
         mac = hmac.new(derived, digestmod=hashlib.sha256)
         if len(_HMACS) >= 64:  # a few salts, and a key rotation now and then
             _HMACS.clear()
         _HMACS[key] = mac
     return mac
-
-
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
 def dumps(obj, *, salt: str, compress: bool = False) -> str:
@@ -49,7 +44,7 @@ def dumps(obj, *, salt: str, compress: bool = False) -> str:
         compressed = zlib.compress(data)
         if len(compressed) < len(data) - 1:
             data, prefix = compressed, "."
-    value = f"{prefix}{_b64(data)}:{b62_encode(int(time.time()))}"
+    value = f"{prefix}{b64_encode(data).decode()}:{b62_encode(int(time.time()))}"
     mac = _mac(settings.SECRET_KEY, salt).copy()
     mac.update(value.encode())
-    return f"{value}:{_b64(mac.digest())}"
+    return f"{value}:{b64_encode(mac.digest()).decode()}"
