@@ -1,8 +1,12 @@
 import os
 
 from django.core.asgi import get_asgi_application
+from django.urls import get_resolver
 
 # The entry points of a deployment run production settings unless told otherwise;
 # development goes through manage.py, whose default is crm.settings.local.
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "crm.settings.production")
 application = get_asgi_application()
+
+# The URLs, and with them the admin's ModelAdmins (crm.apps.AdminConfig), loaded now: not on the first request.
+get_resolver().url_patterns  # noqa: B018

@@ -10,6 +10,9 @@ from . import views
 handler400 = "api.problems.bad_request"
 handler500 = "api.problems.server_error"
 
+# The ModelAdmins of every app: crm.apps.AdminConfig leaves them to the URLs.
+admin.autodiscover()
+
 admin.site.site_header = "Lead nurturing CRM"
 admin.site.site_title = "CRM admin"
 admin.site.index_title = "Pipeline and records"
