@@ -10,10 +10,6 @@ batch, so consecutive deliveries to one receiver reuse its connection.
 import time
 from dataclasses import dataclass
 
-import certifi
-import urllib3
-from urllib3.exceptions import HTTPError
-
 from .targets import Target
 
 USER_AGENT = "CRM-Webhooks/1.0"
@@ -33,6 +29,10 @@ class Response:
 
 class Sender:
     def __init__(self, *, timeout: float, excerpt_bytes: int):
+        # Imported by the first Sender: a worker process that never delivers a webhook does not carry urllib3.
+        import urllib3
+
+        self._urllib3 = urllib3
         self.timeout = urllib3.Timeout(connect=timeout, read=timeout)
         self.excerpt_bytes = excerpt_bytes
         self._pools: dict[tuple, urllib3.HTTPConnectionPool] = {}
@@ -43,12 +43,14 @@ class Sender:
         if pool is None:
             options = {"host": target.address, "port": target.port, "timeout": self.timeout, "retries": False, "maxsize": 1}
             if target.scheme == "https":
-                pool = urllib3.HTTPSConnectionPool(
+                import certifi
+
+                pool = self._urllib3.HTTPSConnectionPool(
                     **options, server_hostname=target.host, assert_hostname=target.host,
                     cert_reqs="CERT_REQUIRED", ca_certs=certifi.where(),
                 )
             else:
-                pool = urllib3.HTTPConnectionPool(**options)
+                pool = self._urllib3.HTTPConnectionPool(**options)
             self._pools[key] = pool
         return pool
 
@@ -64,7 +66,7 @@ class Sender:
                 excerpt = response.read(self.excerpt_bytes, decode_content=False) or b""
             finally:
                 response.release_conn()
-        except (HTTPError, OSError) as exc:
+        except (self._urllib3.exceptions.HTTPError, OSError) as exc:
             return Response(None, "", _ms(started), _error_text(exc))
         error = ""
         if 300 <= response.status < 400:
