@@ -8,8 +8,8 @@ import pytest
 import time_machine
 from django.db import connection
 
-from nurturing import services
 from nurturing import claim as claim_module
+from nurturing import services
 from nurturing.claim import QUEUE_HORIZON, deliveries_claim, deliveries_queue_sort, deliveries_reap
 from nurturing.models import Delivery, DueDelivery, LaterDelivery
 from tests.factories import LeadFactory, sequence_with_steps
