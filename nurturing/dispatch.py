@@ -54,7 +54,7 @@ from .models import Delivery, DueDelivery, Enrollment, Sequence, SequenceVersion
 from .rendering import StepRenderer, latest_resources, lead_context
 from .send_policy import LIVE, plan_sends, suppressed_addresses
 from .services import delivery_due_at, next_step_after
-from .transport import OutcomeUnknown, SMTPSender, is_transient, retry_after
+from .transport import OutcomeUnknown, SMTPSender, is_transient, provider_outcome_unknown, retry_after
 from .variants import variants_assign
 
 S = Delivery.Status
@@ -268,7 +268,12 @@ class _Batch:
             send = SMTPSender(self.connection).send
         else:
             def send(message):
-                self.connection.send_messages([message])
+                try:
+                    self.connection.send_messages([message])
+                except Exception as exc:
+                    if provider_outcome_unknown(exc):
+                        raise OutcomeUnknown(f"The mail provider did not answer once it had the request: {exc}") from exc
+                    raise
 
         pending = list(self.emails)
         # How many emails go to `sending` at a time: at most this many per worker process are `unknown` when it

@@ -67,6 +67,36 @@ class OutcomeUnknown(Exception):
     it may or may not have been accepted, so it must not be sent again."""
 
 
+def provider_outcome_unknown(exc: Exception) -> bool:
+    """A provider's API call (through anymail) failed once the request may have reached the provider, before its
+    answer was read: the answer timed out, or the connection dropped mid-exchange. Whether it accepted the email is
+    not known. A failure to connect (refused, unreachable, TLS handshake, connect timeout) sent nothing."""
+    import requests
+    from anymail.exceptions import AnymailError
+    from urllib3.exceptions import MaxRetryError
+
+    try:
+        from botocore.exceptions import ConnectionClosedError, ReadTimeoutError
+        botocore_maybe_sent = (ConnectionClosedError, ReadTimeoutError)
+    except ImportError:  # Amazon SES's SDK is not installed: no such failure
+        botocore_maybe_sent = ()
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, botocore_maybe_sent):
+            return True
+        if not isinstance(exc, AnymailError):  # anymail's wrapper takes its cause's class: look at the cause
+            if isinstance(exc, (requests.exceptions.ReadTimeout, requests.exceptions.ChunkedEncodingError)):
+                return True
+            if isinstance(exc, requests.exceptions.ConnectionError) and not isinstance(exc, requests.exceptions.ConnectTimeout):
+                # requests wraps a failure to connect in MaxRetryError; a connection lost after the request was
+                # written (urllib3's ProtocolError: "Connection aborted", no answer) comes bare.
+                reason = exc.args[0] if exc.args else None
+                return not isinstance(reason, MaxRetryError)
+        exc = exc.__cause__  # anymail raises its error from the client's
+    return False
+
+
 # --- Serializing for SMTP -------------------------------------------------------------
 #
 # Django's SMTP backend sanitizes the addresses, builds the MIME message and

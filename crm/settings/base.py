@@ -240,6 +240,9 @@ ANYMAIL = {
     for key, value in env.ENVIRON.items()
     if key.startswith("ANYMAIL_")
 }
+# Amazon SES (anymail's boto3 backend): botocore would retry a call whose answer timed out, and so could send an
+# email twice. One attempt: the engine marks such an email unknown and retries only what surely was not sent.
+ANYMAIL.setdefault("AMAZON_SES_CLIENT_PARAMS", {"config": {"retries": {"total_max_attempts": 1}}})
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="CRM <crm@localhost>")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
 

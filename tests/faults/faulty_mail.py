@@ -112,10 +112,14 @@ class FaultySmtp(SmtpSink):
 
 class FakePostmark:
     """Postmark's /email endpoint on loopback: answers each POST by `plan` (a list of (status, Retry-After) used up
-    one per request; then 200), in Postmark's own response shapes. Keeps each request's time and delivery id."""
+    one per request; then 200), in Postmark's own response shapes. Keeps each request's time and delivery id.
 
-    def __init__(self, plan=()):
+    Two statuses answer nothing: "hang" takes the email and does not answer for `hang_seconds` (the client's read
+    timeout), "drop" takes it and closes the connection. Both count it as accepted: the provider had it."""
+
+    def __init__(self, plan=(), hang_seconds=3.0):
         self.plan = list(plan)
+        self.hang_seconds = hang_seconds
         self.lock = threading.Lock()
         self.requests = []  # (monotonic time, delivery id, status answered)
         self.accepted = {}  # delivery id -> MessageID given
@@ -132,9 +136,16 @@ class FakePostmark:
                 with fake.lock:
                     status, wait = fake.plan.pop(0) if fake.plan else (200, None)
                     fake.requests.append((time.monotonic(), delivery, status))
-                    if status == 200:
+                    if status in (200, "hang", "drop"):
                         message_id = str(uuid.uuid4())
                         fake.accepted.setdefault(delivery, []).append(message_id)
+                if status == "hang":
+                    time.sleep(fake.hang_seconds)
+                    self.close_connection = True
+                    return
+                if status == "drop":
+                    self.close_connection = True
+                    return
                 if status == 200:
                     answer = {"To": body["To"], "SubmittedAt": "2026-06-02T10:00:00.0000000Z", "MessageID": message_id,
                               "ErrorCode": 0, "Message": "OK"}

@@ -161,3 +161,87 @@ def test_the_mail_server_has_a_timeout():
     from django.conf import settings
 
     assert 0 < settings.EMAIL_TIMEOUT <= 60
+
+
+# --- A provider's HTTP API (Postmark's, through anymail's own backend, on loopback) ---------------------------
+
+
+def postmark(url, timeout=0.5):
+    from django.core.mail import get_connection
+
+    return get_connection("anymail.backends.postmark.EmailBackend", server_token="fault-test", api_url=url,
+                          requests_timeout=timeout)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("fault", ["hang", "drop"])
+def test_a_provider_that_had_the_request_but_never_answered_leaves_that_email_unknown_and_never_resends_it(fault):
+    from tests.faults.faulty_mail import FakePostmark
+
+    token, ids = claimed(3)
+    with FakePostmark(plan=[(200, None), (fault, None)], hang_seconds=2.0) as provider:
+        with time_machine.travel(SENDING_TIME, tick=True), pytest.raises(TransientSendError) as raised:
+            deliveries_send(ids=ids, token=token, connection=postmark(provider.url), now=MONDAY_10_UTC)
+        assert "did not answer once it had the request" in str(raised.value)
+        rows = {d.pk: d for d in Delivery.objects.filter(pk__in=ids)}
+        unknown = [d for d in rows.values() if d.status == "unknown"]
+        assert len(unknown) == 1 and sorted(d.status for d in rows.values()) == ["scheduled", "sent", "unknown"]
+        assert unknown[0].reason.startswith("The mail provider did not answer once it had the request: ")
+        assert unknown[0].reason.endswith("It may or may not have gone out, so it is not sent again.")
+        # The retry sends the one that waited, and never the unknown one, which the provider did have.
+        with time_machine.travel(SENDING_TIME + timedelta(seconds=15), tick=True):
+            deliveries_send(ids=ids, token=token, connection=postmark(provider.url), now=MONDAY_10_UTC)
+    assert sorted(Delivery.objects.filter(pk__in=ids).values_list("status", flat=True)) == ["sent", "sent", "unknown"]
+    assert sorted(len(accepted) for accepted in provider.accepted.values()) == [1, 1, 1]
+    assert [delivery for _, delivery, _ in provider.requests].count(str(unknown[0].pk)) == 1
+
+
+@pytest.mark.django_db
+def test_a_provider_that_cannot_be_reached_got_nothing_so_the_whole_batch_is_retried():
+    from tests.faults.faulty_mail import FakePostmark
+
+    token, ids = claimed(2)
+    closed = f"http://127.0.0.1:{free_port()}/"
+    with time_machine.travel(SENDING_TIME, tick=True), pytest.raises(TransientSendError):
+        deliveries_send(ids=ids, token=token, connection=postmark(closed), now=MONDAY_10_UTC)
+    assert sorted(Delivery.objects.filter(pk__in=ids).values_list("status", flat=True)) == ["scheduled", "scheduled"]
+
+    with FakePostmark() as provider, time_machine.travel(SENDING_TIME + timedelta(seconds=15), tick=True):
+        result = deliveries_send(ids=ids, token=token, connection=postmark(provider.url), now=MONDAY_10_UTC)
+    assert result.sent == 2
+    assert sorted(len(accepted) for accepted in provider.accepted.values()) == [1, 1]
+
+
+def test_which_provider_failures_may_have_sent_the_email():
+    """Amazon SES's SDK (botocore): an answer that timed out or a connection closed mid-call may have sent it;
+    a failure to reach the endpoint did not. anymail raises its own error from the SDK's, as these are."""
+    from anymail.exceptions import AnymailAPIError
+    from botocore.exceptions import ConnectionClosedError, EndpointConnectionError, ReadTimeoutError
+
+    from nurturing.transport import provider_outcome_unknown
+
+    def through_anymail(error):
+        try:
+            raise AnymailAPIError(str(error)) from error
+        except AnymailAPIError as exc:
+            return exc
+
+    url = "https://email.eu-west-1.amazonaws.com/"
+    assert provider_outcome_unknown(through_anymail(ReadTimeoutError(endpoint_url=url)))
+    assert provider_outcome_unknown(through_anymail(ConnectionClosedError(endpoint_url=url)))
+    assert not provider_outcome_unknown(through_anymail(EndpointConnectionError(endpoint_url=url)))
+    assert not provider_outcome_unknown(AnymailAPIError("Postmark answered 500"))
+
+
+def test_amazon_ses_is_asked_once_per_call_so_the_sdk_never_sends_again_on_its_own(monkeypatch):
+    from anymail.backends.amazon_ses import EmailBackend as SesBackend
+
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
+    backend = SesBackend()
+    backend.open()
+    try:
+        assert backend.client.meta.config.retries["total_max_attempts"] == 1
+    finally:
+        backend.close()
