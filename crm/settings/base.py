@@ -235,8 +235,16 @@ EMAIL_BACKEND = env.str("EMAIL_BACKEND", default=EMAIL_BACKEND)
 # Seconds an SMTP server may take to answer (Django's default waits forever: a server that stops answering
 # after DATA would hold the batch until its time limit).
 EMAIL_TIMEOUT = env.float("EMAIL_TIMEOUT", default=30.0)
+# The environment gives text; anymail's timeout and switches are read as what they are ("30" would fail every
+# send, "False" would be true).
+_ANYMAIL_FLOATS = {"REQUESTS_TIMEOUT"}
+_ANYMAIL_BOOLS = {"DEBUG_API_REQUESTS", "IGNORE_UNSUPPORTED_FEATURES", "IGNORE_RECIPIENT_STATUS"}
 ANYMAIL = {
-    key.removeprefix("ANYMAIL_"): value
+    key.removeprefix("ANYMAIL_"): (
+        env.float(key) if key.removeprefix("ANYMAIL_") in _ANYMAIL_FLOATS
+        else env.bool(key) if key.removeprefix("ANYMAIL_") in _ANYMAIL_BOOLS
+        else value
+    )
     for key, value in env.ENVIRON.items()
     if key.startswith("ANYMAIL_")
 }

@@ -196,6 +196,18 @@ def test_the_environment_switches_database_and_email_with_no_code_change(env, ex
     assert result.stdout.strip() == expected, result.stderr
 
 
+def test_anymails_timeout_and_switches_from_the_environment_are_numbers_and_booleans():
+    code = (
+        "import django; django.setup(); from django.conf import settings as s;"
+        "a = s.ANYMAIL; print(repr(a['REQUESTS_TIMEOUT']), a['DEBUG_API_REQUESTS'], a['IGNORE_RECIPIENT_STATUS'],"
+        " a['POSTMARK_SERVER_TOKEN'], a['AMAZON_SES_CLIENT_PARAMS']['config']['retries']['total_max_attempts'])"
+    )
+    env = {"DJANGO_SETTINGS_MODULE": "crm.settings.local", "ANYMAIL_REQUESTS_TIMEOUT": "7.5", "ANYMAIL_DEBUG_API_REQUESTS": "False",
+           "ANYMAIL_IGNORE_RECIPIENT_STATUS": "true", "ANYMAIL_POSTMARK_SERVER_TOKEN": "0123"}
+    result = run_python(code, env)
+    assert result.stdout.split() == ["7.5", "False", "True", "0123", "1"], result.stderr
+
+
 ENV_READ = re.compile(r"""\b(?:env|Env\(\))(?:\.\w+)?\(\s*["']([A-Z][A-Z0-9_]*)["']""")
 # Read through the ANYMAIL_ prefix rather than by name; the webhooks refuse every call without it.
 ENV_BY_PREFIX = {"ANYMAIL_WEBHOOK_SECRET"}

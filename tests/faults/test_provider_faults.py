@@ -16,9 +16,13 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 RETRY_AFTER = 3  # seconds the provider asks for; the worker's own back-off starts at 1
 
 
+HANG_SECONDS = 6  # a provider that stops answering: longer than the worker's read timeout
+READ_TIMEOUT = 2
+
+
 @pytest.fixture
 def provider(request):
-    with FakePostmark(plan=request.param) as fake:
+    with FakePostmark(plan=request.param, hang_seconds=HANG_SECONDS) as fake:
         yield fake
 
 
@@ -27,6 +31,7 @@ def worker_env(provider):
     return {
         "TEST_EMAIL_BACKEND": "anymail.backends.postmark.EmailBackend", "ANYMAIL_POSTMARK_SERVER_TOKEN": "fault-test",
         "ANYMAIL_POSTMARK_API_URL": provider.url, "CRM_NURTURE_RETRY_SECONDS": "1", "CRM_NURTURE_BATCH_SIZE": "100",
+        "ANYMAIL_REQUESTS_TIMEOUT": str(READ_TIMEOUT),
     }
 
 
@@ -80,3 +85,25 @@ def test_a_provider_answering_5xx_is_asked_again_with_back_off_and_gets_each_ema
     fault_record("provider_5xx", recovery_s=done - recovered_at, duplicates=0, lost=0, unknown=0, emails_due=40,
                  emails_accepted=len(result.received), requests=len(provider.requests), refusals_5xx=2,
                  outage_s=round(recovered_at - first_refusal, 2))
+
+
+@pytest.mark.parametrize("provider", [[(200, None)] * 10 + [("hang", None)]], indirect=True)
+def test_a_provider_that_stops_answering_once_it_has_an_email_leaves_that_one_unknown_and_sends_the_rest_once(
+        celery_worker_process, provider):
+    due_emails(40)
+    dispatch_due.apply_async(queue=celery_worker_process.queue)
+    done = drained(timeout=60)
+
+    assert done, celery_worker_process.log()[-3000:]
+    accepted = collections.Counter({delivery: len(ids) for delivery, ids in provider.accepted.items()})
+    result = outcome(accepted)
+    assert (result.duplicates, result.lost) == (0, 0)
+    hung = provider.requests[10][1]
+    assert result.unknown == [hung]  # the provider had it: it may have gone out, so it is not sent again
+    assert result.reasons[hung].startswith("The mail provider did not answer once it had the request")
+    assert len(result.ids("sent")) == 39
+    assert [delivery for _, delivery, _ in provider.requests].count(hung) == 1
+    hung_at = provider.requests[10][0]
+    fault_record("provider_no_answer", recovery_s=done - (hung_at + READ_TIMEOUT), duplicates=0, lost=0, unknown=1,
+                 emails_due=40, emails_accepted=len(result.received), requests=len(provider.requests),
+                 read_timeout_s=READ_TIMEOUT, explained=result.explained)
