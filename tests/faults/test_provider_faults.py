@@ -46,6 +46,15 @@ def sent_through(provider, count):
     return result
 
 
+def dispatched(worker, emails):
+    """`emails` due, the dispatcher's tick sent to the worker: the time every delivery was decided."""
+    due_emails(emails)
+    dispatch_due.apply_async(queue=worker.queue)
+    done = drained(timeout=60)
+    assert done, worker.log()[-3000:]
+    return done
+
+
 def refusal_and_next(provider, status):
     """When the first refusal was answered, and when the next request came."""
     times = [(at, answered) for at, _, answered in provider.requests]
@@ -56,11 +65,7 @@ def refusal_and_next(provider, status):
 @pytest.mark.parametrize("provider", [[(200, None)] * 10 + [(429, RETRY_AFTER)]], indirect=True)
 def test_a_provider_answering_429_is_asked_again_no_sooner_than_its_retry_after_and_gets_each_email_once(
         celery_worker_process, provider):
-    due_emails(40)
-    dispatch_due.apply_async(queue=celery_worker_process.queue)
-    done = drained(timeout=60)
-
-    assert done, celery_worker_process.log()[-3000:]
+    done = dispatched(celery_worker_process, 40)
     result = sent_through(provider, 40)
     refused_at, next_at = refusal_and_next(provider, 429)
     waited = next_at - refused_at
@@ -72,11 +77,7 @@ def test_a_provider_answering_429_is_asked_again_no_sooner_than_its_retry_after_
 
 @pytest.mark.parametrize("provider", [[(200, None)] * 10 + [(503, None), (500, None)]], indirect=True)
 def test_a_provider_answering_5xx_is_asked_again_with_back_off_and_gets_each_email_once(celery_worker_process, provider):
-    due_emails(40)
-    dispatch_due.apply_async(queue=celery_worker_process.queue)
-    done = drained(timeout=60)
-
-    assert done, celery_worker_process.log()[-3000:]
+    done = dispatched(celery_worker_process, 40)
     result = sent_through(provider, 40)
     assert [answered for _, _, answered in provider.requests].count(200) == 40
     _, recovered_at = refusal_and_next(provider, 500)
@@ -90,11 +91,7 @@ def test_a_provider_answering_5xx_is_asked_again_with_back_off_and_gets_each_ema
 @pytest.mark.parametrize("provider", [[(200, None)] * 10 + [("hang", None)]], indirect=True)
 def test_a_provider_that_stops_answering_once_it_has_an_email_leaves_that_one_unknown_and_sends_the_rest_once(
         celery_worker_process, provider):
-    due_emails(40)
-    dispatch_due.apply_async(queue=celery_worker_process.queue)
-    done = drained(timeout=60)
-
-    assert done, celery_worker_process.log()[-3000:]
+    done = dispatched(celery_worker_process, 40)
     accepted = collections.Counter({delivery: len(ids) for delivery, ids in provider.accepted.items()})
     result = outcome(accepted)
     assert (result.duplicates, result.lost) == (0, 0)
