@@ -45,7 +45,7 @@ class AnymailConfig(AppConfig):
     """anymail, its settings checks imported when the checks run.
 
     anymail's own config imports them at start, and with them `requests` (with urllib3 and charset_normalizer):
-    about 5 MB in every process, a worker's pool processes included, where nothing else uses it. A provider's
+    about 3 MB in every process, a worker's pool processes included, where nothing else uses it. A provider's
     backend still imports it when a worker first sends through that provider.
     """
 
