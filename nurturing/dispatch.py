@@ -25,6 +25,7 @@ The work is split by concern:
 These are plain functions, so tests call them directly with frozen time.
 """
 
+import smtplib
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -353,6 +354,18 @@ class _Batch:
             status=S.UNKNOWN, reason=reason[:500], updated_at=timezone.now(),
         )
 
+    def refused_at_connect(self, exc):
+        """The mail server refused the connection for good (a failed login, a 5xx greeting): nothing was sent. The
+        emails stay claimed, so they are tried again only when the claim goes stale (the reaper hands them back),
+        not on every tick; meanwhile each says why it has not gone out."""
+        if isinstance(exc, smtplib.SMTPResponseException):  # its words, not the bytes' repr
+            words = exc.smtp_error.decode(errors="replace") if isinstance(exc.smtp_error, bytes) else exc.smtp_error
+            exc = f"{exc.smtp_code} {words}"
+        reason = (f"Not sent yet: the mail server refused the connection ({exc}). Nothing was sent; "
+                  "it is tried again when its claim expires. Check the mail settings (EMAIL_URL).")
+        Delivery.objects.filter(pk__in=[d.pk for d in self.emails], status=S.SCHEDULED, queued__claim_token=self.token).update(
+            reason=reason[:500], updated_at=timezone.now())
+
     def _hand_back(self, rows):
         """Not sent (a transient failure): the rows started go back to claimed under this task's token, for its
         retry (the ones not started still are)."""
@@ -515,6 +528,7 @@ def deliveries_send(*, ids, token, connection=None, now: datetime | None = None)
         except Exception as exc:
             if is_transient(exc):  # the server is down or busy (421): nothing was tried, the rows stay claimed
                 raise TransientSendError(str(exc), retry_after=retry_after(exc)) from exc
+            batch.refused_at_connect(exc)
             raise
         try:
             batch.send_emails()

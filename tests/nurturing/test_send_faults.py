@@ -245,3 +245,25 @@ def test_amazon_ses_is_asked_once_per_call_so_the_sdk_never_sends_again_on_its_o
         assert backend.client.meta.config.retries["total_max_attempts"] == 1
     finally:
         backend.close()
+
+
+@pytest.mark.django_db
+def test_a_mail_server_refusing_the_login_sends_nothing_and_each_email_says_why_it_waits():
+    token, ids = claimed(2)
+    refused = smtplib.SMTPAuthenticationError(535, b"5.7.8 Authentication credentials invalid")
+    connection = Connection(on_open=lambda: (_ for _ in ()).throw(refused))
+
+    with time_machine.travel(SENDING_TIME, tick=False), pytest.raises(smtplib.SMTPAuthenticationError):
+        deliveries_send(ids=ids, token=token, connection=connection, now=MONDAY_10_UTC)
+
+    rows = list(Delivery.objects.filter(pk__in=ids).select_related("queued"))
+    assert [d.status for d in rows] == ["scheduled", "scheduled"]
+    assert all(d.queued.claim_token == token for d in rows)  # still claimed: tried again when the claim goes stale
+    assert all(d.reason.startswith("Not sent yet: the mail server refused the connection (") for d in rows)
+    assert all("(535 5.7.8 Authentication credentials invalid)" in d.reason and "EMAIL_URL" in d.reason for d in rows)
+    # Once the login works, the same claim sends both, and the reason is gone.
+    again = Connection()
+    with time_machine.travel(SENDING_TIME + timedelta(seconds=15), tick=False):
+        result = deliveries_send(ids=ids, token=token, connection=again, now=MONDAY_10_UTC)
+    assert result.sent == 2
+    assert list(Delivery.objects.filter(pk__in=ids).values_list("reason", flat=True)) == ["", ""]
