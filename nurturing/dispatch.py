@@ -358,10 +358,11 @@ class _Batch:
         """The mail server refused the connection for good (a failed login, a 5xx greeting): nothing was sent. The
         emails stay claimed, so they are tried again only when the claim goes stale (the reaper hands them back),
         not on every tick; meanwhile each says why it has not gone out."""
+        detail = str(exc)
         if isinstance(exc, smtplib.SMTPResponseException):  # its words, not the bytes' repr
             words = exc.smtp_error.decode(errors="replace") if isinstance(exc.smtp_error, bytes) else exc.smtp_error
-            exc = f"{exc.smtp_code} {words}"
-        reason = (f"Not sent yet: the mail server refused the connection ({exc}). Nothing was sent; "
+            detail = f"{exc.smtp_code} {words}"
+        reason = (f"Not sent yet: the mail server refused the connection ({detail}). Nothing was sent; "
                   "it is tried again when its claim expires. Check the mail settings (EMAIL_URL).")
         Delivery.objects.filter(pk__in=[d.pk for d in self.emails], status=S.SCHEDULED, queued__claim_token=self.token).update(
             reason=reason[:500], updated_at=timezone.now())
