@@ -133,7 +133,7 @@ def main(argv=None):
 
 
 class StackWorker(Worker):
-    """`celery -A crm worker` on the queues `make run`'s worker serves, with the web server's settings.
+    """`python -m crm.celeryd worker` on the queues `make run`'s worker serves, with the web server's settings.
 
     nurture_bench's Worker (its readiness check, processes, log and stop are reused) starts with
     crm.settings.local on the nurture bench's own queue; this one runs what production runs.
@@ -147,7 +147,7 @@ class StackWorker(Worker):
         self.name = f"load-bench-{uuid.uuid4().hex[:6]}@{socket.gethostname()}"
         queues = ",".join((settings.CELERY_TASK_DEFAULT_QUEUE, settings.CRM_WEBHOOKS_QUEUE, settings.CRM_IMPORTS_QUEUE,
                            settings.CRM_SCORING_QUEUE))
-        self.command = ["celery", "-A", "crm", "worker", "-l", "warning", "-Q", queues, f"--concurrency={concurrency}",
+        self.command = ["crm.celeryd", "worker", "-l", "warning", "-Q", queues, f"--concurrency={concurrency}",
                         "--without-gossip", "--without-mingle"]
         with open(self.log_path, "w") as log:
             self.proc = subprocess.Popen([sys.executable, "-m", *self.command, "-n", self.name], cwd=ROOT,
@@ -155,13 +155,13 @@ class StackWorker(Worker):
 
 
 class Beat:
-    """`celery -A crm beat`: the ticks production runs (capture and tracking ingest, the dispatcher, scoring...)."""
+    """`python -m crm.celeryd beat`: the ticks production runs (capture and tracking ingest, the dispatcher, scoring...)."""
 
     def __init__(self, workdir: Path):
         self.log_path = workdir / "beat.log"
         with open(self.log_path, "w") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "celery", "-A", "crm", "beat", "-l", "warning", "-s", str(workdir / "beat-schedule")],
+                [sys.executable, "-m", "crm.celeryd", "beat", "-l", "warning", "-s", str(workdir / "beat-schedule")],
                 cwd=ROOT, env=os.environ.copy(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
             )
 
@@ -627,7 +627,7 @@ def report(args, data, warmup, quiet, alone, load, calibration, started, load_st
                         "CRM_CAPTURE_MIN_FILL_SECONDS=0, STATIC_ROOT in a temporary folder)",
             "https": "X-Forwarded-Proto: https on every request, as from a TLS proxy",
         },
-        "worker": {"command": " ".join(worker_command), "beat": "celery -A crm beat (the project's schedule)",
+        "worker": {"command": " ".join(worker_command), "beat": "python -m crm.celeryd beat (the project's schedule)",
                    "email": "SMTP to nurture_bench's sink on loopback"},
         "load_generator": {"tool": locust_version(), "locustfile": "bench/locustfile.py", "loopback": True,
                            "pace": "constant_throughput per user: the same offered load in both phases",

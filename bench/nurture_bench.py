@@ -547,7 +547,7 @@ def proc_stats():
         yield int(entry), stat[stat.index("(") + 1 : stat.rindex(")")], stat[stat.rindex(")") + 2 :].split()
 
 class Worker:
-    """`celery -A crm worker --concurrency=N` on the bench database, Redis DB and sink, in its own session."""
+    """`python -m crm.celeryd worker --concurrency=N` on the bench database, Redis DB and sink, in its own session."""
 
     def __init__(self, args, sink, workdir, extra_env=None):
         self.log_path = workdir / "worker.log"
@@ -569,7 +569,7 @@ class Worker:
         self.name = f"nurture-bench-{uuid.uuid4().hex[:6]}@{socket.gethostname()}"
         with open(self.log_path, "w") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "celery", "-A", "crm", "worker", "-l", "warning", "-Q", QUEUE,
+                [sys.executable, "-m", "crm.celeryd", "worker", "-l", "warning", "-Q", QUEUE,
                  f"--concurrency={args.concurrency}", "--include", "bench.nurture_worker", "-n", self.name,
                  "--without-gossip", "--without-mingle"],
                 cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
@@ -1328,7 +1328,7 @@ def report(args, data, engine, naive, limit, claim, events, worker_log_tail, sta
         "claim": claim,
         "email_sent_event": events,
         "worker": {
-            "command": f"celery -A crm worker --concurrency={args.concurrency} --include bench.nurture_worker",
+            "command": f"python -m crm.celeryd worker --concurrency={args.concurrency} --include bench.nurture_worker",
             "settings": "crm.settings.local, DEBUG off, log level WARNING",
             "log_tail": worker_log_tail.splitlines()[-10:],
         },

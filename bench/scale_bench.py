@@ -16,7 +16,7 @@ protected mode refuses clients from other addresses, and pg_hba.conf trusts
 only 127.0.0.1, so the forwarders, which connect from loopback, need no change to either.
 The SMTP sink (nurture_bench's) listens on the veth addresses.
 
-Each host runs the same command, `celery -A crm worker --concurrency=2`, with its
+Each host runs the same command, `python -m crm.celeryd worker --concurrency=2`, with its
 settings in environment variables only (DATABASE_URL, CELERY_BROKER_URL,
 EMAIL_URL naming its side of the veth pair): adding a host is starting that
 command on it. Measured in one run, on its own database (`crm_bench_scale`,
@@ -187,7 +187,7 @@ def host_url(url: str, address: str) -> str:
 
 def worker_argv(concurrency: int) -> list[str]:
     """The command every host runs: nothing in it names a host."""
-    return [sys.executable, "-m", "celery", "-A", "crm", "worker", "-l", "warning", f"--concurrency={concurrency}",
+    return [sys.executable, "-m", "crm.celeryd", "worker", "-l", "warning", f"--concurrency={concurrency}",
             "--without-gossip", "--without-mingle"]
 
 
@@ -206,7 +206,7 @@ def worker_env(args, host: Host, sink: Sink) -> dict:
 
 
 class HostWorker:
-    """`celery -A crm worker` on a host: started in the host's cgroup (before it forks its pool, which inherits
+    """`python -m crm.celeryd worker` on a host: started in the host's cgroup (before it forks its pool, which inherits
     it), in its network namespace and with its host name."""
 
     def __init__(self, args, host: Host, sink: Sink, workdir: Path):

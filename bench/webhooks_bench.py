@@ -251,7 +251,7 @@ class Worker:
         self.log_path = log_path
         with open(log_path, "a") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "celery", "-A", "crm", "worker", "-l", "warning", "-Q", QUEUE,
+                [sys.executable, "-m", "crm.celeryd", "worker", "-l", "warning", "-Q", QUEUE,
                  f"--concurrency={args.concurrency}", "-n", self.name, "--without-gossip", "--without-mingle"],
                 cwd=ROOT, env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
             )

@@ -1,4 +1,4 @@
-"""The Celery app. Workers and beat start with `celery -A crm worker|beat`.
+"""The Celery app. Workers and beat start with `python -m crm.celeryd worker|beat` (or `celery -A crm …`).
 
 Like the WSGI app, they run production settings unless DJANGO_SETTINGS_MODULE
 says otherwise (`make run` starts them with crm.settings.local).

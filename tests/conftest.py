@@ -190,7 +190,7 @@ def start_worker(queue, env_extra, log_path, concurrency=2):
     env = celery_env(queue, env_extra)
     log = open(log_path, "a")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "crm", "worker", "-l", "info", "-Q", queue,
+        [sys.executable, "-m", "crm.celeryd", "worker", "-l", "info", "-Q", queue,
          f"--concurrency={concurrency}", "-n", f"{queue}-{uuid.uuid4().hex[:4]}@%h", "--without-gossip", "--without-mingle"],
         cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
     )

@@ -68,7 +68,7 @@ def start_beat(queue, env_extra, tmp_path, name="beat"):
     env = celery_env(queue, env_extra)
     with open(log_path, "a") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "crm", "beat", "-l", "info", "-s", str(tmp_path / f"{name}-schedule"),
+            [sys.executable, "-m", "crm.celeryd", "beat", "-l", "info", "-s", str(tmp_path / f"{name}-schedule"),
              "--pidfile="],
             cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )

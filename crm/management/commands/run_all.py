@@ -57,10 +57,10 @@ class Command(BaseCommand):
             "web": [python, "manage.py", "runserver", f"{host}:{port}", "--noreload"],
             # The default queue, the outbound webhooks' own (CRM_WEBHOOKS_QUEUE), the lead imports' (CRM_IMPORTS_QUEUE)
             # and rescoring's (CRM_SCORING_QUEUE).
-            "worker": [python, "-m", "celery", "-A", "crm", "worker", "-l", "info", f"--concurrency={concurrency}", "-n", "worker@%h",
+            "worker": [python, "-m", "crm.celeryd", "worker", "-l", "info", f"--concurrency={concurrency}", "-n", "worker@%h",
                        "-Q", f"{settings.CELERY_TASK_DEFAULT_QUEUE},{settings.CRM_WEBHOOKS_QUEUE},{settings.CRM_IMPORTS_QUEUE},"
                        f"{settings.CRM_SCORING_QUEUE}"],
-            "beat": [python, "-m", "celery", "-A", "crm", "beat", "-l", "info", "-s", settings.CELERY_BEAT_SCHEDULE_FILENAME],
+            "beat": [python, "-m", "crm.celeryd", "beat", "-l", "info", "-s", settings.CELERY_BEAT_SCHEDULE_FILENAME],
         }
         env = child_environment(host=host, port=port)
         self._banner(host, port, env["CRM_SITE_URL"])
