@@ -37,6 +37,10 @@ from .models import Delivery, DueDelivery, LaterDelivery
 
 S = Delivery.Status
 
+# The reason a claimed email carries when its worker could not send it and holds it until the claim expires
+# (the mail server refused the connection). The reaper hands such rows back without writing over it.
+NOT_SENT_YET = "Not sent yet: "
+
 # How far ahead the near end of the queue reaches. Past it, rows wait in LaterDelivery; a claim brings
 # back what came within it before it claims, so a row is never missed for being at the far end.
 QUEUE_HORIZON = timedelta(minutes=30)
@@ -181,7 +185,7 @@ def deliveries_reap(*, now: datetime | None = None, stale_after: timedelta | Non
                      .select_for_update(skip_locked=True).values_list("delivery_id", flat=True))
         handed_back = DueDelivery.objects.filter(delivery_id__in=stale).update(claim_token=None, claimed_at=None)
         if stale:
-            Delivery.objects.filter(pk__in=stale, status=S.SCHEDULED).update(
+            Delivery.objects.filter(pk__in=stale, status=S.SCHEDULED).exclude(reason__startswith=NOT_SENT_YET).update(
                 reason="Handed back: the worker that claimed it never started it.", updated_at=now)
     unknown = Delivery.objects.filter(status=S.SENDING, claimed_at__lt=cutoff).update(
         status=S.UNKNOWN, updated_at=now,

@@ -48,7 +48,7 @@ from core.inserts import rows_insert
 from leads import services as lead_services
 from leads.models import Campaign, Lead
 
-from .claim import claims_renew
+from .claim import NOT_SENT_YET, claims_renew
 from .compose import nurture_email, unsubscribe_token, unsubscribe_url
 from .content_library import BatchContent
 from .models import Delivery, DueDelivery, Enrollment, Sequence, SequenceVersion, Step, StepVariant
@@ -362,7 +362,7 @@ class _Batch:
         if isinstance(exc, smtplib.SMTPResponseException):  # its words, not the bytes' repr
             words = exc.smtp_error.decode(errors="replace") if isinstance(exc.smtp_error, bytes) else exc.smtp_error
             detail = f"{exc.smtp_code} {words}"
-        reason = (f"Not sent yet: the mail server refused the connection ({detail}). Nothing was sent; "
+        reason = (f"{NOT_SENT_YET}the mail server refused the connection ({detail}). Nothing was sent; "
                   "it is tried again when its claim expires. Check the mail settings (EMAIL_URL).")
         Delivery.objects.filter(pk__in=[d.pk for d in self.emails], status=S.SCHEDULED, queued__claim_token=self.token).update(
             reason=reason[:500], updated_at=timezone.now())

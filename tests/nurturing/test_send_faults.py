@@ -13,7 +13,7 @@ from aiosmtpd.controller import Controller
 from django.core.mail import EmailMessage
 from django.core.mail.backends.smtp import EmailBackend
 
-from nurturing.claim import deliveries_claim
+from nurturing.claim import deliveries_claim, deliveries_reap
 from nurturing.dispatch import TransientSendError, deliveries_send
 from nurturing.models import Delivery
 from nurturing.tasks import send_batch
@@ -261,9 +261,15 @@ def test_a_mail_server_refusing_the_login_sends_nothing_and_each_email_says_why_
     assert all(d.queued.claim_token == token for d in rows)  # still claimed: tried again when the claim goes stale
     assert all(d.reason.startswith("Not sent yet: the mail server refused the connection (") for d in rows)
     assert all("(535 5.7.8 Authentication credentials invalid)" in d.reason and "EMAIL_URL" in d.reason for d in rows)
-    # Once the login works, the same claim sends both, and the reason is gone.
-    again = Connection()
-    with time_machine.travel(SENDING_TIME + timedelta(seconds=15), tick=False):
-        result = deliveries_send(ids=ids, token=token, connection=again, now=MONDAY_10_UTC)
-    assert result.sent == 2
+    # The claim expires: the reaper hands them back, and each still says why it has not gone out.
+    with time_machine.travel(SENDING_TIME + timedelta(hours=1), tick=False):
+        assert deliveries_reap() == (2, 0)
+    reaped = list(Delivery.objects.filter(pk__in=ids).select_related("queued"))
+    assert [(d.status, d.queued.claim_token) for d in reaped] == [("scheduled", None)] * 2
+    assert [d.reason for d in reaped] == [d.reason for d in rows]
+    # Once the login works, a new claim sends both, and the reason is gone.
+    with time_machine.travel(SENDING_TIME + timedelta(hours=1, seconds=15), tick=False):
+        token, claimed_again = deliveries_claim(limit=10)
+        result = deliveries_send(ids=claimed_again, token=token, connection=Connection(), now=MONDAY_10_UTC)
+    assert sorted(claimed_again) == sorted(ids) and result.sent == 2
     assert list(Delivery.objects.filter(pk__in=ids).values_list("reason", flat=True)) == ["", ""]
