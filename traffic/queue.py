@@ -12,10 +12,11 @@ Two backends, chosen by CRM_TRACKING_QUEUE_URL:
   Redis list shared by every web and worker host. Any number of drains take
   their own batches at once; the list is capped (CRM_TRACKING_QUEUE_MAX) so a stopped
   worker makes the endpoint answer 503 instead of filling Redis's memory.
-- `spool:` (the embedded default): JSON lines appended under a file lock to
-  var/tracking/current.jsonl on this host. A drain renames the file under the
-  same lock and reads it whole; a writer that opened the old name notices and
-  writes to the new file. Fit for one host, as the embedded default is.
+- `spool:` (the embedded default): JSON lines appended to
+  var/tracking/current.jsonl on this host, under a lock on a file of its own
+  (spool.lock). A drain renames the file under the same lock and reads it
+  whole, so a writer always appends to the file of the moment, however often
+  drains take it. Fit for one host, as the embedded default is.
 """
 
 import errno
@@ -46,27 +47,33 @@ class SpoolQueue:
         self.directory = Path(directory)
         self.current = self.directory / "current.jsonl"
 
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        """The spool's lock, held by a writer while it appends and by a drain while it takes the file away.
+
+        On a file of its own, which never moves: locking current.jsonl itself let a drain rename it between a
+        writer's open and its lock, and a writer racing a busy drain could lose every retry.
+        """
+        lock = os.open(self.directory / "spool.lock", os.O_WRONLY | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(lock)  # releases the lock
+
     def push(self, hit: dict) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
         line = (_dumps(hit) + "\n").encode()
-        for _ in range(10):
+        with self._locked():
             fd = os.open(self.current, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
             try:
-                fcntl.flock(fd, fcntl.LOCK_EX)
-                try:
-                    same = os.stat(self.current).st_ino == os.fstat(fd).st_ino
-                except FileNotFoundError:
-                    same = False
-                if same:  # not renamed by a drain between our open and our lock
-                    # The cap in bytes: a queued hit takes about half a kilobyte, a few at most.
-                    size = os.fstat(fd).st_size
-                    if size >= settings.CRM_TRACKING_QUEUE_MAX * 1024:
-                        raise QueueFull("The tracking spool is full: is the ingest worker running?")
-                    self._append(fd, line, size)
-                    return
+                # The cap in bytes: a queued hit takes about half a kilobyte, a few at most.
+                size = os.fstat(fd).st_size
+                if size >= settings.CRM_TRACKING_QUEUE_MAX * 1024:
+                    raise QueueFull("The tracking spool is full: is the ingest worker running?")
+                self._append(fd, line, size)
             finally:
-                os.close(fd)  # releases the lock
-        raise QueueFull("The tracking spool kept moving under this writer.")
+                os.close(fd)
 
     @staticmethod
     def _append(fd: int, line: bytes, size: int) -> None:
@@ -97,12 +104,8 @@ class SpoolQueue:
             batches = sorted(self.directory.glob("batch-*.jsonl"))
             if not batches and self.current.exists():
                 taken = self.directory / f"batch-{time.time_ns():020d}-{uuid.uuid4().hex[:8]}.jsonl"
-                fd = os.open(self.current, os.O_WRONLY)
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX)  # no write is half done when the file moves
+                with self._locked():  # no write is half done when the file moves
                     os.rename(self.current, taken)
-                finally:
-                    os.close(fd)
                 batches = [taken]
             hits, files = [], []
             for path in batches:

@@ -272,6 +272,42 @@ def test_writers_racing_a_drain_lose_no_hit(tmp_path):
     assert sorted(drained) == sorted(f"{n}-{i}" for n in range(4) for i in range(300))
 
 
+def test_a_drain_arriving_in_the_middle_of_every_write_makes_none_fail(tmp_path, monkeypatch):
+    """A drain that comes for the spool just as each writer has opened it: the writer finishes its line first
+    (the drain waits for the spool's lock), and the drain then takes it. Before, each such drain moved the file
+    away from under the writer, which tried again and gave up after ten moves with QueueFull."""
+    import os
+    import threading
+
+    from traffic.queue import SpoolQueue
+
+    queue = SpoolQueue(tmp_path / "spool")
+    drained, drains = [], []
+    real_open = os.open
+
+    def drain():
+        with queue.drain(100) as hits:
+            drained.extend(h["id"] for h in hits)
+
+    def open_and_send_a_drain(path, flags, *args, **kwargs):
+        fd = real_open(path, flags, *args, **kwargs)
+        if flags & os.O_APPEND and os.fspath(path) == os.fspath(queue.current):  # a writer opening the spool
+            drains.append(threading.Thread(target=drain))
+            drains[-1].start()
+            drains[-1].join(timeout=0.1)  # the drain's chance to take the file now
+        return fd
+
+    monkeypatch.setattr(os, "open", open_and_send_a_drain)
+    for i in range(10):
+        queue.push({"id": f"hit-{i}"})
+    for thread in drains:
+        thread.join()
+    monkeypatch.undo()
+    drain()
+
+    assert sorted(drained) == sorted(f"hit-{i}" for i in range(10))
+
+
 def test_a_full_queue_answers_503_and_the_hit_is_not_counted(client, tracking):
     tracking.CRM_TRACKING_QUEUE_MAX = 2  # the spool counts about a kilobyte a hit
     statuses = [post(client, view(v=f"{i:032d}")).status_code for i in range(10)]
