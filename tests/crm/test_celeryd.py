@@ -19,22 +19,22 @@ ROOT = Path(__file__).resolve().parent.parent.parent
 SHELL_LIBRARIES = ("click_repl", "prompt_toolkit")
 
 
-def modules_after(code: str) -> set[str]:
-    result = subprocess.run(
-        [sys.executable, "-c", f"{code}\nimport sys\nprint(' '.join(sys.modules))"],
+def run_python(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, *args],
         cwd=ROOT, env={**os.environ, "DJANGO_SETTINGS_MODULE": "crm.settings.test"},
         capture_output=True, text=True, timeout=120,
     )
+
+
+def modules_after(code: str) -> set[str]:
+    result = run_python("-c", f"{code}\nimport sys\nprint(' '.join(sys.modules))")
     assert result.returncode == 0, result.stderr[-3000:]
     return set(result.stdout.split())
 
 
 def run_launcher(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "crm.celeryd", *args],
-        cwd=ROOT, env={**os.environ, "DJANGO_SETTINGS_MODULE": "crm.settings.test"},
-        capture_output=True, text=True, timeout=120,
-    )
+    return run_python("-m", "crm.celeryd", *args)
 
 
 def test_the_launcher_loads_no_interactive_shell_where_celerys_command_line_does():
